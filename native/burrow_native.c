@@ -1,0 +1,87 @@
+/* burrow native addon: small syscalls Node does not expose.
+ * dup(fd) -> new descriptor (F_DUPFD_CLOEXEC) so a worker thread can own a socket the acceptor thread accepted
+ * (DESIGN.md §1 "Handoff mechanism"). Not on the per-chunk hot path: called once per handed-off connection. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <node_api.h>
+
+/* Throw an Error whose code is the errno name (EBADF, EMFILE...) and whose message says what failed. */
+static void throw_errno(napi_env env, const char *what, int err) {
+  const char *name;
+  switch (err) {
+    case EBADF: name = "EBADF"; break;
+    case EMFILE: name = "EMFILE"; break;
+    case ENFILE: name = "ENFILE"; break;
+    case EINVAL: name = "EINVAL"; break;
+    case EINTR: name = "EINTR"; break;
+    default: name = "EUNKNOWN"; break;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s failed: %s (%s)", what, strerror(err), name);
+  napi_throw_error(env, name, msg);
+}
+
+static napi_value Dup(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dup(fd): fd is required (a non-negative integer)");
+    return NULL;
+  }
+  napi_valuetype t;
+  napi_typeof(env, argv[0], &t);
+  if (t != napi_number) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dup(fd): fd must be a non-negative integer");
+    return NULL;
+  }
+  int32_t fd;
+  napi_get_value_int32(env, argv[0], &fd);
+  if (fd < 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "dup(fd): fd must be a non-negative integer");
+    return NULL;
+  }
+  int nfd;
+  do {
+    nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  } while (nfd < 0 && errno == EINTR);
+  if (nfd < 0) {
+    throw_errno(env, "fcntl(F_DUPFD_CLOEXEC)", errno);
+    return NULL;
+  }
+  napi_value out;
+  napi_create_int32(env, nfd, &out);
+  return out;
+}
+
+/* close(fd): used only to release a duplicate that could not be handed over (worker gone). */
+static napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "close(fd): fd must be a non-negative integer");
+    return NULL;
+  }
+  if (close(fd) != 0 && errno != EINTR) {
+    throw_errno(env, "close", errno);
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"dup", NULL, Dup, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

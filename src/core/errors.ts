@@ -1,0 +1,44 @@
+// BurrowError and the registry of stable error codes. Every code here is listed in docs/errors.md
+// (checked by test/unit/core/errors.test.ts). Not on the hot path: errors are built only on failure.
+
+/** Stable error codes: `BURROW_ERR_<AREA>_<WHAT>`. Never renumber or rename; add new ones at the end of an area. */
+export const ERROR_CODES = {
+  // native addon
+  BURROW_ERR_NATIVE_UNAVAILABLE: 'The native addon (native/) is not built; fd handoff to worker threads is off.',
+  BURROW_ERR_NATIVE_DUP: 'dup(fd) failed in the native addon.',
+  // frame codec / mux protocol
+  BURROW_ERR_MUX_PROTOCOL: 'The peer broke the muxado framing rules.',
+  BURROW_ERR_MUX_FRAME_SIZE: 'A frame announced a length above the accepted maximum.',
+  BURROW_ERR_MUX_FLOW_CONTROL: 'The peer sent more data than the stream window allows, or overflowed a window.',
+  BURROW_ERR_MUX_STREAM_CLOSED: 'Data or a write arrived for a stream that is closed in that direction.',
+  BURROW_ERR_MUX_STREAM_REFUSED: 'The stream was refused (accept backlog full, stream limit, or session going away).',
+  BURROW_ERR_MUX_STREAM_RESET: 'The peer reset the stream.',
+  BURROW_ERR_MUX_SESSION_CLOSED: 'The mux session is closed.',
+  BURROW_ERR_MUX_GOAWAY: 'The peer sent GOAWAY; no new streams may be opened.',
+  BURROW_ERR_MUX_HEARTBEAT_TIMEOUT: 'No heartbeat answer arrived within the tolerance; the session is considered dead.',
+  BURROW_ERR_MUX_TRANSPORT: 'The underlying connection failed or ended.',
+  BURROW_ERR_MUX_STREAMS_EXHAUSTED: 'No stream ids are left on this session.',
+  // typed streams, RPC, ProxyHeader
+  BURROW_ERR_RPC_TOO_LARGE: 'An RPC JSON message exceeded the size limit.',
+  BURROW_ERR_RPC_BAD_JSON: 'An RPC message was not a single JSON object.',
+  BURROW_ERR_RPC_REMOTE: 'The remote side answered the RPC with an Error field.',
+  BURROW_ERR_RPC_INCOMPLETE: 'The stream ended before a complete RPC message arrived.',
+  BURROW_ERR_PROXY_HEADER: 'A ProxyHeader was malformed or too large.',
+  BURROW_ERR_TYPED_STREAM: 'A typed stream ended before its 4-byte type, or had an unknown type.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The one error class burrow throws or emits. `code` is stable and documented; `message` is for humans. */
+export class BurrowError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BurrowError';
+    this.code = code;
+  }
+}
+
+export function isBurrowError(err: unknown, code?: ErrorCode): err is BurrowError {
+  return err instanceof BurrowError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,77 @@
+// Loads the C addon from native/ (dup(fd) for thread handoff, DESIGN.md §1) and reports whether it is there.
+// The only module that touches native/. Not on the per-chunk hot path: dup runs once per handed-off connection.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BurrowError } from '../core/errors.js';
+
+interface NativeBinding {
+  dup(fd: number): number;
+  close(fd: number): void;
+}
+
+export interface NativeAddon {
+  /** Whether the addon loaded; when false, `reason` says why and `dup`/`close` throw BURROW_ERR_NATIVE_UNAVAILABLE. */
+  readonly available: boolean;
+  readonly reason: string;
+  readonly path: string | null;
+  /** Duplicate `fd` with F_DUPFD_CLOEXEC; the caller owns the new descriptor. */
+  dup(fd: number): number;
+  /** Close a descriptor that was duplicated but never handed to a socket. */
+  close(fd: number): void;
+}
+
+function findPackageRoot(): string {
+  // dist/src/native/native-addon.js or src/native/native-addon.ts: walk up to the folder holding native/.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'native', 'binding.gyp'))) return dir;
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+function load(): NativeAddon {
+  const root = findPackageRoot();
+  const path = join(root, 'native', 'build', 'Release', 'burrow_native.node');
+  let binding: NativeBinding | null = null;
+  let reason = 'loaded';
+  if (process.env.BURROW_DISABLE_NATIVE === '1') {
+    reason = 'disabled by BURROW_DISABLE_NATIVE=1';
+  } else if (!existsSync(path)) {
+    reason = `${path} is missing: the native build did not run or failed (run \`npm rebuild burrow\` with python3, make and a C compiler installed)`;
+  } else {
+    try {
+      binding = createRequire(import.meta.url)(path) as NativeBinding;
+    } catch (err) {
+      reason = `loading ${path} failed: ${(err as Error).message}`;
+    }
+  }
+  const unavailable = (): never => {
+    throw new BurrowError('BURROW_ERR_NATIVE_UNAVAILABLE', `native addon unavailable: ${reason}`);
+  };
+  if (binding === null) {
+    return { available: false, reason, path: null, dup: unavailable, close: unavailable };
+  }
+  const b = binding;
+  return {
+    available: true,
+    reason,
+    path,
+    dup(fd: number): number {
+      try {
+        return b.dup(fd);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        throw new BurrowError('BURROW_ERR_NATIVE_DUP', `dup(${fd}) failed: ${e.message}`, { cause: err });
+      }
+    },
+    close(fd: number): void {
+      b.close(fd);
+    },
+  };
+}
+
+/** The process-wide addon handle (loaded once per thread on first import). */
+export const nativeAddon: NativeAddon = load();
