@@ -1,0 +1,166 @@
+// Heartbeat over a typed stream (type 0xFFFFFFFF, PROTOCOL.md §Heartbeat): the agent opens the stream and writes a
+// 4-byte id every interval; the relay echoes each id; the agent measures RTT and fails the session when an answer
+// is later than the tolerance. Not on the data path.
+import { randomInt } from 'node:crypto';
+import { BurrowError } from '../core/errors.js';
+import { MUX_ENHANCE_YOUR_CALM } from '../protocol/error-codes.js';
+import { HEARTBEAT_ID_SIZE as ID_SIZE, STREAM_TYPE_HEARTBEAT } from '../protocol/messages.js';
+import type { MuxSession } from './mux-session.js';
+import type { MuxStream } from './mux-stream.js';
+import { openTypedStream } from './typed-stream.js';
+
+export interface HeartbeatServeOptions {
+  /** Beats per second allowed on average; beyond `burst` above that the session is terminated (flood). */
+  maxPerSecond?: number;
+  burst?: number;
+  /**
+   * End the session when no beat arrives for this long (0 = off). The ngrok SDKs do not act on a missed beat
+   * themselves, so the relay must (PROTOCOL.md §Heartbeat); use interval + tolerance from the agent's Auth.
+   */
+  livenessMs?: number;
+  /** Clock in ms (tests). */
+  now?: () => number;
+}
+
+/**
+ * Relay role: echo every id on an accepted heartbeat stream. Echoes honour backpressure (a peer that does not read
+ * its echoes stalls on the stream window, so memory stays bounded). A peer that beats faster than the allowance is
+ * sent GOAWAY EnhanceYourCalm and the session is ended.
+ */
+export function serveHeartbeat(session: MuxSession, stream: MuxStream, options: HeartbeatServeOptions = {}): void {
+  const rate = options.maxPerSecond ?? 20;
+  const burst = options.burst ?? 50;
+  const now = options.now ?? Date.now;
+  let tokens = burst;
+  let last = now();
+  const livenessMs = options.livenessMs ?? 0;
+  let watchdog: NodeJS.Timeout | null = null;
+  if (livenessMs > 0) {
+    watchdog = setTimeout(() => {
+      session.destroy(
+        new BurrowError('BURROW_ERR_MUX_HEARTBEAT_TIMEOUT', `agent sent no heartbeat for ${livenessMs} ms; session closed`),
+      );
+    }, livenessMs);
+    watchdog.unref();
+    session.once('close', () => clearTimeout(watchdog!));
+    stream.once('close', () => clearTimeout(watchdog!));
+  }
+  stream.on('error', () => {}); // the session reports its own failure; a reset heartbeat stream needs no more
+  stream.on('data', (chunk: Buffer) => {
+    if (watchdog !== null) watchdog.refresh();
+    const t = now();
+    tokens = Math.min(burst, tokens + ((t - last) * rate) / 1000);
+    last = t;
+    tokens -= chunk.length / ID_SIZE;
+    if (tokens < 0) {
+      session.terminate(MUX_ENHANCE_YOUR_CALM, `heartbeat flood: more than ${rate}/s (burst ${burst})`);
+      return;
+    }
+    if (!stream.write(chunk)) {
+      stream.pause();
+      stream.once('drain', () => stream.resume());
+    }
+  });
+  stream.on('end', () => stream.end());
+}
+
+export interface HeartbeaterOptions {
+  /** Time between beats (default 10 s, as the ngrok SDKs). */
+  intervalMs?: number;
+  /** How late an answer may be before the session is declared dead (default 15 s). */
+  toleranceMs?: number;
+  /** Called with each measured round-trip time in ms. */
+  onRtt?: (ms: number) => void;
+}
+
+/**
+ * Agent role: opens the heartbeat stream and beats. On a missed answer the session is destroyed with
+ * BURROW_ERR_MUX_HEARTBEAT_TIMEOUT. stop() ends the stream; it also stops when the session closes.
+ */
+export class Heartbeater {
+  private readonly session: MuxSession;
+  private readonly intervalMs: number;
+  private readonly toleranceMs: number;
+  private readonly onRtt: ((ms: number) => void) | undefined;
+  private stream: MuxStream | null;
+  private interval: NodeJS.Timeout | null;
+  private deadline: NodeJS.Timeout | null;
+  private outstandingId: number;
+  private sentAt: bigint;
+  private pending: Buffer;
+  /** Last measured RTT in ms (NaN before the first answer). */
+  lastRttMs: number;
+
+  constructor(session: MuxSession, options: HeartbeaterOptions = {}) {
+    this.session = session;
+    this.intervalMs = options.intervalMs ?? 10_000;
+    this.toleranceMs = options.toleranceMs ?? 15_000;
+    this.onRtt = options.onRtt;
+    this.stream = null;
+    this.interval = null;
+    this.deadline = null;
+    this.outstandingId = -1;
+    this.sentAt = 0n;
+    this.pending = Buffer.alloc(0);
+    this.lastRttMs = Number.NaN;
+  }
+
+  start(): void {
+    if (this.stream !== null) return;
+    const s = openTypedStream(this.session, STREAM_TYPE_HEARTBEAT);
+    this.stream = s;
+    s.on('error', () => this.stop());
+    s.on('data', (chunk: Buffer) => this.onEcho(chunk));
+    s.on('end', () => this.stop());
+    this.session.once('close', () => this.stop());
+    this.beat();
+    this.interval = setInterval(() => this.beat(), this.intervalMs);
+    this.interval.unref();
+  }
+
+  stop(): void {
+    if (this.interval !== null) clearInterval(this.interval);
+    if (this.deadline !== null) clearTimeout(this.deadline);
+    this.interval = null;
+    this.deadline = null;
+    const s = this.stream;
+    if (s !== null && !s.destroyed) s.end();
+  }
+
+  private beat(): void {
+    const s = this.stream;
+    if (s === null || s.destroyed || this.outstandingId >= 0) return; // one beat in flight at a time
+    const id = randomInt(0, 0x7fffffff);
+    const b = Buffer.allocUnsafe(ID_SIZE);
+    b.writeUInt32BE(id, 0);
+    this.outstandingId = id;
+    this.sentAt = process.hrtime.bigint();
+    s.write(b);
+    this.deadline = setTimeout(() => {
+      this.stop();
+      this.session.destroy(
+        new BurrowError(
+          'BURROW_ERR_MUX_HEARTBEAT_TIMEOUT',
+          `no heartbeat answer within ${this.toleranceMs} ms; the relay or the network is unresponsive`,
+        ),
+      );
+    }, this.toleranceMs);
+    this.deadline.unref();
+  }
+
+  private onEcho(chunk: Buffer): void {
+    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (buf.length >= ID_SIZE) {
+      const id = buf.readUInt32BE(0);
+      buf = buf.subarray(ID_SIZE);
+      if (id !== this.outstandingId) continue; // a stale or foreign id: ignore
+      this.outstandingId = -1;
+      if (this.deadline !== null) clearTimeout(this.deadline);
+      this.deadline = null;
+      const ms = Number(process.hrtime.bigint() - this.sentAt) / 1e6;
+      this.lastRttMs = ms;
+      if (this.onRtt !== undefined) this.onRtt(ms);
+    }
+    this.pending = buf;
+  }
+}

@@ -1,0 +1,485 @@
+// A muxado session over one byte-stream transport (TCP, TLS or in-memory): frame dispatch, stream table, accept
+// backlog, GOAWAY, batching of outgoing frames (PROTOCOL.md). HOT PATH: onTransportData, onData, writeData.
+//
+// Roles: the agent is the "client" (opens odd stream ids), the relay the "server" (even ids).
+// close() drains: GOAWAY, wait for open streams to finish, then end the transport. destroy(err) aborts at once.
+// Both are idempotent. A protocol violation by the peer sends GOAWAY with the muxado code and destroys the session;
+// nothing throws out of the frame loop.
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { BurrowError } from '../core/errors.js';
+import {
+  MUX_ACCEPT_QUEUE_FULL,
+  MUX_NO_ERROR,
+  MUX_PROTOCOL_ERROR,
+  MUX_STREAM_REFUSED,
+  burrowCodeForMux,
+  muxErrorName,
+} from '../protocol/error-codes.js';
+import {
+  DEFAULT_MAX_WRITE_FRAME,
+  DEFAULT_WINDOW_SIZE,
+  FLAG_SYN,
+  FRAME_HEADER_SIZE,
+  MAX_FRAME_LENGTH,
+  MAX_STREAM_ID,
+  MAX_WINDOW,
+  TYPE_DATA,
+  TYPE_GOAWAY,
+  TYPE_RST,
+  TYPE_WNDINC,
+  writeFrameHeader,
+} from '../protocol/frame.js';
+import { FrameDecoder, type FrameHandler } from '../protocol/frame-decoder.js';
+import { MuxStream, type StreamOwner } from './mux-stream.js';
+
+export type MuxRole = 'client' | 'server';
+
+export interface MuxSessionOptions {
+  /** 'client' (agent, odd stream ids) or 'server' (relay, even stream ids). */
+  role: MuxRole;
+  /** Receive window per stream; above the protocol's 256 KiB the extra is granted when the stream opens. */
+  windowSize?: number;
+  /** Largest DATA payload written per frame (default 64 KiB). */
+  maxWriteFrame?: number;
+  /** Largest frame length accepted from the peer (default 1 MiB; the 24-bit field allows 16 MiB - 1). */
+  maxFrameLength?: number;
+  /** Concurrent streams; a SYN above this is refused with RST StreamRefused (default 4096). */
+  maxStreams?: number;
+  /** Incoming streams waiting for accept() when nobody listens to 'stream' (default 128). */
+  acceptBacklog?: number;
+}
+
+export interface GoAwayInfo {
+  lastStreamId: number;
+  code: number;
+  message: string;
+}
+
+const HEADER_SLAB_SIZE = 16 * 1024;
+/** Payloads up to this size are copied next to their header (one buffer) instead of a second writev entry. */
+const SMALL_PAYLOAD = 256;
+/** A GOAWAY debug message longer than this is a FrameSizeError (it is only a reason string). */
+const MAX_GOAWAY_DEBUG = 64 * 1024;
+/** How long a closed session's transport may take to flush and close before it is destroyed. */
+const TRANSPORT_LINGER_MS = 2000;
+
+type AcceptWaiter = { resolve: (s: MuxStream) => void; reject: (e: Error) => void };
+
+/**
+ * Events: 'stream' (MuxStream) for each incoming stream when listened to (else they queue for accept());
+ * 'goaway' (GoAwayInfo) when the peer sends GOAWAY; 'close' (err | undefined) once, when the session is finished.
+ */
+export class MuxSession extends EventEmitter implements FrameHandler, StreamOwner {
+  readonly role: MuxRole;
+  readonly maxWriteFrame: number;
+  readonly windowSize: number;
+  readonly maxStreams: number;
+  readonly acceptBacklog: number;
+  /** Transport bytes read / written, frames included. */
+  bytesIn: number;
+  bytesOut: number;
+  /** The GOAWAY the peer sent, if any. */
+  remoteGoAway: GoAwayInfo | null;
+  /** Why the session ended (undefined while open or after a clean close). */
+  closeError: Error | undefined;
+
+  private readonly transport: Duplex;
+  private readonly decoder: FrameDecoder;
+  private readonly streams: Map<number, MuxStream>;
+  private readonly backlog: MuxStream[];
+  private readonly acceptWaiters: AcceptWaiter[];
+  private drainWaiters: Array<(err?: Error | null) => void>;
+  private nextId: number;
+  private lastRemoteId: number;
+  private goAwaySent: boolean;
+  private closing: boolean;
+  private closed: boolean;
+  private blocked: boolean;
+  private corked: boolean;
+  private slab: Buffer;
+  private slabOff: number;
+  private closePromise: Promise<void> | null;
+  private readonly onTransportData: (chunk: Buffer) => void;
+  private readonly onTransportDrain: () => void;
+  private readonly uncorkFn: () => void;
+
+  constructor(transport: Duplex, options: MuxSessionOptions) {
+    super();
+    this.role = options.role;
+    this.maxWriteFrame = clampInt(options.maxWriteFrame ?? DEFAULT_MAX_WRITE_FRAME, 1, MAX_FRAME_LENGTH, 'maxWriteFrame');
+    this.windowSize = clampInt(options.windowSize ?? DEFAULT_WINDOW_SIZE, DEFAULT_WINDOW_SIZE, MAX_WINDOW, 'windowSize');
+    this.maxStreams = clampInt(options.maxStreams ?? 4096, 1, MAX_STREAM_ID, 'maxStreams');
+    this.acceptBacklog = clampInt(options.acceptBacklog ?? 128, 0, 1 << 20, 'acceptBacklog');
+    const maxFrameLength = clampInt(options.maxFrameLength ?? 1024 * 1024, 8, MAX_FRAME_LENGTH, 'maxFrameLength');
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+    this.remoteGoAway = null;
+    this.closeError = undefined;
+    this.transport = transport;
+    this.decoder = new FrameDecoder(this, maxFrameLength);
+    this.streams = new Map();
+    this.backlog = [];
+    this.acceptWaiters = [];
+    this.drainWaiters = [];
+    // The ngrok SDKs' first client stream is 3 (id 1 is never used); the server starts at 2 (PROTOCOL.md §Streams).
+    this.nextId = options.role === 'client' ? 3 : 2;
+    this.lastRemoteId = 0;
+    this.goAwaySent = false;
+    this.closing = false;
+    this.closed = false;
+    this.blocked = false;
+    this.corked = false;
+    this.slab = Buffer.allocUnsafe(HEADER_SLAB_SIZE);
+    this.slabOff = 0;
+    this.closePromise = null;
+    this.onTransportData = (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
+      this.decoder.push(chunk);
+    };
+    this.onTransportDrain = () => this.releaseDrainWaiters();
+    this.uncorkFn = () => {
+      this.corked = false;
+      this.transport.uncork();
+    };
+    transport.on('data', this.onTransportData);
+    transport.on('drain', this.onTransportDrain);
+    transport.on('end', () => this.onTransportEnd());
+    transport.on('error', (err: Error) =>
+      this.destroy(new BurrowError('BURROW_ERR_MUX_TRANSPORT', `mux transport failed: ${err.message}`, { cause: err })),
+    );
+    transport.on('close', () => {
+      if (!this.closed) {
+        this.destroy(
+          this.closing && this.streams.size === 0
+            ? undefined
+            : new BurrowError('BURROW_ERR_MUX_TRANSPORT', 'mux transport closed while the session was open'),
+        );
+      }
+    });
+  }
+
+  /** Number of open streams. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- public API ----
+
+  /** Open a stream. Its SYN rides on the first frame written to it (write or end). */
+  openStream(): MuxStream {
+    if (this.closed || this.closing) {
+      throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'cannot open a stream: the mux session is closing or closed');
+    }
+    if (this.remoteGoAway !== null) {
+      throw new BurrowError(
+        'BURROW_ERR_MUX_GOAWAY',
+        `cannot open a stream: the peer sent GOAWAY (${muxErrorName(this.remoteGoAway.code)}: ${this.remoteGoAway.message})`,
+      );
+    }
+    const id = this.nextId;
+    if (id > MAX_STREAM_ID) {
+      throw new BurrowError('BURROW_ERR_MUX_STREAMS_EXHAUSTED', 'no stream ids left on this session; open a new one');
+    }
+    this.nextId = id + 2;
+    const s = new MuxStream(this, id, true, DEFAULT_WINDOW_SIZE, this.windowSize);
+    this.streams.set(id, s);
+    return s;
+  }
+
+  /** The next incoming stream (used when no 'stream' listener is attached). */
+  accept(): Promise<MuxStream> {
+    const s = this.backlog.shift();
+    if (s !== undefined) return Promise.resolve(s);
+    if (this.closed) return Promise.reject(this.sessionClosedError());
+    return new Promise((resolve, reject) => this.acceptWaiters.push({ resolve, reject }));
+  }
+
+  /** Tell the peer no further streams will be accepted. Streams already open carry on. */
+  goAway(code: number = MUX_NO_ERROR, message = ''): void {
+    if (this.goAwaySent || this.closed) return;
+    this.goAwaySent = true;
+    const debug = Buffer.from(message.slice(0, 1024), 'utf8');
+    const frame = this.frame(8 + debug.length, TYPE_GOAWAY, 0, 0);
+    frame.writeUInt32BE(this.lastRemoteId, FRAME_HEADER_SIZE);
+    frame.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE + 4);
+    debug.copy(frame, FRAME_HEADER_SIZE + 8);
+    this.write(frame);
+  }
+
+  /** End the session because the peer misbehaved at a layer above framing: GOAWAY with `code`, then destroy. */
+  terminate(code: number, message: string): void {
+    this.protocolError(code, message);
+  }
+
+  /** Graceful: GOAWAY, let open streams finish, then end the transport. Resolves when the session is closed. */
+  close(): Promise<void> {
+    if (this.closePromise !== null) return this.closePromise;
+    this.closePromise = new Promise((resolve) => {
+      if (this.closed) return resolve();
+      this.once('close', () => resolve());
+      this.goAway(MUX_NO_ERROR, 'session closing');
+      this.closing = true;
+      this.rejectAcceptors(this.sessionClosedError());
+      this.maybeFinishClose();
+    });
+    return this.closePromise;
+  }
+
+  /**
+   * Abortive: fail every stream at once with `err` (or a session-closed error); the transport is ended (flushing a
+   * GOAWAY already written) and destroyed if it has not closed within TRANSPORT_LINGER_MS.
+   */
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeError = err;
+    this.decoder.stop();
+    const streamErr = err ?? this.sessionClosedError();
+    for (const s of this.streams.values()) s.onSessionEnd(streamErr);
+    this.streams.clear();
+    for (const s of this.backlog) s.onSessionEnd(streamErr);
+    this.backlog.length = 0;
+    this.rejectAcceptors(streamErr);
+    this.releaseDrainWaiters();
+    const t = this.transport;
+    t.off('data', this.onTransportData);
+    if (this.corked) {
+      this.corked = false;
+      t.uncork();
+    }
+    // End rather than destroy so a GOAWAY written just before still reaches the peer; a peer that does not take
+    // it within TRANSPORT_LINGER_MS is cut off.
+    if (!t.destroyed) {
+      t.end();
+      const timer = setTimeout(() => t.destroy(), TRANSPORT_LINGER_MS);
+      timer.unref();
+      t.once('close', () => clearTimeout(timer));
+      t.resume(); // keep reading (and discarding) so the peer's FIN is seen and the transport can close
+    }
+    this.emit('close', err);
+  }
+
+  // ---- frame handler (called by FrameDecoder) ----
+
+  onData(streamId: number, flags: number, payload: Buffer, first: boolean, last: boolean, frameLength: number): void {
+    let s = this.streams.get(streamId);
+    if (first) {
+      if ((flags & FLAG_SYN) !== 0) {
+        // Ids are taken at open but SYN rides on the first write, so SYNs may arrive out of id order
+        // (PROTOCOL.md §Streams): only a live id or the wrong parity is an error.
+        if (s !== undefined || !this.isRemoteId(streamId)) {
+          return this.protocolError(
+            MUX_PROTOCOL_ERROR,
+            s !== undefined
+              ? `SYN for stream ${streamId}, which is already open (stream id reuse)`
+              : `SYN for stream ${streamId}: wrong id parity for a ${this.role === 'client' ? 'server' : 'client'} (must be ${this.role === 'client' ? 'even' : 'odd'})`,
+          );
+        }
+        if (streamId > this.lastRemoteId) this.lastRemoteId = streamId;
+        const refusal = this.refuseReason();
+        if (refusal !== 0) {
+          this.writeRst(streamId, refusal);
+          return;
+        }
+        s = new MuxStream(this, streamId, false, DEFAULT_WINDOW_SIZE, this.windowSize);
+        this.streams.set(streamId, s);
+        s.onDataPiece(flags, payload, first, last, frameLength);
+        this.deliver(s);
+        return;
+      }
+      if (s === undefined) {
+        // Late frames for a stream we already closed are normal; frames for an id never opened are not.
+        if (streamId === 0 || (this.isRemoteId(streamId) ? streamId > this.lastRemoteId : streamId >= this.nextId)) {
+          return this.protocolError(MUX_PROTOCOL_ERROR, `DATA for stream ${streamId}, which was never opened`);
+        }
+        return;
+      }
+    }
+    if (s !== undefined) s.onDataPiece(flags, payload, first, last, frameLength);
+  }
+
+  onRst(streamId: number, code: number): void {
+    const s = this.streams.get(streamId);
+    if (s !== undefined) s.onRst(code);
+  }
+
+  onWndInc(streamId: number, increment: number): void {
+    const s = this.streams.get(streamId);
+    if (s !== undefined) s.onWndInc(increment);
+  }
+
+  onGoAway(lastStreamId: number, code: number, debug: Buffer): void {
+    if (debug.length > MAX_GOAWAY_DEBUG) {
+      return this.protocolError(MUX_PROTOCOL_ERROR, `GOAWAY debug data of ${debug.length} bytes is too long`);
+    }
+    const info: GoAwayInfo = { lastStreamId, code, message: debug.toString('utf8') };
+    this.remoteGoAway = info;
+    // An error GOAWAY means the peer is dying; the ngrok SDK also writes its error GOAWAY with a length that does not
+    // cover the payload, so nothing after it can be parsed reliably (PROTOCOL.md §Interop traps).
+    if (code !== MUX_NO_ERROR) this.decoder.stop();
+    // Our streams above lastStreamId were never seen by the peer: fail them so callers can retry elsewhere.
+    for (const s of this.streams.values()) {
+      if (s.local && s.id > lastStreamId) {
+        s.onSessionEnd(
+          new BurrowError('BURROW_ERR_MUX_GOAWAY', `stream ${s.id} not processed: peer sent GOAWAY (${muxErrorName(code)})`),
+        );
+        this.streams.delete(s.id);
+      }
+    }
+    this.emit('goaway', info);
+  }
+
+  onProtocolError(code: number, message: string): void {
+    this.protocolError(code, message);
+  }
+
+  // ---- stream owner (called by MuxStream) ----
+
+  writeData(streamId: number, flags: number, payload: Buffer): void {
+    if (this.closed) return;
+    const n = payload.length;
+    if (n <= SMALL_PAYLOAD) {
+      const f = this.frame(n, TYPE_DATA, flags, streamId);
+      if (n > 0) payload.copy(f, FRAME_HEADER_SIZE);
+      this.write(f);
+      return;
+    }
+    this.write(this.frame(-n, TYPE_DATA, flags, streamId));
+    this.write(payload);
+  }
+
+  writeWndInc(streamId: number, increment: number): void {
+    if (this.closed) return;
+    const f = this.frame(4, TYPE_WNDINC, 0, streamId);
+    f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
+    this.write(f);
+  }
+
+  writeRst(streamId: number, code: number): void {
+    if (this.closed) return;
+    const f = this.frame(4, TYPE_RST, 0, streamId);
+    f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
+    this.write(f);
+  }
+
+  afterWrite(cb: (err?: Error | null) => void): void {
+    if (this.blocked && !this.closed) this.drainWaiters.push(cb);
+    else cb();
+  }
+
+  streamDone(stream: MuxStream): void {
+    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    if (this.closing) this.maybeFinishClose();
+  }
+
+  // ---- internals ----
+
+  /**
+   * A frame buffer carved from the header slab: the header and, for length >= 0, room for `length` payload bytes
+   * right after it. length < 0 means "header only, announcing -length payload bytes written separately".
+   */
+  private frame(length: number, type: number, flags: number, streamId: number): Buffer {
+    const payloadLen = length < 0 ? -length : length;
+    const size = FRAME_HEADER_SIZE + (length < 0 ? 0 : length);
+    if (size > HEADER_SLAB_SIZE >>> 2) {
+      const own = Buffer.allocUnsafe(size);
+      writeFrameHeader(own, 0, payloadLen, type, flags, streamId);
+      return own;
+    }
+    if (this.slabOff + size > HEADER_SLAB_SIZE) {
+      // The old slab stays alive only as long as the transport still holds writes that point into it.
+      this.slab = Buffer.allocUnsafe(HEADER_SLAB_SIZE);
+      this.slabOff = 0;
+    }
+    const f = this.slab.subarray(this.slabOff, this.slabOff + size);
+    this.slabOff += size;
+    writeFrameHeader(f, 0, payloadLen, type, flags, streamId);
+    return f;
+  }
+
+  /** Write to the transport, batching every frame produced in this tick into one writev. */
+  private write(buf: Buffer): void {
+    const t = this.transport;
+    if (!this.corked) {
+      this.corked = true;
+      t.cork();
+      process.nextTick(this.uncorkFn);
+    }
+    this.bytesOut += buf.length;
+    if (!t.write(buf)) this.blocked = true;
+  }
+
+  private releaseDrainWaiters(): void {
+    this.blocked = false;
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (let i = 0; i < waiters.length; i++) waiters[i]!();
+  }
+
+  private deliver(s: MuxStream): void {
+    const w = this.acceptWaiters.shift();
+    if (w !== undefined) w.resolve(s);
+    else if (this.listenerCount('stream') > 0) this.emit('stream', s);
+    else this.backlog.push(s);
+  }
+
+  /** 0 when a new incoming stream may be accepted, else the RST code to refuse it with. */
+  private refuseReason(): number {
+    if (this.goAwaySent || this.closing) return MUX_STREAM_REFUSED;
+    if (this.streams.size >= this.maxStreams) return MUX_STREAM_REFUSED;
+    if (this.acceptWaiters.length === 0 && this.listenerCount('stream') === 0 && this.backlog.length >= this.acceptBacklog) {
+      return MUX_ACCEPT_QUEUE_FULL;
+    }
+    return 0;
+  }
+
+  private isRemoteId(id: number): boolean {
+    // Client (agent) ids are odd, server (relay) ids even.
+    return this.role === 'client' ? (id & 1) === 0 : (id & 1) === 1;
+  }
+
+  private protocolError(code: number, message: string): void {
+    if (this.closed) return;
+    this.decoder.stop();
+    this.goAwaySent = false; // a protocol error GOAWAY replaces any graceful one
+    this.goAway(code, message);
+    this.destroy(new BurrowError(burrowCodeForMux(code), `mux session ended, peer broke protocol: ${message}`));
+  }
+
+  private onTransportEnd(): void {
+    if (this.closed) return;
+    if (this.closing && this.streams.size === 0) {
+      this.destroy();
+      return;
+    }
+    this.destroy(new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'peer closed the mux transport (EOF)'));
+  }
+
+  private maybeFinishClose(): void {
+    if (this.closing && !this.closed && this.streams.size === 0 && this.backlog.length === 0) this.destroy();
+  }
+
+  private rejectAcceptors(err: Error): void {
+    const ws = this.acceptWaiters.splice(0);
+    for (const w of ws) w.reject(err);
+  }
+
+  private sessionClosedError(): BurrowError {
+    return new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'the mux session is closed');
+  }
+}
+
+function clampInt(v: number, min: number, max: number, name: string): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`MuxSession option ${name} must be an integer in ${min}..${max}, got ${v}`);
+  }
+  return v;
+}
+
+export { MUX_NO_ERROR };

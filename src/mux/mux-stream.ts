@@ -1,0 +1,280 @@
+// One muxado stream as a node Duplex: send window, lazy SYN, FIN half-close, RST, and receive-window credit
+// returned only as the consumer drains (PROTOCOL.md §Streams, §Flow control). HOT PATH: _write and receive.
+import { Duplex } from 'node:stream';
+import { BurrowError } from '../core/errors.js';
+import {
+  MUX_FLOW_CONTROL_ERROR,
+  MUX_STREAM_CANCELLED,
+  MUX_STREAM_CLOSED,
+  burrowCodeForMux,
+  muxErrorName,
+} from '../protocol/error-codes.js';
+import { FLAG_FIN, FLAG_SYN, MAX_WINDOW } from '../protocol/frame.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** What a stream needs from its session (implemented by MuxSession; kept narrow so layers stay testable). */
+export interface StreamOwner {
+  readonly maxWriteFrame: number;
+  /** Write one DATA frame. */
+  writeData(streamId: number, flags: number, payload: Buffer): void;
+  writeWndInc(streamId: number, increment: number): void;
+  writeRst(streamId: number, code: number): void;
+  /** Call `cb` now, or once the transport drains if it is over its high-water mark. */
+  afterWrite(cb: (err?: Error | null) => void): void;
+  /** The stream no longer needs frames routed to it. */
+  streamDone(stream: MuxStream): void;
+}
+
+export class MuxStream extends Duplex {
+  readonly id: number;
+  /** True when this side opened the stream. */
+  readonly local: boolean;
+  private readonly owner: StreamOwner;
+  // Send side.
+  private sendWindow: number;
+  private synPending: boolean;
+  private pendingChunk: Buffer | null;
+  private pendingOffset: number;
+  private pendingCb: ((err?: Error | null) => void) | null;
+  private localFin: boolean;
+  // Receive side.
+  private recvAvailable: number; // bytes the peer may still send before our next WNDINC
+  private readonly creditThreshold: number;
+  private received: number; // payload bytes received in total
+  private credited: number; // consumed bytes already returned to the peer as window credit
+  private remoteFin: boolean;
+  // Lifecycle.
+  private detached: boolean; // removed from the session's stream table
+  private resetByPeer: boolean;
+  private extraWindow: number;
+  /** Payload bytes sent / received (for metrics). */
+  bytesOut: number;
+
+  /**
+   * @param initialWindow the protocol's initial window, assumed by both sides (PROTOCOL.md §Flow control)
+   * @param recvWindow our receive window; when larger than initialWindow the difference is granted at once
+   */
+  constructor(owner: StreamOwner, id: number, local: boolean, initialWindow: number, recvWindow: number) {
+    super({ allowHalfOpen: true, decodeStrings: true, emitClose: true, autoDestroy: true });
+    this.id = id;
+    this.local = local;
+    this.owner = owner;
+    this.sendWindow = initialWindow;
+    this.synPending = local;
+    this.pendingChunk = null;
+    this.pendingOffset = 0;
+    this.pendingCb = null;
+    this.localFin = false;
+    this.recvAvailable = initialWindow;
+    this.creditThreshold = recvWindow >>> 1;
+    this.received = 0;
+    this.credited = 0;
+    this.remoteFin = false;
+    this.detached = false;
+    this.resetByPeer = false;
+    this.bytesOut = 0;
+    // A window above the protocol's initial one is granted with WNDINC: at once for an accepted stream, right after
+    // the SYN for one we open (a WNDINC must not precede the SYN).
+    this.extraWindow = recvWindow > initialWindow ? recvWindow - initialWindow : 0;
+    if (!local && this.extraWindow > 0) this.afterSyn();
+  }
+
+  /** Bytes of send window left (the peer's receive window for this stream). */
+  get sendWindowAvailable(): number {
+    return this.sendWindow;
+  }
+
+  /**
+   * Abort the stream with a muxado error code sent in RST (e.g. MUX_STREAM_REFUSED). Locally the stream is destroyed
+   * without an 'error' event: the caller chose this, as with http2's stream.close(code).
+   */
+  reset(code: number = MUX_STREAM_CANCELLED): void {
+    if (this.destroyed) return;
+    this.sendReset(code);
+    this.destroy();
+  }
+
+  // ---- send side ----
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.detached) {
+      cb(new BurrowError('BURROW_ERR_MUX_STREAM_CLOSED', `stream ${this.id} is closed; write refused`));
+      return;
+    }
+    this.pendingChunk = chunk;
+    this.pendingOffset = 0;
+    this.pendingCb = cb;
+    this.flush();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.detached) {
+      const flags = this.synPending ? FLAG_FIN | FLAG_SYN : FLAG_FIN;
+      this.synPending = false;
+      this.owner.writeData(this.id, flags, EMPTY);
+      this.afterSyn();
+    }
+    this.localFin = true;
+    this.maybeDone();
+    cb();
+  }
+
+  /** Send as much of the pending chunk as the window allows; complete the write when all of it is out. */
+  private flush(): void {
+    const chunk = this.pendingChunk;
+    if (chunk === null) return;
+    const len = chunk.length;
+    const max = this.owner.maxWriteFrame;
+    let off = this.pendingOffset;
+    while (off < len) {
+      const win = this.sendWindow;
+      if (win <= 0) {
+        this.pendingOffset = off; // stall until WNDINC (onWndInc calls flush)
+        return;
+      }
+      let n = len - off;
+      if (n > win) n = win;
+      if (n > max) n = max;
+      const flags = this.synPending ? FLAG_SYN : 0;
+      this.synPending = false;
+      this.owner.writeData(this.id, flags, off === 0 && n === len ? chunk : chunk.subarray(off, off + n));
+      if (flags !== 0) this.afterSyn();
+      this.sendWindow = win - n;
+      this.bytesOut += n;
+      off += n;
+    }
+    const cb = this.pendingCb!;
+    this.pendingChunk = null;
+    this.pendingCb = null;
+    this.owner.afterWrite(cb);
+  }
+
+  private afterSyn(): void {
+    if (this.extraWindow > 0) {
+      this.grant(this.extraWindow);
+      this.extraWindow = 0;
+    }
+  }
+
+  private grant(n: number): void {
+    this.recvAvailable += n;
+    this.owner.writeWndInc(this.id, n);
+  }
+
+  // ---- receive side (called by the session's frame handler) ----
+
+  /** A piece of a DATA frame for this stream. Returns false when the stream was reset because of it. */
+  onDataPiece(flags: number, piece: Buffer, first: boolean, last: boolean, frameLength: number): void {
+    if (first) {
+      if (this.remoteFin) {
+        this.resetWith(MUX_STREAM_CLOSED, `stream ${this.id}: peer sent DATA after its FIN`);
+        return;
+      }
+      if (frameLength > this.recvAvailable) {
+        this.resetWith(
+          MUX_FLOW_CONTROL_ERROR,
+          `stream ${this.id}: peer sent a ${frameLength}-byte frame with only ${this.recvAvailable} bytes of window left`,
+        );
+        return;
+      }
+      this.recvAvailable -= frameLength;
+    }
+    const n = piece.length;
+    if (n > 0) {
+      this.received += n;
+      this.push(piece);
+    }
+    if (last && (flags & FLAG_FIN) !== 0) {
+      this.remoteFin = true;
+      this.push(null);
+      this.maybeDone();
+    } else if (n > 0) {
+      this.maybeCredit();
+    }
+  }
+
+  onWndInc(increment: number): void {
+    const next = this.sendWindow + increment;
+    if (next > MAX_WINDOW) {
+      this.resetWith(MUX_FLOW_CONTROL_ERROR, `stream ${this.id}: WNDINC of ${increment} overflows the window`);
+      return;
+    }
+    this.sendWindow = next;
+    if (this.pendingChunk !== null) this.flush();
+  }
+
+  onRst(code: number): void {
+    this.resetByPeer = true;
+    this.detach();
+    this.destroy(
+      new BurrowError(burrowCodeForMux(code), `stream ${this.id} reset by peer (${muxErrorName(code)})`),
+    );
+  }
+
+  /** The session is gone: fail the stream without sending anything. */
+  onSessionEnd(err: Error): void {
+    this.detached = true; // the session clears its table itself
+    if (!this.destroyed) this.destroy(err);
+  }
+
+  override _read(): void {
+    this.maybeCredit();
+  }
+
+  /** Return window credit for what the consumer has taken out of our buffer, in batches of half a window. */
+  private maybeCredit(): void {
+    if (this.remoteFin || this.detached) return;
+    const consumed = this.received - this.readableLength;
+    const pending = consumed - this.credited;
+    if (pending >= this.creditThreshold) {
+      this.credited = consumed;
+      this.grant(pending);
+    }
+  }
+
+  private resetWith(code: number, message: string): void {
+    this.sendReset(code);
+    this.destroy(new BurrowError(burrowCodeForMux(code), message));
+  }
+
+  /**
+   * Abort towards the peer. The ngrok SDK treats RST as closing only its write side and would keep waiting to read,
+   * so an empty FIN goes first when we have not sent one (PROTOCOL.md §Interop traps).
+   */
+  private sendReset(code: number): void {
+    if (this.detached) return;
+    if (!this.localFin && !this.synPending) {
+      this.localFin = true;
+      this.owner.writeData(this.id, FLAG_FIN, EMPTY);
+    }
+    // A stream whose SYN never went out is unknown to the peer: nothing to tell it.
+    if (!this.synPending) this.owner.writeRst(this.id, code);
+    this.detach();
+  }
+
+  private maybeDone(): void {
+    if (this.localFin && this.remoteFin) this.detach();
+  }
+
+  private detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.owner.streamDone(this);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.detached) {
+      // Abandoned before both FINs: tell the peer so it stops sending and frees its side.
+      if (this.resetByPeer) this.detach();
+      else this.sendReset(MUX_STREAM_CANCELLED);
+    }
+    const pcb = this.pendingCb;
+    if (pcb !== null) {
+      this.pendingCb = null;
+      this.pendingChunk = null;
+      pcb(err ?? new BurrowError('BURROW_ERR_MUX_STREAM_CLOSED', `stream ${this.id} destroyed during a write`));
+    }
+    cb(err);
+  }
+}

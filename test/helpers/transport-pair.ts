@@ -1,0 +1,95 @@
+// Connected transport pairs for mux tests: in-memory, TCP on 127.0.0.1:0, and TLS over TCP (STYLE.md §Tests:
+// every mux test runs over all three).
+import { Duplex } from 'node:stream';
+import net from 'node:net';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import { makeTestPki } from './certs.js';
+
+export type TransportKind = 'memory' | 'tcp' | 'tls';
+export const TRANSPORT_KINDS: readonly TransportKind[] = ['memory', 'tcp', 'tls'];
+
+export interface TransportPair {
+  client: Duplex;
+  server: Duplex;
+  close(): Promise<void>;
+}
+
+/** Two in-memory Duplex ends: what one writes the other reads (asynchronously, as a socket would deliver it). */
+export function memoryPair(highWaterMark = 64 * 1024): [Duplex, Duplex] {
+  let a: Duplex;
+  let b: Duplex;
+  const make = (peer: () => Duplex): Duplex =>
+    new Duplex({
+      highWaterMark,
+      allowHalfOpen: true,
+      read() {
+        // The writer's callback is held until we are read from, giving socket-like backpressure.
+        const self = this as Duplex & { _waiting?: () => void };
+        const w = self._waiting;
+        if (w !== undefined) {
+          self._waiting = undefined;
+          w();
+        }
+      },
+      write(chunk: Buffer, _enc, cb) {
+        const p = peer() as Duplex & { _waiting?: () => void };
+        const copy = Buffer.from(chunk); // the writer may reuse its buffer once cb runs
+        if (p.push(copy)) setImmediate(cb);
+        else p._waiting = () => cb();
+      },
+      final(cb) {
+        peer().push(null);
+        cb();
+      },
+      destroy(err, cb) {
+        const p = peer();
+        setImmediate(() => {
+          if (!p.destroyed) p.destroy();
+        });
+        cb(err);
+      },
+    });
+  a = make(() => b);
+  b = make(() => a);
+  return [a, b];
+}
+
+export async function transportPair(kind: TransportKind): Promise<TransportPair> {
+  if (kind === 'memory') {
+    const [client, server] = memoryPair();
+    return {
+      client,
+      server,
+      async close() {
+        client.destroy();
+        server.destroy();
+      },
+    };
+  }
+  const pki = kind === 'tls' ? makeTestPki() : null;
+  const server = kind === 'tls'
+    ? tls.createServer({ key: pki!.keyPem, cert: pki!.certPem })
+    : net.createServer();
+  const accepted = once(server, kind === 'tls' ? 'secureConnection' : 'connection');
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const client = kind === 'tls'
+    ? tls.connect({ host: '127.0.0.1', port, ca: pki!.caPem, servername: 'localhost' })
+    : net.connect({ host: '127.0.0.1', port });
+  const connected = once(client, kind === 'tls' ? 'secureConnect' : 'connect');
+  const [[serverSock]] = (await Promise.all([accepted, connected])) as [[net.Socket], unknown];
+  client.setNoDelay(true);
+  serverSock.setNoDelay(true);
+  return {
+    client,
+    server: serverSock,
+    async close() {
+      client.destroy();
+      serverSock.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      pki?.cleanup();
+    },
+  };
+}

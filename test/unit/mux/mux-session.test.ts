@@ -1,0 +1,294 @@
+// MuxSession over in-memory, TCP and TLS transports: concurrency with hash-checked data, half-close, RST, GOAWAY,
+// flow-control stall and resume, close/destroy semantics.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { MuxSession } from '../../../src/mux/mux-session.js';
+import type { MuxStream } from '../../../src/mux/mux-stream.js';
+import { MUX_STREAM_REFUSED } from '../../../src/protocol/error-codes.js';
+import { DEFAULT_WINDOW_SIZE } from '../../../src/protocol/frame.js';
+import { TRANSPORT_KINDS, transportPair, type TransportPair } from '../../helpers/transport-pair.js';
+import { isBurrowError } from '../../../src/core/errors.js';
+
+interface Pair {
+  t: TransportPair;
+  client: MuxSession;
+  server: MuxSession;
+  close(): Promise<void>;
+}
+
+async function sessions(kind: (typeof TRANSPORT_KINDS)[number], opts: { windowSize?: number } = {}): Promise<Pair> {
+  const t = await transportPair(kind);
+  const client = new MuxSession(t.client, { role: 'client', ...opts });
+  const server = new MuxSession(t.server, { role: 'server', ...opts });
+  return {
+    t,
+    client,
+    server,
+    async close() {
+      client.destroy();
+      server.destroy();
+      await t.close();
+    },
+  };
+}
+
+function readAll(s: MuxStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+  });
+}
+
+/** Resolves once `s` has emitted 'close' (at once if it already has). */
+async function waitClosed(s: MuxStream): Promise<void> {
+  if (!s.closed) await once(s, 'close');
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Echo every incoming stream back to its opener, ending when the opener ends. */
+function echoServer(server: MuxSession): void {
+  server.on('stream', (s: MuxStream) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+}
+
+for (const kind of TRANSPORT_KINDS) {
+  describe(`mux over ${kind}`, () => {
+    test('200 concurrent streams move random data both ways, checked by hash', async () => {
+      const p = await sessions(kind);
+      try {
+        echoServer(p.server);
+        const jobs: Promise<void>[] = [];
+        for (let i = 0; i < 200; i++) {
+          const size = (i * 7919) % (600 * 1024); // 0 .. 600 KiB, crosses the 256 KiB window for many
+          const data = randomBytes(size);
+          const s = p.client.openStream();
+          jobs.push(
+            (async () => {
+              const got = readAll(s);
+              // Write in uneven pieces so frames split at odd places.
+              let off = 0;
+              let step = 1 + (i % 13) * 997;
+              while (off < data.length) {
+                const end = Math.min(data.length, off + step);
+                if (!s.write(data.subarray(off, end))) await once(s, 'drain');
+                off = end;
+                step = (step * 3 + 1) % 70_000 + 1;
+              }
+              s.end();
+              const back = await got;
+              assert.equal(back.length, data.length, `stream ${s.id} length`);
+              assert.equal(sha(back), sha(data), `stream ${s.id} content`);
+            })(),
+          );
+        }
+        await Promise.all(jobs);
+        assert.equal(p.client.streamCount, 0);
+        assert.equal(p.server.streamCount, 0);
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('stream ids: client odd, server even; both sides can open', async () => {
+      const p = await sessions(kind);
+      try {
+        echoServer(p.server);
+        echoServer(p.client);
+        const a = p.client.openStream();
+        const b = p.server.openStream();
+        assert.equal(a.id % 2, 1);
+        assert.equal(b.id % 2, 0);
+        const ra = readAll(a);
+        const rb = readAll(b);
+        a.end('from client');
+        b.end('from server');
+        assert.equal((await ra).toString(), 'from client');
+        assert.equal((await rb).toString(), 'from server');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('half-close each way: data still flows in the open direction', async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        c.end('request'); // client half-closes first
+        const s = await accepted;
+        assert.equal((await readAll(s)).toString(), 'request');
+        // Server still writes after the client's FIN.
+        const got = readAll(c);
+        s.write('part1 ');
+        s.end('part2');
+        assert.equal((await got).toString(), 'part1 part2');
+        await finished(s);
+        await finished(c);
+        assert.equal(p.client.streamCount, 0);
+        assert.equal(p.server.streamCount, 0);
+
+        // Other direction: server ends its side first, client keeps writing.
+        const acc2 = p.server.accept();
+        const c2 = p.client.openStream();
+        c2.write('x');
+        const s2 = await acc2;
+        const fromServer = readAll(c2);
+        s2.end('bye');
+        assert.equal((await fromServer).toString(), 'bye');
+        const fromClient = readAll(s2);
+        c2.end('more after server FIN');
+        assert.equal((await fromClient).toString(), 'xmore after server FIN');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('RST: reset by one side errors the other with the wire code', async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        c.write('hello');
+        const s = await accepted;
+        const err = once(c, 'error');
+        s.reset(MUX_STREAM_REFUSED);
+        const [e] = (await err) as [Error];
+        assert.ok(isBurrowError(e, 'BURROW_ERR_MUX_STREAM_REFUSED'), String(e));
+        assert.match(e.message, /StreamRefused/);
+        await waitClosed(c);
+        // Session unaffected.
+        echoServer(p.server);
+        const c2 = p.client.openStream();
+        const r = readAll(c2);
+        c2.end('still works');
+        assert.equal((await r).toString(), 'still works');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('GOAWAY: peer refuses new streams, open ones finish, close() drains', async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        c.write('in flight');
+        const s = await accepted;
+        const goaway = once(p.client, 'goaway');
+        const closed = p.server.close(); // GOAWAY + drain
+        const [info] = (await goaway) as [{ code: number; lastStreamId: number }];
+        assert.equal(info.code, 0);
+        assert.equal(info.lastStreamId, c.id);
+        assert.throws(() => p.client.openStream(), (e: unknown) => isBurrowError(e, 'BURROW_ERR_MUX_GOAWAY'));
+        // The open stream completes both ways.
+        const back = readAll(c);
+        const fwd = readAll(s);
+        s.end('answer');
+        c.end(' done');
+        assert.equal((await back).toString(), 'answer');
+        assert.equal((await fwd).toString(), 'in flight done');
+        await closed;
+        assert.equal(p.server.isClosed, true);
+        if (!p.client.isClosed) await once(p.client, 'close');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('a reader that stops stalls the writer at the window; resuming completes the transfer', async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        const total = 4 * 1024 * 1024;
+        const data = randomBytes(total);
+        let written = 0;
+        let writerDone = false;
+        const writer = (async () => {
+          while (written < total) {
+            const n = Math.min(16 * 1024, total - written);
+            const ok = c.write(data.subarray(written, written + n));
+            written += n;
+            if (!ok) await once(c, 'drain');
+          }
+          c.end();
+          writerDone = true;
+        })();
+        const s = await accepted;
+        s.pause(); // the consumer takes nothing
+        // Wait until a whole window has arrived at the paused receiver.
+        while (s.readableLength < DEFAULT_WINDOW_SIZE) await new Promise((r) => setImmediate(r));
+        assert.equal(c.sendWindowAvailable, 0);
+        await new Promise((r) => setTimeout(r, 100)); // give a misbehaving sender time to overrun
+        assert.equal(writerDone, false);
+        assert.equal(s.readableLength, DEFAULT_WINDOW_SIZE, 'the receiver holds exactly one window, nothing more');
+        // Sender side holds at most its own stream buffer plus one write beyond the window.
+        assert.ok(c.writableLength <= 64 * 1024, `sender buffers ${c.writableLength}`);
+        const got = readAll(s);
+        s.resume();
+        await writer;
+        assert.equal(sha(await got), sha(data));
+        c.resume();
+        s.end();
+        await Promise.all([waitClosed(s), waitClosed(c)]);
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('larger receive window is granted at open and used', async () => {
+      const p = await sessions(kind, { windowSize: 1024 * 1024 });
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        c.write('x');
+        const s = await accepted;
+        s.pause();
+        // The server granted 1 MiB - 256 KiB extra on accept; the client may now have ~1 MiB in flight.
+        const big = randomBytes(900 * 1024);
+        c.write(big);
+        while (c.writableLength > 0 && c.sendWindowAvailable > 0) await new Promise((r) => setImmediate(r));
+        assert.ok(c.sendWindowAvailable < 1024 * 1024 - 900 * 1024 + 10, `window left ${c.sendWindowAvailable}`);
+        const got = readAll(s);
+        s.resume();
+        c.end();
+        assert.equal((await got).length, 1 + big.length);
+        c.resume();
+        s.end();
+        await Promise.all([waitClosed(s), waitClosed(c)]);
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('destroy(err) fails open streams on both sides; close() is idempotent', async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        c.write('x');
+        const s = await accepted;
+        const ce = once(c, 'error');
+        const se = once(s, 'error');
+        const serverClosed = once(p.server, 'close');
+        p.client.destroy(new Error('test abort'));
+        assert.match(String((await ce)[0]), /test abort/);
+        await se; // the server sees the transport go away
+        await serverClosed;
+        await p.client.close();
+        await p.client.close();
+        await assert.rejects(p.server.accept(), (e: unknown) => isBurrowError(e, 'BURROW_ERR_MUX_SESSION_CLOSED'));
+      } finally {
+        await p.close();
+      }
+    });
+  });
+}
