@@ -28,15 +28,15 @@ export const ERROR_CODES = {
   // configuration (flags, config files, data dir)
   BURROW_ERR_CONFIG_INVALID: 'A flag or config value is invalid; the message names it and says what is expected.',
   BURROW_ERR_CONFIG_FILE: 'A config, token or certificate file could not be read or parsed.',
-  BURROW_ERR_PKI: 'The dev CA / certificate could not be created or loaded.',
+  BURROW_ERR_CONFIG_PKI: 'The dev CA / certificate could not be created or loaded.',
   // relay control plane
   BURROW_ERR_AUTH_FAILED: 'An agent presented a missing or unknown auth token.',
   BURROW_ERR_BIND_INVALID: 'A Bind request was malformed or asked for something not allowed (bad hostname, port, protocol).',
   BURROW_ERR_BIND_CONFLICT: 'A Bind asked for a hostname or TCP port that is already online.',
   BURROW_ERR_BIND_EXHAUSTED: 'No TCP port is free in the --tcp-ports range.',
-  BURROW_ERR_LISTEN: 'A listener could not be bound (address in use, permission denied).',
+  BURROW_ERR_RELAY_LISTEN: 'A listener could not be bound (address in use, permission denied).',
   BURROW_ERR_WORKER_CRASHED: 'A worker thread died; its sessions were dropped and it was replaced.',
-  BURROW_ERR_HANDOFF: 'A connection could not be handed to its worker (worker gone, fd error).',
+  BURROW_ERR_RELAY_HANDOFF: 'A connection could not be handed to its worker (worker gone, fd error).',
   // public HTTP path
   BURROW_ERR_HTTP_BAD_REQUEST: 'A public HTTP request broke HTTP/1.1 framing rules (answered 400).',
   BURROW_ERR_HTTP_HEAD_TOO_LARGE: 'A public HTTP request head exceeded the size limit (answered 431).',

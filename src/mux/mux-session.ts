@@ -374,6 +374,11 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   streamDone(stream: MuxStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    if (this.backlog.length > 0) {
+      // Reset before anyone accepted it: do not hand out a dead stream, and free its backlog slot.
+      const i = this.backlog.indexOf(stream);
+      if (i >= 0) this.backlog.splice(i, 1);
+    }
     if (this.closing) this.maybeFinishClose();
   }
 
@@ -424,9 +429,17 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   private deliver(s: MuxStream): void {
     const w = this.acceptWaiters.shift();
-    if (w !== undefined) w.resolve(s);
-    else if (this.listenerCount('stream') > 0) this.emit('stream', s);
-    else this.backlog.push(s);
+    if (w !== undefined) {
+      // The consumer gets the stream a promise tick later; an RST or session end in the same read must not surface
+      // as an unhandled 'error' (which would crash the process). Errors stay visible via listeners and s.errored.
+      s.on('error', ignoreError);
+      w.resolve(s);
+    } else if (this.listenerCount('stream') > 0) {
+      this.emit('stream', s); // synchronous: the listener attaches its own 'error' handler
+    } else {
+      s.on('error', ignoreError); // as above: nobody owns a queued stream yet
+      this.backlog.push(s);
+    }
   }
 
   /** 0 when a new incoming stream may be accepted, else the RST code to refuse it with. */
@@ -474,6 +487,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     return new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'the mux session is closed');
   }
 }
+
+/** 'error' listener for streams not yet handed to a consumer (see deliver). */
+function ignoreError(): void {}
 
 function clampInt(v: number, min: number, max: number, name: string): number {
   if (!Number.isInteger(v) || v < min || v > max) {

@@ -8,7 +8,9 @@
 import {
   FRAME_HEADER_SIZE,
   FRAME_TYPE_COUNT,
+  GOAWAY_MAX_PAYLOAD_SIZE,
   GOAWAY_MIN_PAYLOAD_SIZE,
+  MAX_WINDOW,
   RST_PAYLOAD_SIZE,
   STREAM_ID_MASK,
   TYPE_DATA,
@@ -158,8 +160,12 @@ export class FrameDecoder {
       if (length !== want) {
         return this.fail(MUX_FRAME_SIZE_ERROR, `${type === TYPE_RST ? 'RST' : 'WNDINC'} frame with length ${length}, want ${want}`);
       }
-    } else if (type === TYPE_GOAWAY && length < GOAWAY_MIN_PAYLOAD_SIZE) {
-      return this.fail(MUX_FRAME_SIZE_ERROR, `GOAWAY frame with length ${length}, want at least ${GOAWAY_MIN_PAYLOAD_SIZE}`);
+    } else if (type === TYPE_GOAWAY && (length < GOAWAY_MIN_PAYLOAD_SIZE || length > GOAWAY_MAX_PAYLOAD_SIZE)) {
+      // Checked before the payload buffer is allocated: a bare header must not pin up to maxFrameLength bytes.
+      return this.fail(
+        MUX_FRAME_SIZE_ERROR,
+        `GOAWAY frame with length ${length}, want ${GOAWAY_MIN_PAYLOAD_SIZE}..${GOAWAY_MAX_PAYLOAD_SIZE}`,
+      );
     }
     this.control = Buffer.allocUnsafe(length);
     this.controlFill = 0;
@@ -174,7 +180,8 @@ export class FrameDecoder {
         this.handler.onRst(this.streamId, p.readUInt32BE(0));
         break;
       case TYPE_WNDINC:
-        this.handler.onWndInc(this.streamId, p.readUInt32BE(0));
+        // Increment is 31 bits; the top bit is reserved and masked off on receipt, as the SDK does (PROTOCOL.md §1).
+        this.handler.onWndInc(this.streamId, p.readUInt32BE(0) & MAX_WINDOW);
         break;
       default:
         this.handler.onGoAway(p.readUInt32BE(0) & STREAM_ID_MASK, p.readUInt32BE(4), p.subarray(8));

@@ -37,6 +37,11 @@ export const DEFAULT_MAX_WRITE_FRAME = 64 * 1024;
 export const RST_PAYLOAD_SIZE = 4;
 export const WNDINC_PAYLOAD_SIZE = 4;
 export const GOAWAY_MIN_PAYLOAD_SIZE = 8;
+/**
+ * Largest GOAWAY payload accepted: 8 bytes + up to 64 KiB of debug text (PROTOCOL.md §1: larger is a
+ * FRAME_SIZE_ERROR). Control payloads are buffered whole, so this caps what one announced header can make us allocate.
+ */
+export const GOAWAY_MAX_PAYLOAD_SIZE = GOAWAY_MIN_PAYLOAD_SIZE + 64 * 1024;
 
 export const FRAME_TYPE_NAMES: readonly string[] = ['RST', 'DATA', 'WNDINC', 'GOAWAY'];
 

@@ -1,0 +1,72 @@
+// `burrow relay`: parse flags, prepare the data dir (dev CA, token), start the relay, print how to connect, and
+// shut down gracefully on SIGINT/SIGTERM. CLI layer: the only place that writes to stdout for the relay.
+import { ensureRelayPki } from '../config/dev-pki.js';
+import { ensureDataDir, formatHostPort, parseRelayArgs, relayHelpText } from '../config/relay-config.js';
+import { loadTokens } from '../config/tokens.js';
+import { startRelay } from '../relay/relay.js';
+
+export async function relayCommand(argv: string[], version: string): Promise<number> {
+  const config = parseRelayArgs(argv);
+  if (config.help) {
+    process.stdout.write(relayHelpText());
+    return 0;
+  }
+  await ensureDataDir(config.dataDir);
+  const pki = await ensureRelayPki({ dataDir: config.dataDir, domain: config.domain, certPath: config.certPath, keyPath: config.keyPath });
+  const tokens = await loadTokens({ dataDir: config.dataDir, tokensFile: config.tokensFile });
+  const relay = await startRelay({
+    domain: config.domain,
+    httpAddr: config.httpAddr,
+    httpsAddr: config.httpsAddr,
+    agentAddr: config.agentAddr,
+    tcpPorts: config.tcpPorts,
+    tcpHost: config.tcpHost,
+    workers: config.workers,
+    prereadMax: config.prereadMax,
+    prereadTimeoutMs: config.prereadTimeoutMs,
+    tcpKeepaliveMs: config.tcpKeepaliveMs,
+    graceMs: config.graceMs,
+    certPem: pki.certPem,
+    keyPem: pki.keyPem,
+    tokenHashes: [...tokens.hashes],
+    version,
+  });
+
+  const http = relay.address('http');
+  const https = relay.address('https');
+  const agent = relay.address('agent')!;
+  const agentHost = agent.host === '127.0.0.1' || agent.host === '::1' ? 'localhost' : agent.host;
+  const lines = [
+    `burrow relay ${version} — domain ${config.domain}`,
+    `  http     ${http ? `http://${formatHostPort(http)}` : 'off'}`,
+    `  https    ${https ? `https://${formatHostPort(https)}  (TLS endpoints and agents with SNI connect.${config.domain} too)` : 'off'}`,
+    `  agents   ${formatHostPort(agent)}`,
+    `  tcp      ports ${config.tcpPorts.from}-${config.tcpPorts.to} on ${config.tcpHost}`,
+    `  workers  ${relay.threaded ? `${relay.dispatcher.workerIds().length} threads` : 'single-threaded (native addon unavailable: run `burrow doctor`)'}`,
+    `  CA       ${pki.caPath ?? `(your certificate ${pki.certPath})`}`,
+    tokens.devToken !== null ? `  token    ${tokens.devToken}   (dev token, saved in ${tokens.path})` : `  tokens   ${tokens.count} from ${tokens.path}`,
+    '',
+    'Connect an agent with the ngrok SDK (npm i @ngrok/ngrok):',
+    `  new ngrok.SessionBuilder().authtoken(TOKEN).serverAddr('${agentHost}:${agent.port}')`,
+    `    .caCert(fs.readFileSync('${pki.caPath ?? pki.certPath}')).connect()`,
+    `Then: curl ${https ? `--cacert ${pki.caPath ?? pki.certPath} https://NAME.${config.domain}:${https.port}/` : `http://NAME.${config.domain}:${http?.port}/`}`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string): void => {
+      if (stopping) {
+        process.stderr.write(`burrow: second ${sig}, exiting now\n`);
+        process.exit(1);
+      }
+      stopping = true;
+      process.stderr.write(`burrow: ${sig} received, draining (up to ${config.graceMs} ms)...\n`);
+      relay.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

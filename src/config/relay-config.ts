@@ -1,0 +1,500 @@
+// `burrow relay` flags → one frozen RelayConfig: a single table of flag specs (name, env var, default, parser, help)
+// drives parsing, env defaults and the help text (DESIGN.md §5). Start-up only; never on the hot path.
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { BurrowError } from '../core/errors.js';
+
+/** A listen address. `host` is bare (an IPv6 literal has no brackets); `port` 0 asks the OS for an ephemeral port. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Everything `burrow relay` needs to start. Deep-frozen; paths are absolute. */
+export interface RelayConfig {
+  /** Public base domain, lowercased, no trailing dot: endpoints are `<name>.<domain>`. */
+  readonly domain: string;
+  /** null = listener disabled (`off`). */
+  readonly httpAddr: HostPort | null;
+  readonly httpsAddr: HostPort | null;
+  /** Always on: agents connect here (and also via the https listener with SNI `connect.<domain>`). */
+  readonly agentAddr: HostPort;
+  readonly adminAddr: HostPort | null;
+  /** Inclusive port range for TCP endpoints. */
+  readonly tcpPorts: { readonly from: number; readonly to: number };
+  /** Host named in tcp:// URLs; bare (an IPv6 literal has no brackets — bracket it when building a URL). */
+  readonly tcpHost: string;
+  /** Worker threads, 1..64. */
+  readonly workers: number;
+  readonly dataDir: string;
+  /** Both set or both null (null = dev CA + leaf generated in dataDir). */
+  readonly certPath: string | null;
+  readonly keyPath: string | null;
+  /** null = a dev token is generated in dataDir. */
+  readonly tokensFile: string | null;
+  readonly prereadTimeoutMs: number;
+  readonly prereadMax: number;
+  /** 0 = TCP keepalive off. */
+  readonly tcpKeepaliveMs: number;
+  readonly graceMs: number;
+  /**
+   * `--help` / `-h` was given. Help wins over everything else on the command line: no other argument or env var is
+   * read or validated, and every other field holds its built-in default.
+   */
+  readonly help: boolean;
+}
+
+const COMMAND = 'burrow relay';
+const ENV_PREFIX = 'BURROW_RELAY_';
+const MAX_WORKERS = 64;
+
+// ── value parsers ────────────────────────────────────────────────────────────────────────────────────────────────
+// Each takes the raw text and a label naming its source ("--tcp-ports", or "--tcp-ports (from BURROW_RELAY_TCP_PORTS)")
+// and throws BURROW_ERR_CONFIG_INVALID saying: which flag, which value, what is expected.
+
+function invalid(label: string, value: string, expected: string): BurrowError {
+  return new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: ${quote(value)} ${expected}`);
+}
+
+/** Quotes a user value for a message; control characters are escaped so a message stays on one line. */
+function quote(value: string): string {
+  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  return `'${shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
+}
+
+const DNS_LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * RFC 1123 host name check on an already lowercased name without trailing dot. Returns what is wrong, or null.
+ * Letters, digits, hyphens; labels 1..63 not starting or ending with '-'; total at most 253.
+ */
+function dnsNameProblem(name: string): string | null {
+  if (/[^\x00-\x7f]/.test(name)) return 'is not an ASCII DNS name; write internationalised names in punycode (xn--...)';
+  const rule = "is not a DNS name (letters, digits, '-' and '.'; labels of 1..63 characters not starting or ending with '-')";
+  if (name.length === 0 || name.length > 253) return rule;
+  const labels = name.split('.');
+  if (!labels.every((l) => DNS_LABEL_RE.test(l))) return rule;
+  // An all-numeric last label makes it an IP address to resolvers and browsers (RFC 3696 §2).
+  if (/^[0-9]+$/.test(labels[labels.length - 1]!)) return 'looks like an IP address, not a DNS name';
+  return null;
+}
+
+/** Lowercases and drops one trailing root dot (RFC 1034 §3.1), then checks; throws naming `value` on failure. */
+function parseDnsName(value: string, label: string, example: string): string {
+  const name = value.toLowerCase().replace(/\.$/, '');
+  const problem = dnsNameProblem(name);
+  if (problem !== null) throw invalid(label, value, `${problem} (example: ${example})`);
+  return name;
+}
+
+function parseDomain(value: string, label: string): string {
+  return parseDnsName(value, label, 'burrow.example.com');
+}
+
+/**
+ * Parses `host:port` (IPv6 as `[::1]:8080`) into a frozen HostPort. Port 0 is allowed (ephemeral). `flag` names the
+ * input in error messages (`--http-addr`, a config key, ...). Throws BURROW_ERR_CONFIG_INVALID.
+ */
+export function parseHostPort(value: string, flag: string): HostPort {
+  const example = 'example: 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080';
+  let host: string;
+  let portText: string;
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']');
+    if (close < 0 || value[close + 1] !== ':') throw invalid(flag, value, `is not host:port (${example})`);
+    host = value.slice(1, close);
+    portText = value.slice(close + 2);
+    if (isIP(host) !== 6) throw invalid(flag, value, `has no IPv6 address inside [ ] (${example})`);
+  } else {
+    const colon = value.lastIndexOf(':');
+    if (colon < 0) throw invalid(flag, value, `is not host:port; the port is missing (${example})`);
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    if (host.includes(':')) throw invalid(flag, value, `has an IPv6 address without brackets; write it as [addr]:port (${example})`);
+    if (host === '') throw invalid(flag, value, `has no host; for all interfaces write 0.0.0.0:port or [::]:port (${example})`);
+  }
+  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw invalid(flag, value, `has no valid port: ${quote(portText)} is not a whole number 0..65535 (${example})`);
+  }
+  let bare = host.toLowerCase();
+  if (isIP(bare) === 0) {
+    bare = bare.replace(/\.$/, '');
+    const problem = dnsNameProblem(bare);
+    if (problem !== null) throw invalid(flag, value, `has a bad host: ${quote(host)} ${problem} (${example})`);
+  }
+  return Object.freeze({ host: bare, port: Number(portText) });
+}
+
+/** Formats a HostPort for messages and URLs: `127.0.0.1:8080`, `[::1]:8080`. */
+export function formatHostPort(hp: HostPort): string {
+  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+function parseListenerOrOff(value: string, label: string): HostPort | null {
+  if (value.toLowerCase() === 'off') return null;
+  return parseHostPort(value, label);
+}
+
+function parseAgentAddr(value: string, label: string): HostPort {
+  if (value.toLowerCase() === 'off') {
+    throw invalid(label, value, 'is not allowed: the agent listener cannot be turned off (agents connect there); give host:port');
+  }
+  return parseHostPort(value, label);
+}
+
+function parseTcpPorts(value: string, label: string): { readonly from: number; readonly to: number } {
+  const m = /^([0-9]{1,5})-([0-9]{1,5})$/.exec(value);
+  const example = '(example: 20000-20999; one port: 20000-20000)';
+  if (m === null) throw invalid(label, value, `is not a port range a-b ${example}`);
+  const from = Number(m[1]);
+  const to = Number(m[2]);
+  if (from < 1 || to > 65535) throw invalid(label, value, `is not a range a-b within 1..65535 ${example}`);
+  if (from > to) throw invalid(label, value, `is not a range a-b with a <= b (example: 20000-20999)`);
+  return Object.freeze({ from, to });
+}
+
+function parseTcpHost(value: string, label: string): string {
+  const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+  if (isIP(bare) !== 0) return bare.toLowerCase();
+  return parseDnsName(value, label, 'tcp.burrow.example.com or 203.0.113.7');
+}
+
+/** A whole number in [min, max]; digits only (no sign, exponent, unit or separator). */
+function intParser(min: number, max: number, unit: string, extra = ''): (value: string, label: string) => number {
+  return (value, label) => {
+    const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+    if (!(n >= min && n <= max)) throw invalid(label, value, `is not a whole number of ${unit} in ${min}..${max}${extra}`);
+    return n;
+  };
+}
+
+function parseKeepalive(value: string, label: string): number {
+  const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+  // Keepalive probes are scheduled in whole seconds by the kernel (TCP_KEEPIDLE), so below 1 s is not meaningful.
+  if (!(n === 0 || (n >= 1000 && n <= 86_400_000))) {
+    throw invalid(label, value, 'is not 0 (off) or a whole number of milliseconds in 1000..86400000');
+  }
+  return n;
+}
+
+function parseDir(value: string, label: string): string {
+  if (value.trim() === '') throw invalid(label, value, 'is empty; give a directory path (example: ./.burrow)');
+  return resolve(value);
+}
+
+/** An existing, readable regular file, as an absolute path. Unreadable → BURROW_ERR_CONFIG_FILE. */
+function fileParser(what: string): (value: string, label: string) => string {
+  return (value, label) => {
+    if (value.trim() === '') throw invalid(label, value, `is empty; give the path of ${what}`);
+    const path = resolve(value);
+    try {
+      if (!statSync(path).isFile()) {
+        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} is not a regular file; give the path of ${what}`);
+      }
+      accessSync(path, fsConstants.R_OK);
+    } catch (err) {
+      if (err instanceof BurrowError) throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`;
+      throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} ${why}; give the path of ${what}`, { cause: err });
+    }
+    return path;
+  };
+}
+
+// ── the flag table ───────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Mutable during parsing; frozen into RelayConfig at the end. */
+interface Draft {
+  domain: string;
+  httpAddr: HostPort | null;
+  httpsAddr: HostPort | null;
+  agentAddr: HostPort;
+  adminAddr: HostPort | null;
+  tcpPorts: { readonly from: number; readonly to: number };
+  tcpHost: string | null;
+  workers: number;
+  dataDir: string;
+  certPath: string | null;
+  keyPath: string | null;
+  tokensFile: string | null;
+  prereadTimeoutMs: number;
+  prereadMax: number;
+  tcpKeepaliveMs: number;
+  graceMs: number;
+}
+
+interface FlagSpec<K extends keyof Draft> {
+  /** Without the leading `--`. */
+  readonly name: string;
+  readonly key: K;
+  /** Placeholder shown in help: `<host:port|off>`. */
+  readonly arg: string;
+  /** Default as the user would type it (run through `parse`), or null when computed (see `defaultText`). */
+  readonly default: string | null;
+  /** Help text for the default when `default` is null or needs explaining. */
+  readonly defaultText?: string;
+  readonly help: string;
+  readonly parse: (value: string, label: string) => Draft[K];
+}
+
+type AnyFlagSpec = { [K in keyof Draft]: FlagSpec<K> }[keyof Draft];
+
+/** Identity helper that keeps each spec's key and parser result tied together. */
+function flag<K extends keyof Draft>(spec: FlagSpec<K>): AnyFlagSpec {
+  return spec as unknown as AnyFlagSpec;
+}
+
+function defaultWorkers(): number {
+  return Math.min(MAX_WORKERS, Math.max(1, availableParallelism()));
+}
+
+const FLAGS: readonly AnyFlagSpec[] = [
+  flag({ name: 'domain', key: 'domain', arg: '<name>', default: 'burrow.localhost', parse: parseDomain,
+    help: 'public base domain; endpoints are <name>.<domain> (*.localhost resolves to loopback in curl and browsers)' }),
+  flag({ name: 'http-addr', key: 'httpAddr', arg: '<host:port|off>', default: '127.0.0.1:8080', parse: parseListenerOrOff,
+    help: 'public HTTP listener' }),
+  flag({ name: 'https-addr', key: 'httpsAddr', arg: '<host:port|off>', default: '127.0.0.1:8443', parse: parseListenerOrOff,
+    help: 'public TLS listener (HTTPS and TLS endpoints, agents via SNI connect.<domain>)' }),
+  flag({ name: 'agent-addr', key: 'agentAddr', arg: '<host:port>', default: '127.0.0.1:4443', parse: parseAgentAddr,
+    help: 'listener agents connect to (TLS); cannot be off' }),
+  flag({ name: 'admin-addr', key: 'adminAddr', arg: '<host:port|off>', default: '127.0.0.1:9090', parse: parseListenerOrOff,
+    help: 'admin API and /metrics' }),
+  flag({ name: 'tcp-ports', key: 'tcpPorts', arg: '<a-b>', default: '20000-20999', parse: parseTcpPorts,
+    help: 'port range for TCP endpoints (bound on the --http-addr host)' }),
+  flag({ name: 'tcp-host', key: 'tcpHost', arg: '<host>', default: null, parse: parseTcpHost,
+    defaultText: 'host of --http-addr; --domain if that is 0.0.0.0 or ::',
+    help: 'host named in tcp:// endpoint URLs' }),
+  flag({ name: 'workers', key: 'workers', arg: '<n>', default: null, parse: intParser(1, MAX_WORKERS, 'worker threads'),
+    defaultText: `number of cores, at most ${MAX_WORKERS} (${defaultWorkers()} here)`,
+    help: 'worker threads owning agent sessions and public sockets' }),
+  flag({ name: 'data-dir', key: 'dataDir', arg: '<dir>', default: './.burrow', parse: parseDir,
+    help: 'where the dev CA, dev certificate and dev token are kept' }),
+  flag({ name: 'cert', key: 'certPath', arg: '<file>', default: null, parse: fileParser('a PEM certificate (chain) file'),
+    defaultText: 'none: a dev CA and wildcard certificate are generated in --data-dir',
+    help: 'TLS certificate (PEM) for the https and agent listeners; needs --key' }),
+  flag({ name: 'key', key: 'keyPath', arg: '<file>', default: null, parse: fileParser('a PEM private key file'),
+    defaultText: 'none', help: 'private key (PEM) for --cert' }),
+  flag({ name: 'tokens', key: 'tokensFile', arg: '<file>', default: null, parse: fileParser('a tokens file (one token per line)'),
+    defaultText: 'none: a dev token is generated in --data-dir and printed',
+    help: 'agent auth tokens, one per line; # starts a comment line' }),
+  flag({ name: 'preread-timeout', key: 'prereadTimeoutMs', arg: '<ms>', default: '5000',
+    parse: intParser(1, 600_000, 'milliseconds'),
+    help: 'deadline for a public client to send its TLS ClientHello or HTTP request head' }),
+  flag({ name: 'preread-max', key: 'prereadMax', arg: '<bytes>', default: '16384', parse: intParser(1024, 65536, 'bytes'),
+    help: 'most bytes read before routing a public connection' }),
+  flag({ name: 'tcp-keepalive', key: 'tcpKeepaliveMs', arg: '<ms>', default: '30000', parse: parseKeepalive,
+    help: 'TCP keepalive idle time on public and agent sockets; 0 turns it off' }),
+  flag({ name: 'grace', key: 'graceMs', arg: '<ms>', default: '10000', parse: intParser(0, 3_600_000, 'milliseconds'),
+    help: 'on shutdown, how long sessions may drain before they are cut' }),
+];
+
+const FLAGS_BY_NAME: ReadonlyMap<string, AnyFlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
+
+/** `http-addr` → `BURROW_RELAY_HTTP_ADDR`. */
+function envName(name: string): string {
+  return ENV_PREFIX + name.toUpperCase().replace(/-/g, '_');
+}
+
+function builtInDraft(): Draft {
+  const d = {
+    tcpHost: null,
+    workers: defaultWorkers(),
+    certPath: null,
+    keyPath: null,
+    tokensFile: null,
+  } as Partial<Draft> as Record<keyof Draft, unknown>;
+  for (const f of FLAGS) {
+    if (f.default !== null) d[f.key] = f.parse(f.default, `default of --${f.name}`);
+  }
+  return d as unknown as Draft;
+}
+
+/** Parses the arguments after `burrow relay` (env vars BURROW_RELAY_* give defaults that flags override). */
+export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RelayConfig {
+  if (argv.some((a) => a === '--help' || a === '-h')) return finish(builtInDraft(), true);
+
+  const draft = builtInDraft();
+  const set = new Map<keyof Draft, string>(); // key → label of the source that set it (for cross-field messages)
+
+  // 1. Environment: defaults that flags override. An empty variable counts as unset.
+  for (const f of FLAGS) {
+    const name = envName(f.name);
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const label = `--${f.name} (from ${name})`;
+    (draft as unknown as Record<string, unknown>)[f.key] = f.parse(value, label);
+    set.set(f.key, label);
+  }
+
+  // 2. Flags: `--flag value` or `--flag=value`; each at most once.
+  const seen = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      throw new BurrowError(
+        'BURROW_ERR_CONFIG_INVALID',
+        `unexpected argument ${quote(arg)} for '${COMMAND}': it takes only --flags; run '${COMMAND} --help'`,
+      );
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = FLAGS_BY_NAME.get(name);
+    if (spec === undefined) {
+      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown flag --${name} for '${COMMAND}'; run '${COMMAND} --help'`);
+    }
+    let value: string;
+    if (eq >= 0) {
+      value = arg.slice(eq + 1);
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) {
+        throw new BurrowError(
+          'BURROW_ERR_CONFIG_INVALID',
+          `--${name} needs a value ${spec.arg}; write --${name} ${spec.arg} or --${name}=${spec.arg}`,
+        );
+      }
+      value = next;
+      i++;
+    }
+    const previous = seen.get(name);
+    if (previous !== undefined) {
+      throw new BurrowError(
+        'BURROW_ERR_CONFIG_INVALID',
+        `--${name} was given twice (${quote(previous)} and ${quote(value)}); give it once`,
+      );
+    }
+    seen.set(name, value);
+    (draft as unknown as Record<string, unknown>)[spec.key] = spec.parse(value, `--${name}`);
+    set.set(spec.key, `--${name}`);
+  }
+
+  // 3. Rules that span flags.
+  if ((draft.certPath === null) !== (draft.keyPath === null)) {
+    const given = draft.certPath !== null ? set.get('certPath')! : set.get('keyPath')!;
+    const missing = draft.certPath !== null ? '--key' : '--cert';
+    throw new BurrowError(
+      'BURROW_ERR_CONFIG_INVALID',
+      `${given} was given without ${missing}: give both --cert and --key, or neither to use the generated dev certificate`,
+    );
+  }
+  checkListenerConflicts(draft, (key) => set.get(key));
+  return finish(draft, false);
+}
+
+const LISTENERS: ReadonlyArray<{ key: 'httpAddr' | 'httpsAddr' | 'agentAddr' | 'adminAddr'; flag: string }> = [
+  { key: 'httpAddr', flag: '--http-addr' },
+  { key: 'httpsAddr', flag: '--https-addr' },
+  { key: 'agentAddr', flag: '--agent-addr' },
+  { key: 'adminAddr', flag: '--admin-addr' },
+];
+
+/**
+ * Two listeners on one port, or a listener port inside --tcp-ports, would fail at bind time (BURROW_ERR_RELAY_LISTEN) with
+ * a less helpful message; catch it here. Port 0 never conflicts (the OS picks distinct ports).
+ */
+function checkListenerConflicts(d: Draft, sourceOf: (key: keyof Draft) => string | undefined): void {
+  // "--http-addr 127.0.0.1:8080", "--agent-addr 127.0.0.1:4443 (default)", "--http-addr (from BURROW_...) ..."
+  const describe = (key: keyof Draft, flagName: string, value: string): string => {
+    const source = sourceOf(key);
+    return source === undefined ? `${flagName} ${value} (default)` : `${source} ${value}`;
+  };
+  const active = LISTENERS.flatMap((l) => {
+    const hp = d[l.key];
+    return hp === null || hp.port === 0 ? [] : [{ ...l, hp }];
+  });
+  for (let i = 0; i < active.length; i++) {
+    for (let j = i + 1; j < active.length; j++) {
+      const a = active[i]!;
+      const b = active[j]!;
+      if (a.hp.port === b.hp.port && (a.hp.host === b.hp.host || isWildcard(a.hp.host) || isWildcard(b.hp.host))) {
+        throw new BurrowError(
+          'BURROW_ERR_CONFIG_INVALID',
+          `${describe(a.key, a.flag, formatHostPort(a.hp))} and ${describe(b.key, b.flag, formatHostPort(b.hp))} ` +
+            'use the same port; give each listener its own port, or turn one off',
+        );
+      }
+    }
+  }
+  const range = `${d.tcpPorts.from}-${d.tcpPorts.to}`;
+  for (const a of active) {
+    if (a.hp.port >= d.tcpPorts.from && a.hp.port <= d.tcpPorts.to) {
+      throw new BurrowError(
+        'BURROW_ERR_CONFIG_INVALID',
+        `${describe(a.key, a.flag, formatHostPort(a.hp))} has a port inside ${describe('tcpPorts', '--tcp-ports', range)}` +
+          ', where TCP endpoints listen; move the listener or the TCP port range',
+      );
+    }
+  }
+}
+
+/** The unspecified address (0.0.0.0, ::, 0:0::0, ...): binds every interface, names none. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || (isIP(host) === 6 && /^[0:]+$/.test(host));
+}
+
+function finish(d: Draft, help: boolean): RelayConfig {
+  // tcp:// URLs must name a host clients can reach: the bind host, unless that is a wildcard address.
+  const bindHost = (d.httpAddr ?? d.httpsAddr ?? d.agentAddr).host;
+  const tcpHost = d.tcpHost ?? (isWildcard(bindHost) ? d.domain : bindHost);
+  return Object.freeze({
+    domain: d.domain,
+    httpAddr: d.httpAddr,
+    httpsAddr: d.httpsAddr,
+    agentAddr: d.agentAddr,
+    adminAddr: d.adminAddr,
+    tcpPorts: d.tcpPorts,
+    tcpHost,
+    workers: d.workers,
+    dataDir: d.dataDir,
+    certPath: d.certPath,
+    keyPath: d.keyPath,
+    tokensFile: d.tokensFile,
+    prereadTimeoutMs: d.prereadTimeoutMs,
+    prereadMax: d.prereadMax,
+    tcpKeepaliveMs: d.tcpKeepaliveMs,
+    graceMs: d.graceMs,
+    help,
+  });
+}
+
+/** Help for `burrow relay --help`: every flag with its default and env var, generated from the flag table. */
+export function relayHelpText(): string {
+  const rows = FLAGS.map((f) => ({
+    left: `  --${f.name} ${f.arg}`,
+    lines: [f.help, `default: ${f.defaultText ?? f.default}`, `env: ${envName(f.name)}`],
+  }));
+  rows.push({ left: '  --help, -h', lines: ['show this text'] });
+  const width = Math.max(...rows.map((r) => r.left.length)) + 2;
+  const body = rows
+    .map((r) => r.lines.map((line, i) => (i === 0 ? r.left.padEnd(width) : ' '.repeat(width)) + line).join('\n'))
+    .join('\n');
+  return (
+    `Usage: ${COMMAND} [flags]\n\n` +
+    'Runs the relay: the public edge that agents connect to.\n' +
+    'Flags take a value as --flag value or --flag=value. Each flag can also be set by its environment variable;\n' +
+    'a flag on the command line wins. Listeners marked |off can be disabled with the value off.\n\n' +
+    `Flags:\n${body}\n`
+  );
+}
+
+/**
+ * Creates the data dir (and missing parents) with mode 0700 — it holds the dev CA key and the dev token. An existing
+ * directory is left as it is. Throws BURROW_ERR_CONFIG_FILE naming the path when it cannot be made or is not a dir.
+ */
+export async function ensureDataDir(dataDir: string): Promise<void> {
+  try {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'exists but is not a directory' : `cannot be created (${code})`;
+    throw new BurrowError(
+      'BURROW_ERR_CONFIG_FILE',
+      `data dir ${quote(dataDir)} ${why}; give --data-dir a directory burrow may write to`,
+      { cause: err },
+    );
+  }
+}

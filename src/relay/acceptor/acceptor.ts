@@ -1,0 +1,416 @@
+// The acceptor (main thread, DESIGN.md §1): owns every listening socket, reads only what it needs to route a new
+// connection (HTTP request head or TLS ClientHello, bounded, under a deadline), looks up the route and hands the
+// connection to the worker that owns the endpoint. It also answers the workers' route reservations.
+// Per-connection path: preread, one sniff per read, one route lookup, one handoff. Never touches payload after that.
+import net from 'node:net';
+import { once } from 'node:events';
+import { BurrowError } from '../../core/errors.js';
+import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.js';
+import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
+import type { AcceptorToWorker, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
+import { errorPage } from '../error-page.js';
+import { RouteTable, randomLabel, type Route } from './route-table.js';
+import type { ConnectionDispatcher } from './worker-pool.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface AcceptorOptions {
+  domain: string;
+  httpAddr: HostPort | null;
+  httpsAddr: HostPort | null;
+  agentAddr: HostPort | null;
+  /** Host to bind TCP endpoint listeners on, and the host named in tcp:// URLs. */
+  tcpBindHost: string;
+  tcpPublicHost: string;
+  tcpPorts: { from: number; to: number };
+  prereadMax: number;
+  prereadTimeoutMs: number;
+}
+
+/** Counters the acceptor keeps (read by metrics at scrape time). Keys are bounded: listener:outcome. */
+export type AcceptorCounters = Map<string, number>;
+
+// TLS alert record: fatal (2) unrecognized_name (112), RFC 8446 §6.2 — our "no such host" for TLS listeners.
+const TLS_ALERT_UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+
+export class Acceptor {
+  readonly routes: RouteTable;
+  readonly counters: AcceptorCounters;
+  private readonly opts: AcceptorOptions;
+  private dispatcher: ConnectionDispatcher | null;
+  private readonly servers: Map<string, net.Server>;
+  private readonly tcpServers: Map<number, net.Server>;
+  private readonly bound: Map<string, HostPort>;
+  private readonly connectHost: string;
+  private closing: boolean;
+
+  constructor(opts: AcceptorOptions) {
+    this.opts = opts;
+    this.routes = new RouteTable();
+    this.counters = new Map();
+    this.dispatcher = null;
+    this.servers = new Map();
+    this.tcpServers = new Map();
+    this.bound = new Map();
+    this.connectHost = `connect.${opts.domain}`;
+    this.closing = false;
+  }
+
+  setDispatcher(d: ConnectionDispatcher): void {
+    this.dispatcher = d;
+  }
+
+  /** The address each listener actually bound (port 0 resolved). */
+  address(name: 'http' | 'https' | 'agent'): HostPort | null {
+    return this.bound.get(name) ?? null;
+  }
+
+  async listen(): Promise<void> {
+    const { httpAddr, httpsAddr, agentAddr } = this.opts;
+    if (httpAddr !== null) await this.listenOne('http', httpAddr, (s) => this.onHttp(s));
+    if (httpsAddr !== null) await this.listenOne('https', httpsAddr, (s) => this.onHttps(s));
+    if (agentAddr !== null) await this.listenOne('agent', agentAddr, (s) => this.onAgent(s));
+  }
+
+  /** Stop accepting new connections on every listener (connections already handed off carry on). */
+  async stopListening(): Promise<void> {
+    this.closing = true;
+    const all = [...this.servers.values(), ...this.tcpServers.values()];
+    this.servers.clear();
+    this.tcpServers.clear();
+    await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+
+  // ---- control channel from workers ----
+
+  onControl(workerId: number, msg: WorkerToAcceptor, reply: (m: AcceptorToWorker) => void): void {
+    switch (msg.op) {
+      case 'reserve':
+        this.reserve(workerId, msg).then(reply, (err: Error) =>
+          reply({ op: 'reserve-reply', reqId: msg.reqId, ok: false, error: err.message, code: (err as BurrowError).code ?? 'BURROW_ERR_BIND_INVALID' }),
+        );
+        return;
+      case 'release':
+        this.dropRoutes(this.routes.removeWhere((r) => r.endpointId === msg.endpointId));
+        return;
+      case 'session-gone':
+        this.dropRoutes(this.routes.removeWhere((r) => r.sessionId === msg.sessionId));
+        return;
+      case 'session-started':
+        return;
+    }
+  }
+
+  /** A worker died: every route it owned is gone (its agents reconnect and bind again). */
+  onWorkerGone(workerId: number): void {
+    this.dropRoutes(this.routes.removeWhere((r) => r.workerId === workerId));
+  }
+
+  private async reserve(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
+    if (this.closing) throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the relay is shutting down; reconnect and bind again');
+    if (req.proto === 'tcp') return this.reserveTcp(workerId, req);
+    let hostname = req.hostname;
+    if (hostname === '') {
+      do hostname = `${randomLabel()}.${this.opts.domain}`;
+      while (this.routes.lookupHost(hostname) !== undefined);
+    }
+    if (req.proto !== 'tls' && this.opts.httpAddr === null && this.opts.httpsAddr === null) {
+      throw new BurrowError('BURROW_ERR_BIND_INVALID', 'this relay has no http or https listener; it cannot serve HTTP endpoints');
+    }
+    if (req.proto === 'tls' && this.opts.httpsAddr === null) {
+      throw new BurrowError('BURROW_ERR_BIND_INVALID', 'this relay has no https listener (--https-addr off); it cannot serve TLS endpoints');
+    }
+    const route: Route = { endpointId: req.endpointId, sessionId: req.sessionId, workerId, proto: req.proto, hostname, port: 0 };
+    const clash = this.routes.add(route);
+    if (clash !== null) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_CONFLICT',
+        `${hostname} is already online (bound by another agent session); choose another name or stop the other agent`,
+      );
+    }
+    return { op: 'reserve-reply', reqId: req.reqId, ok: true, hostname, port: 0, url: this.urlFor(req.proto, hostname) };
+  }
+
+  private urlFor(proto: Route['proto'], hostname: string): string {
+    const http = this.bound.get('http');
+    const https = this.bound.get('https');
+    const withPort = (scheme: string, hp: HostPort | undefined, dflt: number): string =>
+      hp === undefined || hp.port === dflt ? `${scheme}://${hostname}` : `${scheme}://${hostname}:${hp.port}`;
+    if (proto === 'tls') return withPort('tls', https, 443);
+    if (proto === 'http' || https === undefined) return withPort('http', http, 80);
+    return withPort('https', https, 443);
+  }
+
+  private async reserveTcp(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
+    const { from, to } = this.opts.tcpPorts;
+    const wanted = req.port;
+    if (wanted !== 0 && (wanted < from || wanted > to)) {
+      throw new BurrowError('BURROW_ERR_BIND_INVALID', `TCP port ${wanted} is outside this relay's --tcp-ports range ${from}-${to}`);
+    }
+    const candidates = wanted !== 0 ? [wanted] : this.freePortOrder(from, to);
+    for (const port of candidates) {
+      if (this.routes.isPortTaken(port)) {
+        if (wanted !== 0) throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${port} is already online for another session`);
+        continue;
+      }
+      const route: Route = { endpointId: req.endpointId, sessionId: req.sessionId, workerId, proto: 'tcp', hostname: '', port };
+      this.routes.add(route);
+      try {
+        await this.listenTcp(port);
+      } catch (err) {
+        this.routes.remove(req.endpointId);
+        if (wanted !== 0) {
+          throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${port} cannot be bound: ${(err as Error).message}`);
+        }
+        continue;
+      }
+      if (this.routes.getEndpoint(req.endpointId) !== route) {
+        // Released while we were binding.
+        this.closeTcp(port);
+        throw new BurrowError('BURROW_ERR_BIND_INVALID', 'endpoint released during Bind');
+      }
+      return { op: 'reserve-reply', reqId: req.reqId, ok: true, port, hostname: '', url: `tcp://${this.opts.tcpPublicHost}:${port}` };
+    }
+    throw new BurrowError('BURROW_ERR_BIND_EXHAUSTED', `no free TCP port in --tcp-ports ${from}-${to}; widen the range or stop unused TCP endpoints`);
+  }
+
+  /** Ports of the range in a random rotation, so endpoints do not all pile on the first ports. */
+  private freePortOrder(from: number, to: number): number[] {
+    const n = to - from + 1;
+    const start = Math.floor(Math.random() * n);
+    const out: number[] = [];
+    for (let i = 0; i < n && out.length < 64; i++) {
+      const p = from + ((start + i) % n);
+      if (!this.routes.isPortTaken(p)) out.push(p);
+    }
+    return out;
+  }
+
+  private dropRoutes(gone: Route[]): void {
+    for (const r of gone) if (r.proto === 'tcp') this.closeTcp(r.port);
+  }
+
+  // ---- listeners ----
+
+  private async listenOne(name: 'http' | 'https' | 'agent', addr: HostPort, onConn: (s: net.Socket) => void): Promise<void> {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConn);
+    server.on('error', (err) => process.emitWarning(`burrow ${name} listener error: ${err.message}`));
+    server.listen({ host: addr.host, port: addr.port, backlog: 4096 });
+    try {
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
+    } catch (err) {
+      throw new BurrowError(
+        'BURROW_ERR_RELAY_LISTEN',
+        `--${name}-addr ${addr.host}:${addr.port}: cannot listen (${(err as Error).message}); free the port or pick another address`,
+      );
+    }
+    const a = server.address() as net.AddressInfo;
+    this.bound.set(name, { host: addr.host, port: a.port });
+    this.servers.set(name, server);
+  }
+
+  private async listenTcp(port: number): Promise<void> {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (s) => this.onTcp(port, s));
+    server.listen({ host: this.opts.tcpBindHost, port, backlog: 1024 });
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
+    server.on('error', (err) => process.emitWarning(`burrow tcp:${port} listener error: ${err.message}`));
+    this.tcpServers.set(port, server);
+  }
+
+  private closeTcp(port: number): void {
+    const s = this.tcpServers.get(port);
+    if (s !== undefined) {
+      this.tcpServers.delete(port);
+      s.close();
+    }
+  }
+
+  private count(key: string): void {
+    this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
+  }
+
+  private onAgent(socket: net.Socket): void {
+    this.count('agent:accepted');
+    // Nothing to sniff: every connection here is an agent; the worker's TLS handshake validates it.
+    this.dispatcher!.dispatchAgent(socket, Buffer.alloc(0), meta(socket));
+  }
+
+  private onTcp(port: number, socket: net.Socket): void {
+    const route = this.routes.lookupPort(port);
+    if (route === undefined) {
+      this.count('tcp:no-route');
+      socket.destroy();
+      return;
+    }
+    this.count('tcp:routed');
+    this.dispatcher!.dispatchPublic(
+      socket,
+      Buffer.alloc(0),
+      { entry: 'tcp', endpointId: route.endpointId, hostname: '', sni: '', ...meta(socket) },
+      route.workerId,
+    );
+  }
+
+  private onHttp(socket: net.Socket): void {
+    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (buf, timedOut, chunk) => {
+      // A head ends with LF: after the first read (which catches non-HTTP early), re-sniff only when a read brings
+      // one, or at the size limit, so a byte-at-a-time client costs O(n) and not O(n²).
+      if (!timedOut && buf !== chunk && chunk.indexOf(0x0a) < 0 && buf.length < this.opts.prereadMax) return false;
+      if (timedOut) {
+        this.count('http:timeout');
+        return () => endWith(socket, errorPage(408, 'Request Timeout', `No complete request head within ${this.opts.prereadTimeoutMs} ms.`));
+      }
+      const r = sniffHttpHead(buf, this.opts.prereadMax);
+      if (r.kind === 'need-more') return false;
+      this.count(`http:${headOutcome(r)}`);
+      if (r.kind === 'head') {
+        const route = this.routes.lookupHost(r.hostname);
+        if (route === undefined || route.proto === 'tcp' || route.proto === 'tls') {
+          this.count('http:no-route');
+          const what = r.hostname || '(no Host header)';
+          return () => endWith(socket, errorPage(404, 'Not Found', `Tunnel ${what} not found: no agent is serving this host on this relay.`));
+        }
+        return () =>
+          this.dispatcher!.dispatchPublic(
+            socket,
+            buf,
+            { entry: 'http', endpointId: route.endpointId, hostname: r.hostname, sni: '', ...meta(socket) },
+            route.workerId,
+          );
+      }
+      if (r.kind === 'too-large') {
+        return () => endWith(socket, errorPage(431, 'Request Header Fields Too Large', `The request head exceeds ${this.opts.prereadMax} bytes.`));
+      }
+      const why = r.kind === 'not-http' ? 'This port speaks HTTP/1.1.' : r.reason;
+      return () => endWith(socket, errorPage(400, 'Bad Request', why));
+    });
+  }
+
+  private onHttps(socket: net.Socket): void {
+    let atLeast = 0; // the parser tells how many bytes it needs before its answer can change
+    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (buf, timedOut) => {
+      if (timedOut) {
+        this.count('https:timeout');
+        return () => socket.destroy();
+      }
+      if (buf.length < atLeast) return false;
+      const r = parseClientHello(buf, this.opts.prereadMax);
+      if (r.kind === 'need-more') {
+        atLeast = r.atLeast;
+        return false;
+      }
+      this.count(`https:${sniffOutcome(r)}`);
+      if (r.kind !== 'hello') return () => socket.destroy();
+      if (r.sni === null) return () => alertAndClose(socket);
+      const sni = r.sni;
+      if (sni === this.connectHost) return () => this.dispatcher!.dispatchAgent(socket, buf, meta(socket));
+      const route = this.routes.lookupHost(sni);
+      if (route === undefined || route.proto === 'tcp') {
+        this.count('https:no-route');
+        return () => alertAndClose(socket);
+      }
+      return () =>
+        this.dispatcher!.dispatchPublic(
+          socket,
+          buf,
+          { entry: route.proto === 'tls' ? 'tls' : 'https', endpointId: route.endpointId, hostname: sni, sni, ...meta(socket) },
+          route.workerId,
+        );
+    });
+  }
+}
+
+type Act = () => void;
+
+function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
+  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: Date.now() };
+}
+
+/** No route for this server name: a fatal unrecognized_name alert, then close. */
+function alertAndClose(socket: net.Socket): void {
+  socket.on('error', () => {});
+  socket.end(TLS_ALERT_UNRECOGNIZED_NAME);
+  setTimeout(() => socket.destroy(), 2000).unref();
+}
+
+function endWith(socket: net.Socket, buf: Buffer): void {
+  socket.on('error', () => {});
+  socket.end(buf);
+  socket.resume(); // read and drop the rest so the close completes
+  setTimeout(() => socket.destroy(), 2000).unref();
+}
+
+/**
+ * Read from a paused socket until `decide` returns an action (hand off or answer; run once reading has stopped)
+ * or the deadline passes.
+ * `decide` sees everything read so far. Reading stops in the same tick as the decision, so bytes not yet read stay
+ * in the kernel for whoever gets the descriptor next.
+ */
+function preread(
+  socket: net.Socket,
+  max: number,
+  timeoutMs: number,
+  decide: (buf: Buffer, timedOut: boolean, chunk: Buffer) => Act | false,
+): void {
+  let buf: Buffer = Buffer.alloc(0);
+  let store: Buffer | null = null;
+  let done = false;
+  const finish = (): void => {
+    done = true;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+    socket.pause();
+  };
+  const onData = (chunk: Buffer): void => {
+    if (done) return;
+    // Whole chunks are kept (a body may follow the head in the same read and must reach the worker); the
+    // sniffers stop looking at `max`, so this holds at most max + one read. The usual case is one read (no copy);
+    // after that, bytes go into a doubling store so a byte-at-a-time client costs O(n) copying.
+    if (buf.length === 0) {
+      buf = chunk;
+    } else {
+      const need = buf.length + chunk.length;
+      if (store === null || need > store.length) {
+        const next = Buffer.allocUnsafe(Math.max(need, 2 * (store?.length ?? 2048)));
+        buf.copy(next, 0);
+        store = next;
+      } else if (buf.buffer !== store.buffer) {
+        buf.copy(store, 0);
+      }
+      chunk.copy(store, buf.length);
+      buf = store.subarray(0, need);
+    }
+    const act = decide(buf, false, chunk);
+    if (act !== false) {
+      finish(); // stop reading before the handoff: an unshift or a new owner must not re-enter here
+      act();
+    } else if (buf.length > max) {
+      // A sniffer that still wants more past the limit is a bug; never buffer on.
+      finish();
+      socket.destroy();
+    }
+  };
+  const onEnd = (): void => {
+    if (done) return;
+    finish();
+    socket.destroy();
+  };
+  const timer = setTimeout(() => {
+    if (done) return;
+    finish();
+    const act = decide(buf, true, buf);
+    if (act !== false) act();
+  }, timeoutMs);
+  timer.unref();
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.on('error', () => {
+    if (!done) finish();
+    socket.destroy();
+  });
+  socket.resume();
+}

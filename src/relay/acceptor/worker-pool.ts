@@ -1,0 +1,266 @@
+// Hands accepted connections to worker threads (DESIGN.md §1): dup(fd) through the native addon, destroy the
+// acceptor's socket, and run a piscina task on the worker that owns the target session (affinity) or on the least
+// busy worker (new agent sessions). Also carries each worker's control channel (route reservations).
+// Per-connection path: one dup, one postMessage.
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type net from 'node:net';
+import { Piscina } from 'piscina';
+import { BurrowError } from '../../core/errors.js';
+import { nativeAddon } from '../../native/native-addon.js';
+import type {
+  AcceptorToWorker,
+  AgentTask,
+  PublicTask,
+  RelayTask,
+  TaskResult,
+  WorkerToAcceptor,
+} from '../relay-messages.js';
+import { WorkerRuntime, type WorkerSettings } from '../worker/worker-runtime.js';
+
+/** Handles a control message from worker `workerId`; `reply` answers it on that worker's channel. */
+export type ControlHandler = (workerId: number, msg: WorkerToAcceptor, reply: (m: AcceptorToWorker) => void) => void;
+
+export interface DispatchMeta {
+  remoteAddress: string;
+  remotePort: number;
+  acceptedAt: number;
+}
+
+export interface ConnectionDispatcher {
+  /** True when connections run on worker threads; false in the single-threaded fallback. */
+  readonly threaded: boolean;
+  /** Live worker ids (threadIds; 0 for the in-thread runtime). */
+  workerIds(): number[];
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void;
+  dispatchPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void;
+  /** Tell every worker to stop taking new work and GOAWAY its agents. */
+  drain(): void;
+  destroy(): Promise<void>;
+}
+
+export interface DispatcherOptions {
+  workers: number;
+  settings: WorkerSettings;
+  onControl: ControlHandler;
+  /** A worker died (crash) or was removed: drop what it owned. */
+  onWorkerGone: (workerId: number, err: Error | null) => void;
+  onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null) => void;
+}
+
+const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
+
+/** Queue options piscina hands to our balancer (set on the task object under Piscina.queueOptionsSymbol). */
+interface QueueOpts {
+  workerId?: number;
+  control?: boolean;
+}
+
+/** Create the dispatcher: worker threads when the native addon is there, else an in-thread runtime. */
+export async function createDispatcher(opts: DispatcherOptions): Promise<ConnectionDispatcher> {
+  if (!nativeAddon.available || opts.workers === 0) return new InThreadDispatcher(opts);
+  const d = new ThreadedDispatcher(opts);
+  await d.start();
+  return d;
+}
+
+class ThreadedDispatcher implements ConnectionDispatcher {
+  readonly threaded = true;
+  private readonly opts: DispatcherOptions;
+  private readonly pool: Piscina;
+  private readonly ports: Map<number, MessagePort>;
+  private readonly withControl: Set<number>;
+  private readonly waitingForWorkers: Array<() => void>;
+  private destroyed: boolean;
+
+  constructor(opts: DispatcherOptions) {
+    this.opts = opts;
+    this.ports = new Map();
+    this.withControl = new Set();
+    this.waitingForWorkers = [];
+    this.destroyed = false;
+    const withControl = this.withControl;
+    this.pool = new Piscina({
+      filename: WORKER_ENTRY.href,
+      name: 'handleTask',
+      minThreads: opts.workers,
+      maxThreads: opts.workers,
+      idleTimeout: Infinity,
+      // Tasks are connections that live for minutes; Atomics.wait-based waiting would only block the worker's loop.
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1 << 30,
+      workerData: opts.settings,
+      loadBalancer: (task, workers) => {
+        const q = (task as unknown as Record<symbol, QueueOpts | null>)[Piscina.queueOptionsSymbol] ?? null;
+        const live = workers.filter((w) => !w.terminating && !w.destroyed);
+        if (live.length === 0) return null;
+        if (q !== null && q.control === true) {
+          // Each worker gets exactly one control task (its channel to the acceptor).
+          const w = live.find((x) => !withControl.has(x.id));
+          if (w === undefined) return null;
+          withControl.add(w.id);
+          return w;
+        }
+        if (q !== null && q.workerId !== undefined) {
+          const w = live.find((x) => x.id === q.workerId);
+          // The owner vanished between lookup and dispatch: any worker will answer "no such endpoint" cleanly.
+          if (w !== undefined) return w;
+        }
+        let best = live[0]!;
+        for (const w of live) if (w.currentUsage < best.currentUsage) best = w;
+        return best;
+      },
+    });
+    this.pool.on('workerCreate', (w: { id: number }) => this.attachControl(w.id));
+    this.pool.on('workerDestroy', (w: { id: number }) => this.onWorkerDestroy(w.id));
+    this.pool.on('error', (err: Error) => {
+      // A worker error with no task to fail (e.g. crash while idle): it is replaced; report it.
+      process.emitWarning(`burrow worker error: ${err.message}`, { code: 'BURROW_ERR_WORKER_CRASHED' });
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.ports.size >= this.opts.workers) return;
+    await new Promise<void>((resolve) => this.waitingForWorkers.push(resolve));
+  }
+
+  workerIds(): number[] {
+    return [...this.ports.keys()];
+  }
+
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
+    const fd = this.takeFd(socket);
+    if (fd < 0) return;
+    const task: AgentTask = { kind: 'agent', fd, head, ...meta };
+    this.run(task, {}, 'agent');
+  }
+
+  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void {
+    const fd = this.takeFd(socket);
+    if (fd < 0) return;
+    const task: PublicTask = { kind: 'public', fd, head, ...rest };
+    this.run(task, { workerId }, 'public');
+  }
+
+  drain(): void {
+    for (const p of this.ports.values()) p.postMessage({ op: 'drain' } satisfies AcceptorToWorker);
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const p of this.ports.values()) p.close();
+    this.ports.clear();
+    await this.pool.destroy();
+  }
+
+  /** dup the socket's fd for the worker and close the acceptor's handle. Returns -1 (socket destroyed) on failure. */
+  private takeFd(socket: net.Socket): number {
+    const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+    const fd = handle?.fd ?? -1;
+    let dupFd = -1;
+    try {
+      if (fd < 0) throw new BurrowError('BURROW_ERR_RELAY_HANDOFF', 'accepted socket has no file descriptor');
+      dupFd = nativeAddon.dup(fd);
+    } catch (err) {
+      process.emitWarning(`burrow handoff failed: ${(err as Error).message}`, { code: 'BURROW_ERR_RELAY_HANDOFF' });
+      socket.destroy();
+      return -1;
+    }
+    // Same tick as the last read: nothing more was read into this socket, the rest waits in the kernel for the worker.
+    socket.destroy();
+    return dupFd;
+  }
+
+  private run(task: RelayTask, q: QueueOpts, kind: 'agent' | 'public' | 'control', transferList?: MessagePort[]): void {
+    const withOpts = task as RelayTask & Record<symbol, QueueOpts>;
+    withOpts[Piscina.queueOptionsSymbol] = q;
+    const fd = 'fd' in task ? task.fd : -1;
+    this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
+      (result: TaskResult) => {
+        if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null);
+      },
+      (err: Error) => {
+        // The worker died with the task (its fd died with it) or never got it: make sure the fd is not leaked.
+        if (fd >= 0 && err.message.includes('Terminating')) {
+          try {
+            nativeAddon.close(fd);
+          } catch {
+            // already closed by the worker
+          }
+        }
+        if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err);
+      },
+    );
+  }
+
+  private attachControl(workerId: number): void {
+    if (this.destroyed) return;
+    const { port1, port2 } = new MessageChannel();
+    this.ports.set(workerId, port1);
+    port1.on('message', (msg: WorkerToAcceptor) => {
+      this.opts.onControl(workerId, msg, (m) => port1.postMessage(m));
+    });
+    port1.unref();
+    this.run({ kind: 'control', port: port2 }, { control: true }, 'control', [port2]);
+    if (this.ports.size >= this.opts.workers) {
+      for (const w of this.waitingForWorkers.splice(0)) w();
+    }
+  }
+
+  private onWorkerDestroy(workerId: number): void {
+    this.withControl.delete(workerId);
+    const p = this.ports.get(workerId);
+    if (p !== undefined) {
+      p.close();
+      this.ports.delete(workerId);
+    }
+    if (!this.destroyed) {
+      this.opts.onWorkerGone(
+        workerId,
+        new BurrowError('BURROW_ERR_WORKER_CRASHED', `worker ${workerId} exited; its sessions were dropped and it is being replaced`),
+      );
+    }
+  }
+}
+
+/** Single-threaded fallback (no native addon): the worker runtime runs on the main thread, sockets passed as is. */
+class InThreadDispatcher implements ConnectionDispatcher {
+  readonly threaded = false;
+  private readonly runtime: WorkerRuntime;
+  private readonly opts: DispatcherOptions;
+
+  constructor(opts: DispatcherOptions) {
+    this.opts = opts;
+    this.runtime = new WorkerRuntime(opts.settings, 0);
+    this.runtime.attachControlSink({
+      post: (msg: WorkerToAcceptor) => opts.onControl(0, msg, (m) => this.runtime.onControlMessage(m)),
+    });
+  }
+
+  workerIds(): number[] {
+    return [0];
+  }
+
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
+    this.track('agent', this.runtime.adoptAgent(socket, head, meta));
+  }
+
+  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>): void {
+    this.track('public', this.runtime.adoptPublic(socket, head, rest));
+  }
+
+  drain(): void {
+    this.runtime.drain();
+  }
+
+  async destroy(): Promise<void> {
+    await this.runtime.destroy();
+  }
+
+  private track(kind: 'agent' | 'public', p: Promise<TaskResult>): void {
+    p.then(
+      (r) => this.opts.onTaskDone?.(kind, r, null),
+      (e: Error) => this.opts.onTaskDone?.(kind, null, e),
+    );
+  }
+}

@@ -1,0 +1,25 @@
+// Small HTTP error responses the relay writes itself (404 no route, 421, 400, 502 ...). Not on the hot path.
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/** A complete HTTP/1.1 response with `Connection: close` and a short HTML body naming the problem. */
+export function errorPage(status: number, statusText: string, detail: string, extraHeaders = ''): Buffer {
+  const body =
+    `<!doctype html><html><head><title>${status} ${escapeHtml(statusText)}</title></head>` +
+    `<body><h1>${status} ${escapeHtml(statusText)}</h1><p>${escapeHtml(detail)}</p><hr><p>burrow</p></body></html>\n`;
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${statusText}\r\n` +
+      'Content-Type: text/html; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n' +
+      'Cache-Control: no-store\r\n' +
+      `X-Burrow-Error: ${status}\r\n` +
+      extraHeaders +
+      '\r\n' +
+      body,
+  );
+}

@@ -1,0 +1,336 @@
+// One agent connection on a worker: TLS termination, the mux session in relay role, and the control RPCs
+// (Auth, Bind, Unbind, heartbeat) of PROTOCOL.md §6–§9. Opens proxy streams for public connections.
+// Not per chunk; openProxyStream runs once per public connection.
+import tls from 'node:tls';
+import type net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { BurrowError } from '../../core/errors.js';
+import { MuxSession } from '../../mux/mux-session.js';
+import type { MuxStream } from '../../mux/mux-stream.js';
+import { serveHeartbeat } from '../../mux/heartbeat.js';
+import { readJsonMessage, respondRpc } from '../../mux/rpc.js';
+import { readStreamType } from '../../mux/typed-stream.js';
+import { MUX_STREAM_REFUSED } from '../../protocol/error-codes.js';
+import {
+  EDGE_TYPE_HTTPS,
+  EDGE_TYPE_TCP,
+  EDGE_TYPE_TLS,
+  SERVER_PROTOCOL_VERSION,
+  STREAM_TYPE_AUTH,
+  STREAM_TYPE_BIND,
+  STREAM_TYPE_BIND_LABELED,
+  STREAM_TYPE_HEARTBEAT,
+  STREAM_TYPE_PROXY,
+  STREAM_TYPE_UNBIND,
+  type ProxyHeader,
+} from '../../protocol/messages.js';
+import { encodeProxyHeader } from '../../protocol/proxy-header.js';
+import type { EndpointProto, TaskResult } from '../relay-messages.js';
+import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
+
+/** An endpoint bound by a session, as the worker sees it. */
+export interface Endpoint {
+  id: string;
+  proto: EndpointProto;
+  hostname: string;
+  port: number;
+  url: string;
+  session: AgentSession;
+  /** EdgeType string sent in ProxyHeaders. */
+  edgeType: string;
+  /** Public connections currently open on this endpoint. */
+  active: number;
+}
+
+/** Largest RPC message accepted from an agent (Bind with a traffic policy is the largest legitimate one). */
+const MAX_RPC = 256 * 1024;
+/** How long an agent may take to authenticate after TLS is up. */
+const AUTH_DEADLINE_MS = 15_000;
+/** No heartbeat for this long ends the session (ngrok SDK defaults: 10 s interval + 15 s tolerance, plus slack). */
+const LIVENESS_MS = 30_000;
+/**
+ * Relay-opened streams per session. The ngrok SDK allows 512 live streams in all and tears the session down on the
+ * 513th (PROTOCOL.md §13), so public connections beyond this are refused instead.
+ */
+export const MAX_PROXY_STREAMS_PER_SESSION = 480;
+
+const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export class AgentSession {
+  readonly id: string;
+  readonly runtime: WorkerRuntime;
+  readonly meta: AdoptMeta;
+  readonly endpoints: Map<string, Endpoint>;
+  readonly done: Promise<TaskResult>;
+  mux: MuxSession | null;
+  authed: boolean;
+  clientId: string;
+  private readonly raw: net.Socket;
+  private readonly tlsSocket: tls.TLSSocket;
+  private resolveDone!: (r: TaskResult) => void;
+  private finished: boolean;
+  private authTimer: NodeJS.Timeout | null;
+
+  constructor(runtime: WorkerRuntime, socket: net.Socket, meta: AdoptMeta) {
+    this.id = `sess_${randomBytes(9).toString('base64url')}`;
+    this.runtime = runtime;
+    this.meta = meta;
+    this.endpoints = new Map();
+    this.mux = null;
+    this.authed = false;
+    this.clientId = '';
+    this.raw = socket;
+    this.finished = false;
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
+    const hsTimer = setTimeout(
+      () => this.fail(`TLS handshake not finished within ${runtime.settings.handshakeTimeoutMs} ms`),
+      runtime.settings.handshakeTimeoutMs,
+    );
+    this.authTimer = null;
+    this.tlsSocket.once('secure', () => {
+      clearTimeout(hsTimer);
+      this.start();
+    });
+    this.tlsSocket.on('error', (err: Error) => {
+      clearTimeout(hsTimer);
+      this.fail(`agent TLS error: ${err.message}`);
+    });
+    this.tlsSocket.on('close', () => {
+      clearTimeout(hsTimer);
+      this.finish('closed');
+    });
+  }
+
+  /** GOAWAY: the agent should reconnect (to another relay process) once its streams are done. */
+  goAway(): void {
+    this.mux?.goAway(0, 'relay draining');
+    void this.mux?.close();
+  }
+
+  destroy(err: Error): void {
+    if (this.mux !== null) this.mux.destroy(err);
+    else this.tlsSocket.destroy();
+  }
+
+  /**
+   * Open a proxy stream for a public connection: type, ProxyHeader and any bytes already read go out in the SYN frame.
+   * Returns null when the session cannot take another stream (closed, going away, or at the SDK's stream limit).
+   */
+  openProxyStream(ep: Endpoint, clientAddr: string, first?: Buffer): MuxStream | null {
+    const mux = this.mux;
+    if (mux === null || mux.isClosed || mux.remoteGoAway !== null || mux.streamCount >= MAX_PROXY_STREAMS_PER_SESSION) {
+      return null;
+    }
+    let s: MuxStream;
+    try {
+      s = mux.openStream();
+    } catch {
+      return null;
+    }
+    const header: ProxyHeader = {
+      Id: ep.id,
+      ClientAddr: clientAddr,
+      Proto: ep.proto,
+      EdgeType: ep.edgeType,
+      PassthroughTLS: ep.proto === 'tls',
+    };
+    const hdr = encodeProxyHeader(header);
+    const firstLen = first === undefined ? 0 : first.length;
+    const buf = Buffer.allocUnsafe(4 + hdr.length + firstLen);
+    buf.writeUInt32BE(STREAM_TYPE_PROXY, 0);
+    hdr.copy(buf, 4);
+    if (first !== undefined) first.copy(buf, 4 + hdr.length);
+    s.write(buf);
+    return s;
+  }
+
+  private start(): void {
+    const mux = new MuxSession(this.tlsSocket, { role: 'server' });
+    this.mux = mux;
+    mux.on('stream', (s: MuxStream) => this.onStream(s));
+    mux.on('close', (err?: Error) => this.finish(err ? err.message : 'closed'));
+    this.authTimer = setTimeout(() => {
+      if (!this.authed) mux.terminate(MUX_STREAM_REFUSED, `no Auth within ${AUTH_DEADLINE_MS} ms`);
+    }, AUTH_DEADLINE_MS);
+    this.authTimer.unref();
+  }
+
+  private onStream(s: MuxStream): void {
+    s.on('error', () => {}); // per-stream failures are answered on the stream itself; the session carries on
+    readStreamType(s).then(
+      (type) => this.dispatch(type, s),
+      () => s.destroy(),
+    );
+  }
+
+  private dispatch(type: number, s: MuxStream): void {
+    const mux = this.mux!;
+    switch (type) {
+      case STREAM_TYPE_HEARTBEAT:
+        serveHeartbeat(mux, s, { livenessMs: LIVENESS_MS });
+        return;
+      case STREAM_TYPE_AUTH:
+        this.rpc(s, (req) => this.handleAuth(req));
+        return;
+      case STREAM_TYPE_BIND:
+        this.rpc(s, (req) => this.handleBind(req));
+        return;
+      case STREAM_TYPE_UNBIND:
+        this.rpc(s, (req) => this.handleUnbind(req));
+        return;
+      case STREAM_TYPE_BIND_LABELED:
+        this.rpc(s, async () => ({ Error: 'burrow does not support labeled tunnels (edges); bind an endpoint with a URL instead' }));
+        return;
+      default:
+        // Proxy (3) and commands (4, 5, 6, 9) flow relay → agent only; anything else is unknown.
+        s.reset(MUX_STREAM_REFUSED);
+    }
+  }
+
+  private rpc(s: MuxStream, handler: (req: Record<string, unknown>) => Promise<object>): void {
+    readJsonMessage(s, { maxSize: MAX_RPC })
+      .then(handler)
+      .then(
+        (resp) => respondRpc(s, resp),
+        (err: Error) => {
+          if (!s.destroyed) respondRpc(s, { Error: err.message });
+        },
+      );
+  }
+
+  private async handleAuth(req: Record<string, unknown>): Promise<object> {
+    const extra = isObject(req['Extra']) ? req['Extra'] : {};
+    const token = typeof extra['AuthToken'] === 'string' ? extra['AuthToken'] : '';
+    if (token === '' || !this.runtime.checkToken(token)) {
+      // Answer, then end the session: an agent with a wrong token has nothing else to do here.
+      setTimeout(() => this.mux?.close(), 100).unref();
+      throw new BurrowError(
+        'BURROW_ERR_AUTH_FAILED',
+        token === ''
+          ? 'authentication failed: no auth token was sent; pass the token the relay printed at start-up'
+          : 'authentication failed: the auth token is not valid for this relay',
+      );
+    }
+    this.authed = true;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
+    this.runtime.notify({ op: 'session-started', sessionId: this.id, remoteAddress: this.meta.remoteAddress });
+    return {
+      Version: SERVER_PROTOCOL_VERSION,
+      ClientId: this.clientId,
+      Extra: { Version: `burrow ${this.runtime.settings.version}`, Region: 'local', Cookie: '', AccountName: '', PlanName: '', Banner: '' },
+    };
+  }
+
+  private async handleBind(req: Record<string, unknown>): Promise<object> {
+    if (!this.authed) throw new BurrowError('BURROW_ERR_AUTH_FAILED', 'Bind before Auth: authenticate first');
+    const proto = req['Proto'];
+    if (proto !== 'http' && proto !== 'https' && proto !== 'tcp' && proto !== 'tls') {
+      throw new BurrowError('BURROW_ERR_BIND_INVALID', `Bind: Proto ${JSON.stringify(proto)} is not one of http, https, tcp, tls`);
+    }
+    const opts = isObject(req['Opts']) ? { ...req['Opts'] } : {};
+    const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
+    const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
+    let hostname = '';
+    let port = 0;
+    if (proto === 'tcp') {
+      port = parseTcpAddr(opts['Addr']);
+    } else {
+      hostname = this.requestedHostname(opts);
+    }
+    const reply = await this.runtime.reserve({ sessionId: this.id, endpointId: id, proto, hostname, port });
+    if (!reply.ok) {
+      throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
+    }
+    if (this.mux === null || this.mux.isClosed) {
+      this.runtime.notify({ op: 'release', endpointId: id });
+      throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Bind');
+    }
+    const ep: Endpoint = {
+      id,
+      proto,
+      hostname: reply.hostname ?? hostname,
+      port: reply.port ?? port,
+      url: reply.url ?? '',
+      session: this,
+      edgeType: proto === 'tcp' ? EDGE_TYPE_TCP : proto === 'tls' ? EDGE_TYPE_TLS : EDGE_TYPE_HTTPS,
+      active: 0,
+    };
+    this.endpoints.set(id, ep);
+    this.runtime.endpoints.set(id, ep);
+    if (proto === 'tcp') opts['Addr'] = ep.url.replace(/^tcp:\/\//, '');
+    else opts['Hostname'] = ep.hostname;
+    return { Id: id, URL: ep.url, Proto: proto, Opts: opts, Extra: { Token: '' } };
+  }
+
+  private async handleUnbind(req: Record<string, unknown>): Promise<object> {
+    const id = typeof req['Id'] === 'string' ? req['Id'] : '';
+    // The ngrok SDK sends Unbind more than once for one tunnel (on close and again on drop): an unknown or
+    // already removed id is answered as success.
+    const ep = this.endpoints.get(id);
+    if (ep !== undefined) this.dropEndpoint(ep);
+    return {};
+  }
+
+  /** The hostname a Bind asks for: Hostname/Domain, or Subdomain under our domain, or a random one (''). */
+  private requestedHostname(opts: Record<string, unknown>): string {
+    const domain = this.runtime.settings.domain;
+    const raw = [opts['Hostname'], opts['Domain']].find((v) => typeof v === 'string' && v !== '') as string | undefined;
+    const sub = typeof opts['Subdomain'] === 'string' ? opts['Subdomain'] : '';
+    let host = '';
+    if (raw !== undefined) host = raw.toLowerCase().replace(/\.$/, '');
+    else if (sub !== '') host = `${sub.toLowerCase()}.${domain}`;
+    else return '';
+    const labels = host.split('.');
+    if (host.length > 253 || !labels.every((l) => HOST_LABEL.test(l))) {
+      throw new BurrowError('BURROW_ERR_BIND_INVALID', `Bind: ${JSON.stringify(host)} is not a valid hostname (letters, digits and '-' in dot-separated labels)`);
+    }
+    if (!host.endsWith(`.${domain}`) || host === `connect.${domain}`) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_INVALID',
+        `Bind: hostname ${host} is not allowed; endpoints must be under .${domain} (for example app.${domain})`,
+      );
+    }
+    return host;
+  }
+
+  private dropEndpoint(ep: Endpoint): void {
+    this.endpoints.delete(ep.id);
+    if (this.runtime.endpoints.get(ep.id) === ep) this.runtime.endpoints.delete(ep.id);
+    this.runtime.notify({ op: 'release', endpointId: ep.id });
+  }
+
+  private fail(reason: string): void {
+    if (this.mux !== null) this.mux.destroy(new BurrowError('BURROW_ERR_MUX_TRANSPORT', reason));
+    else this.tlsSocket.destroy();
+    this.finish(reason);
+  }
+
+  private finish(outcome: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    for (const ep of [...this.endpoints.values()]) {
+      this.endpoints.delete(ep.id);
+      if (this.runtime.endpoints.get(ep.id) === ep) this.runtime.endpoints.delete(ep.id);
+    }
+    this.runtime.notify({ op: 'session-gone', sessionId: this.id });
+    if (!this.tlsSocket.destroyed) this.tlsSocket.destroy();
+    this.resolveDone({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Port wanted by a TCP Bind's Opts.Addr ('' or 'host:port'); 0 = any. */
+function parseTcpAddr(addr: unknown): number {
+  if (typeof addr !== 'string' || addr === '') return 0;
+  const m = /:(\d{1,5})$/.exec(addr);
+  if (m === null) throw new BurrowError('BURROW_ERR_BIND_INVALID', `Bind: TCP Addr ${JSON.stringify(addr)} is not host:port`);
+  const port = Number(m[1]);
+  if (port < 1 || port > 65535) throw new BurrowError('BURROW_ERR_BIND_INVALID', `Bind: TCP port ${port} is out of range`);
+  return port;
+}

@@ -1,0 +1,153 @@
+// Everything one worker owns: agent sessions, their endpoints, and the public connections routed to them, plus the
+// worker's control channel to the acceptor. Runs on a worker thread, or on the main thread in the single-threaded
+// fallback. Per-connection path: adoptPublic (one Map lookup, then the pump).
+import tls from 'node:tls';
+import type net from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { BurrowError } from '../../core/errors.js';
+import type {
+  AcceptorToWorker,
+  PublicTask,
+  ReserveReply,
+  ReserveRequest,
+  TaskResult,
+  WorkerToAcceptor,
+} from '../relay-messages.js';
+import { AgentSession, type Endpoint } from './agent-session.js';
+import { pumpPublic } from './public-pump.js';
+
+/** Static settings every worker gets (piscina workerData; structured-clone friendly). */
+export interface WorkerSettings {
+  domain: string;
+  certPem: string;
+  keyPem: string;
+  /** SHA-256 (hex) of every accepted agent token. */
+  tokenHashes: string[];
+  /** TCP keepalive initial delay for public and agent sockets, ms (0 = off). */
+  tcpKeepaliveMs: number;
+  /** Deadline for a complete HTTP request head after the first, ms (slowloris). */
+  headTimeoutMs: number;
+  /** Largest HTTP request head accepted on later requests of a connection. */
+  maxHeadSize: number;
+  /** Agent TLS handshake deadline, ms. */
+  handshakeTimeoutMs: number;
+  version: string;
+}
+
+export interface ControlSink {
+  post(msg: WorkerToAcceptor): void;
+}
+
+export interface AdoptMeta {
+  remoteAddress: string;
+  remotePort: number;
+  acceptedAt: number;
+}
+
+export class WorkerRuntime {
+  readonly settings: WorkerSettings;
+  readonly workerId: number;
+  readonly secureContext: tls.SecureContext;
+  readonly sessions: Map<string, AgentSession>;
+  readonly endpoints: Map<string, Endpoint>;
+  draining: boolean;
+  private readonly tokenHashes: Buffer[];
+  private control: ControlSink | null;
+  private nextReqId: number;
+  private readonly pending: Map<number, (r: ReserveReply) => void>;
+  private closedResolve: (() => void) | null;
+  private readonly closed: Promise<void>;
+
+  constructor(settings: WorkerSettings, workerId: number) {
+    this.settings = settings;
+    this.workerId = workerId;
+    this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem });
+    this.sessions = new Map();
+    this.endpoints = new Map();
+    this.draining = false;
+    this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
+    this.control = null;
+    this.nextReqId = 1;
+    this.pending = new Map();
+    this.closedResolve = null;
+    this.closed = new Promise((r) => (this.closedResolve = r));
+  }
+
+  attachControlSink(sink: ControlSink): void {
+    this.control = sink;
+  }
+
+  /** Resolves when the runtime is destroyed (the control task's lifetime). */
+  untilClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  onControlMessage(msg: AcceptorToWorker): void {
+    if (msg.op === 'reserve-reply') {
+      const cb = this.pending.get(msg.reqId);
+      if (cb !== undefined) {
+        this.pending.delete(msg.reqId);
+        cb(msg);
+      }
+    } else if (msg.op === 'drain') {
+      this.drain();
+    }
+  }
+
+  /** Ask the acceptor to reserve a hostname or TCP port for an endpoint. */
+  reserve(req: Omit<ReserveRequest, 'op' | 'reqId'>): Promise<ReserveReply> {
+    const sink = this.control;
+    if (sink === null) {
+      return Promise.resolve({ op: 'reserve-reply', reqId: 0, ok: false, error: 'worker has no control channel yet; retry', code: 'BURROW_ERR_RELAY_HANDOFF' });
+    }
+    const reqId = this.nextReqId++;
+    return new Promise((resolve) => {
+      this.pending.set(reqId, resolve);
+      sink.post({ op: 'reserve', reqId, ...req });
+    });
+  }
+
+  notify(msg: WorkerToAcceptor): void {
+    this.control?.post(msg);
+  }
+
+  /** Constant-time token check against the configured hashes. */
+  checkToken(token: string): boolean {
+    const h = createHash('sha256').update(token, 'utf8').digest();
+    let ok = false;
+    for (const t of this.tokenHashes) if (timingSafeEqual(h, t)) ok = true;
+    return ok;
+  }
+
+  /** An agent connection: terminate TLS and run the mux session; resolves when the session ends. */
+  adoptAgent(socket: net.Socket, head: Buffer, meta: AdoptMeta): Promise<TaskResult> {
+    if (head.length > 0) socket.unshift(head);
+    prepareSocket(socket, this.settings.tcpKeepaliveMs);
+    const session = new AgentSession(this, socket, meta);
+    this.sessions.set(session.id, session);
+    return session.done.finally(() => this.sessions.delete(session.id));
+  }
+
+  /** A public connection routed to one of our endpoints. */
+  adoptPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>): Promise<TaskResult> {
+    prepareSocket(socket, this.settings.tcpKeepaliveMs);
+    return pumpPublic(this, socket, head, task);
+  }
+
+  /** Stop taking new sessions; tell agents to go away so they reconnect elsewhere once their streams finish. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const s of this.sessions.values()) s.goAway();
+  }
+
+  async destroy(): Promise<void> {
+    for (const s of this.sessions.values()) s.destroy(new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'relay shutting down'));
+    this.closedResolve?.();
+  }
+}
+
+export function prepareSocket(socket: net.Socket, keepaliveMs: number): void {
+  socket.setNoDelay(true);
+  if (keepaliveMs > 0) socket.setKeepAlive(true, keepaliveMs);
+}

@@ -1,0 +1,915 @@
+// Client→agent HTTP/1.1 request filter for HTTP(S) endpoints (DESIGN.md §2 item 2, §6): strict streaming head parser,
+// X-Forwarded-* rewriting, body framing by Content-Length / chunked. Pure: no sockets, no timers. HOT PATH.
+//
+// The relay worker feeds every chunk a public client sends on one connection to push(); the filter hands what to send
+// to the agent to sink.forward(), in order. Heads are assembled (copied only when a head spans chunks), checked and
+// rewritten into one new buffer per request; bodies and chunk framing go out as subarrays of the input chunks (zero
+// copy). Per chunk the work is O(1) for body data; only chunk-size lines and trailers are scanned byte by byte.
+//
+// API: `new HttpRequestFilter(sink, { isAllowedHost, proto, clientIp, maxHeadSize?, maxHeaders? })`, then
+// `push(chunk)` for every client read. `inHead` is true while a head is partly buffered (run the head deadline then);
+// `failed` / `upgraded` tell the state. Sink calls happen synchronously inside push(), in stream order.
+//
+//   HEAD ──(head ok: onRequest, forward rewritten head)───┬── no body ─────────────────────────────────► HEAD
+//                                                         ├── Content-Length n > 0 ─► BODY_LENGTH ──────► HEAD
+//                                                         ├── chunked ─► BODY_CHUNKED (… 0, trailers) ──► HEAD
+//                                                         └── Connection: upgrade + Upgrade ─► onUpgrade() ─► OPAQUE
+//   any violation in HEAD / BODY_CHUNKED ─► onError(status, code, reason) once ─► DEAD (all later input ignored)
+//
+// Choices (the strictest reading of RFC 9112 that real clients pass; we may reject more than llhttp, never less):
+//  * 400 for framing/syntax faults: bare LF, obs-fold, stray CR/NUL/CTL, space before ':', non-token names, missing Host
+//    on 1.1, duplicate Host / Content-Length / Transfer-Encoding, CL not 1*DIGIT (so "5, 5", "+5", "0x5" fail), CL+TE,
+//    TE on HTTP/1.0, TE whose final coding is not chunked (RFC 9112 §6.3 ¶4: "MUST respond with 400"), bad chunk
+//    lines, forbidden trailer fields. 505 for a well-formed HTTP version other than 1.0/1.1.
+//  * 501 (RFC 9110 §9.1, RFC 9112 §6.1 "coding it does not understand") for a transfer coding other than chunked in
+//    front of the final chunked (`gzip, chunked`); for CONNECT (an HTTP endpoint is an origin, not a proxy; ngrok
+//    refuses CONNECT too); and for a method token outside HTTP_METHODS (sniff-http-head.ts: the methods llhttp knows,
+//    so whatever we forward a Node upstream can parse). All 400/501/505 use code BURROW_ERR_HTTP_BAD_REQUEST.
+//  * 431 (BURROW_ERR_HTTP_HEAD_TOO_LARGE) as soon as a head buffers more than maxHeadSize bytes or maxHeaders fields,
+//    and for a trailer section over the same limits.
+//  * 421 (BURROW_ERR_HTTP_MISDIRECTED) when the Host header's hostname, or the authority of an absolute-form target,
+//    fails isAllowedHost (syntactically bad hosts are 400). Checked on every request of a keep-alive connection.
+//  * Host: lowercased, port stripped, one trailing dot stripped, IPv6 literal passed without brackets ("::1"), as in
+//    sniff-http-head.ts. Reg-names of [A-Za-z0-9._-] (labels 1–63, ≤ 253 in all), a port of 1–5 digits ≤ 65535.
+//    HTTP/1.0 without Host is accepted (the connection is already bound to one endpoint) and gets no X-Forwarded-Host.
+//    An empty Host is a 400 (it cannot route).
+//  * Rewriting: client-sent X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-IP are dropped, also when spelled with
+//    '_' for '-' (CGI-style servers map X_Forwarded_For to the same variable); then X-Forwarded-For, X-Forwarded-Proto
+//    and X-Forwarded-Host (the trimmed Host value) are appended. Every other header line is kept byte for byte.
+//    Leading empty lines before a request line (RFC 9112 §2.2) are consumed and not forwarded.
+//  * Request-target: origin-form, absolute-form (http/https, no userinfo; its hostname must pass isAllowedHost and
+//    equal Host's, else 421), or `*` for OPTIONS; bytes 0x21–0x7E only.
+//  * Chunk lines: 1–16 hex digits (value ≤ 2^53−1), then chunk-ext `;name[=token|quoted-string]` without BWS, line
+//    ≤ 4 KiB, exact CRLF. Trailer fields follow header syntax; Host, Content-Length, Transfer-Encoding and the
+//    forwarding fields are refused in trailers (a server that merges trailers would otherwise take them as headers).
+//  * Upgrade: HTTP/1.1 + a Connection token `upgrade` + a non-empty Upgrade header. The filter cannot see whether the
+//    agent answered 101, so it turns opaque after the head whatever the answer: a caller that sees a non-101 answer
+//    should close the connection after that response.
+//  * Expect: 100-continue is forwarded; the agent answers it.
+import type { ErrorCode } from '../core/errors.js';
+import { HTTP_METHODS } from './sniff-http-head.js';
+
+/** Receives the filter's output. One object with methods (no closure per chunk). */
+export interface HttpFilterSink {
+  /** Bytes to forward to the agent, in order (request heads rewritten; bodies as views of the input). */
+  forward(buf: Buffer): void;
+  /** A request head was accepted (for metrics/timing). Called before its bytes are forwarded. */
+  onRequest(method: string, target: string): void;
+  /** The request asked for an Upgrade (e.g. WebSocket): after its head, every later byte is forwarded untouched. */
+  onUpgrade(): void;
+  /**
+   * Fatal, called at most once: answer `status` (400, 421, 431, 501, 505) with `reason` and close. Bytes of earlier,
+   * valid input were already forwarded; nothing further is.
+   */
+  onError(status: number, code: HttpFilterErrorCode, reason: string): void;
+}
+
+export type HttpFilterErrorCode = Extract<
+  ErrorCode,
+  'BURROW_ERR_HTTP_BAD_REQUEST' | 'BURROW_ERR_HTTP_HEAD_TOO_LARGE' | 'BURROW_ERR_HTTP_MISDIRECTED'
+>;
+
+export interface HttpFilterOptions {
+  /** Lowercased hostnames (without port, without trailing dot; IPv6 without brackets) this connection may address. */
+  isAllowedHost(hostname: string): boolean;
+  /** Value for X-Forwarded-Proto. */
+  proto: 'http' | 'https';
+  /** Client IP for X-Forwarded-For. */
+  clientIp: string;
+  /** Largest request head (request line + fields + final CRLF) in bytes; more → 431. Default 64 KiB. */
+  maxHeadSize?: number;
+  /** Most header fields in a head (and trailer fields in a chunked body); more → 431. Default 100. */
+  maxHeaders?: number;
+}
+
+const DEFAULT_MAX_HEAD_SIZE = 64 * 1024;
+const DEFAULT_MAX_HEADERS = 100;
+/** Longest chunk-size line (digits + extensions), CRLF excluded. */
+const MAX_CHUNK_LINE = 4096;
+/** Most hex digits in a chunk size (leading zeros included). */
+const MAX_CHUNK_SIZE_DIGITS = 16;
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
+const SEMI = 0x3b;
+const EQUALS = 0x3d;
+const DQUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+// Filter states.
+const ST_HEAD = 0;
+const ST_BODY_LENGTH = 1;
+const ST_BODY_CHUNKED = 2;
+const ST_OPAQUE = 3;
+const ST_DEAD = 4;
+
+// Chunked-body states (RFC 9112 §7.1):
+//   chunk = size [ext] CRLF data CRLF;  last-chunk = 1*"0" [ext] CRLF;  trailer-section = *(field-line CRLF);  CRLF
+const C_SIZE_FIRST = 0; //   expect the first hex digit
+const C_SIZE = 1; //         more hex digits, ';' or CR
+const C_EXT_NAME_START = 2; // after ';': first tchar of the ext name
+const C_EXT_NAME = 3; //     tchar, '=', ';' or CR
+const C_EXT_VAL_START = 4; // after '=': tchar or '"'
+const C_EXT_TOKEN = 5; //    tchar, ';' or CR
+const C_EXT_QUOTED = 6; //   qdtext, '\' or '"'
+const C_EXT_QPAIR = 7; //    the escaped byte
+const C_EXT_AFTER_QUOTED = 8; // ';' or CR
+const C_SIZE_LF = 9; //      LF ending the size line
+const C_DATA = 10; //        chunk data (skipped in O(1))
+const C_DATA_CR = 11; //     CR after chunk data
+const C_DATA_LF = 12; //     LF after chunk data
+const C_TRL_START = 13; //   start of a trailer line or of the final CRLF
+const C_TRL_NAME = 14; //    trailer field name
+const C_TRL_VALUE = 15; //   trailer field value
+const C_TRL_LF = 16; //      LF ending a trailer line
+const C_END_LF = 17; //      LF ending the message
+
+/** tchar (RFC 9110 §5.6.2). */
+const TCHAR = new Uint8Array(256);
+/** field-vchar / SP / HTAB / obs-text (RFC 9110 §5.5): everything but CTLs (HTAB allowed) and DEL. */
+const VALUE_CHAR = new Uint8Array(256);
+/** Bytes allowed in a request-target: visible US-ASCII (RFC 3986 characters; stricter than obs-text-tolerant parsers). */
+const TARGET_CHAR = new Uint8Array(256);
+/** qdtext (RFC 9110 §5.6.4). */
+const QDTEXT = new Uint8Array(256);
+/** Bytes allowed in a Host reg-name (stricter than RFC 3986: what DNS names and IPv4 literals use). */
+const HOST_CHAR = new Uint8Array(256);
+/** Hex digit value + 1, 0 for non-hex. */
+const HEX = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  const alnum = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+  TCHAR[b] = alnum || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(b)) ? 1 : 0;
+  VALUE_CHAR[b] = b === HTAB || (b >= 0x20 && b !== 0x7f) ? 1 : 0;
+  TARGET_CHAR[b] = b >= 0x21 && b <= 0x7e ? 1 : 0;
+  QDTEXT[b] = b === HTAB || b === SP || b === 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80 ? 1 : 0;
+  HOST_CHAR[b] = alnum || b === 0x2d || b === 0x2e || b === 0x5f ? 1 : 0;
+  HEX[b] = b >= 0x30 && b <= 0x39 ? b - 0x30 + 1 : b >= 0x41 && b <= 0x46 ? b - 0x41 + 11 : b >= 0x61 && b <= 0x66 ? b - 0x61 + 11 : 0;
+}
+
+// Header names the filter acts on (lowercase ASCII).
+const H_HOST = Buffer.from('host');
+const H_CONTENT_LENGTH = Buffer.from('content-length');
+const H_TRANSFER_ENCODING = Buffer.from('transfer-encoding');
+const H_CONNECTION = Buffer.from('connection');
+const H_UPGRADE = Buffer.from('upgrade');
+/** Dropped from client heads (compared with '_' read as '-'). */
+const FORWARDING_HEADERS = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip'].map(
+  (s) => Buffer.from(s),
+);
+/** Refused in trailers: framing, routing and forwarding fields. */
+const FORBIDDEN_TRAILERS = new Set(['host', 'content-length', 'transfer-encoding', ...FORWARDING_HEADERS.map(String)]);
+const LONGEST_FORBIDDEN_TRAILER = 17;
+const T_CHUNKED = Buffer.from('chunked');
+const T_UPGRADE = Buffer.from('upgrade');
+const T_OPTIONS = Buffer.from('OPTIONS');
+const T_HTTP_SCHEME = Buffer.from('http://');
+const T_HTTPS_SCHEME = Buffer.from('https://');
+const XFH_PREFIX = Buffer.from('X-Forwarded-Host: ');
+const EMPTY = Buffer.alloc(0);
+
+/** Result of a Host parse: a hostname, or null for a syntax error. */
+type HostName = string | null;
+
+export class HttpRequestFilter {
+  private readonly sink: HttpFilterSink;
+  private readonly options: HttpFilterOptions;
+  private readonly maxHeadSize: number;
+  private readonly maxHeaders: number;
+  /** `X-Forwarded-For: <ip>\r\nX-Forwarded-Proto: <proto>\r\n`, fixed for the connection. */
+  private readonly forwardedSuffix: Buffer;
+  /** Reused per head: [start, end) pairs of header lines to drop. */
+  private readonly cuts: number[];
+  /** Lowercased trailer name (enough bytes to recognise the forbidden ones). */
+  private readonly trailerName: Buffer;
+  private state: number;
+
+  // ---- head assembly (ST_HEAD) ----
+  /** Bytes of the current head received in earlier chunks (copied), or EMPTY. */
+  private pending: Buffer;
+  private pendingLen: number;
+  /** Bytes of the current head seen so far (leading empty lines included). */
+  private headLen: number;
+  /** Head offset where the current line starts. */
+  private lineStart: number;
+  /** Head offset of the request line (after any leading empty lines). */
+  private requestLineStart: number;
+  private sawRequestLine: boolean;
+  private headerLines: number;
+  /** The last byte of the previous chunk's head bytes was CR. */
+  private lastWasCR: boolean;
+
+  // ---- bodies ----
+  /** ST_BODY_LENGTH: bytes left; C_DATA: chunk bytes left. */
+  private remaining: number;
+  private chunkState: number;
+  private chunkSize: number;
+  private chunkDigits: number;
+  private chunkLineLen: number;
+  private trailerBytes: number;
+  private trailerFields: number;
+  private trailerNameLen: number;
+
+  constructor(sink: HttpFilterSink, options: HttpFilterOptions) {
+    if (!/^[0-9A-Za-z.:%_-]+$/.test(options.clientIp)) throw new TypeError(`invalid clientIp ${JSON.stringify(options.clientIp)}`);
+    if (options.proto !== 'http' && options.proto !== 'https') throw new TypeError(`invalid proto ${String(options.proto)}`);
+    this.sink = sink;
+    this.options = options;
+    this.maxHeadSize = options.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
+    this.maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    this.forwardedSuffix = Buffer.from(`X-Forwarded-For: ${options.clientIp}\r\nX-Forwarded-Proto: ${options.proto}\r\n`, 'latin1');
+    this.cuts = [];
+    this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
+    this.state = ST_HEAD;
+    this.pending = EMPTY;
+    this.pendingLen = 0;
+    this.headLen = 0;
+    this.lineStart = 0;
+    this.requestLineStart = 0;
+    this.sawRequestLine = false;
+    this.headerLines = 0;
+    this.lastWasCR = false;
+    this.remaining = 0;
+    this.chunkState = C_SIZE_FIRST;
+    this.chunkSize = 0;
+    this.chunkDigits = 0;
+    this.chunkLineLen = 0;
+    this.trailerBytes = 0;
+    this.trailerFields = 0;
+    this.trailerNameLen = 0;
+  }
+
+  /** True while part of a request head is buffered: the caller's head deadline (slowloris) runs. */
+  get inHead(): boolean {
+    return this.state === ST_HEAD && this.headLen > 0;
+  }
+
+  /** True once onError was called; further input is ignored. */
+  get failed(): boolean {
+    return this.state === ST_DEAD;
+  }
+
+  /** True once the connection turned opaque after an Upgrade request. */
+  get upgraded(): boolean {
+    return this.state === ST_OPAQUE;
+  }
+
+  /** Feed the next chunk the client sent. The chunk must not be modified afterwards (bodies are forwarded as views). */
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      switch (this.state) {
+        case ST_HEAD:
+          pos = this.scanHead(chunk, pos);
+          break;
+        case ST_BODY_LENGTH: {
+          const n = Math.min(this.remaining, len - pos);
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = ST_HEAD;
+          this.sink.forward(pos === 0 && n === len ? chunk : chunk.subarray(pos, pos + n));
+          pos += n;
+          break;
+        }
+        case ST_BODY_CHUNKED:
+          pos = this.scanChunked(chunk, pos);
+          break;
+        case ST_OPAQUE:
+          this.sink.forward(pos === 0 ? chunk : chunk.subarray(pos));
+          return;
+        default:
+          return; // ST_DEAD
+      }
+    }
+  }
+
+  // ---- heads ----
+
+  /**
+   * Finds the end of the head (an empty line) in `chunk` from `start`, checking CRLF discipline, the size and field
+   * limits as it goes. Returns the position after the head (after the head was handled), or chunk.length when the
+   * chunk was consumed (buffered, or an error was reported).
+   */
+  private scanHead(chunk: Buffer, start: number): number {
+    const len = chunk.length;
+    const room = this.maxHeadSize - this.headLen; // bytes this head may still grow by
+    let i = start;
+    for (;;) {
+      const lf = chunk.indexOf(LF, i);
+      if (lf === -1 || lf - start >= room) {
+        if (lf !== -1 || len - start > room) {
+          this.fail(431, 'BURROW_ERR_HTTP_HEAD_TOO_LARGE', `request head exceeds ${this.maxHeadSize} bytes`);
+          return len;
+        }
+        this.appendPending(chunk, start, len);
+        this.lastWasCR = chunk[len - 1] === CR;
+        return len;
+      }
+      const prevIsCR = lf > start ? chunk[lf - 1] === CR : this.headLen > 0 && this.lastWasCR;
+      if (!prevIsCR) {
+        this.fail(400, 'BURROW_ERR_HTTP_BAD_REQUEST', 'bare LF in request head (RFC 9112 §2.2: lines end with CRLF)');
+        return len;
+      }
+      const lfOffset = this.headLen + (lf - start); // head offset of this LF
+      const lineLen = lfOffset - 1 - this.lineStart;
+      this.lineStart = lfOffset + 1;
+      i = lf + 1;
+      if (lineLen === 0) {
+        if (this.sawRequestLine) break; // the empty line ending the head
+        this.requestLineStart = this.lineStart; // RFC 9112 §2.2: ignore empty lines before the request line
+        continue;
+      }
+      if (!this.sawRequestLine) {
+        this.sawRequestLine = true;
+      } else if (++this.headerLines > this.maxHeaders) {
+        this.fail(431, 'BURROW_ERR_HTTP_HEAD_TOO_LARGE', `request head has more than ${this.maxHeaders} header fields`);
+        return len;
+      }
+    }
+    // Head complete: chunk[start, i) ends it.
+    let head: Buffer;
+    if (this.pendingLen === 0) {
+      head = chunk.subarray(start, i);
+    } else {
+      this.appendPending(chunk, start, i);
+      head = this.pending.subarray(0, this.pendingLen);
+    }
+    const requestLineStart = this.requestLineStart;
+    this.resetHead();
+    this.handleHead(head, requestLineStart);
+    return this.state === ST_DEAD ? len : i;
+  }
+
+  /** Copies chunk[from, to) behind the buffered head bytes (only for heads that span chunks). */
+  private appendPending(chunk: Buffer, from: number, to: number): void {
+    const n = to - from;
+    const need = this.pendingLen + n;
+    if (need > this.pending.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(this.maxHeadSize, Math.max(1024, this.pending.length * 2))));
+      this.pending.copy(grown, 0, 0, this.pendingLen);
+      this.pending = grown;
+    }
+    chunk.copy(this.pending, this.pendingLen, from, to);
+    this.pendingLen = need;
+    this.headLen += n;
+  }
+
+  private resetHead(): void {
+    this.pending = EMPTY; // a split head is rare: do not keep up to maxHeadSize per idle connection
+    this.pendingLen = 0;
+    this.headLen = 0;
+    this.lineStart = 0;
+    this.requestLineStart = 0;
+    this.sawRequestLine = false;
+    this.headerLines = 0;
+    this.lastWasCR = false;
+  }
+
+  /**
+   * Checks a complete head (`head[rs..]`: request line, field lines, empty line; every LF known to follow a CR),
+   * rewrites it, reports and forwards it, and picks the body state. On a violation reports it and returns.
+   */
+  private handleHead(head: Buffer, rs: number): void {
+    // ---- request line: method SP request-target SP HTTP-version (RFC 9112 §3) ----
+    const rlEnd = head.indexOf(LF, rs) - 1; // the CR
+    let i = rs;
+    while (i < rlEnd && TCHAR[head[i]!] === 1) i++;
+    if (i === rs || i >= rlEnd || head[i] !== SP) return this.badRequest('invalid method in request line');
+    const methodEnd = i++;
+    const targetStart = i;
+    while (i < rlEnd && TARGET_CHAR[head[i]!] === 1) i++;
+    if (i === targetStart || i >= rlEnd || head[i] !== SP) return this.badRequest('invalid request-target in request line');
+    const targetEnd = i++;
+    if (
+      rlEnd - i !== 8 ||
+      head[i] !== 0x48 || head[i + 1] !== 0x54 || head[i + 2] !== 0x54 || head[i + 3] !== 0x50 || head[i + 4] !== 0x2f ||
+      !isDigit(head[i + 5]!) || head[i + 6] !== 0x2e || !isDigit(head[i + 7]!)
+    ) {
+      return this.badRequest('invalid HTTP version in request line');
+    }
+    if (head[i + 5] !== 0x31 || (head[i + 7] !== 0x30 && head[i + 7] !== 0x31)) {
+      return this.fail(505, 'BURROW_ERR_HTTP_BAD_REQUEST', 'HTTP version not supported: only HTTP/1.0 and HTTP/1.1');
+    }
+    const http11 = head[i + 7] === 0x31;
+
+    // ---- field lines: name ":" OWS value OWS (RFC 9112 §5) ----
+    const cuts = this.cuts;
+    cuts.length = 0;
+    let hostStart = -1;
+    let hostEnd = -1;
+    let contentLength = -1;
+    let teStart = -1;
+    let teEnd = -1;
+    let connectionUpgrade = false;
+    let hasUpgrade = false;
+    const fieldsEnd = head.length - 2; // the final CRLF
+    i = rlEnd + 2;
+    while (i < fieldsEnd) {
+      const lf = head.indexOf(LF, i);
+      const lineEnd = lf - 1;
+      const first = head[i]!;
+      if (first === SP || first === HTAB) return this.badRequest('obsolete line folding in request head (RFC 9112 §5.2)');
+      let j = i;
+      while (j < lineEnd && TCHAR[head[j]!] === 1) j++;
+      if (j === i || j >= lineEnd || head[j] !== COLON) {
+        return this.badRequest('invalid header field name (a token followed directly by ":")');
+      }
+      const nameLen = j - i;
+      let vs = j + 1;
+      for (let k = vs; k < lineEnd; k++) {
+        if (VALUE_CHAR[head[k]!] === 0) return this.badRequest('invalid character (CR, LF, NUL or other CTL) in header field value');
+      }
+      let ve = lineEnd;
+      while (vs < ve && isOWS(head[vs]!)) vs++;
+      while (ve > vs && isOWS(head[ve - 1]!)) ve--;
+
+      if (nameIs(head, i, nameLen, H_HOST)) {
+        if (hostStart !== -1) return this.badRequest('duplicate Host header');
+        hostStart = vs;
+        hostEnd = ve;
+      } else if (nameIs(head, i, nameLen, H_CONTENT_LENGTH)) {
+        if (contentLength !== -1) return this.badRequest('duplicate Content-Length header');
+        contentLength = parseDecimal(head, vs, ve);
+        if (contentLength < 0) return this.badRequest('Content-Length is not a plain decimal number');
+      } else if (nameIs(head, i, nameLen, H_TRANSFER_ENCODING)) {
+        if (teStart !== -1) return this.badRequest('duplicate Transfer-Encoding header');
+        teStart = vs;
+        teEnd = ve;
+      } else if (nameIs(head, i, nameLen, H_CONNECTION)) {
+        if (listHasToken(head, vs, ve, T_UPGRADE)) connectionUpgrade = true;
+      } else if (nameIs(head, i, nameLen, H_UPGRADE)) {
+        if (ve > vs) hasUpgrade = true;
+      } else if (isForwardingHeader(head, i, nameLen)) {
+        cuts.push(i, lf + 1);
+      }
+      i = lf + 1;
+    }
+
+    // ---- semantics ----
+    const method = head.toString('latin1', rs, methodEnd);
+    if (method === 'CONNECT') return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', 'CONNECT is not supported on HTTP endpoints');
+    if (!HTTP_METHODS.has(method)) {
+      return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', `unknown method ${JSON.stringify(method)} (RFC 9110 §9.1)`);
+    }
+    if (http11 && hostStart === -1) return this.badRequest('missing Host header (RFC 9112 §3.2)');
+    const t0 = head[targetStart]!;
+    let authority: string | null = null;
+    if (t0 === 0x2a) {
+      // asterisk-form: OPTIONS only (RFC 9112 §3.2.4)
+      if (targetEnd - targetStart !== 1 || methodEnd - rs !== 7 || head.compare(T_OPTIONS, 0, 7, rs, methodEnd) !== 0) {
+        return this.badRequest('"*" request-target is only valid with OPTIONS');
+      }
+    } else if (t0 !== 0x2f) {
+      // absolute-form (RFC 9112 §3.2.2): the recipient uses the target's authority, so it must route here too.
+      let a = -1;
+      if (hasPrefixCI(head, targetStart, targetEnd, T_HTTP_SCHEME)) a = targetStart + T_HTTP_SCHEME.length;
+      else if (hasPrefixCI(head, targetStart, targetEnd, T_HTTPS_SCHEME)) a = targetStart + T_HTTPS_SCHEME.length;
+      if (a === -1) return this.badRequest('invalid request-target form');
+      let ae = a;
+      while (ae < targetEnd && head[ae] !== 0x2f && head[ae] !== 0x3f && head[ae] !== 0x23) ae++;
+      if (head.indexOf(0x40, a) !== -1 && head.indexOf(0x40, a) < ae) return this.badRequest('userinfo in request-target');
+      authority = parseHost(head, a, ae);
+      if (authority === null) return this.badRequest('invalid authority in absolute-form request-target');
+      if (!this.options.isAllowedHost(authority)) return this.misdirected(authority);
+    }
+    if (hostStart !== -1) {
+      const hostname = parseHost(head, hostStart, hostEnd);
+      if (hostname === null) return this.badRequest('invalid Host header');
+      if (!this.options.isAllowedHost(hostname)) return this.misdirected(hostname);
+      // Both name a host: they must agree, so no hop can route by one and serve by the other.
+      if (authority !== null && authority !== hostname) return this.misdirected(authority);
+    }
+    let chunked = false;
+    if (teStart !== -1) {
+      if (contentLength !== -1) return this.badRequest('both Content-Length and Transfer-Encoding (RFC 9112 §6.3)');
+      if (!http11) return this.badRequest('Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)');
+      const verdict = checkTransferEncoding(head, teStart, teEnd);
+      if (verdict === TE_NOT_FINAL) return this.badRequest('Transfer-Encoding does not end in chunked (RFC 9112 §6.3)');
+      if (verdict === TE_UNSUPPORTED) {
+        return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', 'unsupported transfer coding: only "chunked" is accepted');
+      }
+      chunked = true;
+    }
+
+    // ---- accepted: report, rewrite, forward ----
+    this.sink.onRequest(method, head.toString('latin1', targetStart, targetEnd));
+    let removed = 0;
+    for (let k = 0; k < cuts.length; k += 2) removed += cuts[k + 1]! - cuts[k]!;
+    const suffix = this.forwardedSuffix;
+    const hostLen = hostEnd - hostStart;
+    const size = fieldsEnd - rs - removed + suffix.length + (hostStart === -1 ? 0 : XFH_PREFIX.length + hostLen + 2) + 2;
+    const out = Buffer.allocUnsafe(size);
+    let o = 0;
+    let from = rs;
+    for (let k = 0; k < cuts.length; k += 2) {
+      o += head.copy(out, o, from, cuts[k]!);
+      from = cuts[k + 1]!;
+    }
+    o += head.copy(out, o, from, fieldsEnd);
+    o += suffix.copy(out, o);
+    if (hostStart !== -1) {
+      o += XFH_PREFIX.copy(out, o);
+      o += head.copy(out, o, hostStart, hostEnd);
+      out[o++] = CR;
+      out[o++] = LF;
+    }
+    out[o++] = CR;
+    out[o] = LF;
+    this.sink.forward(out);
+
+    if (http11 && connectionUpgrade && hasUpgrade) {
+      // RFC 9110 §7.8 (Upgrade is ignored in HTTP/1.0 requests). Opaque from here, any body included.
+      this.state = ST_OPAQUE;
+      this.sink.onUpgrade();
+    } else if (chunked) {
+      this.state = ST_BODY_CHUNKED;
+      this.chunkState = C_SIZE_FIRST;
+      this.chunkSize = 0;
+      this.chunkDigits = 0;
+      this.chunkLineLen = 0;
+      this.trailerBytes = 0;
+      this.trailerFields = 0;
+    } else if (contentLength > 0) {
+      this.state = ST_BODY_LENGTH;
+      this.remaining = contentLength;
+    }
+    // else: no body (RFC 9112 §6.3 ¶7), next head
+  }
+
+  // ---- chunked bodies ----
+
+  /**
+   * Walks chunked framing from `start`; forwards everything it consumed as one view of `chunk`. Returns the position
+   * after the message (state back to ST_HEAD) or chunk.length.
+   */
+  private scanChunked(chunk: Buffer, start: number): number {
+    const len = chunk.length;
+    let i = start;
+    let cs = this.chunkState;
+    let err: string | null = null;
+    let tooLarge = false;
+    scan: while (i < len) {
+      if (cs === C_DATA) {
+        const n = Math.min(this.remaining, len - i);
+        this.remaining -= n;
+        i += n;
+        if (this.remaining === 0) cs = C_DATA_CR;
+        continue;
+      }
+      const b = chunk[i]!;
+      if (cs <= C_SIZE_LF) {
+        if (++this.chunkLineLen > MAX_CHUNK_LINE + 1) {
+          err = `chunk size line longer than ${MAX_CHUNK_LINE} bytes`;
+          break;
+        }
+      } else if (cs >= C_TRL_START) {
+        if (++this.trailerBytes > this.maxHeadSize) {
+          err = `trailer section exceeds ${this.maxHeadSize} bytes`;
+          tooLarge = true;
+          break;
+        }
+      }
+      switch (cs) {
+        case C_SIZE_FIRST:
+        case C_SIZE: {
+          const h = HEX[b]!;
+          if (h !== 0) {
+            if (++this.chunkDigits > MAX_CHUNK_SIZE_DIGITS || this.chunkSize > (Number.MAX_SAFE_INTEGER - (h - 1)) / 16) {
+              err = 'chunk size too large';
+              break scan;
+            }
+            this.chunkSize = this.chunkSize * 16 + (h - 1);
+            cs = C_SIZE;
+          } else if (cs === C_SIZE && b === SEMI) {
+            cs = C_EXT_NAME_START;
+          } else if (cs === C_SIZE && b === CR) {
+            cs = C_SIZE_LF;
+          } else {
+            err = 'invalid chunk size (hex digits expected)';
+            break scan;
+          }
+          break;
+        }
+        case C_EXT_NAME_START:
+          if (TCHAR[b] !== 1) {
+            err = 'invalid chunk extension name';
+            break scan;
+          }
+          cs = C_EXT_NAME;
+          break;
+        case C_EXT_NAME:
+          if (b === EQUALS) cs = C_EXT_VAL_START;
+          else if (b === SEMI) cs = C_EXT_NAME_START;
+          else if (b === CR) cs = C_SIZE_LF;
+          else if (TCHAR[b] !== 1) {
+            err = 'invalid chunk extension name';
+            break scan;
+          }
+          break;
+        case C_EXT_VAL_START:
+          if (b === DQUOTE) cs = C_EXT_QUOTED;
+          else if (TCHAR[b] === 1) cs = C_EXT_TOKEN;
+          else {
+            err = 'invalid chunk extension value';
+            break scan;
+          }
+          break;
+        case C_EXT_TOKEN:
+          if (b === SEMI) cs = C_EXT_NAME_START;
+          else if (b === CR) cs = C_SIZE_LF;
+          else if (TCHAR[b] !== 1) {
+            err = 'invalid chunk extension value';
+            break scan;
+          }
+          break;
+        case C_EXT_QUOTED:
+          if (b === DQUOTE) cs = C_EXT_AFTER_QUOTED;
+          else if (b === BACKSLASH) cs = C_EXT_QPAIR;
+          else if (QDTEXT[b] !== 1) {
+            err = 'invalid character in quoted chunk extension value';
+            break scan;
+          }
+          break;
+        case C_EXT_QPAIR:
+          if (VALUE_CHAR[b] !== 1) {
+            err = 'invalid quoted-pair in chunk extension value';
+            break scan;
+          }
+          cs = C_EXT_QUOTED;
+          break;
+        case C_EXT_AFTER_QUOTED:
+          if (b === SEMI) cs = C_EXT_NAME_START;
+          else if (b === CR) cs = C_SIZE_LF;
+          else {
+            err = 'invalid chunk extension after quoted value';
+            break scan;
+          }
+          break;
+        case C_SIZE_LF:
+          if (b !== LF) {
+            err = 'chunk size line not ended by CRLF';
+            break scan;
+          }
+          this.chunkLineLen = 0;
+          this.chunkDigits = 0;
+          if (this.chunkSize === 0) {
+            cs = C_TRL_START;
+          } else {
+            this.remaining = this.chunkSize;
+            this.chunkSize = 0;
+            cs = C_DATA;
+          }
+          break;
+        case C_DATA_CR:
+          if (b !== CR) {
+            err = 'chunk data not followed by CRLF';
+            break scan;
+          }
+          cs = C_DATA_LF;
+          break;
+        case C_DATA_LF:
+          if (b !== LF) {
+            err = 'chunk data not followed by CRLF';
+            break scan;
+          }
+          cs = C_SIZE_FIRST;
+          break;
+        case C_TRL_START:
+          if (b === CR) {
+            cs = C_END_LF;
+          } else if (TCHAR[b] === 1) {
+            if (++this.trailerFields > this.maxHeaders) {
+              err = `trailer section has more than ${this.maxHeaders} fields`;
+              tooLarge = true;
+              break scan;
+            }
+            this.trailerName[0] = b === 0x5f ? 0x2d : b | 0x20;
+            this.trailerNameLen = 1;
+            cs = C_TRL_NAME;
+          } else {
+            err = b === SP || b === HTAB ? 'obsolete line folding in trailer section' : 'invalid trailer field name';
+            break scan;
+          }
+          break;
+        case C_TRL_NAME:
+          if (b === COLON) {
+            if (this.trailerNameLen <= LONGEST_FORBIDDEN_TRAILER) {
+              const name = this.trailerName.toString('latin1', 0, this.trailerNameLen);
+              if (FORBIDDEN_TRAILERS.has(name)) {
+                err = `${name} is not allowed in a trailer section`;
+                break scan;
+              }
+            }
+            cs = C_TRL_VALUE;
+          } else if (TCHAR[b] === 1) {
+            if (this.trailerNameLen < LONGEST_FORBIDDEN_TRAILER) this.trailerName[this.trailerNameLen] = b === 0x5f ? 0x2d : b | 0x20;
+            this.trailerNameLen++;
+          } else {
+            err = 'invalid trailer field name (a token followed directly by ":")';
+            break scan;
+          }
+          break;
+        case C_TRL_VALUE:
+          if (b === CR) cs = C_TRL_LF;
+          else if (VALUE_CHAR[b] !== 1) {
+            err = 'invalid character in trailer field value';
+            break scan;
+          }
+          break;
+        case C_TRL_LF:
+          if (b !== LF) {
+            err = 'trailer line not ended by CRLF';
+            break scan;
+          }
+          cs = C_TRL_START;
+          break;
+        default: // C_END_LF
+          if (b !== LF) {
+            err = 'chunked body not ended by CRLF';
+            break scan;
+          }
+          i++;
+          this.state = ST_HEAD;
+          break scan;
+      }
+      i++;
+    }
+    this.chunkState = cs;
+    if (i > start) this.sink.forward(start === 0 && i === len ? chunk : chunk.subarray(start, i));
+    if (err !== null) {
+      if (tooLarge) this.fail(431, 'BURROW_ERR_HTTP_HEAD_TOO_LARGE', err);
+      else this.badRequest(err);
+      return len;
+    }
+    return i;
+  }
+
+  // ---- errors ----
+
+  private badRequest(reason: string): void {
+    this.fail(400, 'BURROW_ERR_HTTP_BAD_REQUEST', reason);
+  }
+
+  private misdirected(hostname: string): void {
+    this.fail(421, 'BURROW_ERR_HTTP_MISDIRECTED', `host ${JSON.stringify(hostname)} is not served on this connection`);
+  }
+
+  private fail(status: number, code: HttpFilterErrorCode, reason: string): void {
+    this.state = ST_DEAD;
+    this.pending = EMPTY;
+    this.pendingLen = 0;
+    this.headLen = 0;
+    this.sink.onError(status, code, reason);
+  }
+}
+
+// ---- byte helpers (heads only) ----
+
+function isDigit(b: number): boolean {
+  return b >= 0x30 && b <= 0x39;
+}
+
+function isOWS(b: number): boolean {
+  return b === SP || b === HTAB;
+}
+
+/** Case-insensitive compare of buf[start, start+len) with a lowercase ASCII name. */
+function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): boolean {
+  if (len !== lower.length) return false;
+  for (let k = 0; k < len; k++) {
+    const b = buf[start + k]!;
+    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b) !== lower[k]) return false;
+  }
+  return true;
+}
+
+/** A forwarding header the client must not set; '_' counts as '-' (CGI maps both to one variable). */
+function isForwardingHeader(buf: Buffer, start: number, len: number): boolean {
+  for (const name of FORWARDING_HEADERS) {
+    if (len !== name.length) continue;
+    let k = 0;
+    for (; k < len; k++) {
+      const b = buf[start + k]!;
+      const n = b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b;
+      if (n !== name[k]) break;
+    }
+    if (k === len) return true;
+  }
+  return false;
+}
+
+function hasPrefixCI(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
+  return end - start >= lower.length && nameIs(buf, start, lower.length, lower);
+}
+
+/** 1*DIGIT up to 2^53−1, else −1 (RFC 9110 §8.6: no sign, no list, no hex). */
+function parseDecimal(buf: Buffer, start: number, end: number): number {
+  if (start === end || end - start > 16) return -1;
+  let v = 0;
+  for (let k = start; k < end; k++) {
+    const b = buf[k]!;
+    if (!isDigit(b)) return -1;
+    v = v * 10 + (b - 0x30);
+  }
+  return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+}
+
+/** Whether a comma-separated list value contains `lower` as an element (case-insensitive, OWS trimmed). */
+function listHasToken(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
+  let s = start;
+  while (s <= end) {
+    let e = buf.indexOf(0x2c, s);
+    if (e === -1 || e > end) e = end;
+    let a = s;
+    let z = e;
+    while (a < z && isOWS(buf[a]!)) a++;
+    while (z > a && isOWS(buf[z - 1]!)) z--;
+    if (nameIs(buf, a, z - a, lower)) return true;
+    s = e + 1;
+  }
+  return false;
+}
+
+const TE_CHUNKED = 0;
+const TE_NOT_FINAL = 1;
+const TE_UNSUPPORTED = 2;
+
+/** Transfer-Encoding list: exactly one `chunked`, last → TE_CHUNKED; other codings before it → TE_UNSUPPORTED. */
+function checkTransferEncoding(buf: Buffer, start: number, end: number): number {
+  let s = start;
+  let sawOther = false;
+  for (;;) {
+    let e = buf.indexOf(0x2c, s);
+    if (e === -1 || e > end) e = end;
+    let a = s;
+    let z = e;
+    while (a < z && isOWS(buf[a]!)) a++;
+    while (z > a && isOWS(buf[z - 1]!)) z--;
+    const isChunked = nameIs(buf, a, z - a, T_CHUNKED);
+    if (e === end) {
+      if (!isChunked) return TE_NOT_FINAL;
+      return sawOther ? TE_UNSUPPORTED : TE_CHUNKED;
+    }
+    if (isChunked || a === z) return TE_NOT_FINAL; // chunked applied twice / not last, or an empty element
+    sawOther = true;
+    s = e + 1;
+  }
+}
+
+/**
+ * uri-host [":" port] → lowercased hostname without port and without one trailing dot; IPv6 literals without
+ * brackets. null when the syntax is wrong: empty, bad characters, an empty or > 63-byte label, > 253 bytes in all,
+ * a port that is not 1–5 digits up to 65535. The same normalization as sniff-http-head.ts (the acceptor's router).
+ */
+function parseHost(buf: Buffer, start: number, end: number): HostName {
+  if (start >= end) return null;
+  let hostStart = start;
+  let hostEnd: number;
+  let p: number;
+  if (buf[start] === 0x5b) {
+    // IP-literal (RFC 3986 §3.2.2), IPv6 only: hex digits, ':' (at least one) and '.'
+    let close = start + 1;
+    let colon = false;
+    while (close < end && buf[close] !== 0x5d) {
+      const b = buf[close]!;
+      if (b === COLON) colon = true;
+      else if (HEX[b] === 0 && b !== 0x2e) return null;
+      close++;
+    }
+    if (close >= end || !colon) return null;
+    hostStart = start + 1;
+    hostEnd = close;
+    p = close + 1;
+  } else {
+    p = start;
+    let label = 0;
+    while (p < end && HOST_CHAR[buf[p]!] === 1) {
+      if (buf[p] === 0x2e) {
+        if (label === 0) return null; // empty label
+        label = 0;
+      } else if (++label > 63) {
+        return null;
+      }
+      p++;
+    }
+    if (p === start) return null;
+    hostEnd = p;
+    if (buf[hostEnd - 1] === 0x2e) hostEnd--; // one trailing dot: the same FQDN
+    if (hostEnd - hostStart > 253) return null;
+  }
+  if (p < end) {
+    if (buf[p] !== COLON) return null;
+    const digits = end - p - 1;
+    if (digits < 1 || digits > 5) return null;
+    let port = 0;
+    for (let k = p + 1; k < end; k++) {
+      const b = buf[k]!;
+      if (!isDigit(b)) return null;
+      port = port * 10 + (b - 0x30);
+    }
+    if (port > 65535) return null;
+  }
+  return buf.toString('latin1', hostStart, hostEnd).toLowerCase();
+}

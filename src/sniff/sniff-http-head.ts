@@ -1,0 +1,404 @@
+// Reads the first HTTP/1.x request head on a public http connection far enough to route it by Host, and tells HTTP
+// from anything else as early as possible. Pure: bytes in, result out. Runs once per read until decided (not per chunk
+// of an established connection: the worker's http-request-filter checks every head again, with framing rules).
+//
+//   request-line = method SP request-target SP "HTTP/1." ("0" / "1") CRLF       RFC 9112 §3
+//   field-line   = field-name ":" OWS field-value OWS CRLF                      RFC 9112 §5
+//   head         = request-line *( field-line ) CRLF
+//
+// Guarantees (checked by test/unit/sniff/sniff-http-head.test.ts):
+// * never throws, never reads outside `buf`, looks at most at `maxSize` bytes, cost linear in that;
+// * one left-to-right pass that decides each rule as soon as its bytes are there, so for any prefix P of B,
+//   sniffHttpHead(P) is either need-more or exactly sniffHttpHead(B). A caller re-sniffing a growing buffer may
+//   therefore skip reads that bring no LF (only a line end can complete a head) without changing any answer except
+//   how early an error shows; that keeps a one-byte-per-read client linear rather than quadratic.
+//
+// Decisions (stricter than llhttp where they differ; never more lenient, see the differential test):
+// * not-http as soon as the bytes cannot start "token SP": the first non-token byte before the first SP, a leading
+//   SP or CRLF (RFC 9112 §2.2 lets servers skip empty lines before a request line; a fresh connection has none, and a
+//   TLS ClientHello or binary junk must be told apart at byte 0), or a token longer than METHOD_MAX without SP.
+// * a token followed by SP that is not a method Node's parser knows → invalid 'method' (this also refuses lowercase
+//   methods; RFC 9110 §9.1 methods are case-sensitive). CONNECT needs authority-form, `*` only with OPTIONS.
+// * only HTTP/1.0 and HTTP/1.1; exact CRLF everywhere (bare LF and bare CR are invalid, DESIGN.md §6); obs-fold and
+//   whitespace before the first field line are invalid (RFC 9112 §5.2, §2.2); field names are tokens with no
+//   whitespace before ':' (RFC 9112 §5.1); field values may hold HTAB, SP, VCHAR and obs-text only (no NUL, CR, LF,
+//   other controls or DEL, RFC 9110 §5.5).
+// * Host (RFC 9112 §3.2): exactly one on HTTP/1.1 (two → invalid on 1.0 too); on HTTP/1.0 it may be absent, then
+//   host = hostname = ''. The value must be uri-host [":" port]: a reg-name of [A-Za-z0-9._-] with non-empty labels of
+//   at most 63 characters and 253 in all, or an IPv6 literal in brackets; a port of 1-5 digits up to 65535. Empty
+//   Host is invalid (it cannot route). `hostname` is lowercased, port removed, one trailing dot removed, IPv6 without
+//   brackets (`[::1]:8080` → `::1`), the same normalization as http-request-filter's isAllowedHost.
+// * absolute-form targets (http/https only, no userinfo): their authority must name the same hostname as Host when
+//   Host is present (RFC 9112 §3.2.2 says a server uses the target's authority; requiring both to agree removes the
+//   ambiguity a relay could be fooled by). Ports are not compared: routing is by hostname. Routing uses Host.
+// * framing fields (Content-Length, Transfer-Encoding) are not judged here: the worker's filter owns them.
+
+const SP = 0x20;
+const HTAB = 0x09;
+const CR = 0x0d;
+const LF = 0x0a;
+const COLON = 0x3a;
+const DOT = 0x2e;
+
+/** Longest method token looked at before deciding the bytes are not HTTP (longest known method is 11). */
+export const METHOD_MAX = 20;
+
+/**
+ * Methods accepted in the first request: exactly those llhttp (Node 20's parser) accepts for HTTP/1.x requests,
+ * so anything we route, a Node upstream can parse too.
+ */
+export const HTTP_METHODS: ReadonlySet<string> = new Set([
+  'ACL', 'BIND', 'CHECKOUT', 'CONNECT', 'COPY', 'DELETE', 'GET', 'HEAD', 'LINK', 'LOCK', 'M-SEARCH', 'MERGE',
+  'MKACTIVITY', 'MKCALENDAR', 'MKCOL', 'MOVE', 'NOTIFY', 'OPTIONS', 'PATCH', 'POST', 'PROPFIND', 'PROPPATCH', 'PURGE',
+  'PUT', 'QUERY', 'REBIND', 'REPORT', 'SEARCH', 'SOURCE', 'SUBSCRIBE', 'TRACE', 'UNBIND', 'UNLINK', 'UNLOCK',
+  'UNSUBSCRIBE',
+]);
+
+/** Which rule an invalid head broke (a bounded set, usable as a metric label). All answer 400. */
+export type HttpHeadProblem =
+  | 'method'
+  | 'target'
+  | 'version'
+  | 'bare-lf'
+  | 'bare-cr'
+  | 'obs-fold'
+  | 'header-name'
+  | 'header-value'
+  | 'missing-host'
+  | 'duplicate-host'
+  | 'bad-host'
+  | 'host-mismatch';
+
+export type HttpHeadSniff =
+  /** A valid prefix: read more. */
+  | { kind: 'need-more' }
+  /** Does not start like an HTTP/1.x request line (binary junk, a TLS ClientHello, SSH banner, ...). */
+  | { kind: 'not-http'; reason: string }
+  /** No end of head within maxSize bytes. */
+  | { kind: 'too-large' }
+  /** Starts like HTTP but breaks a rule: answer 400 and close. */
+  | { kind: 'invalid'; problem: HttpHeadProblem; reason: string; status: 400 }
+  /**
+   * A complete first head of `headLength` bytes (through the empty line). `host` is the Host value without
+   * surrounding whitespace ('' on HTTP/1.0 without Host); `hostname` as described above; `port` from Host.
+   */
+  | {
+      kind: 'head';
+      method: string;
+      target: string;
+      version: '1.0' | '1.1';
+      host: string;
+      hostname: string;
+      port: number | null;
+      headLength: number;
+    };
+
+/** Stable metric labels, one per distinct outcome (see headOutcome). */
+export const HTTP_HEAD_OUTCOMES = [
+  'head',
+  'head-no-host',
+  'need-more',
+  'not-http',
+  'too-large',
+  'invalid-method',
+  'invalid-target',
+  'invalid-version',
+  'invalid-bare-lf',
+  'invalid-bare-cr',
+  'invalid-obs-fold',
+  'invalid-header-name',
+  'invalid-header-value',
+  'invalid-missing-host',
+  'invalid-duplicate-host',
+  'invalid-bad-host',
+  'invalid-host-mismatch',
+] as const;
+export type HttpHeadOutcome = (typeof HTTP_HEAD_OUTCOMES)[number];
+
+/** A stable, bounded label for counting sniff outcomes (DESIGN.md §6, §7). */
+export function headOutcome(result: HttpHeadSniff): HttpHeadOutcome {
+  switch (result.kind) {
+    case 'head':
+      return result.host === '' ? 'head-no-host' : 'head';
+    case 'invalid':
+      return `invalid-${result.problem}`;
+    default:
+      return result.kind;
+  }
+}
+
+// RFC 9110 §5.6.2 tchar
+const TCHAR = new Uint8Array(256);
+// reg-name characters we accept in Host (a subset of RFC 3986 reg-name; same set as http-request-filter)
+const HOST_CHAR = new Uint8Array(256);
+const HEX = new Uint8Array(256);
+for (let b = 0; b < 128; b++) {
+  const digit = b >= 0x30 && b <= 0x39;
+  const alpha = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+  const ch = String.fromCharCode(b);
+  TCHAR[b] = digit || alpha || "!#$%&'*+-.^_`|~".includes(ch) ? 1 : 0;
+  HOST_CHAR[b] = digit || alpha || ch === '-' || ch === '.' || ch === '_' ? 1 : 0;
+  HEX[b] = digit || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66) ? 1 : 0;
+}
+
+const NEED_MORE: HttpHeadSniff = Object.freeze({ kind: 'need-more' }) as HttpHeadSniff;
+const TOO_LARGE: HttpHeadSniff = Object.freeze({ kind: 'too-large' }) as HttpHeadSniff;
+
+function bad(problem: HttpHeadProblem, reason: string): HttpHeadSniff {
+  return { kind: 'invalid', problem, reason, status: 400 };
+}
+
+type HostParts = { hostname: string; port: number | null };
+
+/** Sniff the request head at the start of `buf`, looking at no more than `maxSize` bytes. */
+export function sniffHttpHead(buf: Uint8Array, maxSize = 16384): HttpHeadSniff {
+  const n = buf.length;
+  if (!(maxSize >= 0)) maxSize = 0; // NaN or negative: nothing fits
+  const lim = n < maxSize ? n : maxSize;
+  // Out of bytes at index i (i >= lim): too-large when the limit, not the input, ran out.
+  const short = (i: number): HttpHeadSniff => (i >= maxSize ? TOO_LARGE : NEED_MORE);
+
+  // ---- method SP ----
+  let i = 0;
+  for (;;) {
+    if (i >= lim) return short(i);
+    const c = buf[i]!;
+    if (c === SP) break;
+    if (TCHAR[c] !== 1) {
+      return {
+        kind: 'not-http',
+        reason: i === 0 ? `first byte 0x${hex2(c)} cannot start a request line` : `byte 0x${hex2(c)} in the method token`,
+      };
+    }
+    if (++i > METHOD_MAX) return { kind: 'not-http', reason: `no space within the first ${METHOD_MAX + 1} bytes` };
+  }
+  if (i === 0) return { kind: 'not-http', reason: 'request line starts with a space' };
+  const method = latin1(buf, 0, i);
+  if (!HTTP_METHODS.has(method)) return bad('method', `unknown method ${JSON.stringify(method)}`);
+
+  // ---- request-target SP ----
+  const ts = ++i;
+  for (;;) {
+    if (i >= lim) return short(i);
+    const c = buf[i]!;
+    if (c === SP) break;
+    if (c === LF) return bad('bare-lf', 'bare LF in the request line');
+    if (c === CR) return bad('version', 'request line without an HTTP version');
+    if (c < 0x21 || c > 0x7e) return bad('target', `byte 0x${hex2(c)} in the request target`);
+    i++;
+  }
+  const te = i;
+  if (te === ts) return bad('target', 'empty request target');
+  // Authority named by the target (absolute-form, or CONNECT's authority-form); null for origin- and asterisk-form.
+  let authority: HostParts | null = null;
+  const t0 = buf[ts]!;
+  if (method === 'CONNECT') {
+    // RFC 9112 §3.2.3: authority-form = uri-host ":" port
+    authority = parseHost(buf, ts, te, true);
+    if (authority === null) return bad('target', 'CONNECT needs an authority-form target host:port');
+  } else if (t0 === 0x2f) {
+    // origin-form
+  } else if (t0 === 0x2a && te - ts === 1) {
+    if (method !== 'OPTIONS') return bad('target', 'asterisk-form target is only for OPTIONS'); // RFC 9112 §3.2.4
+  } else {
+    const as = schemeEnd(buf, ts, te);
+    if (as < 0) return bad('target', 'request target is not origin-form or an http(s) absolute-form');
+    let ae = as;
+    while (ae < te && buf[ae] !== 0x2f && buf[ae] !== 0x3f && buf[ae] !== 0x23) ae++;
+    for (let k = as; k < ae; k++) {
+      if (buf[k] === 0x40) return bad('target', 'userinfo in the request target'); // RFC 9110 §4.2.4
+    }
+    authority = parseHost(buf, as, ae, false);
+    if (authority === null || authority.hostname === '') return bad('target', 'bad authority in the request target');
+  }
+
+  // ---- SP HTTP-version CRLF ----
+  i++;
+  const VERSION = 'HTTP/1.';
+  for (let k = 0; k < VERSION.length; k++, i++) {
+    if (i >= lim) return short(i);
+    if (buf[i] !== VERSION.charCodeAt(k)) return bad('version', 'HTTP version is not HTTP/1.0 or HTTP/1.1');
+  }
+  if (i >= lim) return short(i);
+  const minor = buf[i]!;
+  if (minor !== 0x30 && minor !== 0x31) return bad('version', 'HTTP version is not HTTP/1.0 or HTTP/1.1');
+  i++;
+  if (i >= lim) return short(i);
+  if (buf[i] === LF) return bad('bare-lf', 'request line ends with a bare LF');
+  if (buf[i] !== CR) return bad('version', 'bytes after the HTTP version');
+  i++;
+  if (i >= lim) return short(i);
+  if (buf[i] !== LF) return bad('bare-cr', 'CR without LF after the request line');
+  i++;
+
+  // ---- field lines, then the empty line ----
+  let hostStart = -1;
+  let hostEnd = -1;
+  let host: HostParts | null = null;
+  for (;;) {
+    const ls = i;
+    if (i >= lim) return short(i);
+    let c = buf[i]!;
+    if (c === CR) {
+      i++;
+      if (i >= lim) return short(i);
+      if (buf[i] !== LF) return bad('bare-cr', 'CR without LF at the end of the head');
+      i++;
+      break;
+    }
+    if (c === LF) return bad('bare-lf', 'head ends with a bare LF');
+    if (c === SP || c === HTAB) {
+      // RFC 9112 §5.2 obs-fold (after a field line), §2.2 whitespace before the first field line
+      return bad('obs-fold', 'field line starts with whitespace (obs-fold)');
+    }
+    for (;;) {
+      if (i >= lim) return short(i);
+      c = buf[i]!;
+      if (c === COLON) break;
+      if (TCHAR[c] !== 1) {
+        if (c === LF) return bad('bare-lf', 'bare LF in a field line');
+        if (c === SP || c === HTAB) return bad('header-name', 'whitespace in a field name or before the colon');
+        if (c === CR) return bad('header-name', 'field line without a colon');
+        return bad('header-name', `byte 0x${hex2(c)} in a field name`);
+      }
+      i++;
+    }
+    if (i === ls) return bad('header-name', 'empty field name');
+    const isHost =
+      i - ls === 4 &&
+      (buf[ls]! | 0x20) === 0x68 &&
+      (buf[ls + 1]! | 0x20) === 0x6f &&
+      (buf[ls + 2]! | 0x20) === 0x73 &&
+      (buf[ls + 3]! | 0x20) === 0x74;
+    if (isHost && hostStart >= 0) return bad('duplicate-host', 'more than one Host field'); // RFC 9112 §3.2
+    const vs = ++i;
+    for (;;) {
+      if (i >= lim) return short(i);
+      c = buf[i]!;
+      if (c === CR) break;
+      if (c === LF) return bad('bare-lf', 'bare LF in a field value');
+      if (c === 0) return bad('header-value', 'NUL in a field value');
+      if ((c < 0x20 && c !== HTAB) || c === 0x7f) return bad('header-value', `control byte 0x${hex2(c)} in a field value`);
+      i++;
+    }
+    const ve = i;
+    i++;
+    if (i >= lim) return short(i);
+    if (buf[i] !== LF) return bad('bare-cr', 'CR without LF in a field line');
+    i++;
+    if (isHost) {
+      // strip OWS (RFC 9112 §5.1)
+      let s = vs;
+      let e = ve;
+      while (s < e && (buf[s] === SP || buf[s] === HTAB)) s++;
+      while (e > s && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
+      host = parseHost(buf, s, e, false);
+      if (host === null || host.hostname === '') return bad('bad-host', 'Host is not a valid host[:port]');
+      hostStart = s;
+      hostEnd = e;
+    }
+  }
+
+  const version = minor === 0x31 ? '1.1' : '1.0';
+  if (host === null) {
+    if (version === '1.1') return bad('missing-host', 'HTTP/1.1 request without Host'); // RFC 9112 §3.2
+  } else if (authority !== null && authority.hostname !== host.hostname) {
+    return bad('host-mismatch', 'the request target names another host than Host');
+  }
+  return {
+    kind: 'head',
+    method,
+    target: latin1(buf, ts, te),
+    version,
+    host: host === null ? '' : latin1(buf, hostStart, hostEnd),
+    hostname: host === null ? '' : host.hostname,
+    port: host === null ? null : host.port,
+    headLength: i,
+  };
+}
+
+/** Offset just past "http://" or "https://" (scheme case-insensitive, RFC 3986 §3.1) at `s`, or -1. */
+function schemeEnd(buf: Uint8Array, s: number, e: number): number {
+  if (e - s < 7) return -1;
+  if ((buf[s]! | 0x20) !== 0x68 || (buf[s + 1]! | 0x20) !== 0x74 || (buf[s + 2]! | 0x20) !== 0x74 || (buf[s + 3]! | 0x20) !== 0x70) {
+    return -1;
+  }
+  let p = s + 4;
+  if ((buf[p]! | 0x20) === 0x73) p++;
+  if (p + 3 > e || buf[p] !== COLON || buf[p + 1] !== 0x2f || buf[p + 2] !== 0x2f) return -1;
+  return p + 3;
+}
+
+/**
+ * uri-host [":" port] in buf[s..e) (RFC 3986 §3.2.2, §3.2.3). Returns the normalized hostname and port, or null.
+ * An empty input gives hostname '' (callers decide whether that is allowed).
+ */
+function parseHost(buf: Uint8Array, s: number, e: number, needPort: boolean): HostParts | null {
+  if (s >= e) return needPort ? null : { hostname: '', port: null };
+  let hs: number;
+  let he: number;
+  let p: number;
+  if (buf[s] === 0x5b) {
+    // IP-literal, IPv6 only (no IPvFuture, no zone id)
+    let close = s + 1;
+    let colon = false;
+    while (close < e && buf[close] !== 0x5d) {
+      const b = buf[close]!;
+      if (b === COLON) colon = true;
+      else if (HEX[b] !== 1 && b !== DOT) return null;
+      close++;
+    }
+    if (close >= e || !colon) return null;
+    hs = s + 1;
+    he = close;
+    p = close + 1;
+  } else {
+    p = s;
+    let label = 0;
+    while (p < e && HOST_CHAR[buf[p]!] === 1) {
+      if (buf[p] === DOT) {
+        if (label === 0) return null; // empty label
+        label = 0;
+      } else if (++label > 63) {
+        return null;
+      }
+      p++;
+    }
+    if (p === s) return null;
+    hs = s;
+    he = p;
+    if (buf[he - 1] === DOT) he--; // one trailing dot: the same FQDN (labels checked above, so he > hs)
+    if (he - hs > 253) return null;
+  }
+  let port: number | null = null;
+  if (p < e) {
+    if (buf[p] !== COLON) return null;
+    const digits = e - p - 1;
+    if (digits < 1 || digits > 5) return null;
+    port = 0;
+    for (let k = p + 1; k < e; k++) {
+      const d = buf[k]! - 0x30;
+      if (d < 0 || d > 9) return null;
+      port = port * 10 + d;
+    }
+    if (port > 65535) return null;
+  } else if (needPort) {
+    return null;
+  }
+  let hostname = '';
+  for (let k = hs; k < he; k++) {
+    const b = buf[k]!;
+    hostname += String.fromCharCode(b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
+  }
+  return { hostname, port };
+}
+
+function latin1(buf: Uint8Array, s: number, e: number): string {
+  let out = '';
+  for (let k = s; k < e; k++) out += String.fromCharCode(buf[k]!);
+  return out;
+}
+
+function hex2(b: number): string {
+  return (b < 16 ? '0' : '') + b.toString(16);
+}
