@@ -139,9 +139,14 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     };
     this.onTransportDrain = () => this.releaseDrainWaiters();
     this.uncorkFn = () => {
+      if (!this.corked) return; // destroy() already flushed
       this.corked = false;
       this.transport.uncork();
     };
+    // Frames are already batched per event-loop turn (see write()), so Nagle only adds delay; without it a single
+    // stream moves ~1.4x faster on loopback (bench/RESULTS.md, 2026-11-28).
+    const sock = transport as Duplex & { setNoDelay?: (on: boolean) => unknown };
+    if (typeof sock.setNoDelay === 'function') sock.setNoDelay(true);
     transport.on('data', this.onTransportData);
     transport.on('drain', this.onTransportDrain);
     transport.on('end', () => this.onTransportEnd());
@@ -407,13 +412,17 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     return f;
   }
 
-  /** Write to the transport, batching every frame produced in this tick into one writev. */
+  /**
+   * Write to the transport, batching every frame produced in this event-loop turn into one writev: the flush runs in
+   * setImmediate, after all I/O callbacks of the turn, so frames of many streams fed by separate sockets (the
+   * relay's case) and their WNDINCs share one syscall. The cost is at most the rest of the current turn.
+   */
   private write(buf: Buffer): void {
     const t = this.transport;
     if (!this.corked) {
       this.corked = true;
       t.cork();
-      process.nextTick(this.uncorkFn);
+      setImmediate(this.uncorkFn);
     }
     this.bytesOut += buf.length;
     if (!t.write(buf)) this.blocked = true;
