@@ -262,7 +262,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
   flag({ name: 'agent-addr', key: 'agentAddr', arg: '<host:port>', default: '127.0.0.1:4443', parse: parseAgentAddr,
     help: 'listener agents connect to (TLS); cannot be off' }),
   flag({ name: 'admin-addr', key: 'adminAddr', arg: '<host:port|off>', default: '127.0.0.1:9090', parse: parseListenerOrOff,
-    help: 'admin API and /metrics' }),
+    help: 'admin API and /metrics (reserved: not served yet, lands with the metrics milestone)' }),
   flag({ name: 'tcp-ports', key: 'tcpPorts', arg: '<a-b>', default: '20000-20999', parse: parseTcpPorts,
     help: 'port range for TCP endpoints (bound on the --http-addr host)' }),
   flag({ name: 'tcp-host', key: 'tcpHost', arg: '<host>', default: null, parse: parseTcpHost,
