@@ -277,11 +277,13 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       if ((flags & FLAG_SYN) !== 0) {
         // Ids are taken at open but SYN rides on the first write, so SYNs may arrive out of id order
         // (PROTOCOL.md §Streams): only a live id or the wrong parity is an error.
-        if (s !== undefined || !this.isRemoteId(streamId)) {
+        if (s !== undefined || streamId === 0 || !this.isRemoteId(streamId)) {
           return this.protocolError(
             MUX_PROTOCOL_ERROR,
             s !== undefined
               ? `SYN for stream ${streamId}, which is already open (stream id reuse)`
+              : streamId === 0
+              ? 'SYN for stream 0, which is reserved for the session'
               : `SYN for stream ${streamId}: wrong id parity for a ${this.role === 'client' ? 'server' : 'client'} (must be ${this.role === 'client' ? 'even' : 'odd'})`,
           );
         }

@@ -48,6 +48,7 @@ const MAX_RPC = 256 * 1024;
 const AUTH_DEADLINE_MS = 15_000;
 /** No heartbeat for this long ends the session (ngrok SDK defaults: 10 s interval + 15 s tolerance, plus slack). */
 const LIVENESS_MS = 30_000;
+const LIVENESS_CHECK_MS = 5_000;
 /**
  * Relay-opened streams per session. The ngrok SDK allows 512 live streams in all and tears the session down on the
  * 513th (PROTOCOL.md §13), so public connections beyond this are refused instead.
@@ -70,6 +71,7 @@ export class AgentSession {
   private resolveDone!: (r: TaskResult) => void;
   private finished: boolean;
   private authTimer: NodeJS.Timeout | null;
+  private idleTimer: NodeJS.Timeout | null;
 
   constructor(runtime: WorkerRuntime, socket: net.Socket, meta: AdoptMeta) {
     this.id = `sess_${randomBytes(9).toString('base64url')}`;
@@ -88,6 +90,7 @@ export class AgentSession {
       runtime.settings.handshakeTimeoutMs,
     );
     this.authTimer = null;
+    this.idleTimer = null;
     this.tlsSocket.once('secure', () => {
       clearTimeout(hsTimer);
       this.start();
@@ -154,6 +157,19 @@ export class AgentSession {
       if (!this.authed) mux.terminate(MUX_STREAM_REFUSED, `no Auth within ${AUTH_DEADLINE_MS} ms`);
     }, AUTH_DEADLINE_MS);
     this.authTimer.unref();
+    // Liveness for the whole session, not only its heartbeat stream: an agent that never opens one, or closes it,
+    // must still be dropped once it goes silent (the ngrok SDKs beat every 10 s by default).
+    let lastBytes = -1;
+    let quietSince = Date.now();
+    this.idleTimer = setInterval(() => {
+      if (mux.bytesIn !== lastBytes) {
+        lastBytes = mux.bytesIn;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= LIVENESS_MS) {
+        mux.destroy(new BurrowError('BURROW_ERR_MUX_HEARTBEAT_TIMEOUT', `agent sent nothing for ${LIVENESS_MS} ms; session closed`));
+      }
+    }, LIVENESS_CHECK_MS);
+    this.idleTimer.unref();
   }
 
   private onStream(s: MuxStream): void {
@@ -168,7 +184,7 @@ export class AgentSession {
     const mux = this.mux!;
     switch (type) {
       case STREAM_TYPE_HEARTBEAT:
-        serveHeartbeat(mux, s, { livenessMs: LIVENESS_MS });
+        serveHeartbeat(mux, s); // liveness is checked for the whole session in start()
         return;
       case STREAM_TYPE_AUTH:
         this.rpc(s, (req) => this.handleAuth(req));
@@ -311,6 +327,7 @@ export class AgentSession {
     if (this.finished) return;
     this.finished = true;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
+    if (this.idleTimer !== null) clearInterval(this.idleTimer);
     for (const ep of [...this.endpoints.values()]) {
       this.endpoints.delete(ep.id);
       if (this.runtime.endpoints.get(ep.id) === ep) this.runtime.endpoints.delete(ep.id);
