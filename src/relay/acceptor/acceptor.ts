@@ -8,7 +8,7 @@ import { BurrowError } from '../../core/errors.js';
 import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.js';
 import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
 import type { AcceptorToWorker, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
-import { errorPage } from '../error-page.js';
+import { errorPage } from '../../core/error-page.js';
 import { RouteTable, randomLabel, type Route } from './route-table.js';
 import type { ConnectionDispatcher } from './worker-pool.js';
 
@@ -81,7 +81,10 @@ export class Acceptor {
     const all = [...this.servers.values(), ...this.tcpServers.values()];
     this.servers.clear();
     this.tcpServers.clear();
-    await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    // Not close(callback): that waits for every connection the server ever accepted to end, i.e. for sockets still
+    // in preread or lingering after an error page, and in the single-threaded fallback for the live agent and public
+    // connections themselves (relay.close() then never returned). The listening sockets close right here.
+    for (const s of all) s.close();
   }
 
   // ---- control channel from workers ----
@@ -255,7 +258,7 @@ export class Acceptor {
   }
 
   private onHttp(socket: net.Socket): void {
-    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (buf, timedOut, chunk) => {
+    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('http:truncated'), (buf, timedOut, chunk) => {
       // A head ends with LF: after the first read (which catches non-HTTP early), re-sniff only when a read brings
       // one, or at the size limit, so a byte-at-a-time client costs O(n) and not O(n²).
       if (!timedOut && buf !== chunk && chunk.indexOf(0x0a) < 0 && buf.length < this.opts.prereadMax) return false;
@@ -291,7 +294,7 @@ export class Acceptor {
 
   private onHttps(socket: net.Socket): void {
     let atLeast = 0; // the parser tells how many bytes it needs before its answer can change
-    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (buf, timedOut) => {
+    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('https:truncated'), (buf, timedOut) => {
       if (timedOut) {
         this.count('https:timeout');
         return () => socket.destroy();
@@ -347,12 +350,14 @@ function endWith(socket: net.Socket, buf: Buffer): void {
  * Read from a paused socket until `decide` returns an action (hand off or answer; run once reading has stopped)
  * or the deadline passes.
  * `decide` sees everything read so far. Reading stops in the same tick as the decision, so bytes not yet read stay
- * in the kernel for whoever gets the descriptor next.
+ * in the kernel for whoever gets the descriptor next. `onTruncated` runs when the client ends its side before a
+ * decision (a truncated ClientHello or head, DESIGN.md §6: every outcome is counted).
  */
 function preread(
   socket: net.Socket,
   max: number,
   timeoutMs: number,
+  onTruncated: () => void,
   decide: (buf: Buffer, timedOut: boolean, chunk: Buffer) => Act | false,
 ): void {
   let buf: Buffer = Buffer.alloc(0);
@@ -397,6 +402,7 @@ function preread(
   const onEnd = (): void => {
     if (done) return;
     finish();
+    onTruncated();
     socket.destroy();
   };
   const timer = setTimeout(() => {

@@ -180,8 +180,13 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null);
       },
       (err: Error) => {
-        // The worker died with the task (its fd died with it) or never got it: make sure the fd is not leaked.
-        if (fd >= 0 && err.message.includes('Terminating')) {
+        // A task no worker ever took owns a descriptor nobody else will close. A task that was running when the pool
+        // was destroyed does not: piscina fails it right after asking its worker to terminate, and that worker closes
+        // the socket as it goes down; closing the number here too races with that and can close whatever descriptor
+        // reused the number in between (seen under strace: worker close(35), then ours → EBADF). Since our balancer
+        // always picks a live worker, 'Terminating' before destroy() means "never started"; during destroy() the
+        // descriptors of running tasks are the workers' to close (a task still queued then leaks until exit).
+        if (fd >= 0 && !this.destroyed && err.message.includes('Terminating')) {
           try {
             nativeAddon.close(fd);
           } catch {

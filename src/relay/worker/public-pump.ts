@@ -10,7 +10,7 @@ import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request
 import type { PublicTask, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
-import { errorPage } from '../error-page.js';
+import { errorPage } from '../../core/error-page.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
 
@@ -141,8 +141,12 @@ class HttpPump implements HttpFilterSink {
     if (proto === 'https') {
       (client as tls.TLSSocket).once('secure', () => this.onSecure());
     } else {
-      if (head !== null && head.length > 0) this.clientData(head);
       client.on('data', this.onClientData);
+      // The single-threaded fallback hands over the acceptor's own socket, which preread left paused (a 'data'
+      // listener does not restart an explicitly paused stream). Resume first: a pause for backpressure while the
+      // head below is forwarded still wins (flowing restarts on the next tick only if nothing paused it again).
+      client.resume();
+      if (head !== null && head.length > 0) this.clientData(head);
     }
   }
 

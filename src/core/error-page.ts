@@ -1,4 +1,5 @@
-// Small HTTP error responses the relay writes itself (404 no route, 421, 400, 502 ...). Not on the hot path.
+// Small HTTP error responses written by burrow itself: the relay (404 no route, 421, 400, 502 ...) and the agent (502
+// when the upstream cannot be reached). Pure; not on the hot path.
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
