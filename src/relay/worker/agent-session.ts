@@ -66,6 +66,7 @@ export class AgentSession {
   mux: MuxSession | null;
   authed: boolean;
   clientId: string;
+  private draining: boolean;
   private readonly raw: net.Socket;
   private readonly tlsSocket: tls.TLSSocket;
   private resolveDone!: (r: TaskResult) => void;
@@ -81,6 +82,7 @@ export class AgentSession {
     this.mux = null;
     this.authed = false;
     this.clientId = '';
+    this.draining = false;
     this.raw = socket;
     this.finished = false;
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -105,10 +107,28 @@ export class AgentSession {
     });
   }
 
-  /** GOAWAY: the agent should reconnect (to another relay process) once its streams are done. */
+  /**
+   * Relay shutdown: GOAWAY, then end the session as soon as no public connection is using it. (The ngrok SDK does
+   * not act on GOAWAY and keeps its heartbeat stream open, so waiting for the mux to drain would wait forever.)
+   */
   goAway(): void {
+    this.draining = true;
     this.mux?.goAway(0, 'relay draining');
-    void this.mux?.close();
+    this.maybeEndDrain();
+  }
+
+  /** A public connection on one of our endpoints ended (called by the pumps). */
+  connectionEnded(): void {
+    if (this.draining) this.maybeEndDrain();
+  }
+
+  private maybeEndDrain(): void {
+    let active = 0;
+    for (const ep of this.endpoints.values()) active += ep.active;
+    if (active === 0) {
+      if (this.mux !== null) this.mux.destroy();
+      else this.tlsSocket.destroy();
+    }
   }
 
   destroy(err: Error): void {

@@ -73,6 +73,7 @@ class BytePipe {
 
   private finish(): void {
     this.ep.active--;
+    this.ep.session.connectionEnded();
     if (!this.stream.destroyed) this.stream.destroy();
     this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: 'closed' });
   }
@@ -273,6 +274,7 @@ class HttpPump implements HttpFilterSink {
     this.finished = true;
     this.clearHeadTimer();
     this.ep.active--;
+    this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
     if (!this.client.destroyed) this.client.destroy();
     this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome: this.responseStarted ? 'ok' : 'no-response' });
