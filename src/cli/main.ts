@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { isBurrowError } from '../core/errors.js';
 import { nativeAddon } from '../native/native-addon.js';
+import { agentCommand } from './agent-command.js';
+import { demoCommand } from './demo-command.js';
 import { relayCommand } from './relay-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -10,7 +12,13 @@ const USAGE = `burrow ${pkg.version} — self-hosted tunnel relay speaking the n
 
 Usage:
   burrow relay [flags]        run the relay (public edge); burrow relay --help lists the flags
-  burrow http|tcp|tls <port>  run an agent for a local service     — not implemented yet, see README "Status"
+  burrow http <port|host:port> [--url http://name.<domain>]   forward a public HTTP(S) URL to a local HTTP service
+  burrow tcp <port|host:port> [--url tcp://]                  forward a public TCP port to a local TCP service
+  burrow tls <port|host:port> --url tls://name.<domain>       pass TLS for a host name through to a local TLS service
+  burrow start [--config burrow.yml] [names…]                 run the endpoints of a config file in one session
+      agent flags: --server host:port (BURROW_SERVER), --authtoken (BURROW_AUTHTOKEN), --ca file (BURROW_CA), --pool;
+      'burrow <command> --help' lists them all
+  burrow demo                 run a relay, a sample app and an agent together, and print a URL to try
   burrow doctor               report what this install can do (native addon, Node version)
   burrow version              print the version
   burrow help                 this text
@@ -42,11 +50,9 @@ async function main(argv: string[]): Promise<number> {
     case 'tcp':
     case 'tls':
     case 'start':
-      process.stderr.write(
-        `burrow ${cmd}: not implemented yet: burrow's own agent lands in a later milestone (README "Status"). ` +
-          'Until then, use the ngrok SDK as the agent (see `burrow relay` output).\n',
-      );
-      return 2;
+      return agentCommand(cmd, argv.slice(1), pkg.version);
+    case 'demo':
+      return demoCommand(argv.slice(1), pkg.version);
     default:
       process.stderr.write(`burrow: unknown command '${cmd}'. Run 'burrow help' for the list of commands.\n`);
       return 2;

@@ -43,6 +43,14 @@ export const ERROR_CODES = {
   BURROW_ERR_HTTP_MISDIRECTED: 'A request on a connection routed to one endpoint named another host (answered 421).',
   BURROW_ERR_HTTP_HEAD_TIMEOUT: 'A public client did not send a complete request head in time (slowloris).',
   BURROW_ERR_UPSTREAM_UNAVAILABLE: 'The agent session for an endpoint is gone or refused the proxy stream (answered 502).',
+  // burrow's own agent (src/agent)
+  BURROW_ERR_AGENT_CONNECT: 'The agent could not reach the relay, or the TLS handshake with it failed.',
+  BURROW_ERR_AGENT_AUTH: 'The relay rejected the agent\'s Auth (missing or unknown token).',
+  BURROW_ERR_AGENT_BIND: 'The relay refused to bind one of the agent\'s endpoints.',
+  BURROW_ERR_AGENT_UPSTREAM: 'The agent could not connect to the local upstream (refused, timed out, unreachable).',
+  BURROW_ERR_AGENT_BREAKER_OPEN: 'The upstream\'s circuit breaker is open; the connection was answered without dialling.',
+  BURROW_ERR_AGENT_TUNNEL_STOPPED: 'The relay stopped one of the agent\'s endpoints (StopTunnel).',
+  BURROW_ERR_AGENT_CLOSED: 'The agent, or the endpoint, is closed; the operation cannot run.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

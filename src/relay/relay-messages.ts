@@ -64,6 +64,8 @@ export interface ReserveRequest {
 export interface ReleaseRequest {
   op: 'release';
   endpointId: string;
+  /** The session releasing it: a stale session must never drop a route its owner has since reclaimed. */
+  sessionId: string;
 }
 
 export interface SessionGone {

@@ -97,7 +97,7 @@ export class Acceptor {
         );
         return;
       case 'release':
-        this.dropRoutes(this.routes.removeWhere((r) => r.endpointId === msg.endpointId));
+        this.dropRoutes(this.routes.removeWhere((r) => r.endpointId === msg.endpointId && r.sessionId === msg.sessionId));
         return;
       case 'session-gone':
         this.dropRoutes(this.routes.removeWhere((r) => r.sessionId === msg.sessionId));

@@ -280,7 +280,7 @@ export class AgentSession {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
     }
     if (this.mux === null || this.mux.isClosed) {
-      this.runtime.notify({ op: 'release', endpointId: id });
+      this.runtime.notify({ op: 'release', endpointId: id, sessionId: this.id });
       throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Bind');
     }
     const ep: Endpoint = {
@@ -334,7 +334,7 @@ export class AgentSession {
   private dropEndpoint(ep: Endpoint): void {
     this.endpoints.delete(ep.id);
     if (this.runtime.endpoints.get(ep.id) === ep) this.runtime.endpoints.delete(ep.id);
-    this.runtime.notify({ op: 'release', endpointId: ep.id });
+    this.runtime.notify({ op: 'release', endpointId: ep.id, sessionId: this.id });
   }
 
   private fail(reason: string): void {

@@ -1,0 +1,84 @@
+// The agent's dialer: one TLS connection to the relay's agent listener (PROTOCOL.md §1: no ALPN, SNI = the host of
+// the server address, the relay's CA or the system roots). Once per session; not on the data path.
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import { BurrowError } from '../core/errors.js';
+
+export interface RelayDialOptions {
+  host: string;
+  port: number;
+  /** PEM CA(s) to trust instead of the system roots (a dev relay's `ca.pem`). */
+  ca?: string | Buffer | undefined;
+  /** TCP connect + TLS handshake deadline (default 10 s). */
+  timeoutMs?: number;
+  /** TCP keepalive idle time on the relay connection, ms (default 30 s; 0 = off). */
+  keepaliveMs?: number;
+}
+
+/** OpenSSL / Node codes meaning "the relay's certificate is not acceptable": retrying cannot help. */
+const CERT_ERROR_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'INVALID_CA',
+]);
+
+/** True when a dial failed because the relay's certificate did not verify (as opposed to a network failure). */
+export function isCertificateError(err: unknown): boolean {
+  const cause = err instanceof BurrowError ? err.cause : err;
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && CERT_ERROR_CODES.has(code);
+}
+
+/**
+ * Connect to the relay and finish the TLS handshake. Rejects with BURROW_ERR_AGENT_CONNECT naming the address and the
+ * reason (the original error is the cause; see isCertificateError).
+ */
+export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
+  const { host, port } = options;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const keepaliveMs = options.keepaliveMs ?? 30_000;
+  const where = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host,
+      port,
+      // RFC 6066 §3: SNI carries host names only, never IP literals (the certificate's IP SAN is checked instead).
+      servername: isIP(host) === 0 ? host : undefined,
+      ca: options.ca,
+      // Nagle is turned off by MuxSession (it batches frames per event-loop turn itself).
+    });
+    const timer = setTimeout(() => {
+      fail(new Error(`no TLS session within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      const code = (err as NodeJS.ErrnoException).code;
+      let hint = '';
+      if (code !== undefined && CERT_ERROR_CODES.has(code)) {
+        hint = options.ca === undefined
+          ? '; the relay\'s certificate is not trusted by the system roots: pass the relay\'s CA with --ca (a dev relay prints its ca.pem path)'
+          : '; the relay\'s certificate is not signed by the CA given with --ca, or does not name this host';
+      } else if (code === 'ECONNREFUSED') {
+        hint = '; is the relay running, and is this its --agent-addr?';
+      }
+      reject(new BurrowError('BURROW_ERR_AGENT_CONNECT', `cannot connect to the relay at ${where}: ${err.message}${hint}`, { cause: err }));
+    };
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      socket.off('error', fail);
+      if (keepaliveMs > 0) socket.setKeepAlive(true, keepaliveMs);
+      resolve(socket);
+    });
+  });
+}

@@ -1,0 +1,76 @@
+// `burrow http|tcp|tls <upstream>` and `burrow start`: parse flags / the config file, run the agent with the status
+// view, and on SIGINT/SIGTERM drain (GOAWAY, open connections finish within --grace) and exit. CLI layer: the only
+// agent code that touches stdout, stderr and the process's signals. Start-up and shutdown only; not on the data path.
+import { Agent } from '../agent/agent.js';
+import type { EndpointSpec } from '../agent/endpoint-spec.js';
+import { agentHelpText, parseAgentArgs, type AgentCommand } from '../config/agent-config.js';
+import { isBurrowError } from '../core/errors.js';
+import { startStatusView } from './status-view.js';
+
+export async function agentCommand(command: AgentCommand, argv: string[], version: string): Promise<number> {
+  const config = parseAgentArgs(command, argv);
+  if (config.help) {
+    process.stdout.write(agentHelpText(command));
+    return 0;
+  }
+  const agent = new Agent({
+    server: config.server,
+    authtoken: config.authtoken,
+    ca: config.caPem ?? undefined,
+    retryFirstConnect: true,
+    graceMs: config.graceMs,
+  });
+  return runAgent(agent, config.endpoints, { version, graceMs: config.graceMs });
+}
+
+export interface RunAgentOptions {
+  version: string;
+  graceMs: number;
+  /** Extra lines for the status view (the demo's curl line). */
+  banner?: string[];
+}
+
+/**
+ * Start `agent` with `endpoints`, show its status, and wait until it closes: after SIGINT/SIGTERM (0), the relay's
+ * Stop command (0), or a fatal error (1: bad token, untrusted relay certificate, an endpoint the relay refused at
+ * start, every endpoint stopped by the relay). A second signal exits at once.
+ */
+export async function runAgent(
+  agent: Agent,
+  endpoints: readonly EndpointSpec[],
+  opts: RunAgentOptions,
+): Promise<number> {
+  const view = startStatusView(agent, { tty: process.stdout.isTTY === true, version: opts.version, banner: opts.banner });
+  const closed = new Promise<Error | undefined>((resolve) => agent.once('close', resolve));
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      view.stop();
+      process.stderr.write(`burrow: second ${sig}, exiting now\n`);
+      process.exit(1);
+    }
+    view.note(`${sig} received: no new connections; open ones may finish for up to ${opts.graceMs} ms`);
+    void agent.close(opts.graceMs);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  agent.on('endpoint-closed', (_ep, err?: Error) => {
+    // The relay stopped the last endpoint: nothing is left to serve.
+    if (err !== undefined && agent.endpoints.length === 0 && agent.state !== 'closing' && agent.state !== 'closed') agent.destroy(err);
+  });
+  agent.start().catch(() => {}); // failures arrive as 'close' with the error
+  for (const spec of endpoints) {
+    // A refusal of an endpoint's first Bind is the user's to fix (name taken, outside the relay's domain): stop.
+    agent.addEndpoint(spec).catch((err: Error) => agent.destroy(err));
+  }
+  const err = await closed;
+  view.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (err !== undefined) {
+    process.stderr.write(`burrow: ${err.message}${isBurrowError(err) ? ` [${err.code}]` : ''}\n`);
+    return 1;
+  }
+  return 0;
+}

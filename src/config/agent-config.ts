@@ -1,0 +1,462 @@
+// `burrow http|tcp|tls <upstream>` and `burrow start --config burrow.yml [names…]` → one frozen AgentConfig. A single
+// table of flag specs (name, env var, config-file key, parser, help) drives flags, environment, the file's `agent:`
+// section and the help text (DESIGN.md §5). Precedence: flag > environment > config file > default.
+// The YAML file is validated once, with messages naming the file, line, key and what is wrong. Start-up only.
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
+import { endpointSpec, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
+import { BurrowError } from '../core/errors.js';
+
+export type AgentCommand = 'http' | 'tcp' | 'tls' | 'start';
+
+export interface ServerAddr {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Everything the agent CLI needs. Deep-frozen; paths absolute. */
+export interface AgentConfig {
+  readonly command: AgentCommand;
+  readonly server: ServerAddr;
+  readonly authtoken: string;
+  /** --ca file and its PEM text; null = the system roots. */
+  readonly caPath: string | null;
+  readonly caPem: string | null;
+  /** On SIGINT/SIGTERM, how long open connections may finish, ms. */
+  readonly graceMs: number;
+  readonly endpoints: readonly EndpointSpec[];
+  /** The config file read (`start`), else null. */
+  readonly configFile: string | null;
+  /** `--help` / `-h` was given: nothing else was read or validated. */
+  readonly help: boolean;
+}
+
+export const DEFAULT_SERVER = 'localhost:4443';
+export const DEFAULT_CONFIG_FILE = 'burrow.yml';
+
+// ── value parsers: (raw text, label naming its source) → value; throw BURROW_ERR_CONFIG_INVALID / _FILE ───────────
+
+function quote(value: string): string {
+  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  return `'${shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
+}
+
+function invalid(label: string, value: string, expected: string): BurrowError {
+  return new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: ${quote(value)} ${expected}`);
+}
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function parseServer(value: string, label: string): ServerAddr {
+  const example = '(example: localhost:4443, relay.example.com:4443 or [::1]:4443)';
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):([^:]*)$/.exec(value.trim());
+  if (m === null) throw invalid(label, value, `is not host:port ${example}`);
+  const host = (m[1] ?? m[2] ?? '').toLowerCase();
+  if (m[1] !== undefined && isIP(host) !== 6) throw invalid(label, value, `has no IPv6 address inside [ ] ${example}`);
+  if (host === '') throw invalid(label, value, `has no host ${example}`);
+  if (isIP(host) === 0) {
+    const h = host.replace(/\.$/, '');
+    if (h.length > 253 || !h.split('.').every((l) => DNS_LABEL.test(l))) throw invalid(label, value, `has a bad host name ${example}`);
+  }
+  const port = /^[0-9]{1,5}$/.test(m[3]!) ? Number(m[3]) : NaN;
+  if (!(port >= 1 && port <= 65535)) throw invalid(label, value, `has no valid port (1..65535) ${example}`);
+  return Object.freeze({ host: host.replace(/\.$/, ''), port });
+}
+
+function parseToken(value: string, label: string): string {
+  const t = value.trim();
+  if (t === '') throw invalid(label, value, 'is empty; pass the token the relay printed at start-up');
+  if (!/^[\x21-\x7e]+$/.test(t)) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: the token contains spaces, control or non-ASCII characters`);
+  return t;
+}
+
+function parseGrace(value: string, label: string): number {
+  const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0 && n <= 3_600_000)) throw invalid(label, value, 'is not a whole number of milliseconds in 0..3600000');
+  return n;
+}
+
+/** A readable regular file → absolute path. Relative paths resolve against `base` (the config file's directory). */
+function parseFile(value: string, label: string, what: string, base = process.cwd()): string {
+  if (value.trim() === '') throw invalid(label, value, `is empty; give the path of ${what}`);
+  const path = resolve(base, value);
+  try {
+    if (!statSync(path).isFile()) throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} is not a regular file; give the path of ${what}`);
+    accessSync(path, fsConstants.R_OK);
+  } catch (err) {
+    if (err instanceof BurrowError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`;
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} ${why}; give the path of ${what}`, { cause: err });
+  }
+  return path;
+}
+
+function readCa(path: string, label: string): string {
+  const pem = readFileSync(path, 'utf8');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the relay's CA file, e.g. .burrow/ca.pem`);
+  }
+  return pem;
+}
+
+// ── the flag table ───────────────────────────────────────────────────────────────────────────────────────────────
+
+interface Draft {
+  url: string | null;
+  server: ServerAddr;
+  authtoken: string | null;
+  caPath: string | null;
+  pool: boolean;
+  graceMs: number;
+  configFile: string;
+}
+
+interface FlagSpec {
+  /** Without the leading `--`. */
+  readonly name: string;
+  readonly key: keyof Draft;
+  /** Placeholder in help; null for a boolean switch (no value). */
+  readonly arg: string | null;
+  readonly commands: readonly AgentCommand[];
+  readonly env: string | null;
+  /** Key under `agent:` in the config file. */
+  readonly fileKey: string | null;
+  readonly defaultText: string;
+  readonly help: string;
+  readonly parse: (value: string, label: string, base?: string) => unknown;
+}
+
+const ENDPOINT_COMMANDS: readonly AgentCommand[] = ['http', 'tcp', 'tls'];
+const ALL_COMMANDS: readonly AgentCommand[] = ['http', 'tcp', 'tls', 'start'];
+
+const FLAGS: readonly FlagSpec[] = [
+  { name: 'url', key: 'url', arg: '<url>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null,
+    defaultText: 'a random name (http, tls) or port (tcp) chosen by the relay',
+    help: 'public URL wanted: http://name.<domain> (or https://), tls://name.<domain>, tcp:// or tcp://host:port',
+    parse: (v) => v },
+  { name: 'server', key: 'server', arg: '<host:port>', commands: ALL_COMMANDS, env: 'BURROW_SERVER', fileKey: 'server_addr',
+    defaultText: DEFAULT_SERVER, help: "the relay's agent address (its --agent-addr)", parse: parseServer },
+  { name: 'authtoken', key: 'authtoken', arg: '<token>', commands: ALL_COMMANDS, env: 'BURROW_AUTHTOKEN', fileKey: 'authtoken',
+    defaultText: 'none (required)', help: 'auth token the relay accepts (a dev relay prints one and keeps it in .burrow/dev-token)',
+    parse: parseToken },
+  { name: 'ca', key: 'caPath', arg: '<file>', commands: ALL_COMMANDS, env: 'BURROW_CA', fileKey: 'ca',
+    defaultText: 'the system roots', help: "PEM CA to trust for the relay's certificate (a dev relay's .burrow/ca.pem)",
+    parse: (v, l, base) => parseFile(v, l, 'a PEM CA certificate file', base) },
+  { name: 'pool', key: 'pool', arg: null, commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'off',
+    help: 'share the URL with other agents (sent as PoolingEnabled); the relay does not pool yet: a second agent is refused',
+    parse: () => true },
+  { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
+    help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
+  { name: 'config', key: 'configFile', arg: '<file>', commands: ['start'], env: null, fileKey: null, defaultText: DEFAULT_CONFIG_FILE,
+    help: 'YAML file with an agent: section and an endpoints: list (see README "Agent")', parse: (v) => v },
+];
+
+const FLAGS_BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
+
+/** Parses the arguments after `burrow <command>`. Throws BurrowError naming the flag, variable or file key. */
+export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const draft: Draft = {
+    url: null,
+    server: parseServer(DEFAULT_SERVER, 'default of --server'),
+    authtoken: null,
+    caPath: null,
+    pool: false,
+    graceMs: 10_000,
+    configFile: DEFAULT_CONFIG_FILE,
+  };
+  if (argv.some((a) => a === '--help' || a === '-h')) return finish(command, draft, [], null, true);
+  const usage = `run 'burrow ${command} --help'`;
+
+  // 1. Flags (collected first: they win, and --config names the file read in step 3).
+  const given = new Map<FlagSpec, string>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = FLAGS_BY_NAME.get(name);
+    if (spec === undefined || !spec.commands.includes(command)) {
+      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown flag --${name} for 'burrow ${command}'; ${usage}`);
+    }
+    let value: string;
+    if (spec.arg === null) {
+      if (eq >= 0) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} takes no value; write just --${name}`);
+      value = 'true';
+    } else if (eq >= 0) {
+      value = arg.slice(eq + 1);
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) {
+        throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} needs a value ${spec.arg}; write --${name} ${spec.arg} or --${name}=${spec.arg}`);
+      }
+      value = next;
+      i++;
+    }
+    if (given.has(spec)) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} was given twice; give it once`);
+    given.set(spec, value);
+  }
+
+  // 2. The upstream (http/tcp/tls) or the endpoint names (start).
+  if (command !== 'start') {
+    if (positionals.length !== 1) {
+      throw new BurrowError(
+        'BURROW_ERR_CONFIG_INVALID',
+        positionals.length === 0
+          ? `'burrow ${command}' needs the local service to forward to: a port, host:port or ${command === 'http' ? 'http' : command}://host:port (example: burrow ${command} ${command === 'http' ? '3000' : '5432'}); ${usage}`
+          : `'burrow ${command}' takes one upstream, got ${positionals.map(quote).join(', ')}; ${usage}`,
+      );
+    }
+  }
+
+  // 3. The config file (start): its agent: section sits below the environment and flags.
+  let fileEndpoints: FileEndpoint[] = [];
+  let configFile: string | null = null;
+  if (command === 'start') {
+    const flagValue = given.get(FLAGS_BY_NAME.get('config')!);
+    configFile = parseFile(flagValue ?? DEFAULT_CONFIG_FILE, flagValue === undefined ? `--config (default ${DEFAULT_CONFIG_FILE})` : '--config', 'a burrow agent YAML file');
+    const file = loadAgentFile(configFile);
+    for (const f of FLAGS) {
+      const v = f.fileKey === null ? undefined : file.agent.get(f.fileKey);
+      if (v !== undefined) (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v.value, v.label, dirname(configFile));
+    }
+    fileEndpoints = file.endpoints;
+  }
+
+  // 4. Environment, then flags.
+  for (const f of FLAGS) {
+    if (f.env === null || !f.commands.includes(command)) continue;
+    const v = env[f.env];
+    if (v === undefined || v === '') continue;
+    (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v, `--${f.name} (from ${f.env})`);
+  }
+  for (const [f, v] of given) (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v, `--${f.name}`);
+
+  if (draft.authtoken === null) {
+    throw new BurrowError(
+      'BURROW_ERR_CONFIG_INVALID',
+      `no auth token: pass --authtoken <token>, set BURROW_AUTHTOKEN${command === 'start' ? ', or put authtoken: under agent: in the config file' : ''} (a dev relay prints its token at start-up)`,
+    );
+  }
+
+  // 5. Endpoints.
+  let endpoints: EndpointSpec[];
+  if (command === 'start') {
+    const names = positionals;
+    const chosen = names.length === 0 ? fileEndpoints : names.map((n) => {
+      const e = fileEndpoints.find((x) => x.spec.name === n);
+      if (e === undefined) {
+        throw new BurrowError(
+          'BURROW_ERR_CONFIG_INVALID',
+          `${configFile}: no endpoint named ${quote(n)} (endpoints: ${fileEndpoints.map((x) => x.spec.name).join(', ')})`,
+        );
+      }
+      return e;
+    });
+    endpoints = chosen.map((e) => e.spec);
+  } else {
+    endpoints = [
+      endpointSpec(
+        { kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool },
+        { name: '--name', url: '--url', upstream: `'burrow ${command}' upstream` },
+      ),
+    ];
+  }
+  return finish(command, draft, endpoints, configFile, false);
+}
+
+function finish(command: AgentCommand, d: Draft, endpoints: EndpointSpec[], configFile: string | null, help: boolean): AgentConfig {
+  const caPem = d.caPath === null || help ? null : readCa(d.caPath, '--ca');
+  return Object.freeze({
+    command,
+    server: d.server,
+    authtoken: d.authtoken ?? '',
+    caPath: d.caPath,
+    caPem,
+    graceMs: d.graceMs,
+    endpoints: Object.freeze([...endpoints]),
+    configFile,
+    help,
+  });
+}
+
+// ── the config file ──────────────────────────────────────────────────────────────────────────────────────────────
+
+interface FileEndpoint {
+  spec: EndpointSpec;
+}
+
+interface FileValue {
+  value: string;
+  /** "burrow.yml:3: agent.server_addr" */
+  label: string;
+}
+
+interface AgentFile {
+  agent: Map<string, FileValue>;
+  endpoints: FileEndpoint[];
+}
+
+const TOP_KEYS = ['agent', 'endpoints'] as const;
+const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
+const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool'] as const;
+
+/**
+ * Reads and validates an agent config file:
+ * ```yaml
+ * agent: { server_addr: host:port, authtoken: …, ca: path, grace_ms: 10000 }
+ * endpoints:
+ *   - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000, pool: false }
+ *   - { name: db, url: tcp://, upstream: tcp://127.0.0.1:5432 }
+ * ```
+ * Unknown keys, wrong types and bad values throw BURROW_ERR_CONFIG_INVALID naming the file, line and key; a file that
+ * cannot be read or is not YAML throws BURROW_ERR_CONFIG_FILE.
+ */
+export function loadAgentFile(path: string): AgentFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, col } = lc.linePos(e.pos[0]);
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const where = (node: YamlNode | null | undefined, key: string): string => {
+    const off = node?.range?.[0];
+    return off === undefined ? `${path}: ${key}` : `${path}:${lc.linePos(off).line}: ${key}`;
+  };
+  const bad = (node: YamlNode | null | undefined, key: string, what: string): BurrowError =>
+    new BurrowError('BURROW_ERR_CONFIG_INVALID', `${where(node, key)}: ${what}`);
+
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${path}: the file is empty; it needs an endpoints: list (and usually an agent: section)`);
+  }
+  if (!isMap(root)) throw bad(root, '(top level)', 'must be a mapping with agent: and endpoints:');
+  const top = entries(root, TOP_KEYS, '', bad);
+
+  const agent = new Map<string, FileValue>();
+  const agentNode = top.get('agent');
+  if (agentNode !== undefined && !(isScalar(agentNode.value) && agentNode.value.value === null)) {
+    if (!isMap(agentNode.value)) throw bad(agentNode.value ?? agentNode.key, 'agent', 'must be a mapping (server_addr, authtoken, ca, grace_ms)');
+    for (const [k, pair] of entries(agentNode.value, AGENT_KEYS, 'agent.', bad)) {
+      const v = pair.value;
+      if (!isScalar(v) || v.value === null || typeof v.value === 'object' || typeof v.value === 'boolean') {
+        throw bad(v ?? pair.key, `agent.${k}`, 'must be a single value (a string or number)');
+      }
+      agent.set(k, { value: String(v.value), label: where(v, `agent.${k}`) });
+    }
+  }
+
+  const epsNode = top.get('endpoints');
+  if (epsNode === undefined) throw bad(root, 'endpoints', 'missing; list the endpoints to serve (each with url and upstream)');
+  const seq = epsNode.value;
+  if (!isSeq(seq) || seq.items.length === 0) throw bad(seq ?? epsNode.key, 'endpoints', 'must be a non-empty list of endpoints');
+  const endpoints: FileEndpoint[] = [];
+  const names = new Map<string, string>();
+  seq.items.forEach((item, i) => {
+    const key = `endpoints[${i}]`;
+    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool)');
+    const fields = entries(item, ENDPOINT_KEYS, `${key}.`, bad);
+    const scalar = (k: string, types: string[]): { value: unknown; label: string } | undefined => {
+      const p = fields.get(k);
+      if (p === undefined) return undefined;
+      const v = p.value;
+      const label = where(v ?? p.key, `${key}.${k}`);
+      if (!isScalar(v) || (v.value !== null && !types.includes(typeof v.value))) {
+        throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: must be ${types.join(' or ')}`);
+      }
+      return { value: v.value, label };
+    };
+    const name = scalar('name', ['string']);
+    const url = scalar('url', ['string']);
+    const upstream = scalar('upstream', ['string', 'number']);
+    const pool = scalar('pool', ['boolean']);
+    if (upstream === undefined || upstream.value === null) throw bad(item, `${key}.upstream`, 'missing; say where connections go (example: http://127.0.0.1:3000)');
+    const spec = endpointSpec(
+      {
+        name: name?.value === null || name === undefined ? `endpoint-${i + 1}` : (name.value as string),
+        url: (url?.value as string | null | undefined) ?? null,
+        upstream: upstream.value as string | number,
+        pool: pool?.value === true,
+      },
+      { name: name?.label ?? where(item, `${key}.name`), url: url?.label ?? where(item, `${key}.url`), upstream: upstream.label },
+    );
+    const dup = names.get(spec.name);
+    if (dup !== undefined) throw bad(item, `${key}.name`, `${quote(spec.name)} is already the name of ${dup}; names must be unique`);
+    names.set(spec.name, key);
+    endpoints.push({ spec });
+  });
+  return { agent, endpoints };
+}
+
+/** The pairs of a mapping by key; unknown or non-string keys throw naming the key and listing the known ones. */
+function entries(
+  map: YAMLMap,
+  known: readonly string[],
+  prefix: string,
+  bad: (node: YamlNode | null | undefined, key: string, what: string) => BurrowError,
+): Map<string, Pair<YamlNode, YamlNode>> {
+  const out = new Map<string, Pair<YamlNode, YamlNode>>();
+  for (const pair of map.items as Array<Pair<YamlNode, YamlNode>>) {
+    const k = isScalar(pair.key) ? pair.key.value : null;
+    if (typeof k !== 'string') throw bad(pair.key, `${prefix}(key)`, 'keys must be plain strings');
+    if (!known.includes(k)) {
+      throw bad(pair.key, `${prefix}${k}`, `unknown key '${k}'; known keys${prefix === '' ? '' : ` under ${prefix.replace(/\.$/, '')}`}: ${known.join(', ')}`);
+    }
+    out.set(k, pair);
+  }
+  return out;
+}
+
+// ── help ─────────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Help for `burrow <command> --help`, generated from the flag table. */
+export function agentHelpText(command: AgentCommand): string {
+  const rows = FLAGS.filter((f) => f.commands.includes(command)).map((f) => ({
+    left: `  --${f.name}${f.arg === null ? '' : ` ${f.arg}`}`,
+    lines: [
+      f.help,
+      `default: ${f.defaultText}`,
+      ...(f.env !== null ? [`env: ${f.env}`] : []),
+      ...(f.fileKey !== null ? [`config file: agent.${f.fileKey}`] : []),
+    ],
+  }));
+  rows.push({ left: '  --help, -h', lines: ['show this text'] });
+  const width = Math.max(...rows.map((r) => r.left.length)) + 2;
+  const body = rows.map((r) => r.lines.map((line, i) => (i === 0 ? r.left.padEnd(width) : ' '.repeat(width)) + line).join('\n')).join('\n');
+  const head =
+    command === 'start'
+      ? 'Usage: burrow start [--config burrow.yml] [flags] [endpoint names…]\n\n' +
+        'Runs every endpoint of the config file (or only the ones named) in one agent session.\n\n' +
+        'burrow.yml:\n' +
+        '  agent: { server_addr: localhost:4443, authtoken: <token>, ca: .burrow/ca.pem }\n' +
+        '  endpoints:\n' +
+        '    - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000 }\n' +
+        '    - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }\n' +
+        'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool. Relative paths in\n' +
+        'the file are relative to the file.\n'
+      : `Usage: burrow ${command} <port|host:port> [flags]\n\n` +
+        (command === 'http'
+          ? 'Forwards a public HTTP(S) URL on the relay to a local HTTP service (TLS ends at the relay).\n'
+          : command === 'tcp'
+          ? 'Forwards a public TCP port on the relay to a local TCP service.\n'
+          : 'Forwards TLS connections for a public host name, unopened (passthrough), to a local TLS service.\n');
+  return (
+    head +
+    '\nFlags take a value as --flag value or --flag=value. Precedence: flag, then environment variable, then\n' +
+    'config file, then default. On a TTY the agent shows a live status screen; otherwise it logs JSON lines.\n\n' +
+    `Flags:\n${body}\n`
+  );
+}

@@ -1,0 +1,602 @@
+// burrow's own agent (src/agent, the `burrow http|tcp|tls|start` CLI) against the real relay (worker threads) on
+// 127.0.0.1: http (curl GET + POST, https with --cacert), tls passthrough, tcp (4 MiB echo), the listen() library
+// API, upstream down → 502 naming the upstream, the circuit breaker opening and recovering, a relay restart on the
+// same ports (same URLs serve again), Auth and Bind refusals, and the CLI: config-file errors and SIGINT during a
+// slow request (issue #4's test list).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test, type TestContext } from 'node:test';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { connect, isBurrowError, type Agent, type Endpoint } from '../../src/index.js';
+import { ensureRelayPki } from '../../src/config/dev-pki.js';
+import { startRelay, type Relay } from '../../src/relay/relay.js';
+import {
+  Cleanup,
+  curl,
+  listen,
+  resolveArgs,
+  sha256,
+  startHttpUpstream,
+  startRelayFixture,
+  startTcpEcho,
+  startTlsUpstream,
+  withTimeout,
+  type EchoReport,
+  type HttpUpstream,
+  type RelayFixture,
+  type TlsUpstream,
+} from '../helpers/relay-fixture.js';
+
+const APP = 'app.burrow.localhost';
+const SEC = 'sec.burrow.localhost';
+const T = { timeout: 20_000 };
+const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
+
+let fx: RelayFixture;
+let up: HttpUpstream;
+let tlsUp: TlsUpstream;
+let agent: Agent;
+let web: Endpoint;
+let sec: Endpoint;
+let tcp: Endpoint;
+
+function agentOptions(f: RelayFixture = fx) {
+  return { server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500 };
+}
+
+before(async () => {
+  fx = await startRelayFixture({ workers: 2 });
+  up = await startHttpUpstream(fx.cleanup);
+  const echo = await startTcpEcho(fx.cleanup);
+  tlsUp = await startTlsUpstream(fx.cleanup, [SEC]);
+  agent = await withTimeout('our agent to connect', connect(agentOptions()));
+  fx.cleanup.defer('close the agent', () => agent.close(1000));
+  web = await withTimeout('Bind of the http endpoint', agent.forward(`http://127.0.0.1:${up.port}`, { url: `http://${APP}` }));
+  sec = await withTimeout('Bind of the tls endpoint', agent.forward(`tls://127.0.0.1:${tlsUp.port}`, { url: `tls://${SEC}` }));
+  tcp = await withTimeout('Bind of the tcp endpoint', agent.forward(`tcp://127.0.0.1:${echo.port}`));
+});
+
+after(async () => {
+  await fx?.close();
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+function report(body: string): EchoReport {
+  try {
+    return JSON.parse(body) as EchoReport;
+  } catch {
+    throw new Error(`the upstream's JSON report did not come back intact: ${JSON.stringify(body.slice(0, 400))}`);
+  }
+}
+
+/** Resolves with the args of the first `event` on `em` for which `pred` holds, or fails naming `what`. */
+function waitEvent<A extends unknown[]>(em: EventEmitter, event: string, what: string, pred: (...a: A) => boolean = () => true, ms = 15_000): Promise<A> {
+  return withTimeout(
+    what,
+    new Promise<A>((resolve) => {
+      const fn = (...a: unknown[]): void => {
+        if (!pred(...(a as A))) return;
+        em.off(event, fn);
+        resolve(a as A);
+      };
+      em.on(event, fn);
+    }),
+    ms,
+  );
+}
+
+/** A port that was free a moment ago (bound on 0, then closed). */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  const port = await listen(s);
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** One raw HTTP GET through the relay's http listener; resolves with status, headers and body. */
+function get(port: number, host: string, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return withTimeout(
+    `GET ${host}${path}`,
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, headers: { host: `${host}:${port}` }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// endpoints end to end
+
+test('binds like the SDK: http as https (served on both listeners), tls by SNI, tcp on a port of the range', () => {
+  assert.equal(web.url, `https://${APP}:${fx.https.port}`);
+  assert.equal(sec.url, `tls://${SEC}:${fx.https.port}`);
+  const u = new URL(tcp.url);
+  assert.equal(u.protocol, 'tcp:');
+  assert.ok(Number(u.port) >= fx.tcpPorts.from && Number(u.port) <= fx.tcpPorts.to, tcp.url);
+  assert.equal(agent.state, 'online');
+  assert.match(agent.clientId, /^sess_/);
+});
+
+test('http endpoint: curl GET and POST (1 MiB body, hash-checked) on the http listener', T, async () => {
+  const base = `http://${APP}:${fx.http.port}`;
+  const g = await curl([...resolveArgs(APP, fx.http.port), `${base}/hello?x=1`]);
+  assert.equal(g.status, 200, g.stderr + g.body);
+  const r = report(g.body);
+  assert.equal(r.method, 'GET');
+  assert.equal(r.url, '/hello?x=1');
+  assert.equal(r.headers['x-forwarded-proto'], 'http');
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-agent-test-'));
+  try {
+    const body = randomBytes(1024 * 1024);
+    writeFileSync(join(dir, 'body'), body);
+    const p = await curl([...resolveArgs(APP, fx.http.port), '--data-binary', `@${join(dir, 'body')}`, '-H', 'content-type: application/octet-stream', `${base}/upload`]);
+    assert.equal(p.status, 200, p.stderr + p.body);
+    const pr = report(p.body);
+    assert.equal(pr.method, 'POST');
+    assert.equal(pr.bodyLength, body.length);
+    assert.equal(pr.bodySha256, sha256(body));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.ok(web.counters.total >= 2, `the endpoint counted ${web.counters.total} connections`);
+});
+
+test('http endpoint: https with curl --cacert (TLS ends at the relay, plain HTTP to the agent)', T, async () => {
+  const r = await curl(['--cacert', fx.caPath, `https://${APP}:${fx.https.port}/secure`]);
+  assert.equal(r.status, 200, r.stderr + r.body);
+  const rep = report(r.body);
+  assert.equal(rep.url, '/secure');
+  assert.equal(rep.headers['x-forwarded-proto'], 'https');
+});
+
+test('tls endpoint: passthrough to the upstream (its own certificate, ALPN h2), 256 KiB echo', T, async (t) => {
+  const socket = tls.connect({ host: '127.0.0.1', port: fx.https.port, servername: SEC, ALPNProtocols: ['h2'], ca: tlsUp.pki.caPem });
+  t.after(() => socket.destroy());
+  await withTimeout('the passthrough TLS handshake', once(socket, 'secureConnect'));
+  assert.equal(socket.authorized, true, String(socket.authorizationError));
+  assert.equal(socket.alpnProtocol, 'h2');
+  const payload = randomBytes(256 * 1024);
+  const got: Buffer[] = [];
+  let n = 0;
+  const all = new Promise<void>((resolve) =>
+    socket.on('data', (c: Buffer) => {
+      got.push(c);
+      n += c.length;
+      if (n >= payload.length) resolve();
+    }),
+  );
+  socket.write(payload);
+  await withTimeout('the 256 KiB echo over passthrough TLS', all);
+  assert.equal(sha256(Buffer.concat(got)), sha256(payload));
+});
+
+test('tcp endpoint: 4 MiB echo, half-closed, hash-checked', T, async (t) => {
+  const u = new URL(tcp.url);
+  const payload = randomBytes(4 * 1024 * 1024);
+  const socket = net.connect({ host: u.hostname, port: Number(u.port), allowHalfOpen: true });
+  t.after(() => socket.destroy());
+  const got: Buffer[] = [];
+  socket.on('data', (c: Buffer) => got.push(c));
+  await withTimeout('connect to the tcp endpoint', once(socket, 'connect'));
+  socket.end(payload); // the echo ends when our half ends: FIN travels relay → agent → upstream and back
+  await withTimeout('the 4 MiB echo to end', once(socket, 'end'));
+  const echoed = Buffer.concat(got);
+  assert.equal(echoed.length, payload.length);
+  assert.equal(sha256(echoed), sha256(payload));
+});
+
+test('library listen(): connections arrive as Duplex streams with the client address', T, async (t) => {
+  const listener = await withTimeout('Bind of a listener', agent.listen({ url: 'http://lib.burrow.localhost' }));
+  t.after(() => listener.close());
+  assert.equal(listener.url, `https://lib.burrow.localhost:${fx.https.port}`);
+  const served = (async () => {
+    for await (const conn of listener) {
+      let head = '';
+      conn.stream.on('data', (c: Buffer) => {
+        head += c.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        const body = `hello ${conn.remoteAddress} via ${conn.proto}`;
+        conn.stream.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      });
+      return conn;
+    }
+    return null;
+  })();
+  const r = await get(fx.http.port, 'lib.burrow.localhost', '/');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'hello 127.0.0.1 via https');
+  const conn = await served;
+  assert.equal(conn?.remoteAddress, '127.0.0.1');
+  assert.ok((conn?.remotePort ?? 0) > 0);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// upstream failures and the breaker
+
+test('upstream down: 502 naming the upstream; 3 failures open the breaker (no dial); half-open probe recovers', T, async (t) => {
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const a = await connect({ ...agentOptions(), breaker: { resetTimeoutMs: 400, volumeThreshold: 3 } });
+  cleanup.defer('close the breaker agent', () => a.close(500));
+  const port = await freePort();
+  const host = 'flaky.burrow.localhost';
+  const ep = await a.forward(`127.0.0.1:${port}`, { url: `http://${host}` });
+  const breaker: Array<{ upstream: string; state: string }> = [];
+  a.on('breaker', (b: { upstream: string; state: string }) => breaker.push(b));
+
+  for (let i = 1; i <= 3; i++) {
+    const r = await get(fx.http.port, host, `/try-${i}`);
+    assert.equal(r.status, 502, `request ${i}`);
+    assert.match(r.body, new RegExp(`127\\.0\\.0\\.1:${port}`), 'the 502 page names the upstream');
+    assert.match(r.body, /refused the connection \(ECONNREFUSED\)/, 'and the reason');
+    assert.equal(r.headers['x-burrow-error-code'], 'BURROW_ERR_AGENT_UPSTREAM');
+  }
+  assert.deepEqual(breaker.map((b) => [b.upstream, b.state]), [[`127.0.0.1:${port}`, 'open']], 'one transition: closed → open');
+  assert.equal(ep.dialer!.state, 'open', 'three straight failures open the breaker');
+  const dials = ep.dialer!.dials;
+  const r4 = await get(fx.http.port, host, '/while-open');
+  assert.equal(r4.status, 502);
+  assert.equal(r4.headers['x-burrow-error-code'], 'BURROW_ERR_AGENT_BREAKER_OPEN');
+  assert.match(r4.body, /circuit breaker open/);
+  assert.equal(ep.dialer!.dials, dials, 'an open breaker answers without dialling');
+
+  // The upstream comes back; after the reset timeout one probe dials, succeeds, and the breaker closes.
+  const back = http.createServer((_req, res) => res.end('back'));
+  back.listen(port, '127.0.0.1');
+  await once(back, 'listening');
+  cleanup.defer('close the recovered upstream', () => {
+    back.closeAllConnections();
+    return new Promise<void>((r) => back.close(() => r()));
+  });
+  await waitEvent(a, 'breaker', 'the breaker to go half-open', (b: { state: string }) => b.state === 'half-open');
+  const closed = waitEvent(a, 'breaker', 'the breaker to close', (b: { state: string }) => b.state === 'closed');
+  const r5 = await get(fx.http.port, host, '/probe');
+  assert.equal(r5.status, 200);
+  assert.equal(r5.body, 'back');
+  await closed;
+  assert.equal(ep.dialer!.state, 'closed');
+});
+
+test('tcp endpoint with its upstream down: the stream is reset (StreamRefused) and the client is cut', T, async (t) => {
+  const port = await freePort();
+  const ep = await agent.forward(`tcp://127.0.0.1:${port}`, { name: 'tcp-down' });
+  t.after(() => ep.close());
+  const u = new URL(ep.url);
+  const socket = net.connect({ host: u.hostname, port: Number(u.port) });
+  t.after(() => socket.destroy());
+  const got: Buffer[] = [];
+  socket.on('data', (c: Buffer) => got.push(c));
+  socket.on('error', () => {});
+  const failed = waitEvent<[Endpoint, Error]>(agent, 'upstream-error', 'the agent to report the failed dial', (e) => e === ep);
+  socket.write('ping');
+  const [, err] = await failed;
+  assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_UPSTREAM'), String(err));
+  // A cut, not an answer: FIN or RST (events.once would reject on the ECONNRESET 'error' the RST may bring).
+  await withTimeout('the relay to close the public connection', new Promise((resolve) => socket.once('close', resolve)));
+  assert.equal(Buffer.concat(got).length, 0);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// session failures
+
+test('a wrong token: connect() rejects with BURROW_ERR_AGENT_AUTH', T, async () => {
+  await assert.rejects(connect({ ...agentOptions(), authtoken: 'not-the-relay-token-at-all' }), (err: unknown) => {
+    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH'), String(err));
+    assert.match((err as Error).message, /authentication failed/);
+    return true;
+  });
+});
+
+test('an untrusted relay certificate: connect() rejects with BURROW_ERR_AGENT_CONNECT and says to pass --ca', T, async () => {
+  await assert.rejects(connect({ ...agentOptions(), ca: tlsUp.pki.caPem }), (err: unknown) => {
+    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_CONNECT'), String(err));
+    assert.match((err as Error).message, /--ca/);
+    return true;
+  });
+});
+
+test('a hostname online for another agent: forward() rejects with BURROW_ERR_AGENT_BIND naming it', T, async (t) => {
+  const other = await connect(agentOptions());
+  t.after(() => other.close(500));
+  await assert.rejects(other.forward(`127.0.0.1:${up.port}`, { url: `http://${APP}` }), (err: unknown) => {
+    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_BIND'), String(err));
+    assert.match((err as Error).message, /app\.burrow\.localhost/);
+    assert.match((err as Error).message, /already online/);
+    return true;
+  });
+  assert.equal(other.endpoints.length, 0);
+});
+
+test('relay closed and restarted on the same ports: the agent reconnects and the same URLs serve again', { timeout: 40_000 }, async (t) => {
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const dataDir = mkdtempSync(join(tmpdir(), 'burrow-agent-restart-'));
+  cleanup.defer('remove the data dir', () => rmSync(dataDir, { recursive: true, force: true }));
+  const pki = await ensureRelayPki({ dataDir, domain: 'burrow.localhost' });
+  const token = `agent-test-${randomBytes(12).toString('hex')}`;
+  const [httpPort, httpsPort, agentPort] = [await freePort(), await freePort(), await freePort()];
+  const from = 40_000 + Math.floor(Math.random() * 200) * 100;
+  const start = (): Promise<Relay> =>
+    startRelay({
+      domain: 'burrow.localhost',
+      httpAddr: { host: '127.0.0.1', port: httpPort },
+      httpsAddr: { host: '127.0.0.1', port: httpsPort },
+      agentAddr: { host: '127.0.0.1', port: agentPort },
+      tcpPorts: { from, to: from + 99 },
+      tcpHost: '127.0.0.1',
+      workers: 2,
+      prereadMax: 16 * 1024,
+      prereadTimeoutMs: 5000,
+      tcpKeepaliveMs: 30_000,
+      graceMs: 1000,
+      certPem: pki.certPem,
+      keyPem: pki.keyPem,
+      tokenHashes: [sha256(token)],
+      version: 'test',
+    });
+  let relay = await start();
+  cleanup.defer('close the relay', () => relay.close());
+  const upstream = await startHttpUpstream(cleanup);
+  const echo = await startTcpEcho(cleanup);
+  const a = await connect({
+    server: `localhost:${agentPort}`,
+    authtoken: token,
+    ca: pki.caPem!,
+    heartbeatIntervalMs: 500,
+    backoff: { baseMs: 50, capMs: 400 },
+  });
+  cleanup.defer('close the agent', () => a.close(500));
+  const ep = await a.forward(`http://127.0.0.1:${upstream.port}`); // no --url: the relay picks a name, kept on rebind
+  const tp = await a.forward(`tcp://127.0.0.1:${echo.port}`);
+  const host = new URL(ep.url).hostname;
+  const [url1, tcpUrl1, id1] = [ep.url, tp.url, ep.id];
+  const before = await get(httpPort, host, '/before');
+  assert.equal(before.status, 200);
+
+  const offline = waitEvent(a, 'offline', 'the agent to notice the relay is gone');
+  await relay.close();
+  await offline;
+  assert.notEqual(a.state, 'online');
+  const rebound = Promise.all([
+    waitEvent(a, 'endpoint-online', 'the http endpoint to be bound again', (e: Endpoint) => e === ep),
+    waitEvent(a, 'endpoint-online', 'the tcp endpoint to be bound again', (e: Endpoint) => e === tp),
+  ]);
+  relay = await start();
+  await rebound;
+  assert.equal(a.state, 'online');
+  assert.equal(ep.url, url1, 'the same public URL after the restart');
+  assert.equal(ep.id, id1, 'the same tunnel id (Bind carried the previous Id)');
+  assert.equal(tp.url, tcpUrl1, 'the same TCP port after the restart');
+  const after = await get(httpPort, host, '/after');
+  assert.equal(after.status, 200, after.body);
+  assert.equal(report(after.body).url, '/after');
+  // TCP through the reclaimed port.
+  const u = new URL(tp.url);
+  const s = net.connect({ host: u.hostname, port: Number(u.port), allowHalfOpen: true });
+  t.after(() => s.destroy());
+  const got: Buffer[] = [];
+  s.on('data', (c: Buffer) => got.push(c));
+  await once(s, 'connect');
+  s.end('again');
+  await withTimeout('the tcp echo after the restart', once(s, 'end'));
+  assert.equal(Buffer.concat(got).toString(), 'again');
+  assert.ok(a.stats.sessions >= 2);
+  assert.ok(a.stats.reconnectAttempts >= 1);
+});
+
+test('reconnect while the relay still holds the old session: the rebind is retried until the name is free', T, async (t) => {
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  // A TCP relay in front of the agent listener that can go silent on the connections it has (a network partition: the
+  // relay keeps the old session, the agent gives up on it), while new connections pass.
+  const pairs: Array<[net.Socket, net.Socket]> = [];
+  const front = net.createServer((c) => {
+    const r = net.connect({ host: '127.0.0.1', port: fx.agent.port });
+    c.on('error', () => {});
+    r.on('error', () => {});
+    c.pipe(r);
+    r.pipe(c);
+    pairs.push([c, r]);
+  });
+  const frontPort = await listen(front);
+  cleanup.defer('close the front', () => {
+    for (const [c, r] of pairs) {
+      c.destroy();
+      r.destroy();
+    }
+    return new Promise<void>((res) => front.close(() => res()));
+  });
+  const a = await connect({ ...agentOptions(), server: `localhost:${frontPort}`, heartbeatIntervalMs: 100, heartbeatToleranceMs: 300, backoff: { baseMs: 20, capMs: 100 } });
+  cleanup.defer('close the partitioned agent', () => a.close(300));
+  const host = 'held.burrow.localhost';
+  const ep = await a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${host}` });
+  const url = ep.url;
+
+  const [c0, r0] = pairs[0]!;
+  c0.unpipe(r0);
+  r0.unpipe(c0);
+  c0.pause();
+  r0.pause();
+  const [, conflict] = await waitEvent<[Endpoint, Error, boolean]>(a, 'endpoint-bind-error', 'the rebind to be refused while the old session holds the name', (e) => e === ep);
+  assert.ok(isBurrowError(conflict, 'BURROW_ERR_AGENT_BIND'), String(conflict));
+  assert.match(conflict.message, /already online/);
+  assert.equal(ep.state, 'rebinding');
+  const online = waitEvent<[Endpoint]>(a, 'endpoint-online', 'the retried rebind to succeed', (e) => e === ep);
+  r0.destroy(); // the relay now sees the old session end and frees its routes
+  await online;
+  assert.equal(ep.url, url);
+  const r = await get(fx.http.port, host, '/reclaimed');
+  assert.equal(r.status, 200);
+  assert.equal(report(r.body).url, '/reclaimed');
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// the CLI
+
+interface Cli {
+  child: ChildProcessWithoutNullStreams;
+  lines: Array<Record<string, unknown>>;
+  events: EventEmitter;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawn bin/burrow.js; stdout is not a TTY, so the agent logs JSON lines (collected, and emitted as 'line'). */
+function spawnCli(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Cli {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env['PATH'], ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  const events = new EventEmitter();
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      rec = { msg: l };
+    }
+    lines.push(rec);
+    events.emit('line', rec);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, lines, events, stderr: () => err, exited };
+}
+
+function waitLine(cli: Cli, what: string, pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  const seen = cli.lines.find(pred);
+  if (seen !== undefined) return Promise.resolve(seen);
+  return waitEvent<[Record<string, unknown>]>(cli.events, 'line', what, pred).then(([l]) => l);
+}
+
+test('CLI: config file errors exit non-zero naming the file, the line and the key', T, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-agent-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cases: Array<{ name: string; yaml: string; expect: RegExp[] }> = [
+    { name: 'bad-yaml.yml', yaml: 'agent:\n  authtoken: [unclosed\nendpoints: []\n', expect: [/bad-yaml\.yml:\d+:\d+: not valid YAML/, /BURROW_ERR_CONFIG_FILE/] },
+    {
+      name: 'unknown-key.yml',
+      yaml: 'agent: { authtoken: abcdefghijklmnopqrstuvwxyz }\nendpoints:\n  - name: web\n    url: http://web.burrow.localhost\n    upstrem: http://127.0.0.1:3000\n',
+      expect: [/unknown-key\.yml:5: endpoints\[0\]\.upstrem: unknown key 'upstrem'/, /known keys under endpoints\[0\]: name, url, upstream, pool/],
+    },
+    {
+      name: 'bad-url.yml',
+      yaml: 'agent: { authtoken: abcdefghijklmnopqrstuvwxyz }\nendpoints:\n  - { name: web, url: "http://web.burrow.localhost/path", upstream: 3000 }\n',
+      expect: [/bad-url\.yml:3: endpoints\[0\]\.url: 'http:\/\/web\.burrow\.localhost\/path'/, /without a path/],
+    },
+  ];
+  for (const c of cases) {
+    const file = join(dir, c.name);
+    writeFileSync(file, c.yaml);
+    const cli = spawnCli(t, ['start', '--config', file]);
+    const { code } = await withTimeout(`burrow start --config ${c.name} to exit`, cli.exited);
+    assert.equal(code, 1, `${c.name}: exit code; stderr ${cli.stderr()}`);
+    assert.ok(cli.stderr().includes(file), `${c.name}: the message names the file: ${cli.stderr()}`);
+    for (const re of c.expect) assert.match(cli.stderr(), re, c.name);
+  }
+});
+
+test('CLI: burrow start runs the named endpoints of a config file in one session', T, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-agent-start-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const echo = await startTcpEcho(fx.cleanup);
+  const file = join(dir, 'burrow.yml');
+  writeFileSync(
+    file,
+    `agent: { server_addr: "localhost:${fx.agent.port}", ca: ${JSON.stringify(fx.caPath)} }\n` +
+      'endpoints:\n' +
+      `  - { name: site, url: http://site.burrow.localhost, upstream: http://127.0.0.1:${up.port} }\n` +
+      `  - { name: echo, url: "tcp://", upstream: tcp://127.0.0.1:${echo.port} }\n` +
+      '  - { name: unused, url: http://unused.burrow.localhost, upstream: 1 }\n',
+  );
+  const cli = spawnCli(t, ['start', '--config', file, 'site', 'echo'], { BURROW_AUTHTOKEN: fx.token });
+  const online = new Map<string, string>();
+  await waitLine(cli, 'both endpoints to be online', (l) => {
+    if (l['msg'] === 'endpoint online') online.set(String(l['endpoint']), String(l['url']));
+    return online.size === 2;
+  });
+  assert.equal(online.get('site'), `https://site.burrow.localhost:${fx.https.port}`);
+  assert.match(online.get('echo')!, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+  const sessions = cli.lines.filter((l) => l['msg'] === 'session online');
+  assert.equal(sessions.length, 1, 'one session carries both endpoints');
+  const r = await get(fx.http.port, 'site.burrow.localhost', '/from-start');
+  assert.equal(r.status, 200);
+  assert.equal(report(r.body).url, '/from-start');
+  const unused = await get(fx.http.port, 'unused.burrow.localhost', '/');
+  assert.equal(unused.status, 404, 'an endpoint not named on the command line is not bound');
+  cli.child.kill('SIGTERM');
+  const { code } = await withTimeout('burrow start to exit on SIGTERM', cli.exited);
+  assert.equal(code, 0, cli.stderr());
+});
+
+test('CLI: SIGINT during a slow request lets it complete, then the agent exits 0', T, async (t) => {
+  const held = new EventEmitter();
+  let release: (() => void) | null = null;
+  const slow = http.createServer((req, res) => {
+    release = () => res.end(`slow answer for ${req.url}`);
+    held.emit('request');
+  });
+  const slowPort = await listen(slow);
+  t.after(() => {
+    slow.closeAllConnections();
+    slow.close();
+  });
+  const host = 'slow.burrow.localhost';
+  const cli = spawnCli(t, ['http', `127.0.0.1:${slowPort}`, '--url', `http://${host}`, '--server', `localhost:${fx.agent.port}`, '--ca', fx.caPath, '--grace', '10000'], {
+    BURROW_AUTHTOKEN: fx.token,
+  });
+  const online = await waitLine(cli, 'the CLI agent to log "endpoint online"', (l) => l['msg'] === 'endpoint online');
+  assert.equal(online['url'], `https://${host}:${fx.https.port}`);
+  assert.ok(cli.lines.some((l) => l['msg'] === 'session online'), 'a "session online" line came first');
+
+  const arrived = once(held, 'request');
+  const response = get(fx.http.port, host, '/slow');
+  await withTimeout('the slow request to reach the upstream', arrived);
+  cli.child.kill('SIGINT');
+  await waitLine(cli, 'the agent to log the SIGINT', (l) => String(l['msg']).startsWith('SIGINT received'));
+  assert.equal(cli.child.exitCode, null, 'the agent waits for the open request');
+  release!();
+  const r = await response;
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'slow answer for /slow');
+  const { code, signal } = await withTimeout('the agent to exit after the request', cli.exited);
+  assert.equal(signal, null);
+  assert.equal(code, 0, cli.stderr());
+  assert.ok(cli.lines.some((l) => l['msg'] === 'agent stopped'));
+});
+
+test('CLI: no auth token → exit 1 naming the flag and the variable; --help exits 0', T, async (t) => {
+  const cli = spawnCli(t, ['http', '3000']);
+  const { code } = await withTimeout('burrow http without a token to exit', cli.exited);
+  assert.equal(code, 1);
+  assert.match(cli.stderr(), /--authtoken/);
+  assert.match(cli.stderr(), /BURROW_AUTHTOKEN/);
+  const help = spawnCli(t, ['tcp', '--help']);
+  const h = await withTimeout('burrow tcp --help to exit', help.exited);
+  assert.equal(h.code, 0);
+  assert.ok(help.lines.some((l) => String(l['msg']).includes('Usage: burrow tcp')));
+});

@@ -1,0 +1,276 @@
+// parseAgentArgs / loadAgentFile / endpointSpec: the agent's flags, environment and YAML config file (DESIGN.md §5,
+// issue #4): defaults, precedence (flag > env > file > default), every endpoint kind's URL and upstream forms, and
+// errors that name the flag or the file, line and key, with the right code. Table-driven.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { endpointSpec, type EndpointInput } from '../../../src/agent/endpoint-spec.js';
+import { agentHelpText, parseAgentArgs, type AgentCommand, type AgentConfig } from '../../../src/config/agent-config.js';
+import { isBurrowError, type ErrorCode } from '../../../src/core/errors.js';
+
+const TOKEN = 'abcdefghijklmnopqrstuvwxyz012345';
+const ENV: NodeJS.ProcessEnv = { BURROW_AUTHTOKEN: TOKEN };
+const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+function parse(command: AgentCommand, argv: string[], env: NodeJS.ProcessEnv = ENV): AgentConfig {
+  return parseAgentArgs(command, argv, env);
+}
+
+function throwsWith(fn: () => unknown, fragments: Array<string | RegExp>, code: ErrorCode = 'BURROW_ERR_CONFIG_INVALID'): string {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught !== undefined, `expected an error mentioning ${fragments.map(String).join(', ')}`);
+  assert.ok(isBurrowError(caught, code), `expected ${code}, got ${String(caught)}`);
+  for (const f of fragments) {
+    if (typeof f === 'string') assert.ok(caught.message.includes(f), `message ${JSON.stringify(caught.message)} lacks ${JSON.stringify(f)}`);
+    else assert.match(caught.message, f);
+  }
+  return caught.message;
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-agent-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function file(t: TestContext, name: string, text: string, dir = tempDir(t)): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('burrow http|tcp|tls', () => {
+  test('defaults: localhost:4443, system roots, grace 10 s, one endpoint with a relay-chosen name', () => {
+    const c = parse('http', ['3000']);
+    assert.deepEqual(c.server, { host: 'localhost', port: 4443 });
+    assert.equal(c.authtoken, TOKEN);
+    assert.equal(c.caPath, null);
+    assert.equal(c.caPem, null);
+    assert.equal(c.graceMs, 10_000);
+    assert.equal(c.endpoints.length, 1);
+    const e = c.endpoints[0]!;
+    assert.deepEqual(
+      { kind: e.kind, hostname: e.hostname, addr: e.addr, upstream: e.upstream, forwardsTo: e.forwardsTo, pool: e.pool },
+      { kind: 'http', hostname: '', addr: '', upstream: { host: 'localhost', port: 3000 }, forwardsTo: 'http://localhost:3000', pool: false },
+    );
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.endpoints) && Object.isFrozen(e));
+  });
+
+  const upstreams: Array<[AgentCommand, string, { host: string; port: number }, string]> = [
+    ['http', '3000', { host: 'localhost', port: 3000 }, 'http://localhost:3000'],
+    ['http', '127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }, 'http://127.0.0.1:8080'],
+    ['http', 'http://app.internal', { host: 'app.internal', port: 80 }, 'http://app.internal:80'],
+    ['http', 'http://[::1]:3000/', { host: '::1', port: 3000 }, 'http://[::1]:3000'],
+    ['tcp', '5432', { host: 'localhost', port: 5432 }, 'tcp://localhost:5432'],
+    ['tcp', 'tcp://db:5432', { host: 'db', port: 5432 }, 'tcp://db:5432'],
+    ['tls', 'tls://127.0.0.1:8443', { host: '127.0.0.1', port: 8443 }, 'tls://127.0.0.1:8443'],
+    ['tls', 'tcp://127.0.0.1:8443', { host: '127.0.0.1', port: 8443 }, 'tls://127.0.0.1:8443'],
+  ];
+  for (const [cmd, text, upstream, forwardsTo] of upstreams) {
+    test(`burrow ${cmd} ${text}`, () => {
+      const e = parse(cmd, [text]).endpoints[0]!;
+      assert.equal(e.kind, cmd);
+      assert.deepEqual(e.upstream, upstream);
+      assert.equal(e.forwardsTo, forwardsTo);
+    });
+  }
+
+  const urls: Array<[AgentCommand, string, { hostname: string; addr: string }]> = [
+    ['http', 'http://Web.Burrow.Localhost', { hostname: 'web.burrow.localhost', addr: '' }],
+    ['http', 'https://web.burrow.localhost:8443/', { hostname: 'web.burrow.localhost', addr: '' }],
+    ['http', 'web.burrow.localhost', { hostname: 'web.burrow.localhost', addr: '' }],
+    ['tls', 'tls://sec.burrow.localhost', { hostname: 'sec.burrow.localhost', addr: '' }],
+    ['tcp', 'tcp://', { hostname: '', addr: '' }],
+    ['tcp', 'tcp://127.0.0.1:20001', { hostname: '', addr: '127.0.0.1:20001' }],
+  ];
+  for (const [cmd, url, want] of urls) {
+    test(`burrow ${cmd} --url ${url}`, () => {
+      const e = parse(cmd, ['1234', '--url', url]).endpoints[0]!;
+      assert.deepEqual({ hostname: e.hostname, addr: e.addr }, want);
+    });
+  }
+
+  test('flags beat the environment; --flag=value works; --pool is a switch', (t) => {
+    const dir = tempDir(t);
+    const ca = file(t, 'ca.pem', CA, dir);
+    const env = { BURROW_SERVER: 'relay.example.com:4443', BURROW_AUTHTOKEN: 'from-env-token-0123456789', BURROW_CA: ca };
+    const fromEnv = parse('http', ['3000'], env);
+    assert.deepEqual(fromEnv.server, { host: 'relay.example.com', port: 4443 });
+    assert.equal(fromEnv.authtoken, 'from-env-token-0123456789');
+    assert.equal(fromEnv.caPath, ca);
+    assert.equal(fromEnv.caPem, CA);
+    const c = parse('tcp', ['5432', '--server=[::1]:5000', '--authtoken', 'flag-token-0123456789', '--pool', '--grace', '0'], env);
+    assert.deepEqual(c.server, { host: '::1', port: 5000 });
+    assert.equal(c.authtoken, 'flag-token-0123456789');
+    assert.equal(c.endpoints[0]!.pool, true);
+    assert.equal(c.graceMs, 0);
+  });
+
+  const bad: Array<[string, AgentCommand, string[], Array<string | RegExp>, ErrorCode?]> = [
+    ['no upstream', 'http', [], ["'burrow http' needs the local service", 'burrow http 3000']],
+    ['two upstreams', 'tcp', ['1', '2'], ['takes one upstream']],
+    ['unknown flag', 'http', ['3000', '--nope'], ['unknown flag --nope', "burrow http --help"]],
+    ['flag of another command', 'http', ['3000', '--config', 'x.yml'], ['unknown flag --config']],
+    ['missing value', 'http', ['3000', '--url'], ['--url needs a value <url>']],
+    ['twice', 'http', ['3000', '--pool', '--pool'], ['--pool was given twice']],
+    ['--pool=value', 'http', ['3000', '--pool=yes'], ['--pool takes no value']],
+    ['bad server', 'http', ['3000', '--server', 'localhost'], ["--server: 'localhost' is not host:port"]],
+    ['server port 0', 'http', ['3000', '--server', 'localhost:0'], ['--server', 'no valid port']],
+    ['bad port', 'http', ['70000'], ["'70000'", '1..65535']],
+    ['https upstream', 'http', ['https://127.0.0.1:8443'], ['https:// upstream', 'tls endpoint']],
+    ['scheme mismatch', 'tcp', ['http://127.0.0.1:80'], ['scheme http://', 'tcp endpoint']],
+    ['tcp upstream without port', 'tcp', ['tcp://db'], ['has no port']],
+    ['url with path', 'http', ['3000', '--url', 'http://a.burrow.localhost/x'], ["--url: 'http://a.burrow.localhost/x'", 'without a path']],
+    ['url scheme for another kind', 'http', ['3000', '--url', 'tcp://'], ['--url', 'scheme tcp://', 'http endpoint']],
+    ['url with an IP', 'tls', ['3000', '--url', 'tls://127.0.0.1'], ['names an IP address']],
+    ['url bad host', 'http', ['3000', '--url', 'http://bad_name.burrow.localhost'], ['does not name a valid host']],
+    ['tcp url that is not tcp', 'tcp', ['3000', '--url', 'http://x.burrow.localhost'], ['is not a tcp:// URL']],
+    ['grace not a number', 'http', ['3000', '--grace', '1s'], ["--grace: '1s'", 'milliseconds']],
+    ['missing ca file', 'http', ['3000', '--ca', '/nonexistent/ca.pem'], ["--ca: '/nonexistent/ca.pem' does not exist"], 'BURROW_ERR_CONFIG_FILE'],
+  ];
+  for (const [name, cmd, argv, fragments, code] of bad) {
+    test(`rejects: ${name}`, () => {
+      throwsWith(() => parse(cmd, argv), fragments, code);
+    });
+  }
+
+  test('rejects: no token anywhere (names the flag and the variable)', () => {
+    throwsWith(() => parse('http', ['3000'], {}), ['--authtoken', 'BURROW_AUTHTOKEN']);
+  });
+
+  test('rejects: a bad value from the environment names the variable', () => {
+    throwsWith(() => parse('http', ['3000'], { ...ENV, BURROW_SERVER: 'nope' }), ['--server (from BURROW_SERVER)']);
+  });
+
+  test('rejects: a CA file with no PEM certificate', (t) => {
+    const ca = file(t, 'ca.pem', 'not a certificate');
+    throwsWith(() => parse('http', ['3000', '--ca', ca]), ['holds no PEM certificate', ca], 'BURROW_ERR_CONFIG_FILE');
+  });
+
+  test('--help wins and reads nothing else', () => {
+    const c = parse('tls', ['--bogus', '--help'], {});
+    assert.equal(c.help, true);
+    for (const cmd of ['http', 'tcp', 'tls', 'start'] as const) {
+      const h = agentHelpText(cmd);
+      assert.match(h, new RegExp(`Usage: burrow ${cmd}`));
+      assert.match(h, /BURROW_SERVER/);
+      assert.match(h, /BURROW_AUTHTOKEN/);
+      assert.match(h, /BURROW_CA/);
+    }
+    assert.match(agentHelpText('http'), /--pool[\s\S]*does not pool yet/);
+    assert.match(agentHelpText('start'), /agent\.server_addr/);
+  });
+});
+
+describe('burrow start --config', () => {
+  const GOOD = `agent: { server_addr: "relay.example.com:4443", authtoken: ${TOKEN}, grace_ms: 2500 }
+endpoints:
+  - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000, pool: true }
+  - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }
+  - name: sec
+    url: tls://sec.burrow.localhost
+    upstream: 8443
+`;
+
+  test('reads the issue\'s shape: agent section and endpoints of every kind', (t) => {
+    const f = file(t, 'burrow.yml', GOOD);
+    const c = parse('start', ['--config', f], {});
+    assert.equal(c.configFile, f);
+    assert.deepEqual(c.server, { host: 'relay.example.com', port: 4443 });
+    assert.equal(c.authtoken, TOKEN);
+    assert.equal(c.graceMs, 2500);
+    assert.deepEqual(
+      c.endpoints.map((e) => [e.name, e.kind, e.hostname, e.addr, e.forwardsTo, e.pool]),
+      [
+        ['web', 'http', 'web.burrow.localhost', '', 'http://127.0.0.1:3000', true],
+        ['db', 'tcp', '', '', 'tcp://127.0.0.1:5432', false],
+        ['sec', 'tls', 'sec.burrow.localhost', '', 'tls://localhost:8443', false],
+      ],
+    );
+  });
+
+  test('names select endpoints; an unknown name lists the known ones', (t) => {
+    const f = file(t, 'burrow.yml', GOOD);
+    assert.deepEqual(parse('start', ['--config', f, 'db', 'web'], {}).endpoints.map((e) => e.name), ['db', 'web']);
+    throwsWith(() => parse('start', ['--config', f, 'nope'], {}), [f, "no endpoint named 'nope'", 'web, db, sec']);
+  });
+
+  test('precedence: flag > environment > file; ca is relative to the file', (t) => {
+    const dir = tempDir(t);
+    file(t, 'ca.pem', CA, dir);
+    const f = file(t, 'b.yml', GOOD.replace('grace_ms: 2500', 'grace_ms: 2500, ca: ca.pem'), dir);
+    const c = parse('start', ['--config', f], { BURROW_SERVER: 'env.example.com:1' });
+    assert.deepEqual(c.server, { host: 'env.example.com', port: 1 });
+    assert.equal(c.caPath, join(dir, 'ca.pem'));
+    const d = parse('start', ['--config', f, '--server', 'flag.example.com:2'], { BURROW_SERVER: 'env.example.com:1' });
+    assert.deepEqual(d.server, { host: 'flag.example.com', port: 2 });
+  });
+
+  const bad: Array<[string, string, Array<string | RegExp>, ErrorCode?]> = [
+    ['bad YAML', 'agent: { authtoken: [x\n', [/:\d+:\d+: not valid YAML/], 'BURROW_ERR_CONFIG_FILE'],
+    ['duplicate key', 'endpoints: []\nendpoints: []\n', [/:2:\d+: not valid YAML/], 'BURROW_ERR_CONFIG_FILE'],
+    ['empty file', '', ['the file is empty']],
+    ['a list at the top', '- a\n', ['(top level): must be a mapping']],
+    ['unknown top-level key', `endpoint:\n  - {}\n`, [':1: endpoint: unknown key', 'known keys: agent, endpoints']],
+    ['unknown agent key', `agent: { server: x }\nendpoints: [{ upstream: 1 }]\n`, [':1: agent.server: unknown key', 'server_addr, authtoken, ca, grace_ms']],
+    ['unknown endpoint key', `endpoints:\n  - upstream: 3000\n    proto: http\n`, [':3: endpoints[0].proto: unknown key', 'name, url, upstream, pool']],
+    ['no endpoints', `agent: { authtoken: ${TOKEN} }\n`, ['endpoints: missing']],
+    ['empty endpoints', `endpoints: []\n`, ['endpoints: must be a non-empty list']],
+    ['endpoint not a map', `endpoints:\n  - web\n`, [':2: endpoints[0]: must be a mapping']],
+    ['missing upstream', `endpoints:\n  - { name: web, url: http://w.burrow.localhost }\n`, [':2: endpoints[0].upstream: missing']],
+    ['bad URL', `endpoints:\n  - name: web\n    url: ftp://w.burrow.localhost\n    upstream: 3000\n`, [":3: endpoints[0].url: 'ftp://w.burrow.localhost'", 'scheme ftp://']],
+    ['unknown upstream scheme', `endpoints:\n  - { upstream: "udp://h:1" }\n`, [":2: endpoints[0].upstream: 'udp://h:1' has scheme udp://"]],
+    ['no kind', `endpoints:\n  - { upstream: 3000 }\n`, ['endpoints[0].url: missing, so the kind of endpoint is unknown', 'http://, tls:// or tcp://']],
+    ['pool not a boolean', `endpoints:\n  - { upstream: http://x:1, pool: "yes" }\n`, [':2: endpoints[0].pool: must be boolean']],
+    ['url not a string', `endpoints:\n  - { upstream: http://x:1, url: 5 }\n`, [':2: endpoints[0].url: must be string']],
+    ['duplicate names', `endpoints:\n  - { name: a, upstream: http://x:1 }\n  - { name: a, upstream: http://x:2 }\n`, [':3: endpoints[1].name', "'a' is already the name of endpoints[0]"]],
+    ['bad server_addr', `agent: { server_addr: "nope" }\nendpoints: [{ upstream: http://x:1 }]\n`, [":1: agent.server_addr: 'nope' is not host:port"]],
+    ['agent value is a list', `agent: { authtoken: [a] }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: must be a single value']],
+    ['missing ca relative to the file', `agent: { ca: missing.pem, authtoken: ${TOKEN} }\nendpoints: [{ upstream: http://x:1 }]\n`, ['agent.ca', 'missing.pem', 'does not exist'], 'BURROW_ERR_CONFIG_FILE'],
+  ];
+  for (const [name, yaml, fragments, code] of bad) {
+    test(`rejects: ${name} (names the file and the key)`, (t) => {
+      const f = file(t, 'burrow.yml', yaml);
+      const msg = throwsWith(() => parse('start', ['--config', f]), fragments, code);
+      assert.ok(msg.startsWith(f) || msg.includes(`${f}:`) || msg.includes(f), `${msg} does not name ${f}`);
+    });
+  }
+
+  test('rejects: a config file that does not exist (default name)', (t) => {
+    const dir = tempDir(t);
+    const cwd = process.cwd();
+    process.chdir(dir);
+    t.after(() => process.chdir(cwd));
+    throwsWith(() => parse('start', []), ['--config (default burrow.yml)', 'does not exist'], 'BURROW_ERR_CONFIG_FILE');
+  });
+});
+
+describe('endpointSpec (library inputs)', () => {
+  const labels = { name: 'name', url: 'url', upstream: 'upstream' };
+  const cases: Array<[string, EndpointInput, Record<string, unknown>]> = [
+    ['kind from the url', { url: 'tls://a.burrow.localhost', upstream: 1 }, { kind: 'tls', name: 'a' }],
+    ['kind from the upstream', { upstream: 'tcp://h:1' }, { kind: 'tcp', name: 'tcp' }],
+    ['explicit name', { kind: 'http', upstream: 1, name: 'web_1' }, { name: 'web_1' }],
+  ];
+  for (const [name, input, want] of cases) {
+    test(name, () => {
+      const s = endpointSpec(input, labels) as unknown as Record<string, unknown>;
+      for (const [k, v] of Object.entries(want)) assert.equal(s[k], v, k);
+    });
+  }
+  test('a listener needs no upstream', () => {
+    const s = endpointSpec({ kind: 'http' }, labels, true);
+    assert.equal(s.upstream, null);
+    assert.equal(s.forwardsTo, '');
+  });
+  test('rejects a bad name', () => {
+    throwsWith(() => endpointSpec({ kind: 'http', upstream: 1, name: 'has space' }, labels), ["name: 'has space' is not a valid name"]);
+  });
+});
