@@ -11,17 +11,20 @@ import {
   GiB,
   MiB,
   formatSize,
+  median,
   parseSize,
   renderTable,
   type BenchSuite,
+  type HttpResultTable,
   type ResultTable,
   type SuiteOption,
   type SuiteReport,
 } from './lib/suite.js';
 import { muxThroughputSuite } from './micro/mux/mux-throughput.js';
+import { relayHttpSuite } from './macro/relay-http.js';
 
 /** Every suite `npm run bench` knows, by name. Add new groups (http, tls, ...) here. */
-const SUITES: readonly BenchSuite[] = [muxThroughputSuite];
+const SUITES: readonly BenchSuite[] = [muxThroughputSuite, relayHttpSuite];
 
 const DEFAULT_BYTES = 1 * GiB;
 const QUICK_BYTES = 256 * MiB;
@@ -30,11 +33,13 @@ const GLOBAL_OPTIONS: Readonly<Record<string, SuiteOption>> = {
   bytes: {
     type: 'string',
     valueName: 'SIZE',
-    description: 'bytes per scenario and run, e.g. 256M, 1G (default 1G; K/M/G are powers of 1024)',
+    description: 'bytes per scenario and run, e.g. 256M, 1G (default 1G; K/M/G are powers of 1024); mux only',
   },
   quick: {
     type: 'boolean',
-    description: `shorthand for --bytes ${formatSize(QUICK_BYTES).replace(' ', '')} (an explicit --bytes wins)`,
+    description:
+      `shorthand for --bytes ${formatSize(QUICK_BYTES).replace(' ', '')} (an explicit --bytes wins); ` +
+      'relay: 3 s runs, 1 s warm-ups',
   },
   runs: {
     type: 'string',
@@ -80,12 +85,13 @@ function fail(message: string): void {
   process.exitCode = 2;
 }
 
-function targetVerdict(ratio: number, target: number): string {
-  if (Number.isNaN(ratio)) return '(no raw row)';
+function targetVerdict(ratio: number, target: number, baseline = 'raw'): string {
+  if (Number.isNaN(ratio)) return `(no ${baseline} row)`;
   return ratio >= target ? 'met' : 'BELOW';
 }
 
-function printTable(t: ResultTable): void {
+function printTable(t: ResultTable | HttpResultTable): void {
+  if (t.kind === 'http') return printHttpTable(t);
   const header = [
     'scenario',
     'what',
@@ -105,6 +111,74 @@ function printTable(t: ResultTable): void {
     r.cpuMsPerGiB.toFixed(0),
   ]);
   const left = header.map((_, i) => i < 2 || i === header.length - 3);
+  process.stdout.write(`\n${t.title}\n${renderTable(header, rows, left)}\n`);
+  for (const n of t.notes) process.stdout.write(`${n}\n`);
+}
+
+/** Latency in ms with about three significant digits (0.123, 12.3, 123). */
+function fmtMs(ms: number): string {
+  if (Number.isNaN(ms)) return '-';
+  return ms < 1 ? ms.toFixed(3) : ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0);
+}
+
+function fmtCount(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(0) : '-';
+}
+
+function fmtRatio(x: number, digits = 2): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : '-';
+}
+
+function printHttpTable(t: HttpResultTable): void {
+  const roles = [...new Set(t.rows.flatMap((r) => Object.keys(r.cpuUsPerRequest)))];
+  const header = [
+    'scenario',
+    'what',
+    'conns',
+    'RPS (median)',
+    'x base',
+    'target',
+    'p50 ms',
+    'p90 ms',
+    'p99 ms',
+    'p99.9 ms',
+    'p50 x',
+    'p99 x',
+    'errors',
+    'non-2xx',
+    'runs (RPS)',
+    'delACK/req',
+    `CPU us/req ${roles.join('/')}`,
+    'hottest thread %',
+  ];
+  const rows = t.rows.map((r) => {
+    const hot = (role: string): string => {
+      const shares = r.runs.map((x) => x.hotThreads[role]?.[0] ?? NaN).filter((x) => !Number.isNaN(x));
+      return shares.length === 0 ? '' : `${role} ${(100 * median(shares)).toFixed(0)}`;
+    };
+    const base = r.baseline ?? r.name;
+    return [
+      r.name,
+      r.description,
+      String(r.connections),
+      r.medianRps.toFixed(0),
+      r.baseline === null ? '1.000' : fmtRatio(r.rpsRatio, 3),
+      r.target === null ? '' : `>= ${r.target.toFixed(2)} ${targetVerdict(r.rpsRatio, r.target, base)} (${base})`,
+      fmtMs(r.latencyMs.p50),
+      fmtMs(r.latencyMs.p90),
+      fmtMs(r.latencyMs.p99),
+      fmtMs(r.latencyMs.p999),
+      r.baseline === null ? '' : fmtRatio(r.p50Ratio),
+      r.baseline === null ? '' : fmtRatio(r.p99Ratio),
+      String(r.errors), // autocannon counts timeouts among errors
+      String(r.non2xx),
+      r.runs.map((x) => x.rps.toFixed(0)).join(' / '),
+      Number.isNaN(r.delayedAcksPerRequest) ? '-' : r.delayedAcksPerRequest.toFixed(2),
+      roles.map((role) => fmtCount(r.cpuUsPerRequest[role] ?? NaN)).join('/'),
+      [hot('relay'), hot('agent')].filter((x) => x !== '').join(', '),
+    ];
+  });
+  const left = header.map((h, i) => i < 2 || h === 'target' || i >= header.length - 1);
   process.stdout.write(`\n${t.title}\n${renderTable(header, rows, left)}\n`);
   for (const n of t.notes) process.stdout.write(`${n}\n`);
 }
@@ -189,6 +263,13 @@ async function main(): Promise<void> {
   };
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   process.stdout.write(`\nresults written to ${file}\n`);
+  // Speed never fails a benchmark; wrong answers do (errors, timeouts, non-2xx, truncated responses).
+  const failures = reports.flatMap((r) => (r.failures ?? []).map((f) => `${r.suite}: ${f}`));
+  if (failures.length > 0) {
+    const list = failures.map((f) => `  ${f}`).join('\n');
+    process.stderr.write(`\nbench: FAILED: ${failures.length} problem(s):\n${list}\n`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err: unknown) => {

@@ -56,8 +56,9 @@ export interface ScenarioResult {
   cpuMsPerGiB: number;
 }
 
-/** One table of results: all rows measured in the same run, ratios against `baseline`. */
+/** One table of throughput results: all rows measured in the same run, ratios against `baseline`. */
 export interface ResultTable {
+  kind: 'throughput';
   title: string;
   /** Names of the scenarios ratios are computed against; the first is the primary one (the `ratio` field). */
   baselines: string[];
@@ -70,9 +71,145 @@ export interface ResultTable {
 
 export interface SuiteReport {
   suite: string;
-  tables: ResultTable[];
+  tables: Array<ResultTable | HttpResultTable>;
   /** Lines printed under the tables (e.g. notes about the mode). */
   notes: string[];
+  /**
+   * Correctness failures seen while measuring (socket errors, timeouts, non-2xx answers, ...). run.ts prints them and
+   * exits non-zero; speed never fails a benchmark.
+   */
+  failures?: string[];
+}
+
+// ---- HTTP load results (macro suites: requests per second and latency percentiles) ----
+
+/** Latency percentiles of one run (or medians over runs), in milliseconds. */
+export interface LatencyMs {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/** One measured run of an HTTP load scenario. */
+export interface HttpRunSample {
+  seconds: number;
+  /** Responses received (any status). */
+  requests: number;
+  /** requests / seconds. */
+  rps: number;
+  /** Over every response of the run, exact (not bucketed), from the load generator's per-response timings. */
+  latencyMs: LatencyMs;
+  /** Socket errors, timeouts included (autocannon counts a timeout as an error too). */
+  errors: number;
+  /** The timeouts among `errors`. */
+  timeouts: number;
+  non2xx: number;
+  /** CPU time (user + system) per process role during the run, in ms: `load`, `origin`, `relay`, `agent`. */
+  cpuMs: Record<string, number>;
+  /** Busiest threads of the processes that have several (e.g. the relay), as a share of one core, highest first. */
+  hotThreads: Record<string, number[]>;
+  /** CPU the rest of the machine used during the run, in ms (see RunSample.otherCpuMs). Null where unknown. */
+  otherCpuMs: number | null;
+  /**
+   * ACKs the kernel sent from its delayed-ACK timer during the run (TcpExt DelayedACKs, whole network namespace).
+   * About one per request means each exchange waited for that timer (40 ms minimum on Linux). Null where unknown.
+   */
+  delayedAcks: number | null;
+  /** Whatever else the load generator reported (kept in the JSON, not printed). */
+  extra: Record<string, unknown>;
+}
+
+/** A scenario's runs and the figures derived from them (medians over runs). */
+export interface HttpScenarioResult {
+  name: string;
+  description: string;
+  connections: number;
+  /** Row the ratios are taken against (null for a baseline row). */
+  baseline: string | null;
+  /** RPS ratio to the baseline the issue asks for; recorded, not asserted. */
+  target: number | null;
+  runs: HttpRunSample[];
+  medianRps: number;
+  /** medianRps / the baseline's medianRps (1 for a baseline row). */
+  rpsRatio: number;
+  /** Median over runs of each percentile. */
+  latencyMs: LatencyMs;
+  /** Median p50 and p99 / the baseline's. */
+  p50Ratio: number;
+  p99Ratio: number;
+  /** Sums over runs. */
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  /** CPU µs per request by process role, median over runs. */
+  cpuUsPerRequest: Record<string, number>;
+  /** Delayed ACKs per request, median over runs (NaN where unknown). */
+  delayedAcksPerRequest: number;
+}
+
+/** One table of HTTP load results, all rows measured in the same interleaved run. */
+export interface HttpResultTable {
+  kind: 'http';
+  title: string;
+  settings: Record<string, unknown>;
+  rows: HttpScenarioResult[];
+  notes: string[];
+}
+
+/** Fill in medians and ratios of HTTP scenarios (each row against its own `baseline`). */
+export function summariseHttp(
+  rows: ReadonlyArray<
+    Pick<HttpScenarioResult, 'name' | 'description' | 'connections' | 'baseline' | 'target' | 'runs'>
+  >,
+): HttpScenarioResult[] {
+  const med = (r: (typeof rows)[number], f: (x: HttpRunSample) => number): number => median(r.runs.map(f));
+  const withMedians = rows.map((r) => {
+    const roles = [...new Set(r.runs.flatMap((x) => Object.keys(x.cpuMs)))];
+    const cpuUsPerRequest: Record<string, number> = {};
+    for (const role of roles) {
+      cpuUsPerRequest[role] = med(r, (x) => ((x.cpuMs[role] ?? 0) * 1000) / Math.max(1, x.requests));
+    }
+    const sum = (f: (x: HttpRunSample) => number): number => r.runs.reduce((a, x) => a + f(x), 0);
+    return {
+      ...r,
+      medianRps: med(r, (x) => x.rps),
+      latencyMs: {
+        p50: med(r, (x) => x.latencyMs.p50),
+        p90: med(r, (x) => x.latencyMs.p90),
+        p99: med(r, (x) => x.latencyMs.p99),
+        p999: med(r, (x) => x.latencyMs.p999),
+        max: med(r, (x) => x.latencyMs.max),
+        mean: med(r, (x) => x.latencyMs.mean),
+      },
+      errors: sum((x) => x.errors),
+      timeouts: sum((x) => x.timeouts),
+      non2xx: sum((x) => x.non2xx),
+      cpuUsPerRequest,
+      delayedAcksPerRequest: med(r, (x) => (x.delayedAcks === null ? NaN : x.delayedAcks / Math.max(1, x.requests))),
+    };
+  });
+  return withMedians.map((r) => {
+    const b = r.baseline === null ? r : withMedians.find((x) => x.name === r.baseline);
+    return {
+      ...r,
+      rpsRatio: b === undefined ? NaN : r.medianRps / b.medianRps,
+      p50Ratio: b === undefined ? NaN : r.latencyMs.p50 / b.latencyMs.p50,
+      p99Ratio: b === undefined ? NaN : r.latencyMs.p99 / b.latencyMs.p99,
+    };
+  });
+}
+
+/**
+ * Percentile by nearest rank over ascending `sorted` values: the smallest value with at least p of all values at or
+ * below it. NaN for no values.
+ */
+export function percentileSorted(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.max(1, Math.ceil(p * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1]!;
 }
 
 /** A named group of scenarios (`npm run bench -- <name>`). */

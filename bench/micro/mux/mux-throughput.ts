@@ -284,6 +284,7 @@ async function measure(
     );
   }
   return {
+    kind: 'throughput',
     notes,
     title: `mux throughput, mode ${mode} (${mode === 'split' ? 'receiver in a child process' : 'one event loop'})`,
     baselines,

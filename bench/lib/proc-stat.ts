@@ -1,0 +1,82 @@
+// CPU time of other processes (and of their threads) from /proc/<pid>/stat, so a macro bench can say which process
+// spent the CPU of a run: the relay, the agent, the origin or the load generator. Linux only; elsewhere every reader
+// returns null and the tables leave the columns out. Not on the hot path (read between runs, never inside one).
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. 100 on every mainstream Linux build. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * utime + stime of `/proc/<pid>[/task/<tid>]/stat`, in ms, or null when the file is gone (process exited) or missing.
+ * The command name (field 2) is in parentheses and may hold spaces or ')', so fields are counted from the last ')'.
+ */
+function statCpuMs(path: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  // After "pid (comm) ": state is field 3, utime field 14, stime field 15 (proc(5)).
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(rest[14 - 3]);
+  const stime = Number(rest[15 - 3]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+  return ((utime + stime) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** CPU time used so far by process `pid`, all its threads, in ms (10 ms resolution); null where unknown. */
+export function processCpuMs(pid: number): number | null {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU time used so far by each thread of `pid`, in ms, by thread id; null where /proc is missing. */
+export function threadCpuMs(pid: number): Map<number, number> | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  const out = new Map<number, number>();
+  for (const tid of tids) {
+    const ms = statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+    if (ms !== null) out.set(Number(tid), ms);
+  }
+  return out;
+}
+
+/**
+ * The busiest threads between two threadCpuMs snapshots, as a share of one core over `seconds`, highest first
+ * (at most `top`). Threads that started in between count from zero.
+ */
+export function hottestThreads(
+  before: ReadonlyMap<number, number> | null,
+  after: ReadonlyMap<number, number> | null,
+  seconds: number,
+  top: number,
+): number[] {
+  if (before === null || after === null || seconds <= 0) return [];
+  const shares: number[] = [];
+  for (const [tid, ms] of after) shares.push((ms - (before.get(tid) ?? 0)) / (seconds * 1000));
+  return shares.sort((a, b) => b - a).slice(0, top);
+}
+
+/**
+ * TCP counters of this network namespace from /proc/net/netstat (the `TcpExt:` lines: a header line of names, then
+ * a line of values), e.g. `DelayedACKs` — ACKs the kernel sent from its delayed-ACK timer. Machine-wide (every
+ * process in the namespace counts); null where the file is missing.
+ */
+export function tcpExtCounters(): Map<string, number> | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/netstat', 'utf8');
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  if (lines.length < 2) return null;
+  const names = lines[0]!.split(/\s+/).slice(1);
+  const values = lines[1]!.split(/\s+/).slice(1);
+  return new Map(names.map((n, i) => [n, Number(values[i])]));
+}
