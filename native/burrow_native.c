@@ -1,12 +1,18 @@
 /* burrow native addon: small syscalls Node does not expose.
  * dup(fd) -> new descriptor (F_DUPFD_CLOEXEC) so a worker thread can own a socket the acceptor thread accepted
- * (DESIGN.md §1 "Handoff mechanism"). Not on the per-chunk hot path: called once per handed-off connection. */
+ * (DESIGN.md §1 "Handoff mechanism"); called once per handed-off connection.
+ * setQuickAck(fd) -> re-arm TCP_QUICKACK (Linux); called per read on agent connections (see src/relay), so it never
+ * throws: it returns false when the option cannot be set. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <node_api.h>
 
 /* Throw an Error whose code is the errno name (EBADF, EMFILE...) and whose message says what failed. */
@@ -75,8 +81,29 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* TCP_QUICKACK is not sticky: the kernel falls back to delayed ACKs after a while, so callers re-arm it after
+ * each read. Peers that do not set TCP_NODELAY (the ngrok SDK) otherwise wait ~40 ms for our delayed ACK before
+ * sending a small segment that follows another one. */
+static napi_value SetQuickAck(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  bool ok = false;
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
+      napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+#ifdef TCP_QUICKACK
+    int one = 1;
+    ok = setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) == 0;
+#endif
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+    {"setQuickAck", NULL, SetQuickAck, NULL, NULL, NULL, napi_enumerable, NULL},
     {"dup", NULL, Dup, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -9,6 +9,7 @@ import { BurrowError } from '../core/errors.js';
 interface NativeBinding {
   dup(fd: number): number;
   close(fd: number): void;
+  setQuickAck?(fd: number): boolean;
 }
 
 export interface NativeAddon {
@@ -20,6 +21,8 @@ export interface NativeAddon {
   dup(fd: number): number;
   /** Close a descriptor that was duplicated but never handed to a socket. */
   close(fd: number): void;
+  /** Re-arm TCP_QUICKACK on a TCP socket; false (never a throw) when unsupported, unavailable or closed. */
+  setQuickAck(fd: number): boolean;
 }
 
 function findPackageRoot(): string {
@@ -52,7 +55,7 @@ function load(): NativeAddon {
     throw new BurrowError('BURROW_ERR_NATIVE_UNAVAILABLE', `native addon unavailable: ${reason}`);
   };
   if (binding === null) {
-    return { available: false, reason, path: null, dup: unavailable, close: unavailable };
+    return { available: false, reason, path: null, dup: unavailable, close: unavailable, setQuickAck: () => false };
   }
   const b = binding;
   return {
@@ -70,6 +73,7 @@ function load(): NativeAddon {
     close(fd: number): void {
       b.close(fd);
     },
+    setQuickAck: typeof b.setQuickAck === 'function' ? b.setQuickAck.bind(b) : () => false,
   };
 }
 

@@ -457,3 +457,22 @@ test('10 concurrent connections are handed off without mixing up their bytes', {
   assert.equal(new Set(results.map((r) => r.handoff.id)).size, 10);
   assert.deepEqual(h.reports.errors, []);
 });
+
+test('setQuickAck re-arms TCP_QUICKACK on a TCP socket and reports false (no throw) for a bad fd', async (t) => {
+  const server = net.createServer((s) => s.end());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const c = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(c, 'connect');
+  t.after(() => c.destroy());
+  const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
+  assert.equal(nativeAddon.setQuickAck(fd), true);
+  assert.equal(nativeAddon.setQuickAck(-1), false);
+  const nul = openSync(devNull, 'r');
+  try {
+    assert.equal(nativeAddon.setQuickAck(nul), false, 'not a socket');
+  } finally {
+    closeSync(nul);
+  }
+});
