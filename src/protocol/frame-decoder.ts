@@ -118,14 +118,27 @@ export class FrameDecoder {
         this.handler.onData(this.streamId, this.flags, piece, first, last, this.frameLength);
         if (!last) return; // need more
       } else if (state === S_CONTROL) {
-        const n = Math.min(this.remaining, end - off);
+        const rem = this.remaining;
+        if (this.controlFill === 0 && end - off >= rem) {
+          // Usual case (WNDINC, RST): the whole payload is in this chunk, read it in place.
+          this.remaining = 0;
+          this.state = S_HEADER;
+          const p = chunk.subarray(off, off + rem);
+          off += rem;
+          this.finishControl(p);
+          continue;
+        }
+        if (this.controlFill === 0) this.control = Buffer.allocUnsafe(this.frameLength);
+        const n = Math.min(rem, end - off);
         chunk.copy(this.control, this.controlFill, off, off + n);
         this.controlFill += n;
         this.remaining -= n;
         off += n;
         if (this.remaining > 0) return; // need more
         this.state = S_HEADER;
-        this.finishControl();
+        const p = this.control;
+        this.control = EMPTY;
+        this.finishControl(p);
       } else {
         return; // S_DEAD: ignore everything after a protocol error
       }
@@ -167,14 +180,11 @@ export class FrameDecoder {
         `GOAWAY frame with length ${length}, want ${GOAWAY_MIN_PAYLOAD_SIZE}..${GOAWAY_MAX_PAYLOAD_SIZE}`,
       );
     }
-    this.control = Buffer.allocUnsafe(length);
-    this.controlFill = 0;
+    this.controlFill = 0; // the payload buffer is allocated only if the payload spans chunks
     this.state = S_CONTROL;
   }
 
-  private finishControl(): void {
-    const p = this.control;
-    this.control = EMPTY;
+  private finishControl(p: Buffer): void {
     switch (this.type) {
       case TYPE_RST:
         this.handler.onRst(this.streamId, p.readUInt32BE(0));
