@@ -2,12 +2,13 @@
 // table of flag specs (name, env var, config-file key, parser, help) drives flags, environment, the file's `agent:`
 // section and the help text (DESIGN.md §5). Precedence: flag > environment > config file > default.
 // The YAML file is validated once, with messages naming the file, line, key and what is wrong. Start-up only.
-import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
 import { endpointSpec, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
 import { BurrowError } from '../core/errors.js';
+import { checkReadableFile, quote } from './config-files.js';
 
 export type AgentCommand = 'http' | 'tcp' | 'tls' | 'start';
 
@@ -38,10 +39,6 @@ export const DEFAULT_CONFIG_FILE = 'burrow.yml';
 
 // ── value parsers: (raw text, label naming its source) → value; throw BURROW_ERR_CONFIG_INVALID / _FILE ───────────
 
-function quote(value: string): string {
-  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
-  return `'${shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
-}
 
 function invalid(label: string, value: string, expected: string): BurrowError {
   return new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: ${quote(value)} ${expected}`);
@@ -81,17 +78,7 @@ function parseGrace(value: string, label: string): number {
 /** A readable regular file → absolute path. Relative paths resolve against `base` (the config file's directory). */
 function parseFile(value: string, label: string, what: string, base = process.cwd()): string {
   if (value.trim() === '') throw invalid(label, value, `is empty; give the path of ${what}`);
-  const path = resolve(base, value);
-  try {
-    if (!statSync(path).isFile()) throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} is not a regular file; give the path of ${what}`);
-    accessSync(path, fsConstants.R_OK);
-  } catch (err) {
-    if (err instanceof BurrowError) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`;
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} ${why}; give the path of ${what}`, { cause: err });
-  }
-  return path;
+  return checkReadableFile(resolve(base, value), label, what);
 }
 
 function readCa(path: string, label: string): string {

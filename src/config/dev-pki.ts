@@ -1,11 +1,12 @@
 // The relay's TLS identity: loads --cert/--key, or keeps a dev CA + wildcard leaf in the data dir (made with
 // @peculiar/x509 on first start, leaf re-issued when the domain changes or expiry nears). Start-up only.
 import { X509Certificate as NodeX509, createPrivateKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
-import { chmod, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSecureContext } from 'node:tls';
 import { BurrowError } from '../core/errors.js';
+import { errorReason, readConfigText, readIfExists } from './config-files.js';
 import { ensureDataDir } from './relay-config.js';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -75,15 +76,15 @@ export async function ensureRelayPki(opts: RelayPkiOptions): Promise<RelayPki> {
 // ── --cert / --key ───────────────────────────────────────────────────────────────────────────────────────────────
 
 async function loadUserPki(certPath: string, keyPath: string): Promise<RelayPki> {
-  const certPem = await readText(certPath, '--cert');
-  const keyPem = await readText(keyPath, '--key');
+  const certPem = await readConfigText(certPath, '--cert');
+  const keyPem = await readConfigText(keyPath, '--key');
   let cert: NodeX509;
   try {
     cert = new NodeX509(certPem);
   } catch (err) {
     throw new BurrowError(
       'BURROW_ERR_CONFIG_PKI',
-      `--cert ${certPath} does not hold a PEM certificate (${reason(err)}); give the certificate file`,
+      `--cert ${certPath} does not hold a PEM certificate (${errorReason(err)}); give the certificate file`,
       { cause: err },
     );
   }
@@ -93,7 +94,7 @@ async function loadUserPki(certPath: string, keyPath: string): Promise<RelayPki>
   } catch (err) {
     throw new BurrowError(
       'BURROW_ERR_CONFIG_PKI',
-      `--key ${keyPath} does not hold an unencrypted PEM private key (${reason(err)}); give the key file, decrypted`,
+      `--key ${keyPath} does not hold an unencrypted PEM private key (${errorReason(err)}); give the key file, decrypted`,
       { cause: err },
     );
   }
@@ -101,7 +102,7 @@ async function loadUserPki(certPath: string, keyPath: string): Promise<RelayPki>
     new BurrowError(
       'BURROW_ERR_CONFIG_PKI',
       `the certificate in ${certPath} and the private key in ${keyPath} do not belong together` +
-        `${err === undefined ? '' : ` (${reason(err)})`}; give --key the key the certificate was issued for`,
+        `${err === undefined ? '' : ` (${errorReason(err)})`}; give --key the key the certificate was issued for`,
       err === undefined ? undefined : { cause: err },
     );
   if (!cert.checkPrivateKey(key)) throw mismatch();
@@ -200,7 +201,7 @@ async function createCa(x509: X509Module, domain: string): Promise<{ ca: LoadedC
     };
     return { ca, keyPem: await exportPkcs8Pem(keys.privateKey) };
   } catch (err) {
-    throw new BurrowError('BURROW_ERR_CONFIG_PKI', `could not generate the dev CA (${reason(err)})`, { cause: err });
+    throw new BurrowError('BURROW_ERR_CONFIG_PKI', `could not generate the dev CA (${errorReason(err)})`, { cause: err });
   }
 }
 
@@ -208,7 +209,7 @@ async function loadCa(x509: X509Module, pem: string, keyPem: string, caPath: str
   const broken = (what: string, err?: unknown): BurrowError =>
     new BurrowError(
       'BURROW_ERR_CONFIG_PKI',
-      `${what}${err === undefined ? '' : ` (${reason(err)})`}. Fix or restore it, or delete ${caPath} and ${caKeyPath} ` +
+      `${what}${err === undefined ? '' : ` (${errorReason(err)})`}. Fix or restore it, or delete ${caPath} and ${caKeyPath} ` +
         'to generate a new dev CA (clients must then trust the new ca.pem)',
       err === undefined ? undefined : { cause: err },
     );
@@ -312,7 +313,7 @@ async function issueLeaf(x509: X509Module, ca: LoadedCa, domain: string): Promis
     createSecureContext({ cert: certPem, key: keyPem });
     return { certPem, keyPem };
   } catch (err) {
-    throw new BurrowError('BURROW_ERR_CONFIG_PKI', `could not issue the relay certificate for ${domain} (${reason(err)})`, { cause: err });
+    throw new BurrowError('BURROW_ERR_CONFIG_PKI', `could not issue the relay certificate for ${domain} (${errorReason(err)})`, { cause: err });
   }
 }
 
@@ -348,24 +349,7 @@ async function exportPkcs8Pem(key: CryptoKey): Promise<string> {
   return `-----BEGIN PRIVATE KEY-----\n${lines.join('\n')}\n-----END PRIVATE KEY-----\n`;
 }
 
-async function readText(path: string, flag: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${flag} ${path} cannot be read (${reason(err)}); check the path and its permissions`, {
-      cause: err,
-    });
-  }
-}
 
-async function readIfExists(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path} cannot be read (${reason(err)}); check its permissions`, { cause: err });
-  }
-}
 
 /** Write to a temp file in the same dir, then rename: readers see the old file or the new one, never half of one. */
 async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
@@ -376,7 +360,7 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `could not write ${path} (${reason(err)}); check the data dir's permissions`, {
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `could not write ${path} (${errorReason(err)}); check the data dir's permissions`, {
       cause: err,
     });
   }
@@ -396,7 +380,7 @@ async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `could not create ${lockPath} (${reason(err)}); check the data dir's permissions`, {
+        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `could not create ${lockPath} (${errorReason(err)}); check the data dir's permissions`, {
           cause: err,
         });
       }
@@ -421,6 +405,3 @@ async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function reason(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

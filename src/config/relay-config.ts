@@ -1,11 +1,11 @@
 // `burrow relay` flags → one frozen RelayConfig: a single table of flag specs (name, env var, default, parser, help)
 // drives parsing, env defaults and the help text (DESIGN.md §5). Start-up only; never on the hot path.
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { BurrowError } from '../core/errors.js';
+import { checkReadableFile, quote } from './config-files.js';
 
 /** A listen address. `host` is bare (an IPv6 literal has no brackets); `port` 0 asks the OS for an ephemeral port. */
 export interface HostPort {
@@ -60,10 +60,6 @@ function invalid(label: string, value: string, expected: string): BurrowError {
 }
 
 /** Quotes a user value for a message; control characters are escaped so a message stays on one line. */
-function quote(value: string): string {
-  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
-  return `'${shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
-}
 
 const DNS_LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -189,19 +185,7 @@ function parseDir(value: string, label: string): string {
 function fileParser(what: string): (value: string, label: string) => string {
   return (value, label) => {
     if (value.trim() === '') throw invalid(label, value, `is empty; give the path of ${what}`);
-    const path = resolve(value);
-    try {
-      if (!statSync(path).isFile()) {
-        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} is not a regular file; give the path of ${what}`);
-      }
-      accessSync(path, fsConstants.R_OK);
-    } catch (err) {
-      if (err instanceof BurrowError) throw err;
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`;
-      throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${label}: ${quote(path)} ${why}; give the path of ${what}`, { cause: err });
-    }
-    return path;
+    return checkReadableFile(resolve(value), label, what);
   };
 }
 

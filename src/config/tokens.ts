@@ -1,9 +1,10 @@
 // Agent auth tokens: loads --tokens FILE, or keeps a generated dev token in the data dir. Holds only SHA-256 hashes
 // and checks in constant time. Loading is start-up only; check() runs once per agent Auth (not per byte).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BurrowError } from '../core/errors.js';
+import { errorReason, readConfigText, readIfExists } from './config-files.js';
 import { ensureDataDir } from './relay-config.js';
 
 export interface TokenStore {
@@ -40,7 +41,7 @@ export async function loadTokens(opts: LoadTokensOptions): Promise<TokenStore> {
 }
 
 async function loadTokensFile(path: string): Promise<TokenStore> {
-  const text = await readText(path, '--tokens');
+  const text = await readConfigText(path, '--tokens');
   const tokens: string[] = [];
   // U+FEFF: editors on Windows like to start files with a byte-order mark.
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
@@ -81,7 +82,7 @@ async function loadDevToken(dataDir: string): Promise<TokenStore> {
       token = fresh;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `could not write the dev token to ${path} (${reason(err)}); check the data dir's permissions`, {
+        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `could not write the dev token to ${path} (${errorReason(err)}); check the data dir's permissions`, {
           cause: err,
         });
       }
@@ -137,25 +138,5 @@ function makeStore(source: 'file' | 'dev', devToken: string | null, path: string
   });
 }
 
-async function readText(path: string, flag: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${flag} ${path} cannot be read (${reason(err)}); check the path and its permissions`, {
-      cause: err,
-    });
-  }
-}
 
-async function readIfExists(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path} cannot be read (${reason(err)}); check its permissions`, { cause: err });
-  }
-}
 
-function reason(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
