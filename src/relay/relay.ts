@@ -82,11 +82,8 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
       closing = (async () => {
         await acceptor.stopListening();
         dispatcher.drain();
-        const deadline = Date.now() + o.graceMs;
-        // Sessions end as agents finish their streams and disconnect; routes drop with them.
-        while (acceptor.routes.size > 0 && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        // Sessions end once their public connections are done; their routes drop with them.
+        await acceptor.whenNoRoutes(o.graceMs);
         await dispatcher.destroy();
       })();
       return closing;

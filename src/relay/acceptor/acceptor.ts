@@ -46,6 +46,7 @@ export class Acceptor {
   private readonly bound: Map<string, HostPort>;
   private readonly connectHost: string;
   private closing: boolean;
+  private readonly emptyWaiters: Array<() => void>;
 
   constructor(opts: AcceptorOptions) {
     this.opts = opts;
@@ -57,6 +58,7 @@ export class Acceptor {
     this.bound = new Map();
     this.connectHost = `connect.${opts.domain}`;
     this.closing = false;
+    this.emptyWaiters = [];
   }
 
   setDispatcher(d: ConnectionDispatcher): void {
@@ -194,6 +196,23 @@ export class Acceptor {
 
   private dropRoutes(gone: Route[]): void {
     for (const r of gone) if (r.proto === 'tcp') this.closeTcp(r.port);
+    if (this.routes.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
+  }
+
+  /** Resolves once no endpoint is bound (every session ended), or after `timeoutMs`. */
+  whenNoRoutes(timeoutMs: number): Promise<void> {
+    if (this.routes.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const waiters = this.emptyWaiters;
+      function done(): void {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
   }
 
   // ---- listeners ----
