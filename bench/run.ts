@@ -106,7 +106,7 @@ function printTable(t: ResultTable | HttpResultTable): void {
     r.description,
     r.medianMBps.toFixed(0),
     ...t.baselines.map((b) => r.ratios[b]!.toFixed(2)),
-    r.target === null ? '' : `>= ${r.target.toFixed(2)} ${targetVerdict(r.ratio, r.target)}`,
+    r.target === null ? '' : `>= ${r.target.toFixed(2)} ${targetVerdict(r.ratio, r.target, t.baselines[0])}`,
     r.runs.map((x) => x.mbps.toFixed(0)).join(' / '),
     r.cpuMsPerGiB.toFixed(0),
   ]);
@@ -130,6 +130,7 @@ function fmtRatio(x: number, digits = 2): string {
 }
 
 function printHttpTable(t: HttpResultTable): void {
+  const sdkCol = t.rows.some((r) => r.sdkRow !== null);
   const roles = [...new Set(t.rows.flatMap((r) => Object.keys(r.cpuUsPerRequest)))];
   const header = [
     'scenario',
@@ -138,6 +139,7 @@ function printHttpTable(t: HttpResultTable): void {
     'RPS (median)',
     'x base',
     'target',
+    ...(sdkCol ? ['x sdk'] : []),
     'p50 ms',
     'p90 ms',
     'p99 ms',
@@ -164,6 +166,14 @@ function printHttpTable(t: HttpResultTable): void {
       r.medianRps.toFixed(0),
       r.baseline === null ? '1.000' : fmtRatio(r.rpsRatio, 3),
       r.target === null ? '' : `>= ${r.target.toFixed(2)} ${targetVerdict(r.rpsRatio, r.target, base)} (${base})`,
+      ...(sdkCol
+        ? [
+            r.sdkRow === null
+              ? ''
+              : `${fmtRatio(r.sdkRpsRatio, 3)}` +
+                (r.sdkTarget === null ? '' : ` >= ${r.sdkTarget.toFixed(2)} ${targetVerdict(r.sdkRpsRatio, r.sdkTarget, r.sdkRow)}`),
+          ]
+        : []),
       fmtMs(r.latencyMs.p50),
       fmtMs(r.latencyMs.p90),
       fmtMs(r.latencyMs.p99),
@@ -175,10 +185,10 @@ function printHttpTable(t: HttpResultTable): void {
       r.runs.map((x) => x.rps.toFixed(0)).join(' / '),
       Number.isNaN(r.delayedAcksPerRequest) ? '-' : r.delayedAcksPerRequest.toFixed(2),
       roles.map((role) => fmtCount(r.cpuUsPerRequest[role] ?? NaN)).join('/'),
-      [hot('relay'), hot('agent')].filter((x) => x !== '').join(', '),
+      [hot('relay'), hot('agent'), hot('bagent')].filter((x) => x !== '').join(', '),
     ];
   });
-  const left = header.map((h, i) => i < 2 || h === 'target' || i >= header.length - 1);
+  const left = header.map((h, i) => i < 2 || h === 'target' || h === 'x sdk' || i >= header.length - 1);
   process.stdout.write(`\n${t.title}\n${renderTable(header, rows, left)}\n`);
   for (const n of t.notes) process.stdout.write(`${n}\n`);
 }

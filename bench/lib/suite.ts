@@ -33,6 +33,8 @@ export interface RunSample {
   cpuReceiverMs: number;
   /** True when sender and receiver share one process (then cpuReceiverMs is 0 and cpuSenderMs is the total). */
   sameProcess: boolean;
+  /** Suite-specific details kept in the JSON (e.g. CPU by process role), not printed. */
+  extra?: Record<string, unknown>;
   /**
    * CPU the rest of the machine used during the run, in ms (machine busy time from /proc/stat minus the bench's own;
    * 10 ms resolution, kernel work on our behalf may land on either side). Null where /proc/stat is missing.
@@ -131,6 +133,10 @@ export interface HttpScenarioResult {
   baseline: string | null;
   /** RPS ratio to the baseline the issue asks for; recorded, not asserted. */
   target: number | null;
+  /** A second row to compare with (the relay suite: the SDK agent's row for a burrow-agent row), or null. */
+  sdkRow: string | null;
+  /** RPS ratio to `sdkRow` the issue asks for (recorded, not asserted), or null. */
+  sdkTarget: number | null;
   runs: HttpRunSample[];
   medianRps: number;
   /** medianRps / the baseline's medianRps (1 for a baseline row). */
@@ -140,6 +146,9 @@ export interface HttpScenarioResult {
   /** Median p50 and p99 / the baseline's. */
   p50Ratio: number;
   p99Ratio: number;
+  /** medianRps and median p50 / those of `sdkRow` (NaN without one). */
+  sdkRpsRatio: number;
+  sdkP50Ratio: number;
   /** Sums over runs. */
   errors: number;
   timeouts: number;
@@ -162,7 +171,8 @@ export interface HttpResultTable {
 /** Fill in medians and ratios of HTTP scenarios (each row against its own `baseline`). */
 export function summariseHttp(
   rows: ReadonlyArray<
-    Pick<HttpScenarioResult, 'name' | 'description' | 'connections' | 'baseline' | 'target' | 'runs'>
+    Pick<HttpScenarioResult, 'name' | 'description' | 'connections' | 'baseline' | 'target' | 'runs'> &
+      Partial<Pick<HttpScenarioResult, 'sdkRow' | 'sdkTarget'>>
   >,
 ): HttpScenarioResult[] {
   const med = (r: (typeof rows)[number], f: (x: HttpRunSample) => number): number => median(r.runs.map(f));
@@ -175,6 +185,8 @@ export function summariseHttp(
     const sum = (f: (x: HttpRunSample) => number): number => r.runs.reduce((a, x) => a + f(x), 0);
     return {
       ...r,
+      sdkRow: r.sdkRow ?? null,
+      sdkTarget: r.sdkTarget ?? null,
       medianRps: med(r, (x) => x.rps),
       latencyMs: {
         p50: med(r, (x) => x.latencyMs.p50),
@@ -193,8 +205,11 @@ export function summariseHttp(
   });
   return withMedians.map((r) => {
     const b = r.baseline === null ? r : withMedians.find((x) => x.name === r.baseline);
+    const sdk = r.sdkRow === null ? undefined : withMedians.find((x) => x.name === r.sdkRow);
     return {
       ...r,
+      sdkRpsRatio: sdk === undefined ? NaN : r.medianRps / sdk.medianRps,
+      sdkP50Ratio: sdk === undefined ? NaN : r.latencyMs.p50 / sdk.latencyMs.p50,
       rpsRatio: b === undefined ? NaN : r.medianRps / b.medianRps,
       p50Ratio: b === undefined ? NaN : r.latencyMs.p50 / b.latencyMs.p50,
       p99Ratio: b === undefined ? NaN : r.latencyMs.p99 / b.latencyMs.p99,

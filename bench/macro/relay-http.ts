@@ -15,8 +15,9 @@
 // read from /proc around every run and shown per request, so the table says where the time went.
 // Not on the hot path: everything here runs between measurements, except the per-response listener in http-load.ts.
 import os from 'node:os';
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +29,12 @@ import {
   KiB,
   formatSize,
   parseSize,
+  MiB,
   percentileSorted,
+  summarise,
   summariseHttp,
+  type ResultTable,
+  type RunSample,
   type BenchSuite,
   type HttpResultTable,
   type HttpRunSample,
@@ -40,19 +45,34 @@ import { runLoad, type LoadResult, type LoadTarget } from './http-load.js';
 import { startRelayProcess, type RelayProcess } from './relay-process.js';
 
 type Path = 'direct' | 'http' | 'https';
+type AgentKind = 'sdk' | 'burrow';
 
 interface Scenario {
   name: string;
   description: string;
   path: Path;
+  /** The agent a tunnel row goes through (null for direct rows). */
+  agent: AgentKind | null;
+  /** For burrow-agent rows: the SDK row of the same shape, for the "x sdk" column. */
+  sdkRow?: string;
+  sdkTarget?: number;
   /** 0 = the --connections value. */
   connections: number;
   baseline: string | null;
   target: number | null;
 }
 
-/** The endpoint's hostname; any name under the relay's default domain works. */
+/** The endpoints' hostnames (SDK agent, our agent); any name under the relay's default domain works. */
 const DOMAIN = 'bench.burrow.localhost';
+const BURROW_DOMAIN = 'benchb.burrow.localhost';
+/** Issue #4: our agent >= 0.9 x the SDK agent's RPS and bulk MB/s, same relay, same run. Recorded only. */
+const AGENT_TARGET = 0.9;
+/** The tcp-bulk pseudo-scenario (--only tcp-bulk): bytes pushed per row and run. */
+const BULK = 'tcp-bulk';
+const BULK_BYTES = 256 * MiB;
+const BULK_BYTES_QUICK = 64 * MiB;
+const BULK_WARMUP_BYTES = 16 * MiB;
+const BULK_CHUNK = 64 * KiB;
 /** Relay target from the issue (#3 item 7): relay + SDK agent >= 0.35 x direct RPS, keep-alive. Recorded only. */
 const TUNNEL_TARGET = 0.35;
 /** A run during which other processes used more than this share of a core is repeated, at most NOISY_RETRIES times. */
@@ -70,6 +90,7 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'direct',
     description: 'origin directly (baseline)',
     path: 'direct',
+    agent: null,
     connections: 0,
     baseline: null,
     target: null,
@@ -78,6 +99,18 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'tunnel',
     description: 'relay http + SDK agent',
     path: 'http',
+    agent: 'sdk',
+    connections: 0,
+    baseline: 'direct',
+    target: TUNNEL_TARGET,
+  },
+  {
+    name: 'tunnel-burrow-agent',
+    description: 'relay http + burrow agent',
+    path: 'http',
+    agent: 'burrow',
+    sdkRow: 'tunnel',
+    sdkTarget: AGENT_TARGET,
     connections: 0,
     baseline: 'direct',
     target: TUNNEL_TARGET,
@@ -86,6 +119,7 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'tunnel-https',
     description: 'relay https (TLS at relay) + SDK agent',
     path: 'https',
+    agent: 'sdk',
     connections: 0,
     baseline: 'direct',
     target: null,
@@ -94,6 +128,7 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'direct-1conn',
     description: 'origin directly, 1 connection (baseline)',
     path: 'direct',
+    agent: null,
     connections: 1,
     baseline: null,
     target: null,
@@ -102,6 +137,17 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'latency-1conn',
     description: 'relay http + SDK agent, 1 connection',
     path: 'http',
+    agent: 'sdk',
+    connections: 1,
+    baseline: 'direct-1conn',
+    target: null,
+  },
+  {
+    name: 'latency-1conn-burrow-agent',
+    description: 'relay http + burrow agent, 1 connection',
+    path: 'http',
+    agent: 'burrow',
+    sdkRow: 'latency-1conn',
     connections: 1,
     baseline: 'direct-1conn',
     target: null,
@@ -110,6 +156,7 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'latency-1conn-https',
     description: 'relay https + SDK agent, 1 connection',
     path: 'https',
+    agent: 'sdk',
     connections: 1,
     baseline: 'direct-1conn',
     target: null,
@@ -118,7 +165,8 @@ const SCENARIOS: readonly Scenario[] = [
 
 export const relayHttpSuite: BenchSuite = {
   name: 'relay',
-  description: 'HTTP keep-alive RPS and latency: origin direct vs through the relay + @ngrok/ngrok agent',
+  description:
+    'HTTP keep-alive RPS/latency and TCP bulk MB/s: origin direct vs through the relay + @ngrok/ngrok / burrow agent',
   options: {
     connections: {
       type: 'string',
@@ -140,7 +188,17 @@ export const relayHttpSuite: BenchSuite = {
     only: {
       type: 'string',
       valueName: 'LIST',
-      description: `comma-separated scenarios to run (${SCENARIOS.map((s) => s.name).join(', ')})`,
+      description: `comma-separated scenarios to run (${[...SCENARIOS.map((s) => s.name), BULK].join(', ')})`,
+    },
+    agent: {
+      type: 'string',
+      valueName: 'WHO',
+      description: 'sdk | burrow | both: which agent(s) the tunnel rows use, both on the same relay (default both)',
+    },
+    'bulk-bytes': {
+      type: 'string',
+      valueName: 'SIZE',
+      description: `bytes per tcp-bulk row and run (default 256M; 64M with --quick)`,
     },
   },
   run: runRelayHttp,
@@ -154,6 +212,11 @@ interface Settings {
   workers: number;
   list: Scenario[];
   relayNodeOptions: string[];
+  /** Extra node flags for our agent's process (BENCH_AGENT_NODE_OPTIONS). */
+  agentNodeOptions: string[];
+  agents: AgentKind[];
+  /** tcp-bulk bytes per row and run; 0 = no tcp-bulk rows. */
+  bulkBytes: number;
 }
 
 function intOption(o: SuiteContext['options'], name: string, dflt: number, min: number, max: number): number {
@@ -172,16 +235,31 @@ function parseSettings(ctx: SuiteContext): Settings {
   if (!Number.isSafeInteger(bodySize) || bodySize < 0 || bodySize > 64 * 1024 * KiB) {
     throw new BenchUsageError(`--body-size must be a size in 0..64M such as 1K, got '${String(o['body-size'])}'`);
   }
-  let list = [...SCENARIOS];
+  const who = o['agent'] === undefined ? 'both' : String(o['agent']);
+  if (who !== 'sdk' && who !== 'burrow' && who !== 'both') {
+    throw new BenchUsageError(`--agent must be sdk, burrow or both, got '${who}'`);
+  }
+  const agents: AgentKind[] = who === 'both' ? ['sdk', 'burrow'] : [who];
+  let list = SCENARIOS.filter((sc) => sc.agent === null || agents.includes(sc.agent));
+  let bulk = true;
   if (typeof o['only'] === 'string') {
     const wanted = new Set(o['only'].split(',').map((s) => s.trim()).filter((s) => s !== ''));
-    const unknown = [...wanted].filter((n) => !list.some((s) => s.name === n));
+    const unknown = [...wanted].filter((n) => n !== BULK && !list.some((s) => s.name === n));
     if (unknown.length > 0) {
-      const names = list.map((s) => s.name).join(', ');
-      throw new BenchUsageError(`--only: unknown scenario ${unknown.join(', ')}; available: ${names}`);
+      const names = [...list.map((s) => s.name), BULK].join(', ');
+      throw new BenchUsageError(`--only: unknown scenario ${unknown.join(', ')}; available with --agent ${who}: ${names}`);
     }
     list = list.filter((s) => wanted.has(s.name));
+    bulk = wanted.has(BULK);
   }
+  let bulkBytes = ctx.quick ? BULK_BYTES_QUICK : BULK_BYTES;
+  if (o['bulk-bytes'] !== undefined) {
+    bulkBytes = parseSize(String(o['bulk-bytes']));
+    if (!Number.isSafeInteger(bulkBytes) || bulkBytes < 1) {
+      throw new BenchUsageError(`--bulk-bytes must be a size such as 256M, got '${String(o['bulk-bytes'])}'`);
+    }
+  }
+  const words = (v: string | undefined): string[] => (v === undefined ? [] : v.split(/\s+/).filter((w) => w !== ''));
   const env = process.env['BENCH_RELAY_NODE_OPTIONS'];
   return {
     connections: intOption(o, 'connections', 50, 1, 10_000),
@@ -190,7 +268,10 @@ function parseSettings(ctx: SuiteContext): Settings {
     bodySize,
     workers: intOption(o, 'workers', os.availableParallelism(), 1, 64), // the relay's own limit
     list,
-    relayNodeOptions: env === undefined ? [] : env.split(/\s+/).filter((s) => s !== ''),
+    relayNodeOptions: words(env),
+    agentNodeOptions: words(process.env['BENCH_AGENT_NODE_OPTIONS']),
+    agents,
+    bulkBytes: bulk ? bulkBytes : 0,
   };
 }
 
@@ -199,8 +280,15 @@ interface Rig {
   origin: ChildProcess;
   originPort: number;
   relay: RelayProcess | null;
+  /** The SDK agent (role 'agent'). */
   agent: ChildProcess | null;
+  /** Our agent, bin/burrow.js start (role 'bagent'). */
+  bagent: ChildProcess | null;
   agentOutput: () => string;
+  /** tcp-bulk: the sink (role 'sink') and the public tcp ports of each agent's TCP endpoint. */
+  sink: ChildProcess | null;
+  sinkPort: number;
+  bulkPorts: Partial<Record<AgentKind, number>>;
 }
 
 async function runRelayHttp(ctx: SuiteContext): Promise<SuiteReport> {
@@ -208,7 +296,14 @@ async function runRelayHttp(ctx: SuiteContext): Promise<SuiteReport> {
   const group = new ChildGroup(STOP_GRACE_MS, ctx.log);
   try {
     const rig = await startRig(ctx, s, group);
-    return await measure(ctx, s, rig);
+    const report = s.list.length > 0 ? await measure(ctx, s, rig) : { suite: 'relay', tables: [], notes: [], failures: [] };
+    if (s.bulkBytes > 0) {
+      const bulk = await measureBulk(ctx, s, rig);
+      report.tables.push(bulk.table);
+      report.notes.push(...bulk.notes);
+      report.failures = [...(report.failures ?? []), ...bulk.failures];
+    }
+    return report;
   } finally {
     await group.close();
   }
@@ -267,18 +362,32 @@ function forkSibling(
 
 async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Promise<Rig> {
   const origin = forkSibling(group, 'origin', 'origin-process.js', [String(s.bodySize)]);
-  const originPort = await childMessage(
-    origin.child,
-    'origin',
-    (m) => {
-      const msg = m as { type?: string; port?: number };
-      return msg.type === 'listening' ? msg.port : undefined;
-    },
-    origin.output,
-  );
+  const listening = (m: unknown): number | undefined => {
+    const msg = m as { type?: string; port?: number };
+    return msg.type === 'listening' ? msg.port : undefined;
+  };
+  const originPort = await childMessage(origin.child, 'origin', listening, origin.output);
   ctx.log(`relay: origin on 127.0.0.1:${originPort} (pid ${origin.child.pid}), body ${formatSize(s.bodySize)}`);
-  const rig: Rig = { origin: origin.child, originPort, relay: null, agent: null, agentOutput: () => '' };
-  if (!s.list.some((sc) => sc.path !== 'direct')) return rig;
+  const rig: Rig = {
+    origin: origin.child,
+    originPort,
+    relay: null,
+    agent: null,
+    bagent: null,
+    agentOutput: () => '',
+    sink: null,
+    sinkPort: 0,
+    bulkPorts: {},
+  };
+  if (s.bulkBytes > 0) {
+    const sink = forkSibling(group, 'sink', 'tcp-sink-process.js', []);
+    rig.sink = sink.child;
+    rig.sinkPort = await childMessage(sink.child, 'sink', listening, sink.output);
+    ctx.log(`relay: tcp sink on 127.0.0.1:${rig.sinkPort} (pid ${sink.child.pid})`);
+  }
+  const wants = (a: AgentKind): boolean =>
+    s.agents.includes(a) && (s.bulkBytes > 0 || s.list.some((sc) => sc.agent === a));
+  if (!wants('sdk') && !wants('burrow')) return rig;
 
   const dataDir = mkdtempSync(join(os.tmpdir(), 'burrow-bench-'));
   group.addCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -296,29 +405,137 @@ async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Prom
     `relay: relay pid ${rig.relay.child.pid}: http :${b.httpPort}, https :${b.httpsPort}, agents :${b.agentPort}, ` +
       `workers ${b.workers}${s.relayNodeOptions.length > 0 ? `, node ${s.relayNodeOptions.join(' ')}` : ''}`,
   );
-  const agent = forkSibling(group, 'agent', 'agent-process.js', [
-    String(b.agentPort),
-    b.caPath,
-    b.token,
-    DOMAIN,
-    `http://127.0.0.1:${originPort}`,
-  ]);
-  rig.agent = agent.child;
-  rig.agentOutput = agent.output;
   const relayOut = rig.relay.output;
-  const both = (): string => `${agent.output()}\n--- relay output ---\n${relayOut()}`;
-  const url = await childMessage(
-    agent.child,
-    'agent',
-    (m) => {
-      const msg = m as { type?: string; url?: string; error?: string };
-      if (msg.type === 'failed') return new Error(`agent: ${msg.error}${both()}`);
-      return msg.type === 'ready' ? msg.url : undefined;
-    },
-    both,
-  );
-  ctx.log(`relay: agent pid ${agent.child.pid} bound ${url}`);
+  const outputs: Array<() => string> = [];
+  rig.agentOutput = () => outputs.map((f) => f()).join('');
+  const sinkUpstream = `tcp://127.0.0.1:${rig.sinkPort}`;
+  if (wants('sdk')) {
+    const agent = forkSibling(group, 'agent', 'agent-process.js', [
+      String(b.agentPort),
+      b.caPath,
+      b.token,
+      DOMAIN,
+      `http://127.0.0.1:${originPort}`,
+      ...(s.bulkBytes > 0 ? [sinkUpstream] : []),
+    ]);
+    rig.agent = agent.child;
+    outputs.push(agent.output);
+    const both = (): string => `${agent.output()}\n--- relay output ---\n${relayOut()}`;
+    const ready = await childMessage(
+      agent.child,
+      'agent',
+      (m) => {
+        const msg = m as { type?: string; url?: string; tcpUrl?: string | null; error?: string };
+        if (msg.type === 'failed') return new Error(`agent: ${msg.error}${both()}`);
+        return msg.type === 'ready' ? msg : undefined;
+      },
+      both,
+    );
+    if (ready.tcpUrl) rig.bulkPorts.sdk = portOf(ready.tcpUrl);
+    ctx.log(`relay: SDK agent pid ${agent.child.pid} bound ${ready.url}${ready.tcpUrl ? ` and ${ready.tcpUrl}` : ''}`);
+  }
+  if (wants('burrow')) {
+    const bagent = await startBurrowAgent(ctx, s, group, repoRoot, dataDir, rig.relay, originPort, sinkUpstream);
+    rig.bagent = bagent.child;
+    outputs.push(bagent.output);
+    if (bagent.tcpUrl !== null) rig.bulkPorts.burrow = portOf(bagent.tcpUrl);
+  }
   return rig;
+}
+
+function portOf(url: string): number {
+  const port = Number(new URL(url).port);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in tcp URL ${url}`);
+  return port;
+}
+
+/**
+ * Our agent: `bin/burrow.js start --config <tmp>/bench-agent.yml` with the http endpoint (and the tcp-bulk one) in one
+ * session, as the SDK agent has them. Waits for its JSON log (stdout is a pipe, so the status view writes pino lines)
+ * to say every endpoint is online.
+ */
+async function startBurrowAgent(
+  ctx: SuiteContext,
+  s: Settings,
+  group: ChildGroup,
+  repoRoot: string,
+  dataDir: string,
+  relay: RelayProcess,
+  originPort: number,
+  sinkUpstream: string,
+): Promise<{ child: ChildProcess; output: () => string; tcpUrl: string | null }> {
+  const b = relay.banner;
+  const q = (v: string): string => JSON.stringify(v); // a JSON string is a YAML double-quoted scalar
+  const endpoints = [`  - { name: web, url: ${q(`http://${BURROW_DOMAIN}`)}, upstream: ${q(`http://127.0.0.1:${originPort}`)} }`];
+  if (s.bulkBytes > 0) endpoints.push(`  - { name: bulk, url: "tcp://", upstream: ${q(sinkUpstream)} }`);
+  const config = join(dataDir, 'bench-agent.yml');
+  writeFileSync(
+    config,
+    `agent: { server_addr: ${q(`localhost:${b.agentPort}`)}, authtoken: ${q(b.token)}, ca: ${q(b.caPath)}, grace_ms: 500 }\n` +
+      `endpoints:\n${endpoints.join('\n')}\n`,
+  );
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BURROW_')));
+  const child = group.add(
+    'burrow-agent',
+    spawn(process.execPath, [...s.agentNodeOptions, join(repoRoot, 'bin', 'burrow.js'), 'start', '--config', config], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    'SIGTERM',
+  );
+  let tail = '';
+  const keep = (c: Buffer): void => {
+    tail = (tail + c.toString('utf8')).slice(-8 * KiB);
+  };
+  const output = (): string => (tail === '' ? '' : `\n--- burrow agent output ---\n${tail}`);
+  child.stderr!.on('data', keep);
+  const urls = new Map<string, string>();
+  let pending = '';
+  await new Promise<void>((resolve, reject) => {
+    const fail = (why: string): void => {
+      cleanup();
+      reject(new Error(`burrow agent: ${why}${output()}\n--- relay output ---\n${relay.output()}`));
+    };
+    const timer = setTimeout(() => fail(`endpoints not online within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    const onExit = (code: number | null, signal: string | null): void =>
+      fail(`exited during start-up (code ${code}, signal ${signal})`);
+    const onData = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      keep(chunk);
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        let rec: { msg?: string; endpoint?: string; url?: string };
+        try {
+          rec = JSON.parse(line) as typeof rec;
+        } catch {
+          continue;
+        }
+        if (rec.msg === 'endpoint online' && rec.endpoint !== undefined && rec.url !== undefined) {
+          urls.set(rec.endpoint, rec.url);
+        }
+      }
+      if (urls.size >= endpoints.length) {
+        cleanup();
+        resolve();
+      }
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      child.stdout!.off('data', onData);
+      child.stdout!.on('data', keep); // keep draining the pipe
+    };
+    child.once('exit', onExit);
+    child.stdout!.on('data', onData);
+  });
+  ctx.log(
+    `relay: burrow agent pid ${child.pid} bound ${[...urls.values()].join(' and ')}` +
+      `${s.agentNodeOptions.length > 0 ? `, node ${s.agentNodeOptions.join(' ')}` : ''}`,
+  );
+  return { child, output, tcpUrl: urls.get('bulk') ?? null };
 }
 
 function targetOf(rig: Rig, sc: Scenario): LoadTarget {
@@ -326,10 +543,14 @@ function targetOf(rig: Rig, sc: Scenario): LoadTarget {
     case 'direct':
       return { url: `http://127.0.0.1:${rig.originPort}/` };
     case 'http':
-      return { url: `http://127.0.0.1:${rig.relay!.banner.httpPort}/`, host: DOMAIN };
+      return { url: `http://127.0.0.1:${rig.relay!.banner.httpPort}/`, host: hostOf(sc) };
     case 'https':
-      return { url: `https://127.0.0.1:${rig.relay!.banner.httpsPort}/`, host: DOMAIN, servername: DOMAIN };
+      return { url: `https://127.0.0.1:${rig.relay!.banner.httpsPort}/`, host: hostOf(sc), servername: hostOf(sc) };
   }
+}
+
+function hostOf(sc: Scenario): string {
+  return sc.agent === 'burrow' ? BURROW_DOMAIN : DOMAIN;
 }
 
 /** The processes whose CPU a run accounts, by role. `load` is this process (read with process.cpuUsage). */
@@ -337,6 +558,7 @@ function roles(rig: Rig): Array<[string, ChildProcess]> {
   const out: Array<[string, ChildProcess]> = [['origin', rig.origin]];
   if (rig.relay !== null) out.push(['relay', rig.relay.child]);
   if (rig.agent !== null) out.push(['agent', rig.agent]);
+  if (rig.bagent !== null) out.push(['bagent', rig.bagent]);
   return out;
 }
 
@@ -347,7 +569,7 @@ interface RunOutcome {
 
 async function runOnce(rig: Rig, sc: Scenario, s: Settings, seconds: number): Promise<RunOutcome> {
   const procs = roles(rig);
-  const threaded = procs.filter(([role]) => role === 'relay' || role === 'agent');
+  const threaded = procs.filter(([role]) => role === 'relay' || role === 'agent' || role === 'bagent');
   const cpu0 = procs.map(([, c]) => processCpuMs(c.pid!));
   const threads0 = threaded.map(([, c]) => threadCpuMs(c.pid!));
   const delack0 = tcpExtCounters()?.get('DelayedACKs');
@@ -485,6 +707,8 @@ async function measure(ctx: SuiteContext, s: Settings, rig: Rig): Promise<SuiteR
       connections: sc.connections === 0 ? s.connections : sc.connections,
       baseline: sc.baseline,
       target: sc.target,
+      sdkRow: sc.sdkRow !== undefined && s.list.some((x) => x.name === sc.sdkRow) ? sc.sdkRow : null,
+      sdkTarget: sc.sdkTarget ?? null,
       runs: samples.get(sc.name)!,
     })),
   );
@@ -501,7 +725,7 @@ async function measure(ctx: SuiteContext, s: Settings, rig: Rig): Promise<SuiteR
   const table: HttpResultTable = {
     kind: 'http',
     title:
-      `relay HTTP keep-alive: origin direct vs relay + @ngrok/ngrok agent ` +
+      `relay HTTP keep-alive: origin direct vs relay + ${s.agents.map((a) => (a === 'sdk' ? '@ngrok/ngrok' : 'burrow')).join(' / ')} agent ` +
       `(${s.durationSeconds} s per run, body ${formatSize(s.bodySize)}, relay --workers ${s.workers}` +
       `${rig.relay === null ? '' : `: ${rig.relay.banner.workers}`})`,
     settings: {
@@ -516,6 +740,9 @@ async function measure(ctx: SuiteContext, s: Settings, rig: Rig): Promise<SuiteR
       pipelining: 1,
       loadGenerator: 'autocannon (in the bench process)',
       domain: DOMAIN,
+      burrowAgentDomain: BURROW_DOMAIN,
+      agents: s.agents,
+      agentNodeOptions: s.agentNodeOptions,
       discardedNoisyRuns: discarded,
       cores: os.availableParallelism(),
     },
@@ -531,10 +758,224 @@ async function measure(ctx: SuiteContext, s: Settings, rig: Rig): Promise<SuiteR
       "  the baseline's (> 1 = slower).",
       `All processes share ${os.availableParallelism()} cores: load generator + origin on direct rows; ` +
         'load generator + relay + agent + origin on tunnel rows.',
-      'CPU us/req = CPU time per response of: load generator / origin / relay / agent (all threads; 10 ms ticks,',
-      '  so coarse on slow rows). delACK/req = delayed ACKs the kernel sent per response (~1 = one 40 ms timer each).',
+      'CPU us/req = CPU time per response of: load generator / origin / relay / agent (SDK) / bagent (burrow agent)',
+      '  (all threads; 10 ms ticks, so coarse on slow rows). delACK/req = delayed ACKs the kernel sent per response (~1 = one 40 ms timer each).',
       'hottest thread % = busiest thread of that process, share of one core (median over runs).',
+      `x sdk = RPS / the SDK agent's row of the same shape, same relay, same run (issue #4 target >= ${AGENT_TARGET}).`,
     ],
     failures,
+  };
+}
+
+// ---- tcp-bulk: N bytes through a TCP endpoint of each agent, and directly, to a counting sink ----
+
+interface BulkRow {
+  name: string;
+  description: string;
+  /** Port this process connects to on 127.0.0.1. */
+  port: number;
+}
+
+/** The processes whose CPU a bulk run accounts (the bench process is `load`, read with process.cpuUsage). */
+function bulkRoles(rig: Rig): Array<[string, ChildProcess]> {
+  const out: Array<[string, ChildProcess]> = [['sink', rig.sink!]];
+  if (rig.relay !== null) out.push(['relay', rig.relay.child]);
+  if (rig.agent !== null) out.push(['agent', rig.agent]);
+  if (rig.bagent !== null) out.push(['bagent', rig.bagent]);
+  return out;
+}
+
+/** Resolves with the byte count when the sink reports this run's connection complete; rejects on a short one. */
+function sinkDone(sink: ChildProcess, timeoutMs: number): { done: Promise<number>; cancel: () => void } {
+  let cancel = (): void => {};
+  const done = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`sink: no completion within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (m: unknown): void => {
+      const msg = m as { type?: string; bytes?: number; expected?: number };
+      if (msg.type === 'done') finish(null, msg.bytes ?? 0);
+      else if (msg.type === 'short') finish(new Error(`sink: connection closed after ${msg.bytes} of ${msg.expected} bytes`));
+    };
+    const finish = (err: Error | null, n = 0): void => {
+      clearTimeout(timer);
+      sink.off('message', onMessage);
+      if (err === null) resolve(n);
+      else reject(err);
+    };
+    cancel = () => finish(new Error('cancelled'));
+    sink.on('message', onMessage);
+  });
+  done.catch(() => {}); // the caller awaits it or cancels it
+  return { done, cancel };
+}
+
+/** Push `bytes` (after an 8-byte length header) to 127.0.0.1:port with write/drain backpressure; time until the sink has them all. */
+async function bulkOnce(rig: Rig, port: number, bytes: number): Promise<{ seconds: number; cpuMs: Record<string, number>; otherCpuMs: number | null }> {
+  const procs = bulkRoles(rig);
+  const cpu0 = procs.map(([, c]) => processCpuMs(c.pid!));
+  const busy0 = machineBusyMs();
+  const self0 = process.cpuUsage();
+  const sink = sinkDone(rig.sink!, Math.max(60_000, bytes / 1000)); // >= 1 MB/s or it is broken
+  const sock = net.connect(port, '127.0.0.1');
+  let sockError: Error | null = null;
+  const failed = new Promise<never>((_, reject) =>
+    sock.on('error', (err) => {
+      sockError = err;
+      reject(err);
+    }),
+  );
+  failed.catch(() => {});
+  let t0 = 0n;
+  try {
+    await Promise.race([new Promise<void>((resolve) => sock.once('connect', () => resolve())), failed]);
+    t0 = process.hrtime.bigint();
+    const header = Buffer.alloc(8);
+    header.writeBigUInt64BE(BigInt(bytes));
+    sock.write(header);
+    const chunk = Buffer.alloc(BULK_CHUNK, 0x62);
+    let left = bytes;
+    const sent = new Promise<void>((resolve) => {
+      const pump = (): void => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!sock.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            sock.once('drain', pump);
+            return;
+          }
+        }
+        sock.end();
+        resolve();
+      };
+      pump();
+    });
+    await Promise.race([sent, failed]);
+    const got = await Promise.race([sink.done, failed]);
+    if (got !== bytes) throw new Error(`sink counted ${got} bytes, ${bytes} sent`);
+  } catch (err) {
+    sink.cancel();
+    sock.destroy();
+    throw new Error(`tcp-bulk to :${port}: ${(sockError ?? (err as Error)).message}`);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const self = process.cpuUsage(self0);
+  const busy1 = machineBusyMs();
+  const cpuMs: Record<string, number> = { load: (self.user + self.system) / 1000 };
+  procs.forEach(([role, c], i) => {
+    const after = processCpuMs(c.pid!);
+    const before = cpu0[i];
+    if (after !== null && before !== null && before !== undefined) cpuMs[role] = after - before;
+  });
+  const ownMs = Object.values(cpuMs).reduce((a, b) => a + b, 0);
+  await new Promise<void>((resolve) => {
+    if (sock.closed) resolve();
+    else sock.once('close', () => resolve());
+    sock.resume();
+  });
+  return { seconds, cpuMs, otherCpuMs: busy0 === null || busy1 === null ? null : Math.max(0, busy1 - busy0 - ownMs) };
+}
+
+async function measureBulk(
+  ctx: SuiteContext,
+  s: Settings,
+  rig: Rig,
+): Promise<{ table: ResultTable; notes: string[]; failures: string[] }> {
+  const rows: BulkRow[] = [{ name: 'direct', description: 'bench → sink directly (baseline)', port: rig.sinkPort }];
+  if (rig.bulkPorts.sdk !== undefined) {
+    rows.push({ name: 'sdk', description: 'relay tcp endpoint + SDK agent → sink', port: rig.bulkPorts.sdk });
+  }
+  if (rig.bulkPorts.burrow !== undefined) {
+    rows.push({ name: 'burrow-agent', description: 'relay tcp endpoint + burrow agent → sink', port: rig.bulkPorts.burrow });
+  }
+  const failures: string[] = [];
+  const bytes = s.bulkBytes;
+  ctx.log(`relay: ${BULK}: ${rows.length} rows interleaved, ${ctx.runs} run(s) of ${formatSize(bytes)}`);
+  for (const row of rows) {
+    const warm = Math.min(bytes, BULK_WARMUP_BYTES);
+    const x = await bulkOnce(rig, row.port, warm);
+    ctx.log(`  warm-up  ${BULK}/${row.name.padEnd(12)} ${(warm / x.seconds / 1e6).toFixed(0).padStart(7)} MB/s`);
+    await sleep(SETTLE_MS);
+  }
+  const samples = new Map<string, RunSample[]>(rows.map((r) => [r.name, []]));
+  let discarded = 0;
+  let worst = 0;
+  for (let r = 0; r < ctx.runs; r++) {
+    for (const row of rows) {
+      for (let attempt = 0; ; attempt++) {
+        let x: Awaited<ReturnType<typeof bulkOnce>>;
+        try {
+          x = await bulkOnce(rig, row.port, bytes);
+        } catch (err) {
+          failures.push(`${BULK}/${row.name} run ${r + 1}: ${(err as Error).message}`);
+          break;
+        }
+        const busy = x.otherCpuMs === null ? null : x.otherCpuMs / (x.seconds * 1000);
+        // No noise retries here: at loopback speeds the kernel's softirq work (not charged to any process) shows up
+        // as "other" CPU on every run, so the share is printed and kept, not acted on.
+        const retry = false;
+        const mbps = bytes / x.seconds / 1e6;
+        const path = Object.entries(x.cpuMs)
+          .filter(([role]) => role !== 'load' && role !== 'sink')
+          .reduce((a, [, v]) => a + v, 0);
+        ctx.log(
+          `  run ${r + 1}/${ctx.runs}  ${BULK}/${row.name.padEnd(12)} ${mbps.toFixed(0).padStart(7)} MB/s  ` +
+            `CPU ms ${Object.entries(x.cpuMs).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}` +
+            (busy === null ? '' : `  (other processes ${(busy * 100).toFixed(0)}% of a core)`) +
+            (retry ? '  -> noisy, run again' : ''),
+        );
+        await sleep(SETTLE_MS);
+        if (!retry) {
+          worst = Math.max(worst, busy ?? 0);
+          samples.get(row.name)!.push({
+            bytes,
+            seconds: x.seconds,
+            mbps,
+            cpuSenderMs: x.cpuMs['load'] ?? 0,
+            cpuReceiverMs: (x.cpuMs['sink'] ?? 0) + path,
+            sameProcess: false,
+            otherCpuMs: x.otherCpuMs,
+            extra: { cpuMs: x.cpuMs },
+          });
+          break;
+        }
+        discarded++;
+      }
+    }
+  }
+  const baselines = rig.bulkPorts.sdk !== undefined ? ['sdk', 'direct'] : ['direct'];
+  const table: ResultTable = {
+    kind: 'throughput',
+    title:
+      `relay ${BULK}: ${formatSize(bytes)} per run, bench → sink directly vs through a relay tcp endpoint ` +
+      `(relay --workers ${s.workers}${rig.relay === null ? '' : `: ${rig.relay.banner.workers}`})`,
+    baselines,
+    settings: { bytes, chunk: BULK_CHUNK, runs: ctx.runs, discardedNoisyRuns: discarded, agents: s.agents },
+    rows: summarise(
+      rows
+        .filter((row) => samples.get(row.name)!.length > 0)
+        .map((row) => ({
+          name: row.name,
+          description: row.description,
+          runs: samples.get(row.name)!,
+          target: row.name === 'burrow-agent' && baselines[0] === 'sdk' ? AGENT_TARGET : null,
+        })),
+      baselines,
+    ),
+    notes: [],
+  };
+  if (discarded > 0) table.notes.push(`${discarded} run(s) discarded and repeated because other processes were busy`);
+  if (worst > NOISY_SHARE) {
+    table.notes.push(
+      `other CPU (not the bench's processes; includes the kernel's loopback softirq work) up to ` +
+        `${(worst * 100).toFixed(0)}% of a core during a run`,
+    );
+  }
+  return {
+    table,
+    failures,
+    notes: [
+      `${BULK}: MB/s = 10^6 payload bytes / seconds from the first write until the sink (a child process) has counted`,
+      `  them all; 64 KiB writes with write/drain backpressure. x sdk / x direct = ratio of medians (target for`,
+      `  burrow-agent: >= ${AGENT_TARGET} x sdk). CPU ms/GiB = bench + sink + relay + both agents (an idle agent adds ~0).`,
+    ],
   };
 }
