@@ -38,6 +38,13 @@ import { forwardConnection } from './forward-connection.js';
 import { readProxyHeader } from './read-proxy-header.js';
 import { UpstreamDialer, type BreakerOptions, type BreakerState } from './upstream-dialer.js';
 
+/**
+ * Receive window per stream. The protocol's 256 KiB start is widened with one WNDINC after the SYN; the relay (our
+ * mux) honours it, the ngrok cloud would simply cap it. A wider window lets the relay keep more in flight while we
+ * write to the upstream (bench/RESULTS.md, tcp-bulk).
+ */
+const AGENT_WINDOW = 1024 * 1024;
+
 export interface AgentOptions {
   /** The relay's agent address: "host:port" (IPv6 as "[::1]:4443") or { host, port }. */
   server: string | { host: string; port: number };
@@ -376,7 +383,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
       socket.destroy();
       throw new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent is closing');
     }
-    const mux = new MuxSession(socket, { role: 'client' });
+    const mux = new MuxSession(socket, { role: 'client', windowSize: AGENT_WINDOW });
     mux.on('stream', (s: MuxStream) => this.onStream(mux, s));
     // PROTOCOL.md §12: the SDK opens its heartbeat stream first, then Auth; we do the same.
     const heartbeater = new Heartbeater(mux, {

@@ -3,6 +3,7 @@
 // and an abort on either side aborts the other (RST towards the relay, TCP RST towards the upstream).
 // Set up once per proxied connection; the per-chunk work is Node's pipe.
 import type net from 'node:net';
+import { BatchedPipe } from '../mux/batched-pipe.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { MUX_STREAM_CANCELLED } from '../protocol/error-codes.js';
 
@@ -18,8 +19,8 @@ export interface PipeResult {
 export function pipeStream(stream: MuxStream, socket: net.Socket, onDone?: (r: PipeResult) => void): void {
   // pipe() ends the destination when the source ends: a FIN from the public side becomes a FIN to the upstream and
   // the other way round, while the opposite direction keeps flowing (the socket is allowHalfOpen).
-  stream.pipe(socket);
-  socket.pipe(stream);
+  new BatchedPipe(stream, socket); // relay → upstream: pieces of one turn in one writev
+  socket.pipe(stream); // upstream → relay: the mux batches frames per turn itself
   socket.on('error', () => {
     if (!stream.destroyed) stream.reset(MUX_STREAM_CANCELLED);
   });
