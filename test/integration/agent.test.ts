@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { after, before, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 import { connect, isBurrowError, type Agent, type Endpoint } from '../../src/index.js';
 import { ensureRelayPki } from '../../src/config/dev-pki.js';
 import { startRelay, type Relay } from '../../src/relay/relay.js';
@@ -156,6 +157,45 @@ test('http endpoint: curl GET and POST (1 MiB body, hash-checked) on the http li
     rmSync(dir, { recursive: true, force: true });
   }
   assert.ok(web.counters.total >= 2, `the endpoint counted ${web.counters.total} connections`);
+});
+
+test('http endpoint: a keep-alive connection carries two requests to one upstream connection', T, async () => {
+  const base = `http://${APP}:${fx.http.port}`;
+  const connsBefore = up.connections;
+  const r = await curl([...resolveArgs(APP, fx.http.port), `${base}/ka-1`, `${base}/ka-2`]);
+  assert.equal(r.code, 0, `curl failed: ${r.stderr}`);
+  assert.deepEqual(r.transfers.map((x) => x['num_connects']), ['1', '0'], 'curl had to reconnect: keep-alive was not honoured');
+  const [a, b] = r.body.split(/(?<=\})(?=\{)/).map(report);
+  assert.equal(a!.url, '/ka-1');
+  assert.equal(b!.url, '/ka-2');
+  assert.equal(a!.connId, b!.connId, 'the agent opened a second upstream connection for one public connection');
+  assert.equal(up.connections - connsBefore, 1);
+});
+
+test('http endpoint: WebSocket echo through the relay and our agent', T, async (t) => {
+  const port = fx.http.port;
+  const ws = new WebSocket(`ws://${APP}:${port}/chat`, {
+    // *.burrow.localhost has no system DNS entry here: connect to the relay directly; Host stays the name.
+    createConnection: () => net.connect({ host: '127.0.0.1', port }),
+  });
+  t.after(() => ws.terminate());
+  await withTimeout('the WebSocket to open', once(ws, 'open'));
+  const got: Buffer[] = [];
+  const two = new Promise<void>((resolve) =>
+    ws.on('message', (data: Buffer) => {
+      got.push(data);
+      if (got.length === 2) resolve();
+    }),
+  );
+  const big = randomBytes(300 * 1024);
+  ws.send('hello through the burrow agent');
+  ws.send(big);
+  await withTimeout('two echoed WebSocket messages', two);
+  assert.equal(got[0]!.toString(), 'hello through the burrow agent');
+  assert.equal(sha256(got[1]!), sha256(big));
+  ws.close(1000, 'done');
+  const [code] = (await withTimeout('the WebSocket close handshake', once(ws, 'close'))) as [number];
+  assert.equal(code, 1000);
 });
 
 test('http endpoint: https with curl --cacert (TLS ends at the relay, plain HTTP to the agent)', T, async () => {
