@@ -198,6 +198,44 @@ test('http endpoint: WebSocket echo through the relay and our agent', T, async (
   assert.equal(code, 1000);
 });
 
+test('http endpoint: an Upgrade the service declines ends the connection after its answer (no unchecked requests)', T, async (t) => {
+  // A plain HTTP service that answers every request 200 and keeps the connection open (it never upgrades).
+  const heads: string[] = [];
+  const plain = net.createServer((sock) => {
+    let buf = '';
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        heads.push(buf.slice(0, end));
+        buf = buf.slice(end + 4);
+        sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+  });
+  const plainPort = await listen(plain);
+  t.after(() => plain.close());
+  const ep = await withTimeout('Bind of the declining endpoint', agent.forward(`http://127.0.0.1:${plainPort}`, { url: 'http://decline.burrow.localhost' }));
+  t.after(() => ep.close());
+  const c = net.connect({ host: '127.0.0.1', port: fx.http.port });
+  c.on('error', () => {}); // the relay may close before our second write lands
+  const closed = once(c, 'close');
+  let got = '';
+  const firstAnswer = new Promise<void>((resolve) =>
+    c.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\nok')) resolve();
+    }),
+  );
+  c.write('GET /up HTTP/1.1\r\nHost: decline.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n');
+  await withTimeout('the answer to the upgrade request', firstAnswer);
+  assert.match(got, /^HTTP\/1\.1 200 OK/);
+  c.write('GET /sneak HTTP/1.1\r\nHost: other.burrow.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n');
+  await withTimeout('the relay to close the connection after the declined upgrade', closed);
+  assert.equal(heads.length, 1, `the service saw more than the upgrade request: ${JSON.stringify(heads)}`);
+  assert.match(heads[0]!, /^GET \/up HTTP\/1\.1/);
+});
+
 test('http endpoint: https with curl --cacert (TLS ends at the relay, plain HTTP to the agent)', T, async () => {
   const r = await curl(['--cacert', fx.caPath, `https://${APP}:${fx.https.port}/secure`]);
   assert.equal(r.status, 200, r.stderr + r.body);

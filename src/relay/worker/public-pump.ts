@@ -98,6 +98,8 @@ class HttpPump implements HttpFilterSink {
   private errorResponse: Buffer | null;
   private finished: boolean;
   private headTimer: NodeJS.Timeout | null;
+  /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
+  private upgradeCheck: Buffer | null;
   private readonly onClientData: (chunk: Buffer) => void;
   private readonly onStreamData: (chunk: Buffer) => void;
   private readonly onStreamDrain: () => void;
@@ -123,6 +125,7 @@ class HttpPump implements HttpFilterSink {
     this.errorResponse = null;
     this.finished = false;
     this.headTimer = null;
+    this.upgradeCheck = null;
     this.done = new Promise((r) => (this.resolve = r));
     const hostname = ep.hostname;
     this.filter = new HttpRequestFilter(this, {
@@ -133,7 +136,9 @@ class HttpPump implements HttpFilterSink {
     });
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
-    this.onStreamDrain = () => this.client.resume();
+    this.onStreamDrain = () => {
+      if (this.upgradeCheck === null) this.client.resume();
+    };
     this.onClientDrain = () => this.stream?.resume();
     ep.active++;
     client.on('error', () => this.abort());
@@ -174,7 +179,10 @@ class HttpPump implements HttpFilterSink {
   }
 
   onUpgrade(): void {
-    // The filter forwards every later byte untouched; nothing else changes here.
+    // The filter now forwards every later byte untouched. That is only right if the agent's service accepts the
+    // upgrade (101): hold further client bytes until the answer's status line shows which (see streamData).
+    this.client.pause();
+    this.upgradeCheck = Buffer.alloc(0);
   }
 
   onError(status: number, _code: string, reason: string): void {
@@ -235,10 +243,30 @@ class HttpPump implements HttpFilterSink {
 
   private streamData(chunk: Buffer): void {
     this.responseStarted = true;
+    if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
     if (!this.client.write(chunk)) {
       this.stream!.pause();
       this.client.once('drain', this.onClientDrain);
     }
+  }
+
+  /**
+   * An upgrade that is declined leaves the connection in HTTP, but the filter went opaque: later requests would skip
+   * the Host check and the X-Forwarded-* rewrite. So a non-101 answer ends the connection after that answer.
+   */
+  private checkUpgradeAnswer(chunk: Buffer): void {
+    const seen = this.upgradeCheck!.length === 0 ? chunk : Buffer.concat([this.upgradeCheck!, chunk]);
+    if (seen.length < STATUS_LINE_PREFIX) {
+      this.upgradeCheck = seen;
+      return;
+    }
+    this.upgradeCheck = null;
+    if (UPGRADE_ACCEPTED.test(seen.toString('latin1', 0, STATUS_LINE_PREFIX))) {
+      this.client.resume();
+      return;
+    }
+    this.client.off('data', this.onClientData);
+    this.stream?.end(); // FIN to the agent: its service finishes this answer, then the stream (and client) end
   }
 
   private streamEnd(): void {
@@ -280,6 +308,10 @@ class HttpPump implements HttpFilterSink {
     this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome: this.responseStarted ? 'ok' : 'no-response' });
   }
 }
+
+/** `HTTP/1.1 101` is 12 bytes: enough of an answer to tell an accepted upgrade. */
+const STATUS_LINE_PREFIX = 12;
+const UPGRADE_ACCEPTED = /^HTTP\/1\.[01] 101$/;
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
