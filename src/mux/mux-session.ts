@@ -59,8 +59,6 @@ export interface GoAwayInfo {
 const HEADER_SLAB_SIZE = 16 * 1024;
 /** Payloads up to this size are copied next to their header (one buffer) instead of a second writev entry. */
 const SMALL_PAYLOAD = 256;
-/** A GOAWAY debug message longer than this is a FrameSizeError (it is only a reason string). */
-const MAX_GOAWAY_DEBUG = 64 * 1024;
 /** How long a closed session's transport may take to flush and close before it is destroyed. */
 const TRANSPORT_LINGER_MS = 2000;
 
@@ -321,9 +319,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   }
 
   onGoAway(lastStreamId: number, code: number, debug: Buffer): void {
-    if (debug.length > MAX_GOAWAY_DEBUG) {
-      return this.protocolError(MUX_PROTOCOL_ERROR, `GOAWAY debug data of ${debug.length} bytes is too long`);
-    }
+    // The decoder already refused a GOAWAY longer than GOAWAY_MAX_PAYLOAD_SIZE, so `debug` is bounded here.
     const info: GoAwayInfo = { lastStreamId, code, message: debug.toString('utf8') };
     this.remoteGoAway = info;
     // An error GOAWAY means the peer is dying; the ngrok SDK also writes its error GOAWAY with a length that does not
@@ -509,4 +505,3 @@ function clampInt(v: number, min: number, max: number, name: string): number {
   return v;
 }
 
-export { MUX_NO_ERROR };

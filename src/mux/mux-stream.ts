@@ -164,7 +164,7 @@ export class MuxStream extends Duplex {
 
   // ---- receive side (called by the session's frame handler) ----
 
-  /** A piece of a DATA frame for this stream. Returns false when the stream was reset because of it. */
+  /** A piece of a DATA frame for this stream; a window overrun or data after FIN resets the stream instead. */
   onDataPiece(flags: number, piece: Buffer, first: boolean, last: boolean, frameLength: number): void {
     if (first) {
       if (this.remoteFin) {
