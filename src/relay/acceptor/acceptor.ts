@@ -9,6 +9,7 @@ import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.j
 import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
 import type { AcceptorToWorker, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
 import { errorPage } from '../../core/error-page.js';
+import { alertAndClose, endWith } from '../close-with.js';
 import { RouteTable, randomLabel, type Route } from './route-table.js';
 import type { ConnectionDispatcher } from './worker-pool.js';
 
@@ -33,8 +34,6 @@ export interface AcceptorOptions {
 /** Counters the acceptor keeps (read by metrics at scrape time). Keys are bounded: listener:outcome. */
 export type AcceptorCounters = Map<string, number>;
 
-// TLS alert record: fatal (2) unrecognized_name (112), RFC 8446 §6.2 — our "no such host" for TLS listeners.
-const TLS_ALERT_UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
 
 export class Acceptor {
   readonly routes: RouteTable;
@@ -349,20 +348,6 @@ type Act = () => void;
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
   return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: Date.now() };
-}
-
-/** No route for this server name: a fatal unrecognized_name alert, then close. */
-function alertAndClose(socket: net.Socket): void {
-  socket.on('error', () => {});
-  socket.end(TLS_ALERT_UNRECOGNIZED_NAME);
-  setTimeout(() => socket.destroy(), 2000).unref();
-}
-
-function endWith(socket: net.Socket, buf: Buffer): void {
-  socket.on('error', () => {});
-  socket.end(buf);
-  socket.resume(); // read and drop the rest so the close completes
-  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 /**

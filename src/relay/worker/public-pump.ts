@@ -11,6 +11,7 @@ import type { PublicTask, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
+import { alertAndClose, endWith } from '../close-with.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
 
@@ -37,15 +38,11 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
 
 function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string): Promise<TaskResult> {
   return new Promise((resolve) => {
-    const result = (): void => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome });
-    socket.once('close', result);
-    socket.on('error', () => {});
-    if (entry === 'http') {
-      socket.end(errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
-      socket.resume();
-    } else {
-      socket.destroy();
-    }
+    socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
+    // The same answers the acceptor gives when it has no route (the TLS handshake has not started here).
+    if (entry === 'http') endWith(socket, errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
+    else if (entry === 'https' || entry === 'tls') alertAndClose(socket);
+    else socket.destroy();
   });
 }
 
