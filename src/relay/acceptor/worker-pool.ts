@@ -89,25 +89,28 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       atomics: 'disabled',
       concurrentTasksPerWorker: 1 << 30,
       workerData: opts.settings,
+      // Runs once per handed-off connection: one pass over the workers, no allocation.
       loadBalancer: (task, workers) => {
         const q = (task as unknown as Record<symbol, QueueOpts | null>)[Piscina.queueOptionsSymbol] ?? null;
-        const live = workers.filter((w) => !w.terminating && !w.destroyed);
-        if (live.length === 0) return null;
-        if (q !== null && q.control === true) {
-          // Each worker gets exactly one control task (its channel to the acceptor).
-          const w = live.find((x) => !withControl.has(x.id));
-          if (w === undefined) return null;
-          withControl.add(w.id);
-          return w;
+        const control = q !== null && q.control === true;
+        const owner = q !== null && q.workerId !== undefined ? q.workerId : -1;
+        let best: (typeof workers)[number] | null = null;
+        for (const w of workers) {
+          if (w.terminating || w.destroyed) continue;
+          if (control) {
+            // Each worker gets exactly one control task (its channel to the acceptor).
+            if (!withControl.has(w.id)) {
+              withControl.add(w.id);
+              return w;
+            }
+            continue;
+          }
+          if (w.id === owner) return w;
+          if (best === null || w.currentUsage < best.currentUsage) best = w;
         }
-        if (q !== null && q.workerId !== undefined) {
-          const w = live.find((x) => x.id === q.workerId);
-          // The owner vanished between lookup and dispatch: any worker will answer "no such endpoint" cleanly.
-          if (w !== undefined) return w;
-        }
-        let best = live[0]!;
-        for (const w of live) if (w.currentUsage < best.currentUsage) best = w;
-        return best;
+        // No owner found (it vanished between lookup and dispatch): the least busy worker answers
+        // "no such endpoint" cleanly. A control task with every worker served waits (null).
+        return control ? null : best;
       },
     });
     this.pool.on('workerCreate', (w: { id: number }) => this.attachControl(w.id));
