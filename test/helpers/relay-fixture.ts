@@ -42,6 +42,28 @@ export async function withTimeout<T>(what: string, p: Promise<T>, ms = STEP_TIME
   }
 }
 
+/** Resolves with the args of the first `event` on `em` for which `pred` holds, or fails naming `what`. */
+export function waitEvent<A extends unknown[]>(
+  em: EventEmitter,
+  event: string,
+  what: string,
+  pred: (...a: A) => boolean = () => true,
+  ms = STEP_TIMEOUT_MS,
+): Promise<A> {
+  return withTimeout(
+    what,
+    new Promise<A>((resolve) => {
+      const fn = (...a: unknown[]): void => {
+        if (!pred(...(a as A))) return;
+        em.off(event, fn);
+        resolve(a as A);
+      };
+      em.on(event, fn);
+    }),
+    ms,
+  );
+}
+
 /**
  * Resolve with `check()`'s first non-undefined value. For state that has no event to wait on (the acceptor's route
  * table changes by a message from a worker thread), checked every 10 ms up to a deadline; a miss fails naming `what`.

@@ -3,7 +3,6 @@
 // §9), and the relay → agent commands of §11 are answered: Update refused, Restart → reconnect + rebind with the
 // previous ClientId / tunnel Id / Opts / token, StopTunnel → endpoint removed, Stop → graceful exit.
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { after, before, test } from 'node:test';
 import { connect, isBurrowError, type Agent, type Endpoint } from '../../src/index.js';
 import { readJsonMessage } from '../../src/mux/rpc.js';
@@ -16,7 +15,7 @@ import {
 } from '../../src/protocol/messages.js';
 import { makeTestPki, type TestPki } from '../helpers/certs.js';
 import { SdkTestRelay, TEST_CLIENT_ID, type RelayConn } from '../helpers/sdk-test-relay.js';
-import { Cleanup, startHttpUpstream, withTimeout, type HttpUpstream } from '../helpers/relay-fixture.js';
+import { Cleanup, startHttpUpstream, waitEvent, withTimeout, type HttpUpstream } from '../helpers/relay-fixture.js';
 
 const TOKEN = 'agent-commands-test-token-0123456789';
 const T = { timeout: 15_000 };
@@ -44,19 +43,6 @@ async function setup(cleanup: Cleanup): Promise<{ relay: SdkTestRelay; agent: Ag
   return { relay, agent };
 }
 
-function waitEvent<A extends unknown[]>(em: EventEmitter, event: string, what: string, pred: (...a: A) => boolean = () => true): Promise<A> {
-  return withTimeout(
-    what,
-    new Promise<A>((resolve) => {
-      const fn = (...a: unknown[]): void => {
-        if (!pred(...(a as A))) return;
-        em.off(event, fn);
-        resolve(a as A);
-      };
-      em.on(event, fn);
-    }),
-  );
-}
 
 /** Send a relay → agent command (PROTOCOL.md §11: type, one JSON value, no FIN) and read the answer. */
 async function command(conn: RelayConn, type: number, body: object): Promise<Record<string, unknown>> {

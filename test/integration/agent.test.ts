@@ -30,6 +30,7 @@ import {
   startRelayFixture,
   startTcpEcho,
   startTlsUpstream,
+  waitEvent,
   withTimeout,
   type EchoReport,
   type HttpUpstream,
@@ -81,21 +82,6 @@ function report(body: string): EchoReport {
   }
 }
 
-/** Resolves with the args of the first `event` on `em` for which `pred` holds, or fails naming `what`. */
-function waitEvent<A extends unknown[]>(em: EventEmitter, event: string, what: string, pred: (...a: A) => boolean = () => true, ms = 15_000): Promise<A> {
-  return withTimeout(
-    what,
-    new Promise<A>((resolve) => {
-      const fn = (...a: unknown[]): void => {
-        if (!pred(...(a as A))) return;
-        em.off(event, fn);
-        resolve(a as A);
-      };
-      em.on(event, fn);
-    }),
-    ms,
-  );
-}
 
 /** A port that was free a moment ago (bound on 0, then closed). */
 async function freePort(): Promise<number> {
