@@ -2,24 +2,20 @@
 // then the public URL and curl lines that work; Ctrl-C stops all three. CLI layer (stdout, signals). Not on a hot path.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { relative } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { endpointSpec } from '../agent/endpoint-spec.js';
-import { ensureRelayPki } from '../config/dev-pki.js';
-import { ensureDataDir, formatHostPort, parseHostPort, type HostPort } from '../config/relay-config.js';
-import { loadTokens } from '../config/tokens.js';
+import { formatHostPort, parseRelayArgs, type HostPort } from '../config/relay-config.js';
 import { BurrowError } from '../core/errors.js';
-import { startRelay } from '../relay/relay.js';
 import { runAgent } from './agent-command.js';
+import { prepareRelay } from './relay-command.js';
 
-const DOMAIN = 'burrow.localhost';
 const NAME = 'demo';
 
-const HELP = `Usage: burrow demo [--http-addr 127.0.0.1:8080] [--https-addr 127.0.0.1:8443] [--agent-addr 127.0.0.1:4443] [--data-dir ./.burrow]
+const HELP = `Usage: burrow demo [relay flags: --http-addr 127.0.0.1:8080 --https-addr 127.0.0.1:8443 --agent-addr 127.0.0.1:4443 --data-dir ./.burrow ...]
 
 Starts, in one process: a relay (dev CA and token in --data-dir), a small sample HTTP app on a free loopback port,
-and burrow's agent forwarding http://${NAME}.${DOMAIN} to the app. Prints the public URLs and curl lines.
+and burrow's agent forwarding http://${NAME}.<domain> to the app. Accepts every 'burrow relay' flag. Prints the public URLs and curl lines.
 Ctrl-C stops everything. The addresses default to the relay's defaults (stop 'npm start' first, or pick others).
 `;
 
@@ -28,41 +24,13 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
     process.stdout.write(HELP);
     return 0;
   }
-  const addrs: Record<string, string> = { 'http-addr': '127.0.0.1:8080', 'https-addr': '127.0.0.1:8443', 'agent-addr': '127.0.0.1:4443', 'data-dir': './.burrow' };
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]!);
-    if (m === null || !(m[1]! in addrs)) {
-      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown argument '${argv[i]}' for 'burrow demo'; run 'burrow demo --help'`);
-    }
-    const value = m[2] ?? argv[++i];
-    if (value === undefined) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${m[1]} needs a value`);
-    addrs[m[1]!] = value;
+  // The relay's own flags and defaults (validated the same way); the demo only needs the dev token.
+  const config = parseRelayArgs(argv);
+  if (config.tokensFile !== null) {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', "--tokens: 'burrow demo' uses the relay's dev token; drop --tokens (or run 'burrow relay' and 'burrow http' yourself)");
   }
-  const httpAddr = parseHostPort(addrs['http-addr']!, '--http-addr');
-  const httpsAddr = parseHostPort(addrs['https-addr']!, '--https-addr');
-  const agentAddr = parseHostPort(addrs['agent-addr']!, '--agent-addr');
-  const dataDir = addrs['data-dir']!;
-
-  await ensureDataDir(dataDir);
-  const pki = await ensureRelayPki({ dataDir, domain: DOMAIN });
-  const tokens = await loadTokens({ dataDir });
-  const relay = await startRelay({
-    domain: DOMAIN,
-    httpAddr,
-    httpsAddr,
-    agentAddr,
-    tcpPorts: { from: 20000, to: 20999 },
-    tcpHost: httpAddr.host,
-    workers: Math.min(2, availableParallelism()),
-    prereadMax: 16 * 1024,
-    prereadTimeoutMs: 5000,
-    tcpKeepaliveMs: 30_000,
-    graceMs: 1000,
-    certPem: pki.certPem,
-    keyPem: pki.keyPem,
-    tokenHashes: [...tokens.hashes],
-    version,
-  });
+  const { relay, pki, tokens } = await prepareRelay(config, version);
+  const DOMAIN = config.domain;
 
   const app = http.createServer((req, res) => {
     const body =

@@ -1,16 +1,18 @@
 // `burrow relay`: parse flags, prepare the data dir (dev CA, token), start the relay, print how to connect, and
 // shut down gracefully on SIGINT/SIGTERM. CLI layer: the only place that writes to stdout for the relay.
-import { ensureRelayPki } from '../config/dev-pki.js';
-import { ensureDataDir, formatHostPort, parseRelayArgs, relayHelpText } from '../config/relay-config.js';
-import { loadTokens } from '../config/tokens.js';
-import { startRelay } from '../relay/relay.js';
+import { ensureRelayPki, type RelayPki } from '../config/dev-pki.js';
+import { ensureDataDir, formatHostPort, parseRelayArgs, relayHelpText, type RelayConfig } from '../config/relay-config.js';
+import { loadTokens, type TokenStore } from '../config/tokens.js';
+import { startRelay, type Relay } from '../relay/relay.js';
 
-export async function relayCommand(argv: string[], version: string): Promise<number> {
-  const config = parseRelayArgs(argv);
-  if (config.help) {
-    process.stdout.write(relayHelpText());
-    return 0;
-  }
+export interface PreparedRelay {
+  relay: Relay;
+  pki: RelayPki;
+  tokens: TokenStore;
+}
+
+/** Data dir, dev CA / certificate and tokens for `config`, then the relay itself (shared by `relay` and `demo`). */
+export async function prepareRelay(config: RelayConfig, version: string): Promise<PreparedRelay> {
   await ensureDataDir(config.dataDir);
   const pki = await ensureRelayPki({ dataDir: config.dataDir, domain: config.domain, certPath: config.certPath, keyPath: config.keyPath });
   const tokens = await loadTokens({ dataDir: config.dataDir, tokensFile: config.tokensFile });
@@ -31,6 +33,16 @@ export async function relayCommand(argv: string[], version: string): Promise<num
     tokenHashes: [...tokens.hashes],
     version,
   });
+  return { relay, pki, tokens };
+}
+
+export async function relayCommand(argv: string[], version: string): Promise<number> {
+  const config = parseRelayArgs(argv);
+  if (config.help) {
+    process.stdout.write(relayHelpText());
+    return 0;
+  }
+  const { relay, pki, tokens } = await prepareRelay(config, version);
 
   const http = relay.address('http');
   const https = relay.address('https');
