@@ -56,11 +56,9 @@ export function serveHeartbeat(session: MuxSession, stream: MuxStream, options: 
       session.terminate(MUX_ENHANCE_YOUR_CALM, `heartbeat flood: more than ${rate}/s (burst ${burst})`);
       return;
     }
-    if (!stream.write(chunk)) {
-      stream.pause();
-      stream.once('drain', () => stream.resume());
-    }
+    if (!stream.write(chunk)) stream.pause();
   });
+  stream.on('drain', () => stream.resume());
   stream.on('end', () => stream.end());
 }
 

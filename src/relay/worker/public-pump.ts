@@ -138,6 +138,8 @@ class HttpPump implements HttpFilterSink {
     };
     this.onClientDrain = () => this.stream?.resume();
     ep.active++;
+    // Drain handlers are attached once (not per blocked write), so a burst of blocked writes adds no listeners.
+    client.on('drain', this.onClientDrain);
     client.on('error', () => this.abort());
     raw.once('close', () => this.finish());
     client.on('end', () => this.clientEnd());
@@ -165,10 +167,7 @@ class HttpPump implements HttpFilterSink {
       }
       this.attachStream(s);
     }
-    if (!s.write(buf)) {
-      this.client.pause();
-      s.once('drain', this.onStreamDrain);
-    }
+    if (!s.write(buf)) this.client.pause(); // resumed by onStreamDrain
   }
 
   onRequest(): void {
@@ -234,6 +233,7 @@ class HttpPump implements HttpFilterSink {
   private attachStream(s: MuxStream): void {
     this.stream = s;
     s.on('data', this.onStreamData);
+    s.on('drain', this.onStreamDrain);
     s.on('end', () => this.streamEnd());
     s.on('error', () => this.streamFailed());
   }
@@ -241,10 +241,7 @@ class HttpPump implements HttpFilterSink {
   private streamData(chunk: Buffer): void {
     this.responseStarted = true;
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
-    if (!this.client.write(chunk)) {
-      this.stream!.pause();
-      this.client.once('drain', this.onClientDrain);
-    }
+    if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
   }
 
   /**
