@@ -96,8 +96,10 @@ export interface ForwardOptions {
   url?: string;
   /** Name in events and the status view (default: the first label of the hostname, or the kind). */
   name?: string;
-  /** Sent as Bind.Extra.PoolingEnabled; the relay does not pool yet. */
+  /** Sent as Bind.Extra.PoolingEnabled: several agents may serve one URL (the relay balances between them). */
   pool?: boolean;
+  /** Balancing strategy for the URL's pool (random, round-robin, least-outstanding, p2c-ewma); default: the relay's. */
+  lb?: string;
 }
 
 /** Options of Agent.listen(); as ForwardOptions (the kind defaults to http, or the scheme of `url`). */
@@ -583,7 +585,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
       // On rebind the Opts the relay returned go back unchanged (PROTOCOL.md §8.4): they carry the assigned hostname
       // or port, so the endpoint gets the same URL again.
       Opts: (ep.boundOpts ?? initialOpts(s)) as unknown as Bind['Opts'],
-      Extra: { Token: ep.bindToken, IPPolicyRef: '', Metadata: '', Bindings: [], PoolingEnabled: s.pool },
+      Extra: { Token: ep.bindToken, IPPolicyRef: '', Metadata: s.lb === null ? '' : `burrow-lb=${s.lb}`, Bindings: [], PoolingEnabled: s.pool },
     };
   }
 

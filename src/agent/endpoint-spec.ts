@@ -3,6 +3,7 @@
 // Start-up only; never on the data path.
 import { isIP } from 'node:net';
 import { BurrowError } from '../core/errors.js';
+import { BALANCE_STRATEGIES, isBalanceStrategy, type BalanceStrategy } from '../balancer/pick-member.js';
 import type { UpstreamAddress } from './upstream-dialer.js';
 
 export type EndpointKind = 'http' | 'tcp' | 'tls';
@@ -19,8 +20,10 @@ export interface EndpointSpec {
   readonly upstream: UpstreamAddress | null;
   /** Bind.ForwardsTo: "http://127.0.0.1:3000" (informational for the relay). */
   readonly forwardsTo: string;
-  /** Sent as Bind.Extra.PoolingEnabled (the relay does not pool yet). */
+  /** Sent as Bind.Extra.PoolingEnabled: other agents may serve the same URL (the relay balances between them). */
   readonly pool: boolean;
+  /** Balancing strategy asked of the relay for this URL's pool (Bind.Extra.Metadata `burrow-lb=`); null = relay's. */
+  readonly lb: BalanceStrategy | null;
 }
 
 export interface EndpointInput {
@@ -32,6 +35,7 @@ export interface EndpointInput {
   /** `3000`, `host:port`, `http://host:port`, `tcp://host:port`, `tls://host:port`; null for a listener. */
   upstream?: string | number | null;
   pool?: boolean;
+  lb?: string | null;
 }
 
 /** How each input is named in error messages: `--url`, `burrow.yml: endpoints[1].url`, … */
@@ -39,6 +43,7 @@ export interface EndpointLabels {
   name: string;
   url: string;
   upstream: string;
+  lb?: string;
 }
 
 const KINDS: readonly EndpointKind[] = ['http', 'tcp', 'tls'];
@@ -195,5 +200,12 @@ export function endpointSpec(input: EndpointInput, labels: EndpointLabels, liste
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
     throw invalid(labels.name, name, "is not a valid name (1..64 letters, digits, '_', '.', '-')");
   }
-  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true });
+  let lb: BalanceStrategy | null = null;
+  if (input.lb !== undefined && input.lb !== null) {
+    if (!isBalanceStrategy(input.lb)) {
+      throw invalid(labels.lb ?? 'lb', input.lb, `is not a balancing strategy; use one of ${BALANCE_STRATEGIES.join(', ')}`);
+    }
+    lb = input.lb;
+  }
+  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb });
 }

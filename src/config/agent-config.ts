@@ -97,6 +97,7 @@ interface Draft {
   authtoken: string | null;
   caPath: string | null;
   pool: boolean;
+  lb: string | null;
   graceMs: number;
   configFile: string;
 }
@@ -133,8 +134,11 @@ const FLAGS: readonly FlagSpec[] = [
     defaultText: 'the system roots', help: "PEM CA to trust for the relay's certificate (a dev relay's .burrow/ca.pem)",
     parse: (v, l, base) => parseFile(v, l, 'a PEM CA certificate file', base) },
   { name: 'pool', key: 'pool', arg: null, commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'off',
-    help: 'share the URL with other agents (sent as PoolingEnabled); the relay does not pool yet: a second agent is refused',
+    help: 'share the URL with other agents that also pass --pool (same auth token): the relay balances connections between them',
     parse: () => true },
+  { name: 'lb', key: 'lb', arg: '<strategy>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: "the relay's --lb-strategy",
+    help: 'balancing for a pooled URL: random, round-robin, least-outstanding or p2c-ewma (the first member sets it)',
+    parse: (v) => v },
   { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
     help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
   { name: 'config', key: 'configFile', arg: '<file>', commands: ['start'], env: null, fileKey: null, defaultText: DEFAULT_CONFIG_FILE,
@@ -151,6 +155,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     authtoken: null,
     caPath: null,
     pool: false,
+    lb: null,
     graceMs: 10_000,
     configFile: DEFAULT_CONFIG_FILE,
   };
@@ -250,8 +255,8 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
   } else {
     endpoints = [
       endpointSpec(
-        { kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool },
-        { name: '--name', url: '--url', upstream: `'burrow ${command}' upstream` },
+        { kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool, lb: draft.lb },
+        { name: '--name', url: '--url', upstream: `'burrow ${command}' upstream`, lb: '--lb' },
       ),
     ];
   }
@@ -292,7 +297,7 @@ interface AgentFile {
 
 const TOP_KEYS = ['agent', 'endpoints'] as const;
 const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
-const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool'] as const;
+const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb'] as const;
 
 /**
  * Reads and validates an agent config file:
@@ -370,6 +375,7 @@ export function loadAgentFile(path: string): AgentFile {
     const url = scalar('url', ['string']);
     const upstream = scalar('upstream', ['string', 'number']);
     const pool = scalar('pool', ['boolean']);
+    const lb = scalar('lb', ['string']);
     if (upstream === undefined || upstream.value === null) throw bad(item, `${key}.upstream`, 'missing; say where connections go (example: http://127.0.0.1:3000)');
     const spec = endpointSpec(
       {
@@ -377,8 +383,14 @@ export function loadAgentFile(path: string): AgentFile {
         url: (url?.value as string | null | undefined) ?? null,
         upstream: upstream.value as string | number,
         pool: pool?.value === true,
+        lb: (lb?.value as string | null | undefined) ?? null,
       },
-      { name: name?.label ?? where(item, `${key}.name`), url: url?.label ?? where(item, `${key}.url`), upstream: upstream.label },
+      {
+        name: name?.label ?? where(item, `${key}.name`),
+        url: url?.label ?? where(item, `${key}.url`),
+        upstream: upstream.label,
+        lb: lb?.label ?? where(item, `${key}.lb`),
+      },
     );
     const dup = names.get(spec.name);
     if (dup !== undefined) throw bad(item, `${key}.name`, `${quote(spec.name)} is already the name of ${dup}; names must be unique`);

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
+import { BALANCE_STRATEGIES, isBalanceStrategy, type BalanceStrategy } from '../balancer/pick-member.js';
 
 /** A listen address. `host` is bare (an IPv6 literal has no brackets); `port` 0 asks the OS for an ephemeral port. */
 export interface HostPort {
@@ -40,6 +41,14 @@ export interface RelayConfig {
   /** 0 = TCP keepalive off. */
   readonly tcpKeepaliveMs: number;
   readonly graceMs: number;
+  /** Balancing strategy for pools whose endpoints ask for none. */
+  readonly lbStrategy: BalanceStrategy;
+  /** How long a name or port stays reserved for its owner after its last endpoint left, ms (0 = not at all). */
+  readonly reclaimGraceMs: number;
+  /** Pool member breakers: open → half-open after this long, ms. */
+  readonly breakerResetMs: number;
+  /** Pool member breakers: a connection with no first response byte after this long is a failure, ms. */
+  readonly breakerTimeoutMs: number;
   /**
    * `--help` / `-h` was given. Help wins over everything else on the command line: no other argument or env var is
    * read or validated, and every other field holds its built-in default.
@@ -181,6 +190,11 @@ function parseDir(value: string, label: string): string {
   return resolve(value);
 }
 
+function parseStrategy(value: string, label: string): BalanceStrategy {
+  if (isBalanceStrategy(value)) return value;
+  throw invalid(label, value, `is not a balancing strategy; use one of ${BALANCE_STRATEGIES.join(', ')}`);
+}
+
 /** An existing, readable regular file, as an absolute path. Unreadable → BURROW_ERR_CONFIG_FILE. */
 function fileParser(what: string): (value: string, label: string) => string {
   return (value, label) => {
@@ -209,6 +223,10 @@ interface Draft {
   prereadMax: number;
   tcpKeepaliveMs: number;
   graceMs: number;
+  lbStrategy: BalanceStrategy;
+  reclaimGraceMs: number;
+  breakerResetMs: number;
+  breakerTimeoutMs: number;
 }
 
 interface FlagSpec<K extends keyof Draft> {
@@ -274,6 +292,14 @@ const FLAGS: readonly AnyFlagSpec[] = [
     help: 'TCP keepalive idle time on public and agent sockets; 0 turns it off' }),
   flag({ name: 'grace', key: 'graceMs', arg: '<ms>', default: '10000', parse: intParser(0, 3_600_000, 'milliseconds'),
     help: 'on shutdown, how long sessions may drain before they are cut' }),
+  flag({ name: 'lb-strategy', key: 'lbStrategy', arg: `<${BALANCE_STRATEGIES.join('|')}>`, default: 'random', parse: parseStrategy,
+    help: 'how a pooled URL picks an agent for each connection, unless the endpoint asks for its own' }),
+  flag({ name: 'reclaim-grace', key: 'reclaimGraceMs', arg: '<ms>', default: '30000', parse: intParser(0, 86_400_000, 'milliseconds'),
+    help: 'after its last agent leaves, a hostname or TCP port stays reserved this long for the same auth token' }),
+  flag({ name: 'breaker-reset', key: 'breakerResetMs', arg: '<ms>', default: '5000', parse: intParser(100, 600_000, 'milliseconds'),
+    help: 'a pool member whose breaker opened gets a probe connection after this long' }),
+  flag({ name: 'breaker-timeout', key: 'breakerTimeoutMs', arg: '<ms>', default: '15000', parse: intParser(100, 600_000, 'milliseconds'),
+    help: 'a pooled connection without a first response byte after this long counts as a failure of its member' }),
 ];
 
 const FLAGS_BY_NAME: ReadonlyMap<string, AnyFlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -441,6 +467,10 @@ function finish(d: Draft, help: boolean): RelayConfig {
     prereadMax: d.prereadMax,
     tcpKeepaliveMs: d.tcpKeepaliveMs,
     graceMs: d.graceMs,
+    lbStrategy: d.lbStrategy,
+    reclaimGraceMs: d.reclaimGraceMs,
+    breakerResetMs: d.breakerResetMs,
+    breakerTimeoutMs: d.breakerTimeoutMs,
     help,
   });
 }

@@ -31,6 +31,11 @@ export interface PublicTask {
   remoteAddress: string;
   remotePort: number;
   acceptedAt: number;
+  /**
+   * Non-zero for connections routed to a pooled endpoint: the worker reports the first outcome under this id
+   * (MemberReport) so the acceptor can settle the member's breaker call. 0 = nothing to report.
+   */
+  connId: number;
 }
 
 export interface ControlTask {
@@ -59,6 +64,12 @@ export interface ReserveRequest {
   hostname: string;
   /** tcp: the port wanted (0 = any free port in --tcp-ports). */
   port: number;
+  /** Token identity of the session (never the token): names and pools belong to one owner. */
+  owner: string;
+  /** The Bind asked for pooling (PoolingEnabled): it may join, or later be joined by, other members. */
+  pooling: boolean;
+  /** Balancing strategy asked for by the endpoint ('' = the relay's --lb-strategy). */
+  strategy: string;
 }
 
 export interface ReleaseRequest {
@@ -79,7 +90,23 @@ export interface SessionStarted {
   remoteAddress: string;
 }
 
-export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted;
+/**
+ * First outcome of a public connection on a pooled endpoint: ok once the first response byte arrived, failure when
+ * the stream was refused or reset before it, or the agent answered with its own dial-failure page (502/503/504).
+ * A worker that retried on another member reports that member's outcome under the same connId.
+ */
+export interface MemberReport {
+  op: 'member-report';
+  connId: number;
+  endpointId: string;
+  ok: boolean;
+  /** Time from stream open to the first response byte, µs (0 when there was none). */
+  ttfbUs: number;
+  /** Why it failed (for logs and breaker errors). */
+  reason: string;
+}
+
+export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted | MemberReport;
 
 // ---- control channel: acceptor → worker ----
 
@@ -100,4 +127,11 @@ export interface DrainCommand {
   op: 'drain';
 }
 
-export type AcceptorToWorker = ReserveReply | DrainCommand;
+/** A pool member's breaker opened (available = false) or let traffic through again: workers skip it on retries. */
+export interface MemberState {
+  op: 'member-state';
+  endpointId: string;
+  available: boolean;
+}
+
+export type AcceptorToWorker = ReserveReply | DrainCommand | MemberState;

@@ -3,6 +3,8 @@
 import { Acceptor, type HostPort } from './acceptor/acceptor.js';
 import { createDispatcher, type ConnectionDispatcher } from './acceptor/worker-pool.js';
 import type { WorkerSettings } from './worker/worker-runtime.js';
+import type { BalanceStrategy } from '../balancer/pick-member.js';
+import { DEFAULT_MEMBER_BREAKER } from '../breaker/member-breaker.js';
 
 export interface RelayStartOptions {
   domain: string;
@@ -23,6 +25,14 @@ export interface RelayStartOptions {
   /** SHA-256 hex of each accepted agent token. */
   tokenHashes: string[];
   version: string;
+  /** Pools: strategy when the endpoint asks for none (default random, as ngrok). */
+  lbStrategy?: BalanceStrategy;
+  /** Reserve a name/port for its owner this long after its last endpoint left, ms (default 30 000). */
+  reclaimGraceMs?: number;
+  /** Pool member breakers: open → half-open, ms (default 5000). */
+  breakerResetMs?: number;
+  /** Pool member breakers: no first response byte after this long = failure, ms (default 15 000). */
+  breakerTimeoutMs?: number;
 }
 
 export interface Relay {
@@ -46,6 +56,13 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     tcpPorts: o.tcpPorts,
     prereadMax: o.prereadMax,
     prereadTimeoutMs: o.prereadTimeoutMs,
+    defaultStrategy: o.lbStrategy ?? 'random',
+    reclaimGraceMs: o.reclaimGraceMs ?? 30_000,
+    breaker: {
+      ...DEFAULT_MEMBER_BREAKER,
+      resetTimeoutMs: o.breakerResetMs ?? DEFAULT_MEMBER_BREAKER.resetTimeoutMs,
+      openTimeoutMs: o.breakerTimeoutMs ?? DEFAULT_MEMBER_BREAKER.openTimeoutMs,
+    },
   });
   const settings: WorkerSettings = {
     domain: o.domain,
@@ -85,6 +102,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
         // Sessions end once their public connections are done; their routes drop with them.
         await acceptor.whenNoRoutes(o.graceMs);
         await dispatcher.destroy();
+        acceptor.destroy();
       })();
       return closing;
     },

@@ -7,10 +7,12 @@ import { once } from 'node:events';
 import { BurrowError } from '../../core/errors.js';
 import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.js';
 import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
-import type { AcceptorToWorker, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
+import type { AcceptorToWorker, MemberReport, PublicEntry, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
 import { errorPage } from '../../core/error-page.js';
+import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
+import { MemberBreaker, type BreakerCall, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
 import { alertAndClose, endWith } from '../close-with.js';
-import { RouteTable, randomLabel, type Route } from './route-table.js';
+import { RouteTable, randomLabel, routeKey, type PoolMember, type Route } from './route-table.js';
 import type { ConnectionDispatcher } from './worker-pool.js';
 
 export interface HostPort {
@@ -29,7 +31,28 @@ export interface AcceptorOptions {
   tcpPorts: { from: number; to: number };
   prereadMax: number;
   prereadTimeoutMs: number;
+  /** Balancing strategy for pools whose endpoints do not ask for one. */
+  defaultStrategy: BalanceStrategy;
+  /** After its last member leaves, a name or port stays reserved for its owner this long, ms. */
+  reclaimGraceMs: number;
+  /** Breaker settings for pool members. */
+  breaker: MemberBreakerOptions;
+  /** Randomness for the pickers (tests pin it). */
+  rand?: () => number;
 }
+
+/** A connection dispatched to a pool member whose first outcome the worker has not reported yet. */
+interface PendingConn {
+  member: PoolMember;
+  call: BreakerCall | null;
+}
+
+/** Weight of a new time-to-first-byte sample in a member's EWMA. */
+const EWMA_ALPHA = 0.3;
+/** A failure counts as this slow in the EWMA (µs), so P2C moves away from a failing member even before its breaker opens. */
+const FAILURE_PENALTY_US = 1_000_000;
+/** Retry-After (seconds) on the 503 page when every member of a pool is open. */
+const RETRY_AFTER_S = 5;
 
 /** Counters the acceptor keeps (read by metrics at scrape time). Keys are bounded: listener:outcome. */
 export type AcceptorCounters = Map<string, number>;
@@ -46,6 +69,9 @@ export class Acceptor {
   private readonly connectHost: string;
   private closing: boolean;
   private readonly emptyWaiters: Array<() => void>;
+  private readonly pending: Map<number, PendingConn>;
+  private nextConnId: number;
+  private readonly rand: () => number;
 
   constructor(opts: AcceptorOptions) {
     this.opts = opts;
@@ -58,6 +84,9 @@ export class Acceptor {
     this.connectHost = `connect.${opts.domain}`;
     this.closing = false;
     this.emptyWaiters = [];
+    this.pending = new Map();
+    this.nextConnId = 1;
+    this.rand = opts.rand ?? Math.random;
   }
 
   setDispatcher(d: ConnectionDispatcher): void {
@@ -88,6 +117,13 @@ export class Acceptor {
     for (const s of all) s.close();
   }
 
+  /** Stop every pool member's breaker timers (after the workers are gone). */
+  destroy(): void {
+    for (const id of this.routes.endpointsWhere(() => true)) this.forget(id, 0);
+    for (const p of this.pending.values()) p.call?.ok();
+    this.pending.clear();
+  }
+
   // ---- control channel from workers ----
 
   onControl(workerId: number, msg: WorkerToAcceptor, reply: (m: AcceptorToWorker) => void): void {
@@ -98,44 +134,113 @@ export class Acceptor {
         );
         return;
       case 'release':
-        this.dropRoutes(this.routes.removeWhere((r) => r.endpointId === msg.endpointId && r.sessionId === msg.sessionId));
+        this.dropEndpoints(this.routes.endpointsWhere((m) => m.endpointId === msg.endpointId && m.sessionId === msg.sessionId));
         return;
       case 'session-gone':
-        this.dropRoutes(this.routes.removeWhere((r) => r.sessionId === msg.sessionId));
+        this.dropEndpoints(this.routes.endpointsWhere((m) => m.sessionId === msg.sessionId));
         return;
       case 'session-started':
+        return;
+      case 'member-report':
+        this.onMemberReport(msg);
         return;
     }
   }
 
   /** A worker died: every route it owned is gone (its agents reconnect and bind again). */
   onWorkerGone(workerId: number): void {
-    this.dropRoutes(this.routes.removeWhere((r) => r.workerId === workerId));
+    this.dropEndpoints(this.routes.endpointsWhere((m) => m.workerId === workerId));
   }
 
   private async reserve(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
     if (this.closing) throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the relay is shutting down; reconnect and bind again');
-    if (req.proto === 'tcp') return this.reserveTcp(workerId, req);
-    let hostname = req.hostname;
-    if (hostname === '') {
-      do hostname = `${randomLabel()}.${this.opts.domain}`;
-      while (this.routes.lookupHost(hostname) !== undefined);
-    }
+    const strategy = this.strategyFor(req);
+    if (req.proto === 'tcp') return this.reserveTcp(workerId, req, strategy);
     if (req.proto !== 'tls' && this.opts.httpAddr === null && this.opts.httpsAddr === null) {
       throw new BurrowError('BURROW_ERR_BIND_INVALID', 'this relay has no http or https listener; it cannot serve HTTP endpoints');
     }
     if (req.proto === 'tls' && this.opts.httpsAddr === null) {
       throw new BurrowError('BURROW_ERR_BIND_INVALID', 'this relay has no https listener (--https-addr off); it cannot serve TLS endpoints');
     }
-    const route: Route = { endpointId: req.endpointId, sessionId: req.sessionId, workerId, proto: req.proto, hostname, port: 0 };
-    const clash = this.routes.add(route);
-    if (clash !== null) {
-      throw new BurrowError(
-        'BURROW_ERR_BIND_CONFLICT',
-        `${hostname} is already online (bound by another agent session); choose another name or stop the other agent`,
+    const now = Date.now();
+    let hostname = req.hostname;
+    if (hostname === '') {
+      do hostname = `${randomLabel()}.${this.opts.domain}`;
+      while (this.routes.lookupHost(hostname) !== undefined || this.routes.reservedFor(`h:${hostname}`, now) !== null);
+    }
+    const existing = this.routes.lookupHost(hostname);
+    if (existing !== undefined) {
+      this.joinPool(existing, workerId, req, hostname);
+    } else {
+      this.checkReservation(routeKey(req.proto, hostname, 0), hostname, req.owner, now);
+      this.routes.create(
+        { proto: req.proto, hostname, port: 0, owner: req.owner, pooled: req.pooling, strategy },
+        this.newMember(workerId, req, req.pooling, hostname),
       );
     }
     return { op: 'reserve-reply', reqId: req.reqId, ok: true, hostname, port: 0, url: this.urlFor(req.proto, hostname) };
+  }
+
+  /** The endpoint's own strategy (validated by the worker) or the relay's default. */
+  private strategyFor(req: ReserveRequest): BalanceStrategy {
+    return isBalanceStrategy(req.strategy) ? req.strategy : this.opts.defaultStrategy;
+  }
+
+  /**
+   * A Bind for a name or port that is online: it may join only a pool of the same owner and kind, and only when both
+   * sides enabled pooling. Every refusal says what to change.
+   */
+  private joinPool(route: Route, workerId: number, req: ReserveRequest, what: string): void {
+    if (route.owner !== req.owner) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_CONFLICT',
+        `${what} is already online and belongs to another auth token; pools are per owner, so choose another name`,
+      );
+    }
+    if (!route.pooled || !req.pooling) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_CONFLICT',
+        `${what} is already online (bound by another agent session); to serve it from several agents enable pooling on ` +
+          'every one of them (burrow --pool, pool: true in burrow.yml, or poolingEnabled(true) in the ngrok SDK), or choose another name',
+      );
+    }
+    if (route.proto !== req.proto) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_CONFLICT',
+        `${what} is pooled as a ${route.proto} endpoint; a ${req.proto} endpoint cannot join it`,
+      );
+    }
+    this.routes.join(route, this.newMember(workerId, req, true, what));
+  }
+
+  private checkReservation(key: string, what: string, owner: string, now: number): void {
+    const holder = this.routes.reservedFor(key, now);
+    if (holder !== null && holder !== owner) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_CONFLICT',
+        `${what} was online a moment ago and is held for its owner for up to ${Math.ceil(this.opts.reclaimGraceMs / 1000)} s ` +
+          'so that agent can reconnect; choose another name',
+      );
+    }
+  }
+
+  private newMember(workerId: number, req: ReserveRequest, pooled: boolean, what: string): PoolMember {
+    const member: PoolMember = {
+      endpointId: req.endpointId,
+      sessionId: req.sessionId,
+      workerId,
+      available: true,
+      outstanding: 0,
+      ewmaUs: 0,
+      breaker: null,
+    };
+    if (pooled) {
+      member.breaker = new MemberBreaker(`${what}/${req.endpointId}`, this.opts.breaker, (to) => {
+        member.available = to !== 'open';
+        this.dispatcher?.sendControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: member.available });
+      });
+    }
+    return member;
   }
 
   private urlFor(proto: Route['proto'], hostname: string): string {
@@ -148,54 +253,139 @@ export class Acceptor {
     return withPort('https', https, 443);
   }
 
-  private async reserveTcp(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
+  private async reserveTcp(workerId: number, req: ReserveRequest, strategy: BalanceStrategy): Promise<AcceptorToWorker> {
     const { from, to } = this.opts.tcpPorts;
     const wanted = req.port;
     if (wanted !== 0 && (wanted < from || wanted > to)) {
       throw new BurrowError('BURROW_ERR_BIND_INVALID', `TCP port ${wanted} is outside this relay's --tcp-ports range ${from}-${to}`);
     }
-    const candidates = wanted !== 0 ? [wanted] : this.freePortOrder(from, to);
-    for (const port of candidates) {
-      if (this.routes.isPortTaken(port)) {
-        if (wanted !== 0) throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${port} is already online for another session`);
-        continue;
+    const url = (port: number): AcceptorToWorker =>
+      ({ op: 'reserve-reply', reqId: req.reqId, ok: true, port, hostname: '', url: `tcp://${this.opts.tcpPublicHost}:${port}` });
+    const now = Date.now();
+    if (wanted !== 0) {
+      const existing = this.routes.lookupPort(wanted);
+      if (existing !== undefined) {
+        this.joinPool(existing, workerId, req, `TCP port ${wanted}`);
+        return url(wanted);
       }
-      const route: Route = { endpointId: req.endpointId, sessionId: req.sessionId, workerId, proto: 'tcp', hostname: '', port };
-      this.routes.add(route);
+      this.checkReservation(`p:${wanted}`, `TCP port ${wanted}`, req.owner, now);
+    }
+    const candidates = wanted !== 0 ? [wanted] : this.freePortOrder(from, to, now);
+    for (const port of candidates) {
+      if (wanted === 0 && this.routes.isPortTaken(port, now)) continue;
+      const route = this.routes.create(
+        { proto: 'tcp', hostname: '', port, owner: req.owner, pooled: req.pooling, strategy },
+        this.newMember(workerId, req, req.pooling, `TCP port ${port}`),
+      );
       try {
         await this.listenTcp(port);
       } catch (err) {
-        this.routes.remove(req.endpointId);
+        this.forget(req.endpointId, 0);
         if (wanted !== 0) {
           throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${port} cannot be bound: ${(err as Error).message}`);
         }
         continue;
       }
-      if (this.routes.getEndpoint(req.endpointId) !== route) {
+      if (this.routes.getEndpoint(req.endpointId)?.route !== route) {
         // Released while we were binding.
-        this.closeTcp(port);
+        if (this.routes.lookupPort(port) === undefined) this.closeTcp(port);
         throw new BurrowError('BURROW_ERR_BIND_INVALID', 'endpoint released during Bind');
       }
-      return { op: 'reserve-reply', reqId: req.reqId, ok: true, port, hostname: '', url: `tcp://${this.opts.tcpPublicHost}:${port}` };
+      return url(port);
     }
     throw new BurrowError('BURROW_ERR_BIND_EXHAUSTED', `no free TCP port in --tcp-ports ${from}-${to}; widen the range or stop unused TCP endpoints`);
   }
 
   /** Ports of the range in a random rotation, so endpoints do not all pile on the first ports. */
-  private freePortOrder(from: number, to: number): number[] {
+  private freePortOrder(from: number, to: number, now: number): number[] {
     const n = to - from + 1;
     const start = Math.floor(Math.random() * n);
     const out: number[] = [];
     for (let i = 0; i < n && out.length < 64; i++) {
       const p = from + ((start + i) % n);
-      if (!this.routes.isPortTaken(p)) out.push(p);
+      if (!this.routes.isPortTaken(p, now)) out.push(p);
     }
     return out;
   }
 
-  private dropRoutes(gone: Route[]): void {
-    for (const r of gone) if (r.proto === 'tcp') this.closeTcp(r.port);
+  /** Remove endpoints from the table: breakers stop, TCP listeners of emptied routes close, names stay reserved. */
+  private dropEndpoints(ids: string[]): void {
+    for (const id of ids) this.forget(id, this.opts.reclaimGraceMs);
     if (this.routes.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
+  }
+
+  private forget(endpointId: string, graceMs: number): void {
+    const gone = this.routes.remove(endpointId, graceMs, Date.now());
+    if (gone === undefined) return;
+    gone.member.available = false; // connections still pending on it settle through connDone
+    gone.member.breaker?.shutdown();
+    if (gone.last && gone.route.proto === 'tcp') this.closeTcp(gone.route.port);
+  }
+
+  // ---- pools: picking a member, breaker outcomes ----
+
+  /**
+   * The member for a new connection, or null when none can take it (every breaker open). A route without pooling has
+   * one member and no breaker: that path is one array read.
+   */
+  private pick(route: Route): PoolMember | null {
+    const members = route.members;
+    if (!route.pooled) return members[0] ?? null;
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!;
+      m.available = m.breaker === null || m.breaker.admits;
+    }
+    const i = pickMember(route.strategy, members, route, this.rand);
+    return i < 0 ? null : members[i]!;
+  }
+
+  /** Hand a routed connection to the picked member's worker; pooled members get a breaker call and a conn id. */
+  private dispatchTo(socket: net.Socket, buf: Buffer, member: PoolMember, entry: PublicEntry, hostname: string, sni: string): void {
+    const call = member.breaker === null ? null : member.breaker.begin();
+    if (call === null && member.breaker !== null) {
+      // The half-open probe slot was taken between pick and here (cannot happen on one thread; kept as a guard).
+      closeRefused(socket, entry, hostname);
+      return;
+    }
+    let connId = 0;
+    let onDone: (() => void) | undefined;
+    if (call !== null) {
+      connId = this.nextConnId++;
+      if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
+      this.pending.set(connId, { member, call });
+      member.outstanding++;
+      onDone = () => this.connDone(connId);
+    }
+    this.dispatcher!.dispatchPublic(
+      socket,
+      buf,
+      { entry, endpointId: member.endpointId, hostname, sni, connId, ...meta(socket) },
+      member.workerId,
+      onDone,
+    );
+  }
+
+  private onMemberReport(msg: MemberReport): void {
+    const p = this.pending.get(msg.connId);
+    const member = p !== undefined && p.member.endpointId === msg.endpointId ? p.member : this.routes.getEndpoint(msg.endpointId)?.member;
+    if (member === undefined) return;
+    member.ewmaUs = updateEwma(member.ewmaUs, msg.ok ? msg.ttfbUs : Math.max(msg.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
+    if (p !== undefined && p.member === member && p.call !== null) {
+      if (msg.ok) p.call.ok();
+      else p.call.fail(msg.reason);
+      p.call = null;
+    } else {
+      member.breaker?.record(msg.ok, msg.reason); // a retry the worker made on this member
+    }
+  }
+
+  /** A pooled connection's task ended. Nothing reported (the client left before a request): neutral, counted as ok. */
+  private connDone(connId: number): void {
+    const p = this.pending.get(connId);
+    if (p === undefined) return;
+    this.pending.delete(connId);
+    p.member.outstanding--;
+    p.call?.ok();
   }
 
   /** Resolves once no endpoint is bound (every session ended), or after `timeoutMs`. */
@@ -266,13 +456,14 @@ export class Acceptor {
       socket.destroy();
       return;
     }
+    const member = this.pick(route);
+    if (member === null) {
+      this.count('tcp:pool-unavailable');
+      socket.destroy();
+      return;
+    }
     this.count('tcp:routed');
-    this.dispatcher!.dispatchPublic(
-      socket,
-      Buffer.alloc(0),
-      { entry: 'tcp', endpointId: route.endpointId, hostname: '', sni: '', ...meta(socket) },
-      route.workerId,
-    );
+    this.dispatchTo(socket, Buffer.alloc(0), member, 'tcp', '', '');
   }
 
   private onHttp(socket: net.Socket): void {
@@ -294,13 +485,12 @@ export class Acceptor {
           const what = r.hostname || '(no Host header)';
           return () => endWith(socket, errorPage(404, 'Not Found', `Tunnel ${what} not found: no agent is serving this host on this relay.`));
         }
-        return () =>
-          this.dispatcher!.dispatchPublic(
-            socket,
-            buf,
-            { entry: 'http', endpointId: route.endpointId, hostname: r.hostname, sni: '', ...meta(socket) },
-            route.workerId,
-          );
+        const member = this.pick(route);
+        if (member === null) {
+          this.count('http:pool-unavailable');
+          return () => closeRefused(socket, 'http', r.hostname);
+        }
+        return () => this.dispatchTo(socket, buf, member, 'http', r.hostname, '');
       }
       if (r.kind === 'too-large') {
         return () => endWith(socket, errorPage(431, 'Request Header Fields Too Large', `The request head exceeds ${this.opts.prereadMax} bytes.`));
@@ -333,18 +523,40 @@ export class Acceptor {
         this.count('https:no-route');
         return () => alertAndClose(socket);
       }
-      return () =>
-        this.dispatcher!.dispatchPublic(
-          socket,
-          buf,
-          { entry: route.proto === 'tls' ? 'tls' : 'https', endpointId: route.endpointId, hostname: sni, sni, ...meta(socket) },
-          route.workerId,
-        );
+      const entry = route.proto === 'tls' ? 'tls' : 'https';
+      const member = this.pick(route);
+      if (member === null) {
+        this.count('https:pool-unavailable');
+        return () => closeRefused(socket, entry, sni);
+      }
+      return () => this.dispatchTo(socket, buf, member, entry, sni, sni);
     });
   }
 }
 
 type Act = () => void;
+
+/**
+ * No member of the pool can take the connection (every breaker open): HTTP gets a 503 page with Retry-After (the
+ * breakers half-open within seconds), TLS an alert, TCP a close.
+ */
+function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string): void {
+  if (entry === 'http') {
+    endWith(
+      socket,
+      errorPage(
+        503,
+        'Service Unavailable',
+        `Every agent serving ${hostname} is failing right now; try again in a few seconds.`,
+        `Retry-After: ${RETRY_AFTER_S}\r\n`,
+      ),
+    );
+  } else if (entry === 'https' || entry === 'tls') {
+    alertAndClose(socket);
+  } else {
+    socket.destroy();
+  }
+}
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
   return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: Date.now() };

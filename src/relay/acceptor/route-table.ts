@@ -1,18 +1,46 @@
-// The acceptor's route table: hostname → endpoint and TCP port → endpoint, each owned by one worker and session.
-// Reservations are made here, on the main thread, so two workers can never bind the same name or port.
+// The acceptor's route table: hostname → pool and TCP port → pool. A pool is the set of endpoints (members) serving
+// one URL; without pooling it has exactly one member. Each member is one endpoint of one agent session on one worker.
+// Reservations are made here, on the main thread, so two workers can never bind the same name or port, and a name
+// belongs to one owner (token) at a time, including a grace period after its last member leaves.
 // Lookups are on the per-connection path (one Map.get); changes happen only on Bind/Unbind/session end.
 import { randomBytes } from 'node:crypto';
+import type { BalanceStrategy, PickCandidate, PickState } from '../../balancer/pick-member.js';
+import type { MemberBreaker } from '../../breaker/member-breaker.js';
 import type { EndpointProto } from '../relay-messages.js';
 
-export interface Route {
-  endpointId: string;
-  sessionId: string;
-  workerId: number;
-  proto: EndpointProto;
+/** One endpoint serving a pool. Mutable counters are read by the pickers (PickCandidate). */
+export interface PoolMember extends PickCandidate {
+  readonly endpointId: string;
+  readonly sessionId: string;
+  readonly workerId: number;
+  available: boolean;
+  outstanding: number;
+  ewmaUs: number;
+  /** Only pooled endpoints have breakers (a lone member has no one to fail over to). */
+  breaker: MemberBreaker | null;
+}
+
+export interface Route extends PickState {
+  /** `h:<hostname>` or `p:<port>`. */
+  readonly key: string;
+  readonly proto: EndpointProto;
   /** Hostname for http/https/tls routes, '' for tcp. */
-  hostname: string;
+  readonly hostname: string;
   /** Port for tcp routes, 0 otherwise. */
-  port: number;
+  readonly port: number;
+  /** Token identity of the owner: only binds by the same owner may join or reclaim. */
+  readonly owner: string;
+  /** True when every member bound with pooling enabled: more may join. */
+  readonly pooled: boolean;
+  strategy: BalanceStrategy;
+  readonly members: PoolMember[];
+  cursor: number;
+}
+
+/** A name or port whose last member left: only its owner may bind it until `until` (ms since epoch). */
+interface Reservation {
+  owner: string;
+  until: number;
 }
 
 const ADJECTIVES = ['amber', 'brave', 'calm', 'deft', 'eager', 'fond', 'glad', 'hale', 'keen', 'lush', 'mild', 'neat', 'proud', 'quick', 'rapid', 'swift', 'tidy', 'vivid', 'warm', 'zesty'];
@@ -24,17 +52,23 @@ export function randomLabel(): string {
   return `${ADJECTIVES[r[0]! % ADJECTIVES.length]}-${NOUNS[r[1]! % NOUNS.length]}-${r.subarray(2).toString('hex')}`;
 }
 
+export const routeKey = (proto: EndpointProto, hostname: string, port: number): string =>
+  proto === 'tcp' ? `p:${port}` : `h:${hostname}`;
+
 export class RouteTable {
   private readonly byHost: Map<string, Route>;
   private readonly byPort: Map<number, Route>;
-  private readonly byEndpoint: Map<string, Route>;
+  private readonly byEndpoint: Map<string, { route: Route; member: PoolMember }>;
+  private readonly reserved: Map<string, Reservation>;
 
   constructor() {
     this.byHost = new Map();
     this.byPort = new Map();
     this.byEndpoint = new Map();
+    this.reserved = new Map();
   }
 
+  /** Number of endpoints (members) bound. */
   get size(): number {
     return this.byEndpoint.size;
   }
@@ -47,50 +81,73 @@ export class RouteTable {
     return this.byPort.get(port);
   }
 
-  getEndpoint(endpointId: string): Route | undefined {
+  getEndpoint(endpointId: string): { route: Route; member: PoolMember } | undefined {
     return this.byEndpoint.get(endpointId);
   }
 
-  /** Adds the route; returns the route already holding its hostname/port instead when there is one. */
-  add(route: Route): Route | null {
-    const existing = route.proto === 'tcp' ? this.byPort.get(route.port) : this.byHost.get(route.hostname);
-    if (existing !== undefined) return existing;
+  /** Owner holding `key` in its reclaim grace period, if any (expired reservations are dropped here). */
+  reservedFor(key: string, now: number): string | null {
+    const r = this.reserved.get(key);
+    if (r === undefined) return null;
+    if (r.until <= now) {
+      this.reserved.delete(key);
+      return null;
+    }
+    return r.owner;
+  }
+
+  /** Creates the route with its first member (the caller checked that the key is free). */
+  create(spec: Omit<Route, 'members' | 'cursor' | 'key'>, member: PoolMember): Route {
+    const route: Route = { ...spec, key: routeKey(spec.proto, spec.hostname, spec.port), members: [member], cursor: 0 };
     if (route.proto === 'tcp') this.byPort.set(route.port, route);
     else this.byHost.set(route.hostname, route);
-    this.byEndpoint.set(route.endpointId, route);
-    return null;
+    this.byEndpoint.set(member.endpointId, { route, member });
+    this.reserved.delete(route.key);
+    return route;
   }
 
-  isPortTaken(port: number): boolean {
-    return this.byPort.has(port);
+  /** Adds a member to an existing (pooled) route. */
+  join(route: Route, member: PoolMember): void {
+    route.members.push(member);
+    this.byEndpoint.set(member.endpointId, { route, member });
   }
 
-  /** Removes one endpoint's route; returns it (callers close its TCP listener). */
-  remove(endpointId: string): Route | undefined {
-    const r = this.byEndpoint.get(endpointId);
-    if (r === undefined) return undefined;
+  isPortTaken(port: number, now: number): boolean {
+    return this.byPort.has(port) || this.reservedFor(`p:${port}`, now) !== null;
+  }
+
+  /**
+   * Removes one endpoint. Returns its route when that was the route's last member (callers close its TCP listener);
+   * the route's name or port then stays reserved for its owner for `graceMs`.
+   */
+  remove(endpointId: string, graceMs: number, now: number): { route: Route; member: PoolMember; last: boolean } | undefined {
+    const e = this.byEndpoint.get(endpointId);
+    if (e === undefined) return undefined;
     this.byEndpoint.delete(endpointId);
-    if (r.proto === 'tcp') {
-      if (this.byPort.get(r.port) === r) this.byPort.delete(r.port);
-    } else if (this.byHost.get(r.hostname) === r) {
-      this.byHost.delete(r.hostname);
-    }
-    return r;
-  }
-
-  /** Removes every route matching `pred`; returns them. */
-  removeWhere(pred: (r: Route) => boolean): Route[] {
-    const gone: Route[] = [];
-    for (const r of [...this.byEndpoint.values()]) {
-      if (pred(r)) {
-        this.remove(r.endpointId);
-        gone.push(r);
+    const { route, member } = e;
+    const i = route.members.indexOf(member);
+    if (i >= 0) route.members.splice(i, 1);
+    const last = route.members.length === 0;
+    if (last) {
+      if (route.proto === 'tcp') {
+        if (this.byPort.get(route.port) === route) this.byPort.delete(route.port);
+      } else if (this.byHost.get(route.hostname) === route) {
+        this.byHost.delete(route.hostname);
       }
+      if (graceMs > 0) this.reserved.set(route.key, { owner: route.owner, until: now + graceMs });
     }
-    return gone;
+    return { route, member, last };
   }
 
+  /** Endpoint ids of every member matching `pred`. */
+  endpointsWhere(pred: (m: PoolMember) => boolean): string[] {
+    const out: string[] = [];
+    for (const { member } of this.byEndpoint.values()) if (pred(member)) out.push(member.endpointId);
+    return out;
+  }
+
+  /** Every route (pool), each once. */
   all(): Route[] {
-    return [...this.byEndpoint.values()];
+    return [...this.byHost.values(), ...this.byPort.values()];
   }
 }

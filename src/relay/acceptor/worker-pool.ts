@@ -32,7 +32,16 @@ export interface ConnectionDispatcher {
   /** Live worker ids (threadIds; 0 for the in-thread runtime). */
   workerIds(): number[];
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void;
-  dispatchPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void;
+  /** `onDone` (optional) runs once when the connection's task ends, however it ends. */
+  dispatchPublic(
+    socket: net.Socket,
+    head: Buffer,
+    task: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
+    workerId: number,
+    onDone?: () => void,
+  ): void;
+  /** Send a control message to one worker (dropped if that worker is gone). */
+  sendControl(workerId: number, msg: AcceptorToWorker): void;
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
   drain(): void;
   destroy(): Promise<void>;
@@ -137,11 +146,24 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.run(task, {}, 'agent');
   }
 
-  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void {
+  dispatchPublic(
+    socket: net.Socket,
+    head: Buffer,
+    rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
+    workerId: number,
+    onDone?: () => void,
+  ): void {
     const fd = this.takeFd(socket);
-    if (fd < 0) return;
+    if (fd < 0) {
+      onDone?.();
+      return;
+    }
     const task: PublicTask = { kind: 'public', fd, head, ...rest };
-    this.run(task, { workerId }, 'public');
+    this.run(task, { workerId }, 'public', undefined, onDone);
+  }
+
+  sendControl(workerId: number, msg: AcceptorToWorker): void {
+    this.ports.get(workerId)?.postMessage(msg);
   }
 
   drain(): void {
@@ -174,12 +196,19 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     return dupFd;
   }
 
-  private run(task: RelayTask, q: QueueOpts, kind: 'agent' | 'public' | 'control', transferList?: MessagePort[]): void {
+  private run(
+    task: RelayTask,
+    q: QueueOpts,
+    kind: 'agent' | 'public' | 'control',
+    transferList?: MessagePort[],
+    onDone?: () => void,
+  ): void {
     const withOpts = task as RelayTask & Record<symbol, QueueOpts>;
     withOpts[Piscina.queueOptionsSymbol] = q;
     const fd = 'fd' in task ? task.fd : -1;
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
+        onDone?.();
         if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null);
       },
       (err: Error) => {
@@ -196,6 +225,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
             // already closed by the worker
           }
         }
+        onDone?.();
         if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err);
       },
     );
@@ -253,8 +283,18 @@ class InThreadDispatcher implements ConnectionDispatcher {
     this.track('agent', this.runtime.adoptAgent(socket, head, meta));
   }
 
-  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>): void {
-    this.track('public', this.runtime.adoptPublic(socket, head, rest));
+  dispatchPublic(
+    socket: net.Socket,
+    head: Buffer,
+    rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
+    _workerId: number,
+    onDone?: () => void,
+  ): void {
+    this.track('public', this.runtime.adoptPublic(socket, head, rest), onDone);
+  }
+
+  sendControl(_workerId: number, msg: AcceptorToWorker): void {
+    this.runtime.onControlMessage(msg);
   }
 
   drain(): void {
@@ -265,10 +305,16 @@ class InThreadDispatcher implements ConnectionDispatcher {
     await this.runtime.destroy();
   }
 
-  private track(kind: 'agent' | 'public', p: Promise<TaskResult>): void {
+  private track(kind: 'agent' | 'public', p: Promise<TaskResult>, onDone?: () => void): void {
     p.then(
-      (r) => this.opts.onTaskDone?.(kind, r, null),
-      (e: Error) => this.opts.onTaskDone?.(kind, null, e),
+      (r) => {
+        onDone?.();
+        this.opts.onTaskDone?.(kind, r, null);
+      },
+      (e: Error) => {
+        onDone?.();
+        this.opts.onTaskDone?.(kind, null, e);
+      },
     );
   }
 }

@@ -3,7 +3,8 @@
 // Not per chunk; openProxyStream runs once per public connection.
 import tls from 'node:tls';
 import type net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { BALANCE_STRATEGIES, isBalanceStrategy } from '../../balancer/pick-member.js';
 import { BurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { MuxSession } from '../../mux/mux-session.js';
@@ -41,6 +42,12 @@ export interface Endpoint {
   edgeType: string;
   /** Public connections currently open on this endpoint. */
   active: number;
+  /** Bound with pooling: other members may serve the same URL (on this worker or others). */
+  pooled: boolean;
+  /** `h:<hostname>` / `p:<port>`: members of one pool share it. */
+  poolKey: string;
+  /** False while the acceptor reports this member's breaker open (retries skip it). */
+  available: boolean;
 }
 
 /** Largest RPC message accepted from an agent (Bind with a traffic policy is the largest legitimate one). */
@@ -67,6 +74,8 @@ export class AgentSession {
   mux: MuxSession | null;
   authed: boolean;
   clientId: string;
+  /** Non-secret identity of the auth token (first 16 hex chars of its SHA-256): names and pools belong to it. */
+  tokenId: string;
   private draining: boolean;
   private readonly raw: net.Socket;
   private readonly tlsSocket: tls.TLSSocket;
@@ -83,6 +92,7 @@ export class AgentSession {
     this.mux = null;
     this.authed = false;
     this.clientId = '';
+    this.tokenId = '';
     this.draining = false;
     this.raw = socket;
     this.finished = false;
@@ -257,6 +267,7 @@ export class AgentSession {
       );
     }
     this.authed = true;
+    this.tokenId = createHash('sha256').update(token, 'utf8').digest('hex').slice(0, 16);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
     this.runtime.notify({ op: 'session-started', sessionId: this.id, remoteAddress: this.meta.remoteAddress });
@@ -283,7 +294,19 @@ export class AgentSession {
     } else {
       hostname = this.requestedHostname(opts);
     }
-    const reply = await this.runtime.reserve({ sessionId: this.id, endpointId: id, proto, hostname, port });
+    const extra = isObject(req['Extra']) ? req['Extra'] : {};
+    const pooling = extra['PoolingEnabled'] === true;
+    const strategy = requestedStrategy(extra['Metadata']);
+    const reply = await this.runtime.reserve({
+      sessionId: this.id,
+      endpointId: id,
+      proto,
+      hostname,
+      port,
+      owner: this.tokenId,
+      pooling,
+      strategy,
+    });
     if (!reply.ok) {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
     }
@@ -300,9 +323,12 @@ export class AgentSession {
       session: this,
       edgeType: proto === 'tcp' ? EDGE_TYPE_TCP : proto === 'tls' ? EDGE_TYPE_TLS : EDGE_TYPE_HTTPS,
       active: 0,
+      pooled: pooling,
+      poolKey: proto === 'tcp' ? `p:${reply.port ?? port}` : `h:${reply.hostname ?? hostname}`,
+      available: true,
     };
     this.endpoints.set(id, ep);
-    this.runtime.endpoints.set(id, ep);
+    this.runtime.addEndpoint(ep);
     if (proto === 'tcp') opts['Addr'] = ep.url.replace(/^tcp:\/\//, '');
     else opts['Hostname'] = ep.hostname;
     return { Id: id, URL: ep.url, Proto: proto, Opts: opts, Extra: { Token: '' } };
@@ -341,7 +367,7 @@ export class AgentSession {
 
   private dropEndpoint(ep: Endpoint): void {
     this.endpoints.delete(ep.id);
-    if (this.runtime.endpoints.get(ep.id) === ep) this.runtime.endpoints.delete(ep.id);
+    this.runtime.removeEndpoint(ep);
     this.runtime.notify({ op: 'release', endpointId: ep.id, sessionId: this.id });
   }
 
@@ -358,7 +384,7 @@ export class AgentSession {
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
     for (const ep of [...this.endpoints.values()]) {
       this.endpoints.delete(ep.id);
-      if (this.runtime.endpoints.get(ep.id) === ep) this.runtime.endpoints.delete(ep.id);
+      this.runtime.removeEndpoint(ep);
     }
     this.runtime.notify({ op: 'session-gone', sessionId: this.id });
     if (!this.tlsSocket.destroyed) this.tlsSocket.destroy();
@@ -368,6 +394,23 @@ export class AgentSession {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Balancing strategy asked for in Bind.Extra.Metadata (burrow's extension riding in a field the SDKs already send,
+ * DESIGN.md §3): a `burrow-lb=<strategy>` word anywhere in the string. '' = the relay's default.
+ */
+function requestedStrategy(metadata: unknown): string {
+  if (typeof metadata !== 'string') return '';
+  const m = /(?:^|[\s,;])burrow-lb=([a-z0-9-]+)/.exec(metadata);
+  if (m === null) return '';
+  if (!isBalanceStrategy(m[1]!)) {
+    throw new BurrowError(
+      'BURROW_ERR_BIND_INVALID',
+      `Bind: metadata burrow-lb=${m[1]} is not a balancing strategy; use one of ${BALANCE_STRATEGIES.join(', ')}`,
+    );
+  }
+  return m[1]!;
 }
 
 /** Port wanted by a TCP Bind's Opts.Addr ('' or 'host:port'); 0 = any. */

@@ -23,9 +23,17 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
     return refuse(socket, task.entry, 'endpoint-gone', task.hostname, 'The tunnel for this host went offline a moment ago.');
   }
   if (task.entry === 'tcp' || task.entry === 'tls') {
-    const stream = ep.session.openProxyStream(ep, clientAddr, head.length > 0 ? head : undefined);
-    if (stream === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
-    return new BytePipe(socket, stream, ep).done;
+    const first = head.length > 0 ? head : undefined;
+    let target: Endpoint | null = ep;
+    let stream = ep.session.openProxyStream(ep, clientAddr, first);
+    if (stream === null && task.connId !== 0) {
+      // Pool member cannot take a stream: one retry on another member of this worker before any byte went out.
+      reportMember(runtime, task.connId, ep, false, 0, 'stream refused by the agent session');
+      target = runtime.alternateMember(ep);
+      stream = target === null ? null : target.session.openProxyStream(target, clientAddr, first);
+    }
+    if (stream === null || target === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
+    return new BytePipe(runtime, socket, stream, target, task.connId, head, clientAddr, target !== ep).done;
   }
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
@@ -46,26 +54,115 @@ function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string,
   });
 }
 
-/** Opaque bidirectional pipe (tcp, tls passthrough, and HTTP after an Upgrade) with half-close and backpressure. */
+/**
+ * Opaque bidirectional pipe (tcp, tls passthrough) with half-close and backpressure. On a pooled endpoint the first
+ * outcome is reported, and a stream that fails before any byte either way is retried once on another local member
+ * (the head — a TLS ClientHello — is sent again; nothing else had been forwarded).
+ */
 class BytePipe {
   readonly done: Promise<TaskResult>;
   private resolve!: (r: TaskResult) => void;
+  private readonly runtime: WorkerRuntime;
   private readonly socket: net.Socket;
-  private readonly stream: MuxStream;
-  private readonly ep: Endpoint;
+  private stream: MuxStream;
+  private ep: Endpoint;
+  private readonly connId: number;
+  private readonly head: Buffer;
+  private readonly clientAddr: string;
+  private retried: boolean;
+  private gotData: boolean;
+  private readonly openedAt: number;
+  /** Client bytes read before the pipe started (the single-threaded fallback hands over a socket that read the head). */
+  private readonly baseRead: number;
+  private readonly onStreamEnd: () => void;
+  private readonly onStreamError: () => void;
+  private readonly onFirstData: () => void;
 
-  constructor(socket: net.Socket, stream: MuxStream, ep: Endpoint) {
+  constructor(
+    runtime: WorkerRuntime,
+    socket: net.Socket,
+    stream: MuxStream,
+    ep: Endpoint,
+    connId: number,
+    head: Buffer,
+    clientAddr: string,
+    retried: boolean,
+  ) {
+    this.runtime = runtime;
     this.socket = socket;
     this.stream = stream;
     this.ep = ep;
+    this.connId = connId;
+    this.head = head;
+    this.clientAddr = clientAddr;
+    this.retried = retried;
+    this.gotData = false;
+    this.openedAt = connId !== 0 ? performance.now() : 0;
+    this.baseRead = socket.bytesRead;
     this.done = new Promise((r) => (this.resolve = r));
+    this.onStreamEnd = () => this.streamEnd();
+    this.onStreamError = () => this.streamError();
+    this.onFirstData = () => this.firstData();
     ep.active++;
-    // pipe() gives write()/drain backpressure both ways and forwards each side's end as the other's FIN.
+    // pipe() gives write()/drain backpressure both ways; the stream's end is forwarded by hand (streamEnd) so a pooled
+    // stream that ends before answering can still be retried.
     socket.pipe(stream);
-    stream.pipe(socket);
-    socket.on('error', () => stream.destroy());
-    stream.on('error', () => socket.destroy());
+    this.attach(stream);
+    socket.on('error', () => this.stream.destroy());
     socket.once('close', () => this.finish());
+  }
+
+  private attach(stream: MuxStream): void {
+    stream.pipe(this.socket, { end: false });
+    stream.on('end', this.onStreamEnd);
+    stream.on('error', this.onStreamError);
+    if (this.connId !== 0) stream.once('data', this.onFirstData);
+  }
+
+  private firstData(): void {
+    this.gotData = true;
+    reportMember(this.runtime, this.connId, this.ep, true, Math.round((performance.now() - this.openedAt) * 1000), '');
+  }
+
+  private streamEnd(): void {
+    if (this.canRetry() && this.retry('stream ended before any byte')) return;
+    this.socket.end();
+  }
+
+  private streamError(): void {
+    if (this.canRetry() && this.retry('stream reset before any byte')) return;
+    this.socket.destroy();
+  }
+
+  /** Pooled, not retried yet, nothing came back, and the client sent nothing beyond the head. */
+  private canRetry(): boolean {
+    return this.connId !== 0 && !this.retried && !this.gotData && this.socket.bytesRead === this.baseRead && !this.socket.destroyed;
+  }
+
+  private retry(reason: string): boolean {
+    reportMember(this.runtime, this.connId, this.ep, false, 0, reason);
+    const alt = this.runtime.alternateMember(this.ep);
+    if (alt === null) return false;
+    const s = alt.session.openProxyStream(alt, this.clientAddr, this.head.length > 0 ? this.head : undefined);
+    if (s === null) return false;
+    const old = this.stream;
+    this.socket.unpipe(old);
+    old.unpipe(this.socket);
+    old.off('end', this.onStreamEnd);
+    old.off('error', this.onStreamError);
+    old.off('data', this.onFirstData);
+    old.on('error', noop);
+    if (!old.destroyed) old.destroy();
+    this.moveTo(alt);
+    this.retried = true;
+    this.stream = s;
+    this.socket.pipe(s);
+    this.attach(s);
+    return true;
+  }
+
+  private moveTo(alt: Endpoint): void {
+    this.ep = moveConnection(this.ep, alt);
   }
 
   private finish(): void {
@@ -74,6 +171,22 @@ class BytePipe {
     if (!this.stream.destroyed) this.stream.destroy();
     this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: 'closed' });
   }
+}
+
+const noop = (): void => {};
+
+/** A retried connection now counts on `to` instead of `from` (drain waits on per-endpoint counts). Returns `to`. */
+function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
+  from.active--;
+  from.session.connectionEnded();
+  to.active++;
+  return to;
+}
+
+/** Tell the acceptor how a pooled connection's member did (breaker + EWMA). Once per connection and member. */
+function reportMember(runtime: WorkerRuntime, connId: number, ep: Endpoint, ok: boolean, ttfbUs: number, reason: string): void {
+  if (connId === 0) return;
+  runtime.notify({ op: 'member-report', connId, endpointId: ep.id, ok, ttfbUs, reason });
 }
 
 /**
@@ -87,7 +200,7 @@ class HttpPump implements HttpFilterSink {
   private readonly runtime: WorkerRuntime;
   private readonly client: Duplex;
   private readonly raw: net.Socket;
-  private readonly ep: Endpoint;
+  private ep: Endpoint;
   private readonly clientAddr: string;
   private readonly filter: HttpRequestFilter;
   private stream: MuxStream | null;
@@ -101,6 +214,17 @@ class HttpPump implements HttpFilterSink {
   private readonly onStreamData: (chunk: Buffer) => void;
   private readonly onStreamDrain: () => void;
   private readonly onClientDrain: () => void;
+  private readonly onStreamEnd: () => void;
+  private readonly onStreamError: () => void;
+  // ---- pooled endpoints only (connId !== 0): first-outcome report and one retry of an idempotent first request ----
+  private readonly connId: number;
+  /** The first request's bytes as forwarded, while it may still be retried; null = no retry possible. */
+  private replay: Buffer[] | null;
+  private replayBytes: number;
+  private requests: number;
+  private retried: boolean;
+  private reported: boolean;
+  private streamOpenedAt: number;
 
   constructor(
     runtime: WorkerRuntime,
@@ -123,6 +247,13 @@ class HttpPump implements HttpFilterSink {
     this.finished = false;
     this.headTimer = null;
     this.upgradeCheck = null;
+    this.connId = task.connId;
+    this.replay = null;
+    this.replayBytes = 0;
+    this.requests = 0;
+    this.retried = false;
+    this.reported = task.connId === 0;
+    this.streamOpenedAt = 0;
     this.done = new Promise((r) => (this.resolve = r));
     const hostname = ep.hostname;
     this.filter = new HttpRequestFilter(this, {
@@ -137,6 +268,8 @@ class HttpPump implements HttpFilterSink {
       if (this.upgradeCheck === null) this.client.resume();
     };
     this.onClientDrain = () => this.stream?.resume();
+    this.onStreamEnd = () => this.streamEnd();
+    this.onStreamError = () => this.streamFailed();
     ep.active++;
     // Drain handlers are attached once (not per blocked write), so a burst of blocked writes adds no listeners.
     client.on('drain', this.onClientDrain);
@@ -158,9 +291,29 @@ class HttpPump implements HttpFilterSink {
   // ---- HttpFilterSink ----
 
   forward(buf: Buffer): void {
+    const replay = this.replay;
+    if (replay !== null) {
+      if (this.replayBytes + buf.length > MAX_REPLAY_BYTES) this.replay = null;
+      else {
+        replay.push(buf);
+        this.replayBytes += buf.length;
+      }
+    }
     let s = this.stream;
     if (s === null) {
       s = this.ep.session.openProxyStream(this.ep, this.clientAddr);
+      if (s === null && this.connId !== 0) {
+        // A pool member that cannot take a stream: nothing was sent yet, so any method may go to another member.
+        this.report(false, 'stream refused by the agent session');
+        const alt = this.runtime.alternateMember(this.ep);
+        if (alt !== null) {
+          s = alt.session.openProxyStream(alt, this.clientAddr);
+          if (s !== null) {
+            this.moveTo(alt);
+            this.retried = true;
+          }
+        }
+      }
       if (s === null) {
         this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now`);
         return;
@@ -170,8 +323,12 @@ class HttpPump implements HttpFilterSink {
     if (!s.write(buf)) this.client.pause(); // resumed by onStreamDrain
   }
 
-  onRequest(): void {
-    // Per-request timing hooks land with the metrics issue.
+  onRequest(method: string): void {
+    if (this.connId === 0) return;
+    // Only the first request of a connection, and only an idempotent one, may be replayed on another member
+    // (RFC 9110 §9.2.2); a second request in flight before any answer (pipelining) ends that possibility.
+    this.requests++;
+    this.replay = this.requests === 1 && !this.responseStarted && !this.retried && IDEMPOTENT.has(method) ? [] : null;
   }
 
   onUpgrade(): void {
@@ -232,13 +389,63 @@ class HttpPump implements HttpFilterSink {
 
   private attachStream(s: MuxStream): void {
     this.stream = s;
+    if (this.connId !== 0) this.streamOpenedAt = performance.now();
     s.on('data', this.onStreamData);
     s.on('drain', this.onStreamDrain);
-    s.on('end', () => this.streamEnd());
-    s.on('error', () => this.streamFailed());
+    s.on('end', this.onStreamEnd);
+    s.on('error', this.onStreamError);
+  }
+
+  /** Report this connection's first outcome on its member (pooled endpoints; once per member). */
+  private report(ok: boolean, reason: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    const ttfbUs = ok ? Math.round((performance.now() - this.streamOpenedAt) * 1000) : 0;
+    reportMember(this.runtime, this.connId, this.ep, ok, ttfbUs, reason);
+  }
+
+  /**
+   * The member failed before any response byte reached the client: send the first request again on another member of
+   * this worker, once. False when that is not allowed (not pooled, non-idempotent, body too large, already retried)
+   * or no other member is here.
+   */
+  private retry(reason: string): boolean {
+    this.report(false, reason);
+    if (this.replay === null || this.retried || this.responseStarted || this.finished) return false;
+    const alt = this.runtime.alternateMember(this.ep);
+    if (alt === null) return false;
+    const s = alt.session.openProxyStream(alt, this.clientAddr);
+    if (s === null) return false;
+    const old = this.stream!;
+    old.off('data', this.onStreamData);
+    old.off('drain', this.onStreamDrain);
+    old.off('end', this.onStreamEnd);
+    old.off('error', this.onStreamError);
+    old.on('error', noop);
+    if (!old.destroyed) old.reset();
+    this.moveTo(alt);
+    this.retried = true;
+    this.reported = false;
+    this.attachStream(s);
+    const replay = this.replay;
+    this.replay = null;
+    let ok = true;
+    for (const b of replay) ok = s.write(b);
+    if (!ok) this.client.pause();
+    return true;
+  }
+
+  private moveTo(alt: Endpoint): void {
+    this.ep = moveConnection(this.ep, alt);
   }
 
   private streamData(chunk: Buffer): void {
+    if (!this.responseStarted && !this.reported) {
+      const failed = isAgentDialFailure(chunk);
+      if (failed && this.retry('the agent could not reach its upstream')) return;
+      this.report(!failed, failed ? 'the agent could not reach its upstream' : '');
+    }
+    this.replay = null;
     this.responseStarted = true;
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
@@ -264,6 +471,7 @@ class HttpPump implements HttpFilterSink {
   }
 
   private streamEnd(): void {
+    if (!this.responseStarted && !this.reported && this.retry('stream ended before a response')) return;
     const page = this.errorResponse;
     if (page !== null) this.client.end(page);
     else this.client.end();
@@ -271,6 +479,7 @@ class HttpPump implements HttpFilterSink {
 
   private streamFailed(): void {
     if (this.finished) return;
+    if (!this.responseStarted && this.retry('stream reset before a response')) return;
     if (!this.responseStarted) {
       this.client.off('data', this.onClientData);
       this.client.end(errorPage(502, 'Bad Gateway', `The agent serving ${this.ep.hostname} closed the connection before answering.`));
@@ -301,6 +510,23 @@ class HttpPump implements HttpFilterSink {
     if (!this.client.destroyed) this.client.destroy();
     this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome: this.responseStarted ? 'ok' : 'no-response' });
   }
+}
+
+/** Methods whose request may be sent twice (RFC 9110 §9.2.2) — the ones a pool retries on another member. */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Most bytes of a first request kept for a retry (a GET head; a larger request is not retried). */
+const MAX_REPLAY_BYTES = 64 * 1024;
+
+/**
+ * Is this first response chunk the agent's own "could not reach the upstream" answer (status 502/503/504)? Our agent
+ * marks its pages with X-Burrow-Error-Code; the ngrok SDK answers 502 with the body `failed to dial backend: …`
+ * (probed with @ngrok/ngrok 1.7.0). A 502 from the user's own service carries neither and is passed on as is.
+ */
+export function isAgentDialFailure(chunk: Buffer): boolean {
+  // "HTTP/1.1 50x": status digits at bytes 9..11
+  if (chunk.length < 13 || chunk[9] !== 0x35 || chunk[10] !== 0x30 || chunk[11]! < 0x32 || chunk[11]! > 0x34) return false;
+  const text = chunk.toString('latin1', 0, Math.min(chunk.length, 2048));
+  return /\r\nx-burrow-error-code:/i.test(text) || text.includes('\r\n\r\nfailed to dial backend');
 }
 
 /** `HTTP/1.1 101` is 12 bytes: enough of an answer to tell an accepted upgrade. */

@@ -50,6 +50,8 @@ export class WorkerRuntime {
   readonly secureContext: tls.SecureContext;
   readonly sessions: Map<string, AgentSession>;
   readonly endpoints: Map<string, Endpoint>;
+  /** Pooled endpoints on this worker by pool key (retries pick another local member). */
+  readonly pools: Map<string, Endpoint[]>;
   draining: boolean;
   private readonly tokenHashes: Buffer[];
   private control: ControlSink | null;
@@ -64,6 +66,7 @@ export class WorkerRuntime {
     this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem });
     this.sessions = new Map();
     this.endpoints = new Map();
+    this.pools = new Map();
     this.draining = false;
     this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
     this.control = null;
@@ -91,7 +94,42 @@ export class WorkerRuntime {
       }
     } else if (msg.op === 'drain') {
       this.drain();
+    } else if (msg.op === 'member-state') {
+      const ep = this.endpoints.get(msg.endpointId);
+      if (ep !== undefined) ep.available = msg.available;
     }
+  }
+
+  addEndpoint(ep: Endpoint): void {
+    this.endpoints.set(ep.id, ep);
+    if (!ep.pooled) return;
+    const list = this.pools.get(ep.poolKey);
+    if (list === undefined) this.pools.set(ep.poolKey, [ep]);
+    else list.push(ep);
+  }
+
+  removeEndpoint(ep: Endpoint): void {
+    if (this.endpoints.get(ep.id) === ep) this.endpoints.delete(ep.id);
+    const list = this.pools.get(ep.poolKey);
+    if (list === undefined) return;
+    const i = list.indexOf(ep);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.pools.delete(ep.poolKey);
+  }
+
+  /**
+   * Another member of `ep`'s pool on this worker for a retry (one retry per request): available, live, the least busy.
+   * Null when there is none (members on other workers are out of reach once the connection is here).
+   */
+  alternateMember(ep: Endpoint): Endpoint | null {
+    const list = this.pools.get(ep.poolKey);
+    if (list === undefined) return null;
+    let best: Endpoint | null = null;
+    for (const m of list) {
+      if (m === ep || !m.available || m.session.mux === null || m.session.mux.isClosed) continue;
+      if (best === null || m.active < best.active) best = m;
+    }
+    return best;
   }
 
   /** Ask the acceptor to reserve a hostname or TCP port for an endpoint. */

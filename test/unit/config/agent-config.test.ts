@@ -164,7 +164,7 @@ describe('burrow http|tcp|tls', () => {
       assert.match(h, /BURROW_AUTHTOKEN/);
       assert.match(h, /BURROW_CA/);
     }
-    assert.match(agentHelpText('http'), /--pool[\s\S]*does not pool yet/);
+    assert.match(agentHelpText('http'), /--pool[\s\S]*balances connections[\s\S]*--lb <strategy>/);
     assert.match(agentHelpText('start'), /agent\.server_addr/);
   });
 });

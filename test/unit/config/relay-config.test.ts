@@ -259,6 +259,29 @@ const FLAG_CASES: FlagCase[] = [
       ['ten', ['milliseconds']],
     ],
   },
+  {
+    flag: '--lb-strategy',
+    good: [
+      ['round-robin', (c) => c.lbStrategy, 'round-robin'],
+      ['least-outstanding', (c) => c.lbStrategy, 'least-outstanding'],
+    ],
+    bad: [['fastest', ['is not a balancing strategy', 'random, round-robin, least-outstanding, p2c-ewma']]],
+  },
+  {
+    flag: '--reclaim-grace',
+    good: [['0', (c) => c.reclaimGraceMs, 0]],
+    bad: [['-1', ['milliseconds']]],
+  },
+  {
+    flag: '--breaker-reset',
+    good: [['100', (c) => c.breakerResetMs, 100]],
+    bad: [['99', ['100..600000']]],
+  },
+  {
+    flag: '--breaker-timeout',
+    good: [['600000', (c) => c.breakerTimeoutMs, 600000]],
+    bad: [['600001', ['100..600000']]],
+  },
 ];
 
 describe('every flag', () => {
@@ -492,6 +515,10 @@ describe('relayHelpText', () => {
       ['--preread-max', '16384'],
       ['--tcp-keepalive', '30000'],
       ['--grace', '10000'],
+      ['--lb-strategy', 'random'],
+      ['--reclaim-grace', '30000'],
+      ['--breaker-reset', '5000'],
+      ['--breaker-timeout', '15000'],
     ] as const) {
       const block = help.slice(help.indexOf(`  ${flag} `));
       const next = block.indexOf('\n  --', 1);
@@ -525,6 +552,10 @@ describe('relayHelpText', () => {
       BURROW_RELAY_PREREAD_MAX: ['2048', (c) => c.prereadMax, 2048],
       BURROW_RELAY_TCP_KEEPALIVE: ['2000', (c) => c.tcpKeepaliveMs, 2000],
       BURROW_RELAY_GRACE: ['3', (c) => c.graceMs, 3],
+      BURROW_RELAY_LB_STRATEGY: ['p2c-ewma', (c) => c.lbStrategy, 'p2c-ewma'],
+      BURROW_RELAY_RECLAIM_GRACE: ['0', (c) => c.reclaimGraceMs, 0],
+      BURROW_RELAY_BREAKER_RESET: ['250', (c) => c.breakerResetMs, 250],
+      BURROW_RELAY_BREAKER_TIMEOUT: ['900', (c) => c.breakerTimeoutMs, 900],
     };
     const vars = [...relayHelpText().matchAll(/env: (BURROW_RELAY_[A-Z_]+)/g)].map((m) => m[1]!);
     assert.deepEqual([...vars].sort(), Object.keys(cases).sort());
