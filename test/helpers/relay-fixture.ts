@@ -133,6 +133,8 @@ export interface RelayFixture {
 export interface RelayFixtureOptions extends Partial<RelayStartOptions> {
   /** Workers (default 2). */
   workers?: number;
+  /** More tokens the relay accepts besides `fx.token` (a second owner). */
+  extraTokens?: string[];
 }
 
 /** A random 100-port range for TCP endpoints (the relay skips ports it cannot bind). */
@@ -165,7 +167,7 @@ export async function startRelayFixture(opts: RelayFixtureOptions = {}): Promise
       graceMs: 1_000,
       certPem: pki.certPem,
       keyPem: pki.keyPem,
-      tokenHashes: [sha256(token)],
+      tokenHashes: [sha256(token), ...(opts.extraTokens ?? []).map(sha256)],
       version: 'test',
       ...opts,
     });

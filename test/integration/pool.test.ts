@@ -1,0 +1,344 @@
+// Endpoint pooling at the relay (issue #5): several agents serve one URL; the acceptor picks a member per public
+// connection (random, round-robin, least-outstanding, p2c-ewma), opossum breakers skip failing members, idempotent
+// first requests are retried once on another member, and a pool with no usable member answers 503 + Retry-After.
+// Real relay (--workers 2), our agent in-process and as a child process, and the @ngrok/ngrok SDK as members.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type net from 'node:net';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { connect, type Agent } from '../../src/index.js';
+import { forward, startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
+
+const T = { timeout: 60_000 };
+const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
+const OTHER_TOKEN = 'pool-test-second-owner-token-0123456789';
+
+let fx: RelayFixture;
+
+before(async () => {
+  fx = await startRelayFixture({ workers: 2, extraTokens: [OTHER_TOKEN] });
+});
+
+after(async () => {
+  await fx?.close();
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+interface Member {
+  label: string;
+  port: number;
+  /** Added latency before answering, ms. */
+  delayMs: number;
+  server: http.Server;
+  sockets: Set<net.Socket>;
+}
+
+/** A local upstream that answers every request with its label (after `delayMs`). */
+async function startMember(label: string, delayMs = 0, port = 0): Promise<Member> {
+  const sockets = new Set<net.Socket>();
+  const m = { label, port: 0, delayMs, sockets } as Member;
+  m.server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const answer = (): void => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'x-member': label });
+        res.end(label);
+      };
+      if (m.delayMs > 0) setTimeout(answer, m.delayMs);
+      else answer();
+    });
+  });
+  m.server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  m.server.listen(port, '127.0.0.1');
+  await once(m.server, 'listening');
+  m.port = (m.server.address() as net.AddressInfo).port;
+  fx.cleanup.defer(`stop upstream ${label}`, () => stopMember(m));
+  return m;
+}
+
+async function stopMember(m: Member): Promise<void> {
+  if (!m.server.listening) return;
+  for (const s of m.sockets) s.destroy();
+  await new Promise<void>((r) => m.server.close(() => r()));
+}
+
+function agentOptions(token = fx.token) {
+  return { server: `localhost:${fx.agent.port}`, authtoken: token, ca: fx.caPem, heartbeatIntervalMs: 500, breaker: { resetTimeoutMs: 200 } };
+}
+
+/** One agent (own session) forwarding `url` to `m`, pooled unless told otherwise. */
+async function member(url: string, m: Member, opts: { pool?: boolean; lb?: string; token?: string } = {}): Promise<Agent> {
+  const agent = await withTimeout(`agent for ${m.label}`, connect(agentOptions(opts.token)));
+  fx.cleanup.defer(`close agent ${m.label}`, () => agent.close(200));
+  await withTimeout(
+    `Bind of ${url} by ${m.label}`,
+    agent.forward(`http://127.0.0.1:${m.port}`, { url, pool: opts.pool ?? true, ...(opts.lb ? { lb: opts.lb } : {}) }),
+  );
+  return agent;
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+/** One GET on a new connection (Connection: close), so every request is routed (and balanced) on its own. */
+function getOnce(host: string, path = '/'): Promise<Reply> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: fx.http.port, path, headers: { host, connection: 'close' }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', () => resolve({ status: -1, body: '' }));
+      },
+    );
+    req.on('error', (e) => resolve({ status: -1, body: e.message }));
+    req.end();
+  });
+}
+
+/** `n` GETs, `concurrency` at a time; replies in completion order. */
+async function hit(host: string, n: number, concurrency: number): Promise<Reply[]> {
+  const out: Reply[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      next++;
+      out.push(await getOnce(host));
+    }
+  };
+  await withTimeout(`${n} GETs to ${host}`, Promise.all(Array.from({ length: concurrency }, worker)), 50_000);
+  return out;
+}
+
+function countBy(replies: Reply[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of replies) {
+    const k = r.status === 200 ? r.body : `status ${r.status}`;
+    m.set(k, (m.get(k) ?? 0) + 1);
+  }
+  return m;
+}
+
+const show = (m: Map<string, number>): string => JSON.stringify(Object.fromEntries(m));
+
+// ---------------------------------------------------------------------------------------------------------------
+// binding rules
+
+test('without pooling a second bind of an online URL is refused, saying how to enable pooling', T, async () => {
+  const host = 'solo.burrow.localhost';
+  const a = await startMember('a');
+  await member(`http://${host}`, a, { pool: false });
+  const second = await connect(agentOptions());
+  fx.cleanup.defer('close second agent', () => second.close(200));
+  await assert.rejects(second.forward(`http://127.0.0.1:${a.port}`, { url: `http://${host}`, pool: true }), (err: Error) => {
+    assert.match(err.message, /already online/);
+    assert.match(err.message, /--pool/);
+    assert.match(err.message, /poolingEnabled\(true\)/);
+    return true;
+  });
+});
+
+test('pools are per owner: an agent with another token can neither join a pool nor take a name in its grace period', T, async () => {
+  const host = 'owned.burrow.localhost';
+  const a = await startMember('a');
+  const owner = await member(`http://${host}`, a);
+  const intruder = await connect(agentOptions(OTHER_TOKEN));
+  fx.cleanup.defer('close intruder', () => intruder.close(200));
+  await assert.rejects(intruder.forward(`http://127.0.0.1:${a.port}`, { url: `http://${host}`, pool: true }), /belongs to another auth token/);
+  // The owner leaves: the name stays reserved for it (--reclaim-grace, 30 s by default) …
+  await owner.close(200);
+  await waitFor('the route to go', () => (fx.relay.acceptor.routes.lookupHost(host) === undefined ? true : undefined));
+  await assert.rejects(intruder.forward(`http://127.0.0.1:${a.port}`, { url: `http://${host}`, pool: true }), /held for its owner/);
+  // … and the owner can take it back at once.
+  await member(`http://${host}`, a);
+  assert.equal((await getOnce(host)).body, 'a');
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// strategies
+
+test('round-robin: three members in strict rotation', T, async () => {
+  const host = 'rr.burrow.localhost';
+  const ms = await Promise.all(['a', 'b', 'c'].map((l) => startMember(l)));
+  for (const m of ms) await member(`http://${host}`, m, { lb: 'round-robin' });
+  const seq: string[] = [];
+  for (let i = 0; i < 30; i++) seq.push((await getOnce(host)).body);
+  const first = seq.slice(0, 3);
+  assert.deepEqual([...first].sort(), ['a', 'b', 'c'], seq.join(','));
+  for (let i = 0; i < seq.length; i++) assert.equal(seq[i], first[i % 3], `request ${i} broke the rotation: ${seq.join(',')}`);
+});
+
+test('random (the default): 3000 requests spread evenly over three members on both workers', T, async () => {
+  const host = 'rand.burrow.localhost';
+  const ms = await Promise.all(['a', 'b', 'c'].map((l) => startMember(l)));
+  for (const m of ms) await member(`http://${host}`, m);
+  const route = fx.relay.acceptor.routes.lookupHost(host)!;
+  assert.equal(route.strategy, 'random');
+  const workers = new Set(route.members.map((m) => m.workerId));
+  assert.equal(workers.size, 2, 'the three sessions must sit on both workers (least-busy placement)');
+  const counts = countBy(await hit(host, 3000, 24));
+  // Binomial(3000, 1/3): σ ≈ 26, so ±150 is almost 6σ — a real bias fails, noise does not.
+  for (const l of ['a', 'b', 'c']) {
+    const c = counts.get(l) ?? 0;
+    assert.ok(c > 850 && c < 1150, `${l} got ${c} of 3000: ${show(counts)}`);
+  }
+});
+
+test('least-outstanding: a slow member gets little while idle members are free', T, async () => {
+  const host = 'lo.burrow.localhost';
+  const slow = await startMember('slow', 300);
+  const fast = await Promise.all(['a', 'b'].map((l) => startMember(l)));
+  await member(`http://${host}`, slow, { lb: 'least-outstanding' });
+  for (const m of fast) await member(`http://${host}`, m, { lb: 'least-outstanding' });
+  const counts = countBy(await hit(host, 120, 2));
+  const s = counts.get('slow') ?? 0;
+  assert.ok(s <= 12, `the slow member got ${s} of 120: ${show(counts)}`);
+  assert.equal((counts.get('a') ?? 0) + (counts.get('b') ?? 0) + s, 120, show(counts));
+});
+
+test('p2c-ewma: a member with 50 ms of added latency gets under 10 % of the traffic', T, async () => {
+  const host = 'p2c.burrow.localhost';
+  const slow = await startMember('slow', 50);
+  const fast = await Promise.all(['a', 'b'].map((l) => startMember(l)));
+  await member(`http://${host}`, slow, { lb: 'p2c-ewma' });
+  for (const m of fast) await member(`http://${host}`, m, { lb: 'p2c-ewma' });
+  const counts = countBy(await hit(host, 300, 4));
+  const s = counts.get('slow') ?? 0;
+  assert.ok(s < 30, `the slow member got ${s} of 300: ${show(counts)}`);
+  assert.equal([...counts.values()].reduce((x, y) => x + y, 0), 300);
+  assert.ok(!([...counts.keys()].some((k) => k.startsWith('status'))), show(counts));
+});
+
+test('a strategy the relay does not know is refused at Bind with the list of strategies', T, async () => {
+  const a = await startMember('a');
+  const agent = await connect(agentOptions());
+  fx.cleanup.defer('close agent', () => agent.close(200));
+  await assert.rejects(
+    agent.forward(`http://127.0.0.1:${a.port}`, { url: 'http://badlb.burrow.localhost', pool: true, lb: 'fastest' }),
+    /fastest.*random, round-robin, least-outstanding, p2c-ewma/,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// breakers, retries, 503
+
+test('a member whose upstream is dead: its breaker opens, at most 5 of 200 GETs fail, and it rejoins when the upstream is back', T, async () => {
+  const host = 'brk.burrow.localhost';
+  const dead = await startMember('dead');
+  const live = await Promise.all(['a', 'b'].map((l) => startMember(l)));
+  await member(`http://${host}`, dead);
+  for (const m of live) await member(`http://${host}`, m);
+  const deadPort = dead.port;
+  await stopMember(dead);
+  const replies: Reply[] = [];
+  for (let i = 0; i < 200; i++) replies.push(await getOnce(host));
+  const counts = countBy(replies);
+  const failed = replies.filter((r) => r.status !== 200).length;
+  assert.ok(failed <= 5, `${failed} of 200 failed: ${show(counts)}`);
+  const route = fx.relay.acceptor.routes.lookupHost(host)!;
+  const deadMember = route.members[0]!;
+  assert.ok(deadMember.breaker!.transitions.open >= 1, 'the dead member\'s breaker never opened');
+  // Upstream back on the same port: the half-open probe succeeds and the member serves again.
+  const back = await startMember('dead', 0, deadPort);
+  assert.equal(back.port, deadPort);
+  // Polls with real requests (the probe is one of them): the relay's breaker half-opens after --breaker-reset (5 s).
+  const deadline = Date.now() + 20_000;
+  while ((await getOnce(host)).body !== 'dead') {
+    assert.ok(Date.now() < deadline, 'the member did not serve again within 20 s of its upstream coming back');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(deadMember.breaker!.state, 'closed');
+});
+
+test('every member failing → 503 with Retry-After once the breakers are open', T, async () => {
+  const host = 'down.burrow.localhost';
+  const ms = await Promise.all(['a', 'b'].map((l) => startMember(l)));
+  for (const m of ms) await member(`http://${host}`, m);
+  for (const m of ms) await stopMember(m);
+  let sawUnavailable: http.IncomingHttpHeaders | null = null;
+  for (let i = 0; i < 30 && sawUnavailable === null; i++) {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: fx.http.port, headers: { host, connection: 'close' }, agent: false }, resolve).on('error', reject);
+    });
+    res.resume();
+    if (res.statusCode === 503) sawUnavailable = res.headers;
+    else assert.equal(res.statusCode, 502, 'before the breakers open the agents\' own 502 pages pass through');
+  }
+  assert.ok(sawUnavailable !== null, 'no 503 after 30 requests to a pool whose members all fail');
+  assert.equal(sawUnavailable['retry-after'], '5');
+  assert.ok(fx.counter('http:pool-unavailable') >= 1);
+});
+
+test('a member agent killed during an autocannon run: only requests in flight on it fail, the rest carry on', T, async () => {
+  const host = 'kill.burrow.localhost';
+  const ms = await Promise.all(['a', 'b', 'c'].map((l) => startMember(l)));
+  for (const m of ms.slice(0, 2)) await member(`http://${host}`, m);
+  // The third member is a separate `burrow http` process, killed with SIGKILL mid-run.
+  const child = spawn(
+    process.execPath,
+    [BIN, 'http', String(ms[2]!.port), '--url', `http://${host}`, '--pool', '--server', `localhost:${fx.agent.port}`,
+      '--authtoken', fx.token, '--ca', fx.caPath],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  fx.cleanup.defer('kill the child agent', () => child.kill('SIGKILL'));
+  child.stdout.resume();
+  child.stderr.resume();
+  await waitFor('the child agent to join the pool', () => (fx.relay.acceptor.routes.lookupHost(host)?.members.length === 3 ? true : undefined), 15_000);
+  const connections = 12;
+  const run = autocannon({
+    url: `http://127.0.0.1:${fx.http.port}/`,
+    headers: { host },
+    connections,
+    duration: 3,
+  });
+  let killedAt = 0;
+  setTimeout(() => {
+    killedAt = Date.now();
+    child.kill('SIGKILL');
+  }, 1000);
+  const result = await withTimeout('the autocannon run', run as unknown as Promise<autocannon.Result>, 20_000);
+  assert.ok(killedAt > 0);
+  const failures = result.errors + result.timeouts + result.non2xx;
+  assert.ok(result['2xx'] > 100, `only ${result['2xx']} requests succeeded`);
+  // Each of the killed member's keep-alive connections loses at most its one request in flight.
+  assert.ok(failures <= connections, `${failures} failures (errors ${result.errors}, non-2xx ${result.non2xx}, timeouts ${result.timeouts})`);
+  assert.equal(fx.relay.acceptor.routes.lookupHost(host)?.members.length, 2, 'the killed member left the pool');
+  const after = countBy(await hit(host, 30, 3));
+  assert.equal((after.get('a') ?? 0) + (after.get('b') ?? 0), 30, show(after));
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// the ngrok SDK as members
+
+test('@ngrok/ngrok sessions with poolingEnabled(true) form one pool', T, async () => {
+  const host = 'sdkpool.burrow.localhost';
+  const ms = await Promise.all(['s1', 's2', 's3'].map((l) => startMember(l)));
+  for (const m of ms) {
+    const s = await fx.connectSdk(`SDK session for ${m.label}`);
+    await forward(fx.cleanup, `${host} (${m.label})`, s.httpEndpoint().domain(host).poolingEnabled(true).metadata('burrow-lb=round-robin').listenAndForward(`http://127.0.0.1:${m.port}`));
+  }
+  const route = fx.relay.acceptor.routes.lookupHost(host)!;
+  assert.equal(route.members.length, 3);
+  assert.equal(route.strategy, 'round-robin');
+  const counts = countBy(await hit(host, 30, 1));
+  assert.deepEqual([...counts.entries()].sort(), [['s1', 10], ['s2', 10], ['s3', 10]], show(counts));
+  // A dead upstream behind one SDK member: the SDK's own 502 ("failed to dial backend") counts against that member.
+  await stopMember(ms[0]!);
+  const replies: Reply[] = [];
+  for (let i = 0; i < 60; i++) replies.push(await getOnce(host));
+  const failed = replies.filter((r) => r.status !== 200).length;
+  assert.ok(failed <= 5, `${failed} of 60 failed: ${show(countBy(replies))}`);
+  assert.ok(route.members.find((m) => m.breaker?.transitions.open)?.breaker, 'no breaker opened for the SDK member');
+});
