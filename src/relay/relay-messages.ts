@@ -106,7 +106,27 @@ export interface MemberReport {
   reason: string;
 }
 
-export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted | MemberReport;
+/**
+ * Hand a public connection back for a retry on a pool member of another worker: its member failed before any
+ * response byte, and no other member lives on this worker. `fd` is a dup of the connection (the worker closed its
+ * own); `head` is every byte the client sent so far, which the new worker reads again from scratch.
+ */
+export interface RerouteRequest {
+  op: 'reroute';
+  fd: number;
+  head: Uint8Array;
+  /** Route key of the pool (`h:<hostname>` / `p:<port>`). */
+  poolKey: string;
+  failedEndpointId: string;
+  entry: PublicEntry;
+  hostname: string;
+  sni: string;
+  remoteAddress: string;
+  remotePort: number;
+  acceptedAt: number;
+}
+
+export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted | MemberReport | RerouteRequest;
 
 // ---- control channel: acceptor → worker ----
 

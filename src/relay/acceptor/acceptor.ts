@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { BurrowError } from '../../core/errors.js';
 import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.js';
 import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
-import type { AcceptorToWorker, MemberReport, PublicEntry, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
+import type { AcceptorToWorker, MemberReport, PublicEntry, RerouteRequest, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
 import { errorPage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
 import { MemberBreaker, type BreakerCall, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
@@ -143,6 +143,9 @@ export class Acceptor {
         return;
       case 'member-report':
         this.onMemberReport(msg);
+        return;
+      case 'reroute':
+        this.onReroute(msg);
         return;
     }
   }
@@ -328,12 +331,12 @@ export class Acceptor {
    * The member for a new connection, or null when none can take it (every breaker open). A route without pooling has
    * one member and no breaker: that path is one array read.
    */
-  private pick(route: Route): PoolMember | null {
+  private pick(route: Route, exclude: string | null = null): PoolMember | null {
     const members = route.members;
     if (!route.pooled) return members[0] ?? null;
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
-      m.available = m.breaker === null || m.breaker.admits;
+      m.available = m.endpointId !== exclude && (m.breaker === null || m.breaker.admits);
     }
     const i = pickMember(route.strategy, members, route, this.rand);
     return i < 0 ? null : members[i]!;
@@ -341,28 +344,55 @@ export class Acceptor {
 
   /** Hand a routed connection to the picked member's worker; pooled members get a breaker call and a conn id. */
   private dispatchTo(socket: net.Socket, buf: Buffer, member: PoolMember, entry: PublicEntry, hostname: string, sni: string): void {
-    const call = member.breaker === null ? null : member.breaker.begin();
-    if (call === null && member.breaker !== null) {
-      // The half-open probe slot was taken between pick and here (cannot happen on one thread; kept as a guard).
+    const conn = this.beginConn(member);
+    if (conn === null) {
       closeRefused(socket, entry, hostname);
       return;
-    }
-    let connId = 0;
-    let onDone: (() => void) | undefined;
-    if (call !== null) {
-      connId = this.nextConnId++;
-      if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
-      this.pending.set(connId, { member, call });
-      member.outstanding++;
-      onDone = () => this.connDone(connId);
     }
     this.dispatcher!.dispatchPublic(
       socket,
       buf,
-      { entry, endpointId: member.endpointId, hostname, sni, connId, ...meta(socket) },
+      { entry, endpointId: member.endpointId, hostname, sni, connId: conn.connId, ...meta(socket) },
       member.workerId,
-      onDone,
+      conn.onDone,
     );
+  }
+
+  /**
+   * Breaker call + conn id for a connection to `member` (nothing for a member without a breaker). Null when its
+   * breaker refuses (the half-open probe slot went between pick and here — not possible on one thread; a guard).
+   */
+  private beginConn(member: PoolMember): { connId: number; onDone: (() => void) | undefined } | null {
+    if (member.breaker === null) return { connId: 0, onDone: undefined };
+    const call = member.breaker.begin();
+    if (call === null) return null;
+    const connId = this.nextConnId++;
+    if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
+    this.pending.set(connId, { member, call });
+    member.outstanding++;
+    return { connId, onDone: () => this.connDone(connId) };
+  }
+
+  /** A worker hands back a connection whose member failed: one more try on a member of another worker. */
+  private onReroute(msg: RerouteRequest): void {
+    this.count(`${msg.entry}:rerouted`);
+    const route = this.routes.lookupKey(msg.poolKey);
+    const member = route === undefined ? null : this.pick(route, msg.failedEndpointId);
+    const conn = member === null ? null : this.beginConn(member);
+    const head = Buffer.from(msg.head.buffer, msg.head.byteOffset, msg.head.byteLength);
+    if (member === null || conn === null) {
+      // Nobody else can take it: answer here, as the worker would have.
+      const socket = new net.Socket({ fd: msg.fd, readable: true, writable: true, allowHalfOpen: true });
+      socket.on('error', () => socket.destroy());
+      if (msg.entry === 'http') {
+        endWith(socket, errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request.`));
+      } else {
+        socket.destroy();
+      }
+      return;
+    }
+    const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointId: _failed, ...rest } = msg;
+    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId: conn.connId }, member.workerId, conn.onDone);
   }
 
   private onMemberReport(msg: MemberReport): void {

@@ -81,6 +81,11 @@ export class RouteTable {
     return this.byPort.get(port);
   }
 
+  /** By route key (`h:<hostname>` / `p:<port>`). */
+  lookupKey(key: string): Route | undefined {
+    return key.startsWith('p:') ? this.byPort.get(Number(key.slice(2))) : this.byHost.get(key.slice(2));
+  }
+
   getEndpoint(endpointId: string): { route: Route; member: PoolMember } | undefined {
     return this.byEndpoint.get(endpointId);
   }

@@ -3,7 +3,7 @@
 // busy worker (new agent sessions). Also carries each worker's control channel (route reservations).
 // Per-connection path: one dup, one postMessage.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type net from 'node:net';
+import net from 'node:net';
 import { Piscina } from 'piscina';
 import { BurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
@@ -40,6 +40,8 @@ export interface ConnectionDispatcher {
     workerId: number,
     onDone?: () => void,
   ): void;
+  /** Like dispatchPublic for a descriptor the acceptor already owns (a connection a worker handed back). */
+  dispatchPublicFd(fd: number, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void;
   /** Send a control message to one worker (dropped if that worker is gone). */
   sendControl(workerId: number, msg: AcceptorToWorker): void;
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
@@ -158,6 +160,10 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       onDone?.();
       return;
     }
+    this.dispatchPublicFd(fd, head, rest, workerId, onDone);
+  }
+
+  dispatchPublicFd(fd: number, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void {
     const task: PublicTask = { kind: 'public', fd, head, ...rest };
     this.run(task, { workerId }, 'public', undefined, onDone);
   }
@@ -291,6 +297,12 @@ class InThreadDispatcher implements ConnectionDispatcher {
     onDone?: () => void,
   ): void {
     this.track('public', this.runtime.adoptPublic(socket, head, rest), onDone);
+  }
+
+  dispatchPublicFd(fd: number, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void {
+    // Not reached in practice (one runtime: every pool member is local, so workers retry in place); kept complete.
+    const socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    this.dispatchPublic(socket, head, rest, workerId, onDone);
   }
 
   sendControl(_workerId: number, msg: AcceptorToWorker): void {

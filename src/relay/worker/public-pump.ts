@@ -33,7 +33,7 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
       stream = target === null ? null : target.session.openProxyStream(target, clientAddr, first);
     }
     if (stream === null || target === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
-    return new BytePipe(runtime, socket, stream, target, task.connId, head, clientAddr, target !== ep).done;
+    return new BytePipe(runtime, socket, stream, target, task, head, clientAddr, target !== ep).done;
   }
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
@@ -66,6 +66,7 @@ class BytePipe {
   private readonly socket: net.Socket;
   private stream: MuxStream;
   private ep: Endpoint;
+  private readonly task: PublicMeta;
   private readonly connId: number;
   private readonly head: Buffer;
   private readonly clientAddr: string;
@@ -83,15 +84,17 @@ class BytePipe {
     socket: net.Socket,
     stream: MuxStream,
     ep: Endpoint,
-    connId: number,
+    task: PublicMeta,
     head: Buffer,
     clientAddr: string,
     retried: boolean,
   ) {
+    const connId = task.connId;
     this.runtime = runtime;
     this.socket = socket;
     this.stream = stream;
     this.ep = ep;
+    this.task = task;
     this.connId = connId;
     this.head = head;
     this.clientAddr = clientAddr;
@@ -142,9 +145,26 @@ class BytePipe {
   private retry(reason: string): boolean {
     reportMember(this.runtime, this.connId, this.ep, false, 0, reason);
     const alt = this.runtime.alternateMember(this.ep);
-    if (alt === null) return false;
+    if (alt === null) {
+      // No other member here: hand the connection (head only; nothing else was read) to the acceptor for another worker.
+      if (!this.runtime.reroute(this.socket, this.head, this.task, this.ep)) return false;
+      this.retried = true;
+      this.detachStream();
+      this.socket.destroy(); // closes our descriptor only: the acceptor holds a dup
+      return true;
+    }
     const s = alt.session.openProxyStream(alt, this.clientAddr, this.head.length > 0 ? this.head : undefined);
     if (s === null) return false;
+    this.detachStream();
+    this.moveTo(alt);
+    this.retried = true;
+    this.stream = s;
+    this.socket.pipe(s);
+    this.attach(s);
+    return true;
+  }
+
+  private detachStream(): void {
     const old = this.stream;
     this.socket.unpipe(old);
     old.unpipe(this.socket);
@@ -153,12 +173,6 @@ class BytePipe {
     old.off('data', this.onFirstData);
     old.on('error', noop);
     if (!old.destroyed) old.destroy();
-    this.moveTo(alt);
-    this.retried = true;
-    this.stream = s;
-    this.socket.pipe(s);
-    this.attach(s);
-    return true;
   }
 
   private moveTo(alt: Endpoint): void {
@@ -218,9 +232,14 @@ class HttpPump implements HttpFilterSink {
   private readonly onStreamError: () => void;
   // ---- pooled endpoints only (connId !== 0): first-outcome report and one retry of an idempotent first request ----
   private readonly connId: number;
+  private readonly task: PublicMeta;
   /** The first request's bytes as forwarded, while it may still be retried; null = no retry possible. */
   private replay: Buffer[] | null;
   private replayBytes: number;
+  /** The client's raw bytes so far (plain http only), while the connection may be handed to another worker. */
+  private rawReplay: Buffer[] | null;
+  private rawBytes: number;
+  private rerouted: boolean;
   private requests: number;
   private retried: boolean;
   private reported: boolean;
@@ -248,8 +267,12 @@ class HttpPump implements HttpFilterSink {
     this.headTimer = null;
     this.upgradeCheck = null;
     this.connId = task.connId;
+    this.task = task;
     this.replay = null;
     this.replayBytes = 0;
+    this.rawReplay = task.connId !== 0 && proto === 'http' ? [] : null;
+    this.rawBytes = 0;
+    this.rerouted = false;
     this.requests = 0;
     this.retried = false;
     this.reported = task.connId === 0;
@@ -329,6 +352,7 @@ class HttpPump implements HttpFilterSink {
     // (RFC 9110 §9.2.2); a second request in flight before any answer (pipelining) ends that possibility.
     this.requests++;
     this.replay = this.requests === 1 && !this.responseStarted && !this.retried && IDEMPOTENT.has(method) ? [] : null;
+    if (this.replay === null) this.rawReplay = null;
   }
 
   onUpgrade(): void {
@@ -366,6 +390,14 @@ class HttpPump implements HttpFilterSink {
   }
 
   private clientData(chunk: Buffer): void {
+    const raw = this.rawReplay;
+    if (raw !== null) {
+      if (this.rawBytes + chunk.length > MAX_REPLAY_BYTES) this.rawReplay = null;
+      else {
+        raw.push(chunk);
+        this.rawBytes += chunk.length;
+      }
+    }
     this.filter.push(chunk);
     const inHead = this.filter.inHead;
     if (inHead && this.headTimer === null && !this.finished) {
@@ -413,16 +445,10 @@ class HttpPump implements HttpFilterSink {
     this.report(false, reason);
     if (this.replay === null || this.retried || this.responseStarted || this.finished) return false;
     const alt = this.runtime.alternateMember(this.ep);
-    if (alt === null) return false;
+    if (alt === null) return this.rerouteElsewhere();
     const s = alt.session.openProxyStream(alt, this.clientAddr);
     if (s === null) return false;
-    const old = this.stream!;
-    old.off('data', this.onStreamData);
-    old.off('drain', this.onStreamDrain);
-    old.off('end', this.onStreamEnd);
-    old.off('error', this.onStreamError);
-    old.on('error', noop);
-    if (!old.destroyed) old.reset();
+    this.detachStream();
     this.moveTo(alt);
     this.retried = true;
     this.reported = false;
@@ -435,6 +461,30 @@ class HttpPump implements HttpFilterSink {
     return true;
   }
 
+  /** No other member on this worker: hand the raw connection to the acceptor for a member of another worker. */
+  private rerouteElsewhere(): boolean {
+    const raw = this.rawReplay;
+    if (raw === null) return false;
+    if (!this.runtime.reroute(this.raw, raw.length === 1 ? raw[0]! : Buffer.concat(raw, this.rawBytes), this.task, this.ep)) return false;
+    this.rerouted = true;
+    this.retried = true;
+    this.replay = this.rawReplay = null;
+    this.detachStream();
+    this.client.off('data', this.onClientData);
+    this.raw.destroy(); // closes our descriptor only: the acceptor holds a dup
+    return true;
+  }
+
+  private detachStream(): void {
+    const old = this.stream!;
+    old.off('data', this.onStreamData);
+    old.off('drain', this.onStreamDrain);
+    old.off('end', this.onStreamEnd);
+    old.off('error', this.onStreamError);
+    old.on('error', noop);
+    if (!old.destroyed) old.reset();
+  }
+
   private moveTo(alt: Endpoint): void {
     this.ep = moveConnection(this.ep, alt);
   }
@@ -445,7 +495,7 @@ class HttpPump implements HttpFilterSink {
       if (failed && this.retry('the agent could not reach its upstream')) return;
       this.report(!failed, failed ? 'the agent could not reach its upstream' : '');
     }
-    this.replay = null;
+    this.replay = this.rawReplay = null;
     this.responseStarted = true;
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
@@ -508,7 +558,8 @@ class HttpPump implements HttpFilterSink {
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
     if (!this.client.destroyed) this.client.destroy();
-    this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome: this.responseStarted ? 'ok' : 'no-response' });
+    const outcome = this.rerouted ? 'rerouted' : this.responseStarted ? 'ok' : 'no-response';
+    this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
   }
 }
 

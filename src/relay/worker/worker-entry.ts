@@ -3,9 +3,12 @@
 import net from 'node:net';
 import { threadId, workerData } from 'node:worker_threads';
 import type { AcceptorToWorker, RelayTask, TaskResult } from '../relay-messages.js';
+import { nativeAddon } from '../../native/native-addon.js';
 import { WorkerRuntime, type WorkerSettings } from './worker-runtime.js';
 
 const runtime = new WorkerRuntime(workerData as WorkerSettings, threadId);
+// Worker threads exist only with the native addon (DESIGN.md §1), so connections can be handed back by dup.
+runtime.canReroute = nativeAddon.available;
 
 function socketFromFd(fd: number): net.Socket {
   return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });

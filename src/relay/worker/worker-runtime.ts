@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import type net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BurrowError } from '../../core/errors.js';
+import { nativeAddon } from '../../native/native-addon.js';
 import type {
   AcceptorToWorker,
   PublicTask,
@@ -38,6 +39,9 @@ export interface ControlSink {
   post(msg: WorkerToAcceptor): void;
 }
 
+/** What a reroute carries about the connection besides its bytes. */
+export type RerouteMeta = Pick<PublicTask, 'entry' | 'hostname' | 'sni' | 'remoteAddress' | 'remotePort' | 'acceptedAt'>;
+
 export interface AdoptMeta {
   remoteAddress: string;
   remotePort: number;
@@ -53,6 +57,11 @@ export class WorkerRuntime {
   /** Pooled endpoints on this worker by pool key (retries pick another local member). */
   readonly pools: Map<string, Endpoint[]>;
   draining: boolean;
+  /**
+   * Connections can be handed back to the acceptor for a retry on another worker's pool member (worker threads with
+   * the native addon). False in the single-threaded fallback, where every member is local anyway.
+   */
+  canReroute: boolean;
   private readonly tokenHashes: Buffer[];
   private control: ControlSink | null;
   private nextReqId: number;
@@ -68,6 +77,7 @@ export class WorkerRuntime {
     this.endpoints = new Map();
     this.pools = new Map();
     this.draining = false;
+    this.canReroute = false;
     this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
     this.control = null;
     this.nextReqId = 1;
@@ -147,6 +157,39 @@ export class WorkerRuntime {
 
   notify(msg: WorkerToAcceptor): void {
     this.control?.post(msg);
+  }
+
+  /**
+   * Give a public connection back to the acceptor for a retry on a member of another worker. Stops reading first
+   * (pause() would not stop libuv), dups the descriptor for the acceptor; the caller then destroys its socket, which
+   * closes only its own descriptor. False when not possible here (the caller answers the client itself).
+   */
+  reroute(raw: net.Socket, head: Buffer, meta: RerouteMeta, ep: Endpoint): boolean {
+    if (!this.canReroute || this.control === null || raw.destroyed) return false;
+    const handle = (raw as unknown as { _handle?: { fd?: number; readStop?: () => number } })._handle;
+    const fd = handle?.fd ?? -1;
+    if (fd < 0) return false;
+    let dupFd: number;
+    try {
+      handle!.readStop?.();
+      dupFd = nativeAddon.dup(fd);
+    } catch {
+      return false;
+    }
+    this.control.post({
+      op: 'reroute',
+      fd: dupFd,
+      head,
+      poolKey: ep.poolKey,
+      failedEndpointId: ep.id,
+      entry: meta.entry,
+      hostname: meta.hostname,
+      sni: meta.sni,
+      remoteAddress: meta.remoteAddress,
+      remotePort: meta.remotePort,
+      acceptedAt: meta.acceptedAt,
+    });
+    return true;
   }
 
   /** Constant-time token check against the configured hashes. */
