@@ -25,7 +25,7 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
     return 0;
   }
   // The relay's own flags and defaults (validated the same way); the demo only needs the dev token.
-  const config = parseRelayArgs(argv);
+  const config = parseRelayArgs(argv, process.env, 'burrow demo');
   if (config.tokensFile !== null) {
     throw new BurrowError('BURROW_ERR_CONFIG_INVALID', "--tokens: 'burrow demo' uses the relay's dev token; drop --tokens (or run 'burrow relay' and 'burrow http' yourself)");
   }

@@ -324,7 +324,7 @@ function builtInDraft(): Draft {
 }
 
 /** Parses the arguments after `burrow relay` (env vars BURROW_RELAY_* give defaults that flags override). */
-export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RelayConfig {
+export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, command = COMMAND): RelayConfig {
   if (argv.some((a) => a === '--help' || a === '-h')) return finish(builtInDraft(), true);
 
   const draft = builtInDraft();
@@ -347,14 +347,14 @@ export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     if (!arg.startsWith('--')) {
       throw new BurrowError(
         'BURROW_ERR_CONFIG_INVALID',
-        `unexpected argument ${quote(arg)} for '${COMMAND}': it takes only --flags; run '${COMMAND} --help'`,
+        `unexpected argument ${quote(arg)} for '${command}': it takes only --flags; run '${command} --help'`,
       );
     }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const spec = FLAGS_BY_NAME.get(name);
     if (spec === undefined) {
-      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown flag --${name} for '${COMMAND}'; run '${COMMAND} --help'`);
+      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown flag --${name} for '${command}'; run '${command} --help'`);
     }
     let value: string;
     if (eq >= 0) {

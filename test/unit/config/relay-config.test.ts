@@ -360,6 +360,8 @@ describe('command line shape', () => {
     const msg = throwsWith(() => parse(['--x']), []);
     assert.equal(msg, "unknown flag --x for 'burrow relay'; run 'burrow relay --help'");
     throwsWith(() => parse(['--domian=example.com']), ['unknown flag --domian']);
+    // burrow demo shares the relay's flags: its errors name the command that was run.
+    throwsWith(() => parseRelayArgs(['--bogus'], {}, 'burrow demo'), ["unknown flag --bogus for 'burrow demo'", "'burrow demo --help'"]);
   });
 
   test('a flag without its value', () => {
