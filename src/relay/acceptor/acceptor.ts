@@ -11,6 +11,7 @@ import type { AcceptorToWorker, ReserveRequest, WorkerToAcceptor } from '../rela
 import { errorPage } from '../../core/error-page.js';
 import { alertAndClose, endWith } from '../close-with.js';
 import { RouteTable, randomLabel, type Route } from './route-table.js';
+import { wallMs } from '../../metrics/relay-recorder.js';
 import type { ConnectionDispatcher } from './worker-pool.js';
 
 export interface HostPort {
@@ -64,6 +65,11 @@ export class Acceptor {
     this.dispatcher = d;
   }
 
+  /** True between listen() and stopListening(): every configured listener is bound. */
+  get listening(): boolean {
+    return !this.closing && this.servers.size > 0;
+  }
+
   /** The address each listener actually bound (port 0 resolved). */
   address(name: 'http' | 'https' | 'agent'): HostPort | null {
     return this.bound.get(name) ?? null;
@@ -104,6 +110,8 @@ export class Acceptor {
         this.dropRoutes(this.routes.removeWhere((r) => r.sessionId === msg.sessionId));
         return;
       case 'session-started':
+      case 'stats-reply': // answered by the dispatcher, never forwarded here
+      case 'control-ready':
         return;
     }
   }
@@ -347,7 +355,7 @@ export class Acceptor {
 type Act = () => void;
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
-  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: Date.now() };
+  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: wallMs() };
 }
 
 /**

@@ -12,6 +12,7 @@ import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
 import { alertAndClose, endWith } from '../close-with.js';
+import { TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
 
@@ -25,12 +26,16 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
   if (task.entry === 'tcp' || task.entry === 'tls') {
     const stream = ep.session.openProxyStream(ep, clientAddr, head.length > 0 ? head : undefined);
     if (stream === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
-    return new BytePipe(socket, stream, ep).done;
+    const type = endpointTypeIndex(task.entry);
+    runtime.recorder.streamOpened(type, task.acceptedAt);
+    return new BytePipe(socket, stream, ep, runtime.recorder, type, task.acceptedAt).done;
   }
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
     if (head.length > 0) socket.unshift(head);
     const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
+    const tlsStart = wallMs();
+    t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
     return new HttpPump(runtime, t, socket, ep, 'https', task, clientAddr, null).done;
   }
   return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head).done;
@@ -54,12 +59,14 @@ class BytePipe {
   private readonly stream: MuxStream;
   private readonly ep: Endpoint;
 
-  constructor(socket: net.Socket, stream: MuxStream, ep: Endpoint) {
+  constructor(socket: net.Socket, stream: MuxStream, ep: Endpoint, recorder: RelayRecorder, type: number, acceptedAt: number) {
     this.socket = socket;
     this.stream = stream;
     this.ep = ep;
     this.done = new Promise((r) => (this.resolve = r));
     ep.active++;
+    // TTFB: accept → first byte back from the agent (once per connection; pipe() below reads the same chunks).
+    stream.once('data', () => recorder.ttfb(type, acceptedAt));
     // pipe() gives write()/drain backpressure both ways and forwards each side's end as the other's FIN.
     socket.pipe(stream);
     stream.pipe(socket);
@@ -97,6 +104,16 @@ class HttpPump implements HttpFilterSink {
   private headTimer: NodeJS.Timeout | null;
   /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
   private upgradeCheck: Buffer | null;
+  // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). Responses are piped untouched, so a
+  // request's answer is taken to end with the last response byte before the next request (or the close).
+  private readonly recorder: RelayRecorder;
+  private readonly type: number;
+  private readonly acceptedAt: number;
+  private requests: number;
+  private reqOpen: boolean;
+  private reqStart: number;
+  private reqFirstByte: boolean;
+  private reqLastByteAt: number;
   private readonly onClientData: (chunk: Buffer) => void;
   private readonly onStreamData: (chunk: Buffer) => void;
   private readonly onStreamDrain: () => void;
@@ -123,6 +140,14 @@ class HttpPump implements HttpFilterSink {
     this.finished = false;
     this.headTimer = null;
     this.upgradeCheck = null;
+    this.recorder = runtime.recorder;
+    this.type = proto === 'https' ? TYPE_HTTPS : TYPE_HTTP;
+    this.acceptedAt = task.acceptedAt;
+    this.requests = 0;
+    this.reqOpen = false;
+    this.reqStart = 0;
+    this.reqFirstByte = false;
+    this.reqLastByteAt = 0;
     this.done = new Promise((r) => (this.resolve = r));
     const hostname = ep.hostname;
     this.filter = new HttpRequestFilter(this, {
@@ -165,13 +190,25 @@ class HttpPump implements HttpFilterSink {
         this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now`);
         return;
       }
+      this.recorder.streamOpened(this.type, this.acceptedAt);
       this.attachStream(s);
     }
     if (!s.write(buf)) this.client.pause(); // resumed by onStreamDrain
   }
 
   onRequest(): void {
-    // Per-request timing hooks land with the metrics issue.
+    this.closeRequest();
+    // The first request starts at accept (what the client waited for includes routing and handoff).
+    this.reqStart = this.requests === 0 ? this.acceptedAt : wallMs();
+    this.requests++;
+    this.reqOpen = true;
+    this.reqFirstByte = false;
+  }
+
+  /** Record the open request if its answer has started. */
+  private closeRequest(): void {
+    if (this.reqOpen && this.reqFirstByte) this.recorder.requestDone(this.type, this.reqStart, this.reqLastByteAt);
+    this.reqOpen = false;
   }
 
   onUpgrade(): void {
@@ -181,7 +218,8 @@ class HttpPump implements HttpFilterSink {
     this.upgradeCheck = Buffer.alloc(0);
   }
 
-  onError(status: number, _code: string, reason: string): void {
+  onError(status: number, code: string, reason: string): void {
+    this.recorder.error(code);
     this.clearHeadTimer();
     const page = errorPage(status, STATUS_TEXT[status] ?? 'Error', reason);
     this.client.off('data', this.onClientData);
@@ -240,6 +278,13 @@ class HttpPump implements HttpFilterSink {
 
   private streamData(chunk: Buffer): void {
     this.responseStarted = true;
+    if (this.reqOpen) {
+      this.reqLastByteAt = wallMs();
+      if (!this.reqFirstByte) {
+        this.reqFirstByte = true;
+        this.recorder.ttfb(this.type, this.reqStart);
+      }
+    }
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
   }
@@ -256,6 +301,7 @@ class HttpPump implements HttpFilterSink {
     }
     this.upgradeCheck = null;
     if (UPGRADE_ACCEPTED.test(seen.toString('latin1', 0, STATUS_LINE_PREFIX))) {
+      this.closeRequest(); // the rest is the upgraded protocol, not this request's answer
       this.client.resume();
       return;
     }
@@ -272,6 +318,7 @@ class HttpPump implements HttpFilterSink {
   private streamFailed(): void {
     if (this.finished) return;
     if (!this.responseStarted) {
+      this.recorder.error('BURROW_ERR_UPSTREAM_UNAVAILABLE');
       this.client.off('data', this.onClientData);
       this.client.end(errorPage(502, 'Bad Gateway', `The agent serving ${this.ep.hostname} closed the connection before answering.`));
     } else {
@@ -295,6 +342,7 @@ class HttpPump implements HttpFilterSink {
     if (this.finished) return;
     this.finished = true;
     this.clearHeadTimer();
+    this.closeRequest();
     this.ep.active--;
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();

@@ -4,13 +4,18 @@
 import tls from 'node:tls';
 import type net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 import { BurrowError } from '../../core/errors.js';
+import { LoopMonitor } from '../../metrics/loop-monitor.js';
+import { RelayRecorder, endpointTypeIndex } from '../../metrics/relay-recorder.js';
 import type {
   AcceptorToWorker,
   PublicTask,
   ReserveReply,
   ReserveRequest,
+  SessionInfo,
   TaskResult,
+  WorkerStats,
   WorkerToAcceptor,
 } from '../relay-messages.js';
 import { AgentSession, type Endpoint } from './agent-session.js';
@@ -32,6 +37,10 @@ export interface WorkerSettings {
   /** Agent TLS handshake deadline, ms. */
   handshakeTimeoutMs: number;
   version: string;
+  /** false = `--metrics off`: nothing is recorded (counters and histograms stay at 0). */
+  metrics: boolean;
+  /** Interval of the relay's own heartbeats to each agent (RTT measurement), ms; 0 = off. */
+  agentRttIntervalMs: number;
 }
 
 export interface ControlSink {
@@ -50,7 +59,10 @@ export class WorkerRuntime {
   readonly secureContext: tls.SecureContext;
   readonly sessions: Map<string, AgentSession>;
   readonly endpoints: Map<string, Endpoint>;
+  /** What /metrics reads from this thread (collected on a 'stats' control message). */
+  readonly recorder: RelayRecorder;
   draining: boolean;
+  private readonly loop: LoopMonitor;
   private readonly tokenHashes: Buffer[];
   private control: ControlSink | null;
   private nextReqId: number;
@@ -64,6 +76,8 @@ export class WorkerRuntime {
     this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem });
     this.sessions = new Map();
     this.endpoints = new Map();
+    this.recorder = new RelayRecorder(settings.metrics);
+    this.loop = new LoopMonitor();
     this.draining = false;
     this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
     this.control = null;
@@ -91,7 +105,44 @@ export class WorkerRuntime {
       }
     } else if (msg.op === 'drain') {
       this.drain();
+    } else if (msg.op === 'stats') {
+      this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.sessions) });
+    } else if (msg.op === 'test-crash') {
+      // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
+      if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
+        setImmediate(() => {
+          throw new Error('test-crash: worker crashed on request (BURROW_TEST_HOOKS=1)');
+        });
+      }
     }
+  }
+
+  /** Recorder snapshot, live gauges and the event-loop sample since the previous call. */
+  stats(withSessions: boolean): WorkerStats {
+    let streams = 0;
+    let list: SessionInfo[] | null = withSessions ? [] : null;
+    for (const s of this.sessions.values()) {
+      const n = s.mux?.streamCount ?? 0;
+      streams += n;
+      list?.push({
+        id: s.id,
+        workerId: this.workerId,
+        clientId: s.clientId,
+        remoteAddress: s.meta.remoteAddress,
+        authed: s.authed,
+        acceptedAt: s.meta.acceptedAt,
+        endpoints: s.endpoints.size,
+        streams: n,
+      });
+    }
+    return {
+      recorder: this.recorder.snapshot(),
+      sessions: this.sessions.size,
+      streams,
+      endpoints: this.endpoints.size,
+      loop: this.loop.sample(),
+      sessionList: list,
+    };
   }
 
   /** Ask the acceptor to reserve a hostname or TCP port for an endpoint. */
@@ -125,13 +176,24 @@ export class WorkerRuntime {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
     const session = new AgentSession(this, socket, meta);
     this.sessions.set(session.id, session);
-    return session.done.finally(() => this.sessions.delete(session.id));
+    return session.done.then((r) => {
+      this.sessions.delete(session.id);
+      this.recorder.agentConnectionEnded(r.bytesIn, r.bytesOut);
+      return r;
+    });
   }
 
   /** A public connection routed to one of our endpoints. */
   adoptPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>): Promise<TaskResult> {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
-    return pumpPublic(this, socket, head, task);
+    const type = endpointTypeIndex(task.entry);
+    // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
+    // single-threaded fallback the socket's own count already includes the head).
+    const readBefore = socket.bytesRead;
+    return pumpPublic(this, socket, head, task).then((r) => {
+      this.recorder.connectionEnded(type, r.outcome, r.bytesIn - readBefore + head.length, r.bytesOut);
+      return r;
+    });
   }
 
   /** Stop taking new sessions; tell agents to go away so they reconnect elsewhere once their streams finish. */
@@ -143,6 +205,7 @@ export class WorkerRuntime {
 
   async destroy(): Promise<void> {
     for (const s of this.sessions.values()) s.destroy(new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'relay shutting down'));
+    this.loop.close();
     this.closedResolve?.();
   }
 }
