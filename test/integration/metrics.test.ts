@@ -12,6 +12,7 @@ import {
   resolveArgs,
   startHttpUpstream,
   startRelayFixture,
+  waitFor,
   withTimeout,
   type HttpUpstream,
   type RelayFixture,
@@ -54,17 +55,6 @@ function sample(text: string, series: string): number | undefined {
     if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
   }
   return undefined;
-}
-
-/** Poll `check` (an admin request) until it yields a value; bounded, and fails naming `what`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function run(cmd: string, args: string[], input: string): Promise<{ code: number; out: string }> {
