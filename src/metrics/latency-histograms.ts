@@ -63,6 +63,12 @@ export class LatencyHistograms {
     return this.hist[slot]!.totalCount;
   }
 
+  /** Value at `percentile` (0..100) in µs; NaN while the slot is empty. */
+  percentile(slot: number, percentile: number): number {
+    const h = this.hist[slot]!;
+    return h.totalCount === 0 ? Number.NaN : h.getValueAtPercentile(percentile);
+  }
+
   encode(): EncodedHistograms {
     const out: EncodedHistograms = { hdr: [], sumUs: [], count: [] };
     for (let i = 0; i < this.hist.length; i++) {

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { connect, type Agent } from '../../src/index.js';
 import { isBurrowError } from '../../src/core/errors.js';
+import { startAgentMetricsServer } from '../../src/metrics/agent-metrics.js';
 import {
   curl,
   resolveArgs,
@@ -139,6 +140,8 @@ test('/readyz fails while a worker is down and recovers after it is replaced', T
   assert.ok(!fx.relay.dispatcher.workerIds().includes(victim));
   const m = await get('/metrics');
   assert.equal(sample(m.body, 'burrow_worker_restarts_total'), restarts + 1);
+  // If the crashed worker held the agent's session, the agent reconnects and binds again; later tests need the route.
+  await waitFor('the endpoint to be bound again', () => fx.relay.acceptor.routes.lookupHost(APP));
 });
 
 test('admin off loopback: refused without a token; with one, requests need the bearer token', T, async () => {
@@ -157,5 +160,26 @@ test('admin off loopback: refused without a token; with one, requests need the b
     assert.match(await m.text(), /^burrow_worker_up\{worker="0"\} 1$/m);
   } finally {
     await fx2.close();
+  }
+});
+
+test('the agent\'s own /metrics: relay RTT, upstream dial and TTFB histograms, counters; promtool clean', T, async () => {
+  const server = await startAgentMetricsServer(agent, { host: '127.0.0.1', port: 0 }, null, 'test');
+  try {
+    const url = `http://127.0.0.1:${server.port}/metrics`;
+    const count = async (name: string): Promise<number> => sample(await (await fetch(url)).text(), name) ?? 0;
+    const dials = await count('burrow_agent_upstream_dial_seconds_count');
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await curl([...resolveArgs(APP, fx.http.port), `http://${APP}:${fx.http.port}/agent/${i}`])).status, 200);
+    }
+    const body = await (await fetch(url)).text();
+    assert.equal(sample(body, 'burrow_agent_upstream_dial_seconds_count'), dials + 3);
+    assert.equal(sample(body, 'burrow_agent_ttfb_seconds_count'), dials + 3);
+    assert.ok(sample(body, 'burrow_agent_relay_rtt_seconds_count')! >= 1, 'the first heartbeat is measured at session start');
+    assert.equal(sample(body, 'burrow_agent_endpoints'), 1);
+    const r = await run('promtool', ['check', 'metrics'], body);
+    assert.equal(r.out.trim(), '', `promtool findings:\n${r.out}`);
+  } finally {
+    server.close();
   }
 });
