@@ -1,6 +1,17 @@
-// Counters and the relay RTT histogram (HDR, from heartbeats) of one agent, read by the status view and by library
-// users. Updated once per connection and once per heartbeat; never per chunk.
-import { build, type Histogram } from 'hdr-histogram-js';
+// Counters and latency histograms (HDR: relay RTT from heartbeats, upstream dial, time to first upstream byte) of one
+// agent, read by the status view, library users and the agent's --metrics-addr server. Updated once per connection
+// and once per heartbeat; never per chunk.
+import { LatencyHistograms, type HistogramSlot } from '../metrics/latency-histograms.js';
+
+/** Histogram slots of an agent (the agent's /metrics renders them). */
+export const AGENT_HISTOGRAM_SLOTS: readonly HistogramSlot[] = [
+  { metric: 'burrow_agent_relay_rtt_seconds', labels: {} },
+  { metric: 'burrow_agent_upstream_dial_seconds', labels: {} },
+  { metric: 'burrow_agent_ttfb_seconds', labels: {} },
+];
+const RTT = 0;
+const DIAL = 1;
+const TTFB = 2;
 
 /** Totals for the agent, or for one endpoint. Plain numbers so readers can snapshot them cheaply. */
 export interface ConnectionCounters {
@@ -26,31 +37,39 @@ export class AgentStats {
   reconnectAttempts: number;
   /** Last heartbeat RTT in ms (NaN before the first). */
   lastRttMs: number;
-  /** Heartbeat round-trip times in microseconds; 1 µs .. 60 s at 3 significant digits. */
-  private readonly rtt: Histogram;
+  /** Heartbeat RTT, upstream dial and TTFB in microseconds (AGENT_HISTOGRAM_SLOTS). */
+  readonly latency: LatencyHistograms;
 
   constructor() {
     this.connections = newCounters();
     this.sessions = 0;
     this.reconnectAttempts = 0;
     this.lastRttMs = Number.NaN;
-    this.rtt = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+    this.latency = new LatencyHistograms(AGENT_HISTOGRAM_SLOTS);
   }
 
   recordRtt(ms: number): void {
     this.lastRttMs = ms;
-    const us = Math.round(ms * 1000);
-    this.rtt.recordValue(Math.min(60_000_000, Math.max(1, us)));
+    this.latency.record(RTT, ms * 1000);
+  }
+
+  /** Proxy stream accepted → upstream connected. */
+  recordDial(ms: number): void {
+    this.latency.record(DIAL, ms * 1000);
+  }
+
+  /** Proxy stream accepted → first byte from the upstream. */
+  recordTtfb(ms: number): void {
+    this.latency.record(TTFB, ms * 1000);
   }
 
   /** Heartbeats measured so far. */
   get rttCount(): number {
-    return this.rtt.totalCount;
+    return this.latency.count(RTT);
   }
 
   /** RTT at `percentile` (0..100) in ms; NaN before the first heartbeat. */
   rttPercentileMs(percentile: number): number {
-    if (this.rtt.totalCount === 0) return Number.NaN;
-    return this.rtt.getValueAtPercentile(percentile) / 1000;
+    return this.latency.percentile(RTT, percentile) / 1000;
   }
 }

@@ -747,7 +747,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
       s.reset(MUX_STREAM_REFUSED); // unknown tunnel id (closed meanwhile): nothing here serves it
       return;
     }
-    forwardConnection(s, ep, h, this.stats.connections, this.onUpstreamError);
+    forwardConnection(s, ep, h, this.stats, this.onUpstreamError);
   }
 }
 

@@ -7,7 +7,7 @@ import { isBurrowError } from '../core/errors.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { MUX_STREAM_REFUSED } from '../protocol/error-codes.js';
 import type { ProxyHeader } from '../protocol/messages.js';
-import type { ConnectionCounters } from './agent-stats.js';
+import type { AgentStats } from './agent-stats.js';
 import type { Endpoint } from './endpoint.js';
 import { pipeStream } from './pipe-stream.js';
 
@@ -20,16 +20,17 @@ function parseClientAddr(text: unknown): { address: string; port: number } {
 }
 
 /**
- * Serve proxy stream `s` for `ep`. `totals` are the agent-wide counters; `onUpstreamError` hears about every
- * connection that could not be forwarded (dial failed, breaker open).
+ * Serve proxy stream `s` for `ep`. `stats` holds the agent-wide counters and latency histograms; `onUpstreamError`
+ * hears about every connection that could not be forwarded (dial failed, breaker open).
  */
 export function forwardConnection(
   s: MuxStream,
   ep: Endpoint,
   header: ProxyHeader,
-  totals: ConnectionCounters,
+  stats: AgentStats,
   onUpstreamError: (ep: Endpoint, err: Error) => void,
 ): void {
+  const totals = stats.connections;
   const c = ep.counters;
   c.open++;
   c.total++;
@@ -46,12 +47,15 @@ export function forwardConnection(
     if (!ep.deliver({ stream: s, remoteAddress: from.address, remotePort: from.port, proto, endpoint: ep })) s.reset(MUX_STREAM_REFUSED);
     return;
   }
+  const started = performance.now();
   dialer.dial().then(
     (sock) => {
       if (s.destroyed) {
         sock.destroy(); // the public client left while we dialled
         return;
       }
+      stats.recordDial(performance.now() - started);
+      sock.once('data', () => stats.recordTtfb(performance.now() - started));
       pipeStream(s, sock, (r) => {
         c.bytesFromUpstream += r.bytesFromUpstream;
         c.bytesToUpstream += r.bytesToUpstream;

@@ -6,6 +6,7 @@ import type { EndpointSpec } from '../agent/endpoint-spec.js';
 import { agentHelpText, parseAgentArgs, type AgentCommand } from '../config/agent-config.js';
 import { isBurrowError } from '../core/errors.js';
 import { startStatusView } from './status-view.js';
+import { startAgentMetricsServer } from '../metrics/agent-metrics.js';
 
 export async function agentCommand(command: AgentCommand, argv: string[], version: string): Promise<number> {
   const config = parseAgentArgs(command, argv);
@@ -20,7 +21,13 @@ export async function agentCommand(command: AgentCommand, argv: string[], versio
     retryFirstConnect: true,
     graceMs: config.graceMs,
   });
-  return runAgent(agent, config.endpoints, { version, graceMs: config.graceMs });
+  const metrics = config.metricsAddr === null ? null : await startAgentMetricsServer(agent, config.metricsAddr, config.metricsToken, version);
+  const banner = metrics === null ? undefined : [`Metrics       http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics`];
+  try {
+    return await runAgent(agent, config.endpoints, { version, graceMs: config.graceMs, banner });
+  } finally {
+    metrics?.close();
+  }
 }
 
 export interface RunAgentOptions {

@@ -36,6 +36,9 @@ export async function prepareRelay(config: RelayConfig, version: string): Promis
     keyPem: pki.keyPem,
     tokenHashes: [...tokens.hashes],
     version,
+    adminAddr: config.adminAddr,
+    adminToken: config.adminToken,
+    metrics: config.metrics,
   });
   return { relay, pki, tokens };
 }
@@ -51,12 +54,14 @@ export async function relayCommand(argv: string[], version: string): Promise<num
   const http = relay.address('http');
   const https = relay.address('https');
   const agent = relay.address('agent')!;
+  const admin = relay.adminAddress();
   const agentHost = agent.host === '127.0.0.1' || agent.host === '::1' ? 'localhost' : agent.host;
   const lines = [
     `burrow relay ${version} — domain ${config.domain}`,
     `  http     ${http ? `http://${formatHostPort(http)}` : 'off'}`,
     `  https    ${https ? `https://${formatHostPort(https)}  (TLS endpoints and agents with SNI connect.${config.domain} too)` : 'off'}`,
     `  agents   ${formatHostPort(agent)}`,
+    `  admin    ${admin ? `http://${formatHostPort(admin)}/metrics  (also /healthz /readyz /api/sessions /api/endpoints)` : 'off'}`,
     `  tcp      ports ${config.tcpPorts.from}-${config.tcpPorts.to} on ${config.tcpHost}`,
     `  workers  ${relay.threaded ? `${relay.dispatcher.workerIds().length} threads` : 'single-threaded (native addon unavailable: run `burrow doctor`)'}`,
     `  CA       ${pki.caPath ?? `(your certificate ${pki.certPath})`}`,

@@ -9,6 +9,7 @@ import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNo
 import { endpointSpec, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
+import { parseHostPort, type HostPort } from './relay-config.js';
 
 export type AgentCommand = 'http' | 'tcp' | 'tls' | 'start';
 
@@ -27,6 +28,10 @@ export interface AgentConfig {
   readonly caPem: string | null;
   /** On SIGINT/SIGTERM, how long open connections may finish, ms. */
   readonly graceMs: number;
+  /** Where the agent serves its own /metrics; null = off (the default). */
+  readonly metricsAddr: HostPort | null;
+  /** Bearer token for that server; required when metricsAddr is not loopback. */
+  readonly metricsToken: string | null;
   readonly endpoints: readonly EndpointSpec[];
   /** The config file read (`start`), else null. */
   readonly configFile: string | null;
@@ -99,6 +104,8 @@ interface Draft {
   pool: boolean;
   lb: string | null;
   graceMs: number;
+  metricsAddr: HostPort | null;
+  metricsToken: string | null;
   configFile: string;
 }
 
@@ -141,6 +148,12 @@ const FLAGS: readonly FlagSpec[] = [
     parse: (v) => v },
   { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
     help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
+  { name: 'metrics-addr', key: 'metricsAddr', arg: '<host:port|off>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_ADDR',
+    fileKey: 'metrics_addr', defaultText: 'off',
+    help: "serve the agent's own Prometheus /metrics (relay RTT, upstream dial, TTFB) here; off-loopback needs --metrics-token",
+    parse: (v, l) => (v === 'off' ? null : parseHostPort(v, l)) },
+  { name: 'metrics-token', key: 'metricsToken', arg: '<token>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_TOKEN',
+    fileKey: 'metrics_token', defaultText: 'none', help: 'bearer token the --metrics-addr server requires', parse: parseToken },
   { name: 'config', key: 'configFile', arg: '<file>', commands: ['start'], env: null, fileKey: null, defaultText: DEFAULT_CONFIG_FILE,
     help: 'YAML file with an agent: section and an endpoints: list (see README "Agent")', parse: (v) => v },
 ];
@@ -157,6 +170,8 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     pool: false,
     lb: null,
     graceMs: 10_000,
+    metricsAddr: null,
+    metricsToken: null,
     configFile: DEFAULT_CONFIG_FILE,
   };
   if (argv.some((a) => a === '--help' || a === '-h')) return finish(command, draft, [], null, true);
@@ -272,6 +287,8 @@ function finish(command: AgentCommand, d: Draft, endpoints: EndpointSpec[], conf
     caPath: d.caPath,
     caPem,
     graceMs: d.graceMs,
+    metricsAddr: d.metricsAddr,
+    metricsToken: d.metricsToken,
     endpoints: Object.freeze([...endpoints]),
     configFile,
     help,

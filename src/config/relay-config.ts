@@ -24,6 +24,10 @@ export interface RelayConfig {
   /** Always on: agents connect here (and also via the https listener with SNI `connect.<domain>`). */
   readonly agentAddr: HostPort;
   readonly adminAddr: HostPort | null;
+  /** Bearer token for the admin server; required when adminAddr is not loopback. */
+  readonly adminToken: string | null;
+  /** false = `--metrics off`: nothing is recorded (the admin server still answers). */
+  readonly metrics: boolean;
   /** Inclusive port range for TCP endpoints. */
   readonly tcpPorts: { readonly from: number; readonly to: number };
   /** Host named in tcp:// URLs; bare (an IPv6 literal has no brackets — bracket it when building a URL). */
@@ -161,6 +165,19 @@ function parseTcpPorts(value: string, label: string): { readonly from: number; r
   return Object.freeze({ from, to });
 }
 
+function parseAdminToken(value: string, label: string): string {
+  if (!/^[\x21-\x7e]{16,256}$/.test(value)) {
+    throw invalid(label, value, 'is not a usable token: use 16 to 256 printable characters without spaces');
+  }
+  return value;
+}
+
+function parseOnOff(value: string, label: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw invalid(label, value, 'is not on or off');
+}
+
 function parseTcpHost(value: string, label: string): string {
   const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
   if (isIP(bare) !== 0) return bare.toLowerCase();
@@ -212,6 +229,8 @@ interface Draft {
   httpsAddr: HostPort | null;
   agentAddr: HostPort;
   adminAddr: HostPort | null;
+  adminToken: string | null;
+  metrics: boolean;
   tcpPorts: { readonly from: number; readonly to: number };
   tcpHost: string | null;
   workers: number;
@@ -264,7 +283,12 @@ const FLAGS: readonly AnyFlagSpec[] = [
   flag({ name: 'agent-addr', key: 'agentAddr', arg: '<host:port>', default: '127.0.0.1:4443', parse: parseAgentAddr,
     help: 'listener agents connect to (TLS); cannot be off' }),
   flag({ name: 'admin-addr', key: 'adminAddr', arg: '<host:port|off>', default: '127.0.0.1:9090', parse: parseListenerOrOff,
-    help: 'admin API and /metrics (reserved: not served yet, lands with the metrics milestone)' }),
+    help: 'admin server: /metrics, /healthz, /readyz, /api/sessions, /api/endpoints (off-loopback needs --admin-token)' }),
+  flag({ name: 'admin-token', key: 'adminToken', arg: '<token>', default: null, parse: parseAdminToken,
+    defaultText: 'none (allowed only while --admin-addr is loopback)',
+    help: 'bearer token the admin server requires (Authorization: Bearer <token>)' }),
+  flag({ name: 'metrics', key: 'metrics', arg: '<on|off>', default: 'on', parse: parseOnOff,
+    help: 'record latency histograms and counters (off: /metrics reports zeros; for overhead measurements)' }),
   flag({ name: 'tcp-ports', key: 'tcpPorts', arg: '<a-b>', default: '20000-20999', parse: parseTcpPorts,
     help: 'port range for TCP endpoints (bound on the --http-addr host)' }),
   flag({ name: 'tcp-host', key: 'tcpHost', arg: '<host>', default: null, parse: parseTcpHost,
@@ -312,6 +336,7 @@ function envName(name: string): string {
 function builtInDraft(): Draft {
   const d = {
     tcpHost: null,
+    adminToken: null,
     workers: defaultWorkers(),
     certPath: null,
     keyPath: null,
@@ -456,6 +481,8 @@ function finish(d: Draft, help: boolean): RelayConfig {
     httpsAddr: d.httpsAddr,
     agentAddr: d.agentAddr,
     adminAddr: d.adminAddr,
+    adminToken: d.adminToken,
+    metrics: d.metrics,
     tcpPorts: d.tcpPorts,
     tcpHost,
     workers: d.workers,

@@ -69,6 +69,11 @@ export interface HeartbeaterOptions {
   toleranceMs?: number;
   /** Called with each measured round-trip time in ms. */
   onRtt?: (ms: number) => void;
+  /**
+   * Destroy the session on a missed answer (default true). The relay measures RTT with its own beats but leaves
+   * liveness to its session-wide check, so a late answer there only skips that sample.
+   */
+  failSession?: boolean;
 }
 
 /**
@@ -80,6 +85,7 @@ export class Heartbeater {
   private readonly intervalMs: number;
   private readonly toleranceMs: number;
   private readonly onRtt: ((ms: number) => void) | undefined;
+  private readonly failSession: boolean;
   private stream: MuxStream | null;
   private interval: NodeJS.Timeout | null;
   private deadline: NodeJS.Timeout | null;
@@ -94,6 +100,7 @@ export class Heartbeater {
     this.intervalMs = options.intervalMs ?? 10_000;
     this.toleranceMs = options.toleranceMs ?? 15_000;
     this.onRtt = options.onRtt;
+    this.failSession = options.failSession ?? true;
     this.stream = null;
     this.interval = null;
     this.deadline = null;
@@ -135,6 +142,11 @@ export class Heartbeater {
     this.sentAt = process.hrtime.bigint();
     s.write(b);
     this.deadline = setTimeout(() => {
+      if (!this.failSession) {
+        this.outstandingId = -1; // give up on this beat; the next one starts afresh
+        this.deadline = null;
+        return;
+      }
       this.stop();
       this.session.destroy(
         new BurrowError(

@@ -1,6 +1,8 @@
 // Messages between the acceptor (main thread) and the workers: handoff tasks and the control channel used to
 // reserve routes. Types only; structured-clone friendly (no classes, no functions).
 import type { MessagePort } from 'node:worker_threads';
+import type { LoopSample } from '../metrics/loop-monitor.js';
+import type { RecorderSnapshot } from '../metrics/relay-recorder.js';
 
 /** Public endpoint kinds a Bind can create. http covers the http listener and TLS-terminated https. */
 export type EndpointProto = 'http' | 'https' | 'tcp' | 'tls';
@@ -126,7 +128,50 @@ export interface RerouteRequest {
   acceptedAt: number;
 }
 
-export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted | MemberReport | RerouteRequest;
+/** One agent session as /api/sessions lists it. */
+export interface SessionInfo {
+  id: string;
+  workerId: number;
+  clientId: string;
+  remoteAddress: string;
+  authed: boolean;
+  /** Wall-clock ms when the agent connection was accepted. */
+  acceptedAt: number;
+  endpoints: number;
+  streams: number;
+}
+
+/** A worker's answer to a scrape: its recorder, live gauges and event-loop sample. */
+export interface WorkerStats {
+  recorder: RecorderSnapshot;
+  sessions: number;
+  streams: number;
+  endpoints: number;
+  loop: LoopSample;
+  /** Filled only when the request asked for it (/api/sessions). */
+  sessionList: SessionInfo[] | null;
+}
+
+export interface StatsReply {
+  op: 'stats-reply';
+  reqId: number;
+  stats: WorkerStats;
+}
+
+/** The worker's control channel is up (sent once per worker start; /readyz counts these). */
+export interface ControlReady {
+  op: 'control-ready';
+}
+
+export type WorkerToAcceptor =
+  | ReserveRequest
+  | ReleaseRequest
+  | SessionGone
+  | SessionStarted
+  | MemberReport
+  | RerouteRequest
+  | StatsReply
+  | ControlReady;
 
 // ---- control channel: acceptor → worker ----
 
@@ -154,4 +199,16 @@ export interface MemberState {
   available: boolean;
 }
 
-export type AcceptorToWorker = ReserveReply | DrainCommand | MemberState;
+/** Scrape: answer with a StatsReply carrying the same reqId. */
+export interface StatsRequest {
+  op: 'stats';
+  reqId: number;
+  sessions: boolean;
+}
+
+/** Test hook (honoured only with BURROW_TEST_HOOKS=1 in the environment): the worker throws an uncaught error. */
+export interface TestCrashCommand {
+  op: 'test-crash';
+}
+
+export type AcceptorToWorker = ReserveReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;

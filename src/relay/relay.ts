@@ -5,6 +5,9 @@ import { createDispatcher, type ConnectionDispatcher } from './acceptor/worker-p
 import type { WorkerSettings } from './worker/worker-runtime.js';
 import type { BalanceStrategy } from '../balancer/pick-member.js';
 import { DEFAULT_MEMBER_BREAKER } from '../breaker/member-breaker.js';
+import { AdminServer, json, text } from '../metrics/admin-server.js';
+import { CONTENT_TYPE } from '../metrics/prom-families.js';
+import { RelayMetrics } from '../metrics/relay-metrics.js';
 
 export interface RelayStartOptions {
   domain: string;
@@ -33,6 +36,16 @@ export interface RelayStartOptions {
   breakerResetMs?: number;
   /** Pool member breakers: no first response byte after this long = failure, ms (default 15 000). */
   breakerTimeoutMs?: number;
+  /** Admin server (/metrics, /healthz, /readyz, /api/*); null or absent = off. */
+  adminAddr?: HostPort | null;
+  /** Required when adminAddr is not loopback. */
+  adminToken?: string | null;
+  /** false = record nothing (`--metrics off`); default true. */
+  metrics?: boolean;
+  /** How long a scrape waits for each worker, ms (default 1000). */
+  statsTimeoutMs?: number;
+  /** Relay heartbeats to agents for burrow_agent_rtt_seconds, ms (default 10000; 0 = off). */
+  agentRttIntervalMs?: number;
 }
 
 export interface Relay {
@@ -40,6 +53,9 @@ export interface Relay {
   readonly dispatcher: ConnectionDispatcher;
   readonly threaded: boolean;
   address(name: 'http' | 'https' | 'agent'): HostPort | null;
+  /** Where the admin server listens (port 0 resolved), or null when it is off. */
+  adminAddress(): HostPort | null;
+  readonly metrics: RelayMetrics;
   /** Graceful: stop accepting, GOAWAY agents, wait up to graceMs for sessions to end, then stop everything. */
   close(): Promise<void>;
 }
@@ -74,6 +90,8 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     maxHeadSize: 64 * 1024,
     handshakeTimeoutMs: 10_000,
     version: o.version,
+    metrics: o.metrics ?? true,
+    agentRttIntervalMs: o.agentRttIntervalMs ?? 10_000,
   };
   const dispatcher = await createDispatcher({
     workers: o.workers,
@@ -82,9 +100,34 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     onWorkerGone: (id) => acceptor.onWorkerGone(id),
   });
   acceptor.setDispatcher(dispatcher);
+  const metrics = new RelayMetrics(acceptor, dispatcher, { statsTimeoutMs: o.statsTimeoutMs ?? 1000, version: o.version });
+  let admin: AdminServer | null = null;
   try {
     await acceptor.listen();
+    if (o.adminAddr !== undefined && o.adminAddr !== null) {
+      admin = await AdminServer.start(
+        {
+          host: o.adminAddr.host,
+          port: o.adminAddr.port,
+          token: o.adminToken ?? null,
+          routes: {
+            '/metrics': async () => ({ status: 200, contentType: CONTENT_TYPE, body: await metrics.scrape() }),
+            '/healthz': async () => text(200, 'ok\n'),
+            '/readyz': async () => {
+              const r = await metrics.readiness();
+              return r.ready ? text(200, 'ready\n') : text(503, `not ready: ${r.reasons.join('; ')}\n`);
+            },
+            '/api/sessions': async () => json(200, await metrics.sessions()),
+            '/api/endpoints': async () => json(200, { endpoints: metrics.endpoints() }),
+          },
+        },
+        '--admin-addr',
+        '--admin-token (or BURROW_RELAY_ADMIN_TOKEN)',
+      );
+    }
   } catch (err) {
+    await acceptor.stopListening();
+    metrics.close();
     await dispatcher.destroy();
     throw err;
   }
@@ -92,11 +135,15 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
   return {
     acceptor,
     dispatcher,
+    metrics,
     threaded: dispatcher.threaded,
     address: (name) => acceptor.address(name),
+    adminAddress: () => (admin === null ? null : { host: admin.host, port: admin.port }),
     close(): Promise<void> {
       if (closing !== null) return closing;
       closing = (async () => {
+        admin?.close();
+        metrics.close();
         await acceptor.stopListening();
         dispatcher.drain();
         // Sessions end once their public connections are done; their routes drop with them.

@@ -66,12 +66,13 @@ export function waitEvent<A extends unknown[]>(
 
 /**
  * Resolve with `check()`'s first non-undefined value. For state that has no event to wait on (the acceptor's route
- * table changes by a message from a worker thread), checked every 10 ms up to a deadline; a miss fails naming `what`.
+ * table changes by a message from a worker thread; a metric reaching a value in another process), checked every
+ * 10 ms up to a deadline (an async check is awaited first); a miss fails naming `what`.
  */
-export async function waitFor<T>(what: string, check: () => T | undefined, ms = STEP_TIMEOUT_MS): Promise<T> {
+export async function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = STEP_TIMEOUT_MS): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));

@@ -56,11 +56,29 @@ test('mux imports only protocol and core below it', () => {
   }
 });
 
-test('nothing imports cli/, and the data plane does not import prom-client', () => {
+const EXPORTER_ONLY = /^(prom-client|@trufflesuite\/uws-js-unofficial|uWebSockets\.js)$/;
+const DATA_PLANE = ['relay/worker/', 'relay/acceptor/', 'mux/', 'protocol/', 'sniff/', 'agent/'];
+
+test('nothing imports cli/, and the data plane does not import prom-client or uWS', () => {
   for (const f of all) {
+    const rel = relative(SRC, f);
     for (const i of imports(f)) {
-      if (layer(f) !== 'cli') assert.ok(!/(^|\/)cli\//.test(i), `${relative(SRC, f)} imports ${i}`);
-      if (['relay', 'mux', 'protocol', 'sniff', 'agent'].includes(layer(f))) assert.notEqual(i, 'prom-client', relative(SRC, f));
+      if (layer(f) !== 'cli') assert.ok(!/(^|\/)cli\//.test(i), `${rel} imports ${i}`);
+      if (DATA_PLANE.some((d) => rel.startsWith(d))) assert.doesNotMatch(i, EXPORTER_ONLY, `${rel} imports ${i}`);
     }
   }
+});
+
+test('the worker thread entry does not load prom-client or uWS, even indirectly', () => {
+  const seen = new Set<string>();
+  const walk = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const i of imports(file)) {
+      assert.doesNotMatch(i, EXPORTER_ONLY, `${relative(SRC, file)} (loaded by the worker entry) imports ${i}`);
+      if (i.startsWith('.')) walk(join(file, '..', i).replace(/\.js$/, '.ts'));
+    }
+  };
+  walk(join(SRC, 'relay/worker/worker-entry.ts'));
+  assert.ok(seen.size > 5, `followed only ${seen.size} files`);
 });

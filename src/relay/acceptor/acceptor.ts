@@ -10,9 +10,10 @@ import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
 import type { AcceptorToWorker, MemberReport, PublicEntry, RerouteRequest, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
 import { errorPage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
-import { MemberBreaker, type BreakerCall, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
+import { MemberBreaker, type BreakerCall, type BreakerState, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
 import { alertAndClose, endWith } from '../close-with.js';
 import { RouteTable, randomLabel, routeKey, type PoolMember, type Route } from './route-table.js';
+import { wallMs } from '../../metrics/relay-recorder.js';
 import type { ConnectionDispatcher } from './worker-pool.js';
 
 export interface HostPort {
@@ -61,6 +62,8 @@ export type AcceptorCounters = Map<string, number>;
 export class Acceptor {
   readonly routes: RouteTable;
   readonly counters: AcceptorCounters;
+  /** Pool member breaker transitions since start, by the state entered (burrow_breaker_transitions_total). */
+  readonly breakerTransitions: Record<BreakerState, number>;
   private readonly opts: AcceptorOptions;
   private dispatcher: ConnectionDispatcher | null;
   private readonly servers: Map<string, net.Server>;
@@ -77,6 +80,7 @@ export class Acceptor {
     this.opts = opts;
     this.routes = new RouteTable();
     this.counters = new Map();
+    this.breakerTransitions = { closed: 0, open: 0, 'half-open': 0 };
     this.dispatcher = null;
     this.servers = new Map();
     this.tcpServers = new Map();
@@ -91,6 +95,11 @@ export class Acceptor {
 
   setDispatcher(d: ConnectionDispatcher): void {
     this.dispatcher = d;
+  }
+
+  /** True between listen() and stopListening(): every configured listener is bound. */
+  get listening(): boolean {
+    return !this.closing && this.servers.size > 0;
   }
 
   /** The address each listener actually bound (port 0 resolved). */
@@ -140,6 +149,8 @@ export class Acceptor {
         this.dropEndpoints(this.routes.endpointsWhere((m) => m.sessionId === msg.sessionId));
         return;
       case 'session-started':
+      case 'stats-reply': // answered by the dispatcher, never forwarded here
+      case 'control-ready':
         return;
       case 'member-report':
         this.onMemberReport(msg);
@@ -239,6 +250,7 @@ export class Acceptor {
     };
     if (pooled) {
       member.breaker = new MemberBreaker(`${what}/${req.endpointId}`, this.opts.breaker, (to) => {
+        this.breakerTransitions[to]++;
         member.available = to !== 'open';
         this.dispatcher?.sendControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: member.available });
       });
@@ -589,7 +601,7 @@ function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string):
 }
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
-  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: Date.now() };
+  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: wallMs() };
 }
 
 /**

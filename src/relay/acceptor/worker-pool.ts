@@ -13,6 +13,7 @@ import type {
   PublicTask,
   RelayTask,
   TaskResult,
+  WorkerStats,
   WorkerToAcceptor,
 } from '../relay-messages.js';
 import { WorkerRuntime, type WorkerSettings } from '../worker/worker-runtime.js';
@@ -26,11 +27,27 @@ export interface DispatchMeta {
   acceptedAt: number;
 }
 
+/** One worker's answer to a scrape; `stats` null = it did not answer in time (reported as down). */
+export interface WorkerReport {
+  workerId: number;
+  stats: WorkerStats | null;
+}
+
 export interface ConnectionDispatcher {
   /** True when connections run on worker threads; false in the single-threaded fallback. */
   readonly threaded: boolean;
+  /** Worker threads configured (1 for the in-thread runtime). */
+  readonly expectedWorkers: number;
+  /** Workers replaced after they died. */
+  readonly restarts: number;
   /** Live worker ids (threadIds; 0 for the in-thread runtime). */
   workerIds(): number[];
+  /** Workers whose control channel is up (a replaced worker counts once it has started). */
+  readyWorkers(): number;
+  /** Ask every worker for its stats; a worker silent for `timeoutMs` is reported with stats null, not waited on. */
+  collectStats(timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]>;
+  /** Send a control message to one worker (false if it has no channel). Used for the test-crash hook. */
+  postControl(workerId: number, msg: AcceptorToWorker): boolean;
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void;
   /** `onDone` (optional) runs once when the connection's task ends, however it ends. */
   dispatchPublic(
@@ -82,9 +99,17 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   private readonly withControl: Set<number>;
   private readonly waitingForWorkers: Array<() => void>;
   private destroyed: boolean;
+  private readonly ready: Set<number>;
+  private readonly pendingStats: Map<number, { workerId: number; resolve: (s: WorkerStats | null) => void }>;
+  private nextStatsId: number;
+  restarts: number;
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
+    this.ready = new Set();
+    this.pendingStats = new Map();
+    this.nextStatsId = 1;
+    this.restarts = 0;
     this.ports = new Map();
     this.withControl = new Set();
     this.waitingForWorkers = [];
@@ -137,8 +162,41 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     await new Promise<void>((resolve) => this.waitingForWorkers.push(resolve));
   }
 
+  get expectedWorkers(): number {
+    return this.opts.workers;
+  }
+
   workerIds(): number[] {
     return [...this.ports.keys()];
+  }
+
+  readyWorkers(): number {
+    return this.ready.size;
+  }
+
+  collectStats(timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]> {
+    return Promise.all(
+      [...this.ports].map(([workerId, port]) => {
+        const reqId = this.nextStatsId++;
+        return new Promise<WorkerReport>((resolve) => {
+          const timer = setTimeout(() => done(null), timeoutMs);
+          const done = (stats: WorkerStats | null): void => {
+            clearTimeout(timer);
+            this.pendingStats.delete(reqId);
+            resolve({ workerId, stats });
+          };
+          this.pendingStats.set(reqId, { workerId, resolve: done });
+          port.postMessage({ op: 'stats', reqId, sessions: withSessions } satisfies AcceptorToWorker);
+        });
+      }),
+    );
+  }
+
+  postControl(workerId: number, msg: AcceptorToWorker): boolean {
+    const p = this.ports.get(workerId);
+    if (p === undefined) return false;
+    p.postMessage(msg);
+    return true;
   }
 
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
@@ -242,6 +300,14 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const { port1, port2 } = new MessageChannel();
     this.ports.set(workerId, port1);
     port1.on('message', (msg: WorkerToAcceptor) => {
+      if (msg.op === 'stats-reply') {
+        this.pendingStats.get(msg.reqId)?.resolve(msg.stats);
+        return;
+      }
+      if (msg.op === 'control-ready') {
+        this.ready.add(workerId);
+        return;
+      }
       this.opts.onControl(workerId, msg, (m) => port1.postMessage(m));
     });
     port1.unref();
@@ -253,6 +319,9 @@ class ThreadedDispatcher implements ConnectionDispatcher {
 
   private onWorkerDestroy(workerId: number): void {
     this.withControl.delete(workerId);
+    this.ready.delete(workerId);
+    for (const p of [...this.pendingStats.values()]) if (p.workerId === workerId) p.resolve(null);
+    if (!this.destroyed) this.restarts++;
     const p = this.ports.get(workerId);
     if (p !== undefined) {
       p.close();
@@ -270,6 +339,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
 /** Single-threaded fallback (no native addon): the worker runtime runs on the main thread, sockets passed as is. */
 class InThreadDispatcher implements ConnectionDispatcher {
   readonly threaded = false;
+  readonly expectedWorkers = 1;
+  readonly restarts = 0;
   private readonly runtime: WorkerRuntime;
   private readonly opts: DispatcherOptions;
 
@@ -283,6 +354,20 @@ class InThreadDispatcher implements ConnectionDispatcher {
 
   workerIds(): number[] {
     return [0];
+  }
+
+  readyWorkers(): number {
+    return 1;
+  }
+
+  async collectStats(_timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]> {
+    return [{ workerId: 0, stats: this.runtime.stats(withSessions) }];
+  }
+
+  postControl(workerId: number, msg: AcceptorToWorker): boolean {
+    if (workerId !== 0) return false;
+    this.runtime.onControlMessage(msg);
+    return true;
   }
 
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {

@@ -5,11 +5,12 @@ import tls from 'node:tls';
 import type net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { BALANCE_STRATEGIES, isBalanceStrategy } from '../../balancer/pick-member.js';
-import { BurrowError } from '../../core/errors.js';
+import { BurrowError, isBurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { MuxSession } from '../../mux/mux-session.js';
 import type { MuxStream } from '../../mux/mux-stream.js';
-import { serveHeartbeat } from '../../mux/heartbeat.js';
+import { Heartbeater, serveHeartbeat } from '../../mux/heartbeat.js';
+import { wallMs } from '../../metrics/relay-recorder.js';
 import { readJsonMessage, respondRpc } from '../../mux/rpc.js';
 import { readStreamType } from '../../mux/typed-stream.js';
 import { MUX_STREAM_REFUSED } from '../../protocol/error-codes.js';
@@ -83,6 +84,7 @@ export class AgentSession {
   private finished: boolean;
   private authTimer: NodeJS.Timeout | null;
   private idleTimer: NodeJS.Timeout | null;
+  private heartbeater: Heartbeater | null;
 
   constructor(runtime: WorkerRuntime, socket: net.Socket, meta: AdoptMeta) {
     this.id = `sess_${randomBytes(9).toString('base64url')}`;
@@ -104,8 +106,11 @@ export class AgentSession {
     );
     this.authTimer = null;
     this.idleTimer = null;
+    this.heartbeater = null;
+    const tlsStart = wallMs();
     this.tlsSocket.once('secure', () => {
       clearTimeout(hsTimer);
+      runtime.recorder.tlsHandshake(true, tlsStart);
       this.start();
     });
     this.tlsSocket.on('error', (err: Error) => {
@@ -202,7 +207,10 @@ export class AgentSession {
     const mux = new MuxSession(this.tlsSocket, { role: 'server' });
     this.mux = mux;
     mux.on('stream', (s: MuxStream) => this.onStream(s));
-    mux.on('close', (err?: Error) => this.finish(err ? err.message : 'closed'));
+    mux.on('close', (err?: Error) => {
+      if (isBurrowError(err)) this.runtime.recorder.error(err.code);
+      this.finish(err ? err.message : 'closed');
+    });
     this.authTimer = setTimeout(() => {
       if (!this.authed) mux.terminate(MUX_STREAM_REFUSED, `no Auth within ${AUTH_DEADLINE_MS} ms`);
     }, AUTH_DEADLINE_MS);
@@ -281,6 +289,7 @@ export class AgentSession {
     this.authed = true;
     this.tokenId = createHash('sha256').update(token, 'utf8').digest('hex').slice(0, 16);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.startRttProbe();
     this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
     this.runtime.notify({ op: 'session-started', sessionId: this.id, remoteAddress: this.meta.remoteAddress });
     return {
@@ -288,6 +297,23 @@ export class AgentSession {
       ClientId: this.clientId,
       Extra: { Version: `burrow ${this.runtime.settings.version}`, Region: 'local', Cookie: '', AccountName: '', PlanName: '', Banner: '' },
     };
+  }
+
+  /**
+   * burrow_agent_rtt_seconds: the relay beats on its own heartbeat stream (the SDKs and our agent echo streams the
+   * relay opens, PROTOCOL.md §Heartbeat). Liveness stays with the session-wide check in start().
+   */
+  private startRttProbe(): void {
+    const every = this.runtime.settings.agentRttIntervalMs;
+    if (every <= 0 || this.mux === null || this.heartbeater !== null) return;
+    const recorder = this.runtime.recorder;
+    this.heartbeater = new Heartbeater(this.mux, {
+      intervalMs: every,
+      toleranceMs: Math.max(every, LIVENESS_MS),
+      failSession: false,
+      onRtt: (ms) => recorder.agentRtt(ms),
+    });
+    this.heartbeater.start();
   }
 
   private async handleBind(req: Record<string, unknown>): Promise<object> {
@@ -384,6 +410,7 @@ export class AgentSession {
   }
 
   private fail(reason: string): void {
+    this.runtime.recorder.error('BURROW_ERR_MUX_TRANSPORT');
     if (this.mux !== null) this.mux.destroy(new BurrowError('BURROW_ERR_MUX_TRANSPORT', reason));
     else this.tlsSocket.destroy();
     this.finish(reason);
@@ -394,6 +421,7 @@ export class AgentSession {
     this.finished = true;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
+    this.heartbeater?.stop();
     for (const ep of [...this.endpoints.values()]) {
       this.endpoints.delete(ep.id);
       this.runtime.removeEndpoint(ep);

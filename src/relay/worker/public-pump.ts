@@ -12,6 +12,7 @@ import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
 import { alertAndClose, endWith } from '../close-with.js';
+import { TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
 
@@ -33,12 +34,15 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
       stream = target === null ? null : target.session.openProxyStream(target, clientAddr, first);
     }
     if (stream === null || target === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
+    runtime.recorder.streamOpened(endpointTypeIndex(task.entry), task.acceptedAt);
     return new BytePipe(runtime, socket, stream, target, task, head, clientAddr, target !== ep).done;
   }
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
     if (head.length > 0) socket.unshift(head);
     const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
+    const tlsStart = wallMs();
+    t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
     return new HttpPump(runtime, t, socket, ep, 'https', task, clientAddr, null).done;
   }
   return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head).done;
@@ -78,6 +82,8 @@ class BytePipe {
   private readonly onStreamEnd: () => void;
   private readonly onStreamError: () => void;
   private readonly onFirstData: () => void;
+  /** Endpoint type index for the recorder (burrow_ttfb_seconds). */
+  private readonly type: number;
 
   constructor(
     runtime: WorkerRuntime,
@@ -102,6 +108,7 @@ class BytePipe {
     this.gotData = false;
     this.openedAt = connId !== 0 ? performance.now() : 0;
     this.baseRead = socket.bytesRead;
+    this.type = endpointTypeIndex(task.entry);
     this.done = new Promise((r) => (this.resolve = r));
     this.onStreamEnd = () => this.streamEnd();
     this.onStreamError = () => this.streamError();
@@ -119,11 +126,12 @@ class BytePipe {
     stream.pipe(this.socket, { end: false });
     stream.on('end', this.onStreamEnd);
     stream.on('error', this.onStreamError);
-    if (this.connId !== 0) stream.once('data', this.onFirstData);
+    stream.once('data', this.onFirstData); // TTFB (accept → first byte back), and the pool report
   }
 
   private firstData(): void {
     this.gotData = true;
+    this.runtime.recorder.ttfb(this.type, this.task.acceptedAt);
     reportMember(this.runtime, this.connId, this.ep, true, Math.round((performance.now() - this.openedAt) * 1000), '');
   }
 
@@ -224,6 +232,15 @@ class HttpPump implements HttpFilterSink {
   private headTimer: NodeJS.Timeout | null;
   /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
   private upgradeCheck: Buffer | null;
+  // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). Responses are piped untouched, so a
+  // request's answer is taken to end with the last response byte before the next request (or the close).
+  private readonly recorder: RelayRecorder;
+  private readonly type: number;
+  private readonly acceptedAt: number;
+  private reqOpen: boolean;
+  private reqStart: number;
+  private reqFirstByte: boolean;
+  private reqLastByteAt: number;
   private readonly onClientData: (chunk: Buffer) => void;
   private readonly onStreamData: (chunk: Buffer) => void;
   private readonly onStreamDrain: () => void;
@@ -273,10 +290,17 @@ class HttpPump implements HttpFilterSink {
     this.rawReplay = task.connId !== 0 && proto === 'http' ? [] : null;
     this.rawBytes = 0;
     this.rerouted = false;
-    this.requests = 0;
     this.retried = false;
     this.reported = task.connId === 0;
     this.streamOpenedAt = 0;
+    this.recorder = runtime.recorder;
+    this.type = proto === 'https' ? TYPE_HTTPS : TYPE_HTTP;
+    this.acceptedAt = task.acceptedAt;
+    this.requests = 0;
+    this.reqOpen = false;
+    this.reqStart = 0;
+    this.reqFirstByte = false;
+    this.reqLastByteAt = 0;
     this.done = new Promise((r) => (this.resolve = r));
     const hostname = ep.hostname;
     this.filter = new HttpRequestFilter(this, {
@@ -341,18 +365,30 @@ class HttpPump implements HttpFilterSink {
         this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now`);
         return;
       }
+      this.recorder.streamOpened(this.type, this.acceptedAt);
       this.attachStream(s);
     }
     if (!s.write(buf)) this.client.pause(); // resumed by onStreamDrain
   }
 
   onRequest(method: string): void {
+    this.closeRequest();
+    // The first request starts at accept (what the client waited for includes routing and handoff).
+    this.reqStart = this.requests === 0 ? this.acceptedAt : wallMs();
+    this.requests++;
+    this.reqOpen = true;
+    this.reqFirstByte = false;
     if (this.connId === 0) return;
     // Only the first request of a connection, and only an idempotent one, may be replayed on another member
     // (RFC 9110 §9.2.2); a second request in flight before any answer (pipelining) ends that possibility.
-    this.requests++;
     this.replay = this.requests === 1 && !this.responseStarted && !this.retried && IDEMPOTENT.has(method) ? [] : null;
     if (this.replay === null) this.rawReplay = null;
+  }
+
+  /** Record the open request if its answer has started. */
+  private closeRequest(): void {
+    if (this.reqOpen && this.reqFirstByte) this.recorder.requestDone(this.type, this.reqStart, this.reqLastByteAt);
+    this.reqOpen = false;
   }
 
   onUpgrade(): void {
@@ -362,7 +398,8 @@ class HttpPump implements HttpFilterSink {
     this.upgradeCheck = Buffer.alloc(0);
   }
 
-  onError(status: number, _code: string, reason: string): void {
+  onError(status: number, code: string, reason: string): void {
+    this.recorder.error(code);
     this.clearHeadTimer();
     const page = errorPage(status, STATUS_TEXT[status] ?? 'Error', reason);
     this.client.off('data', this.onClientData);
@@ -497,6 +534,13 @@ class HttpPump implements HttpFilterSink {
     }
     this.replay = this.rawReplay = null;
     this.responseStarted = true;
+    if (this.reqOpen) {
+      this.reqLastByteAt = wallMs();
+      if (!this.reqFirstByte) {
+        this.reqFirstByte = true;
+        this.recorder.ttfb(this.type, this.reqStart);
+      }
+    }
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
   }
@@ -513,6 +557,7 @@ class HttpPump implements HttpFilterSink {
     }
     this.upgradeCheck = null;
     if (UPGRADE_ACCEPTED.test(seen.toString('latin1', 0, STATUS_LINE_PREFIX))) {
+      this.closeRequest(); // the rest is the upgraded protocol, not this request's answer
       this.client.resume();
       return;
     }
@@ -531,6 +576,7 @@ class HttpPump implements HttpFilterSink {
     if (this.finished) return;
     if (!this.responseStarted && this.retry('stream reset before a response')) return;
     if (!this.responseStarted) {
+      this.recorder.error('BURROW_ERR_UPSTREAM_UNAVAILABLE');
       this.client.off('data', this.onClientData);
       this.client.end(errorPage(502, 'Bad Gateway', `The agent serving ${this.ep.hostname} closed the connection before answering.`));
     } else {
@@ -554,6 +600,7 @@ class HttpPump implements HttpFilterSink {
     if (this.finished) return;
     this.finished = true;
     this.clearHeadTimer();
+    this.closeRequest();
     this.ep.active--;
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();

@@ -2,7 +2,7 @@
 // this thread's WorkerRuntime. One task = one connection (or the control channel); it resolves when that ends.
 import net from 'node:net';
 import { threadId, workerData } from 'node:worker_threads';
-import type { AcceptorToWorker, RelayTask, TaskResult } from '../relay-messages.js';
+import type { AcceptorToWorker, RelayTask, TaskResult, WorkerToAcceptor } from '../relay-messages.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { WorkerRuntime, type WorkerSettings } from './worker-runtime.js';
 
@@ -20,6 +20,7 @@ export async function handleTask(task: RelayTask): Promise<TaskResult | null> {
       const port = task.port;
       runtime.attachControlSink({ post: (m) => port.postMessage(m) });
       port.on('message', (m: AcceptorToWorker) => runtime.onControlMessage(m));
+      port.postMessage({ op: 'control-ready' } satisfies WorkerToAcceptor);
       await runtime.untilClosed();
       port.close();
       return null;

@@ -4,14 +4,19 @@
 import tls from 'node:tls';
 import type net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 import { BurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
+import { LoopMonitor } from '../../metrics/loop-monitor.js';
+import { RelayRecorder, endpointTypeIndex } from '../../metrics/relay-recorder.js';
 import type {
   AcceptorToWorker,
   PublicTask,
   ReserveReply,
   ReserveRequest,
+  SessionInfo,
   TaskResult,
+  WorkerStats,
   WorkerToAcceptor,
 } from '../relay-messages.js';
 import { AgentSession, type Endpoint } from './agent-session.js';
@@ -33,6 +38,10 @@ export interface WorkerSettings {
   /** Agent TLS handshake deadline, ms. */
   handshakeTimeoutMs: number;
   version: string;
+  /** false = `--metrics off`: nothing is recorded (counters and histograms stay at 0). */
+  metrics: boolean;
+  /** Interval of the relay's own heartbeats to each agent (RTT measurement), ms; 0 = off. */
+  agentRttIntervalMs: number;
 }
 
 export interface ControlSink {
@@ -62,6 +71,9 @@ export class WorkerRuntime {
    * the native addon). False in the single-threaded fallback, where every member is local anyway.
    */
   canReroute: boolean;
+  /** What /metrics reads from this thread (collected on a 'stats' control message). */
+  readonly recorder: RelayRecorder;
+  private readonly loop: LoopMonitor;
   private readonly tokenHashes: Buffer[];
   private control: ControlSink | null;
   private nextReqId: number;
@@ -76,6 +88,8 @@ export class WorkerRuntime {
     this.sessions = new Map();
     this.endpoints = new Map();
     this.pools = new Map();
+    this.recorder = new RelayRecorder(settings.metrics);
+    this.loop = new LoopMonitor();
     this.draining = false;
     this.canReroute = false;
     this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
@@ -107,6 +121,15 @@ export class WorkerRuntime {
     } else if (msg.op === 'member-state') {
       const ep = this.endpoints.get(msg.endpointId);
       if (ep !== undefined) ep.available = msg.available;
+    } else if (msg.op === 'stats') {
+      this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.sessions) });
+    } else if (msg.op === 'test-crash') {
+      // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
+      if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
+        setImmediate(() => {
+          throw new Error('test-crash: worker crashed on request (BURROW_TEST_HOOKS=1)');
+        });
+      }
     }
   }
 
@@ -140,6 +163,34 @@ export class WorkerRuntime {
       if (best === null || m.active < best.active) best = m;
     }
     return best;
+  }
+
+  /** Recorder snapshot, live gauges and the event-loop sample since the previous call. */
+  stats(withSessions: boolean): WorkerStats {
+    let streams = 0;
+    let list: SessionInfo[] | null = withSessions ? [] : null;
+    for (const s of this.sessions.values()) {
+      const n = s.mux?.streamCount ?? 0;
+      streams += n;
+      list?.push({
+        id: s.id,
+        workerId: this.workerId,
+        clientId: s.clientId,
+        remoteAddress: s.meta.remoteAddress,
+        authed: s.authed,
+        acceptedAt: s.meta.acceptedAt,
+        endpoints: s.endpoints.size,
+        streams: n,
+      });
+    }
+    return {
+      recorder: this.recorder.snapshot(),
+      sessions: this.sessions.size,
+      streams,
+      endpoints: this.endpoints.size,
+      loop: this.loop.sample(),
+      sessionList: list,
+    };
   }
 
   /** Ask the acceptor to reserve a hostname or TCP port for an endpoint. */
@@ -206,13 +257,24 @@ export class WorkerRuntime {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
     const session = new AgentSession(this, socket, meta);
     this.sessions.set(session.id, session);
-    return session.done.finally(() => this.sessions.delete(session.id));
+    return session.done.then((r) => {
+      this.sessions.delete(session.id);
+      this.recorder.agentConnectionEnded(r.bytesIn, r.bytesOut);
+      return r;
+    });
   }
 
   /** A public connection routed to one of our endpoints. */
   adoptPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>): Promise<TaskResult> {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
-    return pumpPublic(this, socket, head, task);
+    const type = endpointTypeIndex(task.entry);
+    // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
+    // single-threaded fallback the socket's own count already includes the head).
+    const readBefore = socket.bytesRead;
+    return pumpPublic(this, socket, head, task).then((r) => {
+      this.recorder.connectionEnded(type, r.outcome, r.bytesIn - readBefore + head.length, r.bytesOut);
+      return r;
+    });
   }
 
   /** Stop taking new sessions; tell agents to go away so they reconnect elsewhere once their streams finish. */
@@ -224,6 +286,7 @@ export class WorkerRuntime {
 
   async destroy(): Promise<void> {
     for (const s of this.sessions.values()) s.destroy(new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'relay shutting down'));
+    this.loop.close();
     this.closedResolve?.();
   }
 }

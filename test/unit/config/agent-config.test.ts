@@ -141,6 +141,19 @@ describe('burrow http|tcp|tls', () => {
     });
   }
 
+  test('--metrics-addr: off by default; host:port from the flag or BURROW_METRICS_ADDR; token from --metrics-token', () => {
+    const d = parse('http', ['3000']);
+    assert.equal(d.metricsAddr, null);
+    assert.equal(d.metricsToken, null);
+    const f = parse('http', ['3000', '--metrics-addr', '127.0.0.1:0', '--metrics-token', 'tok-0123456789abcdef']);
+    assert.deepEqual(f.metricsAddr, { host: '127.0.0.1', port: 0 });
+    assert.equal(f.metricsToken, 'tok-0123456789abcdef');
+    const e = parse('tcp', ['5432'], { ...ENV, BURROW_METRICS_ADDR: '[::1]:9464' });
+    assert.deepEqual(e.metricsAddr, { host: '::1', port: 9464 });
+    assert.equal(parse('http', ['3000', '--metrics-addr=off'], { ...ENV, BURROW_METRICS_ADDR: '127.0.0.1:1' }).metricsAddr, null);
+    throwsWith(() => parse('http', ['3000', '--metrics-addr', 'nope']), ['--metrics-addr', "'nope'"]);
+  });
+
   test('rejects: no token anywhere (names the flag and the variable)', () => {
     throwsWith(() => parse('http', ['3000'], {}), ['--authtoken', 'BURROW_AUTHTOKEN']);
   });

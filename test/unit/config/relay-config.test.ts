@@ -162,6 +162,22 @@ const FLAG_CASES: FlagCase[] = [
     bad: [['127.0.0.1:x', ['0..65535']]],
   },
   {
+    flag: '--admin-token',
+    good: [['a-token-of-16-chars', (c) => c.adminToken, 'a-token-of-16-chars']],
+    bad: [
+      ['short', ['is not a usable token', '16 to 256 printable characters']],
+      ['with a space in it here', ['is not a usable token']],
+    ],
+  },
+  {
+    flag: '--metrics',
+    good: [
+      ['off', (c) => c.metrics, false],
+      ['on', (c) => c.metrics, true],
+    ],
+    bad: [['maybe', ['is not on or off']]],
+  },
+  {
     flag: '--tcp-ports',
     good: [
       ['30000-30009', (c) => c.tcpPorts, { from: 30000, to: 30009 }],
@@ -506,6 +522,8 @@ describe('relayHelpText', () => {
       ['--https-addr', '127.0.0.1:8443'],
       ['--agent-addr', '127.0.0.1:4443'],
       ['--admin-addr', '127.0.0.1:9090'],
+      ['--admin-token', 'none'],
+      ['--metrics', 'on'],
       ['--tcp-ports', '20000-20999'],
       ['--tcp-host', 'host of --http-addr'],
       ['--workers', 'number of cores'],
@@ -543,6 +561,8 @@ describe('relayHelpText', () => {
       BURROW_RELAY_HTTPS_ADDR: ['off', (c) => c.httpsAddr, null],
       BURROW_RELAY_AGENT_ADDR: ['127.0.0.3:2', (c) => c.agentAddr, { host: '127.0.0.3', port: 2 }],
       BURROW_RELAY_ADMIN_ADDR: ['off', (c) => c.adminAddr, null],
+      BURROW_RELAY_ADMIN_TOKEN: ['env-token-0123456789', (c) => c.adminToken, 'env-token-0123456789'],
+      BURROW_RELAY_METRICS: ['off', (c) => c.metrics, false],
       BURROW_RELAY_TCP_PORTS: ['100-200', (c) => c.tcpPorts, { from: 100, to: 200 }],
       BURROW_RELAY_TCP_HOST: ['t.example', (c) => c.tcpHost, 't.example'],
       BURROW_RELAY_WORKERS: ['7', (c) => c.workers, 7],

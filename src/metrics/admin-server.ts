@@ -1,0 +1,125 @@
+// The admin HTTP server (uWebSockets.js, main thread): GET routes answering /metrics, /healthz, /readyz and the JSON
+// API. Bound to loopback by default; on any other address every request needs `Authorization: Bearer <token>`.
+// Not on the data path. Its listen socket must be closed before the process exits (else uWS aborts Node at exit).
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { BurrowError } from '../core/errors.js';
+
+// uWS ships as CommonJS with a native binary; load it through require so ESM interop stays out of the way.
+type UwsRes = {
+  onAborted(cb: () => void): UwsRes;
+  cork(cb: () => void): UwsRes;
+  writeStatus(s: string): UwsRes;
+  writeHeader(k: string, v: string): UwsRes;
+  end(body?: string): UwsRes;
+};
+type UwsReq = { getHeader(k: string): string; getUrl(): string; getMethod(): string };
+type UwsApp = {
+  any(pattern: string, h: (res: UwsRes, req: UwsReq) => void): UwsApp;
+  listen(host: string, port: number, cb: (ls: unknown) => void): UwsApp;
+  close?(): void;
+};
+type Uws = { App(): UwsApp; us_listen_socket_close(ls: unknown): void; us_socket_local_port(ls: unknown): number };
+const uws = createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
+
+export interface AdminResponse {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export type AdminRoute = () => Promise<AdminResponse>;
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  /** Required when `host` is not a loopback address; null = none (loopback only). */
+  token: string | null;
+  routes: Readonly<Record<string, AdminRoute>>;
+}
+
+const STATUS_LINE: Record<number, string> = { 200: '200 OK', 401: '401 Unauthorized', 404: '404 Not Found', 405: '405 Method Not Allowed', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+export class AdminServer {
+  private readonly listenSocket: unknown;
+  readonly host: string;
+  readonly port: number;
+
+  private constructor(listenSocket: unknown, host: string, port: number) {
+    this.listenSocket = listenSocket;
+    this.host = host;
+    this.port = port;
+  }
+
+  /** `flagName` / `tokenHint` name the address flag and where a token comes from, for the error messages. */
+  static async start(o: AdminServerOptions, flagName: string, tokenHint: string): Promise<AdminServer> {
+    if (!isLoopback(o.host) && (o.token === null || o.token === '')) {
+      throw new BurrowError(
+        'BURROW_ERR_ADMIN_TOKEN_REQUIRED',
+        `${flagName} ${o.host}:${o.port} is not a loopback address, so the admin server needs a token: pass ${tokenHint}, ` +
+          `or bind ${flagName} to 127.0.0.1`,
+      );
+    }
+    const tokenHash = o.token !== null && o.token !== '' ? sha256(o.token) : null;
+    const app = uws.App();
+    app.any('/*', (res, req) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      const send = (r: AdminResponse): void => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType).end(r.body);
+        });
+      };
+      // Headers and URL are valid only inside this callback: read them before any await.
+      const method = req.getMethod().toUpperCase();
+      const url = req.getUrl();
+      const auth = req.getHeader('authorization');
+      if (tokenHash !== null && !bearerMatches(auth, tokenHash)) {
+        send(text(401, 'admin token required: send Authorization: Bearer <token>\n'));
+        return;
+      }
+      const route = o.routes[url];
+      if (route === undefined) {
+        send(text(404, `no such admin path ${url}; try /metrics, /healthz, /readyz, /api/sessions, /api/endpoints\n`));
+        return;
+      }
+      if (method !== 'GET') {
+        send(text(405, 'admin paths answer GET only\n'));
+        return;
+      }
+      route().then(send, (err: Error) => send(text(500, `${err.message}\n`)));
+    });
+    const ls = await new Promise<unknown>((resolve) => app.listen(o.host, o.port, resolve));
+    if (ls === false || ls === null || ls === undefined) {
+      throw new BurrowError('BURROW_ERR_RELAY_LISTEN', `${flagName} ${o.host}:${o.port}: cannot listen; free the port or pick another address`);
+    }
+    return new AdminServer(ls, o.host, uws.us_socket_local_port(ls));
+  }
+
+  close(): void {
+    uws.us_listen_socket_close(this.listenSocket);
+  }
+}
+
+export function text(status: number, body: string): AdminResponse {
+  return { status, contentType: 'text/plain; charset=utf-8', body };
+}
+
+export function json(status: number, value: unknown): AdminResponse {
+  return { status, contentType: 'application/json', body: `${JSON.stringify(value, null, 2)}\n` };
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+function bearerMatches(header: string, want: Buffer): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header);
+  return m !== null && timingSafeEqual(sha256(m[1]!.trim()), want);
+}

@@ -1,0 +1,146 @@
+// A fixed set of HDR latency histograms (hdr-histogram-js) in integer microseconds, plus the encode / merge / classic
+// bucket steps used at scrape time. record() is on the HOT PATH (one call per request or connection): it writes into
+// preallocated typed arrays and allocates nothing. Everything else runs at scrape time.
+import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
+
+/** One histogram of a set: the metric it belongs to and its (bounded) label values. */
+export interface HistogramSlot {
+  readonly metric: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Largest value kept, µs (60 s); larger values are recorded as this (they land in the +Inf bucket either way). */
+export const MAX_TRACKED_US = 60_000_000;
+
+/**
+ * Classic bucket upper bounds (`le`), in seconds: 100 µs .. 30 s, roughly 1-2.5-5 per decade. Fixed and documented
+ * (README §Monitoring) so dashboards and alerts can rely on them.
+ */
+export const BUCKET_EDGES_SECONDS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+const BUCKET_EDGES_US: readonly number[] = BUCKET_EDGES_SECONDS.map((s) => Math.round(s * 1e6));
+
+function newHistogram(): Histogram {
+  // 3 significant digits: values are kept within 0.1 %; 32-bit counts; no resizing (memory fixed up front).
+  return build({
+    bitBucketSize: 32,
+    autoResize: false,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: MAX_TRACKED_US,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
+}
+
+/** What a histogram set sends to the scraper: per slot the compressed HDR data ('' when empty) and the exact sum. */
+export interface EncodedHistograms {
+  hdr: string[];
+  /** Sum of recorded values per slot, µs (HDR keeps no exact sum). */
+  sumUs: number[];
+  count: number[];
+}
+
+export class LatencyHistograms {
+  readonly slots: readonly HistogramSlot[];
+  private readonly hist: Histogram[];
+  private readonly sums: Float64Array;
+
+  constructor(slots: readonly HistogramSlot[]) {
+    this.slots = slots;
+    this.hist = slots.map(() => newHistogram());
+    this.sums = new Float64Array(slots.length);
+  }
+
+  /** Record one value in microseconds into slot `slot`. HOT PATH: no allocation. */
+  record(slot: number, us: number): void {
+    const v = us < 1 ? 1 : us > MAX_TRACKED_US ? MAX_TRACKED_US : Math.round(us);
+    this.hist[slot]!.recordValue(v);
+    this.sums[slot]! += v;
+  }
+
+  count(slot: number): number {
+    return this.hist[slot]!.totalCount;
+  }
+
+  /** Value at `percentile` (0..100) in µs; NaN while the slot is empty. */
+  percentile(slot: number, percentile: number): number {
+    const h = this.hist[slot]!;
+    return h.totalCount === 0 ? Number.NaN : h.getValueAtPercentile(percentile);
+  }
+
+  encode(): EncodedHistograms {
+    const out: EncodedHistograms = { hdr: [], sumUs: [], count: [] };
+    for (let i = 0; i < this.hist.length; i++) {
+      const h = this.hist[i]!;
+      out.hdr.push(h.totalCount === 0 ? '' : encodeIntoCompressedBase64(h));
+      out.sumUs.push(this.sums[i]!);
+      out.count.push(h.totalCount);
+    }
+    return out;
+  }
+}
+
+/** One slot after merging every source: cumulative classic buckets (aligned with BUCKET_EDGES_SECONDS), sum, count. */
+export interface MergedHistogram {
+  slot: HistogramSlot;
+  /** cumulative[i] = values ≤ BUCKET_EDGES_SECONDS[i]; the +Inf bucket is `count`. */
+  cumulative: number[];
+  sumSeconds: number;
+  count: number;
+}
+
+/**
+ * Merge the encoded histograms of several sources (workers) slot by slot: decode, add, then fold into the classic
+ * buckets. Counts are exact; a value sits in the bucket of its HDR equivalence range (within 0.1 % of the value).
+ */
+export function mergeHistograms(slots: readonly HistogramSlot[], sources: readonly EncodedHistograms[]): MergedHistogram[] {
+  return slots.map((slot, i) => {
+    let merged: Histogram | null = null;
+    let sumUs = 0;
+    for (const src of sources) {
+      sumUs += src.sumUs[i] ?? 0;
+      const enc = src.hdr[i] ?? '';
+      if (enc === '') continue;
+      const h = decodeFromCompressedBase64(enc, 32, false);
+      if (merged === null) {
+        merged = h;
+      } else {
+        merged.add(h);
+        h.destroy();
+      }
+    }
+    const cumulative = merged === null ? BUCKET_EDGES_US.map(() => 0) : cumulativeBuckets(merged);
+    const count = merged === null ? 0 : merged.totalCount;
+    merged?.destroy();
+    return { slot, cumulative, sumSeconds: sumUs / 1e6, count };
+  });
+}
+
+interface IterValue {
+  valueIteratedTo: number;
+  countAtValueIteratedTo: number;
+}
+interface ValueIterator {
+  reset(): void;
+  hasNext(): boolean;
+  next(): IterValue;
+}
+
+/** Cumulative counts at each edge, from the recorded values (the JS histogram's recorded-values iterator). */
+export function cumulativeBuckets(h: Histogram): number[] {
+  const out = BUCKET_EDGES_US.map(() => 0);
+  const it = (h as unknown as { recordedValuesIterator: ValueIterator }).recordedValuesIterator;
+  it.reset();
+  while (it.hasNext()) {
+    const v = it.next();
+    // First edge at or above the value; later edges include it too (cumulative).
+    for (let e = 0; e < BUCKET_EDGES_US.length; e++) {
+      if (v.valueIteratedTo <= BUCKET_EDGES_US[e]!) {
+        for (let k = e; k < out.length; k++) out[k]! += v.countAtValueIteratedTo;
+        break;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,185 @@
+// Observability end to end (issue #6): a relay with worker threads and its uWS admin server on 127.0.0.1:0, our
+// agent, curl as the public client. Exactly N requests → request_duration count N (merged over workers), buckets
+// cumulative, `promtool check metrics` clean on the live /metrics, /healthz, /readyz (fails while a worker is down,
+// recovers after its replacement), the JSON API, and the admin token rules.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { connect, type Agent } from '../../src/index.js';
+import { isBurrowError } from '../../src/core/errors.js';
+import { startAgentMetricsServer } from '../../src/metrics/agent-metrics.js';
+import {
+  curl,
+  resolveArgs,
+  startHttpUpstream,
+  startRelayFixture,
+  waitFor,
+  withTimeout,
+  type HttpUpstream,
+  type RelayFixture,
+} from '../helpers/relay-fixture.js';
+
+// Workers read this when they start: enables the control-channel 'test-crash' message (worker-runtime.ts).
+process.env['BURROW_TEST_HOOKS'] = '1';
+
+const APP = 'metrics.burrow.localhost';
+const T = { timeout: 30_000 };
+
+let fx: RelayFixture;
+let up: HttpUpstream;
+let agent: Agent;
+let admin: string;
+
+before(async () => {
+  fx = await startRelayFixture({ workers: 2, adminAddr: { host: '127.0.0.1', port: 0 }, agentRttIntervalMs: 200 });
+  const a = fx.relay.adminAddress();
+  assert.ok(a !== null && a.port > 0, 'the relay reports the admin port it bound');
+  admin = `http://127.0.0.1:${a.port}`;
+  up = await startHttpUpstream(fx.cleanup);
+  agent = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close the agent', () => agent.close(1000));
+  await withTimeout('Bind', agent.forward(`http://127.0.0.1:${up.port}`, { url: `http://${APP}` }));
+});
+
+after(async () => {
+  await fx?.close();
+});
+
+async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; type: string }> {
+  const r = await withTimeout(`GET ${path}`, fetch(`${admin}${path}`, { headers }));
+  return { status: r.status, body: await r.text(), type: r.headers.get('content-type') ?? '' };
+}
+
+/** Value of one sample line (`name{labels} value`); labels must match exactly as rendered. */
+function sample(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
+
+function run(cmd: string, args: string[], input: string): Promise<{ code: number; out: string }> {
+  return withTimeout(`${cmd} ${args.join(' ')}`, new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+    p.stdin.end(input);
+  }));
+}
+
+test('exactly N requests → request_duration count N, ttfb and connections N, buckets cumulative', T, async () => {
+  const N = 7;
+  const base = await get('/metrics');
+  const before = sample(base.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') ?? 0;
+  for (let i = 0; i < N; i++) {
+    const r = await curl([...resolveArgs(APP, fx.http.port), `http://${APP}:${fx.http.port}/n/${i}`]);
+    assert.equal(r.status, 200, r.stderr);
+  }
+  // Requests are recorded when their connection ends on the worker, a moment after curl has its answer.
+  const text = await waitFor('the N requests to be counted', async () => {
+    const m = await get('/metrics');
+    return sample(m.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') === before + N ? m.body : undefined;
+  });
+  assert.equal(sample(text, 'burrow_ttfb_seconds_count{endpoint_type="http"}'), before + N);
+  assert.equal(sample(text, 'burrow_stream_open_seconds_count{endpoint_type="http"}'), before + N);
+  assert.equal(sample(text, 'burrow_connections_total{endpoint_type="http",outcome="ok"}'), before + N);
+  // Classic buckets: non-decreasing, +Inf = _count, _sum > 0.
+  const edges = [...text.matchAll(/^burrow_request_duration_seconds_bucket\{endpoint_type="http",le="([^"]+)"\} (\d+)$/gm)];
+  assert.equal(edges.length, 18);
+  for (let i = 1; i < edges.length; i++) assert.ok(Number(edges[i]![2]) >= Number(edges[i - 1]![2]), `bucket ${edges[i]![1]}`);
+  assert.equal(edges[edges.length - 1]![1], '+Inf');
+  assert.equal(Number(edges[edges.length - 1]![2]), before + N);
+  assert.ok(sample(text, 'burrow_request_duration_seconds_sum{endpoint_type="http"}')! > 0);
+  // The acceptor's sniff counters and per-worker gauges are there too.
+  assert.ok(sample(text, 'burrow_acceptor_connections_total{listener="http",outcome="head"}')! >= N);
+  assert.equal(sample(text, 'burrow_workers_expected'), 2);
+  assert.equal([...text.matchAll(/^burrow_worker_up\{worker="\d+"\} 1$/gm)].length, 2);
+  assert.ok(sample(text, 'burrow_received_bytes_total{endpoint_type="http"}')! > 0);
+});
+
+test('promtool check metrics on a live /metrics reports nothing', T, async () => {
+  await waitFor('an agent RTT sample', async () => {
+    const m = await get('/metrics');
+    return (sample(m.body, 'burrow_agent_rtt_seconds_count') ?? 0) > 0 ? true : undefined;
+  });
+  const m = await get('/metrics');
+  assert.equal(m.status, 200);
+  assert.match(m.type, /^text\/plain; version=0\.0\.4/);
+  const r = await run('promtool', ['check', 'metrics'], m.body);
+  assert.equal(r.out.trim(), '', `promtool findings:\n${r.out}`);
+  assert.equal(r.code, 0);
+});
+
+test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, async () => {
+  assert.deepEqual([(await get('/healthz')).status, (await get('/readyz')).status], [200, 200]);
+  const s = JSON.parse((await get('/api/sessions')).body) as { sessions: Array<{ id: string; endpoints: number; authed: boolean }>; workersDown: number[] };
+  assert.equal(s.sessions.length, 1);
+  assert.equal(s.sessions[0]!.endpoints, 1);
+  assert.equal(s.sessions[0]!.authed, true);
+  assert.deepEqual(s.workersDown, []);
+  const e = JSON.parse((await get('/api/endpoints')).body) as { endpoints: Array<{ hostname: string; proto: string; sessionId: string }> };
+  assert.deepEqual(e.endpoints.map((x) => [x.hostname, x.sessionId]), [[APP, s.sessions[0]!.id]]);
+  assert.equal((await get('/nope')).status, 404);
+});
+
+test('/readyz fails while a worker is down and recovers after it is replaced', T, async () => {
+  const restarts = fx.relay.dispatcher.restarts;
+  const victim = fx.relay.dispatcher.workerIds()[0]!;
+  assert.ok(fx.relay.dispatcher.postControl(victim, { op: 'test-crash' }));
+  // The window between the crash and the replacement's start is short: watch /readyz until it shows, then recovers.
+  const down = await waitFor('/readyz to fail', async () => {
+    const r = await get('/readyz');
+    return r.status === 503 ? r.body : undefined;
+  });
+  assert.match(down, /not ready: .*worker/);
+  await waitFor('/readyz to recover', async () => ((await get('/readyz')).status === 200 ? true : undefined));
+  assert.equal(fx.relay.dispatcher.restarts, restarts + 1);
+  assert.ok(!fx.relay.dispatcher.workerIds().includes(victim));
+  const m = await get('/metrics');
+  assert.equal(sample(m.body, 'burrow_worker_restarts_total'), restarts + 1);
+  // If the crashed worker held the agent's session, the agent reconnects and binds again; later tests need the route.
+  await waitFor('the endpoint to be bound again', () => fx.relay.acceptor.routes.lookupHost(APP));
+});
+
+test('admin off loopback: refused without a token; with one, requests need the bearer token', T, async () => {
+  await assert.rejects(
+    startRelayFixture({ workers: 0, adminAddr: { host: '0.0.0.0', port: 0 } }),
+    (err: unknown) => isBurrowError(err, 'BURROW_ERR_ADMIN_TOKEN_REQUIRED') && /--admin-token/.test((err as Error).message),
+  );
+  const token = 'metrics-test-token-0123456789';
+  const fx2 = await startRelayFixture({ workers: 0, adminAddr: { host: '0.0.0.0', port: 0 }, adminToken: token });
+  try {
+    const url = `http://127.0.0.1:${fx2.relay.adminAddress()!.port}/healthz`;
+    assert.equal((await fetch(url)).status, 401);
+    assert.equal((await fetch(url, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, 401);
+    assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    const m = await fetch(url.replace('/healthz', '/metrics'), { headers: { authorization: `Bearer ${token}` } });
+    assert.match(await m.text(), /^burrow_worker_up\{worker="0"\} 1$/m);
+  } finally {
+    await fx2.close();
+  }
+});
+
+test('the agent\'s own /metrics: relay RTT, upstream dial and TTFB histograms, counters; promtool clean', T, async () => {
+  const server = await startAgentMetricsServer(agent, { host: '127.0.0.1', port: 0 }, null, 'test');
+  try {
+    const url = `http://127.0.0.1:${server.port}/metrics`;
+    const count = async (name: string): Promise<number> => sample(await (await fetch(url)).text(), name) ?? 0;
+    const dials = await count('burrow_agent_upstream_dial_seconds_count');
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await curl([...resolveArgs(APP, fx.http.port), `http://${APP}:${fx.http.port}/agent/${i}`])).status, 200);
+    }
+    const body = await (await fetch(url)).text();
+    assert.equal(sample(body, 'burrow_agent_upstream_dial_seconds_count'), dials + 3);
+    assert.equal(sample(body, 'burrow_agent_ttfb_seconds_count'), dials + 3);
+    assert.ok(sample(body, 'burrow_agent_relay_rtt_seconds_count')! >= 1, 'the first heartbeat is measured at session start');
+    assert.equal(sample(body, 'burrow_agent_endpoints'), 1);
+    const r = await run('promtool', ['check', 'metrics'], body);
+    assert.equal(r.out.trim(), '', `promtool findings:\n${r.out}`);
+  } finally {
+    server.close();
+  }
+});

@@ -1,0 +1,80 @@
+// HDR recorders → encode → merge → classic buckets: counts survive the trip exactly, a merge of two workers equals
+// the sum of its parts, buckets are cumulative and end at the count, sums are exact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BUCKET_EDGES_SECONDS,
+  LatencyHistograms,
+  MAX_TRACKED_US,
+  mergeHistograms,
+  type HistogramSlot,
+} from '../../../src/metrics/latency-histograms.js';
+import { RELAY_HISTOGRAM_SLOTS, RelayRecorder, TYPE_HTTP } from '../../../src/metrics/relay-recorder.js';
+
+const SLOTS: HistogramSlot[] = [
+  { metric: 'x_seconds', labels: { kind: 'a' } },
+  { metric: 'x_seconds', labels: { kind: 'b' } },
+];
+
+test('bucket edges run from 100 µs to 30 s, strictly increasing', () => {
+  assert.equal(BUCKET_EDGES_SECONDS[0], 0.0001);
+  assert.equal(BUCKET_EDGES_SECONDS[BUCKET_EDGES_SECONDS.length - 1], 30);
+  for (let i = 1; i < BUCKET_EDGES_SECONDS.length; i++) assert.ok(BUCKET_EDGES_SECONDS[i]! > BUCKET_EDGES_SECONDS[i - 1]!);
+});
+
+test('values land in the first bucket at or above them; buckets are cumulative; +Inf is the count', () => {
+  const h = new LatencyHistograms(SLOTS);
+  const values = [50, 100, 101, 999, 1000, 7_000, 2_000_000, 29_000_000, 45_000_000, 90_000_000];
+  for (const v of values) h.record(0, v);
+  const [a, b] = mergeHistograms(SLOTS, [h.encode()]);
+  assert.equal(a!.count, values.length);
+  assert.equal(b!.count, 0);
+  assert.deepEqual(b!.cumulative, BUCKET_EDGES_SECONDS.map(() => 0));
+  const expect = BUCKET_EDGES_SECONDS.map((le) => values.filter((v) => Math.min(v, MAX_TRACKED_US) <= le * 1e6).length);
+  assert.deepEqual(a!.cumulative, expect);
+  for (let i = 1; i < a!.cumulative.length; i++) assert.ok(a!.cumulative[i]! >= a!.cumulative[i - 1]!);
+  assert.ok(a!.cumulative[a!.cumulative.length - 1]! <= a!.count);
+  const sumUs = values.reduce((s, v) => s + Math.min(v, MAX_TRACKED_US), 0);
+  assert.equal(a!.sumSeconds, sumUs / 1e6);
+});
+
+test('a merge of two workers equals the sum of its parts', () => {
+  const w1 = new LatencyHistograms(SLOTS);
+  const w2 = new LatencyHistograms(SLOTS);
+  const both = new LatencyHistograms(SLOTS);
+  let seed = 7;
+  const rand = (): number => (seed = (seed * 48271) % 0x7fffffff) / 0x7fffffff;
+  for (let i = 0; i < 3000; i++) {
+    const v = Math.floor(Math.exp(rand() * Math.log(40_000_000)));
+    const slot = i % 2;
+    (i % 3 === 0 ? w1 : w2).record(slot, v);
+    both.record(slot, v);
+  }
+  const merged = mergeHistograms(SLOTS, [w1.encode(), w2.encode()]);
+  const one = mergeHistograms(SLOTS, [both.encode()]);
+  const parts = [mergeHistograms(SLOTS, [w1.encode()]), mergeHistograms(SLOTS, [w2.encode()])];
+  for (let s = 0; s < SLOTS.length; s++) {
+    assert.deepEqual(merged[s]!.cumulative, one[s]!.cumulative);
+    assert.equal(merged[s]!.count, parts[0]![s]!.count + parts[1]![s]!.count);
+    assert.deepEqual(merged[s]!.cumulative, parts[0]![s]!.cumulative.map((c, i) => c + parts[1]![s]!.cumulative[i]!));
+    assert.ok(Math.abs(merged[s]!.sumSeconds - one[s]!.sumSeconds) < 1e-6);
+  }
+});
+
+test('the relay recorder records nothing when metrics are off', () => {
+  const on = new RelayRecorder(true);
+  const off = new RelayRecorder(false);
+  for (const r of [on, off]) {
+    r.requestDone(TYPE_HTTP, 0, 1.5);
+    r.connectionEnded(TYPE_HTTP, 'ok', 10, 20);
+    r.error('BURROW_ERR_HTTP_BAD_REQUEST');
+  }
+  const [a, b] = [on.snapshot(), off.snapshot()];
+  const count = (s: typeof a): number => mergeHistograms(RELAY_HISTOGRAM_SLOTS, [s.histograms]).reduce((n, h) => n + h.count, 0);
+  assert.equal(count(a), 1);
+  assert.equal(count(b), 0);
+  assert.equal(a.connections.reduce((x, y) => x + y), 1);
+  assert.equal(b.connections.reduce((x, y) => x + y), 0);
+  assert.deepEqual(a.errors, { BURROW_ERR_HTTP_BAD_REQUEST: 1 });
+  assert.deepEqual(b.errors, {});
+});
