@@ -30,7 +30,9 @@ export async function prepareRelay(config: RelayConfig, version: string): Promis
     graceMs: config.graceMs,
     certPem: pki.certPem,
     keyPem: pki.keyPem,
-    tokenHashes: [...tokens.hashes],
+    tokenHashes: [],
+    tokens: [...tokens.entries],
+    limits: config.limits,
     version,
   });
   return { relay, pki, tokens };

@@ -1,6 +1,7 @@
 // Messages between the acceptor (main thread) and the workers: handoff tasks and the control channel used to
 // reserve routes. Types only; structured-clone friendly (no classes, no functions).
 import type { MessagePort } from 'node:worker_threads';
+import type { PortRange } from '../config/token-rules.js';
 
 /** Public endpoint kinds a Bind can create. http covers the http listener and TLS-terminated https. */
 export type EndpointProto = 'http' | 'https' | 'tcp' | 'tls';
@@ -59,6 +60,8 @@ export interface ReserveRequest {
   hostname: string;
   /** tcp: the port wanted (0 = any free port in --tcp-ports). */
   port: number;
+  /** tcp with port 0: pick only within these ranges (the token's tcp= rule); absent = all of --tcp-ports. */
+  portRanges?: PortRange[];
 }
 
 export interface ReleaseRequest {
@@ -79,7 +82,23 @@ export interface SessionStarted {
   remoteAddress: string;
 }
 
-export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted;
+/**
+ * An agent sent Auth: the acceptor applies the per-IP failure rate limit and the per-token session limit (it sees every
+ * worker's sessions). `tokenId` is '' when the token was missing or unknown.
+ */
+export interface AuthRequest {
+  op: 'auth';
+  reqId: number;
+  sessionId: string;
+  remoteAddress: string;
+  tokenId: string;
+  /** Session limit for this token (its sessions= rule, else --max-sessions-per-token). */
+  maxSessions: number;
+  /** Why the token was refused (when tokenId is ''), for the answer. */
+  reason: string;
+}
+
+export type WorkerToAcceptor = ReserveRequest | ReleaseRequest | SessionGone | SessionStarted | AuthRequest;
 
 // ---- control channel: acceptor → worker ----
 
@@ -96,6 +115,14 @@ export interface ReserveReply {
   code?: string;
 }
 
+export interface AuthReply {
+  op: 'auth-reply';
+  reqId: number;
+  ok: boolean;
+  error?: string;
+  code?: string;
+}
+
 export interface DrainCommand {
   op: 'drain';
 }
@@ -105,4 +132,4 @@ export interface TestCrashCommand {
   op: 'test-crash';
 }
 
-export type AcceptorToWorker = ReserveReply | DrainCommand | TestCrashCommand;
+export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | TestCrashCommand;

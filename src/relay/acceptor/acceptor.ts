@@ -7,7 +7,9 @@ import { once } from 'node:events';
 import { BurrowError } from '../../core/errors.js';
 import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.js';
 import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
-import type { AcceptorToWorker, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
+import type { AcceptorToWorker, AuthReply, AuthRequest, PublicTask, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
+import type { RelayLimits } from '../../config/relay-limits.js';
+import { AuthLimiter } from './auth-limiter.js';
 import { errorPage } from '../../core/error-page.js';
 import { alertAndClose, endWith } from '../close-with.js';
 import { RouteTable, randomLabel, type Route } from './route-table.js';
@@ -29,6 +31,7 @@ export interface AcceptorOptions {
   tcpPorts: { from: number; to: number };
   prereadMax: number;
   prereadTimeoutMs: number;
+  limits: RelayLimits;
 }
 
 /** Counters the acceptor keeps (read by metrics at scrape time). Keys are bounded: listener:outcome. */
@@ -46,6 +49,14 @@ export class Acceptor {
   private readonly connectHost: string;
   private closing: boolean;
   private readonly emptyWaiters: Array<() => void>;
+  /** Open connections per client IP (every listener), for --max-conns-per-ip. */
+  private readonly connsByIp: Map<string, number>;
+  /** Sockets a worker task now owns: their end is reported by onConnectionDone, not by their 'close' here. */
+  private readonly handedOff: WeakSet<net.Socket>;
+  private readonly authLimiter: AuthLimiter;
+  /** Live authenticated sessions per token id, and each session's token and worker (for --max-sessions-per-token). */
+  private readonly sessionsByToken: Map<string, number>;
+  private readonly sessionTokens: Map<string, { tokenId: string; workerId: number }>;
 
   constructor(opts: AcceptorOptions) {
     this.opts = opts;
@@ -58,6 +69,26 @@ export class Acceptor {
     this.connectHost = `connect.${opts.domain}`;
     this.closing = false;
     this.emptyWaiters = [];
+    this.connsByIp = new Map();
+    this.handedOff = new WeakSet();
+    this.authLimiter = new AuthLimiter(opts.limits.authFailuresPerMinute);
+    this.sessionsByToken = new Map();
+    this.sessionTokens = new Map();
+  }
+
+  /** Live authenticated sessions of token `tokenId` (0 when none). */
+  sessionsOf(tokenId: string): number {
+    return this.sessionsByToken.get(tokenId) ?? 0;
+  }
+
+  /** Open connections from `ip` the acceptor is accounting for. */
+  connectionsFrom(ip: string): number {
+    return this.connsByIp.get(ip) ?? 0;
+  }
+
+  /** A handed-off connection's task ended (DispatcherOptions.onTaskDone). */
+  onConnectionDone(remoteAddress: string): void {
+    this.releaseIp(remoteAddress);
   }
 
   setDispatcher(d: ConnectionDispatcher): void {
@@ -101,7 +132,11 @@ export class Acceptor {
         this.dropRoutes(this.routes.removeWhere((r) => r.endpointId === msg.endpointId && r.sessionId === msg.sessionId));
         return;
       case 'session-gone':
+        this.forgetSession(msg.sessionId);
         this.dropRoutes(this.routes.removeWhere((r) => r.sessionId === msg.sessionId));
+        return;
+      case 'auth':
+        reply(this.admit(workerId, msg));
         return;
       case 'session-started':
         return;
@@ -110,7 +145,54 @@ export class Acceptor {
 
   /** A worker died: every route it owned is gone (its agents reconnect and bind again). */
   onWorkerGone(workerId: number): void {
+    for (const [sessionId, s] of this.sessionTokens) if (s.workerId === workerId) this.forgetSession(sessionId);
     this.dropRoutes(this.routes.removeWhere((r) => r.workerId === workerId));
+  }
+
+  /**
+   * An agent authenticates. Order matters: an address over its failure budget is refused whatever it sends (so a
+   * guesser learns nothing while blocked); then an unknown token counts as a failure; then the token's session limit.
+   */
+  private admit(workerId: number, req: AuthRequest): AuthReply {
+    const no = (code: string, error: string): AuthReply => ({ op: 'auth-reply', reqId: req.reqId, ok: false, code, error });
+    const now = Date.now();
+    const wait = this.authLimiter.blockedFor(req.remoteAddress, now);
+    if (wait > 0) {
+      this.count('agent:auth-rate-limited');
+      return no(
+        'BURROW_ERR_AUTH_RATE_LIMITED',
+        `authentication refused: too many failed attempts from ${req.remoteAddress}; retry in ${Math.ceil(wait / 1000)} s with a valid token`,
+      );
+    }
+    if (req.tokenId === '') {
+      this.authLimiter.fail(req.remoteAddress, now);
+      this.count('agent:auth-failed');
+      return no('BURROW_ERR_AUTH_FAILED', req.reason);
+    }
+    const n = this.sessionsOf(req.tokenId);
+    if (n >= req.maxSessions) {
+      this.count('agent:session-limit');
+      return no(
+        'BURROW_ERR_AUTH_SESSION_LIMIT',
+        `authentication refused: token ${req.tokenId} already has ${n} live sessions (limit ${req.maxSessions}); ` +
+          "close one, or raise the token's sessions= rule or --max-sessions-per-token",
+      );
+    }
+    if (!this.sessionTokens.has(req.sessionId)) {
+      this.sessionsByToken.set(req.tokenId, n + 1);
+      this.sessionTokens.set(req.sessionId, { tokenId: req.tokenId, workerId });
+    }
+    this.count('agent:authenticated');
+    return { op: 'auth-reply', reqId: req.reqId, ok: true };
+  }
+
+  private forgetSession(sessionId: string): void {
+    const s = this.sessionTokens.get(sessionId);
+    if (s === undefined) return;
+    this.sessionTokens.delete(sessionId);
+    const n = (this.sessionsByToken.get(s.tokenId) ?? 1) - 1;
+    if (n <= 0) this.sessionsByToken.delete(s.tokenId);
+    else this.sessionsByToken.set(s.tokenId, n);
   }
 
   private async reserve(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
@@ -154,7 +236,8 @@ export class Acceptor {
     if (wanted !== 0 && (wanted < from || wanted > to)) {
       throw new BurrowError('BURROW_ERR_BIND_INVALID', `TCP port ${wanted} is outside this relay's --tcp-ports range ${from}-${to}`);
     }
-    const candidates = wanted !== 0 ? [wanted] : this.freePortOrder(from, to);
+    const ranges = req.portRanges ?? [{ from, to }];
+    const candidates = wanted !== 0 ? [wanted] : ranges.flatMap((r) => this.freePortOrder(Math.max(from, r.from), Math.min(to, r.to)));
     for (const port of candidates) {
       if (this.routes.isPortTaken(port)) {
         if (wanted !== 0) throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${port} is already online for another session`);
@@ -178,12 +261,17 @@ export class Acceptor {
       }
       return { op: 'reserve-reply', reqId: req.reqId, ok: true, port, hostname: '', url: `tcp://${this.opts.tcpPublicHost}:${port}` };
     }
+    if (req.portRanges !== undefined) {
+      const mine = req.portRanges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(', ');
+      throw new BurrowError('BURROW_ERR_BIND_EXHAUSTED', `no free TCP port among this token's ports ${mine} within --tcp-ports ${from}-${to}; stop unused TCP endpoints`);
+    }
     throw new BurrowError('BURROW_ERR_BIND_EXHAUSTED', `no free TCP port in --tcp-ports ${from}-${to}; widen the range or stop unused TCP endpoints`);
   }
 
   /** Ports of the range in a random rotation, so endpoints do not all pile on the first ports. */
   private freePortOrder(from: number, to: number): number[] {
     const n = to - from + 1;
+    if (n <= 0) return [];
     const start = Math.floor(Math.random() * n);
     const out: number[] = [];
     for (let i = 0; i < n && out.length < 64; i++) {
@@ -253,13 +341,48 @@ export class Acceptor {
     this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
   }
 
+  /**
+   * Per-IP connection accounting (--max-conns-per-ip): false (socket closed, counted) when `socket`'s address is at
+   * its limit. The count drops when the socket closes here, or, once handed off, when its worker task ends.
+   */
+  private admitConnection(socket: net.Socket, listener: string): boolean {
+    const ip = socket.remoteAddress ?? '';
+    const n = this.connsByIp.get(ip) ?? 0;
+    if (n >= this.opts.limits.maxConnsPerIp) {
+      this.count(`${listener}:ip-limit`);
+      socket.destroy();
+      return false;
+    }
+    this.connsByIp.set(ip, n + 1);
+    socket.once('close', () => {
+      if (!this.handedOff.has(socket)) this.releaseIp(ip);
+    });
+    return true;
+  }
+
+  private releaseIp(ip: string): void {
+    const n = (this.connsByIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.connsByIp.delete(ip);
+    else this.connsByIp.set(ip, n);
+  }
+
+  private handAgent(socket: net.Socket, head: Buffer): void {
+    if (this.dispatcher!.dispatchAgent(socket, head, meta(socket))) this.handedOff.add(socket);
+  }
+
+  private handPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void {
+    if (this.dispatcher!.dispatchPublic(socket, head, task, workerId)) this.handedOff.add(socket);
+  }
+
   private onAgent(socket: net.Socket): void {
     this.count('agent:accepted');
+    if (!this.admitConnection(socket, 'agent')) return;
     // Nothing to sniff: every connection here is an agent; the worker's TLS handshake validates it.
-    this.dispatcher!.dispatchAgent(socket, Buffer.alloc(0), meta(socket));
+    this.handAgent(socket, Buffer.alloc(0));
   }
 
   private onTcp(port: number, socket: net.Socket): void {
+    if (!this.admitConnection(socket, 'tcp')) return;
     const route = this.routes.lookupPort(port);
     if (route === undefined) {
       this.count('tcp:no-route');
@@ -267,15 +390,11 @@ export class Acceptor {
       return;
     }
     this.count('tcp:routed');
-    this.dispatcher!.dispatchPublic(
-      socket,
-      Buffer.alloc(0),
-      { entry: 'tcp', endpointId: route.endpointId, hostname: '', sni: '', ...meta(socket) },
-      route.workerId,
-    );
+    this.handPublic(socket, Buffer.alloc(0), { entry: 'tcp', endpointId: route.endpointId, hostname: '', sni: '', ...meta(socket) }, route.workerId);
   }
 
   private onHttp(socket: net.Socket): void {
+    if (!this.admitConnection(socket, 'http')) return;
     preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('http:truncated'), (buf, timedOut, chunk) => {
       // A head ends with LF: after the first read (which catches non-HTTP early), re-sniff only when a read brings
       // one, or at the size limit, so a byte-at-a-time client costs O(n) and not O(n²).
@@ -295,12 +414,7 @@ export class Acceptor {
           return () => endWith(socket, errorPage(404, 'Not Found', `Tunnel ${what} not found: no agent is serving this host on this relay.`));
         }
         return () =>
-          this.dispatcher!.dispatchPublic(
-            socket,
-            buf,
-            { entry: 'http', endpointId: route.endpointId, hostname: r.hostname, sni: '', ...meta(socket) },
-            route.workerId,
-          );
+          this.handPublic(socket, buf, { entry: 'http', endpointId: route.endpointId, hostname: r.hostname, sni: '', ...meta(socket) }, route.workerId);
       }
       if (r.kind === 'too-large') {
         return () => endWith(socket, errorPage(431, 'Request Header Fields Too Large', `The request head exceeds ${this.opts.prereadMax} bytes.`));
@@ -311,6 +425,7 @@ export class Acceptor {
   }
 
   private onHttps(socket: net.Socket): void {
+    if (!this.admitConnection(socket, 'https')) return;
     let atLeast = 0; // the parser tells how many bytes it needs before its answer can change
     preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('https:truncated'), (buf, timedOut) => {
       if (timedOut) {
@@ -327,19 +442,14 @@ export class Acceptor {
       if (r.kind !== 'hello') return () => socket.destroy();
       if (r.sni === null) return () => alertAndClose(socket);
       const sni = r.sni;
-      if (sni === this.connectHost) return () => this.dispatcher!.dispatchAgent(socket, buf, meta(socket));
+      if (sni === this.connectHost) return () => this.handAgent(socket, buf);
       const route = this.routes.lookupHost(sni);
       if (route === undefined || route.proto === 'tcp') {
         this.count('https:no-route');
         return () => alertAndClose(socket);
       }
-      return () =>
-        this.dispatcher!.dispatchPublic(
-          socket,
-          buf,
-          { entry: route.proto === 'tls' ? 'tls' : 'https', endpointId: route.endpointId, hostname: sni, sni, ...meta(socket) },
-          route.workerId,
-        );
+      const entry = route.proto === 'tls' ? 'tls' : 'https';
+      return () => this.handPublic(socket, buf, { entry, endpointId: route.endpointId, hostname: sni, sni, ...meta(socket) }, route.workerId);
     });
   }
 }

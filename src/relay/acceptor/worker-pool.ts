@@ -31,8 +31,9 @@ export interface ConnectionDispatcher {
   readonly threaded: boolean;
   /** Live worker ids (threadIds; 0 for the in-thread runtime). */
   workerIds(): number[];
-  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void;
-  dispatchPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void;
+  /** Hand a connection over. True when a task now owns it (onTaskDone will report its end); false = it was closed. */
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean;
+  dispatchPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): boolean;
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
   drain(): void;
   /**
@@ -55,7 +56,8 @@ export interface DispatcherOptions {
   onControl: ControlHandler;
   /** A worker died (crash) or was removed: drop what it owned. */
   onWorkerGone: (workerId: number, err: Error | null) => void;
-  onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null) => void;
+  /** A connection task ended (its connection is closed); `remoteAddress` is its client's. */
+  onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null, remoteAddress: string) => void;
 }
 
 const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
@@ -143,18 +145,20 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     return [...this.ports.keys()];
   }
 
-  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
     const fd = this.takeFd(socket);
-    if (fd < 0) return;
+    if (fd < 0) return false;
     const task: AgentTask = { kind: 'agent', fd, head, ...meta };
     this.run(task, {}, 'agent');
+    return true;
   }
 
-  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void {
+  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): boolean {
     const fd = this.takeFd(socket);
-    if (fd < 0) return;
+    if (fd < 0) return false;
     const task: PublicTask = { kind: 'public', fd, head, ...rest };
     this.run(task, { workerId }, 'public');
+    return true;
   }
 
   drain(): void {
@@ -207,9 +211,10 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const withOpts = task as RelayTask & Record<symbol, QueueOpts>;
     withOpts[Piscina.queueOptionsSymbol] = q;
     const fd = 'fd' in task ? task.fd : -1;
+    const ip = 'remoteAddress' in task ? task.remoteAddress : '';
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
-        if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null);
+        if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null, ip);
       },
       (err: Error) => {
         // A task no worker ever took owns a descriptor nobody else will close. A task that was running when the pool
@@ -225,7 +230,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
             // already closed by the worker
           }
         }
-        if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err);
+        if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err, ip);
       },
     );
   }
@@ -278,12 +283,14 @@ class InThreadDispatcher implements ConnectionDispatcher {
     return [0];
   }
 
-  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
-    this.track('agent', this.runtime.adoptAgent(socket, head, meta));
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
+    this.track('agent', this.runtime.adoptAgent(socket, head, meta), meta.remoteAddress);
+    return true;
   }
 
-  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>): void {
-    this.track('public', this.runtime.adoptPublic(socket, head, rest));
+  dispatchPublic(socket: net.Socket, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>): boolean {
+    this.track('public', this.runtime.adoptPublic(socket, head, rest), rest.remoteAddress);
+    return true;
   }
 
   drain(): void {
@@ -300,10 +307,10 @@ class InThreadDispatcher implements ConnectionDispatcher {
     await this.runtime.destroy();
   }
 
-  private track(kind: 'agent' | 'public', p: Promise<TaskResult>): void {
+  private track(kind: 'agent' | 'public', p: Promise<TaskResult>, ip: string): void {
     p.then(
-      (r) => this.opts.onTaskDone?.(kind, r, null),
-      (e: Error) => this.opts.onTaskDone?.(kind, null, e),
+      (r) => this.opts.onTaskDone?.(kind, r, null, ip),
+      (e: Error) => this.opts.onTaskDone?.(kind, null, e, ip),
     );
   }
 }
