@@ -5,6 +5,7 @@ import { nativeAddon } from '../native/native-addon.js';
 import { agentCommand } from './agent-command.js';
 import { demoCommand } from './demo-command.js';
 import { relayCommand } from './relay-command.js';
+import { tokenCommand } from './token-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,6 +19,8 @@ Usage:
   burrow start [--config burrow.yml] [names…]                 run the endpoints of a config file in one session
       agent flags: --server host:port (BURROW_SERVER), --authtoken (BURROW_AUTHTOKEN), --ca file (BURROW_CA), --pool;
       'burrow <command> --help' lists them all
+  burrow token create --tokens FILE [--allow PATTERN] [--tcp A-B] [--sessions N] [--endpoints N]
+                              mint an agent token with rules; prints it once, appends its hash to FILE
   burrow demo                 run a relay, a sample app and an agent together, and print a URL to try
   burrow doctor               report what this install can do (native addon, Node version)
   burrow version              print the version
@@ -51,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
     case 'tls':
     case 'start':
       return agentCommand(cmd, argv.slice(1), pkg.version);
+    case 'token':
+      return tokenCommand(argv.slice(1));
     case 'demo':
       return demoCommand(argv.slice(1), pkg.version);
     default:

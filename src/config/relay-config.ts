@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
 import { BALANCE_STRATEGIES, isBalanceStrategy, type BalanceStrategy } from '../balancer/pick-member.js';
+import { DEFAULT_LIMITS, STREAMS_PER_SESSION_CEILING, type RelayLimits } from './relay-limits.js';
 
 /** A listen address. `host` is bare (an IPv6 literal has no brackets); `port` 0 asks the OS for an ephemeral port. */
 export interface HostPort {
@@ -53,6 +54,8 @@ export interface RelayConfig {
   readonly breakerResetMs: number;
   /** Pool member breakers: a connection with no first response byte after this long is a failure, ms. */
   readonly breakerTimeoutMs: number;
+  /** Resource limits (docs/security.md §Limits). */
+  readonly limits: Readonly<RelayLimits>;
   /**
    * `--help` / `-h` was given. Help wins over everything else on the command line: no other argument or env var is
    * read or validated, and every other field holds its built-in default.
@@ -222,8 +225,8 @@ function fileParser(what: string): (value: string, label: string) => string {
 
 // ── the flag table ───────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Mutable during parsing; frozen into RelayConfig at the end. */
-interface Draft {
+/** Mutable during parsing; frozen into RelayConfig at the end (the RelayLimits fields into `limits`). */
+interface Draft extends RelayLimits {
   domain: string;
   httpAddr: HostPort | null;
   httpsAddr: HostPort | null;
@@ -324,6 +327,28 @@ const FLAGS: readonly AnyFlagSpec[] = [
     help: 'a pool member whose breaker opened gets a probe connection after this long' }),
   flag({ name: 'breaker-timeout', key: 'breakerTimeoutMs', arg: '<ms>', default: '15000', parse: intParser(100, 600_000, 'milliseconds'),
     help: 'a pooled connection without a first response byte after this long counts as a failure of its member' }),
+  // ── limits (docs/security.md §Limits) ──
+  flag({ name: 'max-sessions-per-token', key: 'maxSessionsPerToken', arg: '<n>', default: String(DEFAULT_LIMITS.maxSessionsPerToken),
+    parse: intParser(1, 100_000, 'sessions'), help: "live agent sessions per token across the relay (a token's sessions= rule overrides it)" }),
+  flag({ name: 'max-endpoints-per-session', key: 'maxEndpointsPerSession', arg: '<n>', default: String(DEFAULT_LIMITS.maxEndpointsPerSession),
+    parse: intParser(1, 100_000, 'endpoints'), help: "endpoints one agent session may bind (a token's endpoints= rule overrides it)" }),
+  flag({ name: 'max-streams-per-session', key: 'maxStreamsPerSession', arg: '<n>', default: String(DEFAULT_LIMITS.maxStreamsPerSession),
+    parse: intParser(1, STREAMS_PER_SESSION_CEILING, 'streams', ' (the ngrok SDK drops a session above 512 live streams)'),
+    help: 'public connections carried at once by one agent session; more are refused (HTTP: 502 page)' }),
+  flag({ name: 'max-conns-per-endpoint', key: 'maxConnsPerEndpoint', arg: '<n>', default: String(DEFAULT_LIMITS.maxConnsPerEndpoint),
+    parse: intParser(1, 10_000_000, 'connections'), help: 'open public connections per endpoint; more are refused (HTTP: 503 page)' }),
+  flag({ name: 'max-conns-per-ip', key: 'maxConnsPerIp', arg: '<n>', default: String(DEFAULT_LIMITS.maxConnsPerIp),
+    parse: intParser(1, 10_000_000, 'connections'), help: 'open connections per client IP address on all listeners; more are closed at accept' }),
+  flag({ name: 'http-head-max', key: 'httpHeadMax', arg: '<bytes>', default: String(DEFAULT_LIMITS.httpHeadMax),
+    parse: intParser(1024, 1024 * 1024, 'bytes'), help: 'largest HTTP request head after the first on a connection (431 above; the first is bounded by --preread-max)' }),
+  flag({ name: 'http-head-timeout', key: 'httpHeadTimeoutMs', arg: '<ms>', default: String(DEFAULT_LIMITS.httpHeadTimeoutMs),
+    parse: intParser(100, 600_000, 'milliseconds'), help: 'deadline for a started HTTP request head to complete (slowloris; 408 after)' }),
+  flag({ name: 'idle-timeout', key: 'idleTimeoutMs', arg: '<ms>', default: String(DEFAULT_LIMITS.idleTimeoutMs),
+    parse: intParser(0, 86_400_000, 'milliseconds', ' (0 = never)'), help: 'close a public connection after this long without bytes either way; 0 turns it off' }),
+  flag({ name: 'rpc-max', key: 'rpcMax', arg: '<bytes>', default: String(DEFAULT_LIMITS.rpcMax),
+    parse: intParser(4096, 16 * 1024 * 1024, 'bytes'), help: 'largest RPC message (Auth, Bind, ...) accepted from an agent' }),
+  flag({ name: 'auth-fail-limit', key: 'authFailuresPerMinute', arg: '<n>', default: String(DEFAULT_LIMITS.authFailuresPerMinute),
+    parse: intParser(1, 100_000, 'failures per minute'), help: 'failed agent authentications per IP per minute before Auth from that IP is refused for a while' }),
 ];
 
 const FLAGS_BY_NAME: ReadonlyMap<string, AnyFlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -498,6 +523,7 @@ function finish(d: Draft, help: boolean): RelayConfig {
     reclaimGraceMs: d.reclaimGraceMs,
     breakerResetMs: d.breakerResetMs,
     breakerTimeoutMs: d.breakerTimeoutMs,
+    limits: Object.freeze(Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, d[k as keyof RelayLimits]])) as unknown as RelayLimits),
     help,
   });
 }

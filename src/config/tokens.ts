@@ -1,11 +1,13 @@
-// Agent auth tokens: loads --tokens FILE, or keeps a generated dev token in the data dir. Holds only SHA-256 hashes
-// and checks in constant time. Loading is start-up only; check() runs once per agent Auth (not per byte).
+// Agent auth tokens: loads --tokens FILE (plain tokens or sha256: hashes, each optionally with rules), or keeps a
+// generated dev token in the data dir; creates new tokens (`burrow token create`). Holds only SHA-256 hashes and
+// checks in constant time. Loading is start-up only; check() runs once per agent Auth (not per byte).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { link, rm, writeFile } from 'node:fs/promises';
+import { appendFile, link, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BurrowError } from '../core/errors.js';
 import { errorReason, readConfigText, readIfExists } from './config-files.js';
 import { ensureDataDir } from './relay-config.js';
+import { FULL_RIGHTS, formatTokenRules, parseTokenRules, tokenIdOf, type TokenEntry, type TokenRules } from './token-rules.js';
 
 export interface TokenStore {
   /** 'file' = --tokens; 'dev' = the generated dev token. */
@@ -18,8 +20,12 @@ export interface TokenStore {
   readonly count: number;
   /** SHA-256 of each accepted token, lowercase hex — what worker threads receive instead of the tokens. */
   readonly hashes: readonly string[];
+  /** Each accepted token's hash, identity and rules (plain lines: FULL_RIGHTS), in file order. */
+  readonly entries: readonly TokenEntry[];
   /** True if `token` is one of the accepted tokens. Constant time with respect to the stored tokens. */
   check(token: string): boolean;
+  /** The entry of `token`, or null. Constant time with respect to the stored tokens. */
+  lookup(token: string): TokenEntry | null;
 }
 
 export interface LoadTokensOptions {
@@ -33,6 +39,8 @@ export const TOKEN_MIN_LENGTH = 16;
 export const TOKEN_MAX_LENGTH = 256;
 
 const TOKEN_RULE = `tokens are ${TOKEN_MIN_LENGTH}..${TOKEN_MAX_LENGTH} printable ASCII characters without spaces`;
+const LINE_RULE = 'each line is a token or sha256:<64 hex digits>, optionally followed by rules (allow=, tcp=, sessions=, endpoints=)';
+const HASH_PREFIX = 'sha256:';
 
 /** Loads the tokens agents may authenticate with (DESIGN.md §5 --tokens). Throws BURROW_ERR_CONFIG_FILE naming the file. */
 export async function loadTokens(opts: LoadTokensOptions): Promise<TokenStore> {
@@ -42,21 +50,38 @@ export async function loadTokens(opts: LoadTokensOptions): Promise<TokenStore> {
 
 async function loadTokensFile(path: string): Promise<TokenStore> {
   const text = await readConfigText(path, '--tokens');
-  const tokens: string[] = [];
+  const tokens: Array<{ hash: string; rules: TokenRules }> = [];
   // U+FEFF: editors on Windows like to start files with a byte-order mark.
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#')) continue;
-    const problem = tokenProblem(line);
-    // The message names the line, never the token: it is a secret and errors end up in logs.
-    if (problem !== null) {
+    const [first, ...fields] = line.split(/[ \t]+/);
+    const where = `tokens file ${path}, line ${i + 1}`;
+    if (fields.some((f) => f.startsWith('#'))) {
       throw new BurrowError(
         'BURROW_ERR_CONFIG_FILE',
-        `tokens file ${path}, line ${i + 1}: ${problem}; ${TOKEN_RULE}, one per line (comments go on their own line, starting with #)`,
+        `${where}: the line contains spaces and a # comment after the token; ${TOKEN_RULE}; ${LINE_RULE} (comments go on their own line, starting with #)`,
       );
     }
-    tokens.push(line);
+    let hash: string;
+    if (first!.startsWith(HASH_PREFIX)) {
+      hash = first!.slice(HASH_PREFIX.length).toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(hash)) {
+        throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${where}: ${HASH_PREFIX} must be followed by 64 hex digits (a SHA-256); ${LINE_RULE}`);
+      }
+    } else {
+      const problem = tokenProblem(first!);
+      // The message names the line, never the token: it is a secret and errors end up in logs.
+      if (problem !== null) {
+        throw new BurrowError(
+          'BURROW_ERR_CONFIG_FILE',
+          `${where}: ${problem}; ${TOKEN_RULE}; ${LINE_RULE} (comments go on their own line, starting with #)`,
+        );
+      }
+      hash = sha256(first!).toString('hex');
+    }
+    tokens.push({ hash, rules: fields.length === 0 ? FULL_RIGHTS : parseTokenRules(fields, where) });
   }
   if (tokens.length === 0) {
     throw new BurrowError(
@@ -99,7 +124,7 @@ async function loadDevToken(dataDir: string): Promise<TokenStore> {
       `dev token file ${path}: ${problem}; ${TOKEN_RULE}. Delete the file to generate a new dev token`,
     );
   }
-  return makeStore('dev', token, path, [token]);
+  return makeStore('dev', token, path, [{ hash: sha256(token).toString('hex'), rules: FULL_RIGHTS }]);
 }
 
 /** What is wrong with a candidate token, or null. Never includes the token itself. */
@@ -115,27 +140,67 @@ function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
-function makeStore(source: 'file' | 'dev', devToken: string | null, path: string, tokens: readonly string[]): TokenStore {
-  const hashHex = [...new Set(tokens.map((t) => sha256(t).toString('hex')))];
-  const hashes = hashHex.map((h) => Buffer.from(h, 'hex'));
+function makeStore(source: 'file' | 'dev', devToken: string | null, path: string, tokens: ReadonlyArray<{ hash: string; rules: TokenRules }>): TokenStore {
+  // A token listed twice keeps its first line's rules.
+  const byHash = new Map<string, TokenEntry>();
+  for (const t of tokens) if (!byHash.has(t.hash)) byHash.set(t.hash, Object.freeze({ hash: t.hash, id: tokenIdOf(t.hash), rules: t.rules }));
+  const entries = Object.freeze([...byHash.values()]);
+  const match = tokenMatcher(entries);
   return Object.freeze({
     source,
     devToken,
     path,
-    count: hashes.length,
-    hashes: Object.freeze(hashHex),
-    check(token: string): boolean {
-      // Tokens longer than any valid one are refused before hashing: bounds the work an unauthenticated peer can cause,
-      // and the limit is public (TOKEN_RULE), so refusing early leaks nothing.
-      if (typeof token !== 'string' || token.length === 0 || token.length > TOKEN_MAX_LENGTH) return false;
-      // Fixed-length digests make timingSafeEqual applicable; comparing against every hash without an early exit keeps
-      // the time independent of which (if any) stored token matched.
-      const h = sha256(token);
-      let ok = false;
-      for (const stored of hashes) ok = timingSafeEqual(h, stored) || ok;
-      return ok;
-    },
+    count: entries.length,
+    hashes: Object.freeze(entries.map((e) => e.hash)),
+    entries,
+    check: (token: string): boolean => match(token) !== null,
+    lookup: match,
   });
+}
+
+/**
+ * Constant-time token lookup over `entries` (also used by the relay's workers). Tokens longer than any valid one are
+ * refused before hashing: that bounds the work an unauthenticated peer can cause, and the limit is public
+ * (TOKEN_RULE), so refusing early leaks nothing. Fixed-length digests make timingSafeEqual applicable; comparing
+ * against every hash without an early exit keeps the time independent of which (if any) stored token matched.
+ */
+export function tokenMatcher(entries: readonly TokenEntry[]): (token: string) => TokenEntry | null {
+  const hashes = entries.map((e) => Buffer.from(e.hash, 'hex'));
+  return (token) => {
+    if (typeof token !== 'string' || token.length === 0 || token.length > TOKEN_MAX_LENGTH) return null;
+    const h = sha256(token);
+    let found = -1;
+    for (let i = 0; i < hashes.length; i++) if (timingSafeEqual(h, hashes[i]!)) found = i;
+    return found < 0 ? null : entries[found]!;
+  };
+}
+
+export interface CreatedToken {
+  /** The new token in clear: shown once, never stored. */
+  token: string;
+  /** The line appended to the tokens file: `sha256:<hex>` and the rules. */
+  line: string;
+  id: string;
+}
+
+/**
+ * `burrow token create`: a new 256-bit token (base64url), whose hash line (with `rules`) is appended to `path`
+ * (created with mode 0600 if missing). Throws BURROW_ERR_CONFIG_FILE when the file cannot be written.
+ */
+export async function createToken(path: string, rules: TokenRules): Promise<CreatedToken> {
+  const token = randomBytes(32).toString('base64url');
+  const hash = sha256(token).toString('hex');
+  const line = [`${HASH_PREFIX}${hash}`, ...formatTokenRules(rules)].join(' ');
+  const existing = await readIfExists(path);
+  const sep = existing !== null && existing.length > 0 && !existing.endsWith('\n') ? '\n' : '';
+  try {
+    await appendFile(path, `${sep}${line}\n`, { mode: 0o600 });
+  } catch (err) {
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `--tokens ${path} cannot be written (${errorReason(err)}); check the path and its permissions`, {
+      cause: err,
+    });
+  }
+  return { token, line, id: tokenIdOf(hash) };
 }
 
 

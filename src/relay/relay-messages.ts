@@ -3,6 +3,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { LoopSample } from '../metrics/loop-monitor.js';
 import type { RecorderSnapshot } from '../metrics/relay-recorder.js';
+import type { PortRange } from '../config/token-rules.js';
 
 /** Public endpoint kinds a Bind can create. http covers the http listener and TLS-terminated https. */
 export type EndpointProto = 'http' | 'https' | 'tcp' | 'tls';
@@ -72,6 +73,8 @@ export interface ReserveRequest {
   pooling: boolean;
   /** Balancing strategy asked for by the endpoint ('' = the relay's --lb-strategy). */
   strategy: string;
+  /** tcp with port 0: pick only within these ranges (the token's tcp= rule); absent = all of --tcp-ports. */
+  portRanges?: PortRange[];
 }
 
 export interface ReleaseRequest {
@@ -91,6 +94,23 @@ export interface SessionStarted {
   sessionId: string;
   remoteAddress: string;
 }
+
+/**
+ * An agent sent Auth: the acceptor applies the per-IP failure rate limit and the per-token session limit (it sees every
+ * worker's sessions). `tokenId` is '' when the token was missing or unknown.
+ */
+export interface AuthRequest {
+  op: 'auth';
+  reqId: number;
+  sessionId: string;
+  remoteAddress: string;
+  tokenId: string;
+  /** Session limit for this token (its sessions= rule, else --max-sessions-per-token). */
+  maxSessions: number;
+  /** Why the token was refused (when tokenId is ''), for the answer. */
+  reason: string;
+}
+
 
 /**
  * First outcome of a public connection on a pooled endpoint: ok once the first response byte arrived, failure when
@@ -171,7 +191,8 @@ export type WorkerToAcceptor =
   | MemberReport
   | RerouteRequest
   | StatsReply
-  | ControlReady;
+  | ControlReady
+  | AuthRequest;
 
 // ---- control channel: acceptor → worker ----
 
@@ -184,6 +205,14 @@ export interface ReserveReply {
   port?: number;
   url?: string;
   /** Error text and code on failure. */
+  error?: string;
+  code?: string;
+}
+
+export interface AuthReply {
+  op: 'auth-reply';
+  reqId: number;
+  ok: boolean;
   error?: string;
   code?: string;
 }
@@ -211,4 +240,4 @@ export interface TestCrashCommand {
   op: 'test-crash';
 }
 
-export type AcceptorToWorker = ReserveReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;
+export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;

@@ -8,6 +8,8 @@ import { DEFAULT_MEMBER_BREAKER } from '../breaker/member-breaker.js';
 import { AdminServer, json, text } from '../metrics/admin-server.js';
 import { CONTENT_TYPE } from '../metrics/prom-families.js';
 import { RelayMetrics } from '../metrics/relay-metrics.js';
+import { FULL_RIGHTS, tokenIdOf, type TokenEntry } from '../config/token-rules.js';
+import { DEFAULT_LIMITS, type RelayLimits } from '../config/relay-limits.js';
 
 export interface RelayStartOptions {
   domain: string;
@@ -25,8 +27,12 @@ export interface RelayStartOptions {
   graceMs: number;
   certPem: string;
   keyPem: string;
-  /** SHA-256 hex of each accepted agent token. */
+  /** SHA-256 hex of each accepted agent token with full rights (plain token lines). */
   tokenHashes: string[];
+  /** Tokens with their identities and rules (the tokens file); joins tokenHashes. */
+  tokens?: TokenEntry[];
+  /** Resource limits; missing fields take DEFAULT_LIMITS. */
+  limits?: Partial<RelayLimits>;
   version: string;
   /** Pools: strategy when the endpoint asks for none (default random, as ngrok). */
   lbStrategy?: BalanceStrategy;
@@ -61,6 +67,10 @@ export interface Relay {
 }
 
 export async function startRelay(o: RelayStartOptions): Promise<Relay> {
+  const limits: RelayLimits = { ...DEFAULT_LIMITS, ...o.limits };
+  const tokens = new Map<string, TokenEntry>();
+  for (const t of o.tokens ?? []) if (!tokens.has(t.hash)) tokens.set(t.hash, t);
+  for (const h of o.tokenHashes) if (!tokens.has(h)) tokens.set(h, { hash: h, id: tokenIdOf(h), rules: FULL_RIGHTS });
   const bindHost = o.httpAddr?.host ?? o.httpsAddr?.host ?? '127.0.0.1';
   const acceptor = new Acceptor({
     domain: o.domain,
@@ -79,15 +89,15 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
       resetTimeoutMs: o.breakerResetMs ?? DEFAULT_MEMBER_BREAKER.resetTimeoutMs,
       openTimeoutMs: o.breakerTimeoutMs ?? DEFAULT_MEMBER_BREAKER.openTimeoutMs,
     },
+    limits,
   });
   const settings: WorkerSettings = {
     domain: o.domain,
     certPem: o.certPem,
     keyPem: o.keyPem,
-    tokenHashes: o.tokenHashes,
+    tokens: [...tokens.values()],
     tcpKeepaliveMs: o.tcpKeepaliveMs,
-    headTimeoutMs: o.prereadTimeoutMs,
-    maxHeadSize: 64 * 1024,
+    limits,
     handshakeTimeoutMs: 10_000,
     version: o.version,
     metrics: o.metrics ?? true,
@@ -98,6 +108,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     settings,
     onControl: (id, msg, reply) => acceptor.onControl(id, msg, reply),
     onWorkerGone: (id) => acceptor.onWorkerGone(id),
+    onTaskDone: (_kind, _result, _err, ip) => acceptor.onConnectionDone(ip),
   });
   acceptor.setDispatcher(dispatcher);
   const metrics = new RelayMetrics(acceptor, dispatcher, { statsTimeoutMs: o.statsTimeoutMs ?? 1000, version: o.version });

@@ -21,7 +21,7 @@ const OTHER_TOKEN = 'pool-test-second-owner-token-0123456789';
 let fx: RelayFixture;
 
 before(async () => {
-  fx = await startRelayFixture({ workers: 2, extraTokens: [OTHER_TOKEN] });
+  fx = await startRelayFixture({ workers: 2, extraTokens: [OTHER_TOKEN], limits: { maxSessionsPerToken: 500 } });
 });
 
 after(async () => {

@@ -17,6 +17,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { parseClientHello } from '../../src/sniff/parse-client-hello.js';
+import { RawHttp } from '../helpers/raw-http.js';
 import {
   Cleanup,
   curl,
@@ -112,60 +113,6 @@ async function assertServing(what: string, port = httpPort): Promise<void> {
   );
   assert.equal(body.status, 200, `after ${what} the relay must keep serving; got ${body.status} ${body.body.slice(0, 200)}`);
   assert.equal(report(body.body).url, '/still-serving');
-}
-
-/** A keep-alive HTTP/1.1 client on one raw socket: send a request, read exactly one response (Content-Length). */
-class RawHttp {
-  readonly socket: net.Socket;
-  readonly closed: Promise<void>;
-  private buf = Buffer.alloc(0);
-  private waiter: (() => void) | null = null;
-  ending = 'open';
-
-  constructor(port: number) {
-    this.socket = net.connect({ host: '127.0.0.1', port });
-    this.socket.on('data', (c: Buffer) => {
-      this.buf = Buffer.concat([this.buf, c]);
-      this.waiter?.();
-    });
-    this.socket.on('error', (e: NodeJS.ErrnoException) => (this.ending = e.code ?? e.message));
-    this.closed = new Promise((r) =>
-      this.socket.on('close', () => {
-        if (this.ending === 'open') this.ending = 'end';
-        this.waiter?.();
-        r();
-      }),
-    );
-  }
-
-  /** Write `req`, then resolve with the next complete response. */
-  async request(req: string, what: string): Promise<{ status: number; head: string; body: Buffer }> {
-    this.socket.write(req);
-    return withTimeout(what, this.response());
-  }
-
-  private async response(): Promise<{ status: number; head: string; body: Buffer }> {
-    for (;;) {
-      const end = this.buf.indexOf('\r\n\r\n');
-      if (end >= 0) {
-        const head = this.buf.subarray(0, end).toString('latin1');
-        const m = /\r\ncontent-length: *(\d+)/i.exec(head);
-        const len = m === null ? 0 : Number(m[1]);
-        if (this.buf.length >= end + 4 + len) {
-          const body = this.buf.subarray(end + 4, end + 4 + len);
-          this.buf = this.buf.subarray(end + 4 + len);
-          return { status: statusOf(head), head, body };
-        }
-      }
-      if (this.ending !== 'open') throw new Error(`connection closed (${this.ending}) before a complete response: ${JSON.stringify(this.buf.toString('latin1'))}`);
-      await new Promise<void>((r) => (this.waiter = r));
-      this.waiter = null;
-    }
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
 }
 
 const u16 = (n: number): Buffer => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
@@ -739,7 +686,7 @@ test('acceptor + worker filter: hostile HTTP heads → error status and close, c
 });
 
 test('slowloris: an incomplete head → 408 and close, at the acceptor and on a later keep-alive request', T, async (t) => {
-  const slow = await startRelayFixture({ workers: 2, prereadTimeoutMs: 300 });
+  const slow = await startRelayFixture({ workers: 2, prereadTimeoutMs: 300, limits: { httpHeadTimeoutMs: 300 } });
   t.after(() => slow.close());
   const up3 = await startHttpUpstream(slow.cleanup);
   const s = await slow.connectSdk();

@@ -7,7 +7,18 @@ import { once } from 'node:events';
 import { BurrowError } from '../../core/errors.js';
 import { parseClientHello, sniffOutcome } from '../../sniff/parse-client-hello.js';
 import { headOutcome, sniffHttpHead } from '../../sniff/sniff-http-head.js';
-import type { AcceptorToWorker, MemberReport, PublicEntry, RerouteRequest, ReserveRequest, WorkerToAcceptor } from '../relay-messages.js';
+import type {
+  AcceptorToWorker,
+  AuthReply,
+  AuthRequest,
+  MemberReport,
+  PublicEntry,
+  RerouteRequest,
+  ReserveRequest,
+  WorkerToAcceptor,
+} from '../relay-messages.js';
+import type { RelayLimits } from '../../config/relay-limits.js';
+import { AuthLimiter } from './auth-limiter.js';
 import { errorPage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
 import { MemberBreaker, type BreakerCall, type BreakerState, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
@@ -40,6 +51,7 @@ export interface AcceptorOptions {
   breaker: MemberBreakerOptions;
   /** Randomness for the pickers (tests pin it). */
   rand?: () => number;
+  limits: RelayLimits;
 }
 
 /** A connection dispatched to a pool member whose first outcome the worker has not reported yet. */
@@ -75,6 +87,14 @@ export class Acceptor {
   private readonly pending: Map<number, PendingConn>;
   private nextConnId: number;
   private readonly rand: () => number;
+  /** Open connections per client IP (every listener), for --max-conns-per-ip. */
+  private readonly connsByIp: Map<string, number>;
+  /** Sockets a worker task now owns: their end is reported by onConnectionDone, not by their 'close' here. */
+  private readonly handedOff: WeakSet<net.Socket>;
+  private readonly authLimiter: AuthLimiter;
+  /** Live authenticated sessions per token id, and each session's token and worker (for --max-sessions-per-token). */
+  private readonly sessionsByToken: Map<string, number>;
+  private readonly sessionTokens: Map<string, { tokenId: string; workerId: number }>;
 
   constructor(opts: AcceptorOptions) {
     this.opts = opts;
@@ -91,6 +111,26 @@ export class Acceptor {
     this.pending = new Map();
     this.nextConnId = 1;
     this.rand = opts.rand ?? Math.random;
+    this.connsByIp = new Map();
+    this.handedOff = new WeakSet();
+    this.authLimiter = new AuthLimiter(opts.limits.authFailuresPerMinute);
+    this.sessionsByToken = new Map();
+    this.sessionTokens = new Map();
+  }
+
+  /** Live authenticated sessions of token `tokenId` (0 when none). */
+  sessionsOf(tokenId: string): number {
+    return this.sessionsByToken.get(tokenId) ?? 0;
+  }
+
+  /** Open connections from `ip` the acceptor is accounting for. */
+  connectionsFrom(ip: string): number {
+    return this.connsByIp.get(ip) ?? 0;
+  }
+
+  /** A handed-off connection's task ended (DispatcherOptions.onTaskDone). */
+  onConnectionDone(remoteAddress: string): void {
+    this.releaseIp(remoteAddress);
   }
 
   setDispatcher(d: ConnectionDispatcher): void {
@@ -146,7 +186,11 @@ export class Acceptor {
         this.dropEndpoints(this.routes.endpointsWhere((m) => m.endpointId === msg.endpointId && m.sessionId === msg.sessionId));
         return;
       case 'session-gone':
+        this.forgetSession(msg.sessionId);
         this.dropEndpoints(this.routes.endpointsWhere((m) => m.sessionId === msg.sessionId));
+        return;
+      case 'auth':
+        reply(this.admit(workerId, msg));
         return;
       case 'session-started':
       case 'stats-reply': // answered by the dispatcher, never forwarded here
@@ -163,7 +207,54 @@ export class Acceptor {
 
   /** A worker died: every route it owned is gone (its agents reconnect and bind again). */
   onWorkerGone(workerId: number): void {
+    for (const [sessionId, s] of this.sessionTokens) if (s.workerId === workerId) this.forgetSession(sessionId);
     this.dropEndpoints(this.routes.endpointsWhere((m) => m.workerId === workerId));
+  }
+
+  /**
+   * An agent authenticates. Order matters: an address over its failure budget is refused whatever it sends (so a
+   * guesser learns nothing while blocked); then an unknown token counts as a failure; then the token's session limit.
+   */
+  private admit(workerId: number, req: AuthRequest): AuthReply {
+    const no = (code: string, error: string): AuthReply => ({ op: 'auth-reply', reqId: req.reqId, ok: false, code, error });
+    const now = Date.now();
+    const wait = this.authLimiter.blockedFor(req.remoteAddress, now);
+    if (wait > 0) {
+      this.count('agent:auth-rate-limited');
+      return no(
+        'BURROW_ERR_AUTH_RATE_LIMITED',
+        `authentication refused: too many failed attempts from ${req.remoteAddress}; retry in ${Math.ceil(wait / 1000)} s with a valid token`,
+      );
+    }
+    if (req.tokenId === '') {
+      this.authLimiter.fail(req.remoteAddress, now);
+      this.count('agent:auth-failed');
+      return no('BURROW_ERR_AUTH_FAILED', req.reason);
+    }
+    const n = this.sessionsOf(req.tokenId);
+    if (n >= req.maxSessions) {
+      this.count('agent:session-limit');
+      return no(
+        'BURROW_ERR_AUTH_SESSION_LIMIT',
+        `authentication refused: token ${req.tokenId} already has ${n} live sessions (limit ${req.maxSessions}); ` +
+          "close one, or raise the token's sessions= rule or --max-sessions-per-token",
+      );
+    }
+    if (!this.sessionTokens.has(req.sessionId)) {
+      this.sessionsByToken.set(req.tokenId, n + 1);
+      this.sessionTokens.set(req.sessionId, { tokenId: req.tokenId, workerId });
+    }
+    this.count('agent:authenticated');
+    return { op: 'auth-reply', reqId: req.reqId, ok: true };
+  }
+
+  private forgetSession(sessionId: string): void {
+    const s = this.sessionTokens.get(sessionId);
+    if (s === undefined) return;
+    this.sessionTokens.delete(sessionId);
+    const n = (this.sessionsByToken.get(s.tokenId) ?? 1) - 1;
+    if (n <= 0) this.sessionsByToken.delete(s.tokenId);
+    else this.sessionsByToken.set(s.tokenId, n);
   }
 
   private async reserve(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
@@ -252,7 +343,7 @@ export class Acceptor {
       member.breaker = new MemberBreaker(`${what}/${req.endpointId}`, this.opts.breaker, (to) => {
         this.breakerTransitions[to]++;
         member.available = to !== 'open';
-        this.dispatcher?.sendControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: member.available });
+        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: member.available });
       });
     }
     return member;
@@ -285,7 +376,10 @@ export class Acceptor {
       }
       this.checkReservation(`p:${wanted}`, `TCP port ${wanted}`, req.owner, now);
     }
-    const candidates = wanted !== 0 ? [wanted] : this.freePortOrder(from, to, now);
+    // A token's tcp= rule narrows where a random port may come from.
+    const ranges = req.portRanges ?? [{ from, to }];
+    const candidates =
+      wanted !== 0 ? [wanted] : ranges.flatMap((r) => this.freePortOrder(Math.max(from, r.from), Math.min(to, r.to), now));
     for (const port of candidates) {
       if (wanted === 0 && this.routes.isPortTaken(port, now)) continue;
       const route = this.routes.create(
@@ -308,12 +402,17 @@ export class Acceptor {
       }
       return url(port);
     }
+    if (req.portRanges !== undefined) {
+      const mine = req.portRanges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(', ');
+      throw new BurrowError('BURROW_ERR_BIND_EXHAUSTED', `no free TCP port among this token's ports ${mine} within --tcp-ports ${from}-${to}; stop unused TCP endpoints`);
+    }
     throw new BurrowError('BURROW_ERR_BIND_EXHAUSTED', `no free TCP port in --tcp-ports ${from}-${to}; widen the range or stop unused TCP endpoints`);
   }
 
   /** Ports of the range in a random rotation, so endpoints do not all pile on the first ports. */
   private freePortOrder(from: number, to: number, now: number): number[] {
     const n = to - from + 1;
+    if (n <= 0) return [];
     const start = Math.floor(Math.random() * n);
     const out: number[] = [];
     for (let i = 0; i < n && out.length < 64; i++) {
@@ -361,13 +460,14 @@ export class Acceptor {
       closeRefused(socket, entry, hostname);
       return;
     }
-    this.dispatcher!.dispatchPublic(
+    const owned = this.dispatcher!.dispatchPublic(
       socket,
       buf,
       { entry, endpointId: member.endpointId, hostname, sni, connId: conn.connId, ...meta(socket) },
       member.workerId,
       conn.onDone,
     );
+    if (owned) this.handedOff.add(socket);
   }
 
   /**
@@ -404,6 +504,9 @@ export class Acceptor {
       return;
     }
     const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointId: _failed, ...rest } = msg;
+    // The first task's end releases this client's per-IP count; the new task holds the connection now and releases it
+    // again when it ends.
+    this.connsByIp.set(msg.remoteAddress, (this.connsByIp.get(msg.remoteAddress) ?? 0) + 1);
     this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId: conn.connId }, member.workerId, conn.onDone);
   }
 
@@ -485,13 +588,45 @@ export class Acceptor {
     this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
   }
 
+  /**
+   * Per-IP connection accounting (--max-conns-per-ip): false (socket closed, counted) when `socket`'s address is at
+   * its limit. The count drops when the socket closes here, or, once handed off, when its worker task ends.
+   */
+  private admitConnection(socket: net.Socket, listener: string): boolean {
+    const ip = socket.remoteAddress ?? '';
+    const n = this.connsByIp.get(ip) ?? 0;
+    if (n >= this.opts.limits.maxConnsPerIp) {
+      this.count(`${listener}:ip-limit`);
+      socket.destroy();
+      return false;
+    }
+    this.connsByIp.set(ip, n + 1);
+    socket.once('close', () => {
+      if (!this.handedOff.has(socket)) this.releaseIp(ip);
+    });
+    return true;
+  }
+
+  private releaseIp(ip: string): void {
+    const n = (this.connsByIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.connsByIp.delete(ip);
+    else this.connsByIp.set(ip, n);
+  }
+
+  private handAgent(socket: net.Socket, head: Buffer): void {
+    if (this.dispatcher!.dispatchAgent(socket, head, meta(socket))) this.handedOff.add(socket);
+  }
+
+
   private onAgent(socket: net.Socket): void {
     this.count('agent:accepted');
+    if (!this.admitConnection(socket, 'agent')) return;
     // Nothing to sniff: every connection here is an agent; the worker's TLS handshake validates it.
-    this.dispatcher!.dispatchAgent(socket, Buffer.alloc(0), meta(socket));
+    this.handAgent(socket, Buffer.alloc(0));
   }
 
   private onTcp(port: number, socket: net.Socket): void {
+    if (!this.admitConnection(socket, 'tcp')) return;
     const route = this.routes.lookupPort(port);
     if (route === undefined) {
       this.count('tcp:no-route');
@@ -509,6 +644,7 @@ export class Acceptor {
   }
 
   private onHttp(socket: net.Socket): void {
+    if (!this.admitConnection(socket, 'http')) return;
     preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('http:truncated'), (buf, timedOut, chunk) => {
       // A head ends with LF: after the first read (which catches non-HTTP early), re-sniff only when a read brings
       // one, or at the size limit, so a byte-at-a-time client costs O(n) and not O(n²).
@@ -543,6 +679,7 @@ export class Acceptor {
   }
 
   private onHttps(socket: net.Socket): void {
+    if (!this.admitConnection(socket, 'https')) return;
     let atLeast = 0; // the parser tells how many bytes it needs before its answer can change
     preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('https:truncated'), (buf, timedOut) => {
       if (timedOut) {
@@ -559,7 +696,7 @@ export class Acceptor {
       if (r.kind !== 'hello') return () => socket.destroy();
       if (r.sni === null) return () => alertAndClose(socket);
       const sni = r.sni;
-      if (sni === this.connectHost) return () => this.dispatcher!.dispatchAgent(socket, buf, meta(socket));
+      if (sni === this.connectHost) return () => this.handAgent(socket, buf);
       const route = this.routes.lookupHost(sni);
       if (route === undefined || route.proto === 'tcp') {
         this.count('https:no-route');

@@ -46,24 +46,34 @@ export interface ConnectionDispatcher {
   readyWorkers(): number;
   /** Ask every worker for its stats; a worker silent for `timeoutMs` is reported with stats null, not waited on. */
   collectStats(timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]>;
-  /** Send a control message to one worker (false if it has no channel). Used for the test-crash hook. */
+  /** Send a control message to one worker (false if it has no channel). */
   postControl(workerId: number, msg: AcceptorToWorker): boolean;
-  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void;
-  /** `onDone` (optional) runs once when the connection's task ends, however it ends. */
+  /** Hand a connection over. True when a task now owns it (onTaskDone will report its end); false = it was closed. */
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean;
+  /** Like dispatchAgent for a public connection; `onDone` (optional) runs once when its task ends, however it ends. */
   dispatchPublic(
     socket: net.Socket,
     head: Buffer,
     task: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
     workerId: number,
     onDone?: () => void,
-  ): void;
+  ): boolean;
   /** Like dispatchPublic for a descriptor the acceptor already owns (a connection a worker handed back). */
   dispatchPublicFd(fd: number, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void;
-  /** Send a control message to one worker (dropped if that worker is gone). */
-  sendControl(workerId: number, msg: AcceptorToWorker): void;
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
   drain(): void;
+  /**
+   * Test hook, only with env BURROW_TEST_HOOKS=1 (else throws): make one live worker (round-robin) throw an uncaught
+   * error so the pool replaces it. Returns the id of the worker told to crash.
+   */
+  crashWorkerForTest(): number;
   destroy(): Promise<void>;
+}
+
+function requireTestHooks(): void {
+  if (process.env['BURROW_TEST_HOOKS'] !== '1') {
+    throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'worker crash test hook called without BURROW_TEST_HOOKS=1 in the relay environment');
+  }
 }
 
 export interface DispatcherOptions {
@@ -72,7 +82,8 @@ export interface DispatcherOptions {
   onControl: ControlHandler;
   /** A worker died (crash) or was removed: drop what it owned. */
   onWorkerGone: (workerId: number, err: Error | null) => void;
-  onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null) => void;
+  /** A connection task ended (its connection is closed); `remoteAddress` is its client's. */
+  onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null, remoteAddress: string) => void;
 }
 
 const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
@@ -103,6 +114,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   private readonly pendingStats: Map<number, { workerId: number; resolve: (s: WorkerStats | null) => void }>;
   private nextStatsId: number;
   restarts: number;
+  private lastCrashed: number;
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
@@ -110,6 +122,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.pendingStats = new Map();
     this.nextStatsId = 1;
     this.restarts = 0;
+    this.lastCrashed = -1;
     this.ports = new Map();
     this.withControl = new Set();
     this.waitingForWorkers = [];
@@ -199,11 +212,12 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     return true;
   }
 
-  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
     const fd = this.takeFd(socket);
-    if (fd < 0) return;
+    if (fd < 0) return false;
     const task: AgentTask = { kind: 'agent', fd, head, ...meta };
     this.run(task, {}, 'agent');
+    return true;
   }
 
   dispatchPublic(
@@ -212,13 +226,14 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
     workerId: number,
     onDone?: () => void,
-  ): void {
+  ): boolean {
     const fd = this.takeFd(socket);
     if (fd < 0) {
       onDone?.();
-      return;
+      return false;
     }
     this.dispatchPublicFd(fd, head, rest, workerId, onDone);
+    return true;
   }
 
   dispatchPublicFd(fd: number, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void {
@@ -226,12 +241,24 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.run(task, { workerId }, 'public', undefined, onDone);
   }
 
-  sendControl(workerId: number, msg: AcceptorToWorker): void {
-    this.ports.get(workerId)?.postMessage(msg);
-  }
-
   drain(): void {
     for (const p of this.ports.values()) p.postMessage({ op: 'drain' } satisfies AcceptorToWorker);
+  }
+
+  crashWorkerForTest(): number {
+    requireTestHooks();
+    if (this.ports.size === 0) throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'no live worker to crash');
+    // Round-robin by thread id: the next live id after the last one crashed, wrapping to the lowest.
+    let id = -1;
+    let lowest = -1;
+    for (const w of this.ports.keys()) {
+      if (lowest < 0 || w < lowest) lowest = w;
+      if (w > this.lastCrashed && (id < 0 || w < id)) id = w;
+    }
+    if (id < 0) id = lowest;
+    this.lastCrashed = id;
+    this.ports.get(id)!.postMessage({ op: 'test-crash' } satisfies AcceptorToWorker);
+    return id;
   }
 
   async destroy(): Promise<void> {
@@ -270,10 +297,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const withOpts = task as RelayTask & Record<symbol, QueueOpts>;
     withOpts[Piscina.queueOptionsSymbol] = q;
     const fd = 'fd' in task ? task.fd : -1;
+    const ip = 'remoteAddress' in task ? task.remoteAddress : '';
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
         onDone?.();
-        if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null);
+        if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null, ip);
       },
       (err: Error) => {
         // A task no worker ever took owns a descriptor nobody else will close. A task that was running when the pool
@@ -290,7 +318,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
           }
         }
         onDone?.();
-        if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err);
+        if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err, ip);
       },
     );
   }
@@ -370,8 +398,9 @@ class InThreadDispatcher implements ConnectionDispatcher {
     return true;
   }
 
-  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): void {
-    this.track('agent', this.runtime.adoptAgent(socket, head, meta));
+  dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
+    this.track('agent', this.runtime.adoptAgent(socket, head, meta), meta.remoteAddress);
+    return true;
   }
 
   dispatchPublic(
@@ -380,8 +409,9 @@ class InThreadDispatcher implements ConnectionDispatcher {
     rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
     _workerId: number,
     onDone?: () => void,
-  ): void {
-    this.track('public', this.runtime.adoptPublic(socket, head, rest), onDone);
+  ): boolean {
+    this.track('public', this.runtime.adoptPublic(socket, head, rest), rest.remoteAddress, onDone);
+    return true;
   }
 
   dispatchPublicFd(fd: number, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void {
@@ -390,27 +420,29 @@ class InThreadDispatcher implements ConnectionDispatcher {
     this.dispatchPublic(socket, head, rest, workerId, onDone);
   }
 
-  sendControl(_workerId: number, msg: AcceptorToWorker): void {
-    this.runtime.onControlMessage(msg);
-  }
-
   drain(): void {
     this.runtime.drain();
+  }
+
+  crashWorkerForTest(): number {
+    requireTestHooks();
+    // Throwing on the main thread would take the whole relay down, which is not what the hook simulates.
+    throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'the single-threaded relay has no worker to crash');
   }
 
   async destroy(): Promise<void> {
     await this.runtime.destroy();
   }
 
-  private track(kind: 'agent' | 'public', p: Promise<TaskResult>, onDone?: () => void): void {
+  private track(kind: 'agent' | 'public', p: Promise<TaskResult>, ip: string, onDone?: () => void): void {
     p.then(
       (r) => {
         onDone?.();
-        this.opts.onTaskDone?.(kind, r, null);
+        this.opts.onTaskDone?.(kind, r, null, ip);
       },
       (e: Error) => {
         onDone?.();
-        this.opts.onTaskDone?.(kind, null, e);
+        this.opts.onTaskDone?.(kind, null, e, ip);
       },
     );
   }

@@ -3,7 +3,7 @@
 // Not per chunk; openProxyStream runs once per public connection.
 import tls from 'node:tls';
 import type net from 'node:net';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { BALANCE_STRATEGIES, isBalanceStrategy } from '../../balancer/pick-member.js';
 import { BurrowError, isBurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
@@ -28,6 +28,9 @@ import {
   type ProxyHeader,
 } from '../../protocol/messages.js';
 import { encodeProxyHeader } from '../../protocol/proxy-header.js';
+import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
+import { randomLabel } from '../acceptor/route-table.js';
+import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
 import type { EndpointProto, TaskResult } from '../relay-messages.js';
 import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
 
@@ -51,18 +54,16 @@ export interface Endpoint {
   available: boolean;
 }
 
-/** Largest RPC message accepted from an agent (Bind with a traffic policy is the largest legitimate one). */
-const MAX_RPC = 256 * 1024;
 /** How long an agent may take to authenticate after TLS is up. */
 const AUTH_DEADLINE_MS = 15_000;
 /** No heartbeat for this long ends the session (ngrok SDK defaults: 10 s interval + 15 s tolerance, plus slack). */
 const LIVENESS_MS = 30_000;
 const LIVENESS_CHECK_MS = 5_000;
 /**
- * Relay-opened streams per session. The ngrok SDK allows 512 live streams in all and tears the session down on the
- * 513th (PROTOCOL.md §13), so public connections beyond this are refused instead.
+ * Relay-opened streams per session (--max-streams-per-session, at most this). The ngrok SDK allows 512 live streams in
+ * all and tears the session down on the 513th (PROTOCOL.md §13), so public connections beyond this are refused instead.
  */
-export const MAX_PROXY_STREAMS_PER_SESSION = 480;
+export const MAX_PROXY_STREAMS_PER_SESSION = STREAMS_PER_SESSION_CEILING;
 
 const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -75,8 +76,14 @@ export class AgentSession {
   mux: MuxSession | null;
   authed: boolean;
   clientId: string;
-  /** Non-secret identity of the auth token (first 16 hex chars of its SHA-256): names and pools belong to it. */
+  /**
+   * Non-secret identity of the token this session authenticated with ('' before Auth): the first 16 hex digits of
+   * the token's SHA-256 (config/token-rules.ts tokenIdOf). Stable across reconnects; what ownership and limits key on.
+   */
   tokenId: string;
+  /** The rules of that token (FULL_RIGHTS before Auth and for plain token lines). */
+  tokenRules: TokenRules;
+  private readonly maxStreams: number;
   private draining: boolean;
   private readonly raw: net.Socket;
   private readonly tlsSocket: tls.TLSSocket;
@@ -95,6 +102,8 @@ export class AgentSession {
     this.authed = false;
     this.clientId = '';
     this.tokenId = '';
+    this.tokenRules = FULL_RIGHTS;
+    this.maxStreams = Math.min(STREAMS_PER_SESSION_CEILING, runtime.settings.limits.maxStreamsPerSession);
     this.draining = false;
     this.raw = socket;
     this.finished = false;
@@ -158,7 +167,7 @@ export class AgentSession {
    */
   openProxyStream(ep: Endpoint, clientAddr: string, first?: Buffer): MuxStream | null {
     const mux = this.mux;
-    if (mux === null || mux.isClosed || mux.remoteGoAway !== null || mux.streamCount >= MAX_PROXY_STREAMS_PER_SESSION) {
+    if (mux === null || mux.isClosed || mux.remoteGoAway !== null || mux.streamCount >= this.maxStreams) {
       return null;
     }
     let s: MuxStream;
@@ -263,7 +272,7 @@ export class AgentSession {
   }
 
   private rpc(s: MuxStream, handler: (req: Record<string, unknown>) => Promise<object>): void {
-    readJsonMessage(s, { maxSize: MAX_RPC })
+    readJsonMessage(s, { maxSize: this.runtime.settings.limits.rpcMax })
       .then(handler)
       .then(
         (resp) => respondRpc(s, resp),
@@ -275,19 +284,30 @@ export class AgentSession {
 
   private async handleAuth(req: Record<string, unknown>): Promise<object> {
     const extra = isObject(req['Extra']) ? req['Extra'] : {};
+    if (this.authed) throw new BurrowError('BURROW_ERR_AUTH_FAILED', 'this session is already authenticated');
     const token = typeof extra['AuthToken'] === 'string' ? extra['AuthToken'] : '';
-    if (token === '' || !this.runtime.checkToken(token)) {
-      // Answer, then end the session: an agent with a wrong token has nothing else to do here.
-      setTimeout(() => this.mux?.close(), 100).unref();
-      throw new BurrowError(
-        'BURROW_ERR_AUTH_FAILED',
+    const entry = token === '' ? null : this.runtime.lookupToken(token);
+    const limits = this.runtime.settings.limits;
+    // The acceptor decides (it sees every worker): a rate-limited address is refused whatever the token, so a
+    // guesser learns nothing while blocked; then the token; then the token's session count.
+    const verdict = await this.runtime.admit({
+      sessionId: this.id,
+      remoteAddress: this.meta.remoteAddress,
+      tokenId: entry?.id ?? '',
+      maxSessions: entry?.rules.sessions ?? limits.maxSessionsPerToken,
+      reason:
         token === ''
           ? 'authentication failed: no auth token was sent; pass the token the relay printed at start-up'
           : 'authentication failed: the auth token is not valid for this relay',
-      );
+    });
+    if (!verdict.ok) {
+      // Answer, then end the session: an agent that may not authenticate has nothing else to do here.
+      setTimeout(() => this.mux?.close(), 100).unref();
+      throw new BurrowError((verdict.code as 'BURROW_ERR_AUTH_FAILED') ?? 'BURROW_ERR_AUTH_FAILED', verdict.error ?? 'authentication failed');
     }
+    this.tokenId = entry!.id;
+    this.tokenRules = entry!.rules;
     this.authed = true;
-    this.tokenId = createHash('sha256').update(token, 'utf8').digest('hex').slice(0, 16);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.startRttProbe();
     this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
@@ -325,12 +345,33 @@ export class AgentSession {
     const opts = isObject(req['Opts']) ? { ...req['Opts'] } : {};
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
+    const rules = this.tokenRules;
+    const maxEndpoints = rules.endpoints ?? this.runtime.settings.limits.maxEndpointsPerSession;
+    if (this.endpoints.size >= maxEndpoints && !this.endpoints.has(id)) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_LIMIT',
+        `Bind: this session already has ${this.endpoints.size} endpoints (limit ${maxEndpoints} per session); unbind one first` +
+          `, or raise ${rules.endpoints !== null ? "the token's endpoints= rule" : '--max-endpoints-per-session'}`,
+      );
+    }
     let hostname = '';
     let port = 0;
+    let portRanges: Array<{ from: number; to: number }> | undefined;
     if (proto === 'tcp') {
       port = parseTcpAddr(opts['Addr']);
+      if (port !== 0 && !portAllowed(rules, port)) {
+        throw new BurrowError('BURROW_ERR_BIND_FORBIDDEN', `Bind: this token may not bind TCP port ${port}; it may bind ${describePorts(rules)}`);
+      }
+      if (port === 0 && rules.tcp !== null) portRanges = [...rules.tcp];
     } else {
       hostname = this.requestedHostname(opts);
+      if (hostname === '') hostname = hostnameForRandomBind(rules, this.runtime.settings.domain, randomLabel);
+      if (hostname === '' && rules.allow !== null) {
+        throw new BurrowError('BURROW_ERR_BIND_FORBIDDEN', `Bind: this token may only bind ${describeHosts(rules)}; ask for one of those names`);
+      }
+      if (hostname !== '' && !hostAllowed(rules, hostname)) {
+        throw new BurrowError('BURROW_ERR_BIND_FORBIDDEN', `Bind: this token may not bind ${hostname}; it may bind ${describeHosts(rules)}`);
+      }
     }
     const extra = isObject(req['Extra']) ? req['Extra'] : {};
     const pooling = extra['PoolingEnabled'] === true;
@@ -344,6 +385,7 @@ export class AgentSession {
       owner: this.tokenId,
       pooling,
       strategy,
+      ...(portRanges ? { portRanges } : {}),
     });
     if (!reply.ok) {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
@@ -430,6 +472,14 @@ export class AgentSession {
     if (!this.tlsSocket.destroyed) this.tlsSocket.destroy();
     this.resolveDone({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
   }
+}
+
+function describeHosts(r: TokenRules): string {
+  return r.allow === null ? 'any name' : `hostnames matching ${r.allow.join(', ')}`;
+}
+
+function describePorts(r: TokenRules): string {
+  return r.tcp === null ? 'any port' : `ports ${r.tcp.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)).join(', ')}`;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

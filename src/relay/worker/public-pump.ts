@@ -23,6 +23,12 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
     // The endpoint went away between routing and handoff.
     return refuse(socket, task.entry, 'endpoint-gone', task.hostname, 'The tunnel for this host went offline a moment ago.');
   }
+  const limit = runtime.settings.limits.maxConnsPerEndpoint;
+  if (ep.active >= limit) {
+    // BURROW_ERR_RELAY_CONN_LIMIT: one endpoint must not take every socket of the worker.
+    const page = errorPage(503, 'Service Unavailable', `${task.hostname} has ${limit} open connections, its limit; retry shortly.`);
+    return refuse(socket, task.entry, 'endpoint-limit', task.hostname, '', page);
+  }
   if (task.entry === 'tcp' || task.entry === 'tls') {
     const first = head.length > 0 ? head : undefined;
     let target: Endpoint | null = ep;
@@ -48,11 +54,11 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
   return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head).done;
 }
 
-function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string): Promise<TaskResult> {
+function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string, page?: Buffer): Promise<TaskResult> {
   return new Promise((resolve) => {
     socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
     // The same answers the acceptor gives when it has no route (the TLS handshake has not started here).
-    if (entry === 'http') endWith(socket, errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
+    if (entry === 'http') endWith(socket, page ?? errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
     else if (entry === 'https' || entry === 'tls') alertAndClose(socket);
     else socket.destroy();
   });
@@ -307,7 +313,7 @@ class HttpPump implements HttpFilterSink {
       isAllowedHost: (h: string) => h === hostname,
       proto,
       clientIp: task.remoteAddress,
-      maxHeadSize: runtime.settings.maxHeadSize,
+      maxHeadSize: runtime.settings.limits.httpHeadMax,
     });
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
@@ -438,7 +444,7 @@ class HttpPump implements HttpFilterSink {
     this.filter.push(chunk);
     const inHead = this.filter.inHead;
     if (inHead && this.headTimer === null && !this.finished) {
-      this.headTimer = setTimeout(() => this.headTimeout(), this.runtime.settings.headTimeoutMs);
+      this.headTimer = setTimeout(() => this.headTimeout(), this.runtime.settings.limits.httpHeadTimeoutMs);
     } else if (!inHead) {
       this.clearHeadTimer();
     }
@@ -446,7 +452,7 @@ class HttpPump implements HttpFilterSink {
 
   private headTimeout(): void {
     this.headTimer = null;
-    this.onError(408, 'BURROW_ERR_HTTP_HEAD_TIMEOUT', `the request head was not complete within ${this.runtime.settings.headTimeoutMs} ms`);
+    this.onError(408, 'BURROW_ERR_HTTP_HEAD_TIMEOUT', `the request head was not complete within ${this.runtime.settings.limits.httpHeadTimeoutMs} ms`);
   }
 
   private clearHeadTimer(): void {

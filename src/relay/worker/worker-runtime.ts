@@ -3,14 +3,17 @@
 // fallback. Per-connection path: adoptPublic (one Map lookup, then the pump).
 import tls from 'node:tls';
 import type net from 'node:net';
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { isMainThread } from 'node:worker_threads';
 import { BurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { LoopMonitor } from '../../metrics/loop-monitor.js';
 import { RelayRecorder, endpointTypeIndex } from '../../metrics/relay-recorder.js';
+import type { TokenEntry } from '../../config/token-rules.js';
+import { tokenMatcher } from '../../config/tokens.js';
+import type { RelayLimits } from '../../config/relay-limits.js';
 import type {
   AcceptorToWorker,
+  AuthReply,
+  AuthRequest,
   PublicTask,
   ReserveReply,
   ReserveRequest,
@@ -27,14 +30,11 @@ export interface WorkerSettings {
   domain: string;
   certPem: string;
   keyPem: string;
-  /** SHA-256 (hex) of every accepted agent token. */
-  tokenHashes: string[];
+  /** Every accepted agent token: hash, identity, rules. */
+  tokens: TokenEntry[];
   /** TCP keepalive initial delay for public and agent sockets, ms (0 = off). */
   tcpKeepaliveMs: number;
-  /** Deadline for a complete HTTP request head after the first, ms (slowloris). */
-  headTimeoutMs: number;
-  /** Largest HTTP request head accepted on later requests of a connection. */
-  maxHeadSize: number;
+  limits: RelayLimits;
   /** Agent TLS handshake deadline, ms. */
   handshakeTimeoutMs: number;
   version: string;
@@ -74,10 +74,11 @@ export class WorkerRuntime {
   /** What /metrics reads from this thread (collected on a 'stats' control message). */
   readonly recorder: RelayRecorder;
   private readonly loop: LoopMonitor;
-  private readonly tokenHashes: Buffer[];
+  /** The token entry for an AuthToken, or null (constant time). */
+  readonly lookupToken: (token: string) => TokenEntry | null;
   private control: ControlSink | null;
   private nextReqId: number;
-  private readonly pending: Map<number, (r: ReserveReply) => void>;
+  private readonly pending: Map<number, (r: ReserveReply | AuthReply) => void>;
   private closedResolve: (() => void) | null;
   private readonly closed: Promise<void>;
 
@@ -92,7 +93,7 @@ export class WorkerRuntime {
     this.loop = new LoopMonitor();
     this.draining = false;
     this.canReroute = false;
-    this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
+    this.lookupToken = tokenMatcher(settings.tokens);
     this.control = null;
     this.nextReqId = 1;
     this.pending = new Map();
@@ -110,7 +111,7 @@ export class WorkerRuntime {
   }
 
   onControlMessage(msg: AcceptorToWorker): void {
-    if (msg.op === 'reserve-reply') {
+    if (msg.op === 'reserve-reply' || msg.op === 'auth-reply') {
       const cb = this.pending.get(msg.reqId);
       if (cb !== undefined) {
         this.pending.delete(msg.reqId);
@@ -123,13 +124,6 @@ export class WorkerRuntime {
       if (ep !== undefined) ep.available = msg.available;
     } else if (msg.op === 'stats') {
       this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.sessions) });
-    } else if (msg.op === 'test-crash') {
-      // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
-      if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
-        setImmediate(() => {
-          throw new Error('test-crash: worker crashed on request (BURROW_TEST_HOOKS=1)');
-        });
-      }
     }
   }
 
@@ -195,14 +189,23 @@ export class WorkerRuntime {
 
   /** Ask the acceptor to reserve a hostname or TCP port for an endpoint. */
   reserve(req: Omit<ReserveRequest, 'op' | 'reqId'>): Promise<ReserveReply> {
+    return this.ask((reqId) => ({ op: 'reserve', reqId, ...req }), 'reserve-reply') as Promise<ReserveReply>;
+  }
+
+  /** Ask the acceptor to admit an authenticating session (per-IP failure rate limit, per-token session limit). */
+  admit(req: Omit<AuthRequest, 'op' | 'reqId'>): Promise<AuthReply> {
+    return this.ask((reqId) => ({ op: 'auth', reqId, ...req }), 'auth-reply') as Promise<AuthReply>;
+  }
+
+  private ask(build: (reqId: number) => WorkerToAcceptor, replyOp: 'reserve-reply' | 'auth-reply'): Promise<ReserveReply | AuthReply> {
     const sink = this.control;
     if (sink === null) {
-      return Promise.resolve({ op: 'reserve-reply', reqId: 0, ok: false, error: 'worker has no control channel yet; retry', code: 'BURROW_ERR_RELAY_HANDOFF' });
+      return Promise.resolve({ op: replyOp, reqId: 0, ok: false, error: 'worker has no control channel yet; retry', code: 'BURROW_ERR_RELAY_HANDOFF' });
     }
     const reqId = this.nextReqId++;
     return new Promise((resolve) => {
       this.pending.set(reqId, resolve);
-      sink.post({ op: 'reserve', reqId, ...req });
+      sink.post(build(reqId));
     });
   }
 
@@ -243,14 +246,6 @@ export class WorkerRuntime {
     return true;
   }
 
-  /** Constant-time token check against the configured hashes. */
-  checkToken(token: string): boolean {
-    const h = createHash('sha256').update(token, 'utf8').digest();
-    let ok = false;
-    for (const t of this.tokenHashes) if (timingSafeEqual(h, t)) ok = true;
-    return ok;
-  }
-
   /** An agent connection: terminate TLS and run the mux session; resolves when the session ends. */
   adoptAgent(socket: net.Socket, head: Buffer, meta: AdoptMeta): Promise<TaskResult> {
     if (head.length > 0) socket.unshift(head);
@@ -267,6 +262,9 @@ export class WorkerRuntime {
   /** A public connection routed to one of our endpoints. */
   adoptPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>): Promise<TaskResult> {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
+    const idle = this.settings.limits.idleTimeoutMs;
+    // No bytes either way for `idle` ms: close (a keep-alive connection parked between requests, a dead peer).
+    if (idle > 0) socket.setTimeout(idle, () => socket.destroy());
     const type = endpointTypeIndex(task.entry);
     // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
     // single-threaded fallback the socket's own count already includes the head).

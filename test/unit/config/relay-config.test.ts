@@ -1,5 +1,6 @@
 // parseRelayArgs / parseHostPort / relayHelpText: defaults (DESIGN.md §5), every flag with good and bad values and the
 // wording of the errors, env defaults overridden by flags, --flag=value, `off`, cross-flag rules.
+import { DEFAULT_LIMITS } from '../../../src/config/relay-limits.js';
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -60,6 +61,8 @@ describe('defaults', () => {
     assert.equal(c.prereadMax, 16384);
     assert.equal(c.tcpKeepaliveMs, 30000);
     assert.equal(c.graceMs, 10000);
+    assert.deepEqual(c.limits, DEFAULT_LIMITS);
+    assert.ok(Object.isFrozen(c.limits));
     assert.equal(c.help, false);
   });
 
@@ -298,6 +301,30 @@ const FLAG_CASES: FlagCase[] = [
     good: [['600000', (c) => c.breakerTimeoutMs, 600000]],
     bad: [['600001', ['100..600000']]],
   },
+  // limits (docs/security.md §Limits)
+  ...([
+    ['--max-sessions-per-token', (c: RelayConfig) => c.limits.maxSessionsPerToken, 1, 100_000, 'sessions'],
+    ['--max-endpoints-per-session', (c: RelayConfig) => c.limits.maxEndpointsPerSession, 1, 100_000, 'endpoints'],
+    ['--max-streams-per-session', (c: RelayConfig) => c.limits.maxStreamsPerSession, 1, 480, 'streams'],
+    ['--max-conns-per-endpoint', (c: RelayConfig) => c.limits.maxConnsPerEndpoint, 1, 10_000_000, 'connections'],
+    ['--max-conns-per-ip', (c: RelayConfig) => c.limits.maxConnsPerIp, 1, 10_000_000, 'connections'],
+    ['--http-head-max', (c: RelayConfig) => c.limits.httpHeadMax, 1024, 1024 * 1024, 'bytes'],
+    ['--http-head-timeout', (c: RelayConfig) => c.limits.httpHeadTimeoutMs, 100, 600_000, 'milliseconds'],
+    ['--idle-timeout', (c: RelayConfig) => c.limits.idleTimeoutMs, 0, 86_400_000, 'milliseconds'],
+    ['--rpc-max', (c: RelayConfig) => c.limits.rpcMax, 4096, 16 * 1024 * 1024, 'bytes'],
+    ['--auth-fail-limit', (c: RelayConfig) => c.limits.authFailuresPerMinute, 1, 100_000, 'failures per minute'],
+  ] as const).map(([flag, get, min, max, unit]) => ({
+    flag,
+    good: [
+      [String(min), get, min],
+      [String(max), get, max],
+    ] as Array<[string, (c: RelayConfig) => unknown, unknown]>,
+    bad: [
+      [String(max + 1), [`is not a whole number of ${unit} in ${min}..${max}`]],
+      ...(min > 0 ? [[String(min - 1), [`${min}..${max}`]] as [string, string[]]] : []),
+      ['1k', [unit]],
+    ] as Array<[string, string[]]>,
+  })),
 ];
 
 describe('every flag', () => {
@@ -578,6 +605,16 @@ describe('relayHelpText', () => {
       BURROW_RELAY_RECLAIM_GRACE: ['0', (c) => c.reclaimGraceMs, 0],
       BURROW_RELAY_BREAKER_RESET: ['250', (c) => c.breakerResetMs, 250],
       BURROW_RELAY_BREAKER_TIMEOUT: ['900', (c) => c.breakerTimeoutMs, 900],
+      BURROW_RELAY_MAX_SESSIONS_PER_TOKEN: ['3', (c) => c.limits.maxSessionsPerToken, 3],
+      BURROW_RELAY_MAX_ENDPOINTS_PER_SESSION: ['4', (c) => c.limits.maxEndpointsPerSession, 4],
+      BURROW_RELAY_MAX_STREAMS_PER_SESSION: ['5', (c) => c.limits.maxStreamsPerSession, 5],
+      BURROW_RELAY_MAX_CONNS_PER_ENDPOINT: ['6', (c) => c.limits.maxConnsPerEndpoint, 6],
+      BURROW_RELAY_MAX_CONNS_PER_IP: ['7', (c) => c.limits.maxConnsPerIp, 7],
+      BURROW_RELAY_HTTP_HEAD_MAX: ['2048', (c) => c.limits.httpHeadMax, 2048],
+      BURROW_RELAY_HTTP_HEAD_TIMEOUT: ['900', (c) => c.limits.httpHeadTimeoutMs, 900],
+      BURROW_RELAY_IDLE_TIMEOUT: ['0', (c) => c.limits.idleTimeoutMs, 0],
+      BURROW_RELAY_RPC_MAX: ['8192', (c) => c.limits.rpcMax, 8192],
+      BURROW_RELAY_AUTH_FAIL_LIMIT: ['2', (c) => c.limits.authFailuresPerMinute, 2],
     };
     const vars = [...relayHelpText().matchAll(/env: (BURROW_RELAY_[A-Z_]+)/g)].map((m) => m[1]!);
     assert.deepEqual([...vars].sort(), Object.keys(cases).sort());

@@ -3,26 +3,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { JSON_INVALID, JSON_NEED_MORE, JsonValueScanner } from '../../../src/protocol/json-scanner.js';
+import { JSON_INVALID, JSON_NEED_MORE } from '../../../src/protocol/json-scanner.js';
+import { scanChunks } from '../../helpers/scan-json-chunks.js';
 
-/**
- * Feed `chunks` to a fresh scanner the way readJsonMessage does (stop at the first result that is not NEED_MORE).
- * Returns the absolute end offset, JSON_INVALID, or JSON_NEED_MORE if the input ran out.
- */
-function scanChunks(chunks: Uint8Array[]): number {
-  const s = new JsonValueScanner();
-  let base = 0;
-  for (const c of chunks) {
-    const r = s.scan(c);
-    if (r === JSON_INVALID) return JSON_INVALID;
-    if (r !== JSON_NEED_MORE) {
-      assert.ok(r >= 0 && r <= c.length, `offset ${r} outside the chunk of ${c.length}`);
-      return base + r;
-    }
-    base += c.length;
-  }
-  return JSON_NEED_MORE;
-}
 
 function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
   const points = cuts.map((c) => c % (buf.length + 1)).sort((a, b) => a - b);

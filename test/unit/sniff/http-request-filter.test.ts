@@ -3,9 +3,6 @@
 // test against Node's llhttp on real sockets (127.0.0.1:0): whatever llhttp rejects, the filter rejects too.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import {
   HttpRequestFilter,
@@ -14,6 +11,7 @@ import {
   type HttpFilterSink,
 } from '../../../src/sniff/http-request-filter.js';
 import { HTTP_METHODS } from '../../../src/sniff/sniff-http-head.js';
+import { startLlhttpOracle, type LlhttpOracle } from '../../helpers/llhttp-oracle.js';
 
 const HOST = 'app.burrow.test';
 const CLIENT_IP = '203.0.113.7';
@@ -530,29 +528,6 @@ describe('HttpRequestFilter: property (fast-check)', () => {
 
 // ---- differential: llhttp (node:http) rejects ⇒ the filter rejects ----
 
-interface Verdict {
-  rejected: boolean;
-  detail: string;
-}
-
-/** Sends `input` raw to the server, half-closes, and reads the answer until the server closes. */
-function llhttpVerdict(port: number, input: Buffer): Promise<Verdict> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    sock.on('data', (d) => got.push(d));
-    sock.on('error', () => {}); // a reset after a rejection still ends in 'close'
-    sock.on('close', () => {
-      const text = Buffer.concat(got).toString('latin1');
-      const err = /X-Err: (\S+)/.exec(text)?.[1];
-      // HPE_INVALID_EOF_STATE: the input ended mid-message (our half-close), not a rule violation.
-      const rejected = err !== undefined ? err !== 'HPE_INVALID_EOF_STATE' : /^HTTP\/1\.1 4\d\d/m.test(text);
-      resolve({ rejected, detail: err ?? text.split('\r\n')[0] ?? '' });
-    });
-    sock.end(input);
-  });
-}
-
 const B = 'Host: example.test\r\n';
 const DIFF_CLASSICS: string[] = [
   `POST / HTTP/1.1\r\n${B}Content-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nSMUGGLED`, // CL.TE
@@ -597,26 +572,11 @@ const DIFF_BASES = [
 const HOSTILE_BYTES = ['\r', '\n', ' ', '\t', '\0', ':', ',', ';', '"', '\x7f', '\x80', '\x01', 'a', '0', '\r\n', '\n\n'];
 
 describe('HttpRequestFilter: differential vs llhttp (node:http on 127.0.0.1:0)', () => {
-  let server: http.Server;
-  let port = 0;
+  let oracle: LlhttpOracle;
   before(async () => {
-    server = http.createServer((req, res) => {
-      req.resume();
-      res.end('ok');
-    });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\nX-Err: ${err.code ?? 'unknown'}\r\nConnection: close\r\n\r\n`);
-      else socket.destroy();
-    });
-    server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => socket.destroy());
-    server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => socket.destroy());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    oracle = await startLlhttpOracle();
   });
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => oracle.close());
 
   test('every input llhttp rejects is rejected by the filter (classics + seeded mutations)', async () => {
     const mutations = fc.sample(
@@ -631,7 +591,7 @@ describe('HttpRequestFilter: differential vs llhttp (node:http on 127.0.0.1:0)',
     );
     const inputs = [...DIFF_CLASSICS, ...mutations];
     assert.ok(inputs.length >= 60);
-    const verdicts = await Promise.all(inputs.map((s) => llhttpVerdict(port, Buffer.from(s, 'latin1'))));
+    const verdicts = await Promise.all(inputs.map((s) => oracle.verdict(Buffer.from(s, 'latin1'))));
     let llhttpRejects = 0;
     const looser: string[] = [];
     for (let k = 0; k < inputs.length; k++) {

@@ -1,0 +1,151 @@
+// Resource limits at the real relay (docs/security.md §Limits), each set low so it is reached in a test: public
+// connections per endpoint (503) and per client IP (closed at accept, counted), the idle timeout, the head size of a
+// later keep-alive request (431), proxy streams per session (502 while the agent is at its limit), and the RPC size
+// (an Auth above --rpc-max is refused and the session is not admitted). Agents: the @ngrok/ngrok SDK.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { connect, isBurrowError } from '../../src/index.js';
+import { RawHttp } from '../helpers/raw-http.js';
+import { forward, rawExchange, startHttpUpstream, startRelayFixture, statusOf, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
+
+const APP = 'app.burrow.localhost';
+const T = { timeout: 30_000 };
+
+async function relayWithApp(opts: RelayFixtureOptions) {
+  const fx = await startRelayFixture(opts);
+  const up = await startHttpUpstream(fx.cleanup);
+  const s = await fx.connectSdk();
+  await forward(fx.cleanup, APP, s.httpEndpoint().domain(APP).listenAndForward(`http://127.0.0.1:${up.port}`));
+  return { fx, up };
+}
+
+const GET = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: ${APP}\r\n\r\n`;
+
+test('--max-conns-per-endpoint: the connection over the limit gets a 503 page; a freed slot serves again', T, async (t) => {
+  const { fx } = await relayWithApp({ limits: { maxConnsPerEndpoint: 2 } });
+  t.after(() => fx.close());
+  const a = new RawHttp(fx.http.port);
+  const b = new RawHttp(fx.http.port);
+  t.after(() => (a.destroy(), b.destroy()));
+  assert.equal((await a.request(GET('/a'), 'response on connection a')).status, 200);
+  assert.equal((await b.request(GET('/b'), 'response on connection b')).status, 200);
+  const over = await rawExchange(fx.http.port, GET('/c'));
+  assert.equal(statusOf(over.data), 503, over.data.toString('latin1').slice(0, 200));
+  assert.match(over.data.toString('latin1'), /has 2 open connections, its limit/);
+  a.destroy();
+  await a.closed;
+  // The worker counts the slot free once it sees the close; retry until it has (bounded).
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const r = await rawExchange(fx.http.port, `GET /d HTTP/1.1\r\nHost: ${APP}\r\nConnection: close\r\n\r\n`);
+    if (statusOf(r.data) === 200) break;
+    assert.ok(Date.now() < deadline, 'the freed slot never served');
+  }
+});
+
+test('--max-conns-per-ip: connections beyond the limit are closed at accept and counted; closing one frees a slot', T, async (t) => {
+  // 4: the SDK agent's own connection comes from 127.0.0.1 too (the limit counts every listener), leaving 3.
+  const { fx } = await relayWithApp({ limits: { maxConnsPerIp: 4 } });
+  t.after(() => fx.close());
+  const held: RawHttp[] = [];
+  t.after(() => held.forEach((h) => h.destroy()));
+  for (let i = 0; i < 3; i++) {
+    const h = new RawHttp(fx.http.port);
+    held.push(h);
+    assert.equal((await h.request(GET(`/held-${i}`), `held connection ${i}`)).status, 200);
+  }
+  const refused = await rawExchange(fx.http.port, GET('/over'));
+  assert.equal(refused.data.length, 0, 'nothing is answered to the connection over the limit');
+  assert.equal(fx.counter('http:ip-limit'), 1);
+  // Also on another listener: the count is per IP, not per listener.
+  const tlsRefused = await rawExchange(fx.https.port, Buffer.from([0x16, 0x03, 0x01]));
+  assert.equal(tlsRefused.data.length, 0);
+  assert.equal(fx.counter('https:ip-limit'), 1);
+  held.pop()!.destroy();
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const r = await rawExchange(fx.http.port, `GET /again HTTP/1.1\r\nHost: ${APP}\r\nConnection: close\r\n\r\n`);
+    if (statusOf(r.data) === 200) break;
+    assert.ok(Date.now() < deadline, 'the freed slot never served');
+  }
+  assert.ok(fx.relay.acceptor.connectionsFrom('127.0.0.1') <= 4);
+});
+
+test('--idle-timeout: a keep-alive connection with no bytes either way is closed by the relay', T, async (t) => {
+  const { fx } = await relayWithApp({ limits: { idleTimeoutMs: 300 } });
+  t.after(() => fx.close());
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  assert.equal((await c.request(GET('/x'), 'the response')).status, 200);
+  const quietFrom = Date.now();
+  await withTimeout('the relay to close the idle connection', c.closed, 5_000);
+  assert.ok(Date.now() - quietFrom >= 250, 'closed before the idle timeout');
+});
+
+test('--http-head-max: a later request head over the limit on a keep-alive connection → 431 and close', T, async (t) => {
+  const { fx, up } = await relayWithApp({ limits: { httpHeadMax: 2048 } });
+  t.after(() => fx.close());
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  assert.equal((await c.request(GET('/first'), 'first response')).status, 200);
+  const big = await c.request(`GET /big HTTP/1.1\r\nHost: ${APP}\r\nX-Pad: ${'p'.repeat(3000)}\r\n\r\n`, 'the 431');
+  assert.equal(big.status, 431, big.head);
+  await withTimeout('close after 431', c.closed);
+  assert.deepEqual(up.requests.map((r) => r.url), ['/first']);
+});
+
+test('--max-streams-per-session: at the limit, another public connection gets a 502 page; the session serves on', T, async (t) => {
+  // 4: the SDK's heartbeat stream and the relay's RTT probe (burrow_agent_rtt_seconds) count too — the limit guards
+  // the SDK's own cap on live streams — leaving 2.
+  const { fx, up } = await relayWithApp({ limits: { maxStreamsPerSession: 4 } });
+  t.after(() => fx.close());
+  // Two requests the upstream holds (never answers) occupy both remaining streams of the session. One at a time:
+  // right after Bind the SDK may not have closed its Bind stream yet (it counts until it does), so a 502 there is
+  // retried, within a deadline.
+  const hangs: RawHttp[] = [];
+  t.after(() => hangs.forEach((h) => h.destroy()));
+  const deadline0 = Date.now() + 5_000;
+  while (hangs.length < 2) {
+    const h = new RawHttp(fx.http.port);
+    const held = new Promise<boolean>((resolve) => {
+      up.once('hang', () => resolve(true));
+      void h.closed.then(() => resolve(false));
+    });
+    h.socket.write(GET(`/hang-${hangs.length}`));
+    if (await withTimeout('a held request or a refusal', held)) hangs.push(h);
+    else assert.ok(Date.now() < deadline0, 'the session never had two free streams');
+  }
+  const over = await rawExchange(fx.http.port, GET('/third'));
+  assert.equal(statusOf(over.data), 502, over.data.toString('latin1').slice(0, 200));
+  assert.match(over.data.toString('latin1'), /cannot take another connection/);
+  hangs.forEach((h) => h.destroy());
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const r = await rawExchange(fx.http.port, `GET /later HTTP/1.1\r\nHost: ${APP}\r\nConnection: close\r\n\r\n`);
+    if (statusOf(r.data) === 200) break;
+    assert.ok(Date.now() < deadline, 'the session never served again');
+  }
+});
+
+test('--rpc-max: an Auth larger than the limit is refused; the session is not admitted', T, async () => {
+  const fx = await startRelayFixture({ limits: { rpcMax: 4096 } });
+  try {
+    // Our agent sends its metadata in the Auth; make the message exceed 4 KiB.
+    await assert.rejects(
+      connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem, metadata: 'm'.repeat(8192), connectTimeoutMs: 5000 }),
+      (err: unknown) => {
+        assert.ok(isBurrowError(err), String(err));
+        assert.match((err as Error).message, /exceeds 4096 bytes|reset|closed/i);
+        return true;
+      },
+    );
+    assert.equal(fx.counter('agent:authenticated'), 0);
+    // A normal Auth still works.
+    const ok = await connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem });
+    await ok.close(500);
+    assert.equal(fx.counter('agent:authenticated'), 1);
+  } finally {
+    await fx.close();
+  }
+});
+

@@ -1,0 +1,187 @@
+// Token rules at the real relay (worker threads), loaded from a real tokens file (docs/security.md §Tokens), with both
+// agents: the official @ngrok/ngrok SDK and burrow's own. Hostname patterns and TCP port ranges (BURROW_ERR_BIND_FORBIDDEN),
+// endpoints per session (BURROW_ERR_BIND_LIMIT), sessions per token across workers (BURROW_ERR_AUTH_SESSION_LIMIT),
+// failed-auth rate limiting per IP (BURROW_ERR_AUTH_RATE_LIMITED), and `burrow token create` end to end.
+// DESIGN.md §6 "Sessions: bad token (rate limited)".
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import ngrok from '@ngrok/ngrok';
+import { connect, isBurrowError } from '../../src/index.js';
+import { loadTokens, type TokenStore } from '../../src/config/tokens.js';
+import {
+  curl,
+  forward,
+  resolveArgs,
+  startHttpUpstream,
+  startRelayFixture,
+  startTcpEcho,
+  waitFor,
+  withTimeout,
+  type RelayFixture,
+} from '../helpers/relay-fixture.js';
+
+const T = { timeout: 30_000 };
+const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
+const RULED = 'ruled-token-aaaaaaaaaaaaaaaa';
+const SOLO = 'solo-token-bbbbbbbbbbbbbbbbbb';
+
+async function tokenStore(t: TestContext, text: string): Promise<TokenStore> {
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-tokens-it-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'tokens');
+  writeFileSync(path, text);
+  return loadTokens({ dataDir: dir, tokensFile: path });
+}
+
+function sdk(fx: RelayFixture, token: string): Promise<Awaited<ReturnType<InstanceType<typeof ngrok.SessionBuilder>['connect']>>> {
+  return new ngrok.SessionBuilder()
+    .authtoken(token)
+    .serverAddr(`localhost:${fx.agent.port}`)
+    .caCert(Buffer.from(fx.caPem))
+    .handleDisconnection(() => false)
+    .connect();
+}
+
+function ours(fx: RelayFixture, token: string) {
+  return connect({ server: `localhost:${fx.agent.port}`, authtoken: token, ca: fx.caPem, heartbeatIntervalMs: 500 });
+}
+
+test('hostname patterns, TCP port ranges and endpoints per session, with the SDK and with our agent', T, async (t) => {
+  const probe = await startRelayFixture();
+  const range = probe.tcpPorts;
+  await probe.close();
+  // Two TCP ports of the fixture's range for this token; everything else in the range is off limits to it.
+  const mine = `${range.from + 10}-${range.from + 11}`;
+  const store = await tokenStore(t, `# ruled token\n${RULED} allow=app-*.burrow.localhost,exact.burrow.localhost tcp=${mine} endpoints=3\n`);
+  const fx = await startRelayFixture({ tokens: [...store.entries], tcpPorts: range });
+  t.after(() => fx.close());
+  const up = await startHttpUpstream(fx.cleanup);
+  const echo = await startTcpEcho(fx.cleanup);
+
+  // ---- the SDK ----
+  const s = await withTimeout('SDK connect with the ruled token', sdk(fx, RULED));
+  fx.cleanup.defer('close the SDK session', () => s.close().catch(() => {}));
+  const one = await forward(fx.cleanup, 'app-one', s.httpEndpoint().domain('app-one.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`));
+  const r = await curl([...resolveArgs('app-one.burrow.localhost', fx.http.port), `http://app-one.burrow.localhost:${fx.http.port}/x`]);
+  assert.equal(r.status, 200, 'a permitted name serves');
+  await assert.rejects(
+    withTimeout('refused Bind', s.httpEndpoint().domain('other.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /may not bind other\.burrow\.localhost; it may bind hostnames matching app-\*\.burrow\.localhost, exact\.burrow\.localhost/,
+  );
+  // A Bind that names no host gets a name inside the token's pattern.
+  const random = await forward(fx.cleanup, 'random', s.httpEndpoint().listenAndForward(`http://127.0.0.1:${up.port}`));
+  assert.match(new URL(random.url()!).hostname, /^app-[a-z0-9-]+\.burrow\.localhost$/);
+  await assert.rejects(
+    withTimeout('refused TCP Bind', s.tcpEndpoint().remoteAddr(`127.0.0.1:${range.from + 12}`).listenAndForward(`tcp://127.0.0.1:${echo.port}`)),
+    new RegExp(`may not bind TCP port ${range.from + 12}; it may bind ports ${mine}`),
+  );
+  const tcp = await forward(fx.cleanup, 'tcp any', s.tcpEndpoint().listenAndForward(`tcp://127.0.0.1:${echo.port}`));
+  const port = Number(new URL(tcp.url()!).port);
+  assert.ok(port === range.from + 10 || port === range.from + 11, `port ${port} is within the token's range ${mine}`);
+  // Three endpoints (app-one, random, tcp) is this token's per-session limit.
+  await assert.rejects(
+    withTimeout('Bind over the endpoint limit', s.httpEndpoint().domain('exact.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /already has 3 endpoints \(limit 3 per session\)/,
+  );
+  await one.close();
+
+  // ---- our agent ----
+  const a = await withTimeout('our agent to connect with the ruled token', ours(fx, RULED));
+  fx.cleanup.defer('close our agent', () => a.close(500));
+  const ep = await withTimeout('our Bind of exact', a.forward(`http://127.0.0.1:${up.port}`, { url: 'http://exact.burrow.localhost' }));
+  assert.equal(new URL(ep.url!).hostname, 'exact.burrow.localhost');
+  await assert.rejects(a.forward(`http://127.0.0.1:${up.port}`, { url: 'http://nope.burrow.localhost' }), (err: unknown) => {
+    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_BIND'), String(err));
+    assert.match((err as Error).message, /may not bind nope\.burrow\.localhost/);
+    return true;
+  });
+  const ourTcp = await withTimeout('our TCP Bind', a.forward(`tcp://127.0.0.1:${echo.port}`));
+  const ourPort = Number(new URL(ourTcp.url!).port);
+  assert.ok(ourPort === range.from + 10 || ourPort === range.from + 11, `our agent got ${ourPort} inside ${mine}`);
+});
+
+test('sessions per token are counted across workers; a freed slot can be used again', T, async (t) => {
+  const store = await tokenStore(t, `${SOLO} sessions=2\n${RULED}\n`);
+  const fx = await startRelayFixture({ tokens: [...store.entries], workers: 2 });
+  t.after(() => fx.close());
+  const solo = store.entries.find((e) => e.rules.sessions === 2)!;
+  assert.match(solo.id, /^[0-9a-f]{16}$/);
+  // Ours first: it closes its connection on close() (the SDK keeps the TCP connection until the relay's liveness
+  // check drops it, PROTOCOL.md §13), so the freed slot shows at once.
+  const first = await withTimeout('first session (ours)', ours(fx, SOLO));
+  const second = await withTimeout('second session (SDK)', sdk(fx, SOLO));
+  assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 2);
+  await assert.rejects(withTimeout('third session', sdk(fx, SOLO)), /already has 2 live sessions \(limit 2\)/);
+  await assert.rejects(ours(fx, SOLO), (err: unknown) => {
+    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH'), String(err));
+    assert.match((err as Error).message, /already has 2 live sessions/);
+    return true;
+  });
+  assert.equal(fx.counter('agent:session-limit'), 2);
+  // Another token is not affected by SOLO's limit.
+  const other = await withTimeout('a session with another token', sdk(fx, RULED));
+  await other.close();
+  await first.close(500);
+  await waitFor('the closed session to be counted out', () => (fx.relay.acceptor.sessionsOf(solo.id) === 1 ? true : undefined));
+  const again = await withTimeout('a session in the freed slot', sdk(fx, SOLO));
+  await again.close();
+  await second.close();
+});
+
+test('failed authentications are rate limited per IP: then even a valid token is refused, with the wait', T, async () => {
+  const fx = await startRelayFixture({ limits: { authFailuresPerMinute: 3 } });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(ours(fx, `wrong-token-${i}-xxxxxxxxxxxx`), /auth token is not valid/);
+    }
+    assert.equal(fx.counter('agent:auth-failed'), 3);
+    // The budget is spent: a valid token is refused too (a guesser learns nothing while blocked).
+    await assert.rejects(withTimeout('SDK connect while blocked', sdk(fx, fx.token)), /too many failed attempts from 127\.0\.0\.1; retry in \d+ s/);
+    await assert.rejects(ours(fx, fx.token), (err: unknown) => {
+      assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH'), String(err));
+      assert.match((err as Error).message, /too many failed attempts/);
+      return true;
+    });
+    assert.equal(fx.counter('agent:auth-rate-limited'), 2);
+    assert.equal(fx.counter('agent:auth-failed'), 3, 'refusals while blocked are not counted as new failures');
+  } finally {
+    await fx.close();
+  }
+});
+
+test('burrow token create: prints a token once, appends its hash and rules; the relay accepts it with those rules', T, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-token-create-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'tokens');
+  writeFileSync(path, `${SOLO}`); // a plain line without a final newline: the new line must not be glued to it
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'token', 'create', '--tokens', path, '--allow', 'made-*.burrow.localhost', '--sessions', '1'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}: ${text}`))));
+  });
+  const token = out.split('\n')[0]!;
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/, '256 bits, base64url');
+  const lines = readFileSync(path, 'utf8').trim().split('\n');
+  assert.equal(lines[0], SOLO);
+  assert.match(lines[1]!, /^sha256:[0-9a-f]{64} allow=made-\*\.burrow\.localhost sessions=1$/);
+  assert.ok(!readFileSync(path, 'utf8').includes(token), 'the token itself is never stored');
+  const store = await loadTokens({ dataDir: dir, tokensFile: path });
+  assert.equal(store.count, 2);
+  const fx = await startRelayFixture({ tokens: [...store.entries] });
+  t.after(() => fx.close());
+  const up = await startHttpUpstream(fx.cleanup);
+  const s = await withTimeout('SDK connect with the created token', sdk(fx, token));
+  fx.cleanup.defer('close the SDK session', () => s.close().catch(() => {}));
+  await forward(fx.cleanup, 'made-x', s.httpEndpoint().domain('made-x.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`));
+  await assert.rejects(withTimeout('refused Bind', s.httpEndpoint().domain('app.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`)), /may not bind/);
+  await assert.rejects(withTimeout('second session', sdk(fx, token)), /limit 1/);
+});
