@@ -379,9 +379,9 @@ export class Acceptor {
     // A token's tcp= rule narrows where a random port may come from.
     const ranges = req.portRanges ?? [{ from, to }];
     const candidates =
-      wanted !== 0 ? [wanted] : ranges.flatMap((r) => this.freePortOrder(Math.max(from, r.from), Math.min(to, r.to), now));
+      wanted !== 0 ? [wanted] : ranges.flatMap((r) => this.freePortOrder(Math.max(from, r.from), Math.min(to, r.to), now, req.owner));
     for (const port of candidates) {
-      if (wanted === 0 && this.routes.isPortTaken(port, now)) continue;
+      if (wanted === 0 && this.routes.isPortTaken(port, now, req.owner)) continue;
       const route = this.routes.create(
         { proto: 'tcp', hostname: '', port, owner: req.owner, pooled: req.pooling, strategy },
         this.newMember(workerId, req, req.pooling, `TCP port ${port}`),
@@ -410,14 +410,14 @@ export class Acceptor {
   }
 
   /** Ports of the range in a random rotation, so endpoints do not all pile on the first ports. */
-  private freePortOrder(from: number, to: number, now: number): number[] {
+  private freePortOrder(from: number, to: number, now: number, owner: string): number[] {
     const n = to - from + 1;
     if (n <= 0) return [];
     const start = Math.floor(Math.random() * n);
     const out: number[] = [];
     for (let i = 0; i < n && out.length < 64; i++) {
       const p = from + ((start + i) % n);
-      if (!this.routes.isPortTaken(p, now)) out.push(p);
+      if (!this.routes.isPortTaken(p, now, owner)) out.push(p);
     }
     return out;
   }

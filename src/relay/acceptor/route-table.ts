@@ -117,8 +117,11 @@ export class RouteTable {
     this.byEndpoint.set(member.endpointId, { route, member });
   }
 
-  isPortTaken(port: number, now: number): boolean {
-    return this.byPort.has(port) || this.reservedFor(`p:${port}`, now) !== null;
+  /** Online, or held in its grace period for an owner other than `owner`. */
+  isPortTaken(port: number, now: number, owner: string): boolean {
+    if (this.byPort.has(port)) return true;
+    const holder = this.reservedFor(`p:${port}`, now);
+    return holder !== null && holder !== owner;
   }
 
   /**
