@@ -69,6 +69,18 @@ export async function relayCommand(argv: string[], version: string): Promise<num
   ];
   process.stdout.write(lines.join('\n') + '\n');
 
+  if (process.env['BURROW_TEST_HOOKS'] === '1') {
+    // Test hook (docs/testing.md): SIGUSR2 crashes one worker, round-robin.
+    process.on('SIGUSR2', () => {
+      try {
+        const id = relay.dispatcher.crashWorkerForTest();
+        process.stderr.write(`burrow: test hook: worker ${id} told to crash\n`);
+      } catch (err) {
+        process.stderr.write(`burrow: test hook: ${(err as Error).message}\n`);
+      }
+    });
+  }
+
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string): void => {

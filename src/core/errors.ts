@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   BURROW_ERR_RELAY_LISTEN: 'A listener could not be bound (address in use, permission denied).',
   BURROW_ERR_WORKER_CRASHED: 'A worker thread died; its sessions were dropped and it was replaced.',
   BURROW_ERR_RELAY_HANDOFF: 'A connection could not be handed to its worker (worker gone, fd error).',
+  BURROW_ERR_RELAY_TEST_HOOK: 'A test-only hook was used without BURROW_TEST_HOOKS=1, or cannot act (no worker threads).',
   // public HTTP path
   BURROW_ERR_HTTP_BAD_REQUEST: 'A public HTTP request broke HTTP/1.1 framing rules (answered 400).',
   BURROW_ERR_HTTP_HEAD_TOO_LARGE: 'A public HTTP request head exceeded the size limit (answered 431).',

@@ -100,4 +100,9 @@ export interface DrainCommand {
   op: 'drain';
 }
 
-export type AcceptorToWorker = ReserveReply | DrainCommand;
+/** Test hook (BURROW_TEST_HOOKS=1 only): the worker throws an uncaught error so the pool replaces it. */
+export interface TestCrashCommand {
+  op: 'test-crash';
+}
+
+export type AcceptorToWorker = ReserveReply | DrainCommand | TestCrashCommand;

@@ -35,7 +35,18 @@ export interface ConnectionDispatcher {
   dispatchPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number): void;
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
   drain(): void;
+  /**
+   * Test hook, only with env BURROW_TEST_HOOKS=1 (else throws): make one live worker (round-robin) throw an uncaught
+   * error so the pool replaces it. Returns the id of the worker told to crash.
+   */
+  crashWorkerForTest(): number;
   destroy(): Promise<void>;
+}
+
+function requireTestHooks(): void {
+  if (process.env['BURROW_TEST_HOOKS'] !== '1') {
+    throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'worker crash test hook called without BURROW_TEST_HOOKS=1 in the relay environment');
+  }
 }
 
 export interface DispatcherOptions {
@@ -71,9 +82,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   private readonly withControl: Set<number>;
   private readonly waitingForWorkers: Array<() => void>;
   private destroyed: boolean;
+  private lastCrashed: number;
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
+    this.lastCrashed = -1;
     this.ports = new Map();
     this.withControl = new Set();
     this.waitingForWorkers = [];
@@ -146,6 +159,22 @@ class ThreadedDispatcher implements ConnectionDispatcher {
 
   drain(): void {
     for (const p of this.ports.values()) p.postMessage({ op: 'drain' } satisfies AcceptorToWorker);
+  }
+
+  crashWorkerForTest(): number {
+    requireTestHooks();
+    if (this.ports.size === 0) throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'no live worker to crash');
+    // Round-robin by thread id: the next live id after the last one crashed, wrapping to the lowest.
+    let id = -1;
+    let lowest = -1;
+    for (const w of this.ports.keys()) {
+      if (lowest < 0 || w < lowest) lowest = w;
+      if (w > this.lastCrashed && (id < 0 || w < id)) id = w;
+    }
+    if (id < 0) id = lowest;
+    this.lastCrashed = id;
+    this.ports.get(id)!.postMessage({ op: 'test-crash' } satisfies AcceptorToWorker);
+    return id;
   }
 
   async destroy(): Promise<void> {
@@ -259,6 +288,12 @@ class InThreadDispatcher implements ConnectionDispatcher {
 
   drain(): void {
     this.runtime.drain();
+  }
+
+  crashWorkerForTest(): number {
+    requireTestHooks();
+    // Throwing on the main thread would take the whole relay down, which is not what the hook simulates.
+    throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'the single-threaded relay has no worker to crash');
   }
 
   async destroy(): Promise<void> {
