@@ -5,6 +5,7 @@
 // --short: 30 s with 15 s of warm-up (full: 600 s, 60 s). Usage: node dist/load-tests/soak.js [--short]
 import { median } from '../bench/lib/suite.js';
 import { loadProblem, runLoad } from '../bench/macro/http-load.js';
+import { runNewConnLoad } from '../bench/macro/new-conn-load.js';
 import { runWsLoad } from '../bench/macro/ws-load.js';
 import { mib, runLoadTest, sampleRss, startHttpAgent, startRelayAndOrigin } from './lib/harness.js';
 
@@ -26,7 +27,7 @@ await runLoadTest(
     const rss = sampleRss(relay.child.pid!, 1000);
     const [keepAlive, newConn, large, ws] = await Promise.all([
       runLoad({ url: url('/'), host: HOST }, { connections: 8, durationSeconds: seconds, minResponseBytes: 1024 }),
-      runLoad({ url: url('/'), host: HOST, headers: { connection: 'close' } }, { connections: 4, durationSeconds: seconds, minResponseBytes: 1024 }),
+      runNewConnLoad({ port, host: HOST, path: '/' }, { connections: 4, durationSeconds: seconds, minResponseBytes: 1024 }),
       runLoad({ url: url('/large'), host: HOST }, { connections: 2, durationSeconds: seconds, minResponseBytes: 1024 * 1024 }),
       runWsLoad({ url: `ws://127.0.0.1:${port}/`, host: HOST, connections: 4, durationSeconds: seconds, messageBytes: 1024 }),
     ]);

@@ -44,7 +44,7 @@ export interface LoadResult {
 const MAX_ERROR_SAMPLES = 5;
 
 /** Growable Float64Array of response times: no per-response allocation once it has grown. */
-class Samples {
+export class Samples {
   private buf = new Float64Array(1 << 16);
   length = 0;
 

@@ -1,7 +1,7 @@
 // `npm run bench` (suite `scenarios`, the default): what users run burrow for, each scenario measured through the
 // tunnel and directly against the same upstream in one run, interleaved run by run (direct, tunnel, direct, ...):
 //
-//   http-keepalive  autocannon, keep-alive, 1 KiB bodies            http-new-conn  the same with Connection: close
+//   http-keepalive  autocannon, keep-alive, 1 KiB bodies            http-new-conn  connect, GET, Connection: close
 //   http-1mib       autocannon, 1 MiB bodies                         ws-echo        WebSocket round trips (ws + HDR)
 //   tcp-bulk        MB/s through a TCP endpoint to a counting sink   idle-conns     N idle tunnelled TCP connections:
 //   pool            3 agents on one pooled URL vs 1 agent                           RSS per connection, relay and agent
@@ -50,6 +50,7 @@ import {
   type BurrowAgentEndpoint,
 } from './rig.js';
 import { pushBytes } from './tcp-bulk.js';
+import { runNewConnLoad } from './new-conn-load.js';
 import { runWsLoad } from './ws-load.js';
 
 /** The endpoint every HTTP/WS scenario goes through, and the pooled one. */
@@ -340,12 +341,12 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
     case 'http-new-conn':
       return interleaved(p, s, failures, {
         name,
-        description: `Connection: close (a new connection per request), ${s.connections} conns`,
+        description: `a new connection per request (Connection: close), ${s.connections} loops`,
         unit: 'req/s',
         ratioOf: 'opsPerSecond',
         target: null,
         labels: ['direct', 'tunnel'],
-        measure: http('/', { connection: 'close' }, SMALL_BODY),
+        measure: (side, seconds) => newConnSample(rig, side, s.connections, seconds),
       });
     case 'http-1mib':
       return interleaved(p, s, failures, {
@@ -514,6 +515,12 @@ async function httpSample(
 ): Promise<Sample> {
   const target = { ...httpTarget(rig, side, path, host), ...(headers === undefined ? {} : { headers }) };
   return sampleOfLoad(await runLoad(target, { connections, durationSeconds: seconds, minResponseBytes: minBytes }));
+}
+
+async function newConnSample(rig: Rig, side: Side, connections: number, seconds: number): Promise<Sample> {
+  const port = side === 'direct' ? rig.origin.port : rig.relay.banner.httpPort;
+  const load = await runNewConnLoad({ port, host: DOMAIN, path: '/' }, { connections, durationSeconds: seconds, minResponseBytes: SMALL_BODY });
+  return sampleOfLoad(load);
 }
 
 async function wsSample(rig: Rig, side: Side, connections: number, seconds: number): Promise<Sample> {
