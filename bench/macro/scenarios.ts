@@ -4,6 +4,7 @@
 //   http-keepalive  autocannon, keep-alive, 1 KiB bodies            http-new-conn  connect, GET, Connection: close
 //   http-1mib       autocannon, 1 MiB bodies                         ws-echo        WebSocket round trips (ws + HDR)
 //   tcp-bulk        MB/s through a TCP endpoint to a counting sink   idle-conns     N idle tunnelled TCP connections:
+//   tcp-bulk-down   the same, sink → bench
 //   pool            3 agents on one pooled URL vs 1 agent                           RSS per connection, relay and agent
 //
 //   direct   bench ─────────────────────────────────────────────────────────────► origin | sink | echo
@@ -49,7 +50,7 @@ import {
   type BenchChild,
   type BurrowAgentEndpoint,
 } from './rig.js';
-import { pushBytes } from './tcp-bulk.js';
+import { pullBytes, pushBytes } from './tcp-bulk.js';
 import { runNewConnLoad } from './new-conn-load.js';
 import { runWsLoad } from './ws-load.js';
 
@@ -86,6 +87,7 @@ export const SCENARIO_NAMES = [
   'http-1mib',
   'ws-echo',
   'tcp-bulk',
+  'tcp-bulk-down',
   'idle-conns',
   'pool',
 ] as const;
@@ -380,6 +382,17 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         measure: (side) => bulkSample(rig, side, s.bulkBytes),
         warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP)),
       });
+    case 'tcp-bulk-down':
+      return interleaved(p, s, failures, {
+        name,
+        description: `${formatSize(s.bulkBytes)} download from the sink through the same tcp endpoint`,
+        unit: '',
+        ratioOf: 'mbps',
+        target: null,
+        labels: ['direct', 'tunnel'],
+        measure: (side) => bulkSample(rig, side, s.bulkBytes, 'down'),
+        warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP), 'down'),
+      });
     case 'idle-conns':
       return idleConns(p, s, rig, failures);
     case 'pool':
@@ -538,10 +551,10 @@ async function wsSample(rig: Rig, side: Side, connections: number, seconds: numb
   return { seconds: x.seconds, ops: x.messages, bytes: x.bytes, latencyMs: x.latencyMs, errors: x.errors, problem };
 }
 
-async function bulkSample(rig: Rig, side: Side, bytes: number): Promise<Sample> {
+async function bulkSample(rig: Rig, side: Side, bytes: number, direction: 'up' | 'down' = 'up'): Promise<Sample> {
   const port = side === 'direct' ? rig.sink.port : rig.bulkPort;
   try {
-    const seconds = await pushBytes(rig.sink.child, port, bytes);
+    const seconds = direction === 'up' ? await pushBytes(rig.sink.child, port, bytes) : await pullBytes(port, bytes);
     return { seconds, ops: 1, bytes, latencyMs: null, errors: 0, problem: null };
   } catch (err) {
     return { seconds: 1, ops: 0, bytes: 0, latencyMs: null, errors: 1, problem: (err as Error).message };

@@ -87,3 +87,38 @@ export async function pushBytes(sinkChild: ChildProcess, port: number, bytes: nu
   });
   return seconds;
 }
+
+/**
+ * Ask 127.0.0.1:port (the sink, directly or through a tunnel) for `bytes` and resolve with the seconds from the request
+ * until the last of them arrived and the sink ended the connection. Rejects on a socket error, a short count, or no
+ * end in time (>= 1 MB/s).
+ */
+export function pullBytes(port: number, bytes: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const limit = Math.max(60_000, bytes / 1000);
+    const timer = setTimeout(() => sock.destroy(new Error(`no end within ${limit} ms`)), limit);
+    let got = 0;
+    let t0 = 0n;
+    sock.once('connect', () => {
+      const header = Buffer.alloc(8);
+      header.writeBigUInt64BE((1n << 63n) + BigInt(bytes));
+      t0 = process.hrtime.bigint();
+      sock.write(header);
+    });
+    sock.on('data', (c: Buffer) => {
+      got += c.length;
+    });
+    sock.once('end', () => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      clearTimeout(timer);
+      sock.destroy();
+      if (got === bytes) resolve(seconds);
+      else reject(new Error(`tcp-bulk-down from :${port}: ${got} of ${bytes} bytes`));
+    });
+    sock.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`tcp-bulk-down from :${port}: ${err.message}`));
+    });
+  });
+}
