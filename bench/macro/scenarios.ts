@@ -319,11 +319,13 @@ async function startRig(s: Settings, group: ChildGroup, log: (line: string) => v
   return rig;
 }
 
-/** Record a child's exit as a crash unless the bench is stopping its children. */
-function watch(rig: Rig, name: string, c: BenchChild): void {
-  c.child.once('exit', (code, signal) => {
+/** Record a child's exit as a crash unless the bench is stopping its children; returns the way to stop watching. */
+function watch(rig: Rig, name: string, c: BenchChild): () => void {
+  const onExit = (code: number | null, signal: string | null): void => {
     if (!rig.stopping) rig.crashes.push(`${name} (pid ${c.child.pid}) exited during the run (code ${code}, signal ${signal})${c.output()}`);
-  });
+  };
+  c.child.once('exit', onExit);
+  return () => c.child.off('exit', onExit);
 }
 
 function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, failures: string[]): Promise<ScenarioRow> {
@@ -631,7 +633,7 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
     kind: 'tcp',
     upstream: `tcp://127.0.0.1:${rig.echo.port}`,
   });
-  watch(rig, 'idle-agents', agents);
+  const unwatch = watch(rig, 'idle-agents', agents);
   const ports = agents.urls.map(portOf);
   const pids: Array<[string, number]> = [
     ['bench', process.pid],
@@ -679,12 +681,11 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
         }),
     ),
   );
-  rig.stopping = true; // the agents process is stopped on purpose
+  unwatch(); // stopped on purpose
   await new Promise<void>((resolve) => {
     agents.child.once('exit', () => resolve());
     agents.child.disconnect();
   });
-  rig.stopping = false;
   p.stepDone();
   if (errors.length > 0) {
     const shown = [...new Set(errors)].slice(0, 5).join('; ');
@@ -749,7 +750,7 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
     target: null,
   };
   p.step(`pool: starting ${POOL_MEMBERS} pooled agents`, 0);
-  const members: BenchChild[] = [];
+  const members: Array<BenchChild & { unwatch: () => void }> = [];
   let unsupported: string | null = null;
   for (let i = 0; i < POOL_MEMBERS && unsupported === null; i++) {
     try {
@@ -762,8 +763,7 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
         endpoints: [{ name: 'web', url: `http://${POOL_DOMAIN}`, upstream: `http://127.0.0.1:${rig.origin.port}`, pool: true }],
         timeoutMs: 15_000,
       });
-      members.push(a);
-      watch(rig, `pool-agent-${i + 1}`, a);
+      members.push({ ...a, unwatch: watch(rig, `pool-agent-${i + 1}`, a) });
     } catch (err) {
       if (i === 0) throw err; // the first member has nothing to share with: a real failure
       unsupported = refusal(err as Error);
@@ -780,7 +780,10 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
     row.extra = { supported: false, reason: unsupported };
     // Skip the steps this scenario would have taken, so the bar still ends at 100 %.
     for (let i = 0; i < 2 * s.runs + (s.warmupSeconds > 0 ? 2 : 0); i++) p.stepDone();
-    for (const m of members) m.child.kill('SIGTERM');
+    for (const m of members) {
+      m.unwatch(); // stopped on purpose: nothing to pool with
+      m.child.kill('SIGTERM');
+    }
     return row;
   }
   const row = await interleaved(p, s, failures, {
