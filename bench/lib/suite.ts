@@ -350,7 +350,16 @@ export interface ScenarioSide {
   /** Failed operations, summed over runs (socket errors, timeouts, non-2xx, short answers). */
   errors: number;
   /** Each measured run. */
-  runs: Array<{ seconds: number; ops: number; opsPerSecond: number; mbps: number; p99Ms: number | null; errors: number }>;
+  runs: Array<{
+    seconds: number;
+    ops: number;
+    opsPerSecond: number;
+    mbps: number;
+    p99Ms: number | null;
+    errors: number;
+    /** CPU other processes (not the bench's) used during the run, in cores (0.3 = 30 % of one); null where unknown. */
+    otherCpuShare?: number | null;
+  }>;
 }
 
 /** One scenario of the default run. `direct`, `tunnel`, `ratio` and `p99` are the fields the JSON promises. */

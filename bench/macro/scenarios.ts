@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ChildGroup } from '../lib/child-group.js';
-import { openFdCount, openFileLimit, processRssKiB } from '../lib/proc-stat.js';
+import { machineBusyMs } from '../lib/machine.js';
+import { openFdCount, openFileLimit, processCpuMs, processRssKiB } from '../lib/proc-stat.js';
 import { Progress } from '../lib/progress.js';
 import {
   BenchUsageError,
@@ -78,6 +79,8 @@ const BULK_BYTES = 256 * MiB;
 const BULK_BYTES_QUICK = 64 * MiB;
 const BULK_WARMUP = 16 * MiB;
 const STOP_GRACE_MS = 5_000;
+/** A run during which other processes used more than this share of a core is flagged in the row's note. */
+const NOISY_SHARE = 0.25;
 /** Pause between runs, so the previous run's connections are torn down. */
 const SETTLE_MS = 300;
 
@@ -187,6 +190,8 @@ interface Sample {
   errors: number;
   /** What went wrong, or null. */
   problem: string | null;
+  /** Set by withOtherCpu. */
+  otherCpuShare?: number | null;
 }
 
 type Side = 'direct' | 'tunnel';
@@ -333,7 +338,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
     httpSample(rig, side, path, headers, minBytes, s.connections, seconds);
   switch (name) {
     case 'http-keepalive':
-      return interleaved(p, s, failures, {
+      return interleaved(p, s, rig, failures, {
         name,
         description: `HTTP/1.1 keep-alive, ${formatSize(SMALL_BODY)} bodies, ${s.connections} conns`,
         unit: 'req/s',
@@ -343,7 +348,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         measure: http('/', undefined, SMALL_BODY),
       });
     case 'http-new-conn':
-      return interleaved(p, s, failures, {
+      return interleaved(p, s, rig, failures, {
         name,
         description: `a new connection per request (Connection: close), ${s.connections} loops`,
         unit: 'req/s',
@@ -353,7 +358,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         measure: (side, seconds) => newConnSample(rig, side, s.connections, seconds),
       });
     case 'http-1mib':
-      return interleaved(p, s, failures, {
+      return interleaved(p, s, rig, failures, {
         name,
         description: `keep-alive, ${formatSize(LARGE_BODY)} bodies, ${Math.min(s.connections, 10)} conns`,
         unit: 'req/s',
@@ -364,7 +369,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
           httpSample(rig, side, LARGE_PATH, undefined, LARGE_BODY, Math.min(s.connections, 10), seconds),
       });
     case 'ws-echo':
-      return interleaved(p, s, failures, {
+      return interleaved(p, s, rig, failures, {
         name,
         description: `WebSocket echo round trips, ${formatSize(WS_MESSAGE)} messages, ${s.connections} conns`,
         unit: 'msg/s',
@@ -374,7 +379,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         measure: (side, seconds) => wsSample(rig, side, s.connections, seconds),
       });
     case 'tcp-bulk':
-      return interleaved(p, s, failures, {
+      return interleaved(p, s, rig, failures, {
         name,
         description: `${formatSize(s.bulkBytes)} upload through a tcp endpoint to a counting sink`,
         unit: '',
@@ -385,7 +390,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP)),
       });
     case 'tcp-bulk-down':
-      return interleaved(p, s, failures, {
+      return interleaved(p, s, rig, failures, {
         name,
         description: `${formatSize(s.bulkBytes)} download from the sink through the same tcp endpoint`,
         unit: '',
@@ -402,6 +407,25 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
   }
 }
 
+/** The bench's own processes (this one and every child in the group), for telling other processes' CPU apart. */
+function ownCpuMs(rig: Rig): number {
+  const self = process.cpuUsage();
+  let ms = (self.user + self.system) / 1000;
+  for (const pid of rig.group.pids()) ms += processCpuMs(pid) ?? 0;
+  return ms;
+}
+
+/** Run `fn` and attach the CPU share other processes took meanwhile (machine busy time minus the bench's own). */
+async function withOtherCpu(rig: Rig, fn: () => Promise<Sample>): Promise<Sample> {
+  const busy0 = machineBusyMs();
+  const own0 = ownCpuMs(rig);
+  const x = await fn();
+  const busy1 = machineBusyMs();
+  const own = ownCpuMs(rig) - own0;
+  x.otherCpuShare = busy0 === null || busy1 === null ? null : Math.max(0, busy1 - busy0 - own) / (x.seconds * 1000);
+  return x;
+}
+
 interface InterleavedSpec {
   name: string;
   description: string;
@@ -416,7 +440,7 @@ interface InterleavedSpec {
 }
 
 /** Warm up both sides, then `runs` timed runs per side alternating direct/tunnel; a row of medians. */
-async function interleaved(p: Progress, s: Settings, failures: string[], spec: InterleavedSpec): Promise<ScenarioRow> {
+async function interleaved(p: Progress, s: Settings, rig: Rig, failures: string[], spec: InterleavedSpec): Promise<ScenarioRow> {
   const sides: Side[] = ['direct', 'tunnel'];
   const label = (side: Side): string => (side === 'direct' ? spec.labels[0] : spec.labels[1]);
   const check = (side: Side, what: string, x: Sample): void => {
@@ -434,14 +458,19 @@ async function interleaved(p: Progress, s: Settings, failures: string[], spec: I
   for (let r = 0; r < s.runs; r++) {
     for (const side of sides) {
       p.step(`${spec.name} ${label(side)} run ${r + 1}/${s.runs}`, s.durationSeconds);
-      const x = await spec.measure(side, s.durationSeconds);
+      const x = await withOtherCpu(rig, () => spec.measure(side, s.durationSeconds));
       check(side, `run ${r + 1}`, x);
       samples[side].push(x);
       p.stepDone();
       await sleep(SETTLE_MS);
     }
   }
-  return rowOf(spec, summariseSide(label('direct'), samples.direct), summariseSide(label('tunnel'), samples.tunnel));
+  const row = rowOf(spec, summariseSide(label('direct'), samples.direct), summariseSide(label('tunnel'), samples.tunnel));
+  const worst = Math.max(0, ...[...samples.direct, ...samples.tunnel].map((x) => x.otherCpuShare ?? 0));
+  // Not for bulk rows: at loopback speed the kernel's softirq work is charged to no process and always looks "other".
+  const bulk = samples.direct.every((x) => x.latencyMs === null);
+  if (worst > NOISY_SHARE && !bulk) row.note = `noisy: other processes used up to ${(worst * 100).toFixed(0)} % of a core during a run`;
+  return row;
 }
 
 function summariseSide(label: string, xs: Sample[]): ScenarioSide {
@@ -452,6 +481,7 @@ function summariseSide(label: string, xs: Sample[]): ScenarioSide {
     mbps: x.bytes / x.seconds / 1e6,
     p99Ms: x.latencyMs?.p99 ?? null,
     errors: x.errors,
+    otherCpuShare: x.otherCpuShare ?? null,
   }));
   const lat = xs.every((x) => x.latencyMs !== null) && xs.length > 0 ? xs.map((x) => x.latencyMs!) : null;
   const med = (f: (l: LatencyMs) => number): number => median(lat!.map(f));
@@ -786,7 +816,7 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
     }
     return row;
   }
-  const row = await interleaved(p, s, failures, {
+  const row = await interleaved(p, s, rig, failures, {
     ...spec,
     labels: ['1 agent', `${POOL_MEMBERS} agents`],
     measure: (side, seconds) =>
@@ -795,6 +825,6 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
         : httpSample(rig, 'tunnel', '/', undefined, SMALL_BODY, s.connections, seconds, POOL_DOMAIN),
   });
   row.extra = { supported: true, members: members.map((m) => m.child.pid) };
-  row.note = 'ratio = pool / 1 agent';
+  row.note = `ratio = pool / 1 agent${row.note === '' ? '' : `; ${row.note}`}`;
   return row;
 }
