@@ -1,9 +1,10 @@
-// `npm run bench -- [suite ...] [options]`: entry point of the benchmark suites. Parses argv, runs the named suites
-// (all of them when none is named), prints one table per result set and writes a JSON record to bench/results/.
-// The only bench file that touches process.exitCode and stdout (as cli/ is for src/). Not on the hot path.
+// `npm run bench -- [suite ...] [options]` (also `burrow bench`, which imports runBench): entry point of the benchmark
+// suites. Parses argv, runs the named suites (the default `scenarios` when none is named), prints one table per result
+// set and writes a JSON record to bench/results/. The only bench file that touches process.exitCode and stdout (as
+// cli/ is for src/). Not on the hot path.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo } from './lib/machine.js';
 import {
@@ -17,14 +18,18 @@ import {
   type BenchSuite,
   type HttpResultTable,
   type ResultTable,
+  type ScenarioTable,
   type SuiteOption,
   type SuiteReport,
 } from './lib/suite.js';
 import { muxThroughputSuite } from './micro/mux/mux-throughput.js';
 import { relayHttpSuite } from './macro/relay-http.js';
+import { scenariosSuite } from './macro/scenarios.js';
 
 /** Every suite `npm run bench` knows, by name. Add new groups (http, tls, ...) here. */
-const SUITES: readonly BenchSuite[] = [muxThroughputSuite, relayHttpSuite];
+const SUITES: readonly BenchSuite[] = [scenariosSuite, muxThroughputSuite, relayHttpSuite];
+/** What runs when no suite is named: the issue #7 scenarios (mux and relay are for digging into one layer). */
+const DEFAULT_SUITES: readonly string[] = [scenariosSuite.name];
 
 const DEFAULT_BYTES = 1 * GiB;
 const QUICK_BYTES = 256 * MiB;
@@ -38,8 +43,8 @@ const GLOBAL_OPTIONS: Readonly<Record<string, SuiteOption>> = {
   quick: {
     type: 'boolean',
     description:
-      `shorthand for --bytes ${formatSize(QUICK_BYTES).replace(' ', '')} (an explicit --bytes wins); ` +
-      'relay: 3 s runs, 1 s warm-ups',
+      'scenarios: the whole run in about a minute (1 run of 2 s per side, fewer idle connections); ' +
+      `mux: --bytes ${formatSize(QUICK_BYTES).replace(' ', '')} (an explicit --bytes wins); relay: 3 s runs, 1 s warm-ups`,
   },
   runs: {
     type: 'string',
@@ -64,8 +69,8 @@ function usage(): string {
       return `  ${flag.padEnd(22)} ${o.description}`;
     });
   const lines = [
-    'usage: npm run bench -- [suite ...] [options]',
-    '       (no suite: run them all)',
+    'usage: npm run bench -- [suite ...] [options]      (or: burrow bench [suite ...] [options])',
+    `       (no suite: ${DEFAULT_SUITES.join(', ')})`,
     '',
     'suites:',
     ...SUITES.map((s) => `  ${s.name.padEnd(22)} ${s.description}`),
@@ -90,8 +95,9 @@ function targetVerdict(ratio: number, target: number, baseline = 'raw'): string 
   return ratio >= target ? 'met' : 'BELOW';
 }
 
-function printTable(t: ResultTable | HttpResultTable): void {
+function printTable(t: ResultTable | HttpResultTable | ScenarioTable): void {
   if (t.kind === 'http') return printHttpTable(t);
+  if (t.kind === 'scenarios') return printScenarioTable(t);
   const header = [
     'scenario',
     'what',
@@ -193,14 +199,56 @@ function printHttpTable(t: HttpResultTable): void {
   for (const n of t.notes) process.stdout.write(`${n}\n`);
 }
 
-async function main(): Promise<void> {
+function printScenarioTable(t: ScenarioTable): void {
+  const header = ['scenario', 'side', 'ops/s', 'unit', 'MB/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'errors', 'x direct', 'p99 x', 'target', 'note'];
+  const rows: string[][] = [];
+  for (const r of t.rows) {
+    const sides = [r.direct, r.tunnel].filter((x) => x !== null);
+    sides.forEach((x, i) => {
+      const last = i === sides.length - 1;
+      const lat = x.latencyMs;
+      const hasRuns = x.runs.length > 0;
+      rows.push([
+        i === 0 ? r.name : '',
+        x.label,
+        hasRuns && r.unit !== '' ? fmtCount(x.opsPerSecond) : '-',
+        r.unit,
+        hasRuns && x.mbps > 0 ? (x.mbps < 10 ? x.mbps.toFixed(2) : x.mbps.toFixed(0)) : '-',
+        fmtMs(lat?.p50 ?? NaN),
+        fmtMs(lat?.p90 ?? NaN),
+        fmtMs(lat?.p99 ?? NaN),
+        fmtMs(lat?.p999 ?? NaN),
+        hasRuns ? String(x.errors) : '-',
+        last && r.ratio !== null ? `${fmtRatio(r.ratio)}${r.ratioOf === 'mbps' ? ' MB/s' : ''}` : '',
+        last && r.p99.ratio !== null ? fmtRatio(r.p99.ratio) : '',
+        last && r.target !== null ? `>= ${r.target.toFixed(2)} ${r.ratio === null ? '' : targetVerdict(r.ratio, r.target, 'direct')}` : '',
+        last ? r.note : '',
+      ]);
+    });
+  }
+  const left = header.map((h) => ['scenario', 'side', 'unit', 'target', 'note'].includes(h));
+  process.stdout.write(`\n${t.title}\n${renderTable(header, rows, left)}\n`);
+  for (const n of t.notes) process.stdout.write(`${n}\n`);
+}
+
+/** Run `npm run bench` with these arguments (what follows `--`); sets process.exitCode. */
+export async function runBench(argv: readonly string[]): Promise<void> {
+  try {
+    await main(argv);
+  } catch (err: unknown) {
+    process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+async function main(argv: readonly string[]): Promise<void> {
   const allOptions: Record<string, { type: 'string' | 'boolean' }> = {};
   for (const opts of [GLOBAL_OPTIONS, ...SUITES.map((s) => s.options)]) {
     for (const [name, o] of Object.entries(opts)) allOptions[name] = { type: o.type };
   }
   let parsed: ReturnType<typeof parseArgs<{ options: typeof allOptions; allowPositionals: true; strict: true }>>;
   try {
-    parsed = parseArgs({ args: process.argv.slice(2), options: allOptions, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: [...argv], options: allOptions, allowPositionals: true, strict: true });
   } catch (err) {
     return fail((err as Error).message);
   }
@@ -214,7 +262,8 @@ async function main(): Promise<void> {
     const names = SUITES.map((s) => s.name).join(', ');
     return fail(`unknown suite ${unknown.map((u) => `'${u}'`).join(', ')}; available: ${names}`);
   }
-  const suites = positionals.length === 0 ? SUITES : SUITES.filter((s) => positionals.includes(s.name));
+  const wanted = positionals.length === 0 ? DEFAULT_SUITES : positionals;
+  const suites = SUITES.filter((s) => wanted.includes(s.name));
   for (const name of Object.keys(values)) {
     if (name in GLOBAL_OPTIONS || suites.some((s) => name in s.options)) continue;
     const owners = SUITES.filter((s) => name in s.options).map((s) => s.name);
@@ -266,7 +315,7 @@ async function main(): Promise<void> {
   const record = {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+    argv,
     machine,
     settings: { bytes, runs, quick },
     suites: reports,
@@ -282,7 +331,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+// Run only as the entry script (node dist/bench/run.js); `burrow bench` imports this module and calls runBench.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void runBench(process.argv.slice(2));
+}

@@ -65,6 +65,11 @@ export class ChildGroup {
     process.on('SIGTERM', this.onSignal);
   }
 
+  /** Process ids of the members still running. */
+  pids(): number[] {
+    return this.members.filter((m) => !exited(m.child) && m.child.pid !== undefined).map((m) => m.child.pid!);
+  }
+
   /** Track `child` from now on; returns it. */
   add(name: string, child: ChildProcess, stopBy: StopBy): ChildProcess {
     this.members.push({ name, child, stopBy });

@@ -80,3 +80,37 @@ export function tcpExtCounters(): Map<string, number> | null {
   const values = lines[1]!.split(/\s+/).slice(1);
   return new Map(names.map((n, i) => [n, Number(values[i])]));
 }
+
+/** Resident set size of `pid` in KiB (VmRSS in /proc/<pid>/status), or null when unknown (exited, not Linux). */
+export function processRssKiB(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
+  return m === null ? null : Number(m[1]);
+}
+
+/** Number of open file descriptors of `pid` (entries of /proc/<pid>/fd), or null when unknown. */
+export function openFdCount(pid: number): number | null {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null;
+  }
+}
+
+/** The soft limit on open files of `pid` ("Max open files" in /proc/<pid>/limits), or null when unknown. */
+export function openFileLimit(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(text);
+  if (m === null) return null;
+  return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+}

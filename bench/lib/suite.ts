@@ -73,7 +73,7 @@ export interface ResultTable {
 
 export interface SuiteReport {
   suite: string;
-  tables: Array<ResultTable | HttpResultTable>;
+  tables: Array<ResultTable | HttpResultTable | ScenarioTable>;
   /** Lines printed under the tables (e.g. notes about the mode). */
   notes: string[];
   /**
@@ -227,6 +227,20 @@ export function percentileSorted(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length, rank) - 1]!;
 }
 
+/** Exact latency percentiles (nearest rank), max and mean of ascending response times in ms; NaN for none. */
+export function latencyOf(sorted: Float64Array): LatencyMs {
+  let sum = 0;
+  for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
+  return {
+    p50: percentileSorted(sorted, 0.5),
+    p90: percentileSorted(sorted, 0.9),
+    p99: percentileSorted(sorted, 0.99),
+    p999: percentileSorted(sorted, 0.999),
+    max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]!,
+    mean: sorted.length === 0 ? NaN : sum / sorted.length,
+  };
+}
+
 /** A named group of scenarios (`npm run bench -- <name>`). */
 export interface BenchSuite {
   name: string;
@@ -296,7 +310,83 @@ export function renderTable(
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** A suite's integer option in min..max, or `dflt` when not given; a BenchUsageError naming the option otherwise. */
+export function intOption(o: SuiteContext['options'], name: string, dflt: number, min: number, max: number): number {
+  const raw = o[name];
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new BenchUsageError(`--${name} must be an integer in ${min}..${max}, got '${String(raw)}'`);
+  }
+  return n;
+}
+
+/** A suite's byte-size option (parseSize: 256M, 1G, ...), at least 1, or `dflt` when not given. */
+export function sizeOption(o: SuiteContext['options'], name: string, dflt: number): number {
+  const raw = o[name];
+  if (raw === undefined) return dflt;
+  const n = parseSize(String(raw));
+  if (!Number.isSafeInteger(n) || n < 1) throw new BenchUsageError(`--${name} must be a size such as 256M, got '${String(raw)}'`);
+  return n;
+}
+
 /** A bad command-line value found by a suite; run.ts prints the message and the usage, without a stack trace. */
 export class BenchUsageError extends Error {
   override readonly name = 'BenchUsageError';
+}
+
+// ---- the default run (`npm run bench`): one row per scenario, tunnel vs direct ----
+
+/** One side of a scenario row (direct or tunnel), medians over runs. */
+export interface ScenarioSide {
+  /** What this side is: 'direct', 'tunnel', '1 agent', '3 agents', ... */
+  label: string;
+  /** Operations per second (requests, echoed messages; for idle-conns the connections held), median over runs. */
+  opsPerSecond: number;
+  /** Payload throughput in MB/s (10^6 bytes), median over runs. */
+  mbps: number;
+  /** Latency percentiles in ms, median over runs; null where the scenario has none. */
+  latencyMs: LatencyMs | null;
+  /** Failed operations, summed over runs (socket errors, timeouts, non-2xx, short answers). */
+  errors: number;
+  /** Each measured run. */
+  runs: Array<{
+    seconds: number;
+    ops: number;
+    opsPerSecond: number;
+    mbps: number;
+    p99Ms: number | null;
+    errors: number;
+    /** CPU other processes (not the bench's) used during the run, in cores (0.3 = 30 % of one); null where unknown. */
+    otherCpuShare?: number | null;
+  }>;
+}
+
+/** One scenario of the default run. `direct`, `tunnel`, `ratio` and `p99` are the fields the JSON promises. */
+export interface ScenarioRow {
+  name: string;
+  description: string;
+  /** Unit of opsPerSecond in the table: 'req/s', 'msg/s', 'conns'. */
+  unit: string;
+  direct: ScenarioSide | null;
+  tunnel: ScenarioSide | null;
+  /** tunnel / direct of the scenario's main figure (`ratioOf`); null when there is nothing to compare. */
+  ratio: number | null;
+  ratioOf: 'opsPerSecond' | 'mbps' | null;
+  /** p99 latency in ms of both sides and tunnel / direct. */
+  p99: { direct: number | null; tunnel: number | null; ratio: number | null };
+  /** Ratio the issue asks for (recorded, not asserted), or null. */
+  target: number | null;
+  /** Shown in the table's last column: why a row is empty, RSS per connection, ... */
+  note: string;
+  /** Scenario-specific figures kept in the JSON (e.g. RSS per connection). */
+  extra: Record<string, unknown>;
+}
+
+export interface ScenarioTable {
+  kind: 'scenarios';
+  title: string;
+  settings: Record<string, unknown>;
+  rows: ScenarioRow[];
+  notes: string[];
 }

@@ -2,16 +2,16 @@
 // dist/bench/macro/agent-process.js): the official @ngrok/ngrok SDK as the agent. Connects to the relay's agent
 // listener, binds an HTTP endpoint for the given domain, forwards it to the origin, and stays up until the parent
 // disconnects; then it closes the listener and the session and exits.
-// With a sixth argument it also binds a TCP endpoint (a port from the relay's --tcp-ports) forwarded to that upstream.
-//   child → parent  {type:'ready', url, tcpUrl?} | {type:'failed', error}
-// Usage (by the bench only): agent-process.js <agent port> <CA PEM path> <authtoken> <domain> <upstream URL>
-//   [<tcp upstream URL, tcp://127.0.0.1:PORT>]
+// Each further argument binds a TCP endpoint (a port from the relay's --tcp-ports) forwarded to that upstream.
+//   child → parent  {type:'ready', url, tcpUrl (the first tcp URL or null), tcpUrls} | {type:'failed', error}
+// Usage (by the benches only): agent-process.js <agent port> <CA PEM path> <authtoken> <domain> <upstream URL>
+//   [<tcp upstream URL, tcp://127.0.0.1:PORT> ...]
 // The SDK's forwarding runs in its Rust runtime (tokio threads of this process); nothing here is on the data path.
 import { readFileSync } from 'node:fs';
 import ngrok from '@ngrok/ngrok';
 
 const send = process.send?.bind(process);
-const [port, caPath, token, domain, upstream, tcpUpstream] = process.argv.slice(2);
+const [port, caPath, token, domain, upstream, ...tcpUpstreams] = process.argv.slice(2);
 if (
   send === undefined ||
   port === undefined ||
@@ -31,13 +31,14 @@ if (
       .handleDisconnection(() => false) // a dropped session ends the bench's agent instead of reconnecting
       .connect();
     const listener = await session.httpEndpoint().domain(domain).listenAndForward(upstream);
-    const tcp = tcpUpstream === undefined ? null : await session.tcpEndpoint().listenAndForward(tcpUpstream);
+    const tcp: ngrok.Listener[] = [];
+    for (const u of tcpUpstreams) tcp.push(await session.tcpEndpoint().listenAndForward(u));
     process.once('disconnect', () => {
       // Bounded: the SDK's close() may wait on the relay, and the bench will not wait for it either.
       const bye = setTimeout(() => process.exit(0), 2000);
       void listener
         .close()
-        .then(() => tcp?.close())
+        .then(() => Promise.all(tcp.map((t) => t.close())))
         .then(() => session.close())
         .catch(() => {})
         .finally(() => {
@@ -45,7 +46,8 @@ if (
           process.exit(0);
         });
     });
-    send({ type: 'ready', url: listener.url(), tcpUrl: tcp?.url() ?? null });
+    const tcpUrls = tcp.map((t) => t.url());
+    send({ type: 'ready', url: listener.url(), tcpUrl: tcpUrls[0] ?? null, tcpUrls });
   } catch (err) {
     send({ type: 'failed', error: String(err) });
     process.exitCode = 1;

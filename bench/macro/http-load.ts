@@ -11,6 +11,8 @@ export interface LoadTarget {
   host?: string;
   /** TLS SNI (https only); autocannon never verifies the certificate. */
   servername?: string;
+  /** Further request headers, e.g. `connection: close` (a new connection per request). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadOptions {
@@ -24,6 +26,8 @@ export interface LoadResult {
   seconds: number;
   /** Responses received, any status. */
   requests: number;
+  /** Response bytes received (status lines and headers included). */
+  bytes: number;
   /** Response times in ms, ascending, one per response. */
   latenciesMs: Float64Array;
   errors: number;
@@ -40,7 +44,7 @@ export interface LoadResult {
 const MAX_ERROR_SAMPLES = 5;
 
 /** Growable Float64Array of response times: no per-response allocation once it has grown. */
-class Samples {
+export class Samples {
   private buf = new Float64Array(1 << 16);
   length = 0;
 
@@ -69,7 +73,7 @@ export function runLoad(target: LoadTarget, opts: LoadOptions): Promise<LoadResu
         connections: opts.connections,
         duration: opts.durationSeconds,
         pipelining: 1,
-        ...(target.host === undefined ? {} : { headers: { host: target.host } }),
+        headers: { ...(target.host === undefined ? {} : { host: target.host }), ...target.headers },
         ...(target.servername === undefined ? {} : { servername: target.servername }),
       },
       (err: unknown, result: autocannon.Result) => {
@@ -80,6 +84,7 @@ export function runLoad(target: LoadTarget, opts: LoadOptions): Promise<LoadResu
         resolve({
           seconds: result.duration,
           requests: samples.length,
+          bytes: result.throughput.total,
           latenciesMs: samples.sorted(),
           errors: result.errors,
           timeouts: result.timeouts,
@@ -107,4 +112,17 @@ export function runLoad(target: LoadTarget, opts: LoadOptions): Promise<LoadResu
       if (errorSamples.length < MAX_ERROR_SAMPLES && !errorSamples.includes(msg)) errorSamples.push(msg);
     });
   });
+}
+
+/** What went wrong in a run, or null when every request got a complete 2xx answer. */
+export function loadProblem(load: LoadResult): string | null {
+  const parts = [
+    load.requests === 0 ? 'no response at all' : '',
+    load.errors > 0 ? `${load.errors} errors (${load.timeouts} of them timeouts)` : '',
+    load.non2xx > 0 ? `${load.non2xx} non-2xx (${JSON.stringify(load.autocannon['statusCodeStats'] ?? {})})` : '',
+    load.short > 0 ? `${load.short} short responses` : '',
+  ].filter((p) => p !== '');
+  if (parts.length === 0) return null;
+  const samples = load.errorSamples.length > 0 ? ` [${load.errorSamples.join('; ')}]` : '';
+  return `${parts.join(', ')} of ${load.requests} responses${samples}`;
 }

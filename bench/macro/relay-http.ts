@@ -15,9 +15,8 @@
 // read from /proc around every run and shown per request, so the table says where the time went.
 // Not on the hot path: everything here runs between measurements, except the per-response listener in http-load.ts.
 import os from 'node:os';
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -26,11 +25,13 @@ import { machineBusyMs } from '../lib/machine.js';
 import { hottestThreads, processCpuMs, tcpExtCounters, threadCpuMs } from '../lib/proc-stat.js';
 import {
   BenchUsageError,
+  intOption,
+  sizeOption,
   KiB,
   formatSize,
   parseSize,
   MiB,
-  percentileSorted,
+  latencyOf,
   summarise,
   summariseHttp,
   type ResultTable,
@@ -41,7 +42,16 @@ import {
   type SuiteContext,
   type SuiteReport,
 } from '../lib/suite.js';
-import { runLoad, type LoadResult, type LoadTarget } from './http-load.js';
+import { BULK_CHUNK, pushBytes } from './tcp-bulk.js';
+import { loadProblem, runLoad, type LoadResult, type LoadTarget } from './http-load.js';
+import {
+  START_TIMEOUT_MS,
+  forkListening,
+  portOf,
+  startBurrowAgentProcess,
+  startSdkAgent,
+  type BurrowAgentEndpoint,
+} from './rig.js';
 import { startRelayProcess, type RelayProcess } from './relay-process.js';
 
 type Path = 'direct' | 'http' | 'https';
@@ -72,7 +82,6 @@ const BULK = 'tcp-bulk';
 const BULK_BYTES = 256 * MiB;
 const BULK_BYTES_QUICK = 64 * MiB;
 const BULK_WARMUP_BYTES = 16 * MiB;
-const BULK_CHUNK = 64 * KiB;
 /** Relay target from the issue (#3 item 7): relay + SDK agent >= 0.35 x direct RPS, keep-alive. Recorded only. */
 const TUNNEL_TARGET = 0.35;
 /** A run during which other processes used more than this share of a core is repeated, at most NOISY_RETRIES times. */
@@ -80,8 +89,7 @@ const NOISY_SHARE = 0.25;
 const NOISY_RETRIES = 2;
 /** Pause between runs, so the previous run's connections are torn down (relay streams, agent upstream sockets). */
 const SETTLE_MS = 300;
-/** Child start-up and shutdown bounds. */
-const START_TIMEOUT_MS = 30_000;
+/** Child shutdown bound. */
 const STOP_GRACE_MS = 5_000;
 const HOT_THREADS = 3;
 
@@ -219,25 +227,16 @@ interface Settings {
   bulkBytes: number;
 }
 
-function intOption(o: SuiteContext['options'], name: string, dflt: number, min: number, max: number): number {
-  const raw = o[name];
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new BenchUsageError(`--${name} must be an integer in ${min}..${max}, got '${String(raw)}'`);
-  }
-  return n;
-}
-
 function parseSettings(ctx: SuiteContext): Settings {
   const o = ctx.options;
   const bodySize = o['body-size'] === undefined ? KiB : parseSize(String(o['body-size']));
   if (!Number.isSafeInteger(bodySize) || bodySize < 0 || bodySize > 64 * 1024 * KiB) {
     throw new BenchUsageError(`--body-size must be a size in 0..64M such as 1K, got '${String(o['body-size'])}'`);
   }
-  const who = o['agent'] === undefined ? 'both' : String(o['agent']);
+  const given = o['agent'] === undefined ? 'both' : String(o['agent']);
+  const who = given === 'ngrok' ? 'sdk' : given; // ngrok: the name the default run uses for the SDK agent
   if (who !== 'sdk' && who !== 'burrow' && who !== 'both') {
-    throw new BenchUsageError(`--agent must be sdk, burrow or both, got '${who}'`);
+    throw new BenchUsageError(`--agent must be sdk (or ngrok), burrow or both, got '${given}'`);
   }
   const agents: AgentKind[] = who === 'both' ? ['sdk', 'burrow'] : [who];
   let list = SCENARIOS.filter((sc) => sc.agent === null || agents.includes(sc.agent));
@@ -252,13 +251,7 @@ function parseSettings(ctx: SuiteContext): Settings {
     list = list.filter((s) => wanted.has(s.name));
     bulk = wanted.has(BULK);
   }
-  let bulkBytes = ctx.quick ? BULK_BYTES_QUICK : BULK_BYTES;
-  if (o['bulk-bytes'] !== undefined) {
-    bulkBytes = parseSize(String(o['bulk-bytes']));
-    if (!Number.isSafeInteger(bulkBytes) || bulkBytes < 1) {
-      throw new BenchUsageError(`--bulk-bytes must be a size such as 256M, got '${String(o['bulk-bytes'])}'`);
-    }
-  }
+  const bulkBytes = sizeOption(o, 'bulk-bytes', ctx.quick ? BULK_BYTES_QUICK : BULK_BYTES);
   const words = (v: string | undefined): string[] => (v === undefined ? [] : v.split(/\s+/).filter((w) => w !== ''));
   const env = process.env['BENCH_RELAY_NODE_OPTIONS'];
   return {
@@ -309,64 +302,9 @@ async function runRelayHttp(ctx: SuiteContext): Promise<SuiteReport> {
   }
 }
 
-/**
- * Resolves with the first IPC message of `child` that `pick` maps to a value; rejects when `pick` maps one to an Error,
- * when the child exits first, or after START_TIMEOUT_MS.
- */
-function childMessage<T>(
-  child: ChildProcess,
-  name: string,
-  pick: (m: unknown) => T | Error | undefined,
-  output: () => string,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => done(new Error(`${name}: not ready within ${START_TIMEOUT_MS} ms${output()}`)),
-      START_TIMEOUT_MS,
-    );
-    const onMessage = (m: unknown): void => {
-      const v = pick(m);
-      if (v instanceof Error) done(v);
-      else if (v !== undefined) done(null, v);
-    };
-    const onExit = (code: number | null, signal: string | null): void =>
-      done(new Error(`${name}: exited during start-up (code ${code}, signal ${signal})${output()}`));
-    const done = (err: Error | null, v?: T): void => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      if (err !== null) reject(err);
-      else resolve(v as T);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-/** Fork a compiled sibling entry (dist/bench/macro/<file>.js); its stderr is kept for error messages. */
-function forkSibling(
-  group: ChildGroup,
-  name: string,
-  file: string,
-  args: string[],
-): { child: ChildProcess; output: () => string } {
-  const entry = fileURLToPath(new URL(`./${file}`, import.meta.url));
-  // execArgv: [] so that `node --cpu-prof dist/bench/run.js` profiles the bench process only; the relay has its own
-  // switch (BENCH_RELAY_NODE_OPTIONS).
-  const child = fork(entry, args, { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  group.add(name, child, 'disconnect');
-  let tail = '';
-  child.stderr!.on('data', (c: Buffer) => (tail = (tail + c.toString('utf8')).slice(-8 * KiB)));
-  return { child, output: () => (tail === '' ? '' : `\n--- ${name} stderr ---\n${tail}`) };
-}
-
 async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Promise<Rig> {
-  const origin = forkSibling(group, 'origin', 'origin-process.js', [String(s.bodySize)]);
-  const listening = (m: unknown): number | undefined => {
-    const msg = m as { type?: string; port?: number };
-    return msg.type === 'listening' ? msg.port : undefined;
-  };
-  const originPort = await childMessage(origin.child, 'origin', listening, origin.output);
+  const origin = await forkListening(group, 'origin', 'origin-process.js', [String(s.bodySize)]);
+  const originPort = origin.port;
   ctx.log(`relay: origin on 127.0.0.1:${originPort} (pid ${origin.child.pid}), body ${formatSize(s.bodySize)}`);
   const rig: Rig = {
     origin: origin.child,
@@ -380,9 +318,9 @@ async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Prom
     bulkPorts: {},
   };
   if (s.bulkBytes > 0) {
-    const sink = forkSibling(group, 'sink', 'tcp-sink-process.js', []);
+    const sink = await forkListening(group, 'sink', 'tcp-sink-process.js', []);
     rig.sink = sink.child;
-    rig.sinkPort = await childMessage(sink.child, 'sink', listening, sink.output);
+    rig.sinkPort = sink.port;
     ctx.log(`relay: tcp sink on 127.0.0.1:${rig.sinkPort} (pid ${sink.child.pid})`);
   }
   const wants = (a: AgentKind): boolean =>
@@ -405,34 +343,23 @@ async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Prom
     `relay: relay pid ${rig.relay.child.pid}: http :${b.httpPort}, https :${b.httpsPort}, agents :${b.agentPort}, ` +
       `workers ${b.workers}${s.relayNodeOptions.length > 0 ? `, node ${s.relayNodeOptions.join(' ')}` : ''}`,
   );
-  const relayOut = rig.relay.output;
   const outputs: Array<() => string> = [];
   rig.agentOutput = () => outputs.map((f) => f()).join('');
   const sinkUpstream = `tcp://127.0.0.1:${rig.sinkPort}`;
   if (wants('sdk')) {
-    const agent = forkSibling(group, 'agent', 'agent-process.js', [
-      String(b.agentPort),
-      b.caPath,
-      b.token,
+    const agent = await startSdkAgent(
+      group,
+      'agent',
+      rig.relay,
       DOMAIN,
       `http://127.0.0.1:${originPort}`,
-      ...(s.bulkBytes > 0 ? [sinkUpstream] : []),
-    ]);
+      s.bulkBytes > 0 ? [sinkUpstream] : [],
+    );
     rig.agent = agent.child;
     outputs.push(agent.output);
-    const both = (): string => `${agent.output()}\n--- relay output ---\n${relayOut()}`;
-    const ready = await childMessage(
-      agent.child,
-      'agent',
-      (m) => {
-        const msg = m as { type?: string; url?: string; tcpUrl?: string | null; error?: string };
-        if (msg.type === 'failed') return new Error(`agent: ${msg.error}${both()}`);
-        return msg.type === 'ready' ? msg : undefined;
-      },
-      both,
-    );
-    if (ready.tcpUrl) rig.bulkPorts.sdk = portOf(ready.tcpUrl);
-    ctx.log(`relay: SDK agent pid ${agent.child.pid} bound ${ready.url}${ready.tcpUrl ? ` and ${ready.tcpUrl}` : ''}`);
+    const tcpUrl = agent.tcpUrls[0];
+    if (tcpUrl !== undefined) rig.bulkPorts.sdk = portOf(tcpUrl);
+    ctx.log(`relay: SDK agent pid ${agent.child.pid} bound ${agent.url}${tcpUrl ? ` and ${tcpUrl}` : ''}`);
   }
   if (wants('burrow')) {
     const bagent = await startBurrowAgent(ctx, s, group, repoRoot, dataDir, rig.relay, originPort, sinkUpstream);
@@ -443,17 +370,7 @@ async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Prom
   return rig;
 }
 
-function portOf(url: string): number {
-  const port = Number(new URL(url).port);
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in tcp URL ${url}`);
-  return port;
-}
-
-/**
- * Our agent: `bin/burrow.js start --config <tmp>/bench-agent.yml` with the http endpoint (and the tcp-bulk one) in one
- * session, as the SDK agent has them. Waits for its JSON log (stdout is a pipe, so the status view writes pino lines)
- * to say every endpoint is online.
- */
+/** Our agent, one session with the http endpoint (and the tcp-bulk one), as the SDK agent has them. */
 async function startBurrowAgent(
   ctx: SuiteContext,
   s: Settings,
@@ -464,78 +381,26 @@ async function startBurrowAgent(
   originPort: number,
   sinkUpstream: string,
 ): Promise<{ child: ChildProcess; output: () => string; tcpUrl: string | null }> {
-  const b = relay.banner;
-  const q = (v: string): string => JSON.stringify(v); // a JSON string is a YAML double-quoted scalar
-  const endpoints = [`  - { name: web, url: ${q(`http://${BURROW_DOMAIN}`)}, upstream: ${q(`http://127.0.0.1:${originPort}`)} }`];
-  if (s.bulkBytes > 0) endpoints.push(`  - { name: bulk, url: "tcp://", upstream: ${q(sinkUpstream)} }`);
-  const config = join(dataDir, 'bench-agent.yml');
-  writeFileSync(
-    config,
-    `agent: { server_addr: ${q(`localhost:${b.agentPort}`)}, authtoken: ${q(b.token)}, ca: ${q(b.caPath)}, grace_ms: 500 }\n` +
-      `endpoints:\n${endpoints.join('\n')}\n`,
-  );
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BURROW_')));
-  const child = group.add(
-    'burrow-agent',
-    spawn(process.execPath, [...s.agentNodeOptions, join(repoRoot, 'bin', 'burrow.js'), 'start', '--config', config], {
-      cwd: repoRoot,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-    'SIGTERM',
-  );
-  let tail = '';
-  const keep = (c: Buffer): void => {
-    tail = (tail + c.toString('utf8')).slice(-8 * KiB);
-  };
-  const output = (): string => (tail === '' ? '' : `\n--- burrow agent output ---\n${tail}`);
-  child.stderr!.on('data', keep);
-  const urls = new Map<string, string>();
-  let pending = '';
-  await new Promise<void>((resolve, reject) => {
-    const fail = (why: string): void => {
-      cleanup();
-      reject(new Error(`burrow agent: ${why}${output()}\n--- relay output ---\n${relay.output()}`));
-    };
-    const timer = setTimeout(() => fail(`endpoints not online within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    const onExit = (code: number | null, signal: string | null): void =>
-      fail(`exited during start-up (code ${code}, signal ${signal})`);
-    const onData = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
-      keep(chunk);
-      pending += text;
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        let rec: { msg?: string; endpoint?: string; url?: string };
-        try {
-          rec = JSON.parse(line) as typeof rec;
-        } catch {
-          continue;
-        }
-        if (rec.msg === 'endpoint online' && rec.endpoint !== undefined && rec.url !== undefined) {
-          urls.set(rec.endpoint, rec.url);
-        }
-      }
-      if (urls.size >= endpoints.length) {
-        cleanup();
-        resolve();
-      }
-    };
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      child.stdout!.off('data', onData);
-      child.stdout!.on('data', keep); // keep draining the pipe
-    };
-    child.once('exit', onExit);
-    child.stdout!.on('data', onData);
+  const endpoints: BurrowAgentEndpoint[] = [
+    { name: 'web', url: `http://${BURROW_DOMAIN}`, upstream: `http://127.0.0.1:${originPort}` },
+  ];
+  if (s.bulkBytes > 0) endpoints.push({ name: 'bulk', url: 'tcp://', upstream: sinkUpstream });
+  const a = await startBurrowAgentProcess({
+    group,
+    name: 'burrow-agent',
+    repoRoot,
+    dataDir,
+    relay,
+    endpoints,
+    nodeOptions: s.agentNodeOptions,
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- relay output ---\n${relay.output()}`);
   });
   ctx.log(
-    `relay: burrow agent pid ${child.pid} bound ${[...urls.values()].join(' and ')}` +
+    `relay: burrow agent pid ${a.child.pid} bound ${[...a.urls.values()].join(' and ')}` +
       `${s.agentNodeOptions.length > 0 ? `, node ${s.agentNodeOptions.join(' ')}` : ''}`,
   );
-  return { child, output, tcpUrl: urls.get('bulk') ?? null };
+  return { child: a.child, output: a.output, tcpUrl: a.urls.get('bulk') ?? null };
 }
 
 function targetOf(rig: Rig, sc: Scenario): LoadTarget {
@@ -594,23 +459,13 @@ async function runOnce(rig: Rig, sc: Scenario, s: Settings, seconds: number): Pr
     hotThreads[role] = hottestThreads(threads0[i] ?? null, threadCpuMs(c.pid!), load.seconds, HOT_THREADS);
   });
   const ownMs = Object.values(cpuMs).reduce((a, b) => a + b, 0);
-  const lat = load.latenciesMs;
-  let sum = 0;
-  for (let i = 0; i < lat.length; i++) sum += lat[i]!;
   return {
     load,
     sample: {
       seconds: load.seconds,
       requests: load.requests,
       rps: load.requests / load.seconds,
-      latencyMs: {
-        p50: percentileSorted(lat, 0.5),
-        p90: percentileSorted(lat, 0.9),
-        p99: percentileSorted(lat, 0.99),
-        p999: percentileSorted(lat, 0.999),
-        max: lat.length === 0 ? NaN : lat[lat.length - 1]!,
-        mean: lat.length === 0 ? NaN : sum / lat.length,
-      },
+      latencyMs: latencyOf(load.latenciesMs),
       errors: load.errors,
       timeouts: load.timeouts,
       non2xx: load.non2xx + load.short,
@@ -625,16 +480,8 @@ async function runOnce(rig: Rig, sc: Scenario, s: Settings, seconds: number): Pr
 
 /** What went wrong in a run, or null when every request got a complete 2xx answer. */
 function runProblem(sc: Scenario, label: string, load: LoadResult): string | null {
-  const clean = load.errors === 0 && load.non2xx === 0 && load.short === 0 && load.requests > 0;
-  if (clean) return null;
-  const parts = [
-    load.requests === 0 ? 'no response at all' : '',
-    load.errors > 0 ? `${load.errors} errors (${load.timeouts} of them timeouts)` : '',
-    load.non2xx > 0 ? `${load.non2xx} non-2xx (${JSON.stringify(load.autocannon['statusCodeStats'] ?? {})})` : '',
-    load.short > 0 ? `${load.short} short responses` : '',
-  ].filter((p) => p !== '');
-  const samples = load.errorSamples.length > 0 ? ` [${load.errorSamples.join('; ')}]` : '';
-  return `${sc.name} ${label}: ${parts.join(', ')} of ${load.requests} responses${samples}`;
+  const problem = loadProblem(load);
+  return problem === null ? null : `${sc.name} ${label}: ${problem}`;
 }
 
 function perRequest(count: number, x: HttpRunSample): number {
@@ -785,78 +632,13 @@ function bulkRoles(rig: Rig): Array<[string, ChildProcess]> {
   return out;
 }
 
-/** Resolves with the byte count when the sink reports this run's connection complete; rejects on a short one. */
-function sinkDone(sink: ChildProcess, timeoutMs: number): { done: Promise<number>; cancel: () => void } {
-  let cancel = (): void => {};
-  const done = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error(`sink: no completion within ${timeoutMs} ms`)), timeoutMs);
-    const onMessage = (m: unknown): void => {
-      const msg = m as { type?: string; bytes?: number; expected?: number };
-      if (msg.type === 'done') finish(null, msg.bytes ?? 0);
-      else if (msg.type === 'short') finish(new Error(`sink: connection closed after ${msg.bytes} of ${msg.expected} bytes`));
-    };
-    const finish = (err: Error | null, n = 0): void => {
-      clearTimeout(timer);
-      sink.off('message', onMessage);
-      if (err === null) resolve(n);
-      else reject(err);
-    };
-    cancel = () => finish(new Error('cancelled'));
-    sink.on('message', onMessage);
-  });
-  done.catch(() => {}); // the caller awaits it or cancels it
-  return { done, cancel };
-}
-
-/** Push `bytes` (after an 8-byte length header) to 127.0.0.1:port with write/drain backpressure; time until the sink has them all. */
+/** Push `bytes` to 127.0.0.1:port (tcp-bulk.ts) and account the CPU each process spent meanwhile. */
 async function bulkOnce(rig: Rig, port: number, bytes: number): Promise<{ seconds: number; cpuMs: Record<string, number>; otherCpuMs: number | null }> {
   const procs = bulkRoles(rig);
   const cpu0 = procs.map(([, c]) => processCpuMs(c.pid!));
   const busy0 = machineBusyMs();
   const self0 = process.cpuUsage();
-  const sink = sinkDone(rig.sink!, Math.max(60_000, bytes / 1000)); // >= 1 MB/s or it is broken
-  const sock = net.connect(port, '127.0.0.1');
-  let sockError: Error | null = null;
-  const failed = new Promise<never>((_, reject) =>
-    sock.on('error', (err) => {
-      sockError = err;
-      reject(err);
-    }),
-  );
-  failed.catch(() => {});
-  let t0 = 0n;
-  try {
-    await Promise.race([new Promise<void>((resolve) => sock.once('connect', () => resolve())), failed]);
-    t0 = process.hrtime.bigint();
-    const header = Buffer.alloc(8);
-    header.writeBigUInt64BE(BigInt(bytes));
-    sock.write(header);
-    const chunk = Buffer.alloc(BULK_CHUNK, 0x62);
-    let left = bytes;
-    const sent = new Promise<void>((resolve) => {
-      const pump = (): void => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!sock.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-            sock.once('drain', pump);
-            return;
-          }
-        }
-        sock.end();
-        resolve();
-      };
-      pump();
-    });
-    await Promise.race([sent, failed]);
-    const got = await Promise.race([sink.done, failed]);
-    if (got !== bytes) throw new Error(`sink counted ${got} bytes, ${bytes} sent`);
-  } catch (err) {
-    sink.cancel();
-    sock.destroy();
-    throw new Error(`tcp-bulk to :${port}: ${(sockError ?? (err as Error)).message}`);
-  }
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const seconds = await pushBytes(rig.sink!, port, bytes);
   const self = process.cpuUsage(self0);
   const busy1 = machineBusyMs();
   const cpuMs: Record<string, number> = { load: (self.user + self.system) / 1000 };
@@ -866,11 +648,6 @@ async function bulkOnce(rig: Rig, port: number, bytes: number): Promise<{ second
     if (after !== null && before !== null && before !== undefined) cpuMs[role] = after - before;
   });
   const ownMs = Object.values(cpuMs).reduce((a, b) => a + b, 0);
-  await new Promise<void>((resolve) => {
-    if (sock.closed) resolve();
-    else sock.once('close', () => resolve());
-    sock.resume();
-  });
   return { seconds, cpuMs, otherCpuMs: busy0 === null || busy1 === null ? null : Math.max(0, busy1 - busy0 - ownMs) };
 }
 

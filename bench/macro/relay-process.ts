@@ -31,6 +31,8 @@ export interface RelayProcessOptions {
   group: ChildGroup;
   /** Give up waiting for the banner after this long. */
   timeoutMs: number;
+  /** Environment variables added for the relay (e.g. BURROW_TEST_HOOKS=1 for load-tests/chaos). */
+  extraEnv?: Record<string, string>;
 }
 
 const OUTPUT_TAIL = 16 * 1024;
@@ -81,7 +83,10 @@ export function startRelayProcess(opts: RelayProcessOptions): Promise<RelayProce
     '--grace', '1000',
   ];
   // The relay also reads BURROW_RELAY_* variables: leave the caller's out, so the command line above is the config.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BURROW_')));
+  const env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BURROW_'))),
+    ...opts.extraEnv,
+  };
   const child = opts.group.add(
     'relay',
     spawn(process.execPath, args, { cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] }),

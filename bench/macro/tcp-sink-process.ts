@@ -3,10 +3,33 @@
 // Every connection starts with an 8-byte big-endian payload length N, then N payload bytes. When a connection has
 // delivered all N bytes the sink reports it over IPC and closes the connection; the bench times a run from its first
 // write to that message (so the time includes every hop to the sink, not the return path).
+// Download direction (scenarios' tcp-bulk-down): a header with the top bit set asks for N bytes instead; the sink
+// writes them (64 KiB writes, honouring backpressure) and ends the connection; the client times until 'end'.
 //   child → parent  {type:'listening', port} | {type:'done', bytes} | {type:'short', bytes, expected}
 // Exits when the parent disconnects. Usage (by the bench only): tcp-sink-process.js
 // On the measured path: the 'data' handler only adds lengths (it reads the header once).
 import net from 'node:net';
+
+/** Header bit asking for a download of the remaining 63-bit length. */
+const DOWNLOAD_BIT = 1n << 63n;
+const CHUNK = Buffer.alloc(64 * 1024, 0x64);
+
+/** Write n bytes to sock in 64 KiB writes, waiting for 'drain' whenever write() says so, then end it. */
+function sendBytes(sock: net.Socket, n: number): void {
+  let left = n;
+  const pump = (): void => {
+    while (left > 0) {
+      const k = Math.min(left, CHUNK.length);
+      left -= k;
+      if (!sock.write(k === CHUNK.length ? CHUNK : CHUNK.subarray(0, k))) {
+        sock.once('drain', pump);
+        return;
+      }
+    }
+    sock.end();
+  };
+  pump();
+}
 
 const send = process.send?.bind(process);
 if (send === undefined) {
@@ -22,9 +45,15 @@ if (send === undefined) {
       if (header !== null) {
         header = Buffer.concat([header, chunk]);
         if (header.length < 8) return;
-        expected = Number(header.readBigUInt64BE(0));
+        const word = header.readBigUInt64BE(0);
         got = header.length - 8;
         header = null;
+        if (word >= DOWNLOAD_BIT) {
+          finished = true;
+          sendBytes(sock, Number(word - DOWNLOAD_BIT));
+          return;
+        }
+        expected = Number(word);
       } else {
         got += chunk.length;
       }

@@ -1,5 +1,6 @@
 // burrow command-line entry: dispatches subcommands. The only module that touches process.exit and stdout.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { isBurrowError } from '../core/errors.js';
 import { nativeAddon } from '../native/native-addon.js';
 import { agentCommand } from './agent-command.js';
@@ -22,6 +23,7 @@ Usage:
   burrow token create --tokens FILE [--allow PATTERN] [--tcp A-B] [--sessions N] [--endpoints N]
                               mint an agent token with rules; prints it once, appends its hash to FILE
   burrow demo                 run a relay, a sample app and an agent together, and print a URL to try
+  burrow bench [--quick] [--scenario a,b] [--agent burrow|ngrok] ...   the benchmark (npm run bench; in a clone)
   burrow doctor               report what this install can do (native addon, Node version)
   burrow version              print the version
   burrow help                 this text
@@ -58,10 +60,31 @@ async function main(argv: string[]): Promise<number> {
       return tokenCommand(argv.slice(1));
     case 'demo':
       return demoCommand(argv.slice(1), pkg.version);
+    case 'bench':
+      return benchCommand(argv.slice(1));
     default:
       process.stderr.write(`burrow: unknown command '${cmd}'. Run 'burrow help' for the list of commands.\n`);
       return 2;
   }
+}
+
+/**
+ * `burrow bench` runs the same code as `npm run bench` (bench/run.ts, compiled to dist/bench/run.js). The bench is
+ * not part of src/ nor of the published package, so it is loaded by a computed path at run time (no build-time
+ * dependency of src/ on bench/), and a missing one is explained.
+ */
+async function benchCommand(args: string[]): Promise<number> {
+  const entry = new URL('../../bench/run.js', import.meta.url);
+  if (!existsSync(entry)) {
+    process.stderr.write(
+      `burrow: the benchmark is not in this install (${fileURLToPath(entry)} is missing). It ships with the source: ` +
+        'clone the repository, then run `npm ci && npm run bench`.\n',
+    );
+    return 2;
+  }
+  const bench = (await import(entry.href)) as { runBench(argv: readonly string[]): Promise<void> };
+  await bench.runBench(args);
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
 
 main(process.argv.slice(2)).then(
