@@ -1,4 +1,4 @@
-// Load test `chaos`: steady HTTP load on five endpoints — one served by burrow's agent as a child process (A), four
+// Load test `chaos`: steady HTTP load on eight endpoints — one served by burrow's agent as a child process (A), seven
 // by sessions of burrow's agent in another child — then (1) SIGKILL agent A and start it again, (2) crash one relay
 // worker thread (BURROW_TEST_HOOKS=1 + SIGUSR2, docs/testing.md). Passes when only the endpoints on the killed agent /
 // crashed worker see failed requests, each recovers within 30 s, a final steady phase has 0 errors everywhere, and
@@ -64,7 +64,7 @@ await runLoadTest(
       server: `localhost:${b.agentPort}`,
       caPath: b.caPath,
       token: b.token,
-      count: 4,
+      count: 7, // with A, 8 sessions: the relay spreads them over both workers, so a crash cannot hit them all
       kind: 'http',
       hostPrefix: 'chaos-b',
       upstream,

@@ -70,6 +70,8 @@ const BULK_TARGET = 0.35;
 const IDLE_TARGET_KIB = 10;
 const IDLE_DEFAULT = 10_000;
 const IDLE_QUICK = 1_000;
+/** Below this many connections, garbage collection moves RSS by more than the connections cost. */
+const IDLE_MEANINGFUL = 5_000;
 /** idle-conns: connections opened at once, and fds kept free in every process for everything else. */
 const IDLE_BATCH = 250;
 /** Connections per agent session (the relay refuses proxy streams beyond 480 per session). */
@@ -740,7 +742,8 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
     p99: { direct: null, tunnel: null, ratio: null },
     note:
       `RSS KiB/conn relay ${fmt(relayKiB)}${n >= IDLE_DEFAULT ? verdict : ''}, agent ${fmt(agentKiB)}; ` +
-      `${n} conns opened in ${openSeconds.toFixed(1)} s${note === '' ? '' : `; ${note}`}`,
+      `${n} conns opened in ${openSeconds.toFixed(1)} s${note === '' ? '' : `; ${note}`}` +
+      (n < IDLE_MEANINGFUL ? `; below ${IDLE_MEANINGFUL} conns the per-conn RSS is within GC noise` : ''),
     extra: {
       requested: s.idleConns,
       held: n,
