@@ -81,6 +81,12 @@ export function startRelayProcess(opts: RelayProcessOptions): Promise<RelayProce
     '--admin-addr', 'off',
     '--workers', String(opts.workers),
     '--grace', '1000',
+    // Every load generator here is one client IP and one agent token, by construction: lift the per-IP and per-token
+    // limits (docs/security.md §Limits) so they do not cap what is being measured (idle-conns opens 10 000
+    // connections from 127.0.0.1, many-agents 500 sessions with one token).
+    '--max-conns-per-ip', '10000000',
+    '--max-sessions-per-token', '100000',
+    '--max-conns-per-endpoint', '10000000',
   ];
   // The relay also reads BURROW_RELAY_* variables: leave the caller's out, so the command line above is the config.
   const env = {
