@@ -58,6 +58,7 @@ import { runWsLoad } from './ws-load.js';
 /** The endpoint every HTTP/WS scenario goes through, and the pooled one. */
 const DOMAIN = 'bench.burrow.localhost';
 const POOL_DOMAIN = 'benchpool.burrow.localhost';
+const POOL_1PROC_DOMAIN = 'benchpool1.burrow.localhost';
 const POOL_MEMBERS = 3;
 /** Origin paths/bodies (origin-process.ts answers LARGE_PATH with the large body). */
 const LARGE_PATH = '/large';
@@ -95,6 +96,7 @@ export const SCENARIO_NAMES = [
   'tcp-bulk-down',
   'idle-conns',
   'pool',
+  'pool-1proc',
 ] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
 type AgentKind = 'burrow' | 'ngrok';
@@ -261,7 +263,7 @@ async function runScenarios(ctx: SuiteContext): Promise<SuiteReport> {
 
 function totalSteps(s: Settings): number {
   const perSide = 2 * s.runs + (s.warmupSeconds > 0 ? 2 : 0);
-  return 1 + s.scenarios.reduce((n, name) => n + (name === 'idle-conns' ? 1 : name === 'pool' ? 1 + perSide : perSide), 0);
+  return 1 + s.scenarios.reduce((n, name) => n + (name === 'idle-conns' ? 1 : name === 'pool' || name === 'pool-1proc' ? 1 + perSide : perSide), 0);
 }
 
 async function startRig(s: Settings, group: ChildGroup, log: (line: string) => void): Promise<Rig> {
@@ -405,7 +407,9 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
     case 'idle-conns':
       return idleConns(p, s, rig, failures);
     case 'pool':
-      return pool(p, s, rig, failures);
+      return pool(p, s, rig, failures, 'processes');
+    case 'pool-1proc':
+      return pool(p, s, rig, failures, 'one-process');
   }
 }
 
@@ -758,7 +762,7 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
   };
 }
 
-// ---- pool: 3 agents (--pool) on one URL vs 1 agent ----
+// ---- pool: 3 agents (--pool) on one URL vs 1 agent; pool-1proc: 3 pooled members in one agent process ----
 
 /** The relay's reason from a refused pool member's log (its JSON "bind failed" line), else the error's first line. */
 function refusal(err: Error): string {
@@ -774,10 +778,19 @@ function refusal(err: Error): string {
   return err.message.split('\n')[0]!.slice(0, 300);
 }
 
-async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Promise<ScenarioRow> {
+/**
+ * `processes`: 3 agent processes, the realistic shape (on a 2-core machine the extra agent processes compete for the
+ * cores, and each session batches a third of the traffic). `one-process`: the 3 members are endpoints of one agent
+ * session, so the row isolates what balancing costs the relay (picking, breaker calls, outcome reports).
+ */
+async function pool(p: Progress, s: Settings, rig: Rig, failures: string[], mode: 'processes' | 'one-process'): Promise<ScenarioRow> {
+  const oneProc = mode === 'one-process';
+  const domain = oneProc ? POOL_1PROC_DOMAIN : POOL_DOMAIN;
   const spec = {
-    name: 'pool',
-    description: `${POOL_MEMBERS} burrow agents with --pool on one URL vs 1 agent, keep-alive, ${s.connections} conns`,
+    name: oneProc ? 'pool-1proc' : 'pool',
+    description: oneProc
+      ? `${POOL_MEMBERS} pooled members in one burrow agent process vs 1 agent, keep-alive, ${s.connections} conns`
+      : `${POOL_MEMBERS} burrow agents with --pool on one URL vs 1 agent, keep-alive, ${s.connections} conns`,
     unit: 'req/s',
     ratioOf: 'opsPerSecond' as const,
     target: null,
@@ -785,18 +798,25 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
   p.step(`pool: starting ${POOL_MEMBERS} pooled agents`, 0);
   const members: Array<BenchChild & { unwatch: () => void }> = [];
   let unsupported: string | null = null;
-  for (let i = 0; i < POOL_MEMBERS && unsupported === null; i++) {
+  const processes = oneProc ? 1 : POOL_MEMBERS;
+  const perProcess = oneProc ? POOL_MEMBERS : 1;
+  for (let i = 0; i < processes && unsupported === null; i++) {
     try {
       const a = await startBurrowAgentProcess({
         group: rig.group,
-        name: `pool-agent-${i + 1}`,
+        name: `${spec.name}-agent-${i + 1}`,
         repoRoot: rig.repoRoot,
         dataDir: rig.dataDir,
         relay: rig.relay,
-        endpoints: [{ name: 'web', url: `http://${POOL_DOMAIN}`, upstream: `http://127.0.0.1:${rig.origin.port}`, pool: true }],
+        endpoints: Array.from({ length: perProcess }, (_, j) => ({
+          name: `web${j + 1}`,
+          url: `http://${domain}`,
+          upstream: `http://127.0.0.1:${rig.origin.port}`,
+          pool: true,
+        })),
         timeoutMs: 15_000,
       });
-      members.push({ ...a, unwatch: watch(rig, `pool-agent-${i + 1}`, a) });
+      members.push({ ...a, unwatch: watch(rig, `${spec.name}-agent-${i + 1}`, a) });
     } catch (err) {
       if (i === 0) throw err; // the first member has nothing to share with: a real failure
       unsupported = refusal(err as Error);
@@ -821,11 +841,11 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[]): Pro
   }
   const row = await interleaved(p, s, rig, failures, {
     ...spec,
-    labels: ['1 agent', `${POOL_MEMBERS} agents`],
+    labels: ['1 agent', oneProc ? `${POOL_MEMBERS} members` : `${POOL_MEMBERS} agents`],
     measure: (side, seconds) =>
       side === 'direct'
         ? httpSample(rig, 'tunnel', '/', undefined, SMALL_BODY, s.connections, seconds, DOMAIN)
-        : httpSample(rig, 'tunnel', '/', undefined, SMALL_BODY, s.connections, seconds, POOL_DOMAIN),
+        : httpSample(rig, 'tunnel', '/', undefined, SMALL_BODY, s.connections, seconds, domain),
   });
   row.extra = { supported: true, members: members.map((m) => m.child.pid) };
   row.note = `ratio = pool / 1 agent${row.note === '' ? '' : `; ${row.note}`}`;
