@@ -5,16 +5,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import ngrok from '@ngrok/ngrok';
 import { RawHttp } from '../helpers/raw-http.js';
+import { rss, startRelayProcess } from '../helpers/relay-process.js';
 import {
   curl,
   forward,
@@ -129,36 +128,18 @@ test('worker crash (test hook): the worker is replaced, its connections cut, con
 });
 
 test('SIGUSR2 with BURROW_TEST_HOOKS=1 crashes a worker of `burrow relay`, which keeps serving', T, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'burrow-sigusr2-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const relay = spawn(
-    process.execPath,
-    [BIN, 'relay', '--data-dir', dir, '--http-addr', '127.0.0.1:0', '--https-addr', '127.0.0.1:0', '--agent-addr', '127.0.0.1:0', '--admin-addr', 'off', '--workers', '2'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BURROW_TEST_HOOKS: '1' } },
-  );
-  t.after(() => {
-    if (relay.exitCode === null && relay.signalCode === null) relay.kill('SIGKILL');
-  });
-  const httpPort = await withTimeout(
-    'the relay banner',
-    new Promise<number>((resolve) =>
-      createInterface({ input: relay.stdout }).on('line', (l) => {
-        const m = /^ {2}http {5}http:\/\/127\.0\.0\.1:(\d+)/.exec(l);
-        if (m !== null) resolve(Number(m[1]));
-      }),
-    ),
-  );
+  const relay = await startRelayProcess(t, ['--workers', '2'], { BURROW_TEST_HOOKS: '1' });
   const crashed = new Promise<string>((resolve) =>
-    createInterface({ input: relay.stderr }).on('line', (l) => {
+    createInterface({ input: relay.child.stderr }).on('line', (l) => {
       if (l.includes('test hook')) resolve(l);
     }),
   );
-  relay.kill('SIGUSR2');
+  relay.child.kill('SIGUSR2');
   assert.match(await withTimeout('the hook to report', crashed), /test hook: worker \d+ told to crash/);
-  const r = await curl([...resolveArgs('nobody.burrow.localhost', httpPort), `http://nobody.burrow.localhost:${httpPort}/`]);
+  const r = await curl([...resolveArgs('nobody.burrow.localhost', relay.httpPort), `http://nobody.burrow.localhost:${relay.httpPort}/`]);
   assert.equal(r.status, 404, 'the relay still answers');
-  relay.kill('SIGTERM');
-  const [code] = (await withTimeout('the relay to exit', once(relay, 'exit'))) as [number | null];
+  relay.child.kill('SIGTERM');
+  const [code] = (await withTimeout('the relay to exit', once(relay.child, 'exit'))) as [number | null];
   assert.equal(code, 0);
 });
 
@@ -178,36 +159,9 @@ test('upstream refusing connections behind the SDK agent → 502 page reaches th
   assert.match(r.body, /Connection refused/);
 });
 
-/** Resident set size of process `pid` in bytes (Linux /proc). */
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  assert.ok(m !== null, 'VmRSS not found');
-  return Number(m[1]) * 1024;
-}
-
 test('slow reader of a 100 MiB response: the relay process RSS stays bounded (flow control end to end)', T, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'burrow-slow-reader-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const relay = spawn(
-    process.execPath,
-    [BIN, 'relay', '--data-dir', dir, '--http-addr', '127.0.0.1:0', '--https-addr', 'off', '--agent-addr', '127.0.0.1:0', '--admin-addr', 'off', '--workers', '1'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  t.after(() => {
-    if (relay.exitCode === null && relay.signalCode === null) relay.kill('SIGKILL');
-  });
-  const banner: Record<string, string> = {};
-  await withTimeout(
-    'the relay banner',
-    new Promise<void>((resolve) =>
-      createInterface({ input: relay.stdout }).on('line', (l) => {
-        const m = /^ {2}(http|agents|token|CA) +(\S+)/.exec(l);
-        if (m !== null) banner[m[1]!] = m[2]!;
-        if (banner['http'] && banner['agents'] && banner['token'] && banner['CA']) resolve();
-      }),
-    ),
-  );
-  const httpPort = Number(new URL(banner['http']!).port);
+  const relay = await startRelayProcess(t, ['--workers', '1']);
+  const httpPort = relay.httpPort;
   // 100 MiB, generated as it is read (the upstream's own memory stays small too).
   const big = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-length': 100 * MiB });
@@ -227,15 +181,15 @@ test('slow reader of a 100 MiB response: the relay process RSS stays bounded (fl
   const session = await withTimeout(
     'the SDK to connect to the relay process',
     new ngrok.SessionBuilder()
-      .authtoken(banner['token']!)
-      .serverAddr(banner['agents']!.replace('127.0.0.1', 'localhost'))
-      .caCert(readFileSync(banner['CA']!))
+      .authtoken(relay.token)
+      .serverAddr(relay.agentAddr.replace('127.0.0.1', 'localhost'))
+      .caCert(readFileSync(relay.caPath))
       .handleDisconnection(() => false)
       .connect(),
   );
   await withTimeout('Bind', session.httpEndpoint().domain('big.burrow.localhost').listenAndForward(`http://127.0.0.1:${bigPort}`));
 
-  const before = rss(relay.pid!);
+  const before = rss(relay.child.pid!);
   const c = net.connect({ host: '127.0.0.1', port: httpPort });
   t.after(() => c.destroy());
   c.write('GET /big HTTP/1.1\r\nHost: big.burrow.localhost\r\n\r\n');
@@ -248,7 +202,7 @@ test('slow reader of a 100 MiB response: the relay process RSS stays bounded (fl
   while (Date.now() < until) {
     const chunk = c.readableLength > 0 ? (c.read(Math.min(16 * 1024, c.readableLength)) as Buffer | null) : null;
     if (chunk !== null) got += chunk.length;
-    peak = Math.max(peak, rss(relay.pid!));
+    peak = Math.max(peak, rss(relay.child.pid!));
     await new Promise((r) => setTimeout(r, 50));
   }
   const growth = peak - before;
@@ -258,6 +212,6 @@ test('slow reader of a 100 MiB response: the relay process RSS stays bounded (fl
   c.destroy();
   // The SDK first (its close() is answered by the relay), then the relay.
   await withTimeout('the SDK session to close', session.close(), 5_000).catch(() => {});
-  relay.kill('SIGTERM');
-  await withTimeout('the relay to exit', once(relay, 'exit'));
+  relay.child.kill('SIGTERM');
+  await withTimeout('the relay to exit', once(relay.child, 'exit'));
 });
