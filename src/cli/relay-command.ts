@@ -78,8 +78,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
     `Then: curl ${https ? `--cacert ${pki.caPath ?? pki.certPath} https://NAME.${config.domain}:${https.port}/` : `http://NAME.${config.domain}:${http?.port}/`}`,
     '',
   ];
-  process.stdout.write(lines.join('\n') + '\n');
-
+  // Installed before the banner: whoever waits for the banner to send SIGUSR2 must not meet the default action (exit).
   if (process.env['BURROW_TEST_HOOKS'] === '1') {
     // Test hook (docs/testing.md): SIGUSR2 crashes one worker, round-robin.
     process.on('SIGUSR2', () => {
@@ -91,6 +90,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
       }
     });
   }
+  process.stdout.write(lines.join('\n') + '\n');
 
   await new Promise<void>((resolve) => {
     let stopping = false;

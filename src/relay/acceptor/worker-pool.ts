@@ -63,10 +63,10 @@ export interface ConnectionDispatcher {
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
   drain(): void;
   /**
-   * Test hook, only with env BURROW_TEST_HOOKS=1 (else throws): make one live worker (round-robin) throw an uncaught
-   * error so the pool replaces it. Returns the id of the worker told to crash.
+   * Test hook, only with env BURROW_TEST_HOOKS=1 (else throws): make one live worker (`workerId`, else round-robin)
+   * throw an uncaught error so the pool replaces it. Returns the id of the worker told to crash.
    */
-  crashWorkerForTest(): number;
+  crashWorkerForTest(workerId?: number): number;
   destroy(): Promise<void>;
 }
 
@@ -245,8 +245,14 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     for (const p of this.ports.values()) p.postMessage({ op: 'drain' } satisfies AcceptorToWorker);
   }
 
-  crashWorkerForTest(): number {
+  crashWorkerForTest(workerId?: number): number {
     requireTestHooks();
+    if (workerId !== undefined) {
+      const port = this.ports.get(workerId);
+      if (port === undefined) throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', `no live worker ${workerId} to crash`);
+      port.postMessage({ op: 'test-crash' } satisfies AcceptorToWorker);
+      return workerId;
+    }
     if (this.ports.size === 0) throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'no live worker to crash');
     // Round-robin by thread id: the next live id after the last one crashed, wrapping to the lowest.
     let id = -1;
@@ -424,7 +430,7 @@ class InThreadDispatcher implements ConnectionDispatcher {
     this.runtime.drain();
   }
 
-  crashWorkerForTest(): number {
+  crashWorkerForTest(_workerId?: number): number {
     requireTestHooks();
     // Throwing on the main thread would take the whole relay down, which is not what the hook simulates.
     throw new BurrowError('BURROW_ERR_RELAY_TEST_HOOK', 'the single-threaded relay has no worker to crash');

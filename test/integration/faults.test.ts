@@ -1,0 +1,217 @@
+// Fault tests (hostile-input issue, item 6) on the real relay: an agent process SIGKILLed in the middle of a response
+// (the client sees the cut, no hang), a worker crash through the test hook (replaced; connections on the other
+// worker carry on), an upstream refusing connections behind the SDK (502 page), and a slow reader of a 100 MiB
+// response (the relay process's RSS stays bounded). Agents: burrow's CLI agent and the SDK in child processes.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import ngrok from '@ngrok/ngrok';
+import { RawHttp } from '../helpers/raw-http.js';
+import { rss, startRelayProcess } from '../helpers/relay-process.js';
+import {
+  curl,
+  forward,
+  listen,
+  resolveArgs,
+  startHttpUpstream,
+  startRelayFixture,
+  waitFor,
+  withTimeout,
+} from '../helpers/relay-fixture.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
+const T = { timeout: 60_000 };
+const MiB = 1024 * 1024;
+
+/** `burrow http <upstream>` in a child process; resolves once its endpoint is online (JSON log line). */
+async function childAgent(t: TestContext, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [BIN, 'http', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const url = await withTimeout(
+    'the child agent to come online',
+    new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        if (!l.startsWith('{')) return;
+        const rec = JSON.parse(l) as { msg?: string; url?: string };
+        if (rec.msg === 'endpoint online' && rec.url !== undefined) resolve(rec.url);
+      });
+      child.once('exit', (code) => reject(new Error(`agent exited (${code}): ${err}`)));
+    }),
+  );
+  return { child, url };
+}
+
+test('agent SIGKILLed mid-response: the client sees the connection cut before the full body, no hang', T, async (t) => {
+  const fx = await startRelayFixture();
+  t.after(() => fx.close());
+  // An upstream that sends the head and 64 KiB of a 1 MiB body, then holds.
+  let sent!: () => void;
+  const partial = new Promise<void>((resolve) => (sent = resolve));
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': MiB });
+    res.write(Buffer.alloc(64 * 1024, 0x61), () => sent());
+  });
+  const upPort = await listen(server);
+  fx.cleanup.defer('close the partial upstream', () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+  const { child, url } = await childAgent(t, [
+    `127.0.0.1:${upPort}`,
+    '--url', 'http://cut.burrow.localhost',
+    '--server', `localhost:${fx.agent.port}`,
+    '--authtoken', fx.token,
+    '--ca', fx.caPath,
+  ]);
+  assert.match(url, /cut\.burrow\.localhost/);
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  let got = 0;
+  const firstBody = new Promise<void>((resolve) =>
+    c.socket.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > 1024) resolve();
+    }),
+  );
+  c.socket.write('GET /big HTTP/1.1\r\nHost: cut.burrow.localhost\r\n\r\n');
+  await withTimeout('the first body bytes', Promise.all([partial, firstBody]));
+  child.kill('SIGKILL');
+  await withTimeout('the client connection to be cut after the agent died', c.closed, 20_000);
+  assert.ok(got < MiB, `the client got ${got} bytes: the body must be visibly truncated`);
+  assert.ok(got >= 64 * 1024 - 1024, 'what was sent before the kill arrived');
+});
+
+test('worker crash (test hook): the worker is replaced, its connections cut, connections on the other worker carry on', T, async (t) => {
+  process.env['BURROW_TEST_HOOKS'] = '1';
+  const fx = await startRelayFixture({ workers: 2 });
+  t.after(async () => {
+    delete process.env['BURROW_TEST_HOOKS'];
+    await fx.close();
+  });
+  if (!fx.relay.threaded) return t.skip('native addon unavailable: no worker threads');
+  const up = await startHttpUpstream(fx.cleanup);
+  const names = ['crashy.burrow.localhost', 'steady.burrow.localhost'];
+  for (const name of names) {
+    const s = await fx.connectSdk(`SDK session for ${name}`);
+    await forward(fx.cleanup, name, s.httpEndpoint().domain(name).listenAndForward(`http://127.0.0.1:${up.port}`));
+  }
+  const [crashy, steady] = names.map((n) => fx.relay.acceptor.routes.lookupHost(n)!.members[0]!);
+  assert.notEqual(crashy!.workerId, steady!.workerId, 'the two sessions must live on different workers');
+  const onCrashy = new RawHttp(fx.http.port);
+  const onSteady = new RawHttp(fx.http.port);
+  t.after(() => (onCrashy.destroy(), onSteady.destroy()));
+  assert.equal((await onCrashy.request(`GET /1 HTTP/1.1\r\nHost: ${names[0]}\r\n\r\n`, 'crashy first')).status, 200);
+  assert.equal((await onSteady.request(`GET /1 HTTP/1.1\r\nHost: ${names[1]}\r\n\r\n`, 'steady first')).status, 200);
+
+  assert.equal(fx.relay.dispatcher.crashWorkerForTest(crashy!.workerId), crashy!.workerId);
+  await withTimeout('the connection on the crashed worker to be cut', onCrashy.closed);
+  await waitFor('the crashed worker to be replaced', () => {
+    const ids = fx.relay.dispatcher.workerIds();
+    return ids.length === 2 && !ids.includes(crashy!.workerId) ? true : undefined;
+  });
+  await waitFor('the crashed worker’s route to be dropped', () => (fx.relay.acceptor.routes.lookupHost(names[0]!) === undefined ? true : undefined));
+  // The other worker's keep-alive connection, session and route are untouched.
+  assert.equal((await onSteady.request(`GET /2 HTTP/1.1\r\nHost: ${names[1]}\r\n\r\n`, 'steady after the crash')).status, 200);
+  assert.equal(fx.relay.acceptor.routes.lookupHost(names[1]!)?.members[0]?.sessionId, steady!.sessionId);
+  // The replacement worker takes new sessions.
+  const s3 = await fx.connectSdk('a session after the crash');
+  await forward(fx.cleanup, 'again', s3.httpEndpoint().domain('again.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`));
+  const r = await curl([...resolveArgs('again.burrow.localhost', fx.http.port), `http://again.burrow.localhost:${fx.http.port}/`]);
+  assert.equal(r.status, 200);
+});
+
+test('SIGUSR2 with BURROW_TEST_HOOKS=1 crashes a worker of `burrow relay`, which keeps serving', T, async (t) => {
+  const relay = await startRelayProcess(t, ['--workers', '2'], { BURROW_TEST_HOOKS: '1' });
+  const crashed = new Promise<string>((resolve) =>
+    createInterface({ input: relay.child.stderr }).on('line', (l) => {
+      if (l.includes('test hook')) resolve(l);
+    }),
+  );
+  relay.child.kill('SIGUSR2');
+  assert.match(await withTimeout('the hook to report', crashed), /test hook: worker \d+ told to crash/);
+  const r = await curl([...resolveArgs('nobody.burrow.localhost', relay.httpPort), `http://nobody.burrow.localhost:${relay.httpPort}/`]);
+  assert.equal(r.status, 404, 'the relay still answers');
+  relay.child.kill('SIGTERM');
+  const [code] = (await withTimeout('the relay to exit', once(relay.child, 'exit'))) as [number | null];
+  assert.equal(code, 0);
+});
+
+test('upstream refusing connections behind the SDK agent → 502 page reaches the client', T, async (t) => {
+  const fx = await startRelayFixture();
+  t.after(() => fx.close());
+  // A port with nothing listening: bind, note, close.
+  const probe = net.createServer();
+  const dead = await listen(probe);
+  await new Promise<void>((r) => probe.close(() => r()));
+  const s = await fx.connectSdk();
+  await forward(fx.cleanup, 'refused', s.httpEndpoint().domain('refused.burrow.localhost').listenAndForward(`http://127.0.0.1:${dead}`));
+  const r = await curl([...resolveArgs('refused.burrow.localhost', fx.http.port), `http://refused.burrow.localhost:${fx.http.port}/`]);
+  // The SDK answers the proxy stream with its own 502 page naming the dial error; the relay passes it on intact.
+  // (burrow's own agent does the same with its page: test/integration/agent.test.ts "upstream down".)
+  assert.equal(r.status, 502, `${r.stderr} ${r.body.slice(0, 200)}`);
+  assert.match(r.body, /Connection refused/);
+});
+
+test('slow reader of a 100 MiB response: the relay process RSS stays bounded (flow control end to end)', T, async (t) => {
+  const relay = await startRelayProcess(t, ['--workers', '1']);
+  const httpPort = relay.httpPort;
+  // 100 MiB, generated as it is read (the upstream's own memory stays small too).
+  const big = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': 100 * MiB });
+    const chunk = Buffer.alloc(64 * 1024, 0x62);
+    let left = 100 * MiB;
+    const pump = (): void => {
+      while (left > 0) {
+        left -= chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  const bigPort = await listen(big);
+  t.after(() => new Promise<void>((r) => (big.closeAllConnections(), big.close(() => r()))));
+  const session = await withTimeout(
+    'the SDK to connect to the relay process',
+    new ngrok.SessionBuilder()
+      .authtoken(relay.token)
+      .serverAddr(relay.agentAddr.replace('127.0.0.1', 'localhost'))
+      .caCert(readFileSync(relay.caPath))
+      .handleDisconnection(() => false)
+      .connect(),
+  );
+  await withTimeout('Bind', session.httpEndpoint().domain('big.burrow.localhost').listenAndForward(`http://127.0.0.1:${bigPort}`));
+
+  const before = rss(relay.child.pid!);
+  const c = net.connect({ host: '127.0.0.1', port: httpPort });
+  t.after(() => c.destroy());
+  c.write('GET /big HTTP/1.1\r\nHost: big.burrow.localhost\r\n\r\n');
+  // Read 16 KiB every 50 ms (≈ 320 KiB/s) for 3 s, sampling the relay's RSS.
+  let got = 0;
+  let peak = before;
+  c.pause();
+  await once(c, 'readable');
+  const until = Date.now() + 3_000;
+  while (Date.now() < until) {
+    const chunk = c.readableLength > 0 ? (c.read(Math.min(16 * 1024, c.readableLength)) as Buffer | null) : null;
+    if (chunk !== null) got += chunk.length;
+    peak = Math.max(peak, rss(relay.child.pid!));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const growth = peak - before;
+  t.diagnostic(`relay RSS before ${(before / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB (+${(growth / MiB).toFixed(1)} MiB); client read ${(got / MiB).toFixed(2)} MiB of 100 MiB`);
+  assert.ok(got > 0 && got < 20 * MiB, `the client read ${got} bytes: it must be slow, not stalled`);
+  assert.ok(growth < 32 * MiB, `relay RSS grew by ${(growth / MiB).toFixed(1)} MiB while a 100 MiB response waited on a slow reader`);
+  c.destroy();
+  // The SDK first (its close() is answered by the relay), then the relay.
+  await withTimeout('the SDK session to close', session.close(), 5_000).catch(() => {});
+  relay.child.kill('SIGTERM');
+  await withTimeout('the relay to exit', once(relay.child, 'exit'));
+});
