@@ -21,7 +21,12 @@ type UwsApp = {
   close?(): void;
 };
 type Uws = { App(): UwsApp; us_listen_socket_close(ls: unknown): void; us_socket_local_port(ls: unknown): number };
-const uws = createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
+let uwsModule: Uws | null = null;
+/** Loaded on first use: a relay or agent with the admin server off never loads the native module. */
+function uws(): Uws {
+  uwsModule ??= createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
+  return uwsModule;
+}
 
 export interface AdminResponse {
   status: number;
@@ -66,7 +71,7 @@ export class AdminServer {
       );
     }
     const tokenHash = o.token !== null && o.token !== '' ? sha256(o.token) : null;
-    const app = uws.App();
+    const app = uws().App();
     app.any('/*', (res, req) => {
       let aborted = false;
       res.onAborted(() => (aborted = true));
@@ -99,11 +104,11 @@ export class AdminServer {
     if (ls === false || ls === null || ls === undefined) {
       throw new BurrowError('BURROW_ERR_RELAY_LISTEN', `${flagName} ${o.host}:${o.port}: cannot listen; free the port or pick another address`);
     }
-    return new AdminServer(ls, o.host, uws.us_socket_local_port(ls));
+    return new AdminServer(ls, o.host, uws().us_socket_local_port(ls));
   }
 
   close(): void {
-    uws.us_listen_socket_close(this.listenSocket);
+    uws().us_listen_socket_close(this.listenSocket);
   }
 }
 
