@@ -35,6 +35,16 @@ const TLS_AGENT = slot('burrow_tls_handshake_seconds', { listener: 'agent' });
 const TLS_HTTPS = slot('burrow_tls_handshake_seconds', { listener: 'https' });
 export const RELAY_HISTOGRAM_SLOTS: readonly HistogramSlot[] = slots;
 
+/** Per-endpoint counters (`--metrics-per-endpoint`), index = position: connections, requests, bytes in, bytes out. */
+export const ENDPOINT_COUNTERS = ['connections', 'requests', 'bytesIn', 'bytesOut'] as const;
+export const EP_CONNECTIONS = 0;
+export const EP_REQUESTS = 1;
+const EP_BYTES_IN = 2;
+const EP_BYTES_OUT = 3;
+/** Distinct endpoints counted per worker; later ones share the `_other` row, so memory stays bounded. */
+export const MAX_ENDPOINT_ROWS = 1000;
+export const OTHER_ENDPOINT = '_other';
+
 /** Wall-clock ms with sub-ms precision, comparable across threads (acceptedAt is stamped with this). */
 export function wallMs(): number {
   return performance.timeOrigin + performance.now();
@@ -55,6 +65,8 @@ export interface RecorderSnapshot {
   breakerStates: number[];
   /** Per BREAKER_STATES: transitions into that state. */
   breakerTransitions: number[];
+  /** `--metrics-per-endpoint`: endpoint (hostname, or `tcp:<port>`) → ENDPOINT_COUNTERS; null when off. */
+  perEndpoint: Record<string, number[]> | null;
 }
 
 export class RelayRecorder {
@@ -65,6 +77,7 @@ export class RelayRecorder {
   private readonly bytesIn: Float64Array;
   private readonly bytesOut: Float64Array;
   private readonly errors: Map<string, number>;
+  private readonly perEndpoint: Map<string, Float64Array> | null;
   // ---- circuit breakers and pools: written by the pooling code (issue #5); see README §Monitoring ----
   /** Pool members (upstream agent sessions) currently in pools on this worker. Set, not incremented. */
   poolMembers: number;
@@ -73,8 +86,9 @@ export class RelayRecorder {
   /** Index = BREAKER_STATES: transitions into that state since start. */
   readonly breakerTransitions: Float64Array;
 
-  constructor(enabled: boolean) {
+  constructor(enabled: boolean, perEndpoint = false) {
     this.enabled = enabled;
+    this.perEndpoint = enabled && perEndpoint ? new Map() : null;
     this.histograms = new LatencyHistograms(RELAY_HISTOGRAM_SLOTS);
     this.connections = new Float64Array(ENDPOINT_TYPES.length * CONNECTION_OUTCOMES.length);
     this.bytesIn = new Float64Array(BYTE_KINDS.length);
@@ -124,6 +138,30 @@ export class RelayRecorder {
     this.bytesOut[BYTES_AGENT]! += bytesOut;
   }
 
+  /**
+   * The per-endpoint row for `key` (hostname, or `tcp:<port>`), or null when per-endpoint metrics are off. Resolved
+   * once when a connection opens; the caller then bumps EP_* indexes directly.
+   */
+  endpointRow(key: string): Float64Array | null {
+    const m = this.perEndpoint;
+    if (m === null) return null;
+    let row = m.get(key);
+    if (row === undefined) {
+      const k = m.size < MAX_ENDPOINT_ROWS ? key : OTHER_ENDPOINT;
+      row = m.get(k) ?? new Float64Array(ENDPOINT_COUNTERS.length);
+      m.set(k, row);
+    }
+    return row;
+  }
+
+  /** Per-endpoint totals of a connection that ended (its requests were counted as they happened). */
+  endpointConnectionEnded(row: Float64Array | null, bytesIn: number, bytesOut: number): void {
+    if (row === null) return;
+    row[EP_CONNECTIONS]! += 1;
+    row[EP_BYTES_IN]! += bytesIn;
+    row[EP_BYTES_OUT]! += bytesOut;
+  }
+
   /** A session or connection ended with BurrowError `code`. The code set is fixed (ERROR_CODES), so keys are bounded. */
   error(code: string): void {
     if (this.enabled) this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -139,6 +177,7 @@ export class RelayRecorder {
       poolMembers: this.poolMembers,
       breakerStates: Array.from(this.breakerStates),
       breakerTransitions: Array.from(this.breakerTransitions),
+      perEndpoint: this.perEndpoint === null ? null : Object.fromEntries([...this.perEndpoint].map(([k, v]) => [k, Array.from(v)])),
     };
   }
 }

@@ -183,3 +183,33 @@ test('the agent\'s own /metrics: relay RTT, upstream dial and TTFB histograms, c
     server.close();
   }
 });
+
+test('single-threaded fallback with --metrics-per-endpoint: counts per hostname; off by default', T, async () => {
+  assert.doesNotMatch((await get('/metrics')).body, /burrow_endpoint_/, 'no hostname labels unless asked for');
+  const fx2 = await startRelayFixture({ workers: 0, adminAddr: { host: '127.0.0.1', port: 0 }, metricsPerEndpoint: true });
+  try {
+    const host = 'per-endpoint.burrow.localhost';
+    const up2 = await startHttpUpstream(fx2.cleanup);
+    const a2 = await withTimeout('a second agent', connect({ server: `localhost:${fx2.agent.port}`, authtoken: fx2.token, ca: fx2.caPem }));
+    fx2.cleanup.defer('close the second agent', () => a2.close(1000));
+    await withTimeout('Bind', a2.forward(`http://127.0.0.1:${up2.port}`, { url: `http://${host}` }));
+    const url = `http://${host}:${fx2.http.port}/`;
+    // 2 connections: one request, then three keep-alive requests on one connection.
+    assert.equal((await curl([...resolveArgs(host, fx2.http.port), url])).status, 200);
+    const r = await curl([...resolveArgs(host, fx2.http.port), url, url, url]);
+    assert.deepEqual(r.transfers.map((t) => [t['status'], t['num_connects']]), [['200', '1'], ['200', '0'], ['200', '0']]);
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${fx2.relay.adminAddress()!.port}/metrics`)).text();
+    const text = await waitFor('both connections to be counted', async () => {
+      const t = await scrape();
+      return sample(t, `burrow_endpoint_connections_total{endpoint="${host}"}`) === 2 ? t : undefined;
+    });
+    assert.equal(sample(text, `burrow_endpoint_requests_total{endpoint="${host}"}`), 4);
+    assert.equal(sample(text, 'burrow_request_duration_seconds_count{endpoint_type="http"}'), 4);
+    assert.ok(sample(text, `burrow_endpoint_sent_bytes_total{endpoint="${host}"}`)! > 0);
+    assert.match(text, /^burrow_worker_up\{worker="0"\} 1$/m);
+    const lint = await run('promtool', ['check', 'metrics'], text);
+    assert.equal(lint.out.trim(), '', `promtool findings:\n${lint.out}`);
+  } finally {
+    await fx2.close();
+  }
+});

@@ -39,6 +39,8 @@ export interface WorkerSettings {
   version: string;
   /** false = `--metrics off`: nothing is recorded (counters and histograms stay at 0). */
   metrics: boolean;
+  /** `--metrics-per-endpoint`: also count connections, requests and bytes per endpoint hostname / TCP port. */
+  metricsPerEndpoint: boolean;
   /** Interval of the relay's own heartbeats to each agent (RTT measurement), ms; 0 = off. */
   agentRttIntervalMs: number;
 }
@@ -76,7 +78,7 @@ export class WorkerRuntime {
     this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem });
     this.sessions = new Map();
     this.endpoints = new Map();
-    this.recorder = new RelayRecorder(settings.metrics);
+    this.recorder = new RelayRecorder(settings.metrics, settings.metricsPerEndpoint);
     this.loop = new LoopMonitor();
     this.draining = false;
     this.tokenHashes = settings.tokenHashes.map((h) => Buffer.from(h, 'hex'));
@@ -190,8 +192,11 @@ export class WorkerRuntime {
     // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
     // single-threaded fallback the socket's own count already includes the head).
     const readBefore = socket.bytesRead;
-    return pumpPublic(this, socket, head, task).then((r) => {
-      this.recorder.connectionEnded(type, r.outcome, r.bytesIn - readBefore + head.length, r.bytesOut);
+    const row = this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
+    return pumpPublic(this, socket, head, task, row).then((r) => {
+      const bytesIn = r.bytesIn - readBefore + head.length;
+      this.recorder.connectionEnded(type, r.outcome, bytesIn, r.bytesOut);
+      this.recorder.endpointConnectionEnded(row, bytesIn, r.bytesOut);
       return r;
     });
   }
