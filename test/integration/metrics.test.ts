@@ -144,6 +144,23 @@ test('/readyz fails while a worker is down and recovers after it is replaced', T
   await waitFor('the endpoint to be bound again', () => fx.relay.acceptor.routes.lookupHost(APP));
 });
 
+test('a live worker that does not answer is reported (worker_up 0, /readyz 503), not waited on', T, async () => {
+  const victim = fx.relay.dispatcher.workerIds()[1]!;
+  const restarts = fx.relay.dispatcher.restarts;
+  assert.ok(fx.relay.dispatcher.postControl(victim, { op: 'test-crash', hangMs: 2500 }));
+  // The scrape answers after the per-worker timeout (1 s), long before the worker is free again.
+  const t0 = Date.now();
+  const m = await get('/metrics');
+  const took = Date.now() - t0;
+  assert.equal(m.status, 200);
+  assert.match(m.body, new RegExp(`^burrow_worker_up\\{worker="${victim}"\\} 0$`, 'm'));
+  assert.ok(took < 2300, `the scrape waited ${took} ms`);
+  const r = await get('/readyz');
+  if (r.status === 503) assert.match(r.body, new RegExp(`worker ${victim} did not answer`));
+  await waitFor('the worker to answer again', async () => ((await get('/readyz')).status === 200 ? true : undefined));
+  assert.equal(fx.relay.dispatcher.restarts, restarts, 'a slow worker is not replaced');
+});
+
 test('admin off loopback: refused without a token; with one, requests need the bearer token', T, async () => {
   await assert.rejects(
     startRelayFixture({ workers: 0, adminAddr: { host: '0.0.0.0', port: 0 } }),

@@ -112,7 +112,13 @@ export class WorkerRuntime {
     } else if (msg.op === 'test-crash') {
       // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
       if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
+        const hangMs = msg.hangMs ?? 0;
         setImmediate(() => {
+          if (hangMs > 0) {
+            const until = Date.now() + hangMs;
+            while (Date.now() < until); // busy on purpose: nothing else runs on this thread meanwhile
+            return;
+          }
           throw new Error('test-crash: worker crashed on request (BURROW_TEST_HOOKS=1)');
         });
       }
