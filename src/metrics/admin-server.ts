@@ -12,7 +12,7 @@ type UwsRes = {
   cork(cb: () => void): UwsRes;
   writeStatus(s: string): UwsRes;
   writeHeader(k: string, v: string): UwsRes;
-  end(body?: string): UwsRes;
+  end(body?: string, closeConnection?: boolean): UwsRes;
 };
 type UwsReq = { getHeader(k: string): string; getUrl(): string; getMethod(): string };
 type UwsApp = {
@@ -77,8 +77,11 @@ export class AdminServer {
       res.onAborted(() => (aborted = true));
       const send = (r: AdminResponse): void => {
         if (aborted) return;
+        // One request per connection: uWS cannot enumerate and close idle keep-alive connections at shutdown, and
+        // one held open by a scraper would keep the process alive after close() (one that never sends a request is
+        // dropped by uWS's own 10 s idle timeout). Scrapes are rare; reconnecting is cheap.
         res.cork(() => {
-          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType).end(r.body);
+          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType).end(r.body, true);
         });
       };
       // Headers and URL are valid only inside this callback: read them before any await.

@@ -4,6 +4,7 @@
 // recovers after its replacement), the JSON API, and the admin token rules.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { connect, type Agent } from '../../src/index.js';
 import { isBurrowError } from '../../src/core/errors.js';
@@ -123,6 +124,16 @@ test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, a
   const e = JSON.parse((await get('/api/endpoints')).body) as { endpoints: Array<{ hostname: string; proto: string; sessionId: string }> };
   assert.deepEqual(e.endpoints.map((x) => [x.hostname, x.sessionId]), [[APP, s.sessions[0]!.id]]);
   assert.equal((await get('/nope')).status, 404);
+  // One request per connection: a keep-alive scraper must not hold the relay open after close().
+  const port = fx.relay.adminAddress()!.port;
+  const raw = await withTimeout('the admin server to close a keep-alive connection after its answer', new Promise<string>((resolve, reject) => {
+    let got = '';
+    const s2 = net.connect(port, '127.0.0.1', () => s2.write('GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: keep-alive\r\n\r\n'));
+    s2.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s2.on('error', reject);
+    s2.on('close', () => resolve(got));
+  }));
+  assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
 });
 
 test('/readyz fails while a worker is down and recovers after it is replaced', T, async () => {
