@@ -24,6 +24,8 @@ import {
 process.env['BURROW_TEST_HOOKS'] = '1';
 
 const APP = 'metrics.burrow.localhost';
+/** Served by a second agent, whose session the balancer puts on the other worker: scrapes then merge two workers. */
+const APP2 = 'metrics2.burrow.localhost';
 const T = { timeout: 30_000 };
 
 let fx: RelayFixture;
@@ -40,6 +42,9 @@ before(async () => {
   agent = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
   fx.cleanup.defer('close the agent', () => agent.close(1000));
   await withTimeout('Bind', agent.forward(`http://127.0.0.1:${up.port}`, { url: `http://${APP}` }));
+  const agent2 = await withTimeout('a second agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close the second agent', () => agent2.close(1000));
+  await withTimeout('Bind 2', agent2.forward(`http://127.0.0.1:${up.port}`, { url: `http://${APP2}` }));
 });
 
 after(async () => {
@@ -75,8 +80,12 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
   const N = 7;
   const base = await get('/metrics');
   const before = sample(base.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') ?? 0;
+  // The two endpoints live on different workers, so the count below is a merge of both workers' histograms.
+  const placed = JSON.parse((await get('/api/sessions')).body) as { sessions: Array<{ workerId: number }> };
+  assert.equal(new Set(placed.sessions.map((x) => x.workerId)).size, 2, 'the two agent sessions sit on different workers');
   for (let i = 0; i < N; i++) {
-    const r = await curl([...resolveArgs(APP, fx.http.port), `http://${APP}:${fx.http.port}/n/${i}`]);
+    const host = i % 2 === 0 ? APP : APP2;
+    const r = await curl([...resolveArgs(host, fx.http.port), `http://${host}:${fx.http.port}/n/${i}`]);
     assert.equal(r.status, 200, r.stderr);
   }
   // Requests are recorded when their connection ends on the worker, a moment after curl has its answer.
@@ -117,12 +126,14 @@ test('promtool check metrics on a live /metrics reports nothing', T, async () =>
 test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, async () => {
   assert.deepEqual([(await get('/healthz')).status, (await get('/readyz')).status], [200, 200]);
   const s = JSON.parse((await get('/api/sessions')).body) as { sessions: Array<{ id: string; endpoints: number; authed: boolean }>; workersDown: number[] };
-  assert.equal(s.sessions.length, 1);
-  assert.equal(s.sessions[0]!.endpoints, 1);
-  assert.equal(s.sessions[0]!.authed, true);
+  assert.equal(s.sessions.length, 2);
+  for (const x of s.sessions) assert.deepEqual([x.endpoints, x.authed], [1, true]);
   assert.deepEqual(s.workersDown, []);
   const e = JSON.parse((await get('/api/endpoints')).body) as { endpoints: Array<{ hostname: string; proto: string; sessionId: string }> };
-  assert.deepEqual(e.endpoints.map((x) => [x.hostname, x.sessionId]), [[APP, s.sessions[0]!.id]]);
+  assert.deepEqual(
+    e.endpoints.map((x) => [x.hostname, s.sessions.some((y) => y.id === x.sessionId)]).sort(),
+    [[APP, true], [APP2, true]],
+  );
   assert.equal((await get('/nope')).status, 404);
   // One request per connection: a keep-alive scraper must not hold the relay open after close().
   const port = fx.relay.adminAddress()!.port;

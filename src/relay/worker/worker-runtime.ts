@@ -113,12 +113,13 @@ export class WorkerRuntime {
       // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
       if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
         const hangMs = msg.hangMs ?? 0;
+        if (hangMs > 0) {
+          // Right here, before any message queued behind this one (a stats request) can be answered.
+          const until = Date.now() + hangMs;
+          while (Date.now() < until); // busy on purpose: nothing else runs on this thread meanwhile
+          return;
+        }
         setImmediate(() => {
-          if (hangMs > 0) {
-            const until = Date.now() + hangMs;
-            while (Date.now() < until); // busy on purpose: nothing else runs on this thread meanwhile
-            return;
-          }
           throw new Error('test-crash: worker crashed on request (BURROW_TEST_HOOKS=1)');
         });
       }
