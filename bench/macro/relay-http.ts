@@ -208,6 +208,11 @@ export const relayHttpSuite: BenchSuite = {
       valueName: 'SIZE',
       description: `bytes per tcp-bulk row and run (default 256M; 64M with --quick)`,
     },
+    'relay-metrics': {
+      type: 'string',
+      valueName: 'on|off',
+      description: 'relay --metrics: record latency histograms and counters (default on); off measures their cost',
+    },
   },
   run: runRelayHttp,
 };
@@ -220,11 +225,19 @@ interface Settings {
   workers: number;
   list: Scenario[];
   relayNodeOptions: string[];
+  /** The relay's --metrics: its recording overhead is measured by running the suite with on and with off. */
+  relayMetrics: 'on' | 'off';
   /** Extra node flags for our agent's process (BENCH_AGENT_NODE_OPTIONS). */
   agentNodeOptions: string[];
   agents: AgentKind[];
   /** tcp-bulk bytes per row and run; 0 = no tcp-bulk rows. */
   bulkBytes: number;
+}
+
+function relayMetricsOption(o: SuiteContext['options']): 'on' | 'off' {
+  const v = o['relay-metrics'] === undefined ? 'on' : String(o['relay-metrics']);
+  if (v !== 'on' && v !== 'off') throw new BenchUsageError(`--relay-metrics must be on or off, got '${v}'`);
+  return v;
 }
 
 function parseSettings(ctx: SuiteContext): Settings {
@@ -262,6 +275,7 @@ function parseSettings(ctx: SuiteContext): Settings {
     workers: intOption(o, 'workers', os.availableParallelism(), 1, 64), // the relay's own limit
     list,
     relayNodeOptions: words(env),
+    relayMetrics: relayMetricsOption(o),
     agentNodeOptions: words(process.env['BENCH_AGENT_NODE_OPTIONS']),
     agents,
     bulkBytes: bulk ? bulkBytes : 0,
@@ -335,6 +349,7 @@ async function startRig(ctx: SuiteContext, s: Settings, group: ChildGroup): Prom
     dataDir,
     workers: s.workers,
     nodeOptions: s.relayNodeOptions,
+    metrics: s.relayMetrics,
     group,
     timeoutMs: START_TIMEOUT_MS,
   });

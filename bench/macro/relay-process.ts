@@ -28,6 +28,8 @@ export interface RelayProcessOptions {
   workers: number;
   /** Extra node flags, before the script (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof). */
   nodeOptions: readonly string[];
+  /** The relay's --metrics (recording on or off; the admin server stays off either way). */
+  metrics: 'on' | 'off';
   group: ChildGroup;
   /** Give up waiting for the banner after this long. */
   timeoutMs: number;
@@ -79,6 +81,7 @@ export function startRelayProcess(opts: RelayProcessOptions): Promise<RelayProce
     '--https-addr', '127.0.0.1:0',
     '--agent-addr', '127.0.0.1:0',
     '--admin-addr', 'off',
+    '--metrics', opts.metrics,
     '--workers', String(opts.workers),
     '--grace', '1000',
     // Every load generator here is one client IP and one agent token, by construction: lift the per-IP and per-token

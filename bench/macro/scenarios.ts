@@ -278,6 +278,7 @@ async function startRig(s: Settings, group: ChildGroup, log: (line: string) => v
     dataDir,
     workers: s.workers,
     nodeOptions: [],
+    metrics: 'on',
     group,
     timeoutMs: 30_000,
   });

@@ -91,6 +91,7 @@ export async function startRelayAndOrigin(
     dataDir: ctx.dataDir,
     workers: opts.workers ?? Math.max(2, os.availableParallelism()),
     nodeOptions: [],
+    metrics: 'on',
     group: ctx.group,
     timeoutMs: 30_000,
     ...(opts.extraEnv === undefined ? {} : { extraEnv: opts.extraEnv }),

@@ -41,6 +41,7 @@ export async function prepareRelay(config: RelayConfig, version: string): Promis
     adminAddr: config.adminAddr,
     adminToken: config.adminToken,
     metrics: config.metrics,
+    metricsPerEndpoint: config.metricsPerEndpoint,
   });
   return { relay, pki, tokens };
 }

@@ -29,6 +29,8 @@ export interface RelayConfig {
   readonly adminToken: string | null;
   /** false = `--metrics off`: nothing is recorded (the admin server still answers). */
   readonly metrics: boolean;
+  /** `--metrics-per-endpoint on`: counters per endpoint hostname / TCP port (unbounded label set, so opt-in). */
+  readonly metricsPerEndpoint: boolean;
   /** Inclusive port range for TCP endpoints. */
   readonly tcpPorts: { readonly from: number; readonly to: number };
   /** Host named in tcp:// URLs; bare (an IPv6 literal has no brackets — bracket it when building a URL). */
@@ -234,6 +236,7 @@ interface Draft extends RelayLimits {
   adminAddr: HostPort | null;
   adminToken: string | null;
   metrics: boolean;
+  metricsPerEndpoint: boolean;
   tcpPorts: { readonly from: number; readonly to: number };
   tcpHost: string | null;
   workers: number;
@@ -292,6 +295,8 @@ const FLAGS: readonly AnyFlagSpec[] = [
     help: 'bearer token the admin server requires (Authorization: Bearer <token>)' }),
   flag({ name: 'metrics', key: 'metrics', arg: '<on|off>', default: 'on', parse: parseOnOff,
     help: 'record latency histograms and counters (off: /metrics reports zeros; for overhead measurements)' }),
+  flag({ name: 'metrics-per-endpoint', key: 'metricsPerEndpoint', arg: '<on|off>', default: 'off', parse: parseOnOff,
+    help: 'also count connections, requests and bytes per endpoint hostname (labels grow with endpoints; at most 1000 per worker)' }),
   flag({ name: 'tcp-ports', key: 'tcpPorts', arg: '<a-b>', default: '20000-20999', parse: parseTcpPorts,
     help: 'port range for TCP endpoints (bound on the --http-addr host)' }),
   flag({ name: 'tcp-host', key: 'tcpHost', arg: '<host>', default: null, parse: parseTcpHost,
@@ -508,6 +513,7 @@ function finish(d: Draft, help: boolean): RelayConfig {
     adminAddr: d.adminAddr,
     adminToken: d.adminToken,
     metrics: d.metrics,
+    metricsPerEndpoint: d.metricsPerEndpoint,
     tcpPorts: d.tcpPorts,
     tcpHost,
     workers: d.workers,

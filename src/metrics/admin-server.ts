@@ -12,7 +12,7 @@ type UwsRes = {
   cork(cb: () => void): UwsRes;
   writeStatus(s: string): UwsRes;
   writeHeader(k: string, v: string): UwsRes;
-  end(body?: string): UwsRes;
+  end(body?: string, closeConnection?: boolean): UwsRes;
 };
 type UwsReq = { getHeader(k: string): string; getUrl(): string; getMethod(): string };
 type UwsApp = {
@@ -21,7 +21,12 @@ type UwsApp = {
   close?(): void;
 };
 type Uws = { App(): UwsApp; us_listen_socket_close(ls: unknown): void; us_socket_local_port(ls: unknown): number };
-const uws = createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
+let uwsModule: Uws | null = null;
+/** Loaded on first use: a relay or agent with the admin server off never loads the native module. */
+function uws(): Uws {
+  uwsModule ??= createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
+  return uwsModule;
+}
 
 export interface AdminResponse {
   status: number;
@@ -66,14 +71,17 @@ export class AdminServer {
       );
     }
     const tokenHash = o.token !== null && o.token !== '' ? sha256(o.token) : null;
-    const app = uws.App();
+    const app = uws().App();
     app.any('/*', (res, req) => {
       let aborted = false;
       res.onAborted(() => (aborted = true));
       const send = (r: AdminResponse): void => {
         if (aborted) return;
+        // One request per connection: uWS cannot enumerate and close idle keep-alive connections at shutdown, and
+        // one held open by a scraper would keep the process alive after close() (one that never sends a request is
+        // dropped by uWS's own 10 s idle timeout). Scrapes are rare; reconnecting is cheap.
         res.cork(() => {
-          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType).end(r.body);
+          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType).end(r.body, true);
         });
       };
       // Headers and URL are valid only inside this callback: read them before any await.
@@ -99,11 +107,11 @@ export class AdminServer {
     if (ls === false || ls === null || ls === undefined) {
       throw new BurrowError('BURROW_ERR_RELAY_LISTEN', `${flagName} ${o.host}:${o.port}: cannot listen; free the port or pick another address`);
     }
-    return new AdminServer(ls, o.host, uws.us_socket_local_port(ls));
+    return new AdminServer(ls, o.host, uws().us_socket_local_port(ls));
   }
 
   close(): void {
-    uws.us_listen_socket_close(this.listenSocket);
+    uws().us_listen_socket_close(this.listenSocket);
   }
 }
 

@@ -10,13 +10,21 @@ export interface LoopSample {
   utilization: number;
 }
 
+const RESOLUTION_MS = 10;
+/** The histogram records the whole interval between samples; the delay is what exceeds the sampling period. */
+const PERIOD_S = RESOLUTION_MS / 1000;
+
+function overPeriod(ns: number): number {
+  return Math.max(0, ns / 1e9 - PERIOD_S);
+}
+
 export class LoopMonitor {
   private readonly delay: IntervalHistogram;
   private lastElu: EventLoopUtilization;
 
   constructor() {
     // 10 ms sampling: fine enough for the p99 of a loop that should stay under a few ms, cheap enough to leave on.
-    this.delay = monitorEventLoopDelay({ resolution: 10 });
+    this.delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     this.delay.enable();
     this.lastElu = performance.eventLoopUtilization();
   }
@@ -26,9 +34,9 @@ export class LoopMonitor {
     const d = this.delay;
     const has = d.count > 0;
     const s: LoopSample = {
-      p50Seconds: has ? d.percentile(50) / 1e9 : 0,
-      p99Seconds: has ? d.percentile(99) / 1e9 : 0,
-      maxSeconds: has ? d.max / 1e9 : 0,
+      p50Seconds: has ? overPeriod(d.percentile(50)) : 0,
+      p99Seconds: has ? overPeriod(d.percentile(99)) : 0,
+      maxSeconds: has ? overPeriod(d.max) : 0,
       utilization: 0,
     };
     const now = performance.eventLoopUtilization();

@@ -12,6 +12,7 @@ import {
   BREAKER_STATES,
   BYTE_KINDS,
   CONNECTION_OUTCOMES,
+  ENDPOINT_COUNTERS,
   ENDPOINT_TYPES,
   RELAY_HISTOGRAM_SLOTS,
   type RecorderSnapshot,
@@ -160,6 +161,24 @@ export class RelayMetrics {
       BREAKER_STATES.map((st) => ({ labels: { state: st }, value: states.get(st) ?? 0 })));
     counter('burrow_breaker_transitions_total', 'Circuit breaker transitions of pool members, by the state entered.',
       BREAKER_STATES.map((st) => ({ labels: { to: st }, value: this.acceptor.breakerTransitions[st] })));
+
+    // ---- per endpoint (--metrics-per-endpoint; hostnames as labels, so opt-in) ----
+    const perEndpoint = new Map<string, number[]>();
+    for (const s of snaps) {
+      for (const [ep, row] of Object.entries(s.perEndpoint ?? {})) {
+        const acc = perEndpoint.get(ep) ?? ENDPOINT_COUNTERS.map(() => 0);
+        row.forEach((v, i) => (acc[i]! += v));
+        perEndpoint.set(ep, acc);
+      }
+    }
+    if (perEndpoint.size > 0) {
+      const eps = [...perEndpoint].sort(([a], [b]) => a.localeCompare(b));
+      const col = (i: number): Sample[] => eps.map(([endpoint, row]) => ({ labels: { endpoint }, value: row[i]! }));
+      counter('burrow_endpoint_connections_total', 'Public connections per endpoint (hostname, or tcp:<port>), counted when they end.', col(0));
+      counter('burrow_endpoint_requests_total', 'HTTP requests per endpoint hostname.', col(1));
+      counter('burrow_endpoint_received_bytes_total', 'Bytes read from public clients per endpoint, counted when the connection ends.', col(2));
+      counter('burrow_endpoint_sent_bytes_total', 'Bytes written to public clients per endpoint, counted when the connection ends.', col(3));
+    }
 
     const encoded: EncodedHistograms[] = snaps.map((s) => s.histograms);
     const histograms = mergeHistograms(RELAY_HISTOGRAM_SLOTS, encoded);

@@ -38,6 +38,16 @@ const TLS_AGENT = slot('burrow_tls_handshake_seconds', { listener: 'agent' });
 const TLS_HTTPS = slot('burrow_tls_handshake_seconds', { listener: 'https' });
 export const RELAY_HISTOGRAM_SLOTS: readonly HistogramSlot[] = slots;
 
+/** Per-endpoint counters (`--metrics-per-endpoint`), index = position: connections, requests, bytes in, bytes out. */
+export const ENDPOINT_COUNTERS = ['connections', 'requests', 'bytesIn', 'bytesOut'] as const;
+export const EP_CONNECTIONS = 0;
+export const EP_REQUESTS = 1;
+const EP_BYTES_IN = 2;
+const EP_BYTES_OUT = 3;
+/** Distinct endpoints counted per worker; later ones share the `_other` row, so memory stays bounded. */
+export const MAX_ENDPOINT_ROWS = 1000;
+export const OTHER_ENDPOINT = '_other';
+
 /** Wall-clock ms with sub-ms precision, comparable across threads (acceptedAt is stamped with this). */
 export function wallMs(): number {
   return performance.timeOrigin + performance.now();
@@ -53,6 +63,8 @@ export interface RecorderSnapshot {
   bytesOut: number[];
   /** BurrowError code → count, for sessions and connections that ended with one. */
   errors: Record<string, number>;
+  /** `--metrics-per-endpoint`: endpoint (hostname, or `tcp:<port>`) → ENDPOINT_COUNTERS; null when off. */
+  perEndpoint: Record<string, number[]> | null;
 }
 
 export class RelayRecorder {
@@ -63,9 +75,11 @@ export class RelayRecorder {
   private readonly bytesIn: Float64Array;
   private readonly bytesOut: Float64Array;
   private readonly errors: Map<string, number>;
+  private readonly perEndpoint: Map<string, Float64Array> | null;
 
-  constructor(enabled: boolean) {
+  constructor(enabled: boolean, perEndpoint = false) {
     this.enabled = enabled;
+    this.perEndpoint = enabled && perEndpoint ? new Map() : null;
     this.histograms = new LatencyHistograms(RELAY_HISTOGRAM_SLOTS);
     this.connections = new Float64Array(ENDPOINT_TYPES.length * CONNECTION_OUTCOMES.length);
     this.bytesIn = new Float64Array(BYTE_KINDS.length);
@@ -112,6 +126,30 @@ export class RelayRecorder {
     this.bytesOut[BYTES_AGENT]! += bytesOut;
   }
 
+  /**
+   * The per-endpoint row for `key` (hostname, or `tcp:<port>`), or null when per-endpoint metrics are off. Resolved
+   * once when a connection opens; the caller then bumps EP_* indexes directly.
+   */
+  endpointRow(key: string): Float64Array | null {
+    const m = this.perEndpoint;
+    if (m === null) return null;
+    let row = m.get(key);
+    if (row === undefined) {
+      const k = m.size < MAX_ENDPOINT_ROWS ? key : OTHER_ENDPOINT;
+      row = m.get(k) ?? new Float64Array(ENDPOINT_COUNTERS.length);
+      m.set(k, row);
+    }
+    return row;
+  }
+
+  /** Per-endpoint totals of a connection that ended (its requests were counted as they happened). */
+  endpointConnectionEnded(row: Float64Array | null, bytesIn: number, bytesOut: number): void {
+    if (row === null) return;
+    row[EP_CONNECTIONS]! += 1;
+    row[EP_BYTES_IN]! += bytesIn;
+    row[EP_BYTES_OUT]! += bytesOut;
+  }
+
   /** A session or connection ended with BurrowError `code`. The code set is fixed (ERROR_CODES), so keys are bounded. */
   error(code: string): void {
     if (this.enabled) this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -124,6 +162,7 @@ export class RelayRecorder {
       bytesIn: Array.from(this.bytesIn),
       bytesOut: Array.from(this.bytesOut),
       errors: Object.fromEntries(this.errors),
+      perEndpoint: this.perEndpoint === null ? null : Object.fromEntries([...this.perEndpoint].map(([k, v]) => [k, Array.from(v)])),
     };
   }
 }

@@ -235,9 +235,13 @@ export interface StatsRequest {
   sessions: boolean;
 }
 
-/** Test hook (honoured only with BURROW_TEST_HOOKS=1 in the environment): the worker throws an uncaught error. */
+/**
+ * Test hook (honoured only with BURROW_TEST_HOOKS=1 in the environment): the worker throws an uncaught error, or with
+ * `hangMs` blocks its event loop that long (a live worker that does not answer).
+ */
 export interface TestCrashCommand {
   op: 'test-crash';
+  hangMs?: number;
 }
 
 export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;

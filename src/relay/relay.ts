@@ -48,6 +48,8 @@ export interface RelayStartOptions {
   adminToken?: string | null;
   /** false = record nothing (`--metrics off`); default true. */
   metrics?: boolean;
+  /** Also export counters per endpoint hostname / TCP port (`--metrics-per-endpoint`); default false. */
+  metricsPerEndpoint?: boolean;
   /** How long a scrape waits for each worker, ms (default 1000). */
   statsTimeoutMs?: number;
   /** Relay heartbeats to agents for burrow_agent_rtt_seconds, ms (default 10000; 0 = off). */
@@ -101,6 +103,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     handshakeTimeoutMs: 10_000,
     version: o.version,
     metrics: o.metrics ?? true,
+    metricsPerEndpoint: o.metricsPerEndpoint ?? false,
     agentRttIntervalMs: o.agentRttIntervalMs ?? 10_000,
   };
   const dispatcher = await createDispatcher({

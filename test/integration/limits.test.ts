@@ -95,9 +95,9 @@ test('--http-head-max: a later request head over the limit on a keep-alive conne
 });
 
 test('--max-streams-per-session: at the limit, another public connection gets a 502 page; the session serves on', T, async (t) => {
-  // 4: the SDK's heartbeat stream and the relay's RTT probe (burrow_agent_rtt_seconds) count too — the limit guards
-  // the SDK's own cap on live streams — leaving 2.
-  const { fx, up } = await relayWithApp({ limits: { maxStreamsPerSession: 4 } });
+  // 3: the SDK's heartbeat stream counts too (the limit guards the SDK's own cap on live streams), leaving 2. (The
+  // relay opens no RTT-probe stream to SDK agents: PROTOCOL.md §7.)
+  const { fx, up } = await relayWithApp({ limits: { maxStreamsPerSession: 3 } });
   t.after(() => fx.close());
   // Two requests the upstream holds (never answers) occupy both remaining streams of the session. One at a time:
   // right after Bind the SDK may not have closed its Bind stream yet (it counts until it does), so a 502 there is

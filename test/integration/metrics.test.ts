@@ -4,6 +4,7 @@
 // recovers after its replacement), the JSON API, and the admin token rules.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { connect, type Agent } from '../../src/index.js';
 import { isBurrowError } from '../../src/core/errors.js';
@@ -23,6 +24,8 @@ import {
 process.env['BURROW_TEST_HOOKS'] = '1';
 
 const APP = 'metrics.burrow.localhost';
+/** Served by a second agent, whose session the balancer puts on the other worker: scrapes then merge two workers. */
+const APP2 = 'metrics2.burrow.localhost';
 const T = { timeout: 30_000 };
 
 let fx: RelayFixture;
@@ -39,6 +42,9 @@ before(async () => {
   agent = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
   fx.cleanup.defer('close the agent', () => agent.close(1000));
   await withTimeout('Bind', agent.forward(`http://127.0.0.1:${up.port}`, { url: `http://${APP}` }));
+  const agent2 = await withTimeout('a second agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close the second agent', () => agent2.close(1000));
+  await withTimeout('Bind 2', agent2.forward(`http://127.0.0.1:${up.port}`, { url: `http://${APP2}` }));
 });
 
 after(async () => {
@@ -74,8 +80,12 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
   const N = 7;
   const base = await get('/metrics');
   const before = sample(base.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') ?? 0;
+  // The two endpoints live on different workers, so the count below is a merge of both workers' histograms.
+  const placed = JSON.parse((await get('/api/sessions')).body) as { sessions: Array<{ workerId: number }> };
+  assert.equal(new Set(placed.sessions.map((x) => x.workerId)).size, 2, 'the two agent sessions sit on different workers');
   for (let i = 0; i < N; i++) {
-    const r = await curl([...resolveArgs(APP, fx.http.port), `http://${APP}:${fx.http.port}/n/${i}`]);
+    const host = i % 2 === 0 ? APP : APP2;
+    const r = await curl([...resolveArgs(host, fx.http.port), `http://${host}:${fx.http.port}/n/${i}`]);
     assert.equal(r.status, 200, r.stderr);
   }
   // Requests are recorded when their connection ends on the worker, a moment after curl has its answer.
@@ -116,13 +126,25 @@ test('promtool check metrics on a live /metrics reports nothing', T, async () =>
 test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, async () => {
   assert.deepEqual([(await get('/healthz')).status, (await get('/readyz')).status], [200, 200]);
   const s = JSON.parse((await get('/api/sessions')).body) as { sessions: Array<{ id: string; endpoints: number; authed: boolean }>; workersDown: number[] };
-  assert.equal(s.sessions.length, 1);
-  assert.equal(s.sessions[0]!.endpoints, 1);
-  assert.equal(s.sessions[0]!.authed, true);
+  assert.equal(s.sessions.length, 2);
+  for (const x of s.sessions) assert.deepEqual([x.endpoints, x.authed], [1, true]);
   assert.deepEqual(s.workersDown, []);
   const e = JSON.parse((await get('/api/endpoints')).body) as { endpoints: Array<{ hostname: string; proto: string; sessionId: string }> };
-  assert.deepEqual(e.endpoints.map((x) => [x.hostname, x.sessionId]), [[APP, s.sessions[0]!.id]]);
+  assert.deepEqual(
+    e.endpoints.map((x) => [x.hostname, s.sessions.some((y) => y.id === x.sessionId)]).sort(),
+    [[APP, true], [APP2, true]],
+  );
   assert.equal((await get('/nope')).status, 404);
+  // One request per connection: a keep-alive scraper must not hold the relay open after close().
+  const port = fx.relay.adminAddress()!.port;
+  const raw = await withTimeout('the admin server to close a keep-alive connection after its answer', new Promise<string>((resolve, reject) => {
+    let got = '';
+    const s2 = net.connect(port, '127.0.0.1', () => s2.write('GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: keep-alive\r\n\r\n'));
+    s2.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s2.on('error', reject);
+    s2.on('close', () => resolve(got));
+  }));
+  assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
 });
 
 test('/readyz fails while a worker is down and recovers after it is replaced', T, async () => {
@@ -142,6 +164,23 @@ test('/readyz fails while a worker is down and recovers after it is replaced', T
   assert.equal(sample(m.body, 'burrow_worker_restarts_total'), restarts + 1);
   // If the crashed worker held the agent's session, the agent reconnects and binds again; later tests need the route.
   await waitFor('the endpoint to be bound again', () => fx.relay.acceptor.routes.lookupHost(APP));
+});
+
+test('a live worker that does not answer is reported (worker_up 0, /readyz 503), not waited on', T, async () => {
+  const victim = fx.relay.dispatcher.workerIds()[1]!;
+  const restarts = fx.relay.dispatcher.restarts;
+  assert.ok(fx.relay.dispatcher.postControl(victim, { op: 'test-crash', hangMs: 2500 }));
+  // The scrape answers after the per-worker timeout (1 s), long before the worker is free again.
+  const t0 = Date.now();
+  const m = await get('/metrics');
+  const took = Date.now() - t0;
+  assert.equal(m.status, 200);
+  assert.match(m.body, new RegExp(`^burrow_worker_up\\{worker="${victim}"\\} 0$`, 'm'));
+  assert.ok(took < 2300, `the scrape waited ${took} ms`);
+  const r = await get('/readyz');
+  if (r.status === 503) assert.match(r.body, new RegExp(`worker ${victim} did not answer`));
+  await waitFor('the worker to answer again', async () => ((await get('/readyz')).status === 200 ? true : undefined));
+  assert.equal(fx.relay.dispatcher.restarts, restarts, 'a slow worker is not replaced');
 });
 
 test('admin off loopback: refused without a token; with one, requests need the bearer token', T, async () => {
@@ -181,5 +220,35 @@ test('the agent\'s own /metrics: relay RTT, upstream dial and TTFB histograms, c
     assert.equal(r.out.trim(), '', `promtool findings:\n${r.out}`);
   } finally {
     server.close();
+  }
+});
+
+test('single-threaded fallback with --metrics-per-endpoint: counts per hostname; off by default', T, async () => {
+  assert.doesNotMatch((await get('/metrics')).body, /burrow_endpoint_/, 'no hostname labels unless asked for');
+  const fx2 = await startRelayFixture({ workers: 0, adminAddr: { host: '127.0.0.1', port: 0 }, metricsPerEndpoint: true });
+  try {
+    const host = 'per-endpoint.burrow.localhost';
+    const up2 = await startHttpUpstream(fx2.cleanup);
+    const a2 = await withTimeout('a second agent', connect({ server: `localhost:${fx2.agent.port}`, authtoken: fx2.token, ca: fx2.caPem }));
+    fx2.cleanup.defer('close the second agent', () => a2.close(1000));
+    await withTimeout('Bind', a2.forward(`http://127.0.0.1:${up2.port}`, { url: `http://${host}` }));
+    const url = `http://${host}:${fx2.http.port}/`;
+    // 2 connections: one request, then three keep-alive requests on one connection.
+    assert.equal((await curl([...resolveArgs(host, fx2.http.port), url])).status, 200);
+    const r = await curl([...resolveArgs(host, fx2.http.port), url, url, url]);
+    assert.deepEqual(r.transfers.map((t) => [t['status'], t['num_connects']]), [['200', '1'], ['200', '0'], ['200', '0']]);
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${fx2.relay.adminAddress()!.port}/metrics`)).text();
+    const text = await waitFor('both connections to be counted', async () => {
+      const t = await scrape();
+      return sample(t, `burrow_endpoint_connections_total{endpoint="${host}"}`) === 2 ? t : undefined;
+    });
+    assert.equal(sample(text, `burrow_endpoint_requests_total{endpoint="${host}"}`), 4);
+    assert.equal(sample(text, 'burrow_request_duration_seconds_count{endpoint_type="http"}'), 4);
+    assert.ok(sample(text, `burrow_endpoint_sent_bytes_total{endpoint="${host}"}`)! > 0);
+    assert.match(text, /^burrow_worker_up\{worker="0"\} 1$/m);
+    const lint = await run('promtool', ['check', 'metrics'], text);
+    assert.equal(lint.out.trim(), '', `promtool findings:\n${lint.out}`);
+  } finally {
+    await fx2.close();
   }
 });

@@ -309,7 +309,9 @@ export class AgentSession {
     this.tokenRules = entry!.rules;
     this.authed = true;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
-    this.startRttProbe();
+    // Only burrow's agent gets relay-opened heartbeats: the SDK echoes them but misbehaves on short reads and
+    // after a FIN (PROTOCOL.md §7), so SDK sessions have no relay-side RTT samples.
+    if (extra['ClientType'] === 'burrow') this.startRttProbe();
     this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
     this.runtime.notify({ op: 'session-started', sessionId: this.id, remoteAddress: this.meta.remoteAddress });
     return {
@@ -320,8 +322,8 @@ export class AgentSession {
   }
 
   /**
-   * burrow_agent_rtt_seconds: the relay beats on its own heartbeat stream (the SDKs and our agent echo streams the
-   * relay opens, PROTOCOL.md §Heartbeat). Liveness stays with the session-wide check in start().
+   * burrow_agent_rtt_seconds: the relay beats on its own heartbeat stream, which our agent echoes (PROTOCOL.md §7).
+   * Liveness stays with the session-wide check in start(); a late answer only skips that sample.
    */
   private startRttProbe(): void {
     const every = this.runtime.settings.agentRttIntervalMs;

@@ -12,11 +12,18 @@ import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
 import { alertAndClose, endWith } from '../close-with.js';
-import { TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
+import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
 
-export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buffer, task: PublicMeta): Promise<TaskResult> {
+/** `endpointRow`: the per-endpoint counters (`--metrics-per-endpoint`), or null. */
+export function pumpPublic(
+  runtime: WorkerRuntime,
+  socket: net.Socket,
+  head: Buffer,
+  task: PublicMeta,
+  endpointRow: Float64Array | null = null,
+): Promise<TaskResult> {
   const ep = runtime.endpoints.get(task.endpointId);
   const clientAddr = formatAddr(task.remoteAddress, task.remotePort);
   if (ep === undefined || runtime.draining) {
@@ -49,9 +56,9 @@ export function pumpPublic(runtime: WorkerRuntime, socket: net.Socket, head: Buf
     const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
     const tlsStart = wallMs();
     t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
-    return new HttpPump(runtime, t, socket, ep, 'https', task, clientAddr, null).done;
+    return new HttpPump(runtime, t, socket, ep, 'https', task, clientAddr, null, endpointRow).done;
   }
-  return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head).done;
+  return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head, endpointRow).done;
 }
 
 function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string, page?: Buffer): Promise<TaskResult> {
@@ -243,6 +250,7 @@ class HttpPump implements HttpFilterSink {
   private readonly recorder: RelayRecorder;
   private readonly type: number;
   private readonly acceptedAt: number;
+  private readonly endpointRow: Float64Array | null;
   private reqOpen: boolean;
   private reqStart: number;
   private reqFirstByte: boolean;
@@ -277,6 +285,7 @@ class HttpPump implements HttpFilterSink {
     task: PublicMeta,
     clientAddr: string,
     head: Buffer | null,
+    endpointRow: Float64Array | null,
   ) {
     this.runtime = runtime;
     this.client = client;
@@ -302,6 +311,7 @@ class HttpPump implements HttpFilterSink {
     this.recorder = runtime.recorder;
     this.type = proto === 'https' ? TYPE_HTTPS : TYPE_HTTP;
     this.acceptedAt = task.acceptedAt;
+    this.endpointRow = endpointRow;
     this.requests = 0;
     this.reqOpen = false;
     this.reqStart = 0;
@@ -382,6 +392,7 @@ class HttpPump implements HttpFilterSink {
     // The first request starts at accept (what the client waited for includes routing and handoff).
     this.reqStart = this.requests === 0 ? this.acceptedAt : wallMs();
     this.requests++;
+    if (this.endpointRow !== null) this.endpointRow[EP_REQUESTS]! += 1;
     this.reqOpen = true;
     this.reqFirstByte = false;
     if (this.connId === 0) return;

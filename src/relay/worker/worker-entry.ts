@@ -14,23 +14,12 @@ function socketFromFd(fd: number): net.Socket {
   return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
 }
 
-/** Test hook (docs/testing.md): an uncaught error outside any task, as a real worker bug would be. */
-function crashForTest(): void {
-  if (process.env['BURROW_TEST_HOOKS'] !== '1') return;
-  setImmediate(() => {
-    throw new Error(`burrow test hook: worker ${threadId} crashing on request`);
-  });
-}
-
 export async function handleTask(task: RelayTask): Promise<TaskResult | null> {
   switch (task.kind) {
     case 'control': {
       const port = task.port;
       runtime.attachControlSink({ post: (m) => port.postMessage(m) });
-      port.on('message', (m: AcceptorToWorker) => {
-        if (m.op === 'test-crash') crashForTest();
-        else runtime.onControlMessage(m);
-      });
+      port.on('message', (m: AcceptorToWorker) => runtime.onControlMessage(m));
       port.postMessage({ op: 'control-ready' } satisfies WorkerToAcceptor);
       await runtime.untilClosed();
       port.close();

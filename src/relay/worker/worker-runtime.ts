@@ -3,6 +3,7 @@
 // fallback. Per-connection path: adoptPublic (one Map lookup, then the pump).
 import tls from 'node:tls';
 import type net from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { BurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { LoopMonitor } from '../../metrics/loop-monitor.js';
@@ -40,6 +41,8 @@ export interface WorkerSettings {
   version: string;
   /** false = `--metrics off`: nothing is recorded (counters and histograms stay at 0). */
   metrics: boolean;
+  /** `--metrics-per-endpoint`: also count connections, requests and bytes per endpoint hostname / TCP port. */
+  metricsPerEndpoint: boolean;
   /** Interval of the relay's own heartbeats to each agent (RTT measurement), ms; 0 = off. */
   agentRttIntervalMs: number;
 }
@@ -89,7 +92,7 @@ export class WorkerRuntime {
     this.sessions = new Map();
     this.endpoints = new Map();
     this.pools = new Map();
-    this.recorder = new RelayRecorder(settings.metrics);
+    this.recorder = new RelayRecorder(settings.metrics, settings.metricsPerEndpoint);
     this.loop = new LoopMonitor();
     this.draining = false;
     this.canReroute = false;
@@ -124,6 +127,20 @@ export class WorkerRuntime {
       if (ep !== undefined) ep.available = msg.available;
     } else if (msg.op === 'stats') {
       this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.sessions) });
+    } else if (msg.op === 'test-crash') {
+      // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
+      if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
+        const hangMs = msg.hangMs ?? 0;
+        if (hangMs > 0) {
+          // Right here, before any message queued behind this one (a stats request) can be answered.
+          const until = Date.now() + hangMs;
+          while (Date.now() < until); // busy on purpose: nothing else runs on this thread meanwhile
+          return;
+        }
+        setImmediate(() => {
+          throw new Error('test-crash: worker crashed on request (BURROW_TEST_HOOKS=1)');
+        });
+      }
     }
   }
 
@@ -269,8 +286,11 @@ export class WorkerRuntime {
     // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
     // single-threaded fallback the socket's own count already includes the head).
     const readBefore = socket.bytesRead;
-    return pumpPublic(this, socket, head, task).then((r) => {
-      this.recorder.connectionEnded(type, r.outcome, r.bytesIn - readBefore + head.length, r.bytesOut);
+    const row = this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
+    return pumpPublic(this, socket, head, task, row).then((r) => {
+      const bytesIn = r.bytesIn - readBefore + head.length;
+      this.recorder.connectionEnded(type, r.outcome, bytesIn, r.bytesOut);
+      this.recorder.endpointConnectionEnded(row, bytesIn, r.bytesOut);
       return r;
     });
   }

@@ -181,6 +181,14 @@ const FLAG_CASES: FlagCase[] = [
     bad: [['maybe', ['is not on or off']]],
   },
   {
+    flag: '--metrics-per-endpoint',
+    good: [
+      ['on', (c) => c.metricsPerEndpoint, true],
+      ['off', (c) => c.metricsPerEndpoint, false],
+    ],
+    bad: [['yes', ['is not on or off']]],
+  },
+  {
     flag: '--tcp-ports',
     good: [
       ['30000-30009', (c) => c.tcpPorts, { from: 30000, to: 30009 }],
@@ -551,6 +559,7 @@ describe('relayHelpText', () => {
       ['--admin-addr', '127.0.0.1:9090'],
       ['--admin-token', 'none'],
       ['--metrics', 'on'],
+      ['--metrics-per-endpoint', 'off'],
       ['--tcp-ports', '20000-20999'],
       ['--tcp-host', 'host of --http-addr'],
       ['--workers', 'number of cores'],
@@ -590,6 +599,7 @@ describe('relayHelpText', () => {
       BURROW_RELAY_ADMIN_ADDR: ['off', (c) => c.adminAddr, null],
       BURROW_RELAY_ADMIN_TOKEN: ['env-token-0123456789', (c) => c.adminToken, 'env-token-0123456789'],
       BURROW_RELAY_METRICS: ['off', (c) => c.metrics, false],
+      BURROW_RELAY_METRICS_PER_ENDPOINT: ['on', (c) => c.metricsPerEndpoint, true],
       BURROW_RELAY_TCP_PORTS: ['100-200', (c) => c.tcpPorts, { from: 100, to: 200 }],
       BURROW_RELAY_TCP_HOST: ['t.example', (c) => c.tcpHost, 't.example'],
       BURROW_RELAY_WORKERS: ['7', (c) => c.workers, 7],
