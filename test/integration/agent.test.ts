@@ -461,8 +461,10 @@ test('relay closed and restarted on the same ports: the agent reconnects and the
   s.end('again');
   await withTimeout('the tcp echo after the restart', once(s, 'end'));
   assert.equal(Buffer.concat(got).toString(), 'again');
+  // A second session proves the reconnect. (reconnectAttempts counts waits between failed dials: when the agent's
+  // first dial after the GOAWAY already reaches the restarted relay it stays 0, so it is not asserted — it made this
+  // test flaky on a busy machine.)
   assert.ok(a.stats.sessions >= 2);
-  assert.ok(a.stats.reconnectAttempts >= 1);
 });
 
 test('reconnect while the relay still holds the old session: the rebind is retried until the name is free', T, async (t) => {
