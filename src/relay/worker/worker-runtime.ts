@@ -264,7 +264,11 @@ export class WorkerRuntime {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
     const idle = this.settings.limits.idleTimeoutMs;
     // No bytes either way for `idle` ms: close (a keep-alive connection parked between requests, a dead peer).
-    if (idle > 0) socket.setTimeout(idle, () => socket.destroy());
+    // A shared listener, not a closure plus setTimeout's `once` wrapper per socket (idle connections are many).
+    if (idle > 0) {
+      socket.setTimeout(idle);
+      socket.on('timeout', destroyOnTimeout);
+    }
     const type = endpointTypeIndex(task.entry);
     // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
     // single-threaded fallback the socket's own count already includes the head).
@@ -287,6 +291,11 @@ export class WorkerRuntime {
     this.loop.close();
     this.closedResolve?.();
   }
+}
+
+/** 'timeout' listener shared by every public socket: the socket idled past --idle-timeout. */
+function destroyOnTimeout(this: net.Socket): void {
+  this.destroy();
 }
 
 export function prepareSocket(socket: net.Socket, keepaliveMs: number): void {
