@@ -3,10 +3,12 @@
 // later keep-alive request (431), proxy streams per session (502 while the agent is at its limit), and the RPC size
 // (an Auth above --rpc-max is refused and the session is not admitted). Agents: the @ngrok/ngrok SDK.
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import { connect, isBurrowError } from '../../src/index.js';
 import { RawHttp } from '../helpers/raw-http.js';
-import { forward, rawExchange, startHttpUpstream, startRelayFixture, statusOf, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
+import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
 
 const APP = 'app.burrow.localhost';
 const T = { timeout: 30_000 };
@@ -79,6 +81,23 @@ test('--idle-timeout: a keep-alive connection with no bytes either way is closed
   assert.equal((await c.request(GET('/x'), 'the response')).status, 200);
   const quietFrom = Date.now();
   await withTimeout('the relay to close the idle connection', c.closed, 5_000);
+  assert.ok(Date.now() - quietFrom >= 250, 'closed before the idle timeout');
+});
+
+test('--idle-timeout: a tunnelled tcp connection with no bytes either way is closed by the relay', T, async (t) => {
+  // The tcp pump (BytePipe) shares one 'timeout' listener across sockets; this checks it still closes idle ones.
+  const fx = await startRelayFixture({ limits: { idleTimeoutMs: 300 } });
+  t.after(() => fx.close());
+  const echo = await startTcpEcho(fx.cleanup);
+  const s = await fx.connectSdk();
+  const tl = await forward(fx.cleanup, 'tcp', s.tcpEndpoint().listenAndForward(`tcp://127.0.0.1:${echo.port}`));
+  const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(tl.url()!).port) });
+  t.after(() => sock.destroy());
+  sock.write('x');
+  const [first] = (await withTimeout('the echoed byte', once(sock, 'data'))) as [Buffer];
+  assert.equal(first.toString('latin1'), 'x');
+  const quietFrom = Date.now();
+  await withTimeout('the relay to close the idle tcp connection', once(sock, 'close'), 5_000);
   assert.ok(Date.now() - quietFrom >= 250, 'closed before the idle timeout');
 });
 
