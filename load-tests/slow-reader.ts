@@ -1,5 +1,5 @@
 // Load test `slow-reader`: clients that read 10 KiB/s from 100 MiB responses through the relay (burrow's agent, one
-// session). Flow control must hold the rest back: the relay may buffer about one receive window (256 KiB) per stream
+// session). Flow control must hold the rest back: the relay may buffer about one receive window (512 KiB) per stream
 // plus socket buffers, never the response. Passes when the relay's RSS growth stays under streams × 1 MiB + 64 MiB,
 // every client keeps receiving correct bytes at its pace, and the relay stays up.
 // --short: 20 clients for 15 s (full: 50 clients for 60 s). Usage: node dist/load-tests/slow-reader.js [--short]

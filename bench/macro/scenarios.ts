@@ -277,7 +277,8 @@ async function startRig(s: Settings, group: ChildGroup, log: (line: string) => v
     repoRoot,
     dataDir,
     workers: s.workers,
-    nodeOptions: [],
+    // Node flags for the relay only, for profiling (bench/README.md); the relay suite reads the same variable.
+    nodeOptions: (process.env['BENCH_RELAY_NODE_OPTIONS'] ?? '').split(/\s+/).filter((w) => w !== ''),
     metrics: 'on',
     group,
     timeoutMs: 30_000,

@@ -16,8 +16,13 @@ export interface RelayLimits {
   httpHeadMax: number;
   /** Deadline for a started HTTP request head to complete (slowloris), ms. */
   httpHeadTimeoutMs: number;
-  /** A public connection with no bytes either way for this long is closed, ms; 0 = never. */
+  /** An HTTP(S) connection with no bytes either way for this long is closed, ms; 0 = never. */
   idleTimeoutMs: number;
+  /**
+   * The same for TCP and TLS-passthrough endpoint connections; 0 (the default) = never: quiet SSH sessions and
+   * database pools are legitimate there, and TCP keepalive already finds dead peers.
+   */
+  tcpIdleTimeoutMs: number;
   /** Largest RPC message (Auth, Bind, ...) accepted from an agent, bytes. */
   rpcMax: number;
   /** Failed agent authentications per client IP per minute before further attempts are refused for a while. */
@@ -36,6 +41,7 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   httpHeadMax: 64 * 1024,
   httpHeadTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
+  tcpIdleTimeoutMs: 0,
   rpcMax: 256 * 1024,
   authFailuresPerMinute: 10,
 });

@@ -67,7 +67,10 @@ export class MuxStream extends Duplex {
     this.pendingCb = null;
     this.localFin = false;
     this.recvAvailable = initialWindow;
-    this.creditThreshold = recvWindow >>> 1;
+    // Half of the smaller of the two windows: the SDK caps the peer's credit at the protocol's initial window
+    // (PROTOCOL.md §Flow control), so waiting for half of a larger window would wait for bytes it never sends
+    // (seen as a stalled tcp/tls download once the relay's window went above 256 KiB).
+    this.creditThreshold = (recvWindow < initialWindow ? recvWindow : initialWindow) >>> 1;
     this.received = 0;
     this.credited = 0;
     this.remoteFin = false;

@@ -3,10 +3,12 @@
 // later keep-alive request (431), proxy streams per session (502 while the agent is at its limit), and the RPC size
 // (an Auth above --rpc-max is refused and the session is not admitted). Agents: the @ngrok/ngrok SDK.
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import { connect, isBurrowError } from '../../src/index.js';
 import { RawHttp } from '../helpers/raw-http.js';
-import { forward, rawExchange, startHttpUpstream, startRelayFixture, statusOf, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
+import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
 
 const APP = 'app.burrow.localhost';
 const T = { timeout: 30_000 };
@@ -80,6 +82,43 @@ test('--idle-timeout: a keep-alive connection with no bytes either way is closed
   const quietFrom = Date.now();
   await withTimeout('the relay to close the idle connection', c.closed, 5_000);
   assert.ok(Date.now() - quietFrom >= 250, 'closed before the idle timeout');
+});
+
+test('--tcp-idle-timeout: a tunnelled tcp connection with no bytes either way is closed by the relay', T, async (t) => {
+  // The tcp pump (BytePipe) shares one 'timeout' listener across sockets; this checks it still closes idle ones.
+  const fx = await startRelayFixture({ limits: { tcpIdleTimeoutMs: 300 } });
+  t.after(() => fx.close());
+  const echo = await startTcpEcho(fx.cleanup);
+  const s = await fx.connectSdk();
+  const tl = await forward(fx.cleanup, 'tcp', s.tcpEndpoint().listenAndForward(`tcp://127.0.0.1:${echo.port}`));
+  const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(tl.url()!).port) });
+  t.after(() => sock.destroy());
+  sock.write('x');
+  const [first] = (await withTimeout('the echoed byte', once(sock, 'data'))) as [Buffer];
+  assert.equal(first.toString('latin1'), 'x');
+  const quietFrom = Date.now();
+  await withTimeout('the relay to close the idle tcp connection', once(sock, 'close'), 5_000);
+  assert.ok(Date.now() - quietFrom >= 250, 'closed before the idle timeout');
+});
+
+test('--idle-timeout does not apply to tcp endpoints: a quiet tunnelled tcp connection stays open', T, async (t) => {
+  const fx = await startRelayFixture({ limits: { idleTimeoutMs: 200 } });
+  t.after(() => fx.close());
+  const echo = await startTcpEcho(fx.cleanup);
+  const s = await fx.connectSdk();
+  const tl = await forward(fx.cleanup, 'tcp', s.tcpEndpoint().listenAndForward(`tcp://127.0.0.1:${echo.port}`));
+  const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(tl.url()!).port) });
+  t.after(() => sock.destroy());
+  let closed = false;
+  sock.on('close', () => (closed = true));
+  sock.write('x');
+  await withTimeout('the echoed byte', once(sock, 'data'));
+  // Quiet for 5 × the http idle timeout (a bounded wait is the only way to see that nothing happens), then still used.
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.equal(closed, false, 'the relay closed a quiet tcp connection under --idle-timeout');
+  sock.write('y');
+  const [again] = (await withTimeout('the echo after the quiet second', once(sock, 'data'))) as [Buffer];
+  assert.equal(again.toString('latin1'), 'y');
 });
 
 test('--http-head-max: a later request head over the limit on a keep-alive connection → 431 and close', T, async (t) => {

@@ -86,6 +86,9 @@ export interface DispatcherOptions {
   onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null, remoteAddress: string) => void;
 }
 
+/** Worker isolates' young generation, MiB: V8 splits it 1:1:1 into two semi-spaces and new large objects (4 MiB each). */
+const WORKER_YOUNG_GEN_MB = 12;
+
 const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
 
 /** Queue options piscina hands to our balancer (set on the task object under Piscina.queueOptionsSymbol). */
@@ -138,6 +141,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       atomics: 'disabled',
       concurrentTasksPerWorker: 1 << 30,
       workerData: opts.settings,
+      // A smaller young generation than V8's default (16 MiB semi-spaces). Opening connections quickly makes V8 grow
+      // each isolate's semi-spaces to their maximum, and that memory stays committed: with 10 000 idle connections it
+      // was ~5 of the 12.5 KiB RSS per connection (bench/RESULTS.md, 2026-11-28 perf entry). Per-chunk objects on the
+      // data path are small (payload lives outside the heap), so more frequent scavenges cost little.
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB },
       // Runs once per handed-off connection: one pass over the workers, no allocation.
       loadBalancer: (task, workers) => {
         const q = (task as unknown as Record<symbol, QueueOpts | null>)[Piscina.queueOptionsSymbol] ?? null;

@@ -34,6 +34,14 @@ import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
 import type { EndpointProto, TaskResult } from '../relay-messages.js';
 import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
 
+/**
+ * Receive window per stream at the relay (agent → public client direction). 256 KiB in flight through two event loops
+ * capped tcp-bulk-down at ~0.2 × direct; 512 KiB gave +12 % (1 MiB +25 %, bench/RESULTS.md 2026-11-28 perf entry) at
+ * half the memory a slow public reader can pin per stream. The SDK caps its credit at 256 KiB (PROTOCOL.md §Flow
+ * control), so against it this changes nothing.
+ */
+const RELAY_STREAM_WINDOW = 512 * 1024;
+
 /** An endpoint bound by a session, as the worker sees it. */
 export interface Endpoint {
   id: string;
@@ -213,7 +221,7 @@ export class AgentSession {
         setImmediate(disarm);
       });
     }
-    const mux = new MuxSession(this.tlsSocket, { role: 'server' });
+    const mux = new MuxSession(this.tlsSocket, { role: 'server', windowSize: RELAY_STREAM_WINDOW });
     this.mux = mux;
     mux.on('stream', (s: MuxStream) => this.onStream(s));
     mux.on('close', (err?: Error) => {

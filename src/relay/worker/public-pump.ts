@@ -75,13 +75,20 @@ function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string,
  * Opaque bidirectional pipe (tcp, tls passthrough) with half-close and backpressure. On a pooled endpoint the first
  * outcome is reported, and a stream that fails before any byte either way is retried once on another local member
  * (the head — a TLS ClientHello — is sent again; nothing else had been forwarded).
+ *
+ * Memory: thousands of these sit idle at once (issue #7: ≤ 10 KiB per idle connection at the relay), so the pipe
+ * holds no closures. Its listeners are the module-level functions below, which find the pipe through a symbol field
+ * on the socket or stream (`this` is the emitter). Two `pipe()` calls cost ~2 KiB per connection (nine closures, a
+ * context and two `once` wrappers each; heap snapshot of a worker, bench/RESULTS.md 2026-11-28 perf entry).
+ * Throughput: stream → socket writes are corked for one event-loop turn (one writev for every piece of a turn, as
+ * BatchedPipe does at the agent); a mux stream delivers one piece per TLS record.
  */
 class BytePipe {
   readonly done: Promise<TaskResult>;
   private resolve!: (r: TaskResult) => void;
   private readonly runtime: WorkerRuntime;
-  private readonly socket: net.Socket;
-  private stream: MuxStream;
+  readonly socket: net.Socket;
+  stream: MuxStream;
   private ep: Endpoint;
   private readonly task: PublicMeta;
   private readonly connId: number;
@@ -89,12 +96,11 @@ class BytePipe {
   private readonly clientAddr: string;
   private retried: boolean;
   private gotData: boolean;
+  /** The socket is corked until the next setImmediate (stream → socket pieces of this turn go out as one writev). */
+  corked: boolean;
   private readonly openedAt: number;
   /** Client bytes read before the pipe started (the single-threaded fallback hands over a socket that read the head). */
   private readonly baseRead: number;
-  private readonly onStreamEnd: () => void;
-  private readonly onStreamError: () => void;
-  private readonly onFirstData: () => void;
   /** Endpoint type index for the recorder (burrow_ttfb_seconds). */
   private readonly type: number;
 
@@ -119,27 +125,49 @@ class BytePipe {
     this.clientAddr = clientAddr;
     this.retried = retried;
     this.gotData = false;
+    this.corked = false;
     this.openedAt = connId !== 0 ? performance.now() : 0;
     this.baseRead = socket.bytesRead;
     this.type = endpointTypeIndex(task.entry);
     this.done = new Promise((r) => (this.resolve = r));
-    this.onStreamEnd = () => this.streamEnd();
-    this.onStreamError = () => this.streamError();
-    this.onFirstData = () => this.firstData();
     ep.active++;
-    // pipe() gives write()/drain backpressure both ways; the stream's end is forwarded by hand (streamEnd) so a pooled
-    // stream that ends before answering can still be retried.
-    socket.pipe(stream);
+    // Client → stream: write()/'drain' backpressure, the client's FIN becomes ours. Stream → client: the stream's end
+    // is forwarded by hand (streamEnd) so a pooled stream that ends before answering can still be retried.
+    (socket as PipedEmitter)[PIPE] = this;
+    socket.on('data', onSocketData);
+    socket.on('drain', onSocketDrain);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
     this.attach(stream);
-    socket.on('error', () => this.stream.destroy());
-    socket.once('close', () => this.finish());
+    if (socket.isPaused()) socket.resume(); // the single-threaded fallback's socket was left paused by the preread
   }
 
   private attach(stream: MuxStream): void {
-    stream.pipe(this.socket, { end: false });
-    stream.on('end', this.onStreamEnd);
-    stream.on('error', this.onStreamError);
-    stream.once('data', this.onFirstData); // TTFB (accept → first byte back), and the pool report
+    (stream as PipedEmitter)[PIPE] = this;
+    stream.on('data', onStreamData);
+    stream.on('drain', onStreamDrain);
+    stream.on('end', onStreamEnd);
+    stream.on('error', onStreamError);
+  }
+
+  /** Stream → client, corked for this event-loop turn. */
+  streamData(chunk: Buffer): void {
+    if (!this.gotData) this.firstData(); // TTFB (accept → first byte back), and the pool report
+    const sock = this.socket;
+    if (sock.destroyed || sock.writableEnded) return;
+    if (!this.corked) {
+      this.corked = true;
+      sock.cork();
+      setImmediate(uncorkPipe, this);
+    }
+    if (!sock.write(chunk)) this.stream.pause(); // resumed by onSocketDrain
+  }
+
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   private firstData(): void {
@@ -148,12 +176,12 @@ class BytePipe {
     reportMember(this.runtime, this.connId, this.ep, true, Math.round((performance.now() - this.openedAt) * 1000), '');
   }
 
-  private streamEnd(): void {
+  streamEnd(): void {
     if (this.canRetry() && this.retry('stream ended before any byte')) return;
-    this.socket.end();
+    this.socket.end(); // end() flushes a corked socket first
   }
 
-  private streamError(): void {
+  streamError(): void {
     if (this.canRetry() && this.retry('stream reset before any byte')) return;
     this.socket.destroy();
   }
@@ -171,6 +199,7 @@ class BytePipe {
       if (!this.runtime.reroute(this.socket, this.head, this.task, this.ep)) return false;
       this.retried = true;
       this.detachStream();
+      this.socket.off('data', onSocketData);
       this.socket.destroy(); // closes our descriptor only: the acceptor holds a dup
       return true;
     }
@@ -180,18 +209,16 @@ class BytePipe {
     this.moveTo(alt);
     this.retried = true;
     this.stream = s;
-    this.socket.pipe(s);
     this.attach(s);
     return true;
   }
 
   private detachStream(): void {
     const old = this.stream;
-    this.socket.unpipe(old);
-    old.unpipe(this.socket);
-    old.off('end', this.onStreamEnd);
-    old.off('error', this.onStreamError);
-    old.off('data', this.onFirstData);
+    old.off('data', onStreamData);
+    old.off('drain', onStreamDrain);
+    old.off('end', onStreamEnd);
+    old.off('error', onStreamError);
     old.on('error', noop);
     if (!old.destroyed) old.destroy();
   }
@@ -200,12 +227,62 @@ class BytePipe {
     this.ep = moveConnection(this.ep, alt);
   }
 
-  private finish(): void {
+  finish(): void {
     this.ep.active--;
     this.ep.session.connectionEnded();
     if (!this.stream.destroyed) this.stream.destroy();
     this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: 'closed' });
   }
+}
+
+// ---- BytePipe listeners: shared by every pipe (no per-connection closures); `this` is the emitting socket/stream ----
+
+const PIPE = Symbol('burrow.bytePipe');
+interface PipedEmitter {
+  [PIPE]?: BytePipe;
+}
+
+function onSocketData(this: PipedEmitter, chunk: Buffer): void {
+  const pipe = this[PIPE]!;
+  if (!pipe.stream.write(chunk)) pipe.socket.pause(); // resumed by onStreamDrain
+}
+
+function onSocketDrain(this: PipedEmitter): void {
+  this[PIPE]!.stream.resume();
+}
+
+function onSocketEnd(this: PipedEmitter): void {
+  const s = this[PIPE]!.stream;
+  if (!s.destroyed) s.end();
+}
+
+function onSocketError(this: PipedEmitter): void {
+  this[PIPE]!.stream.destroy();
+}
+
+function onSocketClose(this: PipedEmitter): void {
+  this[PIPE]!.finish();
+}
+
+function onStreamData(this: PipedEmitter, chunk: Buffer): void {
+  this[PIPE]!.streamData(chunk);
+}
+
+function onStreamDrain(this: PipedEmitter): void {
+  const pipe = this[PIPE]!;
+  if (this === pipe.stream) pipe.socket.resume();
+}
+
+function onStreamEnd(this: PipedEmitter): void {
+  this[PIPE]!.streamEnd();
+}
+
+function onStreamError(this: PipedEmitter): void {
+  this[PIPE]!.streamError();
+}
+
+function uncorkPipe(pipe: BytePipe): void {
+  pipe.uncork();
 }
 
 const noop = (): void => {};

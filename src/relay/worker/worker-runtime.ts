@@ -279,9 +279,15 @@ export class WorkerRuntime {
   /** A public connection routed to one of our endpoints. */
   adoptPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>): Promise<TaskResult> {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
-    const idle = this.settings.limits.idleTimeoutMs;
+    const opaque = task.entry === 'tcp' || task.entry === 'tls';
+    const idle = opaque ? this.settings.limits.tcpIdleTimeoutMs : this.settings.limits.idleTimeoutMs;
     // No bytes either way for `idle` ms: close (a keep-alive connection parked between requests, a dead peer).
-    if (idle > 0) socket.setTimeout(idle, () => socket.destroy());
+    // TCP/TLS endpoints have their own setting, off by default (long quiet sessions are normal there).
+    // A shared listener, not a closure plus setTimeout's `once` wrapper per socket (idle connections are many).
+    if (idle > 0) {
+      socket.setTimeout(idle);
+      socket.on('timeout', destroyOnTimeout);
+    }
     const type = endpointTypeIndex(task.entry);
     // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
     // single-threaded fallback the socket's own count already includes the head).
@@ -307,6 +313,11 @@ export class WorkerRuntime {
     this.loop.close();
     this.closedResolve?.();
   }
+}
+
+/** 'timeout' listener shared by every public socket: the socket idled past --idle-timeout. */
+function destroyOnTimeout(this: net.Socket): void {
+  this.destroy();
 }
 
 export function prepareSocket(socket: net.Socket, keepaliveMs: number): void {

@@ -319,6 +319,7 @@ const FLAG_CASES: FlagCase[] = [
     ['--http-head-max', (c: RelayConfig) => c.limits.httpHeadMax, 1024, 1024 * 1024, 'bytes'],
     ['--http-head-timeout', (c: RelayConfig) => c.limits.httpHeadTimeoutMs, 100, 600_000, 'milliseconds'],
     ['--idle-timeout', (c: RelayConfig) => c.limits.idleTimeoutMs, 0, 86_400_000, 'milliseconds'],
+    ['--tcp-idle-timeout', (c: RelayConfig) => c.limits.tcpIdleTimeoutMs, 0, 86_400_000, 'milliseconds'],
     ['--rpc-max', (c: RelayConfig) => c.limits.rpcMax, 4096, 16 * 1024 * 1024, 'bytes'],
     ['--auth-fail-limit', (c: RelayConfig) => c.limits.authFailuresPerMinute, 1, 100_000, 'failures per minute'],
   ] as const).map(([flag, get, min, max, unit]) => ({
@@ -623,6 +624,7 @@ describe('relayHelpText', () => {
       BURROW_RELAY_HTTP_HEAD_MAX: ['2048', (c) => c.limits.httpHeadMax, 2048],
       BURROW_RELAY_HTTP_HEAD_TIMEOUT: ['900', (c) => c.limits.httpHeadTimeoutMs, 900],
       BURROW_RELAY_IDLE_TIMEOUT: ['0', (c) => c.limits.idleTimeoutMs, 0],
+      BURROW_RELAY_TCP_IDLE_TIMEOUT: ['5000', (c) => c.limits.tcpIdleTimeoutMs, 5000],
       BURROW_RELAY_RPC_MAX: ['8192', (c) => c.limits.rpcMax, 8192],
       BURROW_RELAY_AUTH_FAIL_LIMIT: ['2', (c) => c.limits.authFailuresPerMinute, 2],
     };
