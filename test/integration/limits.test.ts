@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { connect, isBurrowError } from '../../src/index.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
+import type { RelayLimits } from '../../src/config/relay-limits.js';
 
 const APP = 'app.burrow.localhost';
 const T = { timeout: 30_000 };
@@ -84,15 +85,21 @@ test('--idle-timeout: a keep-alive connection with no bytes either way is closed
   assert.ok(Date.now() - quietFrom >= 250, 'closed before the idle timeout');
 });
 
-test('--tcp-idle-timeout: a tunnelled tcp connection with no bytes either way is closed by the relay', T, async (t) => {
-  // The tcp pump (BytePipe) shares one 'timeout' listener across sockets; this checks it still closes idle ones.
-  const fx = await startRelayFixture({ limits: { tcpIdleTimeoutMs: 300 } });
+/** A relay with `limits`, an SDK tcp endpoint to an echo server, and a client connected through it. */
+async function tcpThroughRelay(t: TestContext, limits: Partial<RelayLimits>): Promise<net.Socket> {
+  const fx = await startRelayFixture({ limits });
   t.after(() => fx.close());
   const echo = await startTcpEcho(fx.cleanup);
   const s = await fx.connectSdk();
   const tl = await forward(fx.cleanup, 'tcp', s.tcpEndpoint().listenAndForward(`tcp://127.0.0.1:${echo.port}`));
   const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(tl.url()!).port) });
   t.after(() => sock.destroy());
+  return sock;
+}
+
+test('--tcp-idle-timeout: a tunnelled tcp connection with no bytes either way is closed by the relay', T, async (t) => {
+  // The tcp pump (BytePipe) shares one 'timeout' listener across sockets; this checks it still closes idle ones.
+  const sock = await tcpThroughRelay(t, { tcpIdleTimeoutMs: 300 });
   sock.write('x');
   const [first] = (await withTimeout('the echoed byte', once(sock, 'data'))) as [Buffer];
   assert.equal(first.toString('latin1'), 'x');
@@ -102,13 +109,7 @@ test('--tcp-idle-timeout: a tunnelled tcp connection with no bytes either way is
 });
 
 test('--idle-timeout does not apply to tcp endpoints: a quiet tunnelled tcp connection stays open', T, async (t) => {
-  const fx = await startRelayFixture({ limits: { idleTimeoutMs: 200 } });
-  t.after(() => fx.close());
-  const echo = await startTcpEcho(fx.cleanup);
-  const s = await fx.connectSdk();
-  const tl = await forward(fx.cleanup, 'tcp', s.tcpEndpoint().listenAndForward(`tcp://127.0.0.1:${echo.port}`));
-  const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(tl.url()!).port) });
-  t.after(() => sock.destroy());
+  const sock = await tcpThroughRelay(t, { idleTimeoutMs: 200 });
   let closed = false;
   sock.on('close', () => (closed = true));
   sock.write('x');
