@@ -18,7 +18,8 @@ Creates a new random agent token (256 bits, base64url), appends "sha256:<hash> <
   --endpoints N      endpoints per session (default: the relay's --max-endpoints-per-session)
 `;
 
-const RULE_FLAGS: Record<string, string> = { allow: 'allow', tcp: 'tcp', sessions: 'sessions', endpoints: 'endpoints' };
+/** A Set, not an object literal: `--constructor` or `--__proto__` must not look like a known flag. */
+const RULE_FLAGS: ReadonlySet<string> = new Set(['allow', 'tcp', 'sessions', 'endpoints']);
 
 export async function tokenCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const sub = argv[0];
@@ -30,28 +31,34 @@ export async function tokenCommand(argv: string[], env: NodeJS.ProcessEnv = proc
     throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown subcommand 'burrow token ${sub}'; the only one is 'burrow token create' (see --help)`);
   }
   let file = env['BURROW_RELAY_TOKENS'] || null;
-  const lists: Record<string, string[]> = {};
+  const lists = new Map<string, string[]>();
   for (let i = 1; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');
     const name = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : '';
-    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-    if (name !== 'tokens' && RULE_FLAGS[name] === undefined) {
+    const next = argv[i + 1];
+    // `--tokens --allow x`: the next flag is not this flag's value.
+    const value = eq >= 0 ? arg.slice(eq + 1) : next !== undefined && !next.startsWith('--') ? argv[++i] : undefined;
+    if (name !== 'tokens' && !RULE_FLAGS.has(name)) {
       throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unexpected argument '${arg}' for 'burrow token create'; see 'burrow token create --help'`);
     }
     if (value === undefined || value === '') {
       throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} needs a value; see 'burrow token create --help'`);
     }
     if (name === 'tokens') file = value;
-    else (lists[name] ??= []).push(value);
+    else {
+      const list = lists.get(name);
+      if (list === undefined) lists.set(name, [value]);
+      else list.push(value);
+    }
   }
   if (file === null) {
     throw new BurrowError('BURROW_ERR_CONFIG_INVALID', "'burrow token create' needs --tokens FILE (the relay's --tokens file) to append the token's hash to");
   }
   for (const single of ['sessions', 'endpoints']) {
-    if ((lists[single]?.length ?? 0) > 1) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${single} was given twice; give it once`);
+    if ((lists.get(single)?.length ?? 0) > 1) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${single} was given twice; give it once`);
   }
-  const fields = Object.entries(lists).map(([k, v]) => `${k}=${v.join(',')}`);
+  const fields = [...lists].map(([k, v]) => `${k}=${v.join(',')}`);
   let rules;
   try {
     rules = parseTokenRules(fields, 'burrow token create');
