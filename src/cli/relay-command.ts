@@ -1,7 +1,7 @@
 // `burrow relay`: parse flags, prepare the data dir (dev CA, token), start the relay, print how to connect, and
 // shut down gracefully on SIGINT/SIGTERM. CLI layer: the only place that writes to stdout for the relay.
 import { ensureRelayPki, type RelayPki } from '../config/dev-pki.js';
-import { ensureDataDir, formatHostPort, parseRelayArgs, relayHelpText, type RelayConfig } from '../config/relay-config.js';
+import { ensureDataDir, formatHostPort, isWildcard, parseRelayArgs, relayHelpText, type RelayConfig } from '../config/relay-config.js';
 import { loadTokens, type TokenStore } from '../config/tokens.js';
 import { startRelay, type Relay } from '../relay/relay.js';
 
@@ -58,7 +58,11 @@ export async function relayCommand(argv: string[], version: string): Promise<num
   const https = relay.address('https');
   const agent = relay.address('agent')!;
   const admin = relay.adminAddress();
-  const agentHost = agent.host === '127.0.0.1' || agent.host === '::1' ? 'localhost' : agent.host;
+  // What an agent should dial: loopback and wildcard binds are reached as localhost (a name the dev certificate
+  // carries); an IPv6 literal needs brackets (`--server [::1]:4443` parses, `:::4443` does not).
+  const agentHost =
+    agent.host === '127.0.0.1' || agent.host === '::1' || isWildcard(agent.host) ? 'localhost' : agent.host;
+  const agentServer = formatHostPort({ host: agentHost, port: agent.port });
   const lines = [
     `burrow relay ${version} — domain ${config.domain}`,
     `  http     ${http ? `http://${formatHostPort(http)}` : 'off'}`,
@@ -71,10 +75,10 @@ export async function relayCommand(argv: string[], version: string): Promise<num
     tokens.devToken !== null ? `  token    ${tokens.devToken}   (dev token, saved in ${tokens.path})` : `  tokens   ${tokens.count} from ${tokens.path}`,
     '',
     'Expose a local service with the burrow agent (in another terminal):',
-    `  node bin/burrow.js http 3000 --server ${agentHost}:${agent.port} --authtoken ${tokens.devToken ?? 'TOKEN'} --ca ${pki.caPath ?? pki.certPath}`,
+    `  node bin/burrow.js http 3000 --server ${agentServer} --authtoken ${tokens.devToken ?? 'TOKEN'} --ca ${pki.caPath ?? pki.certPath}`,
     '',
     'Or connect an agent with the ngrok SDK (npm i @ngrok/ngrok):',
-    `  new ngrok.SessionBuilder().authtoken(TOKEN).serverAddr('${agentHost}:${agent.port}')`,
+    `  new ngrok.SessionBuilder().authtoken(TOKEN).serverAddr('${agentServer}')`,
     `    .caCert(fs.readFileSync('${pki.caPath ?? pki.certPath}')).connect()`,
     `Then: curl ${https ? `--cacert ${pki.caPath ?? pki.certPath} https://NAME.${config.domain}:${https.port}/` : `http://NAME.${config.domain}:${http?.port}/`}`,
     '',
@@ -104,8 +108,9 @@ export async function relayCommand(argv: string[], version: string): Promise<num
       process.stderr.write(`burrow: ${sig} received, draining (up to ${config.graceMs} ms)...\n`);
       relay.close().then(resolve, resolve);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // on, not once: a second signal must reach stop() (and exit at once), not Node's default handler.
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   return 0;
 }

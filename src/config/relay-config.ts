@@ -500,7 +500,7 @@ function checkListenerConflicts(d: Draft, sourceOf: (key: keyof Draft) => string
 }
 
 /** The unspecified address (0.0.0.0, ::, 0:0::0, ...): binds every interface, names none. */
-function isWildcard(host: string): boolean {
+export function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || (isIP(host) === 6 && /^[0:]+$/.test(host));
 }
 

@@ -73,7 +73,9 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
   const tokens = new Map<string, TokenEntry>();
   for (const t of o.tokens ?? []) if (!tokens.has(t.hash)) tokens.set(t.hash, t);
   for (const h of o.tokenHashes) if (!tokens.has(h)) tokens.set(h, { hash: h, id: tokenIdOf(h), rules: FULL_RIGHTS });
-  const bindHost = o.httpAddr?.host ?? o.httpsAddr?.host ?? '127.0.0.1';
+  // TCP endpoint listeners bind where the public listeners do; with both off, where agents connect — the same chain
+  // relay-config uses for the host named in tcp:// URLs (they must agree, or URLs name a host nobody listens on).
+  const bindHost = (o.httpAddr ?? o.httpsAddr ?? o.agentAddr)?.host ?? '127.0.0.1';
   const acceptor = new Acceptor({
     domain: o.domain,
     httpAddr: o.httpAddr,
