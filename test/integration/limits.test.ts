@@ -4,6 +4,7 @@
 // (an Auth above --rpc-max is refused and the session is not admitted). Agents: the @ngrok/ngrok SDK.
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { connect, isBurrowError } from '../../src/index.js';
@@ -120,6 +121,21 @@ test('--idle-timeout does not apply to tcp endpoints: a quiet tunnelled tcp conn
   sock.write('y');
   const [again] = (await withTimeout('the echo after the quiet second', once(sock, 'data'))) as [Buffer];
   assert.equal(again.toString('latin1'), 'y');
+});
+
+test('--http-head-timeout: an https client that finishes the handshake and sends nothing gets 408 and a close', T, async (t) => {
+  // The acceptor's preread deadline stops at the ClientHello; the worker must bound the handshake + first head too.
+  const { fx } = await relayWithApp({ limits: { httpHeadTimeoutMs: 300 } });
+  t.after(() => fx.close());
+  const c = tls.connect({ host: '127.0.0.1', port: fx.https.port, servername: APP, ca: fx.caPem });
+  t.after(() => c.destroy());
+  await withTimeout('the TLS handshake', once(c, 'secureConnect'));
+  const quietFrom = Date.now();
+  const got: Buffer[] = [];
+  c.on('data', (d: Buffer) => got.push(d));
+  await withTimeout('the relay to close the silent https connection', once(c, 'close'), 5_000);
+  assert.ok(Date.now() - quietFrom >= 250, 'closed before the head deadline');
+  assert.equal(statusOf(Buffer.concat(got)), 408, Buffer.concat(got).toString('latin1').slice(0, 200));
 });
 
 test('--http-head-max: a later request head over the limit on a keep-alive connection → 431 and close', T, async (t) => {

@@ -322,6 +322,8 @@ class HttpPump implements HttpFilterSink {
   private headTimer: NodeJS.Timeout | null;
   /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
   private upgradeCheck: Buffer | null;
+  /** https: the TLS handshake finished (before that a head timeout closes without an answer). */
+  private secured: boolean;
   // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). Responses are piped untouched, so a
   // request's answer is taken to end with the last response byte before the next request (or the close).
   private readonly recorder: RelayRecorder;
@@ -375,6 +377,7 @@ class HttpPump implements HttpFilterSink {
     this.finished = false;
     this.headTimer = null;
     this.upgradeCheck = null;
+    this.secured = false;
     this.connId = task.connId;
     this.task = task;
     this.replay = null;
@@ -417,6 +420,10 @@ class HttpPump implements HttpFilterSink {
     raw.once('close', () => this.finish());
     client.on('end', () => this.clientEnd());
     if (proto === 'https') {
+      // The acceptor's preread deadline ended with the ClientHello: the handshake and the first request head get the
+      // head deadline here (slowloris, DESIGN.md §6), or a client that stalls either holds the socket until the idle
+      // timeout.
+      this.headTimer = setTimeout(() => this.headTimeout(), runtime.settings.limits.httpHeadTimeoutMs);
       (client as tls.TLSSocket).once('secure', () => this.onSecure());
     } else {
       client.on('data', this.onClientData);
@@ -510,6 +517,7 @@ class HttpPump implements HttpFilterSink {
   // ---- internals ----
 
   private onSecure(): void {
+    this.secured = true;
     const t = this.client as tls.TLSSocket;
     const sniNow = typeof t.servername === 'string' ? t.servername.toLowerCase() : '';
     if (sniNow !== this.ep.hostname) {
@@ -540,6 +548,11 @@ class HttpPump implements HttpFilterSink {
 
   private headTimeout(): void {
     this.headTimer = null;
+    if (this.type === TYPE_HTTPS && !this.secured) {
+      // Handshake not finished: there is no HTTP to answer in.
+      this.client.destroy();
+      return;
+    }
     this.onError(408, 'BURROW_ERR_HTTP_HEAD_TIMEOUT', `the request head was not complete within ${this.runtime.settings.limits.httpHeadTimeoutMs} ms`);
   }
 
