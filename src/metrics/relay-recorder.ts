@@ -11,7 +11,17 @@ export const TYPE_HTTP = 0;
 export const TYPE_HTTPS = 1;
 
 /** Outcome of a public connection handled by a worker (the `outcome` label of burrow_connections_total). */
-export const CONNECTION_OUTCOMES = ['ok', 'no-response', 'closed', 'endpoint-gone', 'stream-refused', 'other'] as const;
+export const CONNECTION_OUTCOMES = [
+  'ok',
+  'no-response',
+  'closed',
+  'endpoint-gone',
+  'stream-refused',
+  'endpoint-limit',
+  // handed back to the acceptor for a pool member on another worker: that worker counts the connection's end
+  'rerouted',
+  'other',
+] as const;
 const OUTCOME_OTHER = CONNECTION_OUTCOMES.length - 1;
 
 /**

@@ -95,6 +95,8 @@ class BytePipe {
   private readonly head: Buffer;
   private readonly clientAddr: string;
   private retried: boolean;
+  /** Handed back to the acceptor for another worker (its end is counted there, not here). */
+  private rerouted: boolean;
   private gotData: boolean;
   /** The socket is corked until the next setImmediate (stream → socket pieces of this turn go out as one writev). */
   corked: boolean;
@@ -124,6 +126,7 @@ class BytePipe {
     this.head = head;
     this.clientAddr = clientAddr;
     this.retried = retried;
+    this.rerouted = false;
     this.gotData = false;
     this.corked = false;
     this.openedAt = connId !== 0 ? performance.now() : 0;
@@ -198,6 +201,7 @@ class BytePipe {
       // No other member here: hand the connection (head only; nothing else was read) to the acceptor for another worker.
       if (!this.runtime.reroute(this.socket, this.head, this.task, this.ep)) return false;
       this.retried = true;
+      this.rerouted = true;
       this.detachStream();
       this.socket.off('data', onSocketData);
       this.socket.destroy(); // closes our descriptor only: the acceptor holds a dup
@@ -231,7 +235,7 @@ class BytePipe {
     this.ep.active--;
     this.ep.session.connectionEnded();
     if (!this.stream.destroyed) this.stream.destroy();
-    this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: 'closed' });
+    this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: this.rerouted ? 'rerouted' : 'closed' });
   }
 }
 
