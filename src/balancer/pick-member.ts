@@ -89,8 +89,10 @@ function pickLeastOutstanding(members: readonly PickCandidate[], state: PickStat
 
 /**
  * Power of two choices (Mitzenmacher): sample two distinct available members, keep the one with the lower expected
- * cost = EWMA latency × (outstanding + 1). A member without samples costs 0 and is tried first, which is how it
- * gets its first samples. Two random samples avoid the herd effect of always picking the global minimum.
+ * cost = EWMA latency × (outstanding + 1). A member without samples borrows the other's latency, so its open
+ * connections still count (a cost of 0 would send it every connection until its first answer came back, however
+ * slow that is); on a tie it is preferred, which is how it gets its first samples. Two random samples avoid the herd
+ * effect of always picking the global minimum.
  */
 function pickP2c(members: readonly PickCandidate[], avail: number, rand: () => number): number {
   const a = Math.floor(rand() * avail);
@@ -100,7 +102,12 @@ function pickP2c(members: readonly PickCandidate[], avail: number, rand: () => n
   const ib = nthAvailable(members, b);
   const ma = members[ia]!;
   const mb = members[ib]!;
-  return ma.ewmaUs * (ma.outstanding + 1) <= mb.ewmaUs * (mb.outstanding + 1) ? ia : ib;
+  const ea = ma.ewmaUs || mb.ewmaUs || 1;
+  const eb = mb.ewmaUs || ma.ewmaUs || 1;
+  const ca = ea * (ma.outstanding + 1);
+  const cb = eb * (mb.outstanding + 1);
+  if (ca !== cb) return ca < cb ? ia : ib;
+  return mb.ewmaUs === 0 && ma.ewmaUs !== 0 ? ib : ia;
 }
 
 /**

@@ -57,6 +57,9 @@ test('p2c-ewma sends little traffic to the slow member and tries unsampled membe
   assert.equal(slow, 0);
   const fresh = members(2, (i) => ({ ewmaUs: i === 0 ? 800 : 0 }));
   assert.equal(pickMember('p2c-ewma', fresh, { cursor: 0 }, rand), 1);
+  // …but an unsampled member with connections piling up does not take every new one.
+  const busyFresh = members(2, (i) => ({ ewmaUs: i === 0 ? 800 : 0, outstanding: i === 0 ? 0 : 5 }));
+  assert.equal(pickMember('p2c-ewma', busyFresh, { cursor: 0 }, rand), 0);
   const one = members(3, (i) => ({ available: i === 0 }));
   assert.equal(pickMember('p2c-ewma', one, { cursor: 0 }, rand), 0);
 });
