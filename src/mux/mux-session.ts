@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { BurrowError } from '../core/errors.js';
 import {
   MUX_ACCEPT_QUEUE_FULL,
+  MUX_INTERNAL_ERROR,
   MUX_NO_ERROR,
   MUX_PROTOCOL_ERROR,
   MUX_STREAM_REFUSED,
@@ -57,6 +58,7 @@ export interface GoAwayInfo {
 }
 
 const HEADER_SLAB_SIZE = 16 * 1024;
+
 /** Payloads up to this size are copied next to their header (one buffer) instead of a second writev entry. */
 const SMALL_PAYLOAD = 256;
 /** How long a closed session's transport may take to flush and close before it is destroyed. */
@@ -133,7 +135,18 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.closePromise = null;
     this.onTransportData = (chunk: Buffer) => {
       this.bytesIn += chunk.length;
-      this.decoder.push(chunk);
+      // The session boundary (STYLE.md §Errors): frame handlers run stream consumers synchronously ('data', 'stream');
+      // a bug in one must end this session with GOAWAY InternalError, not the worker and every session on it.
+      // One try per transport chunk, not per frame.
+      try {
+        this.decoder.push(chunk);
+      } catch (err) {
+        const why = `internal error while handling the peer's frames: ${(err as Error).message}`;
+        // The consumer that threw may not have attached its 'error' listener yet: ending its stream must not turn
+        // into an uncaught 'error' as well.
+        for (const s of this.streams.values()) if (s.listenerCount('error') === 0) s.on('error', ignoreError);
+        this.protocolError(MUX_INTERNAL_ERROR, why, new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', `mux session ended: ${why}`));
+      }
     };
     this.onTransportDrain = () => this.releaseDrainWaiters();
     this.uncorkFn = () => {
@@ -464,12 +477,13 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     return this.role === 'client' ? (id & 1) === 0 : (id & 1) === 1;
   }
 
-  private protocolError(code: number, message: string): void {
+  /** GOAWAY with `code` and end the session; `err` defaults to "the peer broke protocol". */
+  private protocolError(code: number, message: string, err?: BurrowError): void {
     if (this.closed) return;
     this.decoder.stop();
     this.goAwaySent = false; // a protocol error GOAWAY replaces any graceful one
     this.goAway(code, message);
-    this.destroy(new BurrowError(burrowCodeForMux(code), `mux session ended, peer broke protocol: ${message}`));
+    this.destroy(err ?? new BurrowError(burrowCodeForMux(code), `mux session ended, peer broke protocol: ${message}`));
   }
 
   private onTransportEnd(): void {

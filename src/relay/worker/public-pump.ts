@@ -25,6 +25,12 @@ export function pumpPublic(
   endpointRow: Float64Array | null = null,
 ): Promise<TaskResult> {
   const ep = runtime.endpoints.get(task.endpointId);
+  if (task.remoteAddress === '') {
+    // The client reset before the acceptor could read its address: nothing to serve, and X-Forwarded-For could not
+    // be written (HttpRequestFilter refuses an empty client IP).
+    socket.destroy();
+    return Promise.resolve({ bytesIn: 0, bytesOut: 0, outcome: 'closed' });
+  }
   const clientAddr = formatAddr(task.remoteAddress, task.remotePort);
   if (ep === undefined || runtime.draining) {
     // The endpoint went away between routing and handoff.

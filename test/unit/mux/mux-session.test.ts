@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { MuxSession } from '../../../src/mux/mux-session.js';
 import type { MuxStream } from '../../../src/mux/mux-stream.js';
-import { MUX_STREAM_REFUSED } from '../../../src/protocol/error-codes.js';
+import { MUX_INTERNAL_ERROR, MUX_STREAM_REFUSED } from '../../../src/protocol/error-codes.js';
 import { DEFAULT_WINDOW_SIZE } from '../../../src/protocol/frame.js';
 import { TRANSPORT_KINDS, transportPair, type TransportPair } from '../../helpers/transport-pair.js';
 import { isBurrowError } from '../../../src/core/errors.js';
@@ -92,6 +92,26 @@ for (const kind of TRANSPORT_KINDS) {
         await Promise.all(jobs);
         assert.equal(p.client.streamCount, 0);
         assert.equal(p.server.streamCount, 0);
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('a consumer that throws while a frame is handled ends only that session (GOAWAY InternalError), no uncaught throw', async () => {
+      const p = await sessions(kind);
+      try {
+        p.server.on('stream', () => {
+          throw new Error('consumer bug');
+        });
+        const closed = once(p.server, 'close');
+        const clientClosed = once(p.client, 'close');
+        const s = p.client.openStream();
+        s.on('error', () => {}); // the session it belongs to is ended by the peer
+        s.write('x');
+        const [err] = (await closed) as [Error];
+        assert.match(err.message, /internal error while handling the peer's frames: consumer bug/);
+        await clientClosed;
+        assert.equal(p.client.remoteGoAway?.code, MUX_INTERNAL_ERROR);
       } finally {
         await p.close();
       }
