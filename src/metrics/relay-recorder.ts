@@ -140,6 +140,11 @@ export class RelayRecorder {
    * The per-endpoint row for `key` (hostname, or `tcp:<port>`), or null when per-endpoint metrics are off. Resolved
    * once when a connection opens; the caller then bumps EP_* indexes directly.
    */
+  /** Whether per-endpoint rows are kept (`--metrics-per-endpoint on`): callers skip building the key otherwise. */
+  get perEndpointOn(): boolean {
+    return this.perEndpoint !== null;
+  }
+
   endpointRow(key: string): Float64Array | null {
     const m = this.perEndpoint;
     if (m === null) return null;

@@ -25,6 +25,7 @@ export class BatchedPipe {
       this.dst.uncork();
     };
     this.onDrain = () => {
+      if (!this.waiting) return;
       this.waiting = false;
       this.src.resume();
     };
@@ -38,14 +39,14 @@ export class BatchedPipe {
       }
       if (!d.write(chunk) && !this.waiting) {
         this.waiting = true;
-        this.src.pause();
-        d.once('drain', this.onDrain);
+        this.src.pause(); // resumed by onDrain, attached once below (not a once-wrapper per blocked write)
       }
     };
     this.onEnd = () => {
       this.flush();
       if (!this.dst.destroyed && !this.dst.writableEnded) this.dst.end();
     };
+    dst.on('drain', this.onDrain);
     src.on('data', this.onData);
     if (end) src.once('end', this.onEnd);
     if (src.isPaused()) src.resume();

@@ -76,9 +76,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   readonly windowSize: number;
   readonly maxStreams: number;
   readonly acceptBacklog: number;
-  /** Transport bytes read / written, frames included. */
+  /** Transport bytes read, frames included (the relay's liveness check watches it). */
   bytesIn: number;
-  bytesOut: number;
   /** The GOAWAY the peer sent, if any. */
   remoteGoAway: GoAwayInfo | null;
   /** Why the session ended (undefined while open or after a clean close). */
@@ -113,7 +112,6 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.acceptBacklog = clampInt(options.acceptBacklog ?? 128, 0, 1 << 20, 'acceptBacklog');
     const maxFrameLength = clampInt(options.maxFrameLength ?? 1024 * 1024, 8, MAX_FRAME_LENGTH, 'maxFrameLength');
     this.bytesIn = 0;
-    this.bytesOut = 0;
     this.remoteGoAway = null;
     this.closeError = undefined;
     this.transport = transport;
@@ -435,7 +433,6 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       t.cork();
       setImmediate(this.uncorkFn);
     }
-    this.bytesOut += buf.length;
     if (!t.write(buf)) this.blocked = true;
   }
 

@@ -48,8 +48,6 @@ export class MuxStream extends Duplex {
   private detached: boolean; // removed from the session's stream table
   private resetByPeer: boolean;
   private extraWindow: number;
-  /** Payload bytes sent / received (for metrics). */
-  bytesOut: number;
 
   /**
    * @param initialWindow the protocol's initial window, assumed by both sides (PROTOCOL.md §Flow control)
@@ -76,7 +74,6 @@ export class MuxStream extends Duplex {
     this.remoteFin = false;
     this.detached = false;
     this.resetByPeer = false;
-    this.bytesOut = 0;
     // A window above the protocol's initial one is granted with WNDINC: at once for an accepted stream, right after
     // the SYN for one we open (a WNDINC must not precede the SYN).
     this.extraWindow = recvWindow > initialWindow ? recvWindow - initialWindow : 0;
@@ -144,7 +141,6 @@ export class MuxStream extends Duplex {
       this.owner.writeData(this.id, flags, off === 0 && n === len ? chunk : chunk.subarray(off, off + n));
       if (flags !== 0) this.afterSyn();
       this.sendWindow = win - n;
-      this.bytesOut += n;
       off += n;
     }
     const cb = this.pendingCb!;

@@ -651,7 +651,7 @@ class HttpPump implements HttpFilterSink {
     }
     this.replay = this.rawReplay = null;
     this.responseStarted = true;
-    if (this.reqOpen) {
+    if (this.reqOpen && this.recorder.enabled) {
       this.reqLastByteAt = wallMs();
       if (!this.reqFirstByte) {
         this.reqFirstByte = true;

@@ -292,7 +292,10 @@ export class WorkerRuntime {
     // Bytes from the client = what the acceptor read (head) + what this socket reads from here on (in the
     // single-threaded fallback the socket's own count already includes the head).
     const readBefore = socket.bytesRead;
-    const row = this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
+    // The per-endpoint key (a string built per connection) only when those metrics are on.
+    const row = !this.recorder.perEndpointOn
+      ? null
+      : this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
     return pumpPublic(this, socket, head, task, row).then((r) => {
       const bytesIn = r.bytesIn - readBefore + head.length;
       this.recorder.connectionEnded(type, r.outcome, bytesIn, r.bytesOut);
