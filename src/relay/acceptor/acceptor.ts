@@ -22,7 +22,7 @@ import { AuthLimiter } from './auth-limiter.js';
 import { errorPage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
 import { MemberBreaker, type BreakerCall, type BreakerState, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
-import { alertAndClose, endWith } from '../close-with.js';
+import { alertAndClose, endWith, turnAway } from '../close-with.js';
 import { RouteTable, randomLabel, routeKey, type PoolMember, type Route } from './route-table.js';
 import { wallMs } from '../../metrics/relay-recorder.js';
 import type { ConnectionDispatcher } from './worker-pool.js';
@@ -342,8 +342,8 @@ export class Acceptor {
     if (pooled) {
       member.breaker = new MemberBreaker(`${what}/${req.endpointId}`, this.opts.breaker, (to) => {
         this.breakerTransitions[to]++;
-        member.available = to !== 'open';
-        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: member.available });
+        // `available` itself is recomputed from the breaker by pick(); the member's worker needs it for its retries.
+        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: to !== 'open' });
       });
     }
     return member;
@@ -431,7 +431,6 @@ export class Acceptor {
   private forget(endpointId: string, graceMs: number): void {
     const gone = this.routes.remove(endpointId, graceMs, Date.now());
     if (gone === undefined) return;
-    gone.member.available = false; // connections still pending on it settle through connDone
     gone.member.breaker?.shutdown();
     if (gone.last && gone.route.proto === 'tcp') this.closeTcp(gone.route.port);
   }
@@ -495,12 +494,8 @@ export class Acceptor {
     if (member === null || conn === null) {
       // Nobody else can take it: answer here, as the worker would have.
       const socket = new net.Socket({ fd: msg.fd, readable: true, writable: true, allowHalfOpen: true });
-      socket.on('error', () => socket.destroy());
-      if (msg.entry === 'http') {
-        endWith(socket, errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request.`));
-      } else {
-        socket.destroy();
-      }
+      const page = errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`);
+      turnAway(socket, msg.entry, page);
       return;
     }
     const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointId: _failed, ...rest } = msg;
@@ -720,21 +715,13 @@ type Act = () => void;
  * breakers half-open within seconds), TLS an alert, TCP a close.
  */
 function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string): void {
-  if (entry === 'http') {
-    endWith(
-      socket,
-      errorPage(
-        503,
-        'Service Unavailable',
-        `Every agent serving ${hostname} is failing right now; try again in a few seconds.`,
-        `Retry-After: ${RETRY_AFTER_S}\r\n`,
-      ),
-    );
-  } else if (entry === 'https' || entry === 'tls') {
-    alertAndClose(socket);
-  } else {
-    socket.destroy();
-  }
+  const page = errorPage(
+    503,
+    'Service Unavailable',
+    `Every agent serving ${hostname} is failing right now; try again in a few seconds.`,
+    `Retry-After: ${RETRY_AFTER_S}\r\n`,
+  );
+  turnAway(socket, entry, page);
 }
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {

@@ -11,7 +11,7 @@ import type { PublicTask, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
-import { alertAndClose, endWith } from '../close-with.js';
+import { turnAway } from '../close-with.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
@@ -71,9 +71,7 @@ function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string,
   return new Promise((resolve) => {
     socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
     // The same answers the acceptor gives when it has no route (the TLS handshake has not started here).
-    if (entry === 'http') endWith(socket, page ?? errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
-    else if (entry === 'https' || entry === 'tls') alertAndClose(socket);
-    else socket.destroy();
+    turnAway(socket, entry, page ?? errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
   });
 }
 
