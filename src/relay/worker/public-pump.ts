@@ -67,6 +67,8 @@ export function pumpPublic(
   return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head, endpointRow).done;
 }
 
+const EMPTY_HEAD = Buffer.alloc(0);
+
 function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string, page?: Buffer): Promise<TaskResult> {
   return new Promise((resolve) => {
     socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
@@ -96,7 +98,8 @@ class BytePipe {
   private ep: Endpoint;
   private readonly task: PublicMeta;
   private readonly connId: number;
-  private readonly head: Buffer;
+  /** The bytes to send again on a retry (a TLS ClientHello); dropped once no retry is possible. */
+  private head: Buffer;
   private readonly clientAddr: string;
   private retried: boolean;
   /** Handed back to the acceptor for another worker (its end is counted there, not here). */
@@ -179,6 +182,7 @@ class BytePipe {
 
   private firstData(): void {
     this.gotData = true;
+    this.head = EMPTY_HEAD; // retries happen only before any byte came back: no longer needed
     this.runtime.recorder.ttfb(this.type, this.task.acceptedAt);
     reportMember(this.runtime, this.connId, this.ep, true, Math.round((performance.now() - this.openedAt) * 1000), '');
   }

@@ -24,12 +24,11 @@ export function handleTask(task: RelayTask): Promise<TaskResult | null> {
       return runtime.adoptAgent(socketFromFd(task.fd), Buffer.from(task.head), task);
     case 'public': {
       const h = task.head;
-      if (h.byteLength === 0) {
-        // tcp: nothing was read ahead. Drop the cloned empty array too, or the task (kept by the pump) holds it.
-        task.head = EMPTY_HEAD;
-        return runtime.adoptPublic(socketFromFd(task.fd), EMPTY_HEAD, task);
-      }
-      return runtime.adoptPublic(socketFromFd(task.fd), Buffer.from(h.buffer, h.byteOffset, h.byteLength), task);
+      // The pumps keep `task` for the connection's life; the head goes to them separately, so only they decide how
+      // long it is kept (an HTTP head is consumed at once; a TLS ClientHello only until a retry is impossible).
+      task.head = EMPTY_HEAD;
+      const head = h.byteLength === 0 ? EMPTY_HEAD : Buffer.from(h.buffer, h.byteOffset, h.byteLength);
+      return runtime.adoptPublic(socketFromFd(task.fd), head, task);
     }
   }
 }

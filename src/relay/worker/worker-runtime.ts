@@ -296,8 +296,9 @@ export class WorkerRuntime {
     const row = !this.recorder.perEndpointOn
       ? null
       : this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
+    const headLen = head.length; // not `head`: the closure would keep the bytes alive as long as the connection
     return pumpPublic(this, socket, head, task, row).then((r) => {
-      const bytesIn = r.bytesIn - readBefore + head.length;
+      const bytesIn = r.bytesIn - readBefore + headLen;
       this.recorder.connectionEnded(type, r.outcome, bytesIn, r.bytesOut);
       this.recorder.endpointConnectionEnded(row, bytesIn, r.bytesOut);
       return r;
