@@ -43,18 +43,10 @@ export function pumpPublic(
     return refuse(socket, task.entry, 'endpoint-limit', task.hostname, '', page);
   }
   if (task.entry === 'tcp' || task.entry === 'tls') {
-    const first = head.length > 0 ? head : undefined;
-    let target: Endpoint | null = ep;
-    let stream = ep.session.openProxyStream(ep, clientAddr, first);
-    if (stream === null && task.connId !== 0) {
-      // Pool member cannot take a stream: one retry on another member of this worker before any byte went out.
-      reportMember(runtime, task.connId, ep, false, 0, 'stream refused by the agent session');
-      target = runtime.alternateMember(ep);
-      stream = target === null ? null : target.session.openProxyStream(target, clientAddr, first);
-    }
-    if (stream === null || target === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
+    const opened = openOnMember(runtime, ep, clientAddr, head.length > 0 ? head : undefined, task.connId);
+    if (opened === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
     runtime.recorder.streamOpened(endpointTypeIndex(task.entry), task.acceptedAt);
-    return new BytePipe(runtime, socket, stream, target, task, head, clientAddr, target !== ep).done;
+    return new BytePipe(runtime, socket, opened.stream, opened.ep, task, head, clientAddr, opened.ep !== ep).done;
   }
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
@@ -299,6 +291,27 @@ function uncorkPipe(pipe: BytePipe): void {
 
 const noop = (): void => {};
 
+/**
+ * Open a proxy stream for a public connection on `ep`. A pooled connection (connId ≠ 0) whose member refuses the
+ * stream (closed, going away, at its stream limit) reports the refusal and tries one other member of this worker.
+ * Null when no stream could be opened. Once per connection.
+ */
+function openOnMember(
+  runtime: WorkerRuntime,
+  ep: Endpoint,
+  clientAddr: string,
+  first: Buffer | undefined,
+  connId: number,
+): { stream: MuxStream; ep: Endpoint } | null {
+  const stream = ep.session.openProxyStream(ep, clientAddr, first);
+  if (stream !== null) return { stream, ep };
+  if (connId === 0) return null;
+  reportMember(runtime, connId, ep, false, 0, 'stream refused by the agent session');
+  const alt = runtime.alternateMember(ep);
+  const again = alt === null ? null : alt.session.openProxyStream(alt, clientAddr, first);
+  return again === null ? null : { stream: again, ep: alt! };
+}
+
 /** A retried connection now counts on `to` instead of `from` (drain waits on per-endpoint counts). Returns `to`. */
 function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
   from.active--;
@@ -460,23 +473,17 @@ class HttpPump implements HttpFilterSink {
     }
     let s = this.stream;
     if (s === null) {
-      s = this.ep.session.openProxyStream(this.ep, this.clientAddr);
-      if (s === null && this.connId !== 0) {
-        // A pool member that cannot take a stream: nothing was sent yet, so any method may go to another member.
-        this.report(false, 'stream refused by the agent session');
-        const alt = this.runtime.alternateMember(this.ep);
-        if (alt !== null) {
-          s = alt.session.openProxyStream(alt, this.clientAddr);
-          if (s !== null) {
-            this.moveTo(alt);
-            this.retried = true;
-          }
-        }
-      }
-      if (s === null) {
-        this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now`);
+      // Nothing was sent yet, so any method may go to another member when this one refuses the stream.
+      const opened = openOnMember(this.runtime, this.ep, this.clientAddr, undefined, this.connId);
+      if (opened === null) {
+        this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now; retry shortly`);
         return;
       }
+      if (opened.ep !== this.ep) {
+        this.moveTo(opened.ep);
+        this.retried = true; // the refusal was reported; the new member's first answer is reported as its own
+      }
+      s = opened.stream;
       this.recorder.streamOpened(this.type, this.acceptedAt);
       this.attachStream(s);
     }
