@@ -52,8 +52,4 @@ export class Backoff {
   sessionEnded(upMs: number): void {
     if (upMs >= this.resetAfterMs) this.attempt = 0;
   }
-
-  reset(): void {
-    this.attempt = 0;
-  }
 }

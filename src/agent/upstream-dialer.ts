@@ -50,8 +50,6 @@ export class UpstreamDialer extends EventEmitter {
   lastReason: string;
   /** Dials attempted, failed, and connections refused by the open breaker. */
   dials: number;
-  failures: number;
-  rejected: number;
   private readonly breaker: CircuitBreaker<[DialAttempt], net.Socket>;
   private readonly keepaliveMs: number;
   private openedAt: number;
@@ -66,8 +64,6 @@ export class UpstreamDialer extends EventEmitter {
     this.lastError = null;
     this.lastReason = 'none yet';
     this.dials = 0;
-    this.failures = 0;
-    this.rejected = 0;
     this.openedAt = 0;
     this.breaker = new CircuitBreaker((attempt: DialAttempt) => this.connect(attempt), {
       name: this.label,
@@ -105,7 +101,6 @@ export class UpstreamDialer extends EventEmitter {
       attempt.socket?.destroy(); // a dial the breaker timed out may still connect later: never leak it
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EOPENBREAKER') {
-        this.rejected++;
         const left = Math.max(0, this.openedAt + this.resetTimeoutMs - Date.now());
         throw new BurrowError(
           'BURROW_ERR_AGENT_BREAKER_OPEN',
@@ -115,7 +110,6 @@ export class UpstreamDialer extends EventEmitter {
         );
       }
       if (code === 'ESHUTDOWN') throw new BurrowError('BURROW_ERR_AGENT_CLOSED', `upstream ${this.label}: the agent is closing`);
-      this.failures++;
       const reason =
         code === 'ETIMEDOUT'
           ? `did not accept the connection within ${this.dialTimeoutMs} ms`

@@ -1,14 +1,16 @@
 // burrow command-line entry: dispatches subcommands. The only module that touches process.exit and stdout.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isBurrowError } from '../core/errors.js';
 import { nativeAddon } from '../native/native-addon.js';
+import { AGENT_VERSION } from '../agent/agent.js';
 import { agentCommand } from './agent-command.js';
 import { demoCommand } from './demo-command.js';
 import { relayCommand } from './relay-command.js';
 import { tokenCommand } from './token-command.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+// One reading of package.json for the whole program (the agent's, which falls back when the file is unreadable).
+const pkg = { version: AGENT_VERSION };
 
 const USAGE = `burrow ${pkg.version} — self-hosted tunnel relay speaking the ngrok agent protocol
 

@@ -77,8 +77,6 @@ function invalid(label: string, value: string, expected: string): BurrowError {
   return new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: ${quote(value)} ${expected}`);
 }
 
-/** Quotes a user value for a message; control characters are escaped so a message stays on one line. */
-
 const DNS_LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**

@@ -42,12 +42,10 @@ export interface EncodedHistograms {
 }
 
 export class LatencyHistograms {
-  readonly slots: readonly HistogramSlot[];
   private readonly hist: Histogram[];
   private readonly sums: Float64Array;
 
   constructor(slots: readonly HistogramSlot[]) {
-    this.slots = slots;
     this.hist = slots.map(() => newHistogram());
     this.sums = new Float64Array(slots.length);
   }

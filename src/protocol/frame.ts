@@ -43,8 +43,6 @@ export const GOAWAY_MIN_PAYLOAD_SIZE = 8;
  */
 export const GOAWAY_MAX_PAYLOAD_SIZE = GOAWAY_MIN_PAYLOAD_SIZE + 64 * 1024;
 
-export const FRAME_TYPE_NAMES: readonly string[] = ['RST', 'DATA', 'WNDINC', 'GOAWAY'];
-
 /** Write an 8-byte frame header at `buf[offset]`. Caller guarantees 0 <= length <= MAX_FRAME_LENGTH. */
 export function writeFrameHeader(
   buf: Buffer,

@@ -89,12 +89,6 @@ export interface SessionGone {
   sessionId: string;
 }
 
-export interface SessionStarted {
-  op: 'session-started';
-  sessionId: string;
-  remoteAddress: string;
-}
-
 /**
  * An agent sent Auth: the acceptor applies the per-IP failure rate limit and the per-token session limit (it sees every
  * worker's sessions). `tokenId` is '' when the token was missing or unknown.
@@ -187,7 +181,6 @@ export type WorkerToAcceptor =
   | ReserveRequest
   | ReleaseRequest
   | SessionGone
-  | SessionStarted
   | MemberReport
   | RerouteRequest
   | StatsReply

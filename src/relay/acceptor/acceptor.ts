@@ -192,7 +192,6 @@ export class Acceptor {
       case 'auth':
         reply(this.admit(workerId, msg));
         return;
-      case 'session-started':
       case 'stats-reply': // answered by the dispatcher, never forwarded here
       case 'control-ready':
         return;

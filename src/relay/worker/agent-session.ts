@@ -67,11 +67,6 @@ const AUTH_DEADLINE_MS = 15_000;
 /** No heartbeat for this long ends the session (ngrok SDK defaults: 10 s interval + 15 s tolerance, plus slack). */
 const LIVENESS_MS = 30_000;
 const LIVENESS_CHECK_MS = 5_000;
-/**
- * Relay-opened streams per session (--max-streams-per-session, at most this). The ngrok SDK allows 512 live streams in
- * all and tears the session down on the 513th (PROTOCOL.md §13), so public connections beyond this are refused instead.
- */
-export const MAX_PROXY_STREAMS_PER_SESSION = STREAMS_PER_SESSION_CEILING;
 
 const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -321,7 +316,6 @@ export class AgentSession {
     // after a FIN (PROTOCOL.md §7), so SDK sessions have no relay-side RTT samples.
     if (extra['ClientType'] === 'burrow') this.startRttProbe();
     this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
-    this.runtime.notify({ op: 'session-started', sessionId: this.id, remoteAddress: this.meta.remoteAddress });
     return {
       Version: SERVER_PROTOCOL_VERSION,
       ClientId: this.clientId,
