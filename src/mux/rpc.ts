@@ -29,6 +29,7 @@ export function readJsonMessage(stream: MuxStream, options: ReadJsonOptions = {}
     const scanner = new JsonValueScanner();
     const chunks: Buffer[] = [];
     let size = 0;
+    let opened = false; // the first non-whitespace byte was '{'
     let timer: NodeJS.Timeout | undefined;
     const cleanup = (): void => {
       stream.off('data', onData);
@@ -42,6 +43,18 @@ export function readJsonMessage(stream: MuxStream, options: ReadJsonOptions = {}
       reject(err);
     };
     const onData = (chunk: Buffer): void => {
+      if (!opened) {
+        // An RPC message is one JSON object. Anything else is refused at its first byte: a bare number or word would
+        // otherwise not end until more bytes came, holding the stream until the timeout.
+        let i = 0;
+        while (i < chunk.length && (chunk[i] === 0x20 || chunk[i] === 0x09 || chunk[i] === 0x0a || chunk[i] === 0x0d)) i++;
+        if (i < chunk.length) {
+          if (chunk[i] !== 0x7b) {
+            return fail(new BurrowError('BURROW_ERR_RPC_BAD_JSON', `RPC on stream ${stream.id} must be one JSON object ({...}); it starts with byte 0x${chunk[i]!.toString(16)}`));
+          }
+          opened = true;
+        }
+      }
       const end = scanner.scan(chunk);
       if (end === JSON_INVALID) {
         return fail(new BurrowError('BURROW_ERR_RPC_BAD_JSON', `RPC on stream ${stream.id} is not JSON (first bad byte 0x${chunk[0]?.toString(16)})`));

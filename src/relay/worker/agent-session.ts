@@ -456,9 +456,12 @@ export class AgentSession {
   }
 
   private fail(reason: string): void {
-    this.runtime.recorder.error('BURROW_ERR_MUX_TRANSPORT');
+    // With a mux session its 'close' handler counts the error (from the code it ends with); before it, count here.
     if (this.mux !== null) this.mux.destroy(new BurrowError('BURROW_ERR_MUX_TRANSPORT', reason));
-    else this.tlsSocket.destroy();
+    else {
+      this.runtime.recorder.error('BURROW_ERR_MUX_TRANSPORT');
+      this.tlsSocket.destroy();
+    }
     this.finish(reason);
   }
 

@@ -797,6 +797,7 @@ for (const kind of KINDS) {
             [3, 'not json'],
             [5, '<html>'],
             [7, '[1,2,3]'],
+            [9, '1'], // a bare number is refused at once, not when the RPC timeout ends the wait for more
           ] as const) {
             r.peer.open(id, u32(STREAM_TYPE_AUTH));
             r.peer.send(encodeFrame(TYPE_DATA, 0, id, Buffer.from(body)));
@@ -805,7 +806,7 @@ for (const kind of KINDS) {
             await assert.rejects(results.get(id)!, (e: unknown) => isBurrowError(e, 'BURROW_ERR_RPC_BAD_JSON'), body);
             assert.equal(r.server.streamCount, 0);
           }
-          await echoCheck(r.peer, 9, echoType);
+          await echoCheck(r.peer, 11, echoType);
           assert.equal(r.server.isClosed, false);
           assert.equal(r.server.streamCount, 0);
         } finally {
