@@ -9,7 +9,7 @@ import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNo
 import { endpointSpec, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
-import { parseHostPort, type HostPort } from './relay-config.js';
+import { intParser, parseBearerToken, parseListenerOrOff, type HostPort } from './relay-config.js';
 
 export type AgentCommand = 'http' | 'tcp' | 'tls' | 'start';
 
@@ -74,11 +74,7 @@ function parseToken(value: string, label: string): string {
   return t;
 }
 
-function parseGrace(value: string, label: string): number {
-  const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 0 && n <= 3_600_000)) throw invalid(label, value, 'is not a whole number of milliseconds in 0..3600000');
-  return n;
-}
+const parseGrace = intParser(0, 3_600_000, 'milliseconds');
 
 /** A readable regular file → absolute path. Relative paths resolve against `base` (the config file's directory). */
 function parseFile(value: string, label: string, what: string, base = process.cwd()): string {
@@ -151,9 +147,9 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'metrics-addr', key: 'metricsAddr', arg: '<host:port|off>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_ADDR',
     fileKey: 'metrics_addr', defaultText: 'off',
     help: "serve the agent's own Prometheus /metrics (relay RTT, upstream dial, TTFB) here; off-loopback needs --metrics-token",
-    parse: (v, l) => (v === 'off' ? null : parseHostPort(v, l)) },
+    parse: parseListenerOrOff },
   { name: 'metrics-token', key: 'metricsToken', arg: '<token>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_TOKEN',
-    fileKey: 'metrics_token', defaultText: 'none', help: 'bearer token the --metrics-addr server requires', parse: parseToken },
+    fileKey: 'metrics_token', defaultText: 'none', help: 'bearer token the --metrics-addr server requires (16 to 256 printable characters)', parse: parseBearerToken },
   { name: 'config', key: 'configFile', arg: '<file>', commands: ['start'], env: null, fileKey: null, defaultText: DEFAULT_CONFIG_FILE,
     help: 'YAML file with an agent: section and an endpoints: list (see README "Agent")', parse: (v) => v },
 ];

@@ -145,7 +145,7 @@ export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
-function parseListenerOrOff(value: string, label: string): HostPort | null {
+export function parseListenerOrOff(value: string, label: string): HostPort | null {
   if (value.toLowerCase() === 'off') return null;
   return parseHostPort(value, label);
 }
@@ -168,7 +168,8 @@ function parseTcpPorts(value: string, label: string): { readonly from: number; r
   return Object.freeze({ from, to });
 }
 
-function parseAdminToken(value: string, label: string): string {
+/** A bearer token for an HTTP server that may be reachable off loopback (admin, agent metrics): long enough to guess. */
+export function parseBearerToken(value: string, label: string): string {
   if (!/^[\x21-\x7e]{16,256}$/.test(value)) {
     throw invalid(label, value, 'is not a usable token: use 16 to 256 printable characters without spaces');
   }
@@ -188,7 +189,7 @@ function parseTcpHost(value: string, label: string): string {
 }
 
 /** A whole number in [min, max]; digits only (no sign, exponent, unit or separator). */
-function intParser(min: number, max: number, unit: string, extra = ''): (value: string, label: string) => number {
+export function intParser(min: number, max: number, unit: string, extra = ''): (value: string, label: string) => number {
   return (value, label) => {
     const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
     if (!(n >= min && n <= max)) throw invalid(label, value, `is not a whole number of ${unit} in ${min}..${max}${extra}`);
@@ -288,7 +289,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
     help: 'listener agents connect to (TLS); cannot be off' }),
   flag({ name: 'admin-addr', key: 'adminAddr', arg: '<host:port|off>', default: '127.0.0.1:9090', parse: parseListenerOrOff,
     help: 'admin server: /metrics, /healthz, /readyz, /api/sessions, /api/endpoints (off-loopback needs --admin-token)' }),
-  flag({ name: 'admin-token', key: 'adminToken', arg: '<token>', default: null, parse: parseAdminToken,
+  flag({ name: 'admin-token', key: 'adminToken', arg: '<token>', default: null, parse: parseBearerToken,
     defaultText: 'none (allowed only while --admin-addr is loopback)',
     help: 'bearer token the admin server requires (Authorization: Bearer <token>)' }),
   flag({ name: 'metrics', key: 'metrics', arg: '<on|off>', default: 'on', parse: parseOnOff,
