@@ -47,6 +47,7 @@
 //    should close the connection after that response.
 //  * Expect: 100-continue is forwarded; the agent answers it.
 import type { ErrorCode } from '../core/errors.js';
+import { parseHost } from './parse-host.js';
 import { HTTP_METHODS } from './sniff-http-head.js';
 
 /** Receives the filter's output. One object with methods (no closure per chunk). */
@@ -135,8 +136,6 @@ const VALUE_CHAR = new Uint8Array(256);
 const TARGET_CHAR = new Uint8Array(256);
 /** qdtext (RFC 9110 §5.6.4). */
 const QDTEXT = new Uint8Array(256);
-/** Bytes allowed in a Host reg-name (stricter than RFC 3986: what DNS names and IPv4 literals use). */
-const HOST_CHAR = new Uint8Array(256);
 /** Hex digit value + 1, 0 for non-hex. */
 const HEX = new Uint8Array(256);
 for (let b = 0; b < 256; b++) {
@@ -145,7 +144,6 @@ for (let b = 0; b < 256; b++) {
   VALUE_CHAR[b] = b === HTAB || (b >= 0x20 && b !== 0x7f) ? 1 : 0;
   TARGET_CHAR[b] = b >= 0x21 && b <= 0x7e ? 1 : 0;
   QDTEXT[b] = b === HTAB || b === SP || b === 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80 ? 1 : 0;
-  HOST_CHAR[b] = alnum || b === 0x2d || b === 0x2e || b === 0x5f ? 1 : 0;
   HEX[b] = b >= 0x30 && b <= 0x39 ? b - 0x30 + 1 : b >= 0x41 && b <= 0x46 ? b - 0x41 + 11 : b >= 0x61 && b <= 0x66 ? b - 0x61 + 11 : 0;
 }
 
@@ -171,7 +169,6 @@ const XFH_PREFIX = Buffer.from('X-Forwarded-Host: ');
 const EMPTY = Buffer.alloc(0);
 
 /** Result of a Host parse: a hostname, or null for a syntax error. */
-type HostName = string | null;
 
 export class HttpRequestFilter {
   private readonly sink: HttpFilterSink;
@@ -470,12 +467,12 @@ export class HttpRequestFilter {
       let ae = a;
       while (ae < targetEnd && head[ae] !== 0x2f && head[ae] !== 0x3f && head[ae] !== 0x23) ae++;
       if (head.indexOf(0x40, a) !== -1 && head.indexOf(0x40, a) < ae) return this.badRequest('userinfo in request-target');
-      authority = parseHost(head, a, ae);
+      authority = hostnameOf(head, a, ae);
       if (authority === null) return this.badRequest('invalid authority in absolute-form request-target');
       if (!this.options.isAllowedHost(authority)) return this.misdirected(authority);
     }
     if (hostStart !== -1) {
-      const hostname = parseHost(head, hostStart, hostEnd);
+      const hostname = hostnameOf(head, hostStart, hostEnd);
       if (hostname === null) return this.badRequest('invalid Host header');
       if (!this.options.isAllowedHost(hostname)) return this.misdirected(hostname);
       // Both name a host: they must agree, so no hop can route by one and serve by the other.
@@ -858,58 +855,10 @@ function checkTransferEncoding(buf: Buffer, start: number, end: number): number 
   }
 }
 
-/**
- * uri-host [":" port] → lowercased hostname without port and without one trailing dot; IPv6 literals without
- * brackets. null when the syntax is wrong: empty, bad characters, an empty or > 63-byte label, > 253 bytes in all,
- * a port that is not 1–5 digits up to 65535. The same normalization as sniff-http-head.ts (the acceptor's router).
- */
-function parseHost(buf: Buffer, start: number, end: number): HostName {
+
+/** The normalized hostname of a Host value or authority (the acceptor routes with the same parser), or null. */
+function hostnameOf(buf: Buffer, start: number, end: number): string | null {
   if (start >= end) return null;
-  let hostStart = start;
-  let hostEnd: number;
-  let p: number;
-  if (buf[start] === 0x5b) {
-    // IP-literal (RFC 3986 §3.2.2), IPv6 only: hex digits, ':' (at least one) and '.'
-    let close = start + 1;
-    let colon = false;
-    while (close < end && buf[close] !== 0x5d) {
-      const b = buf[close]!;
-      if (b === COLON) colon = true;
-      else if (HEX[b] === 0 && b !== 0x2e) return null;
-      close++;
-    }
-    if (close >= end || !colon) return null;
-    hostStart = start + 1;
-    hostEnd = close;
-    p = close + 1;
-  } else {
-    p = start;
-    let label = 0;
-    while (p < end && HOST_CHAR[buf[p]!] === 1) {
-      if (buf[p] === 0x2e) {
-        if (label === 0) return null; // empty label
-        label = 0;
-      } else if (++label > 63) {
-        return null;
-      }
-      p++;
-    }
-    if (p === start) return null;
-    hostEnd = p;
-    if (buf[hostEnd - 1] === 0x2e) hostEnd--; // one trailing dot: the same FQDN
-    if (hostEnd - hostStart > 253) return null;
-  }
-  if (p < end) {
-    if (buf[p] !== COLON) return null;
-    const digits = end - p - 1;
-    if (digits < 1 || digits > 5) return null;
-    let port = 0;
-    for (let k = p + 1; k < end; k++) {
-      const b = buf[k]!;
-      if (!isDigit(b)) return null;
-      port = port * 10 + (b - 0x30);
-    }
-    if (port > 65535) return null;
-  }
-  return buf.toString('latin1', hostStart, hostEnd).toLowerCase();
+  const h = parseHost(buf, start, end, false);
+  return h === null ? null : h.hostname;
 }

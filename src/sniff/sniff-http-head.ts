@@ -33,12 +33,13 @@
 //   ambiguity a relay could be fooled by). Ports are not compared: routing is by hostname. Routing uses Host.
 // * framing fields (Content-Length, Transfer-Encoding) are not judged here: the worker's filter owns them.
 
+import { parseHost, type HostParts } from './parse-host.js';
+
 const SP = 0x20;
 const HTAB = 0x09;
 const CR = 0x0d;
 const LF = 0x0a;
 const COLON = 0x3a;
-const DOT = 0x2e;
 
 /** Longest method token looked at before deciding the bytes are not HTTP (longest known method is 11). */
 export const METHOD_MAX = 20;
@@ -130,15 +131,11 @@ export function headOutcome(result: HttpHeadSniff): HttpHeadOutcome {
 // RFC 9110 §5.6.2 tchar
 const TCHAR = new Uint8Array(256);
 // reg-name characters we accept in Host (a subset of RFC 3986 reg-name; same set as http-request-filter)
-const HOST_CHAR = new Uint8Array(256);
-const HEX = new Uint8Array(256);
 for (let b = 0; b < 128; b++) {
   const digit = b >= 0x30 && b <= 0x39;
   const alpha = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
   const ch = String.fromCharCode(b);
   TCHAR[b] = digit || alpha || "!#$%&'*+-.^_`|~".includes(ch) ? 1 : 0;
-  HOST_CHAR[b] = digit || alpha || ch === '-' || ch === '.' || ch === '_' ? 1 : 0;
-  HEX[b] = digit || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66) ? 1 : 0;
 }
 
 const NEED_MORE: HttpHeadSniff = Object.freeze({ kind: 'need-more' }) as HttpHeadSniff;
@@ -148,7 +145,6 @@ function bad(problem: HttpHeadProblem, reason: string): HttpHeadSniff {
   return { kind: 'invalid', problem, reason, status: 400 };
 }
 
-type HostParts = { hostname: string; port: number | null };
 
 /** Sniff the request head at the start of `buf`, looking at no more than `maxSize` bytes. */
 export function sniffHttpHead(buf: Uint8Array, maxSize = 16384): HttpHeadSniff {
@@ -327,70 +323,6 @@ function schemeEnd(buf: Uint8Array, s: number, e: number): number {
   if ((buf[p]! | 0x20) === 0x73) p++;
   if (p + 3 > e || buf[p] !== COLON || buf[p + 1] !== 0x2f || buf[p + 2] !== 0x2f) return -1;
   return p + 3;
-}
-
-/**
- * uri-host [":" port] in buf[s..e) (RFC 3986 §3.2.2, §3.2.3). Returns the normalized hostname and port, or null.
- * An empty input gives hostname '' (callers decide whether that is allowed).
- */
-function parseHost(buf: Uint8Array, s: number, e: number, needPort: boolean): HostParts | null {
-  if (s >= e) return needPort ? null : { hostname: '', port: null };
-  let hs: number;
-  let he: number;
-  let p: number;
-  if (buf[s] === 0x5b) {
-    // IP-literal, IPv6 only (no IPvFuture, no zone id)
-    let close = s + 1;
-    let colon = false;
-    while (close < e && buf[close] !== 0x5d) {
-      const b = buf[close]!;
-      if (b === COLON) colon = true;
-      else if (HEX[b] !== 1 && b !== DOT) return null;
-      close++;
-    }
-    if (close >= e || !colon) return null;
-    hs = s + 1;
-    he = close;
-    p = close + 1;
-  } else {
-    p = s;
-    let label = 0;
-    while (p < e && HOST_CHAR[buf[p]!] === 1) {
-      if (buf[p] === DOT) {
-        if (label === 0) return null; // empty label
-        label = 0;
-      } else if (++label > 63) {
-        return null;
-      }
-      p++;
-    }
-    if (p === s) return null;
-    hs = s;
-    he = p;
-    if (buf[he - 1] === DOT) he--; // one trailing dot: the same FQDN (labels checked above, so he > hs)
-    if (he - hs > 253) return null;
-  }
-  let port: number | null = null;
-  if (p < e) {
-    if (buf[p] !== COLON) return null;
-    const digits = e - p - 1;
-    if (digits < 1 || digits > 5) return null;
-    port = 0;
-    for (let k = p + 1; k < e; k++) {
-      const d = buf[k]! - 0x30;
-      if (d < 0 || d > 9) return null;
-      port = port * 10 + d;
-    }
-    if (port > 65535) return null;
-  } else if (needPort) {
-    return null;
-  }
-  let hostname = '';
-  for (let k = hs; k < he; k++) {
-    const b = buf[k]!;
-    hostname += String.fromCharCode(b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
-  }
-  return { hostname, port };
 }
 
 function latin1(buf: Uint8Array, s: number, e: number): string {
