@@ -186,17 +186,14 @@ export class HttpRequestFilter {
   // ---- head assembly (ST_HEAD) ----
   /** Bytes of the current head received in earlier chunks (copied), or EMPTY. */
   private pending: Buffer;
+  /** Bytes of the current head seen so far (leading empty lines included), all of them in `pending`. */
   private pendingLen: number;
-  /** Bytes of the current head seen so far (leading empty lines included). */
-  private headLen: number;
   /** Head offset where the current line starts. */
   private lineStart: number;
   /** Head offset of the request line (after any leading empty lines). */
   private requestLineStart: number;
   private sawRequestLine: boolean;
   private headerLines: number;
-  /** The last byte of the previous chunk's head bytes was CR. */
-  private lastWasCR: boolean;
 
   // ---- bodies ----
   /** ST_BODY_LENGTH: bytes left; C_DATA: chunk bytes left. */
@@ -222,12 +219,10 @@ export class HttpRequestFilter {
     this.state = ST_HEAD;
     this.pending = EMPTY;
     this.pendingLen = 0;
-    this.headLen = 0;
     this.lineStart = 0;
     this.requestLineStart = 0;
     this.sawRequestLine = false;
     this.headerLines = 0;
-    this.lastWasCR = false;
     this.remaining = 0;
     this.chunkState = C_SIZE_FIRST;
     this.chunkSize = 0;
@@ -240,7 +235,7 @@ export class HttpRequestFilter {
 
   /** True while part of a request head is buffered: the caller's head deadline (slowloris) runs. */
   get inHead(): boolean {
-    return this.state === ST_HEAD && this.headLen > 0;
+    return this.state === ST_HEAD && this.pendingLen > 0;
   }
 
   /** True once onError was called; further input is ignored. */
@@ -291,7 +286,7 @@ export class HttpRequestFilter {
    */
   private scanHead(chunk: Buffer, start: number): number {
     const len = chunk.length;
-    const room = this.maxHeadSize - this.headLen; // bytes this head may still grow by
+    const room = this.maxHeadSize - this.pendingLen; // bytes this head may still grow by
     let i = start;
     for (;;) {
       const lf = chunk.indexOf(LF, i);
@@ -301,15 +296,14 @@ export class HttpRequestFilter {
           return len;
         }
         this.appendPending(chunk, start, len);
-        this.lastWasCR = chunk[len - 1] === CR;
         return len;
       }
-      const prevIsCR = lf > start ? chunk[lf - 1] === CR : this.headLen > 0 && this.lastWasCR;
+      const prevIsCR = lf > start ? chunk[lf - 1] === CR : this.pendingLen > 0 && this.pending[this.pendingLen - 1] === CR;
       if (!prevIsCR) {
         this.fail(400, 'BURROW_ERR_HTTP_BAD_REQUEST', 'bare LF in request head (RFC 9112 §2.2: lines end with CRLF)');
         return len;
       }
-      const lfOffset = this.headLen + (lf - start); // head offset of this LF
+      const lfOffset = this.pendingLen + (lf - start); // head offset of this LF
       const lineLen = lfOffset - 1 - this.lineStart;
       this.lineStart = lfOffset + 1;
       i = lf + 1;
@@ -350,18 +344,15 @@ export class HttpRequestFilter {
     }
     chunk.copy(this.pending, this.pendingLen, from, to);
     this.pendingLen = need;
-    this.headLen += n;
   }
 
   private resetHead(): void {
     this.pending = EMPTY; // a split head is rare: do not keep up to maxHeadSize per idle connection
     this.pendingLen = 0;
-    this.headLen = 0;
     this.lineStart = 0;
     this.requestLineStart = 0;
     this.sawRequestLine = false;
     this.headerLines = 0;
-    this.lastWasCR = false;
   }
 
   /**
@@ -757,7 +748,6 @@ export class HttpRequestFilter {
     this.state = ST_DEAD;
     this.pending = EMPTY;
     this.pendingLen = 0;
-    this.headLen = 0;
     this.sink.onError(status, code, reason);
   }
 }
