@@ -8,6 +8,7 @@ import { agentCommand } from './agent-command.js';
 import { demoCommand } from './demo-command.js';
 import { relayCommand } from './relay-command.js';
 import { tokenCommand } from './token-command.js';
+import { tuneV8ForDataPlane } from './tune-v8.js';
 
 // One reading of package.json for the whole program (the agent's, which falls back when the file is unreadable).
 const pkg = { version: AGENT_VERSION };
@@ -52,15 +53,18 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     case 'relay':
+      tuneV8ForDataPlane();
       return relayCommand(argv.slice(1), pkg.version);
     case 'http':
     case 'tcp':
     case 'tls':
     case 'start':
+      tuneV8ForDataPlane();
       return agentCommand(cmd, argv.slice(1), pkg.version);
     case 'token':
       return tokenCommand(argv.slice(1));
     case 'demo':
+      tuneV8ForDataPlane();
       return demoCommand(argv.slice(1), pkg.version);
     case 'bench':
       return benchCommand(argv.slice(1));
