@@ -248,7 +248,11 @@ export class HttpRequestFilter {
     return this.state === ST_OPAQUE;
   }
 
-  /** Feed the next chunk the client sent. The chunk must not be modified afterwards (bodies are forwarded as views). */
+  /**
+   * Feed the next chunk the client sent. Bodies are forwarded as views of it, so either the chunk is not modified
+   * afterwards or the sink copies what it keeps (the relay's HttpPump reuses one read buffer and does: shared-read.ts).
+   * Nothing else of the chunk is kept past this call: heads are copied (rewritten, or assembled when split).
+   */
   push(chunk: Buffer): void {
     let pos = 0;
     const len = chunk.length;

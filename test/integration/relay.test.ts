@@ -308,6 +308,49 @@ test('http endpoint: a 1 MiB POST (and a chunked one) arrives intact; the upstre
   assert.equal(rep2.bodySha256, sha256(body));
 });
 
+test('http endpoint: bodies of 8 concurrent clients sent in small pieces arrive intact (reads share one buffer per worker)', T, async () => {
+  // Plain-http sockets in a worker read into one shared buffer (src/relay/worker/shared-read.ts): every body byte the
+  // relay queues must be copied out before the next read. Small interleaved writes from many clients make the next
+  // read (another client's) land before the mux flush; two requests per connection cover keep-alive reuse.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  try {
+    const post = async (body: Buffer, path: string): Promise<EchoReport> => {
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: httpPort, path, method: 'POST', agent, headers: { host: APP, 'content-length': body.length } },
+          resolve,
+        );
+        req.on('error', reject);
+        void (async () => {
+          for (let off = 0; off < body.length; ) {
+            const n = Math.min(body.length - off, 1 + Math.floor(Math.random() * 3000));
+            req.write(body.subarray(off, off + n));
+            off += n;
+            await new Promise<void>((r) => setImmediate(r));
+          }
+          req.end();
+        })();
+      });
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      assert.equal(res.statusCode, 200);
+      return report(Buffer.concat(chunks).toString('utf8'));
+    };
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        for (let round = 0; round < 2; round++) {
+          const body = randomBytes(128 * 1024 + i * 1000 + round);
+          const rep = await post(body, `/shared-read/${i}/${round}`);
+          assert.equal(rep.bodyLength, body.length, `client ${i} request ${round}: body length`);
+          assert.equal(rep.bodySha256, sha256(body), `client ${i} request ${round}: body bytes changed on the way`);
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
+});
+
 test('http endpoint: X-Forwarded-For/Proto/Host are set by the relay and client-sent forwarding headers removed', T, async () => {
   const r = await curl([
     ...appArgs(),

@@ -12,6 +12,7 @@ import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
 import { turnAway } from '../close-with.js';
+import { ownChunk } from './shared-read.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
@@ -462,7 +463,10 @@ class HttpPump implements HttpFilterSink {
 
   // ---- HttpFilterSink ----
 
-  forward(buf: Buffer): void {
+  forward(data: Buffer): void {
+    // Body and opaque bytes arrive as views of the client's read (a borrowed chunk on plain http, shared-read.ts);
+    // the stream queues them until its flush, the replay keeps them.
+    const buf = ownChunk(data);
     const replay = this.replay;
     if (replay !== null) {
       if (this.replayBytes + buf.length > MAX_REPLAY_BYTES) this.replay = null;
@@ -552,7 +556,7 @@ class HttpPump implements HttpFilterSink {
     if (raw !== null) {
       if (this.rawBytes + chunk.length > MAX_REPLAY_BYTES) this.rawReplay = null;
       else {
-        raw.push(chunk);
+        raw.push(ownChunk(chunk));
         this.rawBytes += chunk.length;
       }
     }

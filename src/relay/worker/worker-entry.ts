@@ -5,6 +5,7 @@ import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import type { AcceptorToWorker, RelayTask, TaskResult, WorkerToAcceptor } from '../relay-messages.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { WorkerRuntime, type WorkerSettings } from './worker-runtime.js';
+import { sharedReadSocketFromFd } from './shared-read.js';
 
 const runtime = new WorkerRuntime(workerData as WorkerSettings, threadId);
 // Worker threads exist only with the native addon (DESIGN.md §1), so connections can be handed back by dup.
@@ -28,7 +29,10 @@ export function handleTask(task: RelayTask): Promise<TaskResult | null> {
       // long it is kept (an HTTP head is consumed at once; a TLS ClientHello only until a retry is impossible).
       task.head = EMPTY_HEAD;
       const head = h.byteLength === 0 ? EMPTY_HEAD : Buffer.from(h.buffer, h.byteOffset, h.byteLength);
-      return runtime.adoptPublic(socketFromFd(task.fd), head, task);
+      // Plain HTTP reads into the thread's shared buffer (shared-read.ts); TLS needs an ordinary socket under it, and
+      // tcp/tls endpoints forward every byte, so they would have to copy each read.
+      const socket = task.entry === 'http' ? sharedReadSocketFromFd(task.fd) : socketFromFd(task.fd);
+      return runtime.adoptPublic(socket, head, task);
     }
   }
 }
