@@ -49,6 +49,11 @@ export interface MuxSessionOptions {
   maxStreams?: number;
   /** Incoming streams waiting for accept() when nobody listens to 'stream' (default 128). */
   acceptBacklog?: number;
+  /**
+   * Called before each chunk read from the transport is decoded (one per TLS record on a TLS transport). For
+   * transport-level work per read (the relay re-arms TCP_QUICKACK) without a second 'data' listener per chunk.
+   */
+  onTransportChunk?: () => void;
 }
 
 export interface GoAwayInfo {
@@ -100,6 +105,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private slabOff: number;
   private closePromise: Promise<void> | null;
   private readonly onTransportData: (chunk: Buffer) => void;
+  private readonly onTransportChunk: (() => void) | null;
   private readonly onTransportDrain: () => void;
   private readonly uncorkFn: () => void;
 
@@ -131,8 +137,10 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.slab = Buffer.allocUnsafe(HEADER_SLAB_SIZE);
     this.slabOff = 0;
     this.closePromise = null;
+    this.onTransportChunk = options.onTransportChunk ?? null;
     this.onTransportData = (chunk: Buffer) => {
       this.bytesIn += chunk.length;
+      if (this.onTransportChunk !== null) this.onTransportChunk();
       // The session boundary (STYLE.md §Errors): frame handlers run stream consumers synchronously ('data', 'stream');
       // a bug in one must end this session with GOAWAY InternalError, not the worker and every session on it.
       // One try per transport chunk, not per frame.

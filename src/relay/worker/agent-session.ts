@@ -201,22 +201,25 @@ export class AgentSession {
     // Linux delayed ACKs that costs ~40 ms per request/response exchange. Re-arming TCP_QUICKACK after every read
     // makes our ACKs immediate (bench/RESULTS.md: tunnel RPS ×10, 1-connection p50 44 ms → 0.15 ms).
     // Once per event-loop turn, not per 'data' event: one socket read yields a 'data' event per TLS record (the SDK
-    // writes a response's head and body as separate records), and the setsockopt was the relay's most frequent
-    // syscall (strace: ~2 per response). The mode set after the first record covers the rest of that read.
+    // sends a WNDINC for every read of a stream, then the response, each in its own record), and the setsockopt was
+    // the relay's most frequent syscall (strace: ~2 per response). The mode set after the first record covers the rest
+    // of that read.
     const fd = (this.raw as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    let onTransportChunk: (() => void) | undefined;
     if (fd >= 0 && nativeAddon.setQuickAck(fd)) {
       let armed = false;
       const disarm = (): void => {
         armed = false;
       };
-      this.tlsSocket.on('data', () => {
+      // Through the mux's read hook rather than a second 'data' listener: the SDK sends two records per request.
+      onTransportChunk = () => {
         if (armed) return;
         armed = true;
         nativeAddon.setQuickAck(fd);
         setImmediate(disarm);
-      });
+      };
     }
-    const mux = new MuxSession(this.tlsSocket, { role: 'server', windowSize: RELAY_STREAM_WINDOW });
+    const mux = new MuxSession(this.tlsSocket, { role: 'server', windowSize: RELAY_STREAM_WINDOW, onTransportChunk });
     this.mux = mux;
     mux.on('stream', (s: MuxStream) => this.onStream(s));
     mux.on('close', (err?: Error) => {
