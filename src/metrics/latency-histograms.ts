@@ -79,6 +79,32 @@ export class LatencyHistograms {
   }
 }
 
+/**
+ * Add encoded histogram sets into one (slot by slot; the sets must come from the same slots). Used to keep the numbers
+ * of workers that are gone in a single set, so a long-running relay holds one set however many workers it replaced.
+ */
+export function addEncodedHistograms(a: EncodedHistograms, b: EncodedHistograms): EncodedHistograms {
+  const out: EncodedHistograms = { hdr: [], sumUs: [], count: [] };
+  const n = Math.max(a.hdr.length, b.hdr.length);
+  for (let i = 0; i < n; i++) {
+    const ea = a.hdr[i] ?? '';
+    const eb = b.hdr[i] ?? '';
+    let enc = ea === '' ? eb : ea;
+    if (ea !== '' && eb !== '') {
+      const ha = decodeFromCompressedBase64(ea, 32, false);
+      const hb = decodeFromCompressedBase64(eb, 32, false);
+      ha.add(hb);
+      enc = encodeIntoCompressedBase64(ha);
+      ha.destroy();
+      hb.destroy();
+    }
+    out.hdr.push(enc);
+    out.sumUs.push((a.sumUs[i] ?? 0) + (b.sumUs[i] ?? 0));
+    out.count.push((a.count[i] ?? 0) + (b.count[i] ?? 0));
+  }
+  return out;
+}
+
 /** One slot after merging every source: cumulative classic buckets (aligned with BUCKET_EDGES_SECONDS), sum, count. */
 export interface MergedHistogram {
   slot: HistogramSlot;

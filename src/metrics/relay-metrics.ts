@@ -5,7 +5,7 @@
 import type { Acceptor } from '../relay/acceptor/acceptor.js';
 import type { ConnectionDispatcher, WorkerReport } from '../relay/acceptor/worker-pool.js';
 import type { SessionInfo } from '../relay/relay-messages.js';
-import { mergeHistograms, type EncodedHistograms } from './latency-histograms.js';
+import { addEncodedHistograms, mergeHistograms, type EncodedHistograms } from './latency-histograms.js';
 import { LoopMonitor, type LoopSample } from './loop-monitor.js';
 import { renderMetrics, type Family, type HistogramHelp, type Sample } from './prom-families.js';
 import {
@@ -14,6 +14,8 @@ import {
   CONNECTION_OUTCOMES,
   ENDPOINT_COUNTERS,
   ENDPOINT_TYPES,
+  MAX_ENDPOINT_ROWS,
+  OTHER_ENDPOINT,
   RELAY_HISTOGRAM_SLOTS,
   type RecorderSnapshot,
 } from './relay-recorder.js';
@@ -25,9 +27,6 @@ export const RELAY_HISTOGRAM_HELP: HistogramHelp = {
   burrow_agent_rtt_seconds: 'Round-trip time of the relay\'s heartbeats to agents.',
   burrow_tls_handshake_seconds: 'TLS handshakes terminated by the relay (agent connections and https endpoints).',
 };
-
-/** Dead workers whose last numbers we keep (restarts are rare; beyond this the oldest are dropped). */
-const MAX_RETIRED = 64;
 
 export interface RelayMetricsOptions {
   /** How long a scrape waits for each worker. */
@@ -70,7 +69,11 @@ export class RelayMetrics {
   private readonly mainLoop: LoopMonitor | null;
   /** Last snapshot of every worker seen, so a silent worker's counters stay in the totals. */
   private readonly last: Map<number, RecorderSnapshot>;
-  private readonly retired: RecorderSnapshot[];
+  /**
+   * The last numbers of every worker that is gone, added into one snapshot: counters must never go backwards
+   * (Prometheus reads a drop as a counter reset), however many workers a long-running relay replaces.
+   */
+  private retired: RecorderSnapshot | null;
 
   constructor(acceptor: Acceptor, dispatcher: ConnectionDispatcher, opts: RelayMetricsOptions) {
     this.acceptor = acceptor;
@@ -78,7 +81,7 @@ export class RelayMetrics {
     this.opts = opts;
     this.mainLoop = dispatcher.threaded ? new LoopMonitor() : null;
     this.last = new Map();
-    this.retired = [];
+    this.retired = null;
   }
 
   close(): void {
@@ -89,7 +92,8 @@ export class RelayMetrics {
   async scrape(): Promise<string> {
     const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, false);
     this.remember(reports);
-    const snaps = [...this.last.values(), ...this.retired];
+    const snaps = [...this.last.values()];
+    if (this.retired !== null) snaps.push(this.retired);
     const families: Family[] = [];
     const counter = (name: string, help: string, samples: Sample[]): void => {
       families.push({ name, help, type: 'counter', samples });
@@ -238,10 +242,35 @@ export class RelayMetrics {
     for (const [id, snap] of this.last) {
       if (live.has(id)) continue;
       this.last.delete(id);
-      this.retired.push(snap);
-      if (this.retired.length > MAX_RETIRED) this.retired.shift();
+      this.retired = this.retired === null ? snap : addSnapshots(this.retired, snap);
     }
   }
+}
+
+/** a + b, field by field (both from workers of this relay: same slots, outcomes and byte kinds). */
+export function addSnapshots(a: RecorderSnapshot, b: RecorderSnapshot): RecorderSnapshot {
+  const add = (x: readonly number[], y: readonly number[]): number[] =>
+    Array.from({ length: Math.max(x.length, y.length) }, (_, i) => (x[i] ?? 0) + (y[i] ?? 0));
+  const errors: Record<string, number> = { ...a.errors };
+  for (const [code, n] of Object.entries(b.errors)) errors[code] = (errors[code] ?? 0) + n;
+  let perEndpoint: Record<string, number[]> | null = null;
+  if (a.perEndpoint !== null || b.perEndpoint !== null) {
+    const rows = new Map(Object.entries(a.perEndpoint ?? {}));
+    for (const [ep, row] of Object.entries(b.perEndpoint ?? {})) {
+      // The same bound a worker keeps (MAX_ENDPOINT_ROWS, then one shared row): replaced workers must not add up to more.
+      const k = rows.has(ep) || rows.size < MAX_ENDPOINT_ROWS ? ep : OTHER_ENDPOINT;
+      rows.set(k, add(rows.get(k) ?? [], row));
+    }
+    perEndpoint = Object.fromEntries(rows);
+  }
+  return {
+    histograms: addEncodedHistograms(a.histograms, b.histograms),
+    connections: add(a.connections, b.connections),
+    bytesIn: add(a.bytesIn, b.bytesIn),
+    bytesOut: add(a.bytesOut, b.bytesOut),
+    errors,
+    perEndpoint,
+  };
 }
 
 function sum<T>(list: readonly T[], pick: (x: T) => number | undefined): number {

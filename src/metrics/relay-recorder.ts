@@ -136,15 +136,15 @@ export class RelayRecorder {
     this.bytesOut[BYTES_AGENT]! += bytesOut;
   }
 
-  /**
-   * The per-endpoint row for `key` (hostname, or `tcp:<port>`), or null when per-endpoint metrics are off. Resolved
-   * once when a connection opens; the caller then bumps EP_* indexes directly.
-   */
   /** Whether per-endpoint rows are kept (`--metrics-per-endpoint on`): callers skip building the key otherwise. */
   get perEndpointOn(): boolean {
     return this.perEndpoint !== null;
   }
 
+  /**
+   * The per-endpoint row for `key` (hostname, or `tcp:<port>`), or null when per-endpoint metrics are off. Resolved
+   * once when a connection opens; the caller then bumps EP_* indexes directly.
+   */
   endpointRow(key: string): Float64Array | null {
     const m = this.perEndpoint;
     if (m === null) return null;
