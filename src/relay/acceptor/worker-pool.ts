@@ -144,7 +144,9 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       // A smaller young generation than V8's default (16 MiB semi-spaces). Opening connections quickly makes V8 grow
       // each isolate's semi-spaces to their maximum, and that memory stays committed: with 10 000 idle connections it
       // was ~5 of the 12.5 KiB RSS per connection (bench/RESULTS.md, 2026-11-28 perf entry). Per-chunk objects on the
-      // data path are small (payload lives outside the heap), so more frequent scavenges cost little.
+      // data path are small (payload lives outside the heap), so more frequent scavenges cost little. Started from the
+      // CLI, the relay also keeps every isolate's new space at its initial 1 MiB (src/cli/tune-v8.ts); this cap is what
+      // an embedding process gets.
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB },
       // Runs once per handed-off connection: one pass over the workers, no allocation.
       loadBalancer: (task, workers) => {
