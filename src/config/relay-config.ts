@@ -171,7 +171,11 @@ function parseTcpPorts(value: string, label: string): { readonly from: number; r
 /** A bearer token for an HTTP server that may be reachable off loopback (admin, agent metrics): long enough to guess. */
 export function parseBearerToken(value: string, label: string): string {
   if (!/^[\x21-\x7e]{16,256}$/.test(value)) {
-    throw invalid(label, value, 'is not a usable token: use 16 to 256 printable characters without spaces');
+    // The value is a secret: say what is wrong with it, never echo it (errors end up in logs).
+    throw new BurrowError(
+      'BURROW_ERR_CONFIG_INVALID',
+      `${label}: the value (${value.length} characters) is not a usable token: use 16 to 256 printable characters without spaces`,
+    );
   }
   return value;
 }
@@ -265,6 +269,8 @@ interface FlagSpec<K extends keyof Draft> {
   readonly defaultText?: string;
   readonly help: string;
   readonly parse: (value: string, label: string) => Draft[K];
+  /** A secret (a token): messages never repeat the value. */
+  readonly secret?: true;
 }
 
 type AnyFlagSpec = { [K in keyof Draft]: FlagSpec<K> }[keyof Draft];
@@ -289,7 +295,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
     help: 'listener agents connect to (TLS); cannot be off' }),
   flag({ name: 'admin-addr', key: 'adminAddr', arg: '<host:port|off>', default: '127.0.0.1:9090', parse: parseListenerOrOff,
     help: 'admin server: /metrics, /healthz, /readyz, /api/sessions, /api/endpoints (off-loopback needs --admin-token)' }),
-  flag({ name: 'admin-token', key: 'adminToken', arg: '<token>', default: null, parse: parseBearerToken,
+  flag({ name: 'admin-token', key: 'adminToken', arg: '<token>', default: null, parse: parseBearerToken, secret: true,
     defaultText: 'none (allowed only while --admin-addr is loopback)',
     help: 'bearer token the admin server requires (Authorization: Bearer <token>)' }),
   flag({ name: 'metrics', key: 'metrics', arg: '<on|off>', default: 'on', parse: parseOnOff,
@@ -311,7 +317,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
     help: 'TLS certificate (PEM) for the https and agent listeners; needs --key' }),
   flag({ name: 'key', key: 'keyPath', arg: '<file>', default: null, parse: fileParser('a PEM private key file'),
     defaultText: 'none', help: 'private key (PEM) for --cert' }),
-  flag({ name: 'tokens', key: 'tokensFile', arg: '<file>', default: null, parse: fileParser('a tokens file (one token per line)'),
+  flag({ name: 'tokens', key: 'tokensFile', arg: '<file>', default: null, parse: fileParser('a tokens file (one token or sha256: hash per line, optionally with rules)'),
     defaultText: 'none: a dev token is generated in --data-dir and printed',
     help: 'agent auth tokens, one per line: a token or sha256:<hex>, optionally with rules (docs/security.md); # starts a comment line' }),
   flag({ name: 'preread-timeout', key: 'prereadTimeoutMs', arg: '<ms>', default: '5000',
@@ -431,7 +437,9 @@ export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     if (previous !== undefined) {
       throw new BurrowError(
         'BURROW_ERR_CONFIG_INVALID',
-        `--${name} was given twice (${quote(previous)} and ${quote(value)}); give it once`,
+        spec.secret === true
+          ? `--${name} was given twice; give it once`
+          : `--${name} was given twice (${quote(previous)} and ${quote(value)}); give it once`,
       );
     }
     seen.set(name, value);

@@ -39,6 +39,7 @@ export interface TokenEntry {
 
 export const TOKEN_ID_LENGTH = 16;
 const MAX_COUNT = 100_000;
+const RULE_KEYS: ReadonlySet<string> = new Set(['allow', 'tcp', 'sessions', 'endpoints']);
 const PATTERN_LABEL = /^[a-z0-9*]([a-z0-9*-]{0,61}[a-z0-9*])?$/;
 
 export function tokenIdOf(hashHex: string): string {
@@ -55,10 +56,19 @@ export function parseTokenRules(fields: readonly string[], where: string): Token
   let sessions: number | null = null;
   let endpoints: number | null = null;
   const seen = new Set<string>();
-  for (const field of fields) {
+  for (let f = 0; f < fields.length; f++) {
+    const field = fields[f]!;
     const eq = field.indexOf('=');
     const key = eq < 0 ? field : field.slice(0, eq);
     const value = eq < 0 ? '' : field.slice(eq + 1);
+    if (!RULE_KEYS.has(key)) {
+      // Not echoed: a field that is no rule may be the rest of a token written with a space, and tokens are secrets.
+      throw new BurrowError(
+        'BURROW_ERR_CONFIG_FILE',
+        `${where}: field ${f + 2} is unknown; rules are allow=PATTERNS, tcp=RANGES, sessions=N, endpoints=N, and a token ` +
+          'cannot contain spaces (the field is not shown, as it may be part of a token)',
+      );
+    }
     const bad = (expected: string): BurrowError =>
       new BurrowError('BURROW_ERR_CONFIG_FILE', `${where}: rule ${JSON.stringify(field.slice(0, 80))} ${expected}`);
     if (seen.has(key)) throw bad(`repeats ${key}=; give each rule once (lists are comma-separated)`);
@@ -89,8 +99,6 @@ export function parseTokenRules(fields: readonly string[], where: string): Token
         else endpoints = n;
         break;
       }
-      default:
-        throw bad('is unknown; rules are allow=PATTERNS, tcp=RANGES, sessions=N, endpoints=N');
     }
   }
   return Object.freeze({

@@ -60,12 +60,23 @@ describe('parseTokenRules', () => {
     for (const [fields, re] of cases) {
       assert.throws(() => parseTokenRules(fields, 'tokens file F, line 7'), (e: unknown) => {
         assert.ok(isBurrowError(e, 'BURROW_ERR_CONFIG_FILE'), String(e));
-        assert.match((e as Error).message, /^tokens file F, line 7: rule /);
+        assert.match((e as Error).message, /^tokens file F, line 7: (rule |field \d+ is unknown)/);
         assert.match((e as Error).message, re);
         return true;
       }, fields.join(' '));
     }
   });
+});
+
+test('a field that is no rule is not echoed: it may be the rest of a token written with a space', () => {
+  for (const fields of [['s3cret-half-of-a-token'], ['s3cret-half=of-a-token'], ['allow=x.example.com', 's3cret-half']]) {
+    assert.throws(() => parseTokenRules(fields, 'tokens file F, line 2'), (e: unknown) => {
+      assert.ok(isBurrowError(e, 'BURROW_ERR_CONFIG_FILE'), String(e));
+      assert.doesNotMatch((e as Error).message, /s3cret/);
+      assert.match((e as Error).message, /field \d is unknown; rules are allow=.*a token cannot contain spaces/);
+      return true;
+    });
+  }
 });
 
 describe('matching', () => {
