@@ -142,9 +142,29 @@ export class RouteTable {
       } else if (this.byHost.get(route.hostname) === route) {
         this.byHost.delete(route.hostname);
       }
-      if (graceMs > 0) this.reserved.set(route.key, { owner: route.owner, until: now + graceMs });
+      this.dropExpired(now);
+      if (graceMs > 0) {
+        this.reserved.delete(route.key); // re-inserted at the end, so the map stays in `until` order (grace is fixed)
+        this.reserved.set(route.key, { owner: route.owner, until: now + graceMs });
+      }
     }
     return { route, member, last };
+  }
+
+  /** Names and ports currently held in a grace period (expired ones are dropped as routes leave). */
+  get reservations(): number {
+    return this.reserved.size;
+  }
+
+  /**
+   * Drops expired reservations from the front. Without this a reservation went only when its own key was looked up
+   * again, which a random name never is: every session that bound one and left added an entry for good.
+   */
+  private dropExpired(now: number): void {
+    for (const [key, r] of this.reserved) {
+      if (r.until > now) break;
+      this.reserved.delete(key);
+    }
   }
 
   /** Endpoint ids of every member matching `pred`. */

@@ -47,3 +47,17 @@ test('a held TCP port counts as taken for other owners only', () => {
   assert.equal(t.isPortTaken(20001, 100, 'tok2'), true, 'another token may not');
   assert.equal(t.isPortTaken(20001, 5_000, 'tok2'), false, 'after the grace period anyone may');
 });
+
+test('reservations of names nobody asks for again expire as later routes leave (bounded by the grace period)', () => {
+  const t = new RouteTable();
+  const grace = 30_000;
+  // 10 000 sessions, one a second, each binding a random name once and leaving: at most ~30 held at any time.
+  for (let i = 0; i < 10_000; i++) {
+    const now = i * 1_000;
+    t.create({ proto: 'http', hostname: `rnd-${i}.test`, port: 0, owner: 'tok1', pooled: false, strategy: 'random' }, member(`e${i}`));
+    t.remove(`e${i}`, grace, now);
+    assert.ok(t.reservations <= grace / 1_000 + 1, `${t.reservations} reservations held at t=${now} ms`);
+  }
+  // The last ones are still held for their owner.
+  assert.equal(t.reservedFor('h:rnd-9999.test', 9_999_000), 'tok1');
+});
