@@ -4,7 +4,12 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
+import tls from 'node:tls';
 import { connect, type Agent } from '../../src/index.js';
+import { MuxSession } from '../../src/mux/mux-session.js';
+import { callRpc } from '../../src/mux/rpc.js';
+import { STREAM_TYPE_AUTH, STREAM_TYPE_BIND } from '../../src/protocol/messages.js';
+import { isBurrowError } from '../../src/core/errors.js';
 import { tokenIdOf } from '../../src/config/token-rules.js';
 import { rss, startRelayProcess } from '../helpers/relay-process.js';
 import { curl, resolveArgs, sha256, startHttpUpstream, startRelayFixture, waitFor, withTimeout } from '../helpers/relay-fixture.js';
@@ -35,6 +40,31 @@ test('reconnect storm: 3 waves of 20 agents connect, bind and drop; nothing is l
     const r = await curl([...resolveArgs('after.burrow.localhost', fx.http.port), `http://after.burrow.localhost:${fx.http.port}/`]);
     assert.equal(r.status, 200);
     await last.close(200);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a session that binds the same Id twice gets a conflict; the first endpoint stays the only one', { timeout: 30_000 }, async () => {
+  // Before: the second Bind overwrote the id-keyed entries and left the first endpoint in the worker's pools and the
+  // acceptor's routes, outside the per-session limit; a loop of such Binds grew both without bound.
+  const fx = await startRelayFixture({ workers: 2 });
+  try {
+    const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
+    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+    const mux = new MuxSession(sock, { role: 'client' });
+    mux.on('error', () => {});
+    await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+    const bind = (): Promise<unknown> =>
+      callRpc(mux, STREAM_TYPE_BIND, { Id: 'dup-id', Proto: 'http', Opts: {}, Extra: { PoolingEnabled: true } });
+    await bind();
+    assert.equal(fx.relay.acceptor.routes.size, 1);
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(bind(), (e: unknown) => isBurrowError(e, 'BURROW_ERR_RPC_REMOTE') && /already bound on this session; Unbind it first/.test((e as Error).message));
+    }
+    assert.equal(fx.relay.acceptor.routes.size, 1, 'refused Binds add no route member');
+    mux.destroy();
+    await waitFor('the session to leave no route', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
   } finally {
     await fx.close();
   }

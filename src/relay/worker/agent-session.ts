@@ -29,7 +29,7 @@ import {
 } from '../../protocol/messages.js';
 import { encodeProxyHeader } from '../../protocol/proxy-header.js';
 import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
-import { randomLabel } from '../acceptor/route-table.js';
+import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
 import type { EndpointProto, TaskResult } from '../relay-messages.js';
 import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
@@ -352,9 +352,14 @@ export class AgentSession {
     const opts = isObject(req['Opts']) ? { ...req['Opts'] } : {};
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
+    if (this.endpoints.has(id)) {
+      // A second Bind of a live Id would leave the first endpoint in the worker's pools and the acceptor's route
+      // (the new one overwrites only the id-keyed entries), outside the per-session endpoint limit.
+      throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `Bind: Id ${id} is already bound on this session; Unbind it first, or bind without an Id`);
+    }
     const rules = this.tokenRules;
     const maxEndpoints = rules.endpoints ?? this.runtime.settings.limits.maxEndpointsPerSession;
-    if (this.endpoints.size >= maxEndpoints && !this.endpoints.has(id)) {
+    if (this.endpoints.size >= maxEndpoints) {
       throw new BurrowError(
         'BURROW_ERR_BIND_LIMIT',
         `Bind: this session already has ${this.endpoints.size} endpoints (limit ${maxEndpoints} per session); unbind one first` +
@@ -411,7 +416,7 @@ export class AgentSession {
       edgeType: proto === 'tcp' ? EDGE_TYPE_TCP : proto === 'tls' ? EDGE_TYPE_TLS : EDGE_TYPE_HTTPS,
       active: 0,
       pooled: pooling,
-      poolKey: proto === 'tcp' ? `p:${reply.port ?? port}` : `h:${reply.hostname ?? hostname}`,
+      poolKey: routeKey(proto, reply.hostname ?? hostname, reply.port ?? port),
       available: true,
     };
     this.endpoints.set(id, ep);
