@@ -39,6 +39,11 @@ export interface PublicTask {
    * (MemberReport) so the acceptor can settle the member's breaker call. 0 = nothing to report.
    */
   connId: number;
+  /**
+   * The connection was already handed back once by a worker (reroute) and dispatched again: its one retry is spent,
+   * so the new worker neither retries nor hands it back (else a request could bounce between failing members).
+   */
+  rerouted: boolean;
 }
 
 export interface ControlTask {

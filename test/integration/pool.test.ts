@@ -381,6 +381,33 @@ test('retries cross workers: a GET whose member is on a dead upstream is handed 
   assert.ok(route.members.find((m) => m.breaker?.state !== 'closed'), 'the dead member\'s breaker should not be closed');
 });
 
+test('a connection handed back once is not handed back again: members failing on both workers → one reroute, then the agent\'s 502', T, async (t) => {
+  // Before: the second worker started with its retry unspent and handed the GET back again, so it bounced between
+  // the failing members (each hop replayed the request to an agent) until their breakers opened.
+  const fx2 = await startRelayFixture({ workers: 2 });
+  t.after(() => fx2.close());
+  const host = 'bounce.burrow.localhost';
+  const ms = await Promise.all(['a', 'b'].map((l) => startMember(l)));
+  for (const m of ms) {
+    const agent = await connect({ ...agentOptions(), server: `localhost:${fx2.agent.port}`, authtoken: fx2.token, ca: fx2.caPem });
+    fx2.cleanup.defer(`close agent ${m.label}`, () => agent.close(200));
+    await agent.forward(`http://127.0.0.1:${m.port}`, { url: `http://${host}`, pool: true, lb: 'round-robin' });
+  }
+  const route = fx2.relay.acceptor.routes.lookupHost(host)!;
+  assert.equal(new Set(route.members.map((m) => m.workerId)).size, 2, 'the two members must sit on different workers');
+  for (const m of ms) await stopMember(m);
+  const r = await new Promise<Reply>((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port: fx2.http.port, headers: { host, connection: 'close' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: '' }));
+      })
+      .on('error', (e) => resolve({ status: -1, body: e.message }));
+  });
+  assert.equal(r.status, 502, 'the second member\'s failure reaches the client');
+  assert.equal(fx2.counter('http:rerouted'), 1, 'handed back to the acceptor exactly once');
+});
+
 test('tcp pool: a stream refused by a member (its upstream is down) is retried on another member before any byte', T, async () => {
   // Server-speaks-first upstreams (like SMTP or SSH): the client sends nothing until it is greeted, so a refused
   // stream can be retried with nothing lost.

@@ -461,7 +461,7 @@ export class Acceptor {
     const owned = this.dispatcher!.dispatchPublic(
       socket,
       buf,
-      { entry, endpointId: member.endpointId, hostname, sni, connId: conn.connId, ...meta(socket) },
+      { entry, endpointId: member.endpointId, hostname, sni, connId: conn.connId, rerouted: false, ...meta(socket) },
       member.workerId,
       conn.onDone,
     );
@@ -501,7 +501,7 @@ export class Acceptor {
     // The first task's end releases this client's per-IP count; the new task holds the connection now and releases it
     // again when it ends.
     this.connsByIp.set(msg.remoteAddress, (this.connsByIp.get(msg.remoteAddress) ?? 0) + 1);
-    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId: conn.connId }, member.workerId, conn.onDone);
+    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId: conn.connId, rerouted: true }, member.workerId, conn.onDone);
   }
 
   private onMemberReport(msg: MemberReport): void {

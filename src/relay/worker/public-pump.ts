@@ -47,7 +47,7 @@ export function pumpPublic(
     const opened = openOnMember(runtime, ep, clientAddr, head.length > 0 ? head : undefined, task.connId);
     if (opened === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
     runtime.recorder.streamOpened(endpointTypeIndex(task.entry), task.acceptedAt);
-    return new BytePipe(runtime, socket, opened.stream, opened.ep, task, head, clientAddr, opened.ep !== ep).done;
+    return new BytePipe(runtime, socket, opened.stream, opened.ep, task, head, clientAddr, task.rerouted || opened.ep !== ep).done;
   }
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
@@ -411,7 +411,7 @@ class HttpPump implements HttpFilterSink {
     this.rawReplay = task.connId !== 0 && proto === 'http' ? [] : null;
     this.rawBytes = 0;
     this.rerouted = false;
-    this.retried = false;
+    this.retried = task.rerouted; // a rerouted connection's one retry is spent
     this.reported = task.connId === 0;
     this.streamOpenedAt = 0;
     this.recorder = runtime.recorder;
