@@ -435,3 +435,33 @@ test('tcp pool: a stream refused by a member (its upstream is down) is retried o
     c.destroy();
   }
 });
+
+test('tcp pool: a member that fails clients who speak first counts as failing (its breaker opens)', T, async () => {
+  // Such a connection cannot be retried (bytes already went to the failed member), but the failure must still reach the
+  // member's breaker; before, only retryable failures were reported and the task's end settled the call as a success.
+  const echo = nodeNet.createServer((s) => s.pipe(s));
+  echo.listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  fx.cleanup.defer('close echo', () => new Promise<void>((r) => echo.close(() => r())));
+  const dead = nodeNet.createServer();
+  dead.listen(0, '127.0.0.1');
+  await once(dead, 'listening');
+  const deadPort = (dead.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => dead.close(() => r()));
+  const port = fx.tcpPorts.from + 8;
+  for (const up of [(echo.address() as net.AddressInfo).port, deadPort]) {
+    const agent = await connect(agentOptions());
+    fx.cleanup.defer('close tcp agent', () => agent.close(200));
+    await agent.forward(`tcp://127.0.0.1:${up}`, { url: `tcp://127.0.0.1:${port}`, pool: true, lb: 'round-robin' });
+  }
+  const route = fx.relay.acceptor.routes.lookupPort(port)!;
+  const deadMember = route.members[1]!;
+  for (let i = 0; i < 20 && deadMember.breaker?.state === 'closed'; i++) {
+    const c = nodeNet.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    c.end('ping'); // speaks first (and half-closes): no retry possible
+    c.resume();
+    await withTimeout(`connection ${i} to end`, once(c, 'close'));
+  }
+  assert.notEqual(deadMember.breaker?.state, 'closed', 'the member whose upstream is down must not stay closed');
+});

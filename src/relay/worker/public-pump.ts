@@ -181,13 +181,24 @@ class BytePipe {
   }
 
   streamEnd(): void {
-    if (this.canRetry() && this.retry('stream ended before any byte')) return;
+    if (this.failedBeforeData('stream ended before any byte')) return;
     this.socket.end(); // end() flushes a corked socket first
   }
 
   streamError(): void {
-    if (this.canRetry() && this.retry('stream reset before any byte')) return;
+    if (this.failedBeforeData('stream reset before any byte')) return;
     this.socket.destroy();
+  }
+
+  /**
+   * The stream ended before any byte came back: that is the member's failure whether or not a retry is allowed (a
+   * client that spoke first, or a connection already retried, must still count against the member's breaker, else
+   * the task's end settles the call as a success). Then one retry if allowed; true when it took over.
+   */
+  private failedBeforeData(reason: string): boolean {
+    if (this.gotData) return false;
+    reportMember(this.runtime, this.connId, this.ep, false, 0, reason);
+    return this.canRetry() && this.retry();
   }
 
   /** Pooled, not retried yet, nothing came back, and the client sent nothing beyond the head. */
@@ -195,8 +206,7 @@ class BytePipe {
     return this.connId !== 0 && !this.retried && !this.gotData && this.socket.bytesRead === this.baseRead && !this.socket.destroyed;
   }
 
-  private retry(reason: string): boolean {
-    reportMember(this.runtime, this.connId, this.ep, false, 0, reason);
+  private retry(): boolean {
     const alt = this.runtime.alternateMember(this.ep);
     if (alt === null) {
       // No other member here: hand the connection (head only; nothing else was read) to the acceptor for another worker.
