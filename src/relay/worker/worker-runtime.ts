@@ -242,11 +242,11 @@ export class WorkerRuntime {
     if (fd < 0) return false;
     let dupFd: number;
     try {
-      handle!.readStop?.();
       dupFd = nativeAddon.dup(fd);
     } catch {
-      return false;
+      return false; // EMFILE and the like: still reading, so the caller's answer and the client's FIN go through
     }
+    handle!.readStop?.(); // only once the acceptor will get it: a stopped socket would never see the client's FIN
     this.control.post({
       op: 'reroute',
       fd: dupFd,
