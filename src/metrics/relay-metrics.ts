@@ -90,7 +90,7 @@ export class RelayMetrics {
 
   /** The Prometheus text for one scrape. */
   async scrape(): Promise<string> {
-    const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, false);
+    const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, 'metrics');
     this.remember(reports);
     const snaps = [...this.last.values()];
     if (this.retired !== null) snaps.push(this.retired);
@@ -140,7 +140,7 @@ export class RelayMetrics {
     gauge('burrow_active_streams', 'Mux streams open (proxy, heartbeat and RPC), per worker.', perWorker((r) => r.stats!.streams));
     gauge('burrow_active_endpoints', 'Endpoints bound, per worker.', perWorker((r) => r.stats!.endpoints));
 
-    const loops: Array<{ worker: string; loop: LoopSample }> = answered.map((r) => ({ worker: String(r.workerId), loop: r.stats!.loop }));
+    const loops: Array<{ worker: string; loop: LoopSample }> = answered.map((r) => ({ worker: String(r.workerId), loop: r.stats!.loop! })); // a 'metrics' request always carries the loop sample
     if (this.mainLoop !== null) loops.push({ worker: 'main', loop: this.mainLoop.sample() });
     const loopGauge = (name: string, help: string, pick: (l: LoopSample) => number): void =>
       gauge(name, help, loops.map((l) => ({ labels: { worker: l.worker }, value: pick(l.loop) })));
@@ -196,15 +196,13 @@ export class RelayMetrics {
     const expected = this.dispatcher.expectedWorkers;
     const ready = this.dispatcher.readyWorkers();
     if (ready < expected) reasons.push(`${ready} of ${expected} workers are running (a worker is down or being replaced)`);
-    const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, false);
-    this.remember(reports);
+    const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, 'probe');
     for (const r of reports) if (r.stats === null) reasons.push(`worker ${r.workerId} did not answer within ${this.opts.statsTimeoutMs} ms`);
     return { ready: reasons.length === 0, reasons };
   }
 
   async sessions(): Promise<{ sessions: SessionInfo[]; workersDown: number[] }> {
-    const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, true);
-    this.remember(reports);
+    const reports = await this.dispatcher.collectStats(this.opts.statsTimeoutMs, 'sessions');
     return {
       sessions: reports.flatMap((r) => r.stats?.sessionList ?? []),
       workersDown: reports.filter((r) => r.stats === null).map((r) => r.workerId),
@@ -237,7 +235,7 @@ export class RelayMetrics {
 
   /** Keep each answering worker's latest numbers; move workers that are gone to the retired list. */
   private remember(reports: WorkerReport[]): void {
-    for (const r of reports) if (r.stats !== null) this.last.set(r.workerId, r.stats.recorder);
+    for (const r of reports) if (r.stats?.recorder != null) this.last.set(r.workerId, r.stats.recorder);
     const live = new Set(this.dispatcher.workerIds());
     for (const [id, snap] of this.last) {
       if (live.has(id)) continue;

@@ -162,11 +162,13 @@ export interface SessionInfo {
 
 /** A worker's answer to a scrape: its recorder, live gauges and event-loop sample. */
 export interface WorkerStats {
-  recorder: RecorderSnapshot;
+  /** Only for detail 'metrics': encoding the histograms costs the worker's loop, and a scrape owns the window. */
+  recorder: RecorderSnapshot | null;
   sessions: number;
   streams: number;
   endpoints: number;
-  loop: LoopSample;
+  /** Only for detail 'metrics': taking the sample resets the loop monitor's window, which belongs to the scrapes. */
+  loop: LoopSample | null;
   /** Filled only when the request asked for it (/api/sessions). */
   sessionList: SessionInfo[] | null;
 }
@@ -226,11 +228,18 @@ export interface MemberState {
   available: boolean;
 }
 
-/** Scrape: answer with a StatsReply carrying the same reqId. */
+/**
+ * What a stats request needs: 'metrics' (a /metrics scrape: recorder snapshot and loop sample), 'probe' (/readyz: the
+ * live counts only, so a frequent probe neither costs histogram encoding nor resets the scrape's loop window), or
+ * 'sessions' (/api/sessions: the counts and the session list).
+ */
+export type StatsDetail = 'metrics' | 'probe' | 'sessions';
+
+/** Answer with a StatsReply carrying the same reqId. */
 export interface StatsRequest {
   op: 'stats';
   reqId: number;
-  sessions: boolean;
+  detail: StatsDetail;
 }
 
 /**

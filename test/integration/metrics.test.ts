@@ -147,6 +147,21 @@ test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, a
   assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
 });
 
+test('only a /metrics scrape takes the workers\' recorder snapshots and loop samples; /readyz and /api/sessions do not', T, async () => {
+  // A readiness probe every few seconds must not reset the event-loop window the scrapes report, nor make every
+  // worker encode its histograms.
+  for (const [detail, full] of [['probe', false], ['sessions', false], ['metrics', true]] as const) {
+    const reports = await fx.relay.dispatcher.collectStats(2_000, detail);
+    assert.ok(reports.length >= 2, `${detail}: every worker answers`);
+    for (const r of reports) {
+      assert.ok(r.stats !== null, `${detail}: worker ${r.workerId} answered`);
+      assert.equal(r.stats.recorder !== null, full, `${detail}: recorder snapshot`);
+      assert.equal(r.stats.loop !== null, full, `${detail}: loop sample`);
+      assert.equal(r.stats.sessionList !== null, detail === 'sessions', `${detail}: session list`);
+    }
+  }
+});
+
 test('/readyz fails while a worker is down and recovers after it is replaced', T, async () => {
   const restarts = fx.relay.dispatcher.restarts;
   const victim = fx.relay.dispatcher.workerIds()[0]!;

@@ -12,6 +12,7 @@ import type {
   AgentTask,
   PublicTask,
   RelayTask,
+  StatsDetail,
   TaskResult,
   WorkerStats,
   WorkerToAcceptor,
@@ -45,7 +46,7 @@ export interface ConnectionDispatcher {
   /** Workers whose control channel is up (a replaced worker counts once it has started). */
   readyWorkers(): number;
   /** Ask every worker for its stats; a worker silent for `timeoutMs` is reported with stats null, not waited on. */
-  collectStats(timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]>;
+  collectStats(timeoutMs: number, detail: StatsDetail): Promise<WorkerReport[]>;
   /** Send a control message to one worker (false if it has no channel). */
   postControl(workerId: number, msg: AcceptorToWorker): boolean;
   /** Hand a connection over. True when a task now owns it (onTaskDone will report its end); false = it was closed. */
@@ -197,7 +198,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     return this.ready.size;
   }
 
-  collectStats(timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]> {
+  collectStats(timeoutMs: number, detail: StatsDetail): Promise<WorkerReport[]> {
     return Promise.all(
       [...this.ports].map(([workerId, port]) => {
         const reqId = this.nextStatsId++;
@@ -209,7 +210,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
             resolve({ workerId, stats });
           };
           this.pendingStats.set(reqId, { workerId, resolve: done });
-          port.postMessage({ op: 'stats', reqId, sessions: withSessions } satisfies AcceptorToWorker);
+          port.postMessage({ op: 'stats', reqId, detail } satisfies AcceptorToWorker);
         });
       }),
     );
@@ -404,8 +405,8 @@ class InThreadDispatcher implements ConnectionDispatcher {
     return 1;
   }
 
-  async collectStats(_timeoutMs: number, withSessions: boolean): Promise<WorkerReport[]> {
-    return [{ workerId: 0, stats: this.runtime.stats(withSessions) }];
+  async collectStats(_timeoutMs: number, detail: StatsDetail): Promise<WorkerReport[]> {
+    return [{ workerId: 0, stats: this.runtime.stats(detail) }];
   }
 
   postControl(workerId: number, msg: AcceptorToWorker): boolean {

@@ -19,6 +19,7 @@ import type {
   ReserveReply,
   ReserveRequest,
   SessionInfo,
+  StatsDetail,
   TaskResult,
   WorkerStats,
   WorkerToAcceptor,
@@ -126,7 +127,7 @@ export class WorkerRuntime {
       const ep = this.endpoints.get(msg.endpointId);
       if (ep !== undefined) ep.available = msg.available;
     } else if (msg.op === 'stats') {
-      this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.sessions) });
+      this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.detail) });
     } else if (msg.op === 'test-crash') {
       // Test-only (readiness tests need a worker to die): off unless the environment opts in, never on the main thread.
       if (process.env['BURROW_TEST_HOOKS'] === '1' && !isMainThread) {
@@ -176,10 +177,10 @@ export class WorkerRuntime {
     return best;
   }
 
-  /** Recorder snapshot, live gauges and the event-loop sample since the previous call. */
-  stats(withSessions: boolean): WorkerStats {
+  /** Live gauges; with 'metrics' the recorder snapshot and the event-loop sample since the previous scrape too. */
+  stats(detail: StatsDetail): WorkerStats {
     let streams = 0;
-    let list: SessionInfo[] | null = withSessions ? [] : null;
+    let list: SessionInfo[] | null = detail === 'sessions' ? [] : null;
     for (const s of this.sessions.values()) {
       const n = s.mux?.streamCount ?? 0;
       streams += n;
@@ -195,11 +196,11 @@ export class WorkerRuntime {
       });
     }
     return {
-      recorder: this.recorder.snapshot(),
+      recorder: detail === 'metrics' ? this.recorder.snapshot() : null,
       sessions: this.sessions.size,
       streams,
       endpoints: this.endpoints.size,
-      loop: this.loop.sample(),
+      loop: detail === 'metrics' ? this.loop.sample() : null,
       sessionList: list,
     };
   }
