@@ -77,12 +77,22 @@ test('10 000 idle sockets: relay RSS bounded, a normal request still served, all
   const sockets: net.Socket[] = [];
   t.after(() => sockets.forEach((s) => s.destroy()));
   let closed = 0;
+  let connected = 0;
+  let closedEarly = 0; // closed less than 4 s after connecting: not by the 5 s preread deadline
   const allClosed = new Promise<void>((resolve) => {
     for (let i = 0; i < N; i++) {
       const s = net.connect({ host: '127.0.0.1', port: relay.httpPort });
+      let connectedAt = 0;
       s.on('error', () => {});
       s.resume(); // idle means sending nothing; the relay's 408 at the deadline is read (and dropped), so its FIN is seen
-      s.on('close', () => ++closed === N && resolve());
+      s.once('connect', () => {
+        connected++;
+        connectedAt = Date.now();
+      });
+      s.on('close', () => {
+        if (connectedAt === 0 || Date.now() - connectedAt < 4_000) closedEarly++;
+        if (++closed === N) resolve();
+      });
       sockets.push(s);
     }
   });
@@ -91,6 +101,9 @@ test('10 000 idle sockets: relay RSS bounded, a normal request still served, all
     Promise.all(sockets.map((s) => new Promise<void>((resolve) => (s.readyState === 'open' ? resolve() : s.once('connect', () => resolve()) && s.once('close', () => resolve()))))),
     60_000,
   );
+  // Held means connected and still open: a refused or early-closed socket would make the RSS figure meaningless.
+  assert.equal(connected, N, `${connected} of ${N} sockets connected`);
+  assert.equal(closedEarly, 0, `${closedEarly} sockets were closed before the preread deadline`);
   const held = rss(relay.child.pid!);
   t.diagnostic(`relay RSS ${(before / MiB).toFixed(1)} MiB before, ${(held / MiB).toFixed(1)} MiB with ${N} idle sockets (+${((held - before) / MiB).toFixed(1)} MiB)`);
   // Per idle socket the relay keeps a handle, a timer and no buffer: a few KiB each.
@@ -100,5 +113,6 @@ test('10 000 idle sockets: relay RSS bounded, a normal request still served, all
   await withTimeout('every idle socket to be closed at the preread deadline', allClosed, 60_000).catch((e: Error) => {
     throw new Error(`${e.message}: ${closed} of ${N} closed; relay stderr: ${relay.stderr().slice(0, 500)}`);
   });
+  assert.equal(closedEarly, 0, `${closedEarly} sockets were closed before the preread deadline (4 s after connecting)`);
   relay.child.kill('SIGTERM');
 });
