@@ -2,12 +2,14 @@
 // relay process itself (RSS via /proc) or signal it. Resolves once the banner is printed. Test-only.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { processRssKiB } from '../../bench/lib/proc-stat.js';
+import { parseRelayBanner, type RelayBanner } from '../../bench/macro/relay-process.js';
+import { envWithoutBurrow } from '../../bench/macro/rig.js';
 import { withTimeout } from './relay-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
@@ -30,38 +32,43 @@ export async function startRelayProcess(t: TestContext, flags: string[], env: No
   const child = spawn(
     process.execPath,
     [BIN, 'relay', '--data-dir', dir, '--http-addr', '127.0.0.1:0', '--https-addr', '127.0.0.1:0', '--agent-addr', '127.0.0.1:0', '--admin-addr', 'off', ...flags],
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+    // The caller's BURROW_* variables would configure the relay too: only `flags` and `env` do.
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...envWithoutBurrow(), ...env } },
   );
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let err = '';
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const banner: Record<string, string> = {};
-  await withTimeout(
+  let out = '';
+  const banner = await withTimeout(
     'the relay banner',
-    new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (l) => {
-        const m = /^ {2}(http|agents|token|CA) +(\S+)/.exec(l);
-        if (m !== null) banner[m[1]!] = m[2]!;
-        if (banner['http'] && banner['agents'] && banner['token'] && banner['CA']) resolve();
+    new Promise<RelayBanner>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        try {
+          const b = parseRelayBanner(out); // the banner parser the bench uses
+          if (b !== null) resolve(b);
+        } catch (e) {
+          reject(e as Error);
+        }
       });
       child.once('exit', (code) => reject(new Error(`burrow relay exited (${code}) before its banner: ${err}`)));
     }),
   );
   return {
     child,
-    httpPort: Number(new URL(banner['http']!).port),
-    agentAddr: banner['agents']!,
-    token: banner['token']!,
-    caPath: banner['CA']!,
+    httpPort: banner.httpPort,
+    agentAddr: `127.0.0.1:${banner.agentPort}`,
+    token: banner.token,
+    caPath: banner.caPath,
     stderr: () => err,
   };
 }
 
 /** Resident set size of process `pid` in bytes (Linux /proc). */
 export function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  assert.ok(m !== null, 'VmRSS not found');
-  return Number(m[1]) * 1024;
+  const kib = processRssKiB(pid);
+  assert.ok(kib !== null, `VmRSS of process ${pid} not found`);
+  return kib * 1024;
 }
