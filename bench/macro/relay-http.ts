@@ -30,7 +30,6 @@ import {
   KiB,
   formatSize,
   parseSize,
-  MiB,
   latencyOf,
   summarise,
   summariseHttp,
@@ -42,10 +41,13 @@ import {
   type SuiteContext,
   type SuiteReport,
 } from '../lib/suite.js';
-import { BULK_CHUNK, pushBytes } from './tcp-bulk.js';
+import { BULK_BYTES, BULK_BYTES_QUICK, BULK_CHUNK, BULK_WARMUP_BYTES, pushBytes } from './tcp-bulk.js';
 import { loadProblem, runLoad, type LoadResult, type LoadTarget } from './http-load.js';
 import {
+  NOISY_SHARE,
+  SETTLE_MS,
   START_TIMEOUT_MS,
+  STOP_GRACE_MS,
   forkListening,
   portOf,
   startBurrowAgentProcess,
@@ -79,18 +81,10 @@ const BURROW_DOMAIN = 'benchb.burrow.localhost';
 const AGENT_TARGET = 0.9;
 /** The tcp-bulk pseudo-scenario (--only tcp-bulk): bytes pushed per row and run. */
 const BULK = 'tcp-bulk';
-const BULK_BYTES = 256 * MiB;
-const BULK_BYTES_QUICK = 64 * MiB;
-const BULK_WARMUP_BYTES = 16 * MiB;
 /** Relay target from the issue (#3 item 7): relay + SDK agent >= 0.35 x direct RPS, keep-alive. Recorded only. */
 const TUNNEL_TARGET = 0.35;
-/** A run during which other processes used more than this share of a core is repeated, at most NOISY_RETRIES times. */
-const NOISY_SHARE = 0.25;
+/** A run during which other processes used more than NOISY_SHARE of a core is repeated, at most this many times. */
 const NOISY_RETRIES = 2;
-/** Pause between runs, so the previous run's connections are torn down (relay streams, agent upstream sockets). */
-const SETTLE_MS = 300;
-/** Child shutdown bound. */
-const STOP_GRACE_MS = 5_000;
 const HOT_THREADS = 3;
 
 const SCENARIOS: readonly Scenario[] = [

@@ -10,6 +10,12 @@ import type { RelayProcess } from './relay-process.js';
 
 /** Child start-up bound. */
 export const START_TIMEOUT_MS = 30_000;
+/** Child shutdown bound. */
+export const STOP_GRACE_MS = 5_000;
+/** A run during which other processes used more than this share of a core is flagged (relay suite: repeated). */
+export const NOISY_SHARE = 0.25;
+/** Pause between runs, so the previous run's connections are torn down (relay streams, agent upstream sockets). */
+export const SETTLE_MS = 300;
 const TAIL = 8 * 1024;
 
 /** A forked or spawned child with the tail of what it wrote, for error messages. */

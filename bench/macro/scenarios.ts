@@ -43,6 +43,9 @@ import {
 import { loadProblem, runLoad, type LoadResult, type LoadTarget } from './http-load.js';
 import { startRelayProcess, type RelayProcess } from './relay-process.js';
 import {
+  NOISY_SHARE,
+  SETTLE_MS,
+  STOP_GRACE_MS,
   forkListening,
   portOf,
   startAgentsProcess,
@@ -51,7 +54,7 @@ import {
   type BenchChild,
   type BurrowAgentEndpoint,
 } from './rig.js';
-import { pullBytes, pushBytes } from './tcp-bulk.js';
+import { BULK_BYTES, BULK_BYTES_QUICK, BULK_WARMUP_BYTES, pullBytes, pushBytes } from './tcp-bulk.js';
 import { runNewConnLoad } from './new-conn-load.js';
 import { runWsLoad } from './ws-load.js';
 
@@ -78,14 +81,6 @@ const IDLE_BATCH = 250;
 /** Connections per agent session (the relay refuses proxy streams beyond 480 per session). */
 const IDLE_PER_SESSION = 450;
 const FD_RESERVE = 300;
-const BULK_BYTES = 256 * MiB;
-const BULK_BYTES_QUICK = 64 * MiB;
-const BULK_WARMUP = 16 * MiB;
-const STOP_GRACE_MS = 5_000;
-/** A run during which other processes used more than this share of a core is flagged in the row's note. */
-const NOISY_SHARE = 0.25;
-/** Pause between runs, so the previous run's connections are torn down. */
-const SETTLE_MS = 300;
 
 export const SCENARIO_NAMES = [
   'http-keepalive',
@@ -393,7 +388,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         target: BULK_TARGET,
         labels: ['direct', 'tunnel'],
         measure: (side) => bulkSample(rig, side, s.bulkBytes),
-        warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP)),
+        warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP_BYTES)),
       });
     case 'tcp-bulk-down':
       return interleaved(p, s, rig, failures, {
@@ -404,7 +399,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         target: null,
         labels: ['direct', 'tunnel'],
         measure: (side) => bulkSample(rig, side, s.bulkBytes, 'down'),
-        warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP), 'down'),
+        warmup: (side) => bulkSample(rig, side, Math.min(s.bulkBytes, BULK_WARMUP_BYTES), 'down'),
       });
     case 'idle-conns':
       return idleConns(p, s, rig, failures);

@@ -4,9 +4,13 @@
 // preallocated chunk, no allocation per write.
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { KiB } from '../lib/suite.js';
+import { KiB, MiB } from '../lib/suite.js';
 
 export const BULK_CHUNK = 64 * KiB;
+/** Bytes per tcp-bulk run (default, and with --quick), and per untimed warm-up run: one definition for both suites. */
+export const BULK_BYTES = 256 * MiB;
+export const BULK_BYTES_QUICK = 64 * MiB;
+export const BULK_WARMUP_BYTES = 16 * MiB;
 
 /** Resolves with the byte count when the sink reports this run's connection complete; rejects on a short one. */
 function sinkDone(sink: ChildProcess, timeoutMs: number): { done: Promise<number>; cancel: () => void } {
@@ -32,6 +36,30 @@ function sinkDone(sink: ChildProcess, timeoutMs: number): { done: Promise<number
 }
 
 /**
+ * Write `n` bytes to `sock` as `chunk`-sized writes (one preallocated buffer, no allocation per write), waiting for
+ * 'drain' whenever write() says so, then end it. Resolves once the last write was handed to the socket. The measured
+ * write loop of both directions (pushBytes here, the sink's downloads in tcp-sink-process.ts).
+ */
+export function writeBytesThenEnd(sock: net.Socket, chunk: Buffer, n: number): Promise<void> {
+  let left = n;
+  return new Promise<void>((resolve) => {
+    const pump = (): void => {
+      while (left > 0) {
+        const k = Math.min(left, chunk.length);
+        left -= k;
+        if (!sock.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
+          sock.once('drain', pump);
+          return;
+        }
+      }
+      sock.end();
+      resolve();
+    };
+    pump();
+  });
+}
+
+/**
  * Push `bytes` to 127.0.0.1:port and resolve with the seconds from the first write until the sink counted them all.
  * Rejects (with the port in the message) on a socket error, a short count or no completion in time (>= 1 MB/s).
  * Resolves only after the socket has closed, so the next transfer starts on a quiet path.
@@ -54,23 +82,7 @@ export async function pushBytes(sinkChild: ChildProcess, port: number, bytes: nu
     const header = Buffer.alloc(8);
     header.writeBigUInt64BE(BigInt(bytes));
     sock.write(header);
-    const chunk = Buffer.alloc(BULK_CHUNK, 0x62);
-    let left = bytes;
-    const sent = new Promise<void>((resolve) => {
-      const pump = (): void => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!sock.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-            sock.once('drain', pump);
-            return;
-          }
-        }
-        sock.end();
-        resolve();
-      };
-      pump();
-    });
+    const sent = writeBytesThenEnd(sock, Buffer.alloc(BULK_CHUNK, 0x62), bytes);
     await Promise.race([sent, failed]);
     const got = await Promise.race([sink.done, failed]);
     if (got !== bytes) throw new Error(`sink counted ${got} bytes, ${bytes} sent`);

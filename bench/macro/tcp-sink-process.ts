@@ -1,4 +1,4 @@
-// Child-process entry for the relay bench's tcp-bulk rows (bench/macro/relay-http.ts forks the compiled
+// Child-process entry for the tcp-bulk rows of both bench suites (relay-http.ts and scenarios.ts fork the compiled
 // dist/bench/macro/tcp-sink-process.js): a TCP server on 127.0.0.1:0 that counts the bytes of each connection.
 // Every connection starts with an 8-byte big-endian payload length N, then N payload bytes. When a connection has
 // delivered all N bytes the sink reports it over IPC and closes the connection; the bench times a run from its first
@@ -9,31 +9,16 @@
 // Exits when the parent disconnects. Usage (by the bench only): tcp-sink-process.js
 // On the measured path: the 'data' handler only adds lengths (it reads the header once).
 import net from 'node:net';
+import { BULK_CHUNK, writeBytesThenEnd } from './tcp-bulk.js';
 
 /** Header bit asking for a download of the remaining 63-bit length. */
 const DOWNLOAD_BIT = 1n << 63n;
-const CHUNK = Buffer.alloc(64 * 1024, 0x64);
+const CHUNK = Buffer.alloc(BULK_CHUNK, 0x64);
 
-/** Write n bytes to sock in 64 KiB writes, waiting for 'drain' whenever write() says so, then end it. */
-function sendBytes(sock: net.Socket, n: number): void {
-  let left = n;
-  const pump = (): void => {
-    while (left > 0) {
-      const k = Math.min(left, CHUNK.length);
-      left -= k;
-      if (!sock.write(k === CHUNK.length ? CHUNK : CHUNK.subarray(0, k))) {
-        sock.once('drain', pump);
-        return;
-      }
-    }
-    sock.end();
-  };
-  pump();
-}
 
 const send = process.send?.bind(process);
 if (send === undefined) {
-  process.stderr.write('tcp-sink-process.js is started by the relay bench (npm run bench -- relay), not by hand\n');
+  process.stderr.write('tcp-sink-process.js is started by the bench (npm run bench), not by hand\n');
   process.exitCode = 2;
 } else {
   const server = net.createServer((sock) => {
@@ -50,7 +35,7 @@ if (send === undefined) {
         header = null;
         if (word >= DOWNLOAD_BIT) {
           finished = true;
-          sendBytes(sock, Number(word - DOWNLOAD_BIT));
+          void writeBytesThenEnd(sock, CHUNK, Number(word - DOWNLOAD_BIT));
           return;
         }
         expected = Number(word);
