@@ -3,7 +3,7 @@
 // listener, binds an HTTP endpoint for the given domain, forwards it to the origin, and stays up until the parent
 // disconnects; then it closes the listener and the session and exits.
 // Each further argument binds a TCP endpoint (a port from the relay's --tcp-ports) forwarded to that upstream.
-//   child → parent  {type:'ready', url, tcpUrl (the first tcp URL or null), tcpUrls} | {type:'failed', error}
+//   child → parent  {type:'ready', url, tcpUrls} | {type:'failed', error}
 // Usage (by the benches only): agent-process.js <agent port> <CA PEM path> <authtoken> <domain> <upstream URL>
 //   [<tcp upstream URL, tcp://127.0.0.1:PORT> ...]
 // The SDK's forwarding runs in its Rust runtime (tokio threads of this process); nothing here is on the data path.
@@ -47,7 +47,7 @@ if (
         });
     });
     const tcpUrls = tcp.map((t) => t.url());
-    send({ type: 'ready', url: listener.url(), tcpUrl: tcpUrls[0] ?? null, tcpUrls });
+    send({ type: 'ready', url: listener.url(), tcpUrls });
   } catch (err) {
     send({ type: 'failed', error: String(err) });
     process.exitCode = 1;

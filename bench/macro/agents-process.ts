@@ -3,8 +3,7 @@
 // `count` sessions of burrow's agent through the library API (dist/src/index.js `connect`) in this one process, each
 // with one endpoint forwarded to `upstream`, in batches so the TLS handshakes do not pile up.
 //   parent → child  argv[2] = JSON AgentsConfig
-//   child → parent  {type:'ready', urls: string[]} | {type:'failed', error} | {type:'online', count} (answer to
-//                   {type:'count-online'})
+//   child → parent  {type:'ready', urls: string[]} | {type:'failed', error}
 // Exits when the parent disconnects (sessions destroyed at once). Not on the data path (the agents' own code is).
 import { readFileSync } from 'node:fs';
 import { connect, type Agent } from '../../src/index.js';
@@ -38,9 +37,6 @@ if (send === undefined || raw === undefined) {
   process.once('disconnect', () => {
     for (const a of agents) a.destroy();
     process.exit(0);
-  });
-  process.on('message', (m: { type?: string }) => {
-    if (m.type === 'count-online') send({ type: 'online', count: agents.filter((a) => a.state === 'online').length });
   });
   try {
     const ca = readFileSync(cfg.caPath);

@@ -11,8 +11,6 @@ export interface LoadTarget {
   host?: string;
   /** TLS SNI (https only); autocannon never verifies the certificate. */
   servername?: string;
-  /** Further request headers, e.g. `connection: close` (a new connection per request). */
-  headers?: Record<string, string>;
 }
 
 export interface LoadOptions {
@@ -73,7 +71,7 @@ export function runLoad(target: LoadTarget, opts: LoadOptions): Promise<LoadResu
         connections: opts.connections,
         duration: opts.durationSeconds,
         pipelining: 1,
-        headers: { ...(target.host === undefined ? {} : { host: target.host }), ...target.headers },
+        headers: target.host === undefined ? {} : { host: target.host },
         ...(target.servername === undefined ? {} : { servername: target.servername }),
       },
       (err: unknown, result: autocannon.Result) => {

@@ -335,8 +335,6 @@ function watch(rig: Rig, name: string, c: BenchChild): () => void {
 }
 
 function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, failures: string[]): Promise<ScenarioRow> {
-  const http = (path: string, headers: Record<string, string> | undefined, minBytes: number) => (side: Side, seconds: number) =>
-    httpSample(rig, side, path, headers, minBytes, s.connections, seconds);
   switch (name) {
     case 'http-keepalive':
       return interleaved(p, s, rig, failures, {
@@ -346,7 +344,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         ratioOf: 'opsPerSecond',
         target: KEEPALIVE_TARGET,
         labels: ['direct', 'tunnel'],
-        measure: http('/', undefined, SMALL_BODY),
+        measure: (side, seconds) => httpSample(rig, side, '/', SMALL_BODY, s.connections, seconds),
       });
     case 'http-new-conn':
       return interleaved(p, s, rig, failures, {
@@ -367,7 +365,7 @@ function runScenario(name: ScenarioName, s: Settings, rig: Rig, p: Progress, fai
         target: null,
         labels: ['direct', 'tunnel'],
         measure: (side, seconds) =>
-          httpSample(rig, side, LARGE_PATH, undefined, LARGE_BODY, Math.min(s.connections, 10), seconds),
+          httpSample(rig, side, LARGE_PATH, LARGE_BODY, Math.min(s.connections, 10), seconds),
       });
     case 'ws-echo':
       return interleaved(p, s, rig, failures, {
@@ -555,14 +553,12 @@ async function httpSample(
   rig: Rig,
   side: Side,
   path: string,
-  headers: Record<string, string> | undefined,
   minBytes: number,
   connections: number,
   seconds: number,
   host = DOMAIN,
 ): Promise<Sample> {
-  const target = { ...httpTarget(rig, side, path, host), ...(headers === undefined ? {} : { headers }) };
-  return sampleOfLoad(await runLoad(target, { connections, durationSeconds: seconds, minResponseBytes: minBytes }));
+  return sampleOfLoad(await runLoad(httpTarget(rig, side, path, host), { connections, durationSeconds: seconds, minResponseBytes: minBytes }));
 }
 
 async function newConnSample(rig: Rig, side: Side, connections: number, seconds: number): Promise<Sample> {
@@ -841,8 +837,8 @@ async function pool(p: Progress, s: Settings, rig: Rig, failures: string[], mode
     labels: ['1 agent', oneProc ? `${POOL_MEMBERS} members` : `${POOL_MEMBERS} agents`],
     measure: (side, seconds) =>
       side === 'direct'
-        ? httpSample(rig, 'tunnel', '/', undefined, SMALL_BODY, s.connections, seconds, DOMAIN)
-        : httpSample(rig, 'tunnel', '/', undefined, SMALL_BODY, s.connections, seconds, domain),
+        ? httpSample(rig, 'tunnel', '/', SMALL_BODY, s.connections, seconds, DOMAIN)
+        : httpSample(rig, 'tunnel', '/', SMALL_BODY, s.connections, seconds, domain),
   });
   row.extra = { supported: true, members: members.map((m) => m.child.pid) };
   row.note = `ratio = pool / 1 agent${row.note === '' ? '' : `; ${row.note}`}`;
