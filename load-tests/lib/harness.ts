@@ -80,7 +80,7 @@ export interface Rig {
   origin: BenchChild & { port: number };
 }
 
-/** A relay (bin/burrow.js relay, 2 workers unless told otherwise) and an origin (origin-process.js). */
+/** A relay (bin/burrow.js relay; --workers = cores, at least 2, unless told otherwise) and an origin (origin-process.js). */
 export async function startRelayAndOrigin(
   ctx: LoadTestContext,
   opts: { largeBody?: number; extraEnv?: Record<string, string>; workers?: number } = {},
