@@ -77,10 +77,7 @@ export function parseHost(buf: Uint8Array, s: number, e: number, needPort: boole
   } else if (needPort) {
     return null;
   }
-  let hostname = '';
-  for (let k = hs; k < he; k++) {
-    const b = buf[k]!;
-    hostname += String.fromCharCode(b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
-  }
-  return { hostname, port };
+  // Only ASCII got here (HOST_CHAR / hex): one latin1 decode and toLowerCase, not a string concat per byte.
+  const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return { hostname: bytes.toString('latin1', hs, he).toLowerCase(), port };
 }
