@@ -119,7 +119,7 @@ export class AgentSession {
     this.authTimer = null;
     this.idleTimer = null;
     this.heartbeater = null;
-    const tlsStart = wallMs();
+    const tlsStart = runtime.recorder.enabled ? wallMs() : 0; // no clock read with --metrics off
     this.tlsSocket.once('secure', () => {
       clearTimeout(hsTimer);
       runtime.recorder.tlsHandshake(true, tlsStart);

@@ -39,7 +39,8 @@ export function pumpPublic(
   }
   const limit = runtime.settings.limits.maxConnsPerEndpoint;
   if (ep.active >= limit) {
-    // BURROW_ERR_RELAY_CONN_LIMIT: one endpoint must not take every socket of the worker.
+    // One endpoint must not take every socket of the worker.
+    runtime.recorder.error('BURROW_ERR_RELAY_CONN_LIMIT');
     const page = errorPage(503, 'Service Unavailable', `${task.hostname} has ${limit} open connections, its limit; retry shortly.`);
     return refuse(socket, task.entry, 'endpoint-limit', task.hostname, '', page);
   }
@@ -53,8 +54,10 @@ export function pumpPublic(
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
     if (head.length > 0) socket.unshift(head);
     const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
-    const tlsStart = wallMs();
-    t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
+    if (runtime.recorder.enabled) {
+      const tlsStart = wallMs(); // with --metrics off: no clock read, no listener
+      t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
+    }
     return new HttpPump(runtime, t, socket, ep, 'https', task, clientAddr, null, endpointRow).done;
   }
   return new HttpPump(runtime, socket, socket, ep, 'http', task, clientAddr, head, endpointRow).done;
