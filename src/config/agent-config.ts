@@ -9,7 +9,7 @@ import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNo
 import { endpointSpec, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
-import { intParser, parseBearerToken, parseListenerOrOff, type HostPort } from './relay-config.js';
+import { intParser, parseBearerToken, parseListenerOrOff, requireTokenOffLoopback, type HostPort } from './relay-config.js';
 
 export type AgentCommand = 'http' | 'tcp' | 'tls' | 'start';
 
@@ -271,6 +271,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
       ),
     ];
   }
+  requireTokenOffLoopback(draft.metricsAddr, draft.metricsToken, '--metrics-addr', '--metrics-token (or BURROW_METRICS_TOKEN)');
   return finish(command, draft, endpoints, configFile, false);
 }
 

@@ -140,6 +140,24 @@ export function parseHostPort(value: string, flag: string): HostPort {
   return Object.freeze({ host: bare, port: Number(portText) });
 }
 
+/** Loopback names and addresses: what an admin or metrics server may bind without a bearer token. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/**
+ * A metrics/admin server bound off loopback must have a token (BURROW_ERR_ADMIN_TOKEN_REQUIRED). A rule across two
+ * flags, checked while parsing so the command fails before it binds anything; the servers check again for API callers.
+ */
+export function requireTokenOffLoopback(addr: HostPort | null, token: string | null, addrFlag: string, tokenHint: string): void {
+  if (addr === null || isLoopback(addr.host) || (token !== null && token !== '')) return;
+  throw new BurrowError(
+    'BURROW_ERR_ADMIN_TOKEN_REQUIRED',
+    `${addrFlag} ${formatHostPort(addr)} is not a loopback address, so the server needs a token: pass ${tokenHint}, ` +
+      `or bind ${addrFlag} to 127.0.0.1`,
+  );
+}
+
 /** Formats a HostPort for messages and URLs: `127.0.0.1:8080`, `[::1]:8080`. */
 export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
@@ -457,6 +475,7 @@ export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     );
   }
   checkListenerConflicts(draft, (key) => set.get(key));
+  requireTokenOffLoopback(draft.adminAddr, draft.adminToken, '--admin-addr', '--admin-token (or BURROW_RELAY_ADMIN_TOKEN)');
   return finish(draft, false);
 }
 

@@ -2,9 +2,9 @@
 // API. Bound to loopback by default; on any other address every request needs `Authorization: Bearer <token>`.
 // Not on the data path. Its listen socket must be closed before the process exits (else uWS aborts Node at exit).
 import { createRequire } from 'node:module';
-import { isIP } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { BurrowError } from '../core/errors.js';
+import { requireTokenOffLoopback } from '../config/relay-config.js';
 
 // uWS ships as CommonJS with a native binary; load it through require so ESM interop stays out of the way.
 type UwsRes = {
@@ -46,10 +46,6 @@ export interface AdminServerOptions {
 
 const STATUS_LINE: Record<number, string> = { 200: '200 OK', 401: '401 Unauthorized', 404: '404 Not Found', 405: '405 Method Not Allowed', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-}
-
 export class AdminServer {
   private readonly listenSocket: unknown;
   readonly host: string;
@@ -63,13 +59,7 @@ export class AdminServer {
 
   /** `flagName` / `tokenHint` name the address flag and where a token comes from, for the error messages. */
   static async start(o: AdminServerOptions, flagName: string, tokenHint: string): Promise<AdminServer> {
-    if (!isLoopback(o.host) && (o.token === null || o.token === '')) {
-      throw new BurrowError(
-        'BURROW_ERR_ADMIN_TOKEN_REQUIRED',
-        `${flagName} ${o.host}:${o.port} is not a loopback address, so the admin server needs a token: pass ${tokenHint}, ` +
-          `or bind ${flagName} to 127.0.0.1`,
-      );
-    }
+    requireTokenOffLoopback({ host: o.host, port: o.port }, o.token, flagName, tokenHint); // the CLI checked already
     const tokenHash = o.token !== null && o.token !== '' ? sha256(o.token) : null;
     const app = uws().App();
     app.any('/*', (res, req) => {

@@ -154,6 +154,14 @@ describe('burrow http|tcp|tls', () => {
     throwsWith(() => parse('http', ['3000', '--metrics-addr', 'nope']), ['--metrics-addr', "'nope'"]);
   });
 
+  test('--metrics-addr off loopback without --metrics-token fails while parsing', () => {
+    assert.throws(
+      () => parse('http', ['3000', '--metrics-addr', '0.0.0.0:9100']),
+      (e: unknown) => isBurrowError(e, 'BURROW_ERR_ADMIN_TOKEN_REQUIRED') && /--metrics-addr 0\.0\.0\.0:9100 .*--metrics-token/.test((e as Error).message),
+    );
+    assert.equal(parse('http', ['3000', '--metrics-addr', '0.0.0.0:9100', '--metrics-token', 'tok-0123456789abcdef']).metricsToken, 'tok-0123456789abcdef');
+  });
+
   test('rejects: no token anywhere (names the flag and the variable)', () => {
     throwsWith(() => parse('http', ['3000'], {}), ['--authtoken', 'BURROW_AUTHTOKEN']);
   });

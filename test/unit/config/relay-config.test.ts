@@ -429,6 +429,13 @@ describe('command line shape', () => {
     throwsWith(() => parse(['--grace', '1', '--grace=2']), ["--grace was given twice ('1' and '2')"]);
   });
 
+  test('--admin-addr off loopback without --admin-token fails while parsing (before anything binds), IPv6 bracketed', () => {
+    throwsWith(() => parse(['--admin-addr', '0.0.0.0:9090']), ['--admin-addr 0.0.0.0:9090 is not a loopback address', '--admin-token'], 'BURROW_ERR_ADMIN_TOKEN_REQUIRED');
+    throwsWith(() => parse(['--admin-addr', '[::]:9090']), ['--admin-addr [::]:9090 is not a loopback'], 'BURROW_ERR_ADMIN_TOKEN_REQUIRED');
+    assert.equal(parse(['--admin-addr', '0.0.0.0:9090', '--admin-token', 'a-token-of-16-chars']).adminToken, 'a-token-of-16-chars');
+    assert.equal(parse(['--admin-addr', '127.0.0.2:9090']).adminToken, null);
+  });
+
   test('a bad or repeated --admin-token is refused without repeating the secret', () => {
     for (const argv of [['--admin-token', 'sh0rt-secret'], ['--admin-token', 'first-secret-16-chars', '--admin-token', 'second-secret-16-chars']]) {
       const msg = throwsWith(() => parse(argv), ['--admin-token']);
