@@ -4,6 +4,7 @@
 import { Agent } from '../agent/agent.js';
 import type { EndpointSpec } from '../agent/endpoint-spec.js';
 import { agentHelpText, parseAgentArgs, type AgentCommand } from '../config/agent-config.js';
+import { formatHostPort } from '../config/relay-config.js';
 import { isBurrowError } from '../core/errors.js';
 import { startStatusView } from './status-view.js';
 import { startAgentMetricsServer } from '../metrics/agent-metrics.js';
@@ -22,7 +23,7 @@ export async function agentCommand(command: AgentCommand, argv: string[], versio
     graceMs: config.graceMs,
   });
   const metrics = config.metricsAddr === null ? null : await startAgentMetricsServer(agent, config.metricsAddr, config.metricsToken, version);
-  const banner = metrics === null ? undefined : [`Metrics       http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics`];
+  const banner = metrics === null ? undefined : [`Metrics       http://${formatHostPort(metrics)}/metrics`];
   try {
     return await runAgent(agent, config.endpoints, { version, graceMs: config.graceMs, banner });
   } finally {

@@ -136,7 +136,8 @@ function tokenProblem(token: string): string | null {
   return null;
 }
 
-function sha256(s: string): Buffer {
+/** SHA-256 of a string (UTF-8): token hashes, bearer-token comparison. */
+export function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 

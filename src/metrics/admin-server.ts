@@ -2,9 +2,10 @@
 // API. Bound to loopback by default; on any other address every request needs `Authorization: Bearer <token>`.
 // Not on the data path. Its listen socket must be closed before the process exits (else uWS aborts Node at exit).
 import { createRequire } from 'node:module';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { BurrowError } from '../core/errors.js';
 import { requireTokenOffLoopback } from '../config/relay-config.js';
+import { sha256 } from '../config/tokens.js';
 
 // uWS ships as CommonJS with a native binary; load it through require so ESM interop stays out of the way.
 type UwsRes = {
@@ -113,9 +114,6 @@ export function json(status: number, value: unknown): AdminResponse {
   return { status, contentType: 'application/json', body: `${JSON.stringify(value, null, 2)}\n` };
 }
 
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
 
 function bearerMatches(header: string, want: Buffer): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header);
