@@ -34,7 +34,6 @@ export async function prepareRelay(config: RelayConfig, version: string): Promis
     breakerTimeoutMs: config.breakerTimeoutMs,
     certPem: pki.certPem,
     keyPem: pki.keyPem,
-    tokenHashes: [],
     tokens: [...tokens.entries],
     limits: config.limits,
     version,

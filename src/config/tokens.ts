@@ -1,6 +1,6 @@
 // Agent auth tokens: loads --tokens FILE (plain tokens or sha256: hashes, each optionally with rules), or keeps a
-// generated dev token in the data dir; creates new tokens (`burrow token create`). Holds only SHA-256 hashes and
-// checks in constant time. Loading is start-up only; check() runs once per agent Auth (not per byte).
+// generated dev token in the data dir; creates new tokens (`burrow token create`). Holds only SHA-256 hashes; the
+// workers match with tokenMatcher() (constant time), once per agent Auth. Loading is start-up only.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { appendFile, link, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -18,14 +18,9 @@ export interface TokenStore {
   readonly path: string;
   /** Distinct tokens accepted. */
   readonly count: number;
-  /** SHA-256 of each accepted token, lowercase hex — what worker threads receive instead of the tokens. */
-  readonly hashes: readonly string[];
-  /** Each accepted token's hash, identity and rules (plain lines: FULL_RIGHTS), in file order. */
+  /** Each accepted token's hash, identity and rules (plain lines: FULL_RIGHTS), in file order: what worker threads
+   * receive instead of the tokens (they match with tokenMatcher). */
   readonly entries: readonly TokenEntry[];
-  /** True if `token` is one of the accepted tokens. Constant time with respect to the stored tokens. */
-  check(token: string): boolean;
-  /** The entry of `token`, or null. Constant time with respect to the stored tokens. */
-  lookup(token: string): TokenEntry | null;
 }
 
 export interface LoadTokensOptions {
@@ -146,17 +141,7 @@ function makeStore(source: 'file' | 'dev', devToken: string | null, path: string
   const byHash = new Map<string, TokenEntry>();
   for (const t of tokens) if (!byHash.has(t.hash)) byHash.set(t.hash, Object.freeze({ hash: t.hash, id: tokenIdOf(t.hash), rules: t.rules }));
   const entries = Object.freeze([...byHash.values()]);
-  const match = tokenMatcher(entries);
-  return Object.freeze({
-    source,
-    devToken,
-    path,
-    count: entries.length,
-    hashes: Object.freeze(entries.map((e) => e.hash)),
-    entries,
-    check: (token: string): boolean => match(token) !== null,
-    lookup: match,
-  });
+  return Object.freeze({ source, devToken, path, count: entries.length, entries });
 }
 
 /**

@@ -27,8 +27,8 @@ export interface RelayStartOptions {
   graceMs: number;
   certPem: string;
   keyPem: string;
-  /** SHA-256 hex of each accepted agent token with full rights (plain token lines). */
-  tokenHashes: string[];
+  /** SHA-256 hex of more accepted agent tokens, with full rights (API callers; the CLI passes `tokens`). */
+  tokenHashes?: string[];
   /** Tokens with their identities and rules (the tokens file); joins tokenHashes. */
   tokens?: TokenEntry[];
   /** Resource limits; missing fields take DEFAULT_LIMITS. */
@@ -72,7 +72,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
   const limits: RelayLimits = { ...DEFAULT_LIMITS, ...o.limits };
   const tokens = new Map<string, TokenEntry>();
   for (const t of o.tokens ?? []) if (!tokens.has(t.hash)) tokens.set(t.hash, t);
-  for (const h of o.tokenHashes) if (!tokens.has(h)) tokens.set(h, { hash: h, id: tokenIdOf(h), rules: FULL_RIGHTS });
+  for (const h of o.tokenHashes ?? []) if (!tokens.has(h)) tokens.set(h, { hash: h, id: tokenIdOf(h), rules: FULL_RIGHTS });
   // TCP endpoint listeners bind where the public listeners do; with both off, where agents connect — the same chain
   // relay-config uses for the host named in tcp:// URLs (they must agree, or URLs name a host nobody listens on).
   const bindHost = (o.httpAddr ?? o.httpsAddr ?? o.agentAddr)?.host ?? '127.0.0.1';
