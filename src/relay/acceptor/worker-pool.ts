@@ -111,7 +111,6 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   private readonly opts: DispatcherOptions;
   private readonly pool: Piscina;
   private readonly ports: Map<number, MessagePort>;
-  private readonly withControl: Set<number>;
   private readonly waitingForWorkers: Array<() => void>;
   private destroyed: boolean;
   private readonly ready: Set<number>;
@@ -128,10 +127,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.restarts = 0;
     this.lastCrashed = -1;
     this.ports = new Map();
-    this.withControl = new Set();
     this.waitingForWorkers = [];
     this.destroyed = false;
-    const withControl = this.withControl;
     this.pool = new Piscina({
       filename: WORKER_ENTRY.href,
       name: 'handleTask',
@@ -157,19 +154,12 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         let best: (typeof workers)[number] | null = null;
         for (const w of workers) {
           if (w.terminating || w.destroyed) continue;
-          if (control) {
-            // Each worker gets exactly one control task (its channel to the acceptor).
-            if (!withControl.has(w.id)) {
-              withControl.add(w.id);
-              return w;
-            }
-            continue;
-          }
           if (w.id === owner) return w;
-          if (best === null || w.currentUsage < best.currentUsage) best = w;
+          if (!control && (best === null || w.currentUsage < best.currentUsage)) best = w;
         }
-        // No owner found (it vanished between lookup and dispatch): the least busy worker answers
-        // "no such endpoint" cleanly. A control task with every worker served waits (null).
+        // No owner found: a connection's owner vanished between lookup and dispatch, and the least busy worker answers
+        // "no such endpoint" cleanly; a control task waits (null) until the very worker its port was made for is ready
+        // (routes record that worker's id, so the channel must not land on another one).
         return control ? null : best;
       },
     });
@@ -356,14 +346,13 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       this.opts.onControl(workerId, msg, (m) => port1.postMessage(m));
     });
     port1.unref();
-    this.run({ kind: 'control', port: port2 }, { control: true }, 'control', [port2]);
+    this.run({ kind: 'control', port: port2 }, { workerId, control: true }, 'control', [port2]);
     if (this.ports.size >= this.opts.workers) {
       for (const w of this.waitingForWorkers.splice(0)) w();
     }
   }
 
   private onWorkerDestroy(workerId: number): void {
-    this.withControl.delete(workerId);
     this.ready.delete(workerId);
     for (const p of [...this.pendingStats.values()]) if (p.workerId === workerId) p.resolve(null);
     if (!this.destroyed) this.restarts++;
