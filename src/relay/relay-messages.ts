@@ -46,6 +46,9 @@ export interface PublicTask {
   rerouted: boolean;
 }
 
+/** What the acceptor decides about a public connection; the dispatcher adds kind, fd and head. */
+export type PublicTaskMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
+
 export interface ControlTask {
   kind: 'control';
   port: MessagePort;

@@ -128,9 +128,10 @@ export class Acceptor {
     return this.connsByIp.get(ip) ?? 0;
   }
 
-  /** A handed-off connection's task ended (DispatcherOptions.onTaskDone). */
-  onConnectionDone(remoteAddress: string): void {
+  /** A handed-off connection's task ended (DispatcherOptions.onTaskDone); `connId` ≠ 0 settles its pool member's call. */
+  onConnectionDone(remoteAddress: string, connId: number): void {
     this.releaseIp(remoteAddress);
+    if (connId !== 0) this.connDone(connId);
   }
 
   setDispatcher(d: ConnectionDispatcher): void {
@@ -453,34 +454,35 @@ export class Acceptor {
 
   /** Hand a routed connection to the picked member's worker; pooled members get a breaker call and a conn id. */
   private dispatchTo(socket: net.Socket, buf: Buffer, member: PoolMember, entry: PublicEntry, hostname: string, sni: string): void {
-    const conn = this.beginConn(member);
-    if (conn === null) {
+    const connId = this.beginConn(member);
+    if (connId < 0) {
       closeRefused(socket, entry, hostname);
       return;
     }
     const owned = this.dispatcher!.dispatchPublic(
       socket,
       buf,
-      { entry, endpointId: member.endpointId, hostname, sni, connId: conn.connId, rerouted: false, ...meta(socket) },
+      { entry, endpointId: member.endpointId, hostname, sni, connId, rerouted: false, ...meta(socket) },
       member.workerId,
-      conn.onDone,
     );
     if (owned) this.handedOff.add(socket);
+    else if (connId !== 0) this.connDone(connId); // no task will end for it
   }
 
   /**
-   * Breaker call + conn id for a connection to `member` (nothing for a member without a breaker). Null when its
-   * breaker refuses (the half-open probe slot went between pick and here — not possible on one thread; a guard).
+   * Breaker call + conn id for a connection to `member`: 0 for a member without a breaker (nothing to settle), -1 when
+   * its breaker refuses (the half-open probe slot went between pick and here — not possible on one thread; a guard).
+   * The task's end (onConnectionDone) settles it.
    */
-  private beginConn(member: PoolMember): { connId: number; onDone: (() => void) | undefined } | null {
-    if (member.breaker === null) return { connId: 0, onDone: undefined };
+  private beginConn(member: PoolMember): number {
+    if (member.breaker === null) return 0;
     const call = member.breaker.begin();
-    if (call === null) return null;
+    if (call === null) return -1;
     const connId = this.nextConnId++;
     if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
     this.pending.set(connId, { member, call });
     member.outstanding++;
-    return { connId, onDone: () => this.connDone(connId) };
+    return connId;
   }
 
   /** A worker hands back a connection whose member failed: one more try on a member of another worker. */
@@ -488,9 +490,9 @@ export class Acceptor {
     this.count(`${msg.entry}:rerouted`);
     const route = this.routes.lookupKey(msg.poolKey);
     const member = route === undefined ? null : this.pick(route, msg.failedEndpointId);
-    const conn = member === null ? null : this.beginConn(member);
+    const connId = member === null ? -1 : this.beginConn(member);
     const head = Buffer.from(msg.head.buffer, msg.head.byteOffset, msg.head.byteLength);
-    if (member === null || conn === null) {
+    if (member === null || connId < 0) {
       // Nobody else can take it: answer here, as the worker would have.
       const socket = new net.Socket({ fd: msg.fd, readable: true, writable: true, allowHalfOpen: true });
       const page = errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`);
@@ -501,7 +503,7 @@ export class Acceptor {
     // The first task's end releases this client's per-IP count; the new task holds the connection now and releases it
     // again when it ends.
     this.connsByIp.set(msg.remoteAddress, (this.connsByIp.get(msg.remoteAddress) ?? 0) + 1);
-    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId: conn.connId, rerouted: true }, member.workerId, conn.onDone);
+    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId, rerouted: true }, member.workerId);
   }
 
   private onMemberReport(msg: MemberReport): void {

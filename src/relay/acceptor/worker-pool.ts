@@ -11,6 +11,7 @@ import type {
   AcceptorToWorker,
   AgentTask,
   PublicTask,
+  PublicTaskMeta,
   RelayTask,
   StatsDetail,
   TaskResult,
@@ -51,16 +52,10 @@ export interface ConnectionDispatcher {
   postControl(workerId: number, msg: AcceptorToWorker): boolean;
   /** Hand a connection over. True when a task now owns it (onTaskDone will report its end); false = it was closed. */
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean;
-  /** Like dispatchAgent for a public connection; `onDone` (optional) runs once when its task ends, however it ends. */
-  dispatchPublic(
-    socket: net.Socket,
-    head: Buffer,
-    task: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
-    workerId: number,
-    onDone?: () => void,
-  ): boolean;
+  /** Like dispatchAgent for a public connection, to worker `workerId`. */
+  dispatchPublic(socket: net.Socket, head: Buffer, task: PublicTaskMeta, workerId: number): boolean;
   /** Like dispatchPublic for a descriptor the acceptor already owns (a connection a worker handed back). */
-  dispatchPublicFd(fd: number, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void;
+  dispatchPublicFd(fd: number, head: Buffer, task: PublicTaskMeta, workerId: number): void;
   /** Tell every worker to stop taking new work and GOAWAY its agents. */
   drain(): void;
   /**
@@ -82,9 +77,9 @@ export interface DispatcherOptions {
   settings: WorkerSettings;
   onControl: ControlHandler;
   /** A worker died (crash) or was removed: drop what it owned. */
-  onWorkerGone: (workerId: number, err: Error | null) => void;
+  onWorkerGone: (workerId: number) => void;
   /** A connection task ended (its connection is closed); `remoteAddress` is its client's. */
-  onTaskDone?: (task: 'agent' | 'public', result: TaskResult | null, err: Error | null, remoteAddress: string) => void;
+  onTaskDone?: (remoteAddress: string, connId: number) => void;
 }
 
 /** Worker isolates' young generation, MiB: V8 splits it 1:1:1 into two semi-spaces and new large objects (4 MiB each). */
@@ -217,29 +212,20 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const fd = this.takeFd(socket);
     if (fd < 0) return false;
     const task: AgentTask = { kind: 'agent', fd, head, ...meta };
-    this.run(task, {}, 'agent');
+    this.run(task, {});
     return true;
   }
 
-  dispatchPublic(
-    socket: net.Socket,
-    head: Buffer,
-    rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
-    workerId: number,
-    onDone?: () => void,
-  ): boolean {
+  dispatchPublic(socket: net.Socket, head: Buffer, rest: PublicTaskMeta, workerId: number): boolean {
     const fd = this.takeFd(socket);
-    if (fd < 0) {
-      onDone?.();
-      return false;
-    }
-    this.dispatchPublicFd(fd, head, rest, workerId, onDone);
+    if (fd < 0) return false;
+    this.dispatchPublicFd(fd, head, rest, workerId);
     return true;
   }
 
-  dispatchPublicFd(fd: number, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void {
+  dispatchPublicFd(fd: number, head: Buffer, rest: PublicTaskMeta, workerId: number): void {
     const task: PublicTask = { kind: 'public', fd, head, ...rest };
-    this.run(task, { workerId }, 'public', undefined, onDone);
+    this.run(task, { workerId });
   }
 
   drain(): void {
@@ -294,21 +280,16 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     return dupFd;
   }
 
-  private run(
-    task: RelayTask,
-    q: QueueOpts,
-    kind: 'agent' | 'public' | 'control',
-    transferList?: MessagePort[],
-    onDone?: () => void,
-  ): void {
+  private run(task: RelayTask, q: QueueOpts, transferList?: MessagePort[]): void {
     const withOpts = task as RelayTask & Record<symbol, QueueOpts>;
     withOpts[Piscina.queueOptionsSymbol] = q;
     const fd = 'fd' in task ? task.fd : -1;
     const ip = 'remoteAddress' in task ? task.remoteAddress : '';
+    const connId = task.kind === 'public' ? task.connId : 0;
+    const control = task.kind === 'control';
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
-      (result: TaskResult) => {
-        onDone?.();
-        if (kind !== 'control') this.opts.onTaskDone?.(kind, result, null, ip);
+      () => {
+        if (!control) this.opts.onTaskDone?.(ip, connId);
       },
       (err: Error) => {
         // A task no worker ever took owns a descriptor nobody else will close. A task that was running when the pool
@@ -324,8 +305,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
             // already closed by the worker
           }
         }
-        onDone?.();
-        if (kind !== 'control') this.opts.onTaskDone?.(kind, null, err, ip);
+        if (!control) this.opts.onTaskDone?.(ip, connId);
       },
     );
   }
@@ -346,7 +326,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       this.opts.onControl(workerId, msg, (m) => port1.postMessage(m));
     });
     port1.unref();
-    this.run({ kind: 'control', port: port2 }, { workerId, control: true }, 'control', [port2]);
+    this.run({ kind: 'control', port: port2 }, { workerId, control: true }, [port2]);
     if (this.ports.size >= this.opts.workers) {
       for (const w of this.waitingForWorkers.splice(0)) w();
     }
@@ -362,10 +342,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       this.ports.delete(workerId);
     }
     if (!this.destroyed) {
-      this.opts.onWorkerGone(
-        workerId,
-        new BurrowError('BURROW_ERR_WORKER_CRASHED', `worker ${workerId} exited; its sessions were dropped and it is being replaced`),
-      );
+      this.opts.onWorkerGone(workerId);
     }
   }
 }
@@ -405,25 +382,18 @@ class InThreadDispatcher implements ConnectionDispatcher {
   }
 
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
-    this.track('agent', this.runtime.adoptAgent(socket, head, meta), meta.remoteAddress);
+    this.track(this.runtime.adoptAgent(socket, head, meta), meta.remoteAddress, 0);
     return true;
   }
 
-  dispatchPublic(
-    socket: net.Socket,
-    head: Buffer,
-    rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>,
-    _workerId: number,
-    onDone?: () => void,
-  ): boolean {
-    this.track('public', this.runtime.adoptPublic(socket, head, rest), rest.remoteAddress, onDone);
+  dispatchPublic(socket: net.Socket, head: Buffer, rest: PublicTaskMeta, _workerId: number): boolean {
+    this.track(this.runtime.adoptPublic(socket, head, rest), rest.remoteAddress, rest.connId);
     return true;
   }
 
-  dispatchPublicFd(fd: number, head: Buffer, rest: Omit<PublicTask, 'kind' | 'fd' | 'head'>, workerId: number, onDone?: () => void): void {
+  dispatchPublicFd(fd: number, head: Buffer, rest: PublicTaskMeta, workerId: number): void {
     // Not reached in practice (one runtime: every pool member is local, so workers retry in place); kept complete.
-    const socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-    this.dispatchPublic(socket, head, rest, workerId, onDone);
+    this.dispatchPublic(new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true }), head, rest, workerId);
   }
 
   drain(): void {
@@ -440,16 +410,8 @@ class InThreadDispatcher implements ConnectionDispatcher {
     await this.runtime.destroy();
   }
 
-  private track(kind: 'agent' | 'public', p: Promise<TaskResult>, ip: string, onDone?: () => void): void {
-    p.then(
-      (r) => {
-        onDone?.();
-        this.opts.onTaskDone?.(kind, r, null, ip);
-      },
-      (e: Error) => {
-        onDone?.();
-        this.opts.onTaskDone?.(kind, null, e, ip);
-      },
-    );
+  private track(p: Promise<TaskResult>, ip: string, connId: number): void {
+    const done = (): void => this.opts.onTaskDone?.(ip, connId);
+    p.then(done, done);
   }
 }

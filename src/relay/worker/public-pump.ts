@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { MuxStream } from '../../mux/mux-stream.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
-import type { PublicTask, TaskResult } from '../relay-messages.js';
+import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { errorPage } from '../../core/error-page.js';
@@ -15,14 +15,13 @@ import { turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
-type PublicMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
 
 /** `endpointRow`: the per-endpoint counters (`--metrics-per-endpoint`), or null. */
 export function pumpPublic(
   runtime: WorkerRuntime,
   socket: net.Socket,
   head: Buffer,
-  task: PublicMeta,
+  task: PublicTaskMeta,
   endpointRow: Float64Array | null = null,
 ): Promise<TaskResult> {
   const ep = runtime.endpoints.get(task.endpointId);
@@ -92,7 +91,7 @@ class BytePipe {
   readonly socket: net.Socket;
   stream: MuxStream;
   private ep: Endpoint;
-  private readonly task: PublicMeta;
+  private readonly task: PublicTaskMeta;
   private readonly connId: number;
   /** The bytes to send again on a retry (a TLS ClientHello); dropped once no retry is possible. */
   private head: Buffer;
@@ -114,7 +113,7 @@ class BytePipe {
     socket: net.Socket,
     stream: MuxStream,
     ep: Endpoint,
-    task: PublicMeta,
+    task: PublicTaskMeta,
     head: Buffer,
     clientAddr: string,
     retried: boolean,
@@ -381,7 +380,7 @@ class HttpPump implements HttpFilterSink {
   private readonly onStreamError: () => void;
   // ---- pooled endpoints only (connId !== 0): first-outcome report and one retry of an idempotent first request ----
   private readonly connId: number;
-  private readonly task: PublicMeta;
+  private readonly task: PublicTaskMeta;
   /** The first request's bytes as forwarded, while it may still be retried; null = no retry possible. */
   private replay: Buffer[] | null;
   private replayBytes: number;
@@ -400,7 +399,7 @@ class HttpPump implements HttpFilterSink {
     raw: net.Socket,
     ep: Endpoint,
     proto: 'http' | 'https',
-    task: PublicMeta,
+    task: PublicTaskMeta,
     clientAddr: string,
     head: Buffer | null,
     endpointRow: Float64Array | null,

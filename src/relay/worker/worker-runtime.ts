@@ -15,7 +15,7 @@ import type {
   AcceptorToWorker,
   AuthReply,
   AuthRequest,
-  PublicTask,
+  PublicTaskMeta,
   ReserveReply,
   ReserveRequest,
   SessionInfo,
@@ -53,7 +53,7 @@ export interface ControlSink {
 }
 
 /** What a reroute carries about the connection besides its bytes. */
-export type RerouteMeta = Pick<PublicTask, 'entry' | 'hostname' | 'sni' | 'remoteAddress' | 'remotePort' | 'acceptedAt'>;
+export type RerouteMeta = Pick<PublicTaskMeta, 'entry' | 'hostname' | 'sni' | 'remoteAddress' | 'remotePort' | 'acceptedAt'>;
 
 export interface AdoptMeta {
   remoteAddress: string;
@@ -278,7 +278,7 @@ export class WorkerRuntime {
   }
 
   /** A public connection routed to one of our endpoints. */
-  adoptPublic(socket: net.Socket, head: Buffer, task: Omit<PublicTask, 'kind' | 'fd' | 'head'>): Promise<TaskResult> {
+  adoptPublic(socket: net.Socket, head: Buffer, task: PublicTaskMeta): Promise<TaskResult> {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
     const opaque = task.entry === 'tcp' || task.entry === 'tls';
     const idle = opaque ? this.settings.limits.tcpIdleTimeoutMs : this.settings.limits.idleTimeoutMs;
