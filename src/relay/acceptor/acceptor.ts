@@ -508,10 +508,13 @@ export class Acceptor {
 
   private onMemberReport(msg: MemberReport): void {
     const p = this.pending.get(msg.connId);
-    const member = p !== undefined && p.member.endpointId === msg.endpointId ? p.member : this.routes.getEndpoint(msg.endpointId)?.member;
+    // Reports travel on the control port and the task's end on piscina's: if the end came first, the call was settled
+    // (connDone) and the connection is gone; recording the report now would count that connection twice.
+    if (p === undefined) return;
+    const member = p.member.endpointId === msg.endpointId ? p.member : this.routes.getEndpoint(msg.endpointId)?.member;
     if (member === undefined) return;
     member.ewmaUs = updateEwma(member.ewmaUs, msg.ok ? msg.ttfbUs : Math.max(msg.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
-    if (p !== undefined && p.member === member && p.call !== null) {
+    if (p.member === member && p.call !== null) {
       if (msg.ok) p.call.ok();
       else p.call.fail(msg.reason);
       p.call = null;
