@@ -3,7 +3,8 @@
 // a half-open probe connects again. Once per proxied connection (one dial); not per chunk.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import CircuitBreaker from 'opossum';
+import type CircuitBreaker from 'opossum';
+import { breakerStateOf, createBreaker, type BreakerState } from '../breaker/opossum-breaker.js';
 import { BurrowError } from '../core/errors.js';
 
 export interface UpstreamAddress {
@@ -26,7 +27,7 @@ export interface BreakerOptions {
   keepaliveMs?: number;
 }
 
-export type BreakerState = 'closed' | 'open' | 'half-open';
+export type { BreakerState };
 
 /** One dial; kept so a dial the breaker gave up on (timeout) can still be torn down when it completes. */
 interface DialAttempt {
@@ -65,29 +66,25 @@ export class UpstreamDialer extends EventEmitter {
     this.lastReason = 'none yet';
     this.dials = 0;
     this.openedAt = 0;
-    this.breaker = new CircuitBreaker((attempt: DialAttempt) => this.connect(attempt), {
-      name: this.label,
-      timeout: this.dialTimeoutMs,
-      errorThresholdPercentage: options.errorThresholdPercentage ?? 50,
-      resetTimeout: this.resetTimeoutMs,
-      volumeThreshold: options.volumeThreshold ?? 3,
-      rollingCountTimeout: options.rollingWindowMs ?? 10_000,
-      rollingCountBuckets: 10,
-      // Snapshots feed opossum's own dashboards; we read state on transitions instead (one timer less).
-      enableSnapshots: false,
-    });
-    this.breaker.on('open', () => {
-      this.openedAt = Date.now();
-      this.emit('state', 'open', this.lastError);
-    });
-    this.breaker.on('halfOpen', () => this.emit('state', 'half-open', this.lastError));
-    this.breaker.on('close', () => this.emit('state', 'closed', this.lastError));
+    this.breaker = createBreaker(
+      this.label,
+      (attempt: DialAttempt) => this.connect(attempt),
+      {
+        timeoutMs: this.dialTimeoutMs,
+        errorThresholdPercentage: options.errorThresholdPercentage ?? 50,
+        resetTimeoutMs: this.resetTimeoutMs,
+        volumeThreshold: options.volumeThreshold ?? 3,
+        rollingWindowMs: options.rollingWindowMs ?? 10_000,
+      },
+      (to) => {
+        if (to === 'open') this.openedAt = Date.now();
+        this.emit('state', to, this.lastError);
+      },
+    );
   }
 
   get state(): BreakerState {
-    if (this.breaker.opened) return 'open';
-    if (this.breaker.halfOpen) return 'half-open';
-    return 'closed';
+    return breakerStateOf(this.breaker);
   }
 
   /** Connect to the upstream through the breaker. */

@@ -2,9 +2,10 @@
 // the member is one breaker call that settles when the worker reports the first response (or the failure before it).
 // Open → the member is skipped by the pickers; after resetTimeout one probe connection is let through (half-open).
 // Once per public connection on pooled endpoints; not per chunk.
-import CircuitBreaker from 'opossum';
+import type CircuitBreaker from 'opossum';
+import { breakerStateOf, createBreaker, type BreakerState } from './opossum-breaker.js';
 
-export type BreakerState = 'closed' | 'open' | 'half-open';
+export type { BreakerState };
 
 export interface MemberBreakerOptions {
   /** Failure share (percent) within the rolling window that opens the breaker. */
@@ -59,33 +60,20 @@ const passThrough = (call: BreakerCall): Promise<void> => call.promise;
 const ignore = (): void => {};
 
 export class MemberBreaker {
-  /** Transitions so far, by target state (read by metrics). */
+  /** Transitions so far, by target state (tests read it; metrics count through onTransition in the acceptor). */
   readonly transitions: Record<BreakerState, number>;
   private readonly cb: CircuitBreaker<[BreakerCall], void>;
 
   constructor(name: string, opts: MemberBreakerOptions, onTransition: (to: BreakerState) => void) {
     this.transitions = { closed: 0, open: 0, 'half-open': 0 };
-    this.cb = new CircuitBreaker(passThrough, {
-      name,
-      timeout: opts.openTimeoutMs,
-      errorThresholdPercentage: opts.errorThresholdPercentage,
-      volumeThreshold: opts.volumeThreshold,
-      resetTimeout: opts.resetTimeoutMs,
-      rollingCountTimeout: opts.rollingWindowMs,
-      rollingCountBuckets: 10,
-      enableSnapshots: false,
-    });
-    const on = (to: BreakerState): void => {
+    this.cb = createBreaker(name, passThrough, { ...opts, timeoutMs: opts.openTimeoutMs }, (to) => {
       this.transitions[to]++;
       onTransition(to);
-    };
-    this.cb.on('open', () => on('open'));
-    this.cb.on('halfOpen', () => on('half-open'));
-    this.cb.on('close', () => on('closed'));
+    });
   }
 
   get state(): BreakerState {
-    return this.cb.opened ? 'open' : this.cb.halfOpen ? 'half-open' : 'closed';
+    return breakerStateOf(this.cb);
   }
 
   /**
