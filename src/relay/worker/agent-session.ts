@@ -311,6 +311,8 @@ export class AgentSession {
       setTimeout(() => this.mux?.close(), 100).unref();
       throw new BurrowError((verdict.code as 'BURROW_ERR_AUTH_FAILED') ?? 'BURROW_ERR_AUTH_FAILED', verdict.error ?? 'authentication failed');
     }
+    // The acceptor's answer is asynchronous: the session may have ended meanwhile (as handleBind checks too).
+    if (this.mux === null || this.mux.isClosed) throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Auth');
     this.tokenId = entry!.id;
     this.tokenRules = entry!.rules;
     this.authed = true;

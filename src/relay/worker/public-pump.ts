@@ -227,6 +227,7 @@ class BytePipe {
     this.retried = true;
     this.stream = s;
     this.attach(s);
+    if (this.socket.readableEnded) s.end(); // the client's FIN went to the failed stream only
     return true;
   }
 
@@ -321,8 +322,10 @@ function openOnMember(
   if (connId === 0) return null;
   reportMember(runtime, connId, ep, false, 0, 'stream refused by the agent session');
   const alt = runtime.alternateMember(ep);
-  const again = alt === null ? null : alt.session.openProxyStream(alt, clientAddr, first);
-  return again === null ? null : { stream: again, ep: alt! };
+  if (alt === null) return null;
+  const again = alt.session.openProxyStream(alt, clientAddr, first);
+  if (again === null) reportMember(runtime, connId, alt, false, 0, 'stream refused by the agent session');
+  return again === null ? null : { stream: again, ep: alt };
 }
 
 /** A retried connection now counts on `to` instead of `from` (drain waits on per-endpoint counts). Returns `to`. */
@@ -637,6 +640,7 @@ class HttpPump implements HttpFilterSink {
     let ok = true;
     for (const b of replay) ok = s.write(b);
     if (!ok) this.client.pause();
+    if (this.client.readableEnded) s.end(); // the client's FIN went to the failed stream only
     return true;
   }
 
