@@ -17,7 +17,7 @@ export interface RelayStartOptions {
   httpsAddr: HostPort | null;
   agentAddr: HostPort | null;
   tcpPorts: { from: number; to: number };
-  /** Host named in tcp:// URLs (TCP listeners bind on the http listener's host). */
+  /** Host named in tcp:// URLs (TCP listeners bind where the public listeners do: http's host, else https', else agent's). */
   tcpHost: string;
   /** Worker threads; 0 forces the single-threaded runtime. */
   workers: number;

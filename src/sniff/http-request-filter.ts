@@ -29,8 +29,8 @@
 //    and for a trailer section over the same limits.
 //  * 421 (BURROW_ERR_HTTP_MISDIRECTED) when the Host header's hostname, or the authority of an absolute-form target,
 //    fails isAllowedHost (syntactically bad hosts are 400). Checked on every request of a keep-alive connection.
-//  * Host: lowercased, port stripped, one trailing dot stripped, IPv6 literal passed without brackets ("::1"), as in
-//    sniff-http-head.ts. Reg-names of [A-Za-z0-9._-] (labels 1–63, ≤ 253 in all), a port of 1–5 digits ≤ 65535.
+//  * Host: lowercased, port stripped, one trailing dot stripped, IPv6 literal passed without brackets ("::1"): one parser
+//    for the acceptor and this filter, parse-host.ts. Reg-names of [A-Za-z0-9._-] (labels 1–63, ≤ 253 in all), a port of 1–5 digits ≤ 65535.
 //    HTTP/1.0 without Host is accepted (the connection is already bound to one endpoint) and gets no X-Forwarded-Host.
 //    An empty Host is a 400 (it cannot route).
 //  * Rewriting: client-sent X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-IP are dropped, also when spelled with
@@ -167,8 +167,6 @@ const T_HTTP_SCHEME = Buffer.from('http://');
 const T_HTTPS_SCHEME = Buffer.from('https://');
 const XFH_PREFIX = Buffer.from('X-Forwarded-Host: ');
 const EMPTY = Buffer.alloc(0);
-
-/** Result of a Host parse: a hostname, or null for a syntax error. */
 
 export class HttpRequestFilter {
   private readonly sink: HttpFilterSink;
@@ -848,7 +846,6 @@ function checkTransferEncoding(buf: Buffer, start: number, end: number): number 
     s = e + 1;
   }
 }
-
 
 /** The normalized hostname of a Host value or authority (the acceptor routes with the same parser), or null. */
 function hostnameOf(buf: Buffer, start: number, end: number): string | null {

@@ -128,9 +128,8 @@ export function headOutcome(result: HttpHeadSniff): HttpHeadOutcome {
   }
 }
 
-// RFC 9110 §5.6.2 tchar
+// RFC 9110 §5.6.2 tchar (Host characters are checked by parse-host.ts)
 const TCHAR = new Uint8Array(256);
-// reg-name characters we accept in Host (a subset of RFC 3986 reg-name; same set as http-request-filter)
 for (let b = 0; b < 128; b++) {
   const digit = b >= 0x30 && b <= 0x39;
   const alpha = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
@@ -144,7 +143,6 @@ const TOO_LARGE: HttpHeadSniff = Object.freeze({ kind: 'too-large' }) as HttpHea
 function bad(problem: HttpHeadProblem, reason: string): HttpHeadSniff {
   return { kind: 'invalid', problem, reason, status: 400 };
 }
-
 
 /** Sniff the request head at the start of `buf`, looking at no more than `maxSize` bytes. */
 export function sniffHttpHead(buf: Uint8Array, maxSize = 16384): HttpHeadSniff {

@@ -495,8 +495,7 @@ export class Acceptor {
     if (member === null || connId < 0) {
       // Nobody else can take it: answer here, as the worker would have.
       const socket = new net.Socket({ fd: msg.fd, readable: true, writable: true, allowHalfOpen: true });
-      const page = errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`);
-      turnAway(socket, msg.entry, page);
+      turnAway(socket, msg.entry, () => errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`));
       return;
     }
     const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointId: _failed, ...rest } = msg;
@@ -719,13 +718,14 @@ type Act = () => void;
  * breakers half-open within seconds), TLS an alert, TCP a close.
  */
 function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string): void {
-  const page = errorPage(
-    503,
-    'Service Unavailable',
-    `Every agent serving ${hostname} is failing right now; try again in a few seconds.`,
-    `Retry-After: ${RETRY_AFTER_S}\r\n`,
+  turnAway(socket, entry, () =>
+    errorPage(
+      503,
+      'Service Unavailable',
+      `Every agent serving ${hostname} is failing right now; try again in a few seconds.`,
+      `Retry-After: ${RETRY_AFTER_S}\r\n`,
+    ),
   );
-  turnAway(socket, entry, page);
 }
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {

@@ -68,7 +68,7 @@ function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string,
   return new Promise((resolve) => {
     socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
     // The same answers the acceptor gives when it has no route (the TLS handshake has not started here).
-    turnAway(socket, entry, page ?? errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`));
+    turnAway(socket, entry, page ?? (() => errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`)));
   });
 }
 
