@@ -59,13 +59,11 @@ export async function tokenCommand(argv: string[], env: NodeJS.ProcessEnv = proc
     if ((lists.get(single)?.length ?? 0) > 1) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${single} was given twice; give it once`);
   }
   const fields = [...lists].map(([k, v]) => `${k}=${v.join(',')}`);
-  let rules;
-  try {
-    rules = parseTokenRules(fields, 'burrow token create');
-  } catch (err) {
-    // Same checks as the tokens file, reported as a bad flag.
-    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', (err as Error).message.replace(/rule "(\w+)=/, '--$1 "'));
-  }
+  // Same checks as the tokens file, reported as a bad flag.
+  const rules = parseTokenRules(fields, 'burrow token create', {
+    code: 'BURROW_ERR_CONFIG_INVALID',
+    name: (key, value) => `--${key} ${JSON.stringify(value.slice(0, 80))}`,
+  });
   const path = resolve(file);
   const created = await createToken(path, rules);
   process.stdout.write(

@@ -46,11 +46,23 @@ export function tokenIdOf(hashHex: string): string {
   return hashHex.slice(0, TOKEN_ID_LENGTH);
 }
 
+/** How parseTokenRules names a rule in its messages, and the code it throws: a tokens-file line by default. */
+export interface RuleSource {
+  code: 'BURROW_ERR_CONFIG_FILE' | 'BURROW_ERR_CONFIG_INVALID';
+  /** The rule as the user wrote it: `rule "tcp=1-2"` in a file, `--tcp "1-2"` on a command line. */
+  name(key: string, value: string): string;
+}
+
+const TOKENS_FILE_LINE: RuleSource = {
+  code: 'BURROW_ERR_CONFIG_FILE',
+  name: (key, value) => `rule ${JSON.stringify(`${key}=${value}`.slice(0, 80))}`,
+};
+
 /**
  * Parses the rule fields after the token on one line. `where` names the line for messages ("tokens file F, line 3").
- * Throws BURROW_ERR_CONFIG_FILE saying which rule is wrong and what is expected.
+ * Throws `source.code` (BURROW_ERR_CONFIG_FILE for a tokens file) saying which rule is wrong and what is expected.
  */
-export function parseTokenRules(fields: readonly string[], where: string): TokenRules {
+export function parseTokenRules(fields: readonly string[], where: string, source: RuleSource = TOKENS_FILE_LINE): TokenRules {
   let allow: string[] | null = null;
   let tcp: PortRange[] | null = null;
   let sessions: number | null = null;
@@ -64,13 +76,13 @@ export function parseTokenRules(fields: readonly string[], where: string): Token
     if (!RULE_KEYS.has(key)) {
       // Not echoed: a field that is no rule may be the rest of a token written with a space, and tokens are secrets.
       throw new BurrowError(
-        'BURROW_ERR_CONFIG_FILE',
+        source.code,
         `${where}: field ${f + 2} is unknown; rules are allow=PATTERNS, tcp=RANGES, sessions=N, endpoints=N, and a token ` +
           'cannot contain spaces (the field is not shown, as it may be part of a token)',
       );
     }
     const bad = (expected: string): BurrowError =>
-      new BurrowError('BURROW_ERR_CONFIG_FILE', `${where}: rule ${JSON.stringify(field.slice(0, 80))} ${expected}`);
+      new BurrowError(source.code, `${where}: ${source.name(key, value)} ${expected}`);
     if (seen.has(key)) throw bad(`repeats ${key}=; give each rule once (lists are comma-separated)`);
     seen.add(key);
     if (value === '') throw bad('has no value; rules are key=value (allow=, tcp=, sessions=, endpoints=)');
