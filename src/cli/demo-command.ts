@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { relative } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { endpointSpec } from '../agent/endpoint-spec.js';
-import { formatHostPort, parseRelayArgs, type HostPort } from '../config/relay-config.js';
+import { formatHostPort, parseRelayArgs } from '../config/relay-config.js';
 import { BurrowError } from '../core/errors.js';
 import { runAgent } from './agent-command.js';
-import { prepareRelay } from './relay-command.js';
+import { agentDialAddress, prepareRelay } from './relay-command.js';
 
 const NAME = 'demo';
 
@@ -27,7 +27,13 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
   // The relay's own flags and defaults (validated the same way); the demo only needs the dev token.
   const config = parseRelayArgs(argv, process.env, 'burrow demo');
   if (config.tokensFile !== null) {
-    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', "--tokens: 'burrow demo' uses the relay's dev token; drop --tokens (or run 'burrow relay' and 'burrow http' yourself)");
+    throw new BurrowError(
+      'BURROW_ERR_CONFIG_INVALID',
+      "--tokens (or BURROW_RELAY_TOKENS): 'burrow demo' uses the relay's dev token; drop it (or run 'burrow relay' and 'burrow http' yourself)",
+    );
+  }
+  if (config.httpAddr === null && config.httpsAddr === null) {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', "--http-addr and --https-addr are both off: 'burrow demo' needs one of them to show the app");
   }
   const { relay, pki, tokens } = await prepareRelay(config, version);
   const DOMAIN = config.domain;
@@ -47,9 +53,9 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
   });
   const appPort = (app.address() as AddressInfo).port;
 
-  const agentPort = relay.address('agent')!.port;
+  const agentServer = agentDialAddress(relay.address('agent')!);
   const agent = new Agent({
-    server: `localhost:${agentPort}`,
+    server: agentServer,
     authtoken: tokens.devToken ?? '',
     ca: pki.caPem ?? undefined,
     retryFirstConnect: true,
@@ -60,15 +66,21 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
     { name: 'name', url: 'url', upstream: 'upstream' },
   );
   const host = `${NAME}.${DOMAIN}`;
-  const hp = (a: HostPort | null): number => a?.port ?? 0;
   const ca = relative(process.cwd(), pki.caPath ?? pki.certPath) || pki.caPath || pki.certPath;
+  const httpL = relay.address('http');
+  const httpsL = relay.address('https');
+  // Only the listeners that are on (a port of 0 would mean nothing to the reader).
+  const urls = [httpL ? `http://${host}:${httpL.port}/` : null, httpsL ? `https://${host}:${httpsL.port}/` : null].filter((u) => u !== null);
+  const tries = [
+    httpL ? `curl http://${host}:${httpL.port}/hello` : null,
+    httpsL ? `curl --cacert ${ca} https://${host}:${httpsL.port}/hello` : null,
+  ].filter((t) => t !== null);
   const banner = [
     '',
     `  sample app   http://127.0.0.1:${appPort}  (relay ${formatHostPort(relay.address('agent')!)}, dev CA ${ca})`,
-    `  public URL   http://${host}:${hp(relay.address('http'))}/   and   https://${host}:${hp(relay.address('https'))}/`,
-    `  try          curl http://${host}:${hp(relay.address('http'))}/hello`,
-    `               curl --cacert ${ca} https://${host}:${hp(relay.address('https'))}/hello`,
-    `  your own app burrow http 3000 --server localhost:${agentPort} --authtoken "$(cat ${relative(process.cwd(), tokens.path) || tokens.path})" --ca ${ca}`,
+    `  public URL   ${urls.join('   and   ')}`,
+    ...tries.map((t, i) => `${i === 0 ? '  try          ' : '               '}${t}`),
+    `  your own app burrow http 3000 --server ${agentServer} --authtoken "$(cat ${relative(process.cwd(), tokens.path) || tokens.path})" --ca ${ca}`,
   ];
   const tty = process.stdout.isTTY === true;
   if (!tty) process.stdout.write(`burrow demo ${version}\n${banner.join('\n')}\n\n`);

@@ -1,7 +1,7 @@
 // `burrow relay`: parse flags, prepare the data dir (dev CA, token), start the relay, print how to connect, and
 // shut down gracefully on SIGINT/SIGTERM. CLI layer: the only place that writes to stdout for the relay.
 import { ensureRelayPki, type RelayPki } from '../config/dev-pki.js';
-import { ensureDataDir, formatHostPort, isWildcard, parseRelayArgs, relayHelpText, type RelayConfig } from '../config/relay-config.js';
+import { ensureDataDir, formatHostPort, isWildcard, parseRelayArgs, relayHelpText, type HostPort, type RelayConfig } from '../config/relay-config.js';
 import { loadTokens, type TokenStore } from '../config/tokens.js';
 import { startRelay, type Relay } from '../relay/relay.js';
 
@@ -45,6 +45,16 @@ export async function prepareRelay(config: RelayConfig, version: string): Promis
   return { relay, pki, tokens };
 }
 
+/**
+ * What an agent should dial for the agent listener `agent` (--server): loopback and wildcard binds are reached as
+ * localhost (a name the dev certificate carries); an IPv6 literal needs brackets (`--server [::1]:4443` parses,
+ * `:::4443` does not).
+ */
+export function agentDialAddress(agent: HostPort): string {
+  const host = agent.host === '127.0.0.1' || agent.host === '::1' || isWildcard(agent.host) ? 'localhost' : agent.host;
+  return formatHostPort({ host, port: agent.port });
+}
+
 export async function relayCommand(argv: string[], version: string): Promise<number> {
   const config = parseRelayArgs(argv);
   if (config.help) {
@@ -57,11 +67,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
   const https = relay.address('https');
   const agent = relay.address('agent')!;
   const admin = relay.adminAddress();
-  // What an agent should dial: loopback and wildcard binds are reached as localhost (a name the dev certificate
-  // carries); an IPv6 literal needs brackets (`--server [::1]:4443` parses, `:::4443` does not).
-  const agentHost =
-    agent.host === '127.0.0.1' || agent.host === '::1' || isWildcard(agent.host) ? 'localhost' : agent.host;
-  const agentServer = formatHostPort({ host: agentHost, port: agent.port });
+  const agentServer = agentDialAddress(agent);
   const lines = [
     `burrow relay ${version} — domain ${config.domain}`,
     `  http     ${http ? `http://${formatHostPort(http)}` : 'off'}`,
