@@ -4,16 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { WebSocketServer } from 'ws';
 import { runNewConnLoad } from '../../bench/macro/new-conn-load.js';
 import { runWsLoad } from '../../bench/macro/ws-load.js';
 import { Progress } from '../../bench/lib/progress.js';
-
-async function listen(server: http.Server | net.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as net.AddressInfo).port;
-}
+import { listen } from '../helpers/relay-fixture.js';
 
 function close(server: http.Server): Promise<void> {
   server.closeAllConnections();

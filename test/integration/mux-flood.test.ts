@@ -10,9 +10,11 @@ import tls from 'node:tls';
 import { FrameDecoder, type FrameHandler } from '../../src/protocol/frame-decoder.js';
 import { FLAG_SYN, MAX_FRAME_LENGTH, TYPE_DATA, encodeFrame, encodeWndInc } from '../../src/protocol/frame.js';
 import { MUX_ENHANCE_YOUR_CALM, MUX_FLOW_CONTROL_ERROR, MUX_STREAM_REFUSED } from '../../src/protocol/error-codes.js';
+import { STREAM_TYPE_HEARTBEAT } from '../../src/protocol/messages.js';
 import { curl, resolveArgs, startRelayFixture, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
 
-const HEARTBEAT_TYPE = Buffer.from('ffffffff', 'hex');
+const HEARTBEAT_TYPE = Buffer.alloc(4);
+HEARTBEAT_TYPE.writeUInt32BE(STREAM_TYPE_HEARTBEAT);
 const u32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n >>> 0);
