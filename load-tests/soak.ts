@@ -6,7 +6,7 @@
 import { median } from '../bench/lib/suite.js';
 import { loadProblem, runLoad } from '../bench/macro/http-load.js';
 import { runNewConnLoad } from '../bench/macro/new-conn-load.js';
-import { runWsLoad } from '../bench/macro/ws-load.js';
+import { runWsLoad, wsLoadProblem } from '../bench/macro/ws-load.js';
 import { mib, runLoadTest, sampleRss, startHttpAgent, startRelayAndOrigin } from './lib/harness.js';
 
 const HOST = 'soak.burrow.localhost';
@@ -41,7 +41,7 @@ await runLoadTest(
       ['keep-alive', loadProblem(keepAlive)],
       ['new-conn', loadProblem(newConn)],
       ['1 MiB', loadProblem(large)],
-      ['ws-echo', ws.errors > 0 || ws.messages === 0 ? `${ws.errors} errors, ${ws.messages} echoes [${ws.errorSamples.join('; ')}]` : null],
+      ['ws-echo', wsLoadProblem(ws)],
     ].filter(([, p]) => p !== null);
     const total = keepAlive.requests + newConn.requests + large.requests + ws.messages;
     const relayAlive = relay.child.exitCode === null && relay.child.signalCode === null;

@@ -56,7 +56,7 @@ import {
 } from './rig.js';
 import { BULK_BYTES, BULK_BYTES_QUICK, BULK_WARMUP_BYTES, pullBytes, pushBytes } from './tcp-bulk.js';
 import { runNewConnLoad } from './new-conn-load.js';
-import { runWsLoad } from './ws-load.js';
+import { runWsLoad, wsLoadProblem } from './ws-load.js';
 
 /** The endpoint every HTTP/WS scenario goes through, and the pooled one. */
 const DOMAIN = 'bench.burrow.localhost';
@@ -575,11 +575,7 @@ async function wsSample(rig: Rig, side: Side, connections: number, seconds: numb
     durationSeconds: seconds,
     messageBytes: WS_MESSAGE,
   });
-  const problem =
-    x.errors > 0 || x.messages === 0
-      ? `${x.errors} errors, ${x.messages} echoes${x.errorSamples.length > 0 ? ` [${x.errorSamples.join('; ')}]` : ''}`
-      : null;
-  return { seconds: x.seconds, ops: x.messages, bytes: x.bytes, latencyMs: x.latencyMs, errors: x.errors, problem };
+  return { seconds: x.seconds, ops: x.messages, bytes: x.bytes, latencyMs: x.latencyMs, errors: x.errors, problem: wsLoadProblem(x) };
 }
 
 async function bulkSample(rig: Rig, side: Side, bytes: number, direction: 'up' | 'down' = 'up'): Promise<Sample> {

@@ -31,6 +31,12 @@ export interface WsLoadResult {
 const GIVE_UP_MS = 10_000;
 const MAX_ERROR_SAMPLES = 5;
 
+/** What went wrong in a run (errors, or no echo at all), for the row's note or a criterion; null when nothing did. */
+export function wsLoadProblem(x: WsLoadResult): string | null {
+  if (x.errors === 0 && x.messages > 0) return null;
+  return `${x.errors} errors, ${x.messages} echoes${x.errorSamples.length > 0 ? ` [${x.errorSamples.join('; ')}]` : ''}`;
+}
+
 export function runWsLoad(o: WsLoadOptions): Promise<WsLoadResult> {
   const hist = hdr.build({
     lowestDiscernibleValue: 1,
