@@ -3,7 +3,7 @@
 // --short: 100 sessions. Usage: node dist/load-tests/many-agents.js [--short]
 import { processRssKiB } from '../bench/lib/proc-stat.js';
 import { startAgentsProcess } from '../bench/macro/rig.js';
-import { mib, runLoadTest, startRelayAndOrigin, waitReachable } from './lib/harness.js';
+import { mib, relayStillRunning, runLoadTest, startRelayAndOrigin, waitReachable } from './lib/harness.js';
 
 await runLoadTest(
   'many-agents',
@@ -32,13 +32,12 @@ await runLoadTest(
     ctx.log(`${agents.urls.length} sessions bound in ${upSeconds.toFixed(1)} s; probing each endpoint`);
     const hosts = agents.urls.map((u) => new URL(u).hostname);
     const r = await waitReachable(relay.banner.httpPort, hosts, 30_000);
-    const relayAlive = relay.child.exitCode === null && relay.child.signalCode === null;
     const sample = r.missing.slice(0, 3).map((h) => `${h}: ${r.lastErrors.get(h)}`).join('; ');
     return {
       criteria: [
         { what: `${n} sessions bound`, ok: agents.urls.length === n, detail: `${agents.urls.length} in ${upSeconds.toFixed(1)} s` },
         { what: 'every endpoint answers 200 through the relay', ok: r.missing.length === 0, detail: r.missing.length === 0 ? `${r.reached.size} of ${n}` : `${r.missing.length} unreachable (${sample})` },
-        { what: 'relay still running', ok: relayAlive, detail: relayAlive ? 'yes' : `exited (${relay.child.exitCode ?? relay.child.signalCode})` },
+        relayStillRunning(relay),
       ],
       facts: `${n} sessions, all reachable; relay RSS +${mib(rss1 - rss0)} (${((rss1 - rss0) / n).toFixed(0)} KiB/session)`,
     };

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { startAgentsProcess } from '../bench/macro/rig.js';
-import { answered, probe, runLoadTest, startHttpAgent, startRelayAndOrigin, waitReachable } from './lib/harness.js';
+import { answered, probe, relayStillRunning, runLoadTest, startHttpAgent, startRelayAndOrigin, waitReachable } from './lib/harness.js';
 
 const REBIND_DEADLINE_MS = 30_000;
 
@@ -101,7 +101,6 @@ await runLoadTest(
     await controlLoop;
     keepAlive.destroy();
     const slowest = Math.max(0, ...after.reached.values());
-    const relayAlive = relay.child.exitCode === null && relay.child.signalCode === null;
     const sample = after.missing.slice(0, 3).map((h) => `${h}: ${after.lastErrors.get(h)}`).join('; ');
     return {
       criteria: [
@@ -116,7 +115,7 @@ await runLoadTest(
           ok: controlErrors.length === 0 && controlOk > 0,
           detail: `${controlOk} answers, ${controlErrors.length} errors${controlErrors.length > 0 ? ` (${[...new Set(controlErrors)].slice(0, 3).join('; ')})` : ''}`,
         },
-        { what: 'relay still running', ok: relayAlive, detail: relayAlive ? 'yes' : 'exited' },
+        relayStillRunning(relay),
       ],
       facts: `${n} sessions dropped at once, all rebound within ${(slowest / 1000).toFixed(1)} s; control endpoint ${controlOk} answers, 0 errors`,
     };

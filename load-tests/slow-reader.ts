@@ -4,7 +4,7 @@
 // every client keeps receiving correct bytes at its pace, and the relay stays up.
 // --short: 20 clients for 15 s (full: 50 clients for 60 s). Usage: node dist/load-tests/slow-reader.js [--short]
 import net from 'node:net';
-import { mib, runLoadTest, sampleRss, startHttpAgent, startRelayAndOrigin } from './lib/harness.js';
+import { mib, relayStillRunning, runLoadTest, sampleRss, startHttpAgent, startRelayAndOrigin } from './lib/harness.js';
 
 const BODY = 100 * 1024 * 1024;
 const READ_BYTES_PER_TICK = 1024;
@@ -82,7 +82,6 @@ await runLoadTest(
     const expected = seconds * 10 * 1024;
     const slow = readers.filter((x) => x.got < expected * 0.5);
     const broken = readers.filter((x) => x.bad || x.error !== null);
-    const relayAlive = relay.child.exitCode === null && relay.child.signalCode === null;
     const rates = readers.map((x) => x.got / seconds / 1024);
     const at = (f: number): string => mib(samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!.kib);
     ctx.log(`relay RSS at 0/25/50/75/100 %: ${[0, 0.25, 0.5, 0.75, 1].map(at).join(' / ')}`);
@@ -98,7 +97,7 @@ await runLoadTest(
           ok: slow.length === 0 && broken.length === 0,
           detail: `rates ${Math.min(...rates).toFixed(1)}–${Math.max(...rates).toFixed(1)} KiB/s; ${broken.length} broken${broken[0]?.error ? ` (${broken[0].error})` : ''}, ${slow.length} starved`,
         },
-        { what: 'relay still running', ok: relayAlive, detail: relayAlive ? 'yes' : 'exited' },
+        relayStillRunning(relay),
       ],
       facts: `${clients} clients x 100 MiB responses read at 10 KiB/s for ${seconds} s; relay RSS +${mib(growth)} (allowance ${mib(allowance)})`,
     };

@@ -7,7 +7,7 @@ import { median } from '../bench/lib/suite.js';
 import { loadProblem, runLoad } from '../bench/macro/http-load.js';
 import { runNewConnLoad } from '../bench/macro/new-conn-load.js';
 import { runWsLoad, wsLoadProblem } from '../bench/macro/ws-load.js';
-import { mib, runLoadTest, sampleRss, startHttpAgent, startRelayAndOrigin } from './lib/harness.js';
+import { mib, relayStillRunning, runLoadTest, sampleRss, startHttpAgent, startRelayAndOrigin } from './lib/harness.js';
 
 const HOST = 'soak.burrow.localhost';
 const MAX_DRIFT = 0.1;
@@ -44,7 +44,6 @@ await runLoadTest(
       ['ws-echo', wsLoadProblem(ws)],
     ].filter(([, p]) => p !== null);
     const total = keepAlive.requests + newConn.requests + large.requests + ws.messages;
-    const relayAlive = relay.child.exitCode === null && relay.child.signalCode === null;
     return {
       criteria: [
         {
@@ -57,7 +56,7 @@ await runLoadTest(
           ok: drift <= MAX_DRIFT,
           detail: `${(drift * 100).toFixed(1)} % (${mib(first)} -> ${mib(last)}, ${after.length} samples)`,
         },
-        { what: 'relay still running', ok: relayAlive, detail: relayAlive ? 'yes' : 'exited' },
+        relayStillRunning(relay),
       ],
       facts:
         `${seconds} s mixed load, ${total} operations (keep-alive ${keepAlive.requests}, new-conn ${newConn.requests}, ` +

@@ -12,12 +12,13 @@ interface Member {
   stopBy: StopBy;
 }
 
-function exited(child: ChildProcess): boolean {
+/** True once `child` has exited (by code or signal). */
+export function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
 /** Resolves when `child` has exited, or with false after `ms`. */
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (exited(child)) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChildGroup } from '../../bench/lib/child-group.js';
+import { ChildGroup, exited as hasExited, waitExit } from '../../bench/lib/child-group.js';
 import { processRssKiB } from '../../bench/lib/proc-stat.js';
 import { startRelayProcess, type RelayProcess } from '../../bench/macro/relay-process.js';
 import { forkListening, startBurrowAgentProcess, type BenchChild } from '../../bench/macro/rig.js';
@@ -194,14 +194,14 @@ export function mib(kib: number): string {
   return `${(kib / 1024).toFixed(1)} MiB`;
 }
 
-/** Wait until `child` exits (resolves at once if it has), or reject after `ms`. */
-export function exited(child: import('node:child_process').ChildProcess, ms: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`pid ${child.pid} still running after ${ms} ms`)), ms);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+/** Resolves once `child` has exited; rejects after `ms` (bench/lib/child-group.ts waitExit). */
+export async function exited(child: import('node:child_process').ChildProcess, ms: number): Promise<void> {
+  if (!(await waitExit(child, ms))) throw new Error(`pid ${child.pid} still running after ${ms} ms`);
+}
+
+/** The criterion every load test ends with: the relay process did not exit during the run. */
+export function relayStillRunning(relay: RelayProcess): Criterion {
+  const c = relay.child;
+  const alive = !hasExited(c);
+  return { what: 'relay still running', ok: alive, detail: alive ? 'yes' : `exited (${c.exitCode ?? c.signalCode})` };
 }
