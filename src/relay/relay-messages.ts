@@ -61,6 +61,22 @@ export interface TaskResult {
   bytesIn: number;
   bytesOut: number;
   outcome: string;
+  /**
+   * Pooled connections (connId ≠ 0): every member report the worker sent for this connection, in order. The reports
+   * also go out at once on the control port (breakers react while the connection lives), but that port and the one
+   * the task's end arrives on are not ordered against each other: the acceptor applies here whatever it has not seen.
+   */
+  reports?: MemberOutcome[];
+}
+
+/** How a pool member did with one connection (MemberReport without the envelope). */
+export interface MemberOutcome {
+  endpointId: string;
+  ok: boolean;
+  /** Time from stream open to the first response byte, µs (0 when there was none). */
+  ttfbUs: number;
+  /** Why it failed (for logs and breaker errors). */
+  reason: string;
 }
 
 // ---- control channel: worker → acceptor ----
@@ -119,15 +135,9 @@ export interface AuthRequest {
  * the stream was refused or reset before it, or the agent answered with its own dial-failure page (502/503/504).
  * A worker that retried on another member reports that member's outcome under the same connId.
  */
-export interface MemberReport {
+export interface MemberReport extends MemberOutcome {
   op: 'member-report';
   connId: number;
-  endpointId: string;
-  ok: boolean;
-  /** Time from stream open to the first response byte, µs (0 when there was none). */
-  ttfbUs: number;
-  /** Why it failed (for logs and breaker errors). */
-  reason: string;
 }
 
 /**

@@ -113,7 +113,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     settings,
     onControl: (id, msg, reply) => acceptor.onControl(id, msg, reply),
     onWorkerGone: (id) => acceptor.onWorkerGone(id),
-    onTaskDone: (ip, connId) => acceptor.onConnectionDone(ip, connId),
+    onTaskDone: (ip, connId, reports) => acceptor.onConnectionDone(ip, connId, reports),
   });
   acceptor.setDispatcher(dispatcher);
   const metrics = new RelayMetrics(acceptor, dispatcher, { statsTimeoutMs: o.statsTimeoutMs ?? 1000, version: o.version });

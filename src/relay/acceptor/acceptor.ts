@@ -11,6 +11,7 @@ import type {
   AcceptorToWorker,
   AuthReply,
   AuthRequest,
+  MemberOutcome,
   MemberReport,
   PublicEntry,
   RerouteRequest,
@@ -54,10 +55,11 @@ export interface AcceptorOptions {
   limits: RelayLimits;
 }
 
-/** A connection dispatched to a pool member whose first outcome the worker has not reported yet. */
+/** A pooled connection whose task has not ended: its member, its breaker call until settled, reports applied so far. */
 interface PendingConn {
   member: PoolMember;
   call: BreakerCall | null;
+  applied: number;
 }
 
 /** Weight of a new time-to-first-byte sample in a member's EWMA. */
@@ -128,10 +130,13 @@ export class Acceptor {
     return this.connsByIp.get(ip) ?? 0;
   }
 
-  /** A handed-off connection's task ended (DispatcherOptions.onTaskDone); `connId` ≠ 0 settles its pool member's call. */
-  onConnectionDone(remoteAddress: string, connId: number): void {
+  /**
+   * A handed-off connection's task ended (DispatcherOptions.onTaskDone); `connId` ≠ 0 settles its pool member's call,
+   * after applying the reports (`reports`, from the task's result) the control port has not delivered yet.
+   */
+  onConnectionDone(remoteAddress: string, connId: number, reports?: readonly MemberOutcome[]): void {
     this.releaseIp(remoteAddress);
-    if (connId !== 0) this.connDone(connId);
+    if (connId !== 0) this.connDone(connId, reports);
   }
 
   setDispatcher(d: ConnectionDispatcher): void {
@@ -480,7 +485,7 @@ export class Acceptor {
     if (call === null) return -1;
     const connId = this.nextConnId++;
     if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
-    this.pending.set(connId, { member, call });
+    this.pending.set(connId, { member, call, applied: 0 });
     member.outstanding++;
     return connId;
   }
@@ -507,25 +512,34 @@ export class Acceptor {
 
   private onMemberReport(msg: MemberReport): void {
     const p = this.pending.get(msg.connId);
-    // Reports travel on the control port and the task's end on piscina's: if the end came first, the call was settled
-    // (connDone) and the connection is gone; recording the report now would count that connection twice.
+    // After the task's end the result carried this report already (connDone applied it): nothing left to do.
     if (p === undefined) return;
-    const member = p.member.endpointId === msg.endpointId ? p.member : this.routes.getEndpoint(msg.endpointId)?.member;
+    this.applyReport(p, msg);
+  }
+
+  /** One member report of a pooled connection: EWMA, and its breaker call (or, for a retry's member, a record). */
+  private applyReport(p: PendingConn, r: MemberOutcome): void {
+    p.applied++;
+    const member = p.member.endpointId === r.endpointId ? p.member : this.routes.getEndpoint(r.endpointId)?.member;
     if (member === undefined) return;
-    member.ewmaUs = updateEwma(member.ewmaUs, msg.ok ? msg.ttfbUs : Math.max(msg.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
+    member.ewmaUs = updateEwma(member.ewmaUs, r.ok ? r.ttfbUs : Math.max(r.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
     if (p.member === member && p.call !== null) {
-      if (msg.ok) p.call.ok();
-      else p.call.fail(msg.reason);
+      if (r.ok) p.call.ok();
+      else p.call.fail(r.reason);
       p.call = null;
     } else {
-      member.breaker?.record(msg.ok, msg.reason); // a retry the worker made on this member
+      member.breaker?.record(r.ok, r.reason); // a retry the worker made on this member
     }
   }
 
-  /** A pooled connection's task ended. Nothing reported (the client left before a request): neutral, counted as ok. */
-  private connDone(connId: number): void {
+  /**
+   * A pooled connection's task ended: apply the reports the control port has not delivered (they went out first, but
+   * on another port), then settle the call if nothing did: neutral, counted as ok (the client left before a request).
+   */
+  private connDone(connId: number, reports?: readonly MemberOutcome[]): void {
     const p = this.pending.get(connId);
     if (p === undefined) return;
+    if (reports !== undefined) for (let i = p.applied; i < reports.length; i++) this.applyReport(p, reports[i]!);
     this.pending.delete(connId);
     p.member.outstanding--;
     p.call?.ok();

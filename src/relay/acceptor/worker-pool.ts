@@ -10,6 +10,7 @@ import { nativeAddon } from '../../native/native-addon.js';
 import type {
   AcceptorToWorker,
   AgentTask,
+  MemberOutcome,
   PublicTask,
   PublicTaskMeta,
   RelayTask,
@@ -79,7 +80,7 @@ export interface DispatcherOptions {
   /** A worker died (crash) or was removed: drop what it owned. */
   onWorkerGone: (workerId: number) => void;
   /** A connection task ended (its connection is closed); `remoteAddress` is its client's. */
-  onTaskDone?: (remoteAddress: string, connId: number) => void;
+  onTaskDone?: (remoteAddress: string, connId: number, reports: readonly MemberOutcome[] | undefined) => void;
 }
 
 /** Worker isolates' young generation, MiB: V8 splits it 1:1:1 into two semi-spaces and new large objects (4 MiB each). */
@@ -288,8 +289,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const connId = task.kind === 'public' ? task.connId : 0;
     const control = task.kind === 'control';
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
-      () => {
-        if (!control) this.opts.onTaskDone?.(ip, connId);
+      (result: TaskResult) => {
+        if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
       },
       (err: Error) => {
         // A task no worker ever took owns a descriptor nobody else will close. A task that was running when the pool
@@ -305,7 +306,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
             // already closed by the worker
           }
         }
-        if (!control) this.opts.onTaskDone?.(ip, connId);
+        if (!control) this.opts.onTaskDone?.(ip, connId, undefined);
       },
     );
   }
@@ -411,7 +412,9 @@ class InThreadDispatcher implements ConnectionDispatcher {
   }
 
   private track(p: Promise<TaskResult>, ip: string, connId: number): void {
-    const done = (): void => this.opts.onTaskDone?.(ip, connId);
-    p.then(done, done);
+    p.then(
+      (r) => this.opts.onTaskDone?.(ip, connId, r.reports),
+      () => this.opts.onTaskDone?.(ip, connId, undefined),
+    );
   }
 }

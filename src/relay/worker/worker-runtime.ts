@@ -15,6 +15,7 @@ import type {
   AcceptorToWorker,
   AuthReply,
   AuthRequest,
+  MemberOutcome,
   PublicTaskMeta,
   ReserveReply,
   ReserveRequest,
@@ -67,6 +68,8 @@ export class WorkerRuntime {
   readonly secureContext: tls.SecureContext;
   readonly sessions: Map<string, AgentSession>;
   readonly endpoints: Map<string, Endpoint>;
+  /** Member reports of pooled connections still open, by conn id; moved into the task's result when it ends. */
+  private readonly memberReports: Map<number, MemberOutcome[]>;
   /** Pooled endpoints on this worker by pool key (retries pick another local member). */
   readonly pools: Map<string, Endpoint[]>;
   draining: boolean;
@@ -92,6 +95,7 @@ export class WorkerRuntime {
     this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem });
     this.sessions = new Map();
     this.endpoints = new Map();
+    this.memberReports = new Map();
     this.pools = new Map();
     this.recorder = new RelayRecorder(settings.metrics, settings.metricsPerEndpoint);
     this.loop = new LoopMonitor();
@@ -232,6 +236,17 @@ export class WorkerRuntime {
   }
 
   /**
+   * How a pool member did with pooled connection `connId`: sent now (breakers react while the connection lives) and
+   * kept for the task's result, which the acceptor also reads (the two arrive on different ports, in either order).
+   */
+  reportMember(connId: number, outcome: MemberOutcome): void {
+    this.control?.post({ op: 'member-report', connId, ...outcome });
+    const list = this.memberReports.get(connId);
+    if (list === undefined) this.memberReports.set(connId, [outcome]);
+    else list.push(outcome);
+  }
+
+  /**
    * Give a public connection back to the acceptor for a retry on a member of another worker. Stops reading first
    * (pause() would not stop libuv), dups the descriptor for the acceptor; the caller then destroys its socket, which
    * closes only its own descriptor. False when not possible here (the caller answers the client itself).
@@ -299,6 +314,13 @@ export class WorkerRuntime {
       : this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
     const headLen = head.length; // not `head`: the closure would keep the bytes alive as long as the connection
     return pumpPublic(this, socket, head, task, row).then((r) => {
+      if (task.connId !== 0) {
+        const reports = this.memberReports.get(task.connId);
+        if (reports !== undefined) {
+          this.memberReports.delete(task.connId);
+          r.reports = reports;
+        }
+      }
       const bytesIn = r.bytesIn - readBefore + headLen;
       this.recorder.connectionEnded(type, r.outcome, bytesIn, r.bytesOut);
       this.recorder.endpointConnectionEnded(row, bytesIn, r.bytesOut);
