@@ -417,12 +417,13 @@ test('tcp pool: a stream refused by a member (its upstream is down) is retried o
     fx.cleanup.defer(`close ${label}`, () => new Promise<void>((r) => srv.close(() => r())));
     return srv;
   }));
-  const port = fx.tcpPorts.from + 7;
+  let url = 'tcp://'; // the relay picks a free port for the first member; the second joins it
   for (const g of greeters) {
     const agent = await connect(agentOptions());
     fx.cleanup.defer('close tcp agent', () => agent.close(200));
-    await agent.forward(`tcp://127.0.0.1:${(g.address() as net.AddressInfo).port}`, { url: `tcp://127.0.0.1:${port}`, pool: true, lb: 'round-robin' });
+    url = (await agent.forward(`tcp://127.0.0.1:${(g.address() as net.AddressInfo).port}`, { url, pool: true, lb: 'round-robin' })).url;
   }
+  const port = Number(new URL(url).port);
   assert.equal(fx.relay.acceptor.routes.lookupPort(port)?.members.length, 2);
   await new Promise<void>((r) => greeters[1]!.close(() => r()));
   for (let i = 0; i < 10; i++) {
@@ -447,12 +448,15 @@ test('tcp pool: a member that fails clients who speak first counts as failing (i
   await once(dead, 'listening');
   const deadPort = (dead.address() as net.AddressInfo).port;
   await new Promise<void>((r) => dead.close(() => r()));
-  const port = fx.tcpPorts.from + 8;
+  // The relay picks a free port for the first member (a fixed one in the range could be some other socket's
+  // ephemeral port); the second joins it.
+  let url = 'tcp://';
   for (const up of [(echo.address() as net.AddressInfo).port, deadPort]) {
     const agent = await connect(agentOptions());
     fx.cleanup.defer('close tcp agent', () => agent.close(200));
-    await agent.forward(`tcp://127.0.0.1:${up}`, { url: `tcp://127.0.0.1:${port}`, pool: true, lb: 'round-robin' });
+    url = (await agent.forward(`tcp://127.0.0.1:${up}`, { url, pool: true, lb: 'round-robin' })).url;
   }
+  const port = Number(new URL(url).port);
   const route = fx.relay.acceptor.routes.lookupPort(port)!;
   const deadMember = route.members[1]!;
   for (let i = 0; i < 20 && deadMember.breaker?.state === 'closed'; i++) {
