@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { BurrowError, isBurrowError } from '../core/errors.js';
 import { Heartbeater, serveHeartbeat } from '../mux/heartbeat.js';
 import { MuxSession } from '../mux/mux-session.js';
+import { enableDirectReads } from '../mux/direct-reads.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { callRpc, readJsonMessage, respondRpc } from '../mux/rpc.js';
 import { readStreamType } from '../mux/typed-stream.js';
@@ -387,6 +388,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
       socket.destroy();
       throw new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent is closing');
     }
+    enableDirectReads(socket); // records reach the mux without a per-read allocation (src/mux/direct-reads.ts)
     const mux = new MuxSession(socket, { role: 'client', windowSize: AGENT_WINDOW });
     mux.on('stream', (s: MuxStream) => this.onStream(mux, s));
     // PROTOCOL.md §12: the SDK opens its heartbeat stream first, then Auth; we do the same.

@@ -1,13 +1,14 @@
-// Connected transport pairs for mux tests: in-memory, TCP on 127.0.0.1:0, and TLS over TCP (STYLE.md §Tests:
-// every mux test runs over all three).
+// Connected transport pairs for mux tests: in-memory, TCP on 127.0.0.1:0, TLS over TCP, and TLS read the way the
+// relay and the agent read it (src/mux/direct-reads.ts) (STYLE.md §Tests: every mux test runs over each).
 import { Duplex } from 'node:stream';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { makeTestPki } from './certs.js';
+import { enableDirectReads } from '../../src/mux/direct-reads.js';
 
-export type TransportKind = 'memory' | 'tcp' | 'tls';
-export const TRANSPORT_KINDS: readonly TransportKind[] = ['memory', 'tcp', 'tls'];
+export type TransportKind = 'memory' | 'tcp' | 'tls' | 'tls-direct';
+export const TRANSPORT_KINDS: readonly TransportKind[] = ['memory', 'tcp', 'tls', 'tls-direct'];
 
 export interface TransportPair {
   client: Duplex;
@@ -67,21 +68,25 @@ export async function transportPair(kind: TransportKind): Promise<TransportPair>
       },
     };
   }
-  const pki = kind === 'tls' ? makeTestPki() : null;
-  const server = kind === 'tls'
+  const isTls = kind === 'tls' || kind === 'tls-direct';
+  const pki = isTls ? makeTestPki() : null;
+  const server = isTls
     ? tls.createServer({ key: pki!.keyPem, cert: pki!.certPem })
     : net.createServer();
-  const accepted = once(server, kind === 'tls' ? 'secureConnection' : 'connection');
+  const accepted = once(server, isTls ? 'secureConnection' : 'connection');
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
-  const client = kind === 'tls'
+  const client = isTls
     ? tls.connect({ host: '127.0.0.1', port, ca: pki!.caPem, servername: 'localhost' })
     : net.connect({ host: '127.0.0.1', port });
-  const connected = once(client, kind === 'tls' ? 'secureConnect' : 'connect');
+  const connected = once(client, isTls ? 'secureConnect' : 'connect');
   const [[serverSock]] = (await Promise.all([accepted, connected])) as [[net.Socket], unknown];
   client.setNoDelay(true);
   serverSock.setNoDelay(true);
+  if (kind === 'tls-direct' && !(enableDirectReads(client as net.Socket) && enableDirectReads(serverSock))) {
+    throw new Error('enableDirectReads refused a connected TLS socket');
+  }
   return {
     client,
     server: serverSock,

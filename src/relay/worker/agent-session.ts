@@ -8,6 +8,7 @@ import { BALANCE_STRATEGIES, isBalanceStrategy } from '../../balancer/pick-membe
 import { BurrowError, isBurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import { MuxSession } from '../../mux/mux-session.js';
+import { enableDirectReads } from '../../mux/direct-reads.js';
 import type { MuxStream } from '../../mux/mux-stream.js';
 import { Heartbeater, serveHeartbeat } from '../../mux/heartbeat.js';
 import { wallMs } from '../../metrics/relay-recorder.js';
@@ -219,6 +220,8 @@ export class AgentSession {
         setImmediate(disarm);
       };
     }
+    // Records reach the mux without a per-read allocation and Readable push (src/mux/direct-reads.ts).
+    enableDirectReads(this.tlsSocket);
     const mux = new MuxSession(this.tlsSocket, { role: 'server', windowSize: RELAY_STREAM_WINDOW, onTransportChunk });
     this.mux = mux;
     mux.on('stream', (s: MuxStream) => this.onStream(s));

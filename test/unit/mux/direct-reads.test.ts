@@ -1,0 +1,111 @@
+// Direct reads on TLS sockets (src/mux/direct-reads.ts): chunks are owned (kept chunks are never overwritten by
+// later reads), small and large records both arrive intact, pause() stops delivery, 'end' follows the data.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { directReadsSupported, enableDirectReads } from '../../../src/mux/direct-reads.js';
+import { transportPair } from '../../helpers/transport-pair.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+test('a socket without a handle is not switched', () => {
+  const s = new net.Socket();
+  try {
+    assert.equal(directReadsSupported(s), false);
+    assert.equal(enableDirectReads(s), false);
+  } finally {
+    s.destroy();
+  }
+});
+
+test('kept chunks stay intact: 4 MiB in writes of 1 B to 40 KiB, small and large records, hash-checked', async () => {
+  const t = await transportPair('tls');
+  try {
+    const server = t.server as net.Socket;
+    // This Node has the socket fields direct reads rely on (a Node upgrade that drops them fails here).
+    assert.equal(directReadsSupported(server), true);
+    assert.equal(enableDirectReads(server), true);
+    assert.equal(enableDirectReads(server), false, 'a second call changes nothing');
+    const kept: Buffer[] = [];
+    let small = 0;
+    let large = 0;
+    const ended = new Promise<void>((resolve, reject) => {
+      server.on('data', (c: Buffer) => {
+        kept.push(c); // kept, not copied: a borrowed chunk would be overwritten by the next read
+        if (c.length <= 4096) small++;
+        else large++;
+      });
+      server.on('end', resolve);
+      server.on('error', reject);
+    });
+    const total = 4 * 1024 * 1024;
+    const data = randomBytes(total);
+    let off = 0;
+    let i = 0;
+    while (off < total) {
+      // Mostly tiny writes (each its own record) with a large one every few, so both paths of the reader run.
+      const n = Math.min(total - off, i % 7 === 0 ? 40 * 1024 : 1 + ((i * 131) % 3000));
+      if (!t.client.write(data.subarray(off, off + n))) await new Promise((r) => t.client.once('drain', r));
+      off += n;
+      i++;
+    }
+    t.client.end();
+    await ended;
+    assert.equal(sha(Buffer.concat(kept)), sha(data));
+    assert.ok(small > 100, `small records seen: ${small}`);
+    assert.ok(large > 10, `large records seen: ${large}`);
+  } finally {
+    await t.close();
+  }
+});
+
+test('pause() stops delivery until resume(); everything arrives afterwards', async () => {
+  const t = await transportPair('tls');
+  try {
+    const server = t.server as net.Socket;
+    assert.equal(enableDirectReads(server), true);
+    let received = 0;
+    let whilePaused = 0;
+    let paused = false;
+    const all = 8 * 1024 * 1024;
+    const done = new Promise<void>((resolve) => {
+      server.on('data', (c: Buffer) => {
+        received += c.length;
+        if (paused) whilePaused += c.length;
+        if (received === all) resolve();
+      });
+    });
+    server.pause();
+    paused = true;
+    t.client.write(randomBytes(all));
+    // Let the client flush into the kernel until it stalls on the paused reader's full receive buffer.
+    let stalledTurns = 0;
+    let lastLen = -1;
+    while (stalledTurns < 50) {
+      await new Promise((r) => setImmediate(r));
+      const len = t.client.writableLength;
+      stalledTurns = len === lastLen && len > 0 ? stalledTurns + 1 : 0;
+      lastLen = len;
+    }
+    assert.equal(whilePaused, 0, 'no data is delivered while paused');
+    assert.ok(t.client.writableLength > 0, 'the writer is held back by the paused reader');
+    paused = false;
+    server.resume();
+    await done;
+    assert.equal(received, all);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a destroyed socket is left alone', async () => {
+  const t = await transportPair('tls');
+  try {
+    const server = t.server as net.Socket;
+    server.destroy();
+    assert.equal(enableDirectReads(server), false);
+  } finally {
+    await t.close();
+  }
+});
