@@ -5,6 +5,7 @@
 import type { Acceptor } from '../relay/acceptor/acceptor.js';
 import type { ConnectionDispatcher, WorkerReport } from '../relay/acceptor/worker-pool.js';
 import type { SessionInfo } from '../relay/relay-messages.js';
+import { endpointIdOfKey } from '../relay/relay-messages.js';
 import { addEncodedHistograms, mergeHistograms, type EncodedHistograms } from './latency-histograms.js';
 import { LoopMonitor, type LoopSample } from './loop-monitor.js';
 import { renderMetrics, type Family, type HistogramHelp, type Sample } from './prom-families.js';
@@ -215,7 +216,7 @@ export class RelayMetrics {
     for (const r of this.acceptor.routes.all()) {
       for (const m of r.members) {
         out.push({
-          endpointId: m.endpointId,
+          endpointId: endpointIdOfKey(m.endpointId),
           sessionId: m.sessionId,
           workerId: m.workerId,
           proto: r.proto,

@@ -26,6 +26,7 @@ export interface PublicTask {
   fd: number;
   head: Uint8Array;
   entry: PublicEntry;
+  /** endpointKey(): session id + the agent's Id. */
   endpointId: string;
   /** Hostname the acceptor routed by (Host or SNI), '' for tcp. */
   hostname: string;
@@ -71,6 +72,7 @@ export interface TaskResult {
 
 /** How a pool member did with one connection (MemberReport without the envelope). */
 export interface MemberOutcome {
+  /** endpointKey(): session id + the agent's Id. */
   endpointId: string;
   ok: boolean;
   /** Time from stream open to the first response byte, µs (0 when there was none). */
@@ -85,6 +87,7 @@ export interface ReserveRequest {
   op: 'reserve';
   reqId: number;
   sessionId: string;
+  /** endpointKey(): session id + the agent's Id. */
   endpointId: string;
   proto: EndpointProto;
   /** http/https/tls: the hostname wanted ('' = pick a random name). tcp: ignored. */
@@ -103,6 +106,7 @@ export interface ReserveRequest {
 
 export interface ReleaseRequest {
   op: 'release';
+  /** endpointKey(): session id + the agent's Id. */
   endpointId: string;
   /** The session releasing it: a stale session must never drop a route its owner has since reclaimed. */
   sessionId: string;
@@ -237,6 +241,7 @@ export interface DrainCommand {
 /** A pool member's breaker opened (available = false) or let traffic through again: workers skip it on retries. */
 export interface MemberState {
   op: 'member-state';
+  /** endpointKey(): session id + the agent's Id. */
   endpointId: string;
   available: boolean;
 }
@@ -265,3 +270,17 @@ export interface TestCrashCommand {
 }
 
 export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;
+
+/**
+ * Relay-wide key of an endpoint: its session's id + the Id its agent knows it by. Agents choose Ids (the SDKs send
+ * the old one again when they re-bind), so one Id may be live on several sessions at once; routes, pools, tasks and
+ * member reports carry this key, and only ProxyHeaders and RPC replies carry the Id.
+ */
+export function endpointKey(sessionId: string, id: string): string {
+  return `${sessionId}/${id}`;
+}
+
+/** The agent's Id inside an endpointKey() (session ids and Ids never contain '/'). */
+export function endpointIdOfKey(key: string): string {
+  return key.slice(key.indexOf('/') + 1);
+}

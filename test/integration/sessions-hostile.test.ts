@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import tls from 'node:tls';
 import { connect, type Agent } from '../../src/index.js';
 import { MuxSession } from '../../src/mux/mux-session.js';
+import type { MuxStream } from '../../src/mux/mux-stream.js';
 import { callRpc } from '../../src/mux/rpc.js';
 import { STREAM_TYPE_AUTH, STREAM_TYPE_BIND } from '../../src/protocol/messages.js';
 import { isBurrowError } from '../../src/core/errors.js';
@@ -66,6 +67,44 @@ test('a session that binds the same Id twice gets a conflict; the first endpoint
     mux.destroy();
     await waitFor('the session to leave no route', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
   } finally {
+    await fx.close();
+  }
+});
+
+test('two sessions binding the same agent-chosen Id keep their own endpoints (no cross-session takeover)', { timeout: 30_000 }, async () => {
+  // Agents choose Ids (the SDKs send the old one again when they re-bind). Before: routes, worker endpoints and
+  // tasks were keyed by that Id alone, so a second session's Bind of "shared-id" took over the first one's public
+  // traffic, and the first session's departure left its route behind.
+  const fx = await startRelayFixture({ workers: 1 });
+  const sessions: MuxSession[] = [];
+  try {
+    const open = async (name: string): Promise<MuxSession> => {
+      const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
+      await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+      const mux = new MuxSession(sock, { role: 'client' });
+      mux.on('error', () => {});
+      // Every proxy stream is answered with this session's name once the request arrives.
+      mux.on('stream', (s: MuxStream) => {
+        s.on('error', () => {});
+        s.once('data', () => s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${name.length}\r\nConnection: close\r\n\r\n${name}`));
+      });
+      await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+      await callRpc(mux, STREAM_TYPE_BIND, { Id: 'shared-id', Proto: 'http', Opts: { Hostname: `${name}.burrow.localhost` }, Extra: {} });
+      sessions.push(mux);
+      return mux;
+    };
+    const get = (name: string) => curl([...resolveArgs(`${name}.burrow.localhost`, fx.http.port), `http://${name}.burrow.localhost:${fx.http.port}/`]);
+    const a = await open('alpha');
+    await open('beta');
+    assert.equal(fx.relay.acceptor.routes.size, 2);
+    assert.equal((await get('alpha')).body, 'alpha');
+    assert.equal((await get('beta')).body, 'beta');
+    a.destroy();
+    await waitFor('alpha to leave its route', () => (fx.relay.acceptor.routes.size === 1 ? true : undefined));
+    assert.equal((await get('alpha')).status, 404);
+    assert.equal((await get('beta')).body, 'beta');
+  } finally {
+    for (const m of sessions) m.destroy();
     await fx.close();
   }
 });

@@ -33,6 +33,7 @@ import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type Toke
 import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
 import type { EndpointProto, TaskResult } from '../relay-messages.js';
+import { endpointKey } from '../relay-messages.js';
 import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
 
 /**
@@ -45,7 +46,10 @@ const RELAY_STREAM_WINDOW = 512 * 1024;
 
 /** An endpoint bound by a session, as the worker sees it. */
 export interface Endpoint {
+  /** The Id the agent knows (ProxyHeader Id, Bind reply, Unbind); unique only within its session. */
   id: string;
+  /** endpointKey(session id, id): what the worker's maps, the acceptor's routes and tasks use. */
+  key: string;
   proto: EndpointProto;
   hostname: string;
   port: number;
@@ -393,9 +397,10 @@ export class AgentSession {
     const extra = isObject(req['Extra']) ? req['Extra'] : {};
     const pooling = extra['PoolingEnabled'] === true;
     const strategy = requestedStrategy(extra['Metadata']);
+    const key = endpointKey(this.id, id);
     const reply = await this.runtime.reserve({
       sessionId: this.id,
-      endpointId: id,
+      endpointId: key,
       proto,
       hostname,
       port,
@@ -408,11 +413,12 @@ export class AgentSession {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
     }
     if (this.mux === null || this.mux.isClosed) {
-      this.runtime.notify({ op: 'release', endpointId: id, sessionId: this.id });
+      this.runtime.notify({ op: 'release', endpointId: key, sessionId: this.id });
       throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Bind');
     }
     const ep: Endpoint = {
       id,
+      key,
       proto,
       hostname: reply.hostname ?? hostname,
       port: reply.port ?? port,
@@ -465,7 +471,7 @@ export class AgentSession {
   private dropEndpoint(ep: Endpoint): void {
     this.endpoints.delete(ep.id);
     this.runtime.removeEndpoint(ep);
-    this.runtime.notify({ op: 'release', endpointId: ep.id, sessionId: this.id });
+    this.runtime.notify({ op: 'release', endpointId: ep.key, sessionId: this.id });
   }
 
   private fail(reason: string): void {

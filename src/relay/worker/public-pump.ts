@@ -339,7 +339,7 @@ function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
 /** Tell the acceptor how a pooled connection's member did (breaker + EWMA). Once per connection and member. */
 function reportMember(runtime: WorkerRuntime, connId: number, ep: Endpoint, ok: boolean, ttfbUs: number, reason: string): void {
   if (connId === 0) return;
-  runtime.reportMember(connId, { endpointId: ep.id, ok, ttfbUs, reason });
+  runtime.reportMember(connId, { endpointId: ep.key, ok, ttfbUs, reason });
 }
 
 /**

@@ -67,6 +67,7 @@ export class WorkerRuntime {
   readonly workerId: number;
   readonly secureContext: tls.SecureContext;
   readonly sessions: Map<string, AgentSession>;
+  /** Every bound endpoint of this worker, by endpointKey() (agent-chosen Ids repeat across sessions). */
   readonly endpoints: Map<string, Endpoint>;
   /** Member reports of pooled connections still open, by conn id; moved into the task's result when it ends. */
   private readonly memberReports: Map<number, MemberOutcome[]>;
@@ -150,7 +151,7 @@ export class WorkerRuntime {
   }
 
   addEndpoint(ep: Endpoint): void {
-    this.endpoints.set(ep.id, ep);
+    this.endpoints.set(ep.key, ep);
     if (!ep.pooled) return;
     const list = this.pools.get(ep.poolKey);
     if (list === undefined) this.pools.set(ep.poolKey, [ep]);
@@ -158,7 +159,7 @@ export class WorkerRuntime {
   }
 
   removeEndpoint(ep: Endpoint): void {
-    if (this.endpoints.get(ep.id) === ep) this.endpoints.delete(ep.id);
+    if (this.endpoints.get(ep.key) === ep) this.endpoints.delete(ep.key);
     const list = this.pools.get(ep.poolKey);
     if (list === undefined) return;
     const i = list.indexOf(ep);
@@ -268,7 +269,7 @@ export class WorkerRuntime {
       fd: dupFd,
       head,
       poolKey: ep.poolKey,
-      failedEndpointId: ep.id,
+      failedEndpointId: ep.key,
       entry: meta.entry,
       hostname: meta.hostname,
       sni: meta.sni,
