@@ -92,6 +92,8 @@ const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
 interface QueueOpts {
   workerId?: number;
   control?: boolean;
+  /** Set by the balancer when it hands the task to a worker (piscina posts it in the same call). */
+  dispatched?: boolean;
 }
 
 /** Create the dispatcher: worker threads when the native addon is there, else an in-thread runtime. */
@@ -150,13 +152,18 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         let best: (typeof workers)[number] | null = null;
         for (const w of workers) {
           if (w.terminating || w.destroyed) continue;
-          if (w.id === owner) return w;
+          if (w.id === owner) {
+            if (q !== null) q.dispatched = true;
+            return w;
+          }
           if (!control && (best === null || w.currentUsage < best.currentUsage)) best = w;
         }
         // No owner found: a connection's owner vanished between lookup and dispatch, and the least busy worker answers
         // "no such endpoint" cleanly; a control task waits (null) until the very worker its port was made for is ready
         // (routes record that worker's id, so the channel must not land on another one).
-        return control ? null : best;
+        if (control || best === null) return null;
+        if (q !== null) q.dispatched = true;
+        return best;
       },
     });
     this.pool.on('workerCreate', (w: { id: number }) => this.attachControl(w.id));
@@ -292,18 +299,17 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       (result: TaskResult) => {
         if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
       },
-      (err: Error) => {
-        // A task no worker ever took owns a descriptor nobody else will close. A task that was running when the pool
-        // was destroyed does not: piscina fails it right after asking its worker to terminate, and that worker closes
-        // the socket as it goes down; closing the number here too races with that and can close whatever descriptor
-        // reused the number in between (seen under strace: worker close(35), then ours → EBADF). Since our balancer
-        // always picks a live worker, 'Terminating' before destroy() means "never started"; during destroy() the
-        // descriptors of running tasks are the workers' to close (a task still queued then leaks until exit).
-        if (fd >= 0 && !this.destroyed && err.message.includes('Terminating')) {
+      () => {
+        // A task no worker ever took (still queued when the pool was destroyed, or run after it) owns a descriptor
+        // nobody else will close. One handed to a worker does not: piscina fails it right after asking that worker
+        // to terminate, and the worker closes the socket as it goes down; closing the number here too races with
+        // that and can close whatever descriptor reused the number in between (seen under strace: worker close(35),
+        // then ours → EBADF). The balancer marks the hand-over, so the two cases are told apart exactly.
+        if (fd >= 0 && q.dispatched !== true) {
           try {
             nativeAddon.close(fd);
           } catch {
-            // already closed by the worker
+            // not ours after all; nothing to do
           }
         }
         if (!control) this.opts.onTaskDone?.(ip, connId, undefined);
