@@ -200,7 +200,7 @@ export const relayHttpSuite: BenchSuite = {
     'bulk-bytes': {
       type: 'string',
       valueName: 'SIZE',
-      description: `bytes per tcp-bulk row and run (default 256M; 64M with --quick)`,
+      description: `bytes per tcp-bulk row and run (default 1G; 64M with --quick)`,
     },
     'relay-metrics': {
       type: 'string',

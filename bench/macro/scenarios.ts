@@ -115,7 +115,7 @@ export const scenariosSuite: BenchSuite = {
       valueName: 'N',
       description: `idle tunnelled connections of idle-conns (default ${IDLE_DEFAULT}; ${IDLE_QUICK} with --quick)`,
     },
-    'bulk-bytes': { type: 'string', valueName: 'SIZE', description: 'bytes per tcp-bulk run (default 256M; 64M with --quick)' },
+    'bulk-bytes': { type: 'string', valueName: 'SIZE', description: 'bytes per tcp-bulk run (default 1G; 64M with --quick)' },
   },
   run: runScenarios,
 };

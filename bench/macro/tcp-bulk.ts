@@ -7,8 +7,13 @@ import net from 'node:net';
 import { KiB, MiB } from '../lib/suite.js';
 
 export const BULK_CHUNK = 64 * KiB;
-/** Bytes per tcp-bulk run (default, and with --quick), and per untimed warm-up run: one definition for both suites. */
-export const BULK_BYTES = 256 * MiB;
+/**
+ * Bytes per tcp-bulk run (default, and with --quick), and per untimed warm-up run: one definition for both suites.
+ * 1 GiB like the mux suite: with 256 MiB a direct run lasted ~0.17 s and the first tunnel run of every invocation
+ * read ~400 MB/s against 510–540 for the next ones (ramp-up, not steady state); at 1 GiB the runs agree within
+ * ~7 % (bench/RESULTS.md, session 4).
+ */
+export const BULK_BYTES = 1024 * MiB;
 export const BULK_BYTES_QUICK = 64 * MiB;
 export const BULK_WARMUP_BYTES = 16 * MiB;
 
