@@ -1,5 +1,6 @@
-// Reads of a mux session's TLS transport delivered straight to its 'data' listener, without Node's per-read
-// ArrayBuffer allocation and Readable push machinery. HOT PATH: one call per TLS record read by the relay or the agent.
+// Reads of a TLS socket delivered straight to its 'data' listener, without Node's per-read ArrayBuffer allocation and
+// Readable push machinery: a mux session's transport (relay agent sessions, the agent) and the relay's public HTTPS
+// sockets. HOT PATH: one call per TLS record read.
 //
 // Why: node:tls hands JS one chunk per TLS record (one SSL_read each). The ngrok SDK sends a WNDINC record and a
 // response record per request, so the relay runs this path twice per request; by default each chunk is a fresh

@@ -479,6 +479,25 @@ test('https endpoint: curl --cacert <data-dir>/ca.pem with SNI gets an intact HT
   assert.equal(untrusted.code, 60, `curl accepted the relay's certificate without --cacert: ${untrusted.stderr}`);
 });
 
+test('https endpoint: a 4 MiB POST arrives intact; the upstream echoes its SHA-256', T, async (t) => {
+  // Bodies on public HTTPS sockets come through direct reads (src/mux/direct-reads.ts; chunk ownership is tested in
+  // test/unit/mux/direct-reads.test.ts): 16 KiB records, each handed out in its own read buffer.
+  const cleanup = cleanupFor(t);
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-post-tls-'));
+  cleanup.defer('remove the POST body', () => rmSync(dir, { recursive: true, force: true }));
+  const body = randomBytes(4 * 1024 * 1024);
+  const file = join(dir, 'body.bin');
+  writeFileSync(file, body);
+  const r = await curl([
+    '--cacert', fx.caPath, ...appArgs(httpsPort), '--data-binary', `@${file}`, '-H', 'Content-Type: application/octet-stream',
+    `https://${APP}:${httpsPort}/upload`,
+  ]);
+  assert.equal(r.status, 200, `POST failed: ${r.stderr} ${r.body.slice(0, 300)}`);
+  const rep = report(r.body);
+  assert.equal(rep.bodyLength, body.length);
+  assert.equal(rep.bodySha256, sha256(body));
+});
+
 test('https endpoint: SNI ≠ Host → 421, nothing forwarded', T, async () => {
   const seen = up.requests.length;
   const r = await curl(['--cacert', fx.caPath, ...appArgs(httpsPort), '-H', 'Host: other.burrow.localhost', `https://${APP}:${httpsPort}/fronted`]);

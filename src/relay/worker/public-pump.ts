@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { MuxStream } from '../../mux/mux-stream.js';
+import { enableDirectReads } from '../../mux/direct-reads.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
@@ -53,6 +54,7 @@ export function pumpPublic(
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
     if (head.length > 0) socket.unshift(head);
     const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
+    enableDirectReads(t); // each decrypted record to the pump without an allocation + Readable push (mux/direct-reads.ts)
     if (runtime.recorder.enabled) {
       const tlsStart = wallMs(); // with --metrics off: no clock read, no listener
       t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
