@@ -10,6 +10,7 @@ import type { EndpointProto } from '../relay-messages.js';
 
 /** One endpoint serving a pool. Mutable counters are read by the pickers (PickCandidate). */
 export interface PoolMember extends PickCandidate {
+  /** endpointKey(): session id + the agent's Id (agents' Ids repeat across sessions). */
   readonly endpointId: string;
   readonly sessionId: string;
   readonly workerId: number;
