@@ -479,9 +479,11 @@ test('https endpoint: curl --cacert <data-dir>/ca.pem with SNI gets an intact HT
   assert.equal(untrusted.code, 60, `curl accepted the relay's certificate without --cacert: ${untrusted.stderr}`);
 });
 
-test('https endpoint: a 4 MiB POST arrives intact; the upstream echoes its SHA-256', T, async (t) => {
-  // Bodies on public HTTPS sockets come through direct reads (src/mux/direct-reads.ts; chunk ownership is tested in
-  // test/unit/mux/direct-reads.test.ts): 16 KiB records, each handed out in its own read buffer.
+test('https endpoint: a 4 MiB POST arrives intact, sent by curl and in one write (many records per read)', T, async (t) => {
+  // Bodies on public HTTPS sockets come through direct reads (src/mux/direct-reads.ts): 16 KiB records, each handed
+  // out in its own read buffer. curl sends a record per write, which the relay mostly reads one at a time; the
+  // second client writes the whole request at once, so one socket read decrypts several records in a row while the
+  // mux still holds the earlier pieces (a reused read buffer would corrupt them).
   const cleanup = cleanupFor(t);
   const dir = mkdtempSync(join(tmpdir(), 'burrow-post-tls-'));
   cleanup.defer('remove the POST body', () => rmSync(dir, { recursive: true, force: true }));
@@ -496,6 +498,20 @@ test('https endpoint: a 4 MiB POST arrives intact; the upstream echoes its SHA-2
   const rep = report(r.body);
   assert.equal(rep.bodyLength, body.length);
   assert.equal(rep.bodySha256, sha256(body));
+
+  const sock = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: APP, ca: fx.caPem });
+  cleanup.defer('close the TLS client', () => sock.destroy());
+  await once(sock, 'secureConnect');
+  const head = `POST /upload HTTP/1.1\r\nHost: ${APP}:${httpsPort}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  sock.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+  const parts: Buffer[] = [];
+  sock.on('data', (c: Buffer) => parts.push(c));
+  await withTimeout('the response to the one-write POST', once(sock, 'end'), 20_000);
+  const text = Buffer.concat(parts).toString('latin1');
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  const rep2 = report(text.slice(text.indexOf('\r\n\r\n') + 4));
+  assert.equal(rep2.bodyLength, body.length);
+  assert.equal(rep2.bodySha256, sha256(body));
 });
 
 test('https endpoint: SNI ≠ Host → 421, nothing forwarded', T, async () => {
