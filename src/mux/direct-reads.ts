@@ -12,8 +12,8 @@
 // Ownership: every chunk emitted is the listener's to keep (the mux passes payload views on to streams, which may
 // queue them). A record of up to SMALL_RECORD bytes is copied out of the read buffer (Buffer.from: a slice of Node's
 // 8 KiB pool, no allocation); a larger record is handed out in the read buffer itself, and the next read gets a new
-// one. So a kept chunk pins at most max(8 KiB, 4 × its length) — no more than a default read pins today (the whole
-// record's allocation).
+// one. So a kept chunk pins at most max(8 KiB, 4 × its length), where Node's own read path pins about its length;
+// what the mux keeps is bounded by its windows, so the worst case stays bounded too.
 import type net from 'node:net';
 
 /** TLSWrap passes at most one SSL_read's output (16 KiB) per callback; a smaller buffer only splits it. */
