@@ -7,11 +7,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { connect, type Agent } from '../../src/index.js';
 import { forward, startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
+import type { Route } from '../../src/relay/acceptor/route-table.js';
 
 const T = { timeout: 60_000 };
 const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
@@ -92,10 +93,10 @@ interface Reply {
 }
 
 /** One GET on a new connection (Connection: close), so every request is routed (and balanced) on its own. */
-function getOnce(host: string, path = '/'): Promise<Reply> {
+function getOnce(host: string, path = '/', port = fx.http.port): Promise<Reply> {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: '127.0.0.1', port: fx.http.port, path, headers: { host, connection: 'close' }, agent: false },
+      { host: '127.0.0.1', port, path, headers: { host, connection: 'close' }, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -346,11 +347,11 @@ test('@ngrok/ngrok sessions with poolingEnabled(true) form one pool', T, async (
 // ---------------------------------------------------------------------------------------------------------------
 // retries across workers (a fresh relay, so the two members' placement on the two workers is known)
 
-test('retries cross workers: a GET whose member is on a dead upstream is handed back and served by the other worker\'s member', T, async (t) => {
+/** A fresh 2-worker relay, one pooled round-robin member per label (one agent each), the members on both workers. */
+async function poolOnTwoWorkers(t: TestContext, host: string, labels: string[]): Promise<{ fx2: RelayFixture; ms: Member[]; route: Route }> {
   const fx2 = await startRelayFixture({ workers: 2 });
   t.after(() => fx2.close());
-  const host = 'xw.burrow.localhost';
-  const ms = await Promise.all(['live', 'dead'].map((l) => startMember(l)));
+  const ms = await Promise.all(labels.map((l) => startMember(l)));
   for (const m of ms) {
     const agent = await connect({ ...agentOptions(), server: `localhost:${fx2.agent.port}`, authtoken: fx2.token, ca: fx2.caPem });
     fx2.cleanup.defer(`close agent ${m.label}`, () => agent.close(200));
@@ -358,18 +359,16 @@ test('retries cross workers: a GET whose member is on a dead upstream is handed 
   }
   const route = fx2.relay.acceptor.routes.lookupHost(host)!;
   assert.equal(new Set(route.members.map((m) => m.workerId)).size, 2, 'the two members must sit on different workers');
+  return { fx2, ms, route };
+}
+
+test('retries cross workers: a GET whose member is on a dead upstream is handed back and served by the other worker\'s member', T, async (t) => {
+  const host = 'xw.burrow.localhost';
+  const { fx2, ms, route } = await poolOnTwoWorkers(t, host, ['live', 'dead']);
   await stopMember(ms[1]!);
   const statuses: number[] = [];
   for (let i = 0; i < 40; i++) {
-    const r = await new Promise<Reply>((resolve) => {
-      http
-        .get({ host: '127.0.0.1', port: fx2.http.port, headers: { host, connection: 'close' }, agent: false }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        })
-        .on('error', (e) => resolve({ status: -1, body: e.message }));
-    });
+    const r = await getOnce(host, '/', fx2.http.port);
     statuses.push(r.status);
     if (r.status === 200) assert.equal(r.body, 'live', `request ${i}`);
   }
@@ -383,26 +382,9 @@ test('retries cross workers: a GET whose member is on a dead upstream is handed 
 test('a connection handed back once is not handed back again: members failing on both workers → one reroute, then the agent\'s 502', T, async (t) => {
   // Before: the second worker started with its retry unspent and handed the GET back again, so it bounced between
   // the failing members (each hop replayed the request to an agent) until their breakers opened.
-  const fx2 = await startRelayFixture({ workers: 2 });
-  t.after(() => fx2.close());
-  const host = 'bounce.burrow.localhost';
-  const ms = await Promise.all(['a', 'b'].map((l) => startMember(l)));
-  for (const m of ms) {
-    const agent = await connect({ ...agentOptions(), server: `localhost:${fx2.agent.port}`, authtoken: fx2.token, ca: fx2.caPem });
-    fx2.cleanup.defer(`close agent ${m.label}`, () => agent.close(200));
-    await agent.forward(`http://127.0.0.1:${m.port}`, { url: `http://${host}`, pool: true, lb: 'round-robin' });
-  }
-  const route = fx2.relay.acceptor.routes.lookupHost(host)!;
-  assert.equal(new Set(route.members.map((m) => m.workerId)).size, 2, 'the two members must sit on different workers');
+  const { fx2, ms } = await poolOnTwoWorkers(t, 'bounce.burrow.localhost', ['a', 'b']);
   for (const m of ms) await stopMember(m);
-  const r = await new Promise<Reply>((resolve) => {
-    http
-      .get({ host: '127.0.0.1', port: fx2.http.port, headers: { host, connection: 'close' }, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: '' }));
-      })
-      .on('error', (e) => resolve({ status: -1, body: e.message }));
-  });
+  const r = await getOnce('bounce.burrow.localhost', '/', fx2.http.port);
   assert.equal(r.status, 502, 'the second member\'s failure reaches the client');
   assert.equal(fx2.counter('http:rerouted'), 1, 'handed back to the acceptor exactly once');
 });
