@@ -5,9 +5,19 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { directReadsSupported, enableDirectReads } from '../../../src/mux/direct-reads.js';
-import { transportPair } from '../../helpers/transport-pair.js';
+import { transportPair, type TransportPair } from '../../helpers/transport-pair.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Runs `fn` on a connected TLS pair (server side returned as a net.Socket) and closes the pair afterwards. */
+async function withTlsPair(fn: (server: net.Socket, t: TransportPair) => Promise<void>): Promise<void> {
+  const t = await transportPair('tls');
+  try {
+    await fn(t.server as net.Socket, t);
+  } finally {
+    await t.close();
+  }
+}
 
 test('a socket without a handle is not switched', () => {
   const s = new net.Socket();
@@ -19,10 +29,8 @@ test('a socket without a handle is not switched', () => {
   }
 });
 
-test('kept chunks stay intact: 4 MiB in writes of 1 B to 40 KiB, small and large records, hash-checked', async () => {
-  const t = await transportPair('tls');
-  try {
-    const server = t.server as net.Socket;
+test('kept chunks stay intact: 4 MiB in writes of 1 B to 40 KiB, small and large records, hash-checked', () =>
+  withTlsPair(async (server, t) => {
     // This Node has the socket fields direct reads rely on (a Node upgrade that drops them fails here).
     assert.equal(directReadsSupported(server), true);
     assert.equal(enableDirectReads(server), true);
@@ -55,15 +63,10 @@ test('kept chunks stay intact: 4 MiB in writes of 1 B to 40 KiB, small and large
     assert.equal(sha(Buffer.concat(kept)), sha(data));
     assert.ok(small > 100, `small records seen: ${small}`);
     assert.ok(large > 10, `large records seen: ${large}`);
-  } finally {
-    await t.close();
-  }
-});
+  }));
 
-test('pause() stops delivery until resume(); everything arrives afterwards', async () => {
-  const t = await transportPair('tls');
-  try {
-    const server = t.server as net.Socket;
+test('pause() stops delivery until resume(); everything arrives afterwards', () =>
+  withTlsPair(async (server, t) => {
     assert.equal(enableDirectReads(server), true);
     let received = 0;
     let whilePaused = 0;
@@ -79,10 +82,11 @@ test('pause() stops delivery until resume(); everything arrives afterwards', asy
     server.pause();
     paused = true;
     t.client.write(randomBytes(all));
-    // Let the client flush into the kernel until it stalls on the paused reader's full receive buffer.
+    // Let the client flush into the kernel until it stalls on the paused reader's full receive buffer. Bounded: if
+    // pause() did not hold, the writer drains to 0 and never "stalls"; the assertions below then fail.
     let stalledTurns = 0;
     let lastLen = -1;
-    while (stalledTurns < 50) {
+    for (let turn = 0; turn < 20_000 && stalledTurns < 50; turn++) {
       await new Promise((r) => setImmediate(r));
       const len = t.client.writableLength;
       stalledTurns = len === lastLen && len > 0 ? stalledTurns + 1 : 0;
@@ -94,18 +98,10 @@ test('pause() stops delivery until resume(); everything arrives afterwards', asy
     server.resume();
     await done;
     assert.equal(received, all);
-  } finally {
-    await t.close();
-  }
-});
+  }));
 
-test('a destroyed socket is left alone', async () => {
-  const t = await transportPair('tls');
-  try {
-    const server = t.server as net.Socket;
+test('a destroyed socket is left alone', () =>
+  withTlsPair(async (server) => {
     server.destroy();
     assert.equal(enableDirectReads(server), false);
-  } finally {
-    await t.close();
-  }
-});
+  }));
