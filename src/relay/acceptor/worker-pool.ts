@@ -88,6 +88,15 @@ const WORKER_YOUNG_GEN_MB = 12;
 
 const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
 
+/** Close a descriptor the acceptor owns; one already closed (EBADF) is not an error here. */
+function closeFdQuietly(fd: number): void {
+  try {
+    nativeAddon.close(fd);
+  } catch {
+    // already closed
+  }
+}
+
 /** Queue options piscina hands to our balancer (set on the task object under Piscina.queueOptionsSymbol). */
 interface QueueOpts {
   workerId?: number;
@@ -295,23 +304,25 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const ip = 'remoteAddress' in task ? task.remoteAddress : '';
     const connId = task.kind === 'public' ? task.connId : 0;
     const control = task.kind === 'control';
+    if (this.destroyed) {
+      // piscina's destroy() does not refuse later runs: it would start a fresh worker for this task and keep a
+      // shut-down relay alive. The connection is closed instead, and its end reported as for any task.
+      if (fd >= 0) closeFdQuietly(fd);
+      if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
+      return;
+    }
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
         if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
       },
       () => {
-        // A task no worker ever took (still queued when the pool was destroyed, or run after it) owns a descriptor
-        // nobody else will close. One handed to a worker does not: piscina fails it right after asking that worker
-        // to terminate, and the worker closes the socket as it goes down; closing the number here too races with
-        // that and can close whatever descriptor reused the number in between (seen under strace: worker close(35),
-        // then ours → EBADF). The balancer marks the hand-over, so the two cases are told apart exactly.
-        if (fd >= 0 && q.dispatched !== true) {
-          try {
-            nativeAddon.close(fd);
-          } catch {
-            // not ours after all; nothing to do
-          }
-        }
+        // A task no worker ever took (still queued when the pool was destroyed) owns a descriptor nobody else will
+        // close. One posted to a worker does not: piscina fails it right after asking that worker to terminate, and
+        // the worker closes the socket as it goes down; closing the number here too races with that and can close
+        // whatever descriptor reused the number in between (seen under strace: worker close(35), then ours → EBADF).
+        // The balancer marks the posting. Left open: a task posted to a worker that crashes before it reads the
+        // message keeps its descriptor (telling that apart needs the worker to acknowledge each task).
+        if (fd >= 0 && q.dispatched !== true) closeFdQuietly(fd);
         if (!control) this.opts.onTaskDone?.(ip, connId, undefined);
       },
     );
