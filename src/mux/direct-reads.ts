@@ -10,15 +10,16 @@
 // it. enableDirectReads() sets the same three fields the `onread` option sets, on a socket that already exists.
 //
 // Ownership: every chunk emitted is the listener's to keep (the mux passes payload views on to streams, which may
-// queue them). A record of up to SMALL_RECORD bytes is copied out of the read buffer (Buffer.from: a slice of Node's
-// 8 KiB pool, no allocation); a larger record is handed out in the read buffer itself, and the next read gets a new
-// one. So a kept chunk pins at most max(8 KiB, 4 × its length), where Node's own read path pins about its length;
-// what the mux keeps is bounded by its windows, so the worst case stays bounded too.
+// queue them). Per-socket mode: a record under SMALL_RECORD bytes is copied out of the read buffer (a slice of
+// Node's 8 KiB pool); a larger record is handed out in the read buffer itself, and the next read gets a new one. So
+// a kept chunk pins at most max(8 KiB, 4 × its length), where Node's own read path pins about its length; what the
+// mux keeps is bounded by its windows. Shared mode (many idle sockets) copies every record out of one buffer per
+// thread, so an idle socket holds no read buffer at all.
 import type net from 'node:net';
 
 /** TLSWrap passes at most one SSL_read's output (16 KiB) per callback; a smaller buffer only splits it. */
 const READ_BUFFER_SIZE = 16 * 1024;
-/** Records up to this size are copied (pooled); see the header comment. */
+/** Records below this size are copied (Node pools allocations under half its 8 KiB pool size). */
 const SMALL_RECORD = 4 * 1024;
 
 interface InternalSocket {
@@ -26,8 +27,18 @@ interface InternalSocket {
   [key: symbol]: unknown;
 }
 
+interface OnreadSymbols {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+
 /** The private symbols net.Socket keeps its `onread` state under (Node 12+: kBuffer, kBufferCb, kBufferGen). */
-function onreadSymbols(socket: net.Socket): { buffer: symbol; callback: symbol; generator: symbol } | null {
+let symbols: OnreadSymbols | null | undefined;
+
+/** Looked up once (they are module-level symbols in node:net, the same on every socket). */
+function onreadSymbols(socket: net.Socket): OnreadSymbols | null {
+  if (symbols !== undefined) return symbols;
   let buffer: symbol | undefined;
   let callback: symbol | undefined;
   let generator: symbol | undefined;
@@ -36,14 +47,37 @@ function onreadSymbols(socket: net.Socket): { buffer: symbol; callback: symbol; 
     else if (s.description === 'kBufferCb') callback = s;
     else if (s.description === 'kBufferGen') generator = s;
   }
-  return buffer === undefined || callback === undefined || generator === undefined ? null : { buffer, callback, generator };
+  symbols = buffer === undefined || callback === undefined || generator === undefined ? null : { buffer, callback, generator };
+  return symbols;
 }
 
+/**
+ * Hand a chunk to the socket's consumer. A flowing consumer with nothing queued gets it at once; otherwise (paused,
+ * or earlier chunks still queued) it goes through push(), so pause() holds it and order is kept. TLSWrap delivers
+ * every record of one socket read in a loop, after a pause() too, so this check is what makes pause() hold.
+ * Returns false (Node then stops reading) when the queue is over its high-water mark.
+ */
+function deliver(socket: net.Socket, chunk: Buffer): boolean {
+  if (socket.readableFlowing === true && socket.readableLength === 0) {
+    socket.emit('data', chunk);
+    return true;
+  }
+  return socket.push(chunk);
+}
+
+/** A copy of a record that is the consumer's to keep: small ones from Node's buffer pool (length < 4 KiB). */
+function ownedCopy(buf: Buffer, nread: number): Buffer {
+  const chunk = Buffer.allocUnsafe(nread);
+  buf.copy(chunk, 0, 0, nread);
+  return chunk;
+}
+
+/** Per-socket reads: a large record is handed out in the read buffer itself and the next read gets a new one. */
 class DirectReader {
   private readonly socket: net.Socket;
   /** The buffer Node reads into; null after it was handed out with a large record. */
   private current: Buffer | null;
-  readonly onRead: (nread: number, buf: Buffer) => void;
+  readonly onRead: (nread: number, buf: Buffer) => boolean;
   readonly nextBuffer: () => Buffer | undefined;
 
   constructor(socket: net.Socket, first: Buffer) {
@@ -51,13 +85,13 @@ class DirectReader {
     this.current = first;
     this.onRead = (nread, buf) => {
       let chunk: Buffer;
-      if (nread <= SMALL_RECORD) {
-        chunk = Buffer.from(buf.subarray(0, nread));
+      if (nread < SMALL_RECORD) {
+        chunk = ownedCopy(buf, nread);
       } else {
         chunk = buf.subarray(0, nread);
         this.current = null;
       }
-      this.socket.emit('data', chunk);
+      return deliver(this.socket, chunk);
     };
     // Called by Node after each callback; undefined keeps the current buffer.
     this.nextBuffer = () => {
@@ -68,27 +102,52 @@ class DirectReader {
   }
 }
 
-/** Whether this Node has the private fields enableDirectReads relies on (checked once, on a socket not connected). */
+/** One read buffer for every shared-mode socket of this thread: each record is copied out before the next read. */
+let sharedBuffer: Buffer | null = null;
+
+/** Shared-mode callback, called by Node as a method of the socket: no closure per socket. */
+function onSharedRead(this: net.Socket, nread: number, buf: Buffer): boolean {
+  return deliver(this, ownedCopy(buf, nread));
+}
+
+/** Whether this Node has the private fields enableDirectReads relies on, on this (connected) socket. */
 export function directReadsSupported(socket: net.Socket): boolean {
   return onreadSymbols(socket) !== null && typeof (socket as unknown as InternalSocket)._handle?.useUserBuffer === 'function';
 }
 
+export interface DirectReadOptions {
+  /**
+   * Read into one buffer per thread and copy every record out, instead of a 16 KiB buffer per socket that large
+   * records are handed out in. For sockets that are many and mostly idle (public HTTPS connections): nothing is held
+   * per socket between reads. The default suits few sockets carrying bulk data (mux transports).
+   */
+  shared?: boolean;
+}
+
 /**
  * Switch a connected socket (net or TLS) to direct reads: from now on its 'data' listeners get owned chunks from
- * the callback above, and Readable's own 'data' delivery is bypassed ('end', 'close', 'error', pause() and resume()
- * behave as before). Call it before attaching the 'data' listener and only once. Returns false, changing nothing,
- * when the socket is destroyed or has no handle, or this Node lacks the fields (the caller carries on with ordinary reads).
+ * the callbacks above instead of Readable's allocation per read; pause()/resume(), 'end', 'close' and 'error' behave
+ * as before (see deliver()). Call it once, before the 'data' listener is attached. Returns false, changing nothing,
+ * when the socket is destroyed or has no handle, or this Node lacks the fields (the caller carries on with ordinary
+ * reads).
  */
-export function enableDirectReads(socket: net.Socket): boolean {
+export function enableDirectReads(socket: net.Socket, options: DirectReadOptions = {}): boolean {
   if (socket.destroyed || !directReadsSupported(socket)) return false;
-  const syms = onreadSymbols(socket)!;
+  const syms = symbols!;
   const internal = socket as unknown as InternalSocket;
   if (internal[syms.buffer]) return false; // already in onread mode (created with `onread`, or called twice)
-  const first = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-  const reader = new DirectReader(socket, first);
+  let first: Buffer;
+  if (options.shared === true) {
+    first = sharedBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    internal[syms.callback] = onSharedRead;
+    internal[syms.generator] = null;
+  } else {
+    first = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    const reader = new DirectReader(socket, first);
+    internal[syms.callback] = reader.onRead;
+    internal[syms.generator] = reader.nextBuffer;
+  }
   internal[syms.buffer] = first;
-  internal[syms.callback] = reader.onRead;
-  internal[syms.generator] = reader.nextBuffer;
   internal._handle!.useUserBuffer!(first);
   return true;
 }

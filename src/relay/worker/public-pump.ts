@@ -54,7 +54,9 @@ export function pumpPublic(
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
     if (head.length > 0) socket.unshift(head);
     const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
-    enableDirectReads(t); // each decrypted record to the pump without an allocation + Readable push (mux/direct-reads.ts)
+    // Each decrypted record to the pump without an allocation + Readable push; one read buffer per thread, since
+    // public connections are many and mostly idle (mux/direct-reads.ts).
+    enableDirectReads(t, { shared: true });
     if (runtime.recorder.enabled) {
       const tlsStart = wallMs(); // with --metrics off: no clock read, no listener
       t.once('secure', () => runtime.recorder.tlsHandshake(false, tlsStart));
