@@ -71,6 +71,34 @@ test('a session that binds the same Id twice gets a conflict; the first endpoint
   }
 });
 
+test('concurrent Binds of one Id on one session: one wins, the others get a conflict, nothing is left behind', { timeout: 30_000 }, async () => {
+  // RPC streams run concurrently. Before: every Bind passed the session's "Id already bound" check before any of
+  // them came back from the acceptor, which created a route per Bind under one key; only the last was reachable from
+  // the endpoint index, so the others were never removed and their names stayed taken.
+  const fx = await startRelayFixture({ workers: 1 });
+  try {
+    const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
+    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+    const mux = new MuxSession(sock, { role: 'client' });
+    mux.on('error', () => {});
+    await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+    const results = await Promise.allSettled(
+      [1, 2, 3, 4, 5].map((i) =>
+        callRpc(mux, STREAM_TYPE_BIND, { Id: 'raced', Proto: 'http', Opts: { Hostname: `race${i}.burrow.localhost` }, Extra: {} }),
+      ),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one Bind wins');
+    for (const r of results) {
+      if (r.status === 'rejected') assert.ok(isBurrowError(r.reason, 'BURROW_ERR_RPC_REMOTE') && /already bound on this session/.test((r.reason as Error).message));
+    }
+    assert.equal(fx.relay.acceptor.routes.size, 1);
+    mux.destroy();
+    await waitFor('the session to leave no route', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
+  } finally {
+    await fx.close();
+  }
+});
+
 test('two sessions binding the same agent-chosen Id keep their own endpoints (no cross-session takeover)', { timeout: 30_000 }, async () => {
   // Agents choose Ids (the SDKs send the old one again when they re-bind). Before: routes, worker endpoints and
   // tasks were keyed by that Id alone, so a second session's Bind of "shared-id" took over the first one's public

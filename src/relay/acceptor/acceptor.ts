@@ -264,6 +264,11 @@ export class Acceptor {
 
   private async reserve(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
     if (this.closing) throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the relay is shutting down; reconnect and bind again');
+    // One route member per endpoint key: a second would be reachable from no index (byEndpoint keeps one entry per
+    // key), so nothing could ever remove it and its name or port would stay taken.
+    if (this.routes.getEndpoint(req.endpointId) !== undefined) {
+      throw new BurrowError('BURROW_ERR_BIND_CONFLICT', 'this endpoint Id is already bound on this session; Unbind it first, or bind without an Id');
+    }
     const strategy = this.strategyFor(req);
     if (req.proto === 'tcp') return this.reserveTcp(workerId, req, strategy);
     if (req.proto !== 'tls' && this.opts.httpAddr === null && this.opts.httpsAddr === null) {

@@ -80,6 +80,8 @@ export class AgentSession {
   readonly runtime: WorkerRuntime;
   readonly meta: AdoptMeta;
   readonly endpoints: Map<string, Endpoint>;
+  /** Ids of Binds waiting for the acceptor: RPC streams run concurrently, so a second Bind of one Id may start meanwhile. */
+  private readonly binding: Set<string>;
   readonly done: Promise<TaskResult>;
   mux: MuxSession | null;
   authed: boolean;
@@ -106,6 +108,7 @@ export class AgentSession {
     this.runtime = runtime;
     this.meta = meta;
     this.endpoints = new Map();
+    this.binding = new Set();
     this.mux = null;
     this.authed = false;
     this.clientId = '';
@@ -361,17 +364,19 @@ export class AgentSession {
     const opts = isObject(req['Opts']) ? { ...req['Opts'] } : {};
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
-    if (this.endpoints.has(id)) {
+    if (this.endpoints.has(id) || this.binding.has(id)) {
       // A second Bind of a live Id would leave the first endpoint in the worker's pools and the acceptor's route
       // (the new one overwrites only the id-keyed entries), outside the per-session endpoint limit.
       throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `Bind: Id ${id} is already bound on this session; Unbind it first, or bind without an Id`);
     }
     const rules = this.tokenRules;
     const maxEndpoints = rules.endpoints ?? this.runtime.settings.limits.maxEndpointsPerSession;
-    if (this.endpoints.size >= maxEndpoints) {
+    // RPC streams run concurrently: Binds still waiting for the acceptor count against the limit too.
+    const held = this.endpoints.size + this.binding.size;
+    if (held >= maxEndpoints) {
       throw new BurrowError(
         'BURROW_ERR_BIND_LIMIT',
-        `Bind: this session already has ${this.endpoints.size} endpoints (limit ${maxEndpoints} per session); unbind one first` +
+        `Bind: this session already has ${held} endpoints (limit ${maxEndpoints} per session); unbind one first` +
           `, or raise ${rules.endpoints !== null ? "the token's endpoints= rule" : '--max-endpoints-per-session'}`,
       );
     }
@@ -398,17 +403,23 @@ export class AgentSession {
     const pooling = extra['PoolingEnabled'] === true;
     const strategy = requestedStrategy(extra['Metadata']);
     const key = endpointKey(this.id, id);
-    const reply = await this.runtime.reserve({
-      sessionId: this.id,
-      endpointId: key,
-      proto,
-      hostname,
-      port,
-      owner: this.tokenId,
-      pooling,
-      strategy,
-      ...(portRanges ? { portRanges } : {}),
-    });
+    this.binding.add(id); // until the endpoint is in this.endpoints (no await between the finally and there)
+    let reply: Awaited<ReturnType<WorkerRuntime['reserve']>>;
+    try {
+      reply = await this.runtime.reserve({
+        sessionId: this.id,
+        endpointId: key,
+        proto,
+        hostname,
+        port,
+        owner: this.tokenId,
+        pooling,
+        strategy,
+        ...(portRanges ? { portRanges } : {}),
+      });
+    } finally {
+      this.binding.delete(id);
+    }
     if (!reply.ok) {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
     }
