@@ -13,9 +13,19 @@ import { STREAM_TYPE_AUTH, STREAM_TYPE_BIND } from '../../src/protocol/messages.
 import { isBurrowError } from '../../src/core/errors.js';
 import { tokenIdOf } from '../../src/config/token-rules.js';
 import { rss, startRelayProcess } from '../helpers/relay-process.js';
-import { curl, resolveArgs, sha256, startHttpUpstream, startRelayFixture, waitFor, withTimeout } from '../helpers/relay-fixture.js';
+import { curl, resolveArgs, sha256, startHttpUpstream, startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
 
 const MiB = 1024 * 1024;
+
+/** A raw mux client on the relay's agent listener (no agent library), authenticated with the fixture's token. */
+async function rawAgentSession(fx: RelayFixture): Promise<MuxSession> {
+  const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
+  await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+  const mux = new MuxSession(sock, { role: 'client' });
+  mux.on('error', () => {});
+  await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+  return mux;
+}
 
 test('reconnect storm: 3 waves of 20 agents connect, bind and drop; nothing is left behind, the relay serves on', { timeout: 90_000 }, async () => {
   const fx = await startRelayFixture({ workers: 2 });
@@ -51,11 +61,7 @@ test('a session that binds the same Id twice gets a conflict; the first endpoint
   // acceptor's routes, outside the per-session limit; a loop of such Binds grew both without bound.
   const fx = await startRelayFixture({ workers: 2 });
   try {
-    const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
-    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
-    const mux = new MuxSession(sock, { role: 'client' });
-    mux.on('error', () => {});
-    await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+    const mux = await rawAgentSession(fx);
     const bind = (): Promise<unknown> =>
       callRpc(mux, STREAM_TYPE_BIND, { Id: 'dup-id', Proto: 'http', Opts: {}, Extra: { PoolingEnabled: true } });
     await bind();
@@ -77,11 +83,7 @@ test('concurrent Binds of one Id on one session: one wins, the others get a conf
   // the endpoint index, so the others were never removed and their names stayed taken.
   const fx = await startRelayFixture({ workers: 1 });
   try {
-    const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
-    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
-    const mux = new MuxSession(sock, { role: 'client' });
-    mux.on('error', () => {});
-    await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+    const mux = await rawAgentSession(fx);
     const results = await Promise.allSettled(
       [1, 2, 3, 4, 5].map((i) =>
         callRpc(mux, STREAM_TYPE_BIND, { Id: 'raced', Proto: 'http', Opts: { Hostname: `race${i}.burrow.localhost` }, Extra: {} }),
@@ -107,16 +109,12 @@ test('two sessions binding the same agent-chosen Id keep their own endpoints (no
   const sessions: MuxSession[] = [];
   try {
     const open = async (name: string): Promise<MuxSession> => {
-      const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
-      await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
-      const mux = new MuxSession(sock, { role: 'client' });
-      mux.on('error', () => {});
+      const mux = await rawAgentSession(fx);
       // Every proxy stream is answered with this session's name once the request arrives.
       mux.on('stream', (s: MuxStream) => {
         s.on('error', () => {});
         s.once('data', () => s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${name.length}\r\nConnection: close\r\n\r\n${name}`));
       });
-      await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
       await callRpc(mux, STREAM_TYPE_BIND, { Id: 'shared-id', Proto: 'http', Opts: { Hostname: `${name}.burrow.localhost` }, Extra: {} });
       sessions.push(mux);
       return mux;
