@@ -18,11 +18,11 @@ export function endWith(socket: net.Socket, buf: Buffer): void {
 
 /**
  * Turn a public connection away in the way its entry allows: HTTP gets `page`, TLS (terminated or passthrough, no
- * handshake answered yet) an unrecognized_name alert, TCP a close. The one place that decides this. `page` may be a
- * function, so a page is only built for an entry that gets one (refusals come in bursts during an outage).
+ * handshake answered yet) an unrecognized_name alert, TCP a close. The one place that decides this. `page` is built
+ * only for an entry that gets one (refusals come in bursts during an outage).
  */
-export function turnAway(socket: net.Socket, entry: PublicEntry, page: Buffer | (() => Buffer)): void {
-  if (entry === 'http') endWith(socket, typeof page === 'function' ? page() : page);
+export function turnAway(socket: net.Socket, entry: PublicEntry, page: () => Buffer): void {
+  if (entry === 'http') endWith(socket, page());
   else if (entry === 'https' || entry === 'tls') alertAndClose(socket);
   else socket.destroy();
 }

@@ -41,7 +41,7 @@ export function pumpPublic(
   if (ep.active >= limit) {
     // One endpoint must not take every socket of the worker.
     runtime.recorder.error('BURROW_ERR_RELAY_CONN_LIMIT');
-    const page = errorPage(503, 'Service Unavailable', `${task.hostname} has ${limit} open connections, its limit; retry shortly.`);
+    const page = (): Buffer => errorPage(503, 'Service Unavailable', `${task.hostname} has ${limit} open connections, its limit; retry shortly.`);
     return refuse(socket, task.entry, 'endpoint-limit', task.hostname, '', page);
   }
   if (task.entry === 'tcp' || task.entry === 'tls') {
@@ -68,7 +68,7 @@ export function pumpPublic(
 
 const EMPTY_HEAD = Buffer.alloc(0);
 
-function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string, page?: Buffer): Promise<TaskResult> {
+function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string, page?: () => Buffer): Promise<TaskResult> {
   return new Promise((resolve) => {
     socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
     // The same answers the acceptor gives when it has no route (the TLS handshake has not started here).
