@@ -106,10 +106,8 @@ export interface ReserveRequest {
 
 export interface ReleaseRequest {
   op: 'release';
-  /** endpointKey(): session id + the agent's Id. */
+  /** endpointKey(): session id + the agent's Id, so a stale session never drops a route its owner has reclaimed. */
   endpointId: string;
-  /** The session releasing it: a stale session must never drop a route its owner has since reclaimed. */
-  sessionId: string;
 }
 
 export interface SessionGone {

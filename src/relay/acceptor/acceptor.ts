@@ -189,7 +189,8 @@ export class Acceptor {
         );
         return;
       case 'release':
-        this.dropEndpoints(this.routes.endpointsWhere((m) => m.endpointId === msg.endpointId && m.sessionId === msg.sessionId));
+        // The key includes the session id: a stale session's release can never match a route reclaimed since.
+        this.dropEndpoints(this.routes.getEndpoint(msg.endpointId) === undefined ? [] : [msg.endpointId]);
         return;
       case 'session-gone':
         this.forgetSession(msg.sessionId);

@@ -424,7 +424,7 @@ export class AgentSession {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
     }
     if (this.mux === null || this.mux.isClosed) {
-      this.runtime.notify({ op: 'release', endpointId: key, sessionId: this.id });
+      this.runtime.notify({ op: 'release', endpointId: key });
       throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Bind');
     }
     const ep: Endpoint = {
@@ -482,7 +482,7 @@ export class AgentSession {
   private dropEndpoint(ep: Endpoint): void {
     this.endpoints.delete(ep.id);
     this.runtime.removeEndpoint(ep);
-    this.runtime.notify({ op: 'release', endpointId: ep.key, sessionId: this.id });
+    this.runtime.notify({ op: 'release', endpointId: ep.key });
   }
 
   private fail(reason: string): void {
