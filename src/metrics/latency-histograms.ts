@@ -91,18 +91,24 @@ export function addEncodedHistograms(a: EncodedHistograms, b: EncodedHistograms)
     const eb = b.hdr[i] ?? '';
     let enc = ea === '' ? eb : ea;
     if (ea !== '' && eb !== '') {
-      const ha = decodeFromCompressedBase64(ea, 32, false);
-      const hb = decodeFromCompressedBase64(eb, 32, false);
-      ha.add(hb);
-      enc = encodeIntoCompressedBase64(ha);
-      ha.destroy();
-      hb.destroy();
+      const sum = addDecoded(addDecoded(null, ea), eb);
+      enc = encodeIntoCompressedBase64(sum);
+      sum.destroy();
     }
     out.hdr.push(enc);
     out.sumUs.push((a.sumUs[i] ?? 0) + (b.sumUs[i] ?? 0));
     out.count.push((a.count[i] ?? 0) + (b.count[i] ?? 0));
   }
   return out;
+}
+
+/** Decode `enc` and add it into `into` (the decoded histogram itself when `into` is null); the caller destroys it. */
+function addDecoded(into: Histogram | null, enc: string): Histogram {
+  const h = decodeFromCompressedBase64(enc, 32, false);
+  if (into === null) return h;
+  into.add(h);
+  h.destroy();
+  return into;
 }
 
 /** One slot after merging every source: cumulative classic buckets (aligned with BUCKET_EDGES_SECONDS), sum, count. */
@@ -125,14 +131,7 @@ export function mergeHistograms(slots: readonly HistogramSlot[], sources: readon
     for (const src of sources) {
       sumUs += src.sumUs[i] ?? 0;
       const enc = src.hdr[i] ?? '';
-      if (enc === '') continue;
-      const h = decodeFromCompressedBase64(enc, 32, false);
-      if (merged === null) {
-        merged = h;
-      } else {
-        merged.add(h);
-        h.destroy();
-      }
+      if (enc !== '') merged = addDecoded(merged, enc);
     }
     const cumulative = merged === null ? BUCKET_EDGES_US.map(() => 0) : cumulativeBuckets(merged);
     const count = merged === null ? 0 : merged.totalCount;
