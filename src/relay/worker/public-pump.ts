@@ -575,7 +575,9 @@ class HttpPump implements HttpFilterSink {
     if (raw !== null) {
       if (this.rawBytes + chunk.length > MAX_REPLAY_BYTES) this.rawReplay = null;
       else {
-        raw.push(ownChunk(chunk));
+        // The replay's own copy goes on to the filter too, so forward() finds it owned and does not copy it again.
+        chunk = ownChunk(chunk);
+        raw.push(chunk);
         this.rawBytes += chunk.length;
       }
     }
