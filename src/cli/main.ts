@@ -1,4 +1,6 @@
 // burrow command-line entry: dispatches subcommands. The only module that touches process.exit and stdout.
+// First: sets the data-plane V8 flag before the rest of the CLI loads (see tune-v8.ts).
+import './tune-v8.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isBurrowError } from '../core/errors.js';
@@ -8,7 +10,6 @@ import { agentCommand } from './agent-command.js';
 import { demoCommand } from './demo-command.js';
 import { relayCommand } from './relay-command.js';
 import { tokenCommand } from './token-command.js';
-import { tuneV8ForDataPlane } from './tune-v8.js';
 
 // One reading of package.json for the whole program (the agent's, which falls back when the file is unreadable).
 const pkg = { version: AGENT_VERSION };
@@ -53,18 +54,15 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     case 'relay':
-      tuneV8ForDataPlane();
       return relayCommand(argv.slice(1), pkg.version);
     case 'http':
     case 'tcp':
     case 'tls':
     case 'start':
-      tuneV8ForDataPlane();
       return agentCommand(cmd, argv.slice(1), pkg.version);
     case 'token':
       return tokenCommand(argv.slice(1));
     case 'demo':
-      tuneV8ForDataPlane();
       return demoCommand(argv.slice(1), pkg.version);
     case 'bench':
       return benchCommand(argv.slice(1));

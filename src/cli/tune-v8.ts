@@ -1,7 +1,12 @@
 // V8 heap tuning for the processes that carry traffic (burrow relay, burrow http|tcp|tls|start, burrow demo). CLI
 // layer: V8 flags are process-wide, so only a command that owns its process sets them; the agent library (connect())
-// leaves its host's heap alone. Start-up only.
+// leaves its host's heap alone. Start-up only: main.ts imports this module first, so for those commands the flag is
+// set when this module is evaluated, before the rest of the CLI loads (loading it alone grew the main thread's new
+// space from 1 to 8 MiB).
 import { setFlagsFromString } from 'node:v8';
+
+/** The commands whose process carries traffic. */
+export const DATA_PLANE_COMMANDS: ReadonlySet<string> = new Set(['relay', 'http', 'tcp', 'tls', 'start', 'demo']);
 
 /**
  * Keep the young generation at its initial size (1 MiB semi-spaces) instead of letting V8 grow it to 16 MiB.
@@ -19,3 +24,6 @@ import { setFlagsFromString } from 'node:v8';
 export function tuneV8ForDataPlane(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
 }
+
+// `burrow <command>`: argv[2] is the command (bin/burrow.js → dist/src/cli/main.js).
+if (DATA_PLANE_COMMANDS.has(process.argv[2] ?? '')) tuneV8ForDataPlane();
