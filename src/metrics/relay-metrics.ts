@@ -234,20 +234,32 @@ export class RelayMetrics {
     return out;
   }
 
-  /** Keep each answering worker's latest numbers; move workers that are gone to the retired list. */
+  /** Keep each answering worker's latest numbers; fold the last numbers of workers that are gone into `retired`. */
   private remember(reports: WorkerReport[]): void {
     for (const r of reports) if (r.stats?.recorder != null) this.last.set(r.workerId, r.stats.recorder);
     const live = new Set(this.dispatcher.workerIds());
     for (const [id, snap] of this.last) {
       if (live.has(id)) continue;
       this.last.delete(id);
-      this.retired = this.retired === null ? snap : addSnapshots(this.retired, snap);
+      this.retired = this.retired === null ? snap : addSnapshots(this.retired, snap, this.liveEndpointRows());
     }
+  }
+
+  /** Endpoints that live workers still count (`--metrics-per-endpoint`): their retired share keeps its own row. */
+  private liveEndpointRows(): Set<string> {
+    const keys = new Set<string>();
+    for (const snap of this.last.values()) for (const k of Object.keys(snap.perEndpoint ?? {})) keys.add(k);
+    return keys;
   }
 }
 
-/** a + b, field by field (both from workers of this relay: same slots, outcomes and byte kinds). */
-export function addSnapshots(a: RecorderSnapshot, b: RecorderSnapshot): RecorderSnapshot {
+/**
+ * a + b, field by field (both from workers of this relay: same slots, outcomes and byte kinds). Per-endpoint rows stay
+ * within MAX_ENDPOINT_ROWS, the rest shared in one row, except endpoints in `live` (still counted by live workers):
+ * moving their share into the shared row would make their series go down, which Prometheus reads as a reset. So the
+ * bound is MAX_ENDPOINT_ROWS plus what live workers hold (each at most MAX_ENDPOINT_ROWS).
+ */
+export function addSnapshots(a: RecorderSnapshot, b: RecorderSnapshot, live: ReadonlySet<string> = new Set()): RecorderSnapshot {
   const add = (x: readonly number[], y: readonly number[]): number[] =>
     Array.from({ length: Math.max(x.length, y.length) }, (_, i) => (x[i] ?? 0) + (y[i] ?? 0));
   const errors: Record<string, number> = { ...a.errors };
@@ -256,8 +268,8 @@ export function addSnapshots(a: RecorderSnapshot, b: RecorderSnapshot): Recorder
   if (a.perEndpoint !== null || b.perEndpoint !== null) {
     const rows = new Map(Object.entries(a.perEndpoint ?? {}));
     for (const [ep, row] of Object.entries(b.perEndpoint ?? {})) {
-      // The same bound a worker keeps (MAX_ENDPOINT_ROWS, then one shared row): replaced workers must not add up to more.
-      const k = rows.has(ep) || rows.size < MAX_ENDPOINT_ROWS ? ep : OTHER_ENDPOINT;
+      // The bound a worker keeps (MAX_ENDPOINT_ROWS, then one shared row), so replaced workers do not add up to more.
+      const k = rows.has(ep) || rows.size < MAX_ENDPOINT_ROWS || live.has(ep) ? ep : OTHER_ENDPOINT;
       rows.set(k, add(rows.get(k) ?? [], row));
     }
     perEndpoint = Object.fromEntries(rows);

@@ -60,3 +60,15 @@ test('folding many replaced workers keeps counters growing and per-endpoint rows
   const connections = Object.values(retired!.perEndpoint!).reduce((s, row) => s + row[0]!, 0);
   assert.equal(connections, 2000, 'no per-endpoint count is lost when names fold into the shared row');
 });
+
+test('with the rows full, a retired share of an endpoint live workers still count keeps its own row (no series goes down)', () => {
+  // Fill the retired rows with names nobody counts any more.
+  let retired = workerSnapshot(1, 100, Array.from({ length: MAX_ENDPOINT_ROWS }, (_, i) => `old${i}.example`), 'BURROW_ERR_MUX_TRANSPORT');
+  const dying = workerSnapshot(1, 100, ['busy.example', 'gone.example'], 'BURROW_ERR_MUX_TRANSPORT');
+  retired = addSnapshots(retired, dying, new Set(['busy.example']));
+  // burrow_endpoint_*{endpoint="busy.example"} = retired + live: the dying worker's share must stay in it.
+  assert.deepEqual(retired.perEndpoint!['busy.example'], dying.perEndpoint!['busy.example']);
+  // A name no live worker counts still folds into the shared row.
+  assert.equal(retired.perEndpoint!['gone.example'], undefined);
+  assert.deepEqual(retired.perEndpoint![OTHER_ENDPOINT], dying.perEndpoint!['gone.example']);
+});
