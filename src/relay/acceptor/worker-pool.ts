@@ -79,7 +79,11 @@ export interface DispatcherOptions {
   onControl: ControlHandler;
   /** A worker died (crash) or was removed: drop what it owned. */
   onWorkerGone: (workerId: number) => void;
-  /** A connection task ended (its connection is closed); `remoteAddress` is its client's. */
+  /**
+   * A connection task ended (its connection is closed): `remoteAddress` is its client's, `connId` the pooled
+   * connection's id (0 when not pooled), `reports` the member outcomes its worker recorded (undefined when the task
+   * failed or never ran).
+   */
   onTaskDone?: (remoteAddress: string, connId: number, reports: readonly MemberOutcome[] | undefined) => void;
 }
 
