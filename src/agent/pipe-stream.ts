@@ -4,6 +4,7 @@
 // Set up once per proxied connection; the per-chunk work is Node's pipe.
 import type net from 'node:net';
 import { BatchedPipe } from '../mux/batched-pipe.js';
+import { enableHeadroomReads } from '../mux/headroom-reads.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { MUX_STREAM_CANCELLED } from '../protocol/error-codes.js';
 
@@ -20,7 +21,10 @@ export function pipeStream(stream: MuxStream, socket: net.Socket, onDone?: (r: P
   // pipe() ends the destination when the source ends: a FIN from the public side becomes a FIN to the upstream and
   // the other way round, while the opposite direction keeps flowing (the socket is allowHalfOpen).
   new BatchedPipe(stream, socket); // relay → upstream: pieces of one turn in one writev
-  socket.pipe(stream); // upstream → relay: the mux batches frames per turn itself
+  // Upstream → relay: the mux batches frames per turn itself; bulk reads carry room for their frame header, so a turn's
+  // frames of this stream reach TLS as one buffer (mux/headroom-reads.ts).
+  enableHeadroomReads(socket);
+  socket.pipe(stream);
   socket.on('error', () => {
     if (!stream.destroyed) stream.reset(MUX_STREAM_CANCELLED);
   });

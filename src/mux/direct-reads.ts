@@ -57,7 +57,7 @@ function onreadSymbols(socket: net.Socket): OnreadSymbols | null {
  * every record of one socket read in a loop, after a pause() too, so this check is what makes pause() hold.
  * Returns false (Node then stops reading) when the queue is over its high-water mark.
  */
-function deliver(socket: net.Socket, chunk: Buffer): boolean {
+export function deliver(socket: net.Socket, chunk: Buffer): boolean {
   if (socket.readableFlowing === true && socket.readableLength === 0) {
     socket.emit('data', chunk);
     return true;
@@ -66,7 +66,7 @@ function deliver(socket: net.Socket, chunk: Buffer): boolean {
 }
 
 /** A copy of a record that is the consumer's to keep: small ones from Node's buffer pool (length < 4 KiB). */
-function ownedCopy(buf: Buffer, nread: number): Buffer {
+export function ownedCopy(buf: Buffer, nread: number): Buffer {
   const chunk = Buffer.allocUnsafe(nread);
   buf.copy(chunk, 0, 0, nread);
   return chunk;
@@ -132,21 +132,34 @@ export interface DirectReadOptions {
  * reads).
  */
 export function enableDirectReads(socket: net.Socket, options: DirectReadOptions = {}): boolean {
+  if (options.shared === true) {
+    sharedBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    return installOnread(socket, sharedBuffer, onSharedRead, null);
+  }
+  if (socket.destroyed || !directReadsSupported(socket)) return false;
+  const first = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+  const reader = new DirectReader(socket, first);
+  return installOnread(socket, first, reader.onRead, reader.nextBuffer);
+}
+
+/**
+ * Put a connected socket in Node's `onread` mode: reads go into `first`, then into whatever `generator` returns after
+ * each `callback(nread, buf)` (called as a method of the socket; undefined keeps the buffer). The shared core of
+ * enableDirectReads and enableHeadroomReads (headroom-reads.ts). Returns false, changing nothing, when the socket is
+ * destroyed, has no handle, is already in onread mode, or this Node lacks the fields.
+ */
+export function installOnread(
+  socket: net.Socket,
+  first: Buffer,
+  callback: (this: net.Socket, nread: number, buf: Buffer) => boolean,
+  generator: (() => Buffer | undefined) | null,
+): boolean {
   if (socket.destroyed || !directReadsSupported(socket)) return false;
   const syms = symbols!;
   const internal = socket as unknown as InternalSocket;
   if (internal[syms.buffer]) return false; // already in onread mode (created with `onread`, or called twice)
-  let first: Buffer;
-  if (options.shared === true) {
-    first = sharedBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-    internal[syms.callback] = onSharedRead;
-    internal[syms.generator] = null;
-  } else {
-    first = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-    const reader = new DirectReader(socket, first);
-    internal[syms.callback] = reader.onRead;
-    internal[syms.generator] = reader.nextBuffer;
-  }
+  internal[syms.callback] = callback;
+  internal[syms.generator] = generator;
   internal[syms.buffer] = first;
   internal._handle!.useUserBuffer!(first);
   return true;

@@ -33,6 +33,7 @@ import {
 } from '../protocol/frame.js';
 import { FrameDecoder, type FrameHandler } from '../protocol/frame-decoder.js';
 import { MuxStream, type StreamOwner } from './mux-stream.js';
+import { claimHeadroom } from './headroom-reads.js';
 
 export type MuxRole = 'client' | 'server';
 
@@ -101,6 +102,12 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private closed: boolean;
   private blocked: boolean;
   private corked: boolean;
+  /**
+   * The last buffer of this turn, not yet handed to the transport: the next one is merged into it when it continues
+   * it in memory (frames carved one after another from the header slab, reads of one bulk stream laid out by
+   * headroom-reads.ts), so the transport sees one buffer instead of a writev (see write()).
+   */
+  private held: Buffer | null;
   private slab: Buffer;
   private slabOff: number;
   private closePromise: Promise<void> | null;
@@ -134,6 +141,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.closed = false;
     this.blocked = false;
     this.corked = false;
+    this.held = null;
     this.slab = Buffer.allocUnsafe(HEADER_SLAB_SIZE);
     this.slabOff = 0;
     this.closePromise = null;
@@ -155,11 +163,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       }
     };
     this.onTransportDrain = () => this.releaseDrainWaiters();
-    this.uncorkFn = () => {
-      if (!this.corked) return; // destroy() already flushed
-      this.corked = false;
-      this.transport.uncork();
-    };
+    this.uncorkFn = () => this.flush();
     // Frames are already batched per event-loop turn (see write()), so Nagle only adds delay; without it a single
     // stream moves ~1.4x faster on loopback (bench/RESULTS.md, 2026-11-28).
     const sock = transport as Duplex & { setNoDelay?: (on: boolean) => unknown };
@@ -270,10 +274,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.releaseDrainWaiters();
     const t = this.transport;
     t.off('data', this.onTransportData);
-    if (this.corked) {
-      this.corked = false;
-      t.uncork();
-    }
+    this.flush();
     // End rather than destroy so a GOAWAY written just before still reaches the peer; a peer that does not take
     // it within TRANSPORT_LINGER_MS is cut off.
     if (!t.destroyed) {
@@ -371,6 +372,13 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       this.write(f);
       return;
     }
+    if (claimHeadroom(payload)) {
+      // The header goes into the free bytes in front of the payload (headroom-reads.ts): one buffer for the frame.
+      const f = Buffer.from(payload.buffer, payload.byteOffset - FRAME_HEADER_SIZE, n + FRAME_HEADER_SIZE);
+      writeFrameHeader(f, 0, n, TYPE_DATA, flags, streamId);
+      this.write(f);
+      return;
+    }
     this.write(this.frame(-n, TYPE_DATA, flags, streamId));
     this.write(payload);
   }
@@ -430,9 +438,15 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   }
 
   /**
-   * Write to the transport, batching every frame produced in this event-loop turn into one writev: the flush runs in
+   * Write to the transport, batching every frame produced in this event-loop turn into one write: the flush runs in
    * setImmediate, after all I/O callbacks of the turn, so frames of many streams fed by separate sockets (the
    * relay's case) and their WNDINCs share one syscall. The cost is at most the rest of the current turn.
+   *
+   * Buffers that continue each other in memory are merged before they reach the transport. node:tls copies a writev
+   * of several buffers into one before encrypting (TLSWrap::DoWrite), and a TLS write completes only a turn later,
+   * so whatever a turn writes is one writev; merged frames make it one buffer that OpenSSL reads in place. Only the
+   * last buffer is held back, so the transport's backpressure still shows at once for all but that one; it grows
+   * only while buffers stay contiguous, which bounds it by a slab (16 KiB of headers, or 256 KiB of headroom reads).
    */
   private write(buf: Buffer): void {
     const t = this.transport;
@@ -441,7 +455,28 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       t.cork();
       setImmediate(this.uncorkFn);
     }
-    if (!t.write(buf)) this.blocked = true;
+    const h = this.held;
+    if (h !== null) {
+      if (h.buffer === buf.buffer && h.byteOffset + h.length === buf.byteOffset) {
+        this.held = Buffer.from(h.buffer, h.byteOffset, h.length + buf.length);
+        return;
+      }
+      if (!t.write(h)) this.blocked = true;
+    }
+    this.held = buf;
+  }
+
+  /** Hand the held buffer to the transport and end this turn's batch (setImmediate, or at once on destroy). */
+  private flush(): void {
+    if (!this.corked) return; // destroy() already flushed
+    this.corked = false;
+    const t = this.transport;
+    const h = this.held;
+    if (h !== null) {
+      this.held = null;
+      if (!t.write(h)) this.blocked = true;
+    }
+    t.uncork();
   }
 
   private releaseDrainWaiters(): void {

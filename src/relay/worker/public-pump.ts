@@ -7,6 +7,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { MuxStream } from '../../mux/mux-stream.js';
 import { enableDirectReads } from '../../mux/direct-reads.js';
+import { enableHeadroomReads } from '../../mux/headroom-reads.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
@@ -143,6 +144,9 @@ class BytePipe {
     // Client → stream: write()/'drain' backpressure, the client's FIN becomes ours. Stream → client: the stream's end
     // is forwarded by hand (streamEnd) so a pooled stream that ends before answering can still be retried.
     (socket as PipedEmitter)[PIPE] = this;
+    // Bulk reads carry room for their frame header, so they leave as one buffer with the turn's other frames of this
+    // stream (mux/headroom-reads.ts); idle and small reads hold nothing per socket.
+    enableHeadroomReads(socket);
     socket.on('data', onSocketData);
     socket.on('drain', onSocketDrain);
     socket.on('end', onSocketEnd);

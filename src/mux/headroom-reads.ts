@@ -1,0 +1,144 @@
+// Reads of a plain TCP socket laid out back to back in a slab, each with FRAME_HEADER_SIZE bytes of free headroom in
+// front, so the mux can send a read as one DATA frame with its header written in place, and a turn's frames of one
+// bulk stream reach TLS as one contiguous buffer. HOT PATH: one call per read of a relay tcp / tls-passthrough socket.
+//
+// Why: node:tls copies a writev of several buffers into one before SSL_write (TLSWrap::DoWrite joins them), and a TLS
+// write always completes a turn later, so every batch of [header, payload, header, payload] the session wrote was
+// copied once more on its way out: 8 % of the relay's CPU in a tcp-bulk upload (perf, bench/RESULTS.md). With the
+// header in the gap in front of its payload, and the next read right behind, MuxSession.write merges the frames into
+// one buffer (contiguous bytes of one ArrayBuffer) and OpenSSL encrypts straight from the read buffer.
+//
+//   slab:  | gap | read 1 ........ | gap | read 2 ........ | gap | read 3 ........ | ...   gap = FRAME_HEADER_SIZE
+//
+// Modes: a socket starts on one read buffer per thread and each read is copied out (nothing held per socket, like
+// direct-reads.ts shared mode: thousands of these sit idle). A read of LARGE_READ bytes or more moves the socket to
+// its own slab: that read is copied in, later ones are read in place. A shorter read (the burst is over) moves it
+// back. At most MAX_SLAB_SOCKETS sockets per thread hold a slab, so sockets that went idle right after a large read
+// pin at most MAX_SLAB_SOCKETS × SLAB_SIZE; beyond that, sockets stay in the copying mode.
+//
+// Ownership: every chunk emitted is the listener's to keep; a chunk pins its slab (256 KiB) until released, so what
+// a consumer queues is bounded by the mux windows, in slabs. The gap in front of a chunk belongs to that chunk: only
+// the mux writes it, once (claimHeadroom).
+import type net from 'node:net';
+import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
+import { deliver, installOnread, ownedCopy } from './direct-reads.js';
+
+/** libuv's own read size: a read never returns more. */
+const READ_SIZE = 64 * 1024;
+/** One region per read: the gap, then room for a whole read. */
+const REGION = FRAME_HEADER_SIZE + READ_SIZE;
+/** Four full reads per slab. */
+const SLAB_SIZE = 4 * REGION;
+/** Reads at least this long are bulk: they move a socket to its own slab, and are handed out with headroom. */
+const LARGE_READ = 16 * 1024;
+/** Sockets per thread that may hold a slab at once (bounds what idle sockets pin: 64 × 256 KiB). */
+const MAX_SLAB_SOCKETS = 64;
+
+/** Chunks handed out with free headroom in front, until the mux claims it. */
+const headroomChunks = new WeakSet<Buffer>();
+
+/**
+ * True once for a chunk that came from a headroom read with its FRAME_HEADER_SIZE bytes in front still free: the
+ * caller may now write them (and must not write them again). Any other buffer (a slice of such a chunk included) is
+ * false.
+ */
+export function claimHeadroom(chunk: Buffer): boolean {
+  return headroomChunks.delete(chunk);
+}
+
+/** Per socket in slab mode: the slab and where the current read region starts. */
+interface SlabState {
+  slab: Buffer;
+  /** Offset of the current read region (just after its gap). */
+  at: number;
+}
+
+const SLAB = Symbol('headroomSlab');
+
+interface HeadroomSocket extends net.Socket {
+  [SLAB]?: SlabState | null;
+}
+
+/** The thread's read buffer for sockets in the copying mode. */
+let sharedRead: Buffer | null = null;
+let slabSockets = 0;
+/** The buffer the callback chose for the socket's next read, taken by takeNext() right after it (reads are serial). */
+let next: Buffer | undefined;
+
+function takeNext(): Buffer | undefined {
+  const b = next;
+  next = undefined;
+  return b;
+}
+
+/** The region after a chunk of `n` bytes read at `at`, in the same slab if a whole region fits, else in a new one. */
+function advance(st: SlabState, n: number): Buffer {
+  let at = st.at + n + FRAME_HEADER_SIZE;
+  if (at + READ_SIZE > SLAB_SIZE) {
+    st.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    at = FRAME_HEADER_SIZE;
+  }
+  st.at = at;
+  return st.slab.subarray(at, at + READ_SIZE);
+}
+
+function leaveSlab(socket: HeadroomSocket): void {
+  socket[SLAB] = null;
+  slabSockets--;
+  next = sharedRead!;
+}
+
+/** Node's onread callback, called as a method of the socket. */
+function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boolean {
+  next = undefined; // in case a consumer threw after the last callback, before Node asked for the next buffer
+  const st = this[SLAB];
+  let chunk: Buffer;
+  if (st === null || st === undefined) {
+    if (nread < LARGE_READ || slabSockets >= MAX_SLAB_SOCKETS) {
+      chunk = ownedCopy(buf, nread);
+    } else {
+      // Bulk begins: this read is copied into a new slab, the next ones land there directly.
+      const s: SlabState = { slab: Buffer.allocUnsafeSlow(SLAB_SIZE), at: FRAME_HEADER_SIZE };
+      buf.copy(s.slab, FRAME_HEADER_SIZE, 0, nread);
+      chunk = s.slab.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + nread);
+      headroomChunks.add(chunk);
+      this[SLAB] = s;
+      slabSockets++;
+      next = advance(s, nread);
+    }
+  } else {
+    chunk = st.slab.subarray(st.at, st.at + nread);
+    headroomChunks.add(chunk);
+    if (nread < LARGE_READ) leaveSlab(this);
+    else next = advance(st, nread);
+  }
+  return deliver(this, chunk);
+}
+
+/** 'close' listener: a socket that ends while holding a slab gives its place back. */
+function onHeadroomClose(this: HeadroomSocket): void {
+  if (this[SLAB]) {
+    this[SLAB] = null;
+    slabSockets--;
+  }
+}
+
+/**
+ * Switch a connected plain socket to headroom reads (see above): its 'data' listeners get owned chunks, large ones
+ * with free headroom for claimHeadroom(). pause()/resume(), 'end', 'close' and 'error' behave as before. Call it once,
+ * before the 'data' listener is attached. Returns false, changing nothing, when the socket cannot (destroyed, no
+ * handle, already in onread mode, or this Node lacks the fields); it then reads as usual.
+ */
+export function enableHeadroomReads(socket: net.Socket): boolean {
+  sharedRead ??= Buffer.allocUnsafeSlow(READ_SIZE);
+  const s = socket as HeadroomSocket;
+  s[SLAB] = null;
+  if (!installOnread(socket, sharedRead, onHeadroomRead, takeNext)) return false;
+  socket.on('close', onHeadroomClose);
+  return true;
+}
+
+/** Sockets of this thread holding a slab (tests). */
+export function headroomSlabSockets(): number {
+  return slabSockets;
+}
