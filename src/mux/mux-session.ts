@@ -108,7 +108,16 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
    * headroom-reads.ts), so the transport sees one buffer instead of a writev (see write()).
    */
   private held: Buffer | null;
+  /** The ArrayBuffer `held` is a view of, when it may be merged with (else null). */
+  private heldAb: ArrayBufferLike | null;
   private slab: Buffer;
+  /**
+   * slab.buffer, read once per slab: `.buffer` is a call into V8's C++ runtime on every access (perf showed it on
+   * the keep-alive path), so write() compares these instead.
+   */
+  private slabAb: ArrayBufferLike;
+  /** What the last frame() call carved its buffer from: slabAb, or null for a buffer of its own. */
+  private frameAb: ArrayBufferLike | null;
   private slabOff: number;
   private closePromise: Promise<void> | null;
   private readonly onTransportData: (chunk: Buffer) => void;
@@ -142,7 +151,10 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.blocked = false;
     this.corked = false;
     this.held = null;
-    this.slab = Buffer.allocUnsafe(HEADER_SLAB_SIZE);
+    this.heldAb = null;
+    this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_SIZE);
+    this.slabAb = this.slab.buffer;
+    this.frameAb = null;
     this.slabOff = 0;
     this.closePromise = null;
     this.onTransportChunk = options.onTransportChunk ?? null;
@@ -234,7 +246,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     frame.writeUInt32BE(this.lastRemoteId, FRAME_HEADER_SIZE);
     frame.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE + 4);
     debug.copy(frame, FRAME_HEADER_SIZE + 8);
-    this.write(frame);
+    this.write(frame, this.frameAb);
   }
 
   /** End the session because the peer misbehaved at a layer above framing: GOAWAY with `code`, then destroy. */
@@ -369,32 +381,33 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (n <= SMALL_PAYLOAD) {
       const f = this.frame(n, TYPE_DATA, flags, streamId);
       if (n > 0) payload.copy(f, FRAME_HEADER_SIZE);
-      this.write(f);
+      this.write(f, this.frameAb);
       return;
     }
     if (claimHeadroom(payload)) {
       // The header goes into the free bytes in front of the payload (headroom-reads.ts): one buffer for the frame.
-      const f = Buffer.from(payload.buffer, payload.byteOffset - FRAME_HEADER_SIZE, n + FRAME_HEADER_SIZE);
+      const ab = payload.buffer;
+      const f = Buffer.from(ab, payload.byteOffset - FRAME_HEADER_SIZE, n + FRAME_HEADER_SIZE);
       writeFrameHeader(f, 0, n, TYPE_DATA, flags, streamId);
-      this.write(f);
+      this.write(f, ab);
       return;
     }
-    this.write(this.frame(-n, TYPE_DATA, flags, streamId));
-    this.write(payload);
+    this.write(this.frame(-n, TYPE_DATA, flags, streamId), this.frameAb);
+    this.write(payload, null);
   }
 
   writeWndInc(streamId: number, increment: number): void {
     if (this.closed) return;
     const f = this.frame(4, TYPE_WNDINC, 0, streamId);
     f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
-    this.write(f);
+    this.write(f, this.frameAb);
   }
 
   writeRst(streamId: number, code: number): void {
     if (this.closed) return;
     const f = this.frame(4, TYPE_RST, 0, streamId);
     f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
-    this.write(f);
+    this.write(f, this.frameAb);
   }
 
   afterWrite(cb: (err?: Error | null) => void): void {
@@ -424,13 +437,16 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (size > HEADER_SLAB_SIZE >>> 2) {
       const own = Buffer.allocUnsafe(size);
       writeFrameHeader(own, 0, payloadLen, type, flags, streamId);
+      this.frameAb = null;
       return own;
     }
     if (this.slabOff + size > HEADER_SLAB_SIZE) {
       // The old slab stays alive only as long as the transport still holds writes that point into it.
-      this.slab = Buffer.allocUnsafe(HEADER_SLAB_SIZE);
+      this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_SIZE);
+      this.slabAb = this.slab.buffer;
       this.slabOff = 0;
     }
+    this.frameAb = this.slabAb;
     const f = this.slab.subarray(this.slabOff, this.slabOff + size);
     this.slabOff += size;
     writeFrameHeader(f, 0, payloadLen, type, flags, streamId);
@@ -442,13 +458,14 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
    * setImmediate, after all I/O callbacks of the turn, so frames of many streams fed by separate sockets (the
    * relay's case) and their WNDINCs share one syscall. The cost is at most the rest of the current turn.
    *
+   * `ab` is the ArrayBuffer `buf` views when it may be merged (a header-slab frame, a headroom frame), else null.
    * Buffers that continue each other in memory are merged before they reach the transport. node:tls copies a writev
    * of several buffers into one before encrypting (TLSWrap::DoWrite), and a TLS write completes only a turn later,
    * so whatever a turn writes is one writev; merged frames make it one buffer that OpenSSL reads in place. Only the
    * last buffer is held back, so the transport's backpressure still shows at once for all but that one; it grows
    * only while buffers stay contiguous, which bounds it by a slab (16 KiB of headers, or 256 KiB of headroom reads).
    */
-  private write(buf: Buffer): void {
+  private write(buf: Buffer, ab: ArrayBufferLike | null): void {
     const t = this.transport;
     if (!this.corked) {
       this.corked = true;
@@ -457,13 +474,14 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     }
     const h = this.held;
     if (h !== null) {
-      if (h.buffer === buf.buffer && h.byteOffset + h.length === buf.byteOffset) {
-        this.held = Buffer.from(h.buffer, h.byteOffset, h.length + buf.length);
+      if (ab !== null && ab === this.heldAb && h.byteOffset + h.length === buf.byteOffset) {
+        this.held = Buffer.from(ab, h.byteOffset, h.length + buf.length);
         return;
       }
       if (!t.write(h)) this.blocked = true;
     }
     this.held = buf;
+    this.heldAb = ab;
   }
 
   /** Hand the held buffer to the transport and end this turn's batch (setImmediate, or at once on destroy). */

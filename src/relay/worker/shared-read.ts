@@ -16,6 +16,8 @@ import net from 'node:net';
 /** libuv's own read size; one read never returns more. */
 const SHARED_READ_SIZE = 64 * 1024;
 const SHARED_READ = Buffer.allocUnsafe(SHARED_READ_SIZE);
+/** Its ArrayBuffer, read once: `.buffer` calls into V8's C++ runtime on every access. */
+const SHARED_AB = SHARED_READ.buffer;
 
 /** Called by Node for each read, as a method of the socket (net.Socket `onread.callback`): no closure per socket. */
 function emitBorrowed(this: net.Socket, nread: number, buf: Buffer): void {
@@ -37,5 +39,5 @@ export function sharedReadSocketFromFd(fd: number): net.Socket {
 
 /** `buf` itself if it may be kept, else a copy (it is a view of this thread's shared read buffer). */
 export function ownChunk(buf: Buffer): Buffer {
-  return buf.buffer === SHARED_READ.buffer ? Buffer.from(buf) : buf;
+  return buf.buffer === SHARED_AB ? Buffer.from(buf) : buf;
 }
