@@ -164,3 +164,14 @@ export function installOnread(
   internal._handle!.useUserBuffer!(first);
   return true;
 }
+
+/**
+ * Point a socket's `onread` buffer field at `buf` without telling the handle. Only for a socket that will not read
+ * again (after EOF): it drops the JS reference to the old buffer so that memory can be collected.
+ */
+export function forgetOnreadBuffer(socket: net.Socket, buf: Buffer): void {
+  const syms = symbols;
+  if (syms === null || syms === undefined) return;
+  const internal = socket as unknown as InternalSocket;
+  if (internal[syms.buffer]) internal[syms.buffer] = buf;
+}

@@ -12,16 +12,17 @@
 //
 // Modes: a socket starts on one read buffer per thread and each read is copied out (nothing held per socket, like
 // direct-reads.ts shared mode: thousands of these sit idle). A read of LARGE_READ bytes or more moves the socket to
-// its own slab: that read is copied in, later ones are read in place. A shorter read (the burst is over) moves it
-// back. At most MAX_SLAB_SOCKETS sockets per thread hold a slab, so sockets that went idle right after a large read
-// pin at most MAX_SLAB_SOCKETS × SLAB_SIZE; beyond that, sockets stay in the copying mode.
+// its own slab: that read is copied in, later ones are read in place. A shorter read (the burst is over), EOF or
+// close moves it back. At most MAX_SLAB_SOCKETS sockets per thread hold a slab, so sockets that went idle right after
+// a large read pin at most MAX_SLAB_SOCKETS × SLAB_SIZE; beyond that, each large read is copied into a buffer of its
+// own with headroom (one copy, as the writev join it replaces).
 //
 // Ownership: every chunk emitted is the listener's to keep; a chunk pins its slab (256 KiB) until released, so what
 // a consumer queues is bounded by the mux windows, in slabs. The gap in front of a chunk belongs to that chunk: only
 // the mux writes it, once (claimHeadroom).
 import type net from 'node:net';
 import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
-import { deliver, installOnread, ownedCopy } from './direct-reads.js';
+import { deliver, forgetOnreadBuffer, installOnread, ownedCopy } from './direct-reads.js';
 
 /** libuv's own read size: a read never returns more. */
 const READ_SIZE = 64 * 1024;
@@ -62,7 +63,11 @@ interface HeadroomSocket extends net.Socket {
 /** The thread's read buffer for sockets in the copying mode. */
 let sharedRead: Buffer | null = null;
 let slabSockets = 0;
-/** The buffer the callback chose for the socket's next read, taken by takeNext() right after it (reads are serial). */
+/**
+ * The buffer the callback chose for the socket's next read, taken by takeNext() right after it. Node calls a socket's
+ * onread callback and then its buffer generator synchronously, one read at a time per thread (plain TCP reads never
+ * nest), so a value set by one socket's callback is always taken by that same socket's generator.
+ */
 let next: Buffer | undefined;
 
 function takeNext(): Buffer | undefined {
@@ -82,20 +87,31 @@ function advance(st: SlabState, n: number): Buffer {
   return st.slab.subarray(at, at + READ_SIZE);
 }
 
-function leaveSlab(socket: HeadroomSocket): void {
+/** A copy of a large read with headroom of its own (over the slab cap): one copy, like the join it replaces. */
+function headroomCopy(buf: Buffer, nread: number): Buffer {
+  const own = Buffer.allocUnsafeSlow(FRAME_HEADER_SIZE + nread);
+  buf.copy(own, FRAME_HEADER_SIZE, 0, nread);
+  const chunk = own.subarray(FRAME_HEADER_SIZE);
+  headroomChunks.add(chunk);
+  return chunk;
+}
+
+/** Give the socket's slab place back. The caller makes sure Node reads into the slab no more (next, or EOF). */
+function dropSlab(socket: HeadroomSocket): void {
   socket[SLAB] = null;
   slabSockets--;
-  next = sharedRead!;
 }
 
 /** Node's onread callback, called as a method of the socket. */
 function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boolean {
-  next = undefined; // in case a consumer threw after the last callback, before Node asked for the next buffer
+  next = undefined;
   const st = this[SLAB];
   let chunk: Buffer;
   if (st === null || st === undefined) {
-    if (nread < LARGE_READ || slabSockets >= MAX_SLAB_SOCKETS) {
+    if (nread < LARGE_READ) {
       chunk = ownedCopy(buf, nread);
+    } else if (slabSockets >= MAX_SLAB_SOCKETS) {
+      chunk = headroomCopy(buf, nread);
     } else {
       // Bulk begins: this read is copied into a new slab, the next ones land there directly.
       const s: SlabState = { slab: Buffer.allocUnsafeSlow(SLAB_SIZE), at: FRAME_HEADER_SIZE };
@@ -109,31 +125,51 @@ function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boole
   } else {
     chunk = st.slab.subarray(st.at, st.at + nread);
     headroomChunks.add(chunk);
-    if (nread < LARGE_READ) leaveSlab(this);
-    else next = advance(st, nread);
+    if (nread < LARGE_READ) {
+      dropSlab(this);
+      next = sharedRead!;
+    } else {
+      next = advance(st, nread);
+    }
+    // The chunk is the region Node read into: until takeNext() runs, the next read would land on it again. A
+    // consumer that throws skips takeNext(), so the socket is destroyed (no further read) before the error goes on.
+    try {
+      return deliver(this, chunk);
+    } catch (err) {
+      this.destroy(err as Error);
+      throw err;
+    }
   }
   return deliver(this, chunk);
 }
 
-/** 'close' listener: a socket that ends while holding a slab gives its place back. */
+/**
+ * 'end' listener: after EOF Node reads no more, so a half-closed socket (still sending the other way, maybe for long)
+ * gives its slab place back at once, and lets go of the slab region it would have read into next.
+ */
+function onHeadroomEnd(this: HeadroomSocket): void {
+  if (!this[SLAB]) return;
+  dropSlab(this);
+  forgetOnreadBuffer(this, sharedRead!);
+}
+
+/** 'close' listener: a socket that closes while holding a slab gives its place back. */
 function onHeadroomClose(this: HeadroomSocket): void {
-  if (this[SLAB]) {
-    this[SLAB] = null;
-    slabSockets--;
-  }
+  if (this[SLAB]) dropSlab(this);
 }
 
 /**
  * Switch a connected plain socket to headroom reads (see above): its 'data' listeners get owned chunks, large ones
  * with free headroom for claimHeadroom(). pause()/resume(), 'end', 'close' and 'error' behave as before. Call it once,
- * before the 'data' listener is attached. Returns false, changing nothing, when the socket cannot (destroyed, no
- * handle, already in onread mode, or this Node lacks the fields); it then reads as usual.
+ * before the socket starts reading (a 'data' listener attached in the same tick is fine: reading starts on the next).
+ * Returns false, changing nothing, when the socket cannot (destroyed, no handle, already in onread mode, or this Node
+ * lacks the fields); it then reads as usual.
  */
 export function enableHeadroomReads(socket: net.Socket): boolean {
   sharedRead ??= Buffer.allocUnsafeSlow(READ_SIZE);
-  const s = socket as HeadroomSocket;
-  s[SLAB] = null;
   if (!installOnread(socket, sharedRead, onHeadroomRead, takeNext)) return false;
+  (socket as HeadroomSocket)[SLAB] = null;
+  socket.on('end', onHeadroomEnd);
   socket.on('close', onHeadroomClose);
   return true;
 }
@@ -142,3 +178,6 @@ export function enableHeadroomReads(socket: net.Socket): boolean {
 export function headroomSlabSockets(): number {
   return slabSockets;
 }
+
+/** The most sockets per thread that hold a slab at once (tests). */
+export const HEADROOM_MAX_SLAB_SOCKETS = MAX_SLAB_SOCKETS;

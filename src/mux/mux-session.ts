@@ -386,6 +386,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     }
     if (claimHeadroom(payload)) {
       // The header goes into the free bytes in front of the payload (headroom-reads.ts): one buffer for the frame.
+      // (One `.buffer` read per frame of up to 64 KiB; the per-frame cost that matters is on small frames.)
       const ab = payload.buffer;
       const f = Buffer.from(ab, payload.byteOffset - FRAME_HEADER_SIZE, n + FRAME_HEADER_SIZE);
       writeFrameHeader(f, 0, n, TYPE_DATA, flags, streamId);
@@ -478,6 +479,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
         this.held = Buffer.from(ab, h.byteOffset, h.length + buf.length);
         return;
       }
+      this.held = null; // before write(): nothing re-entered from it may write h a second time
       if (!t.write(h)) this.blocked = true;
     }
     this.held = buf;

@@ -98,3 +98,19 @@ export async function transportPair(kind: TransportKind): Promise<TransportPair>
     },
   };
 }
+
+/**
+ * Wait (bounded) until `writer` stalls: its queued bytes stay the same, and above 0, for 50 event-loop turns in a
+ * row, as when the peer stopped reading and the kernel buffers are full. If the peer keeps reading, the writer drains
+ * and this gives up after 20 000 turns; the caller's assertions then fail.
+ */
+export async function waitForWriterStall(writer: Duplex): Promise<void> {
+  let stalledTurns = 0;
+  let lastLen = -1;
+  for (let turn = 0; turn < 20_000 && stalledTurns < 50; turn++) {
+    await new Promise((r) => setImmediate(r));
+    const len = writer.writableLength;
+    stalledTurns = len === lastLen && len > 0 ? stalledTurns + 1 : 0;
+    lastLen = len;
+  }
+}

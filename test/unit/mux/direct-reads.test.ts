@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { directReadsSupported, enableDirectReads } from '../../../src/mux/direct-reads.js';
-import { transportPair, type TransportPair } from '../../helpers/transport-pair.js';
+import { transportPair, waitForWriterStall, type TransportPair } from '../../helpers/transport-pair.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -84,14 +84,7 @@ test('pause() stops delivery until resume(); everything arrives afterwards', () 
     t.client.write(randomBytes(all));
     // Let the client flush into the kernel until it stalls on the paused reader's full receive buffer. Bounded: if
     // pause() did not hold, the writer drains to 0 and never "stalls"; the assertions below then fail.
-    let stalledTurns = 0;
-    let lastLen = -1;
-    for (let turn = 0; turn < 20_000 && stalledTurns < 50; turn++) {
-      await new Promise((r) => setImmediate(r));
-      const len = t.client.writableLength;
-      stalledTurns = len === lastLen && len > 0 ? stalledTurns + 1 : 0;
-      lastLen = len;
-    }
+    await waitForWriterStall(t.client);
     assert.equal(whilePaused, 0, 'no data is delivered while paused');
     assert.ok(t.client.writableLength > 0, 'the writer is held back by the paused reader');
     paused = false;

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { claimHeadroom, enableHeadroomReads, headroomSlabSockets } from '../../../src/mux/headroom-reads.js';
+import { HEADROOM_MAX_SLAB_SOCKETS, claimHeadroom, enableHeadroomReads, headroomSlabSockets } from '../../../src/mux/headroom-reads.js';
 import { MuxSession } from '../../../src/mux/mux-session.js';
 import { FRAME_HEADER_SIZE, TYPE_DATA } from '../../../src/protocol/frame.js';
-import { transportPair, type TransportPair } from '../../helpers/transport-pair.js';
+import { transportPair, waitForWriterStall, type TransportPair } from '../../helpers/transport-pair.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -59,10 +59,60 @@ test('kept chunks stay intact when the headroom of every claimed one is written:
     const kept = await got;
     assert.equal(sha(Buffer.concat(kept)), sha(data));
     assert.ok(claimed > 10, `chunks read with headroom: ${claimed} of ${kept.length}`);
+  }));
+
+/** Resolves once `server` has emitted a chunk of at least 16 KiB (a slab read), pausing it right there. */
+function pauseOnLargeRead(server: net.Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const onData = (c: Buffer): void => {
+      if (c.length < 16 * 1024) return;
+      server.pause(); // no further read: the socket stays in slab mode
+      server.off('data', onData);
+      resolve(c);
+    };
+    server.on('data', onData);
+  });
+}
+
+test('a socket in slab mode holds one place, and gives it back when it closes', () =>
+  withTcpPair(async (server, t) => {
+    enableHeadroomReads(server);
+    const before = headroomSlabSockets();
+    const large = pauseOnLargeRead(server);
+    t.client.write(randomBytes(1024 * 1024));
+    await large;
+    assert.equal(headroomSlabSockets(), before + 1);
     server.destroy();
     await new Promise((r) => server.once('close', r));
-    assert.equal(headroomSlabSockets(), 0, 'a closed socket holds no slab');
+    assert.equal(headroomSlabSockets(), before, 'a closed socket holds no slab');
   }));
+
+test('over the cap, large reads are still handed out with headroom (copied), and the cap holds', async () => {
+  const pairs: TransportPair[] = [];
+  try {
+    for (let i = 0; i <= HEADROOM_MAX_SLAB_SOCKETS; i++) {
+      const t = await transportPair('tcp');
+      pairs.push(t);
+      enableHeadroomReads(t.server as net.Socket);
+    }
+    // Every socket but the last enters slab mode and stays there (paused after its first large read).
+    for (const t of pairs.slice(0, -1)) {
+      const large = pauseOnLargeRead(t.server as net.Socket);
+      t.client.write(randomBytes(256 * 1024));
+      await large;
+    }
+    assert.equal(headroomSlabSockets(), HEADROOM_MAX_SLAB_SOCKETS);
+    // The last one reads past the cap: its large read is a copy with headroom of its own, and it takes no slab.
+    const last = pairs[pairs.length - 1]!;
+    const large = pauseOnLargeRead(last.server as net.Socket);
+    last.client.write(randomBytes(256 * 1024));
+    const c = await large;
+    assert.equal(headroomSlabSockets(), HEADROOM_MAX_SLAB_SOCKETS, 'the socket past the cap took no slab');
+    assert.equal(claimHeadroom(c), true, 'a large read past the cap still carries headroom');
+  } finally {
+    for (const t of pairs) await t.close();
+  }
+});
 
 test('claimHeadroom is true once per chunk, and never for a slice of it or an ordinary buffer', () =>
   withTcpPair(async (server, t) => {
@@ -82,31 +132,31 @@ test('claimHeadroom is true once per chunk, and never for a slice of it or an or
 test('pause() holds delivery until resume(); the data arrives whole and in order', () =>
   withTcpPair(async (server, t) => {
     enableHeadroomReads(server);
-    const data = randomBytes(4 * 1024 * 1024);
+    const data = randomBytes(8 * 1024 * 1024);
     const got: Buffer[] = [];
     let whilePaused = 0;
     let paused = false;
-    let pauses = 0;
     const done = new Promise<void>((resolve) => {
       server.on('data', (c: Buffer) => {
         got.push(c);
         if (paused) whilePaused += c.length;
-        if (got.length % 8 === 1 && pauses < 10) {
-          pauses++;
+        if (got.length === 1) {
           paused = true;
           server.pause();
-          setTimeout(() => {
-            paused = false;
-            server.resume();
-          }, 5);
         }
       });
       server.on('end', resolve);
     });
-    await sendAll(t.client, data);
-    await done;
+    const sent = sendAll(t.client, data);
+    // Wait until the writer stalls on the paused reader's full receive buffer. Bounded: if pause() did not hold, the
+    // writer never stalls and the assertions below fail.
+    await waitForWriterStall(t.client);
     assert.equal(whilePaused, 0, 'nothing is delivered while paused');
-    assert.ok(pauses > 1);
+    assert.ok(t.client.writableLength > 0, 'the writer is held back by the paused reader');
+    paused = false;
+    server.resume();
+    await sent;
+    await done;
     assert.equal(sha(Buffer.concat(got)), sha(data));
   }));
 
@@ -149,7 +199,8 @@ test('DATA frames of back-to-back headroom reads reach the transport as one buff
     for (let i = 1; i < kept.length && pair === null; i++) {
       const a = kept[i - 1]!;
       const b = kept[i]!;
-      if (a.buffer === b.buffer && a.byteOffset + a.length + FRAME_HEADER_SIZE === b.byteOffset && a.length > 256) pair = [a, b];
+      const large = a.length >= 16 * 1024 && b.length >= 16 * 1024; // smaller payloads are copied next to a header instead
+      if (large && a.buffer === b.buffer && a.byteOffset + a.length + FRAME_HEADER_SIZE === b.byteOffset) pair = [a, b];
     }
     assert.ok(pair !== null, 'two consecutive reads share a slab');
     const [a, b] = pair;
@@ -192,3 +243,28 @@ test('small frames of one turn are merged into one buffer (carved back to back f
     mux.destroy();
   }
 });
+
+test('a headroom chunk split into several frames (maxWriteFrame below its size) still arrives intact', () =>
+  withTcpPair(async (server, t) => {
+    enableHeadroomReads(server);
+    const got = collect(server);
+    await sendAll(t.client, randomBytes(1024 * 1024));
+    const c = (await got).find((k) => k.length >= 40 * 1024);
+    assert.ok(c !== undefined, 'a large read');
+    const expect = Buffer.from(c);
+    const transport = new RecordingTransport();
+    const mux = new MuxSession(transport, { role: 'server', maxWriteFrame: 16 * 1024 });
+    try {
+      const s = mux.openStream();
+      s.on('error', () => {}); // destroy() below fails the open stream
+      s.write(c);
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      const f = frames(Buffer.concat(transport.bytes));
+      assert.equal(f.length, Math.ceil(expect.length / (16 * 1024)));
+      assert.ok(Buffer.concat(f.map(([, , p]) => p)).equals(expect), 'the pieces add up to the chunk');
+      assert.ok(c.equals(expect), 'the chunk itself is untouched');
+    } finally {
+      mux.destroy();
+    }
+  }));
