@@ -15,6 +15,8 @@ export type PublicEntry = 'http' | 'https' | 'tls' | 'tcp';
 export interface AgentTask {
   kind: 'agent';
   fd: number;
+  /** The fd's ownership slot (fd-claims.ts), set when the task is posted; -1 = untracked. */
+  claim: number;
   head: Uint8Array;
   remoteAddress: string;
   remotePort: number;
@@ -24,6 +26,8 @@ export interface AgentTask {
 export interface PublicTask {
   kind: 'public';
   fd: number;
+  /** The fd's ownership slot (fd-claims.ts), set when the task is posted; -1 = untracked. */
+  claim: number;
   head: Uint8Array;
   entry: PublicEntry;
   /** endpointKey(): session id + the agent's Id. */
@@ -48,7 +52,7 @@ export interface PublicTask {
 }
 
 /** What the acceptor decides about a public connection; the dispatcher adds kind, fd and head. */
-export type PublicTaskMeta = Omit<PublicTask, 'kind' | 'fd' | 'head'>;
+export type PublicTaskMeta = Omit<PublicTask, 'kind' | 'fd' | 'claim' | 'head'>;
 
 export interface ControlTask {
   kind: 'control';
@@ -260,11 +264,13 @@ export interface StatsRequest {
 
 /**
  * Test hook (honoured only with BURROW_TEST_HOOKS=1 in the environment): the worker throws an uncaught error, or with
- * `hangMs` blocks its event loop that long (a live worker that does not answer).
+ * `hangMs` blocks its event loop that long (a live worker that does not answer), or with `onNextConnection` crashes
+ * when the next connection task reaches it, before taking its descriptor (fd-claims.ts).
  */
 export interface TestCrashCommand {
   op: 'test-crash';
   hangMs?: number;
+  onNextConnection?: boolean;
 }
 
 export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;

@@ -23,6 +23,7 @@ import {
   startRelayFixture,
   waitFor,
   withTimeout,
+  type RelayFixture,
 } from '../helpers/relay-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
@@ -88,14 +89,22 @@ test('agent SIGKILLed mid-response: the client sees the connection cut before th
   assert.ok(got >= 64 * 1024 - 1024, 'what was sent before the kill arrived');
 });
 
-test('worker crash (test hook): the worker is replaced, its connections cut, connections on the other worker carry on', T, async (t) => {
+/** A relay fixture with two worker threads and the test hooks on; null (test skipped) without worker threads. */
+async function workersWithTestHooks(t: TestContext): Promise<RelayFixture | null> {
   process.env['BURROW_TEST_HOOKS'] = '1';
   const fx = await startRelayFixture({ workers: 2 });
   t.after(async () => {
     delete process.env['BURROW_TEST_HOOKS'];
     await fx.close();
   });
-  if (!fx.relay.threaded) return t.skip('native addon unavailable: no worker threads');
+  if (fx.relay.threaded) return fx;
+  t.skip('native addon unavailable: no worker threads');
+  return null;
+}
+
+test('worker crash (test hook): the worker is replaced, its connections cut, connections on the other worker carry on', T, async (t) => {
+  const fx = await workersWithTestHooks(t);
+  if (fx === null) return;
   const up = await startHttpUpstream(fx.cleanup);
   const names = ['crashy.burrow.localhost', 'steady.burrow.localhost'];
   for (const name of names) {
@@ -125,6 +134,35 @@ test('worker crash (test hook): the worker is replaced, its connections cut, con
   await forward(fx.cleanup, 'again', s3.httpEndpoint().domain('again.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`));
   const r = await curl([...resolveArgs('again.burrow.localhost', fx.http.port), `http://again.burrow.localhost:${fx.http.port}/`]);
   assert.equal(r.status, 200);
+});
+
+test('connections handed to a worker that crashes before reading them are closed, not left hanging', T, async (t) => {
+  const fx = await workersWithTestHooks(t);
+  if (fx === null) return;
+  const up = await startHttpUpstream(fx.cleanup);
+  const name = 'doomed.burrow.localhost';
+  const s = await fx.connectSdk('SDK session on the worker that will crash');
+  await forward(fx.cleanup, name, s.httpEndpoint().domain(name).listenAndForward(`http://127.0.0.1:${up.port}`));
+  const owner = fx.relay.acceptor.routes.lookupHost(name)!.members[0]!.workerId;
+  // The owner dies when the next connection reaches it, before taking its descriptor (as when a worker crashes with
+  // tasks still queued for it): the descriptor is the acceptor's to close (fd-claims.ts). A stats round trip on the
+  // same control port shows the hook is armed before any connection is made.
+  assert.ok(fx.relay.dispatcher.postControl(owner, { op: 'test-crash', onNextConnection: true }));
+  const stats = await fx.relay.dispatcher.collectStats(5000, 'probe');
+  assert.ok(stats.some((w) => w.workerId === owner && w.stats !== null), 'the owner answered after the hook was armed');
+  const clients = [1, 2, 3].map((i) => {
+    const c = net.connect(fx.http.port, '127.0.0.1');
+    c.on('error', () => {}); // a reset is as good as a close here
+    c.write(`GET /${i} HTTP/1.1\r\nHost: ${name}\r\n\r\n`);
+    t.after(() => c.destroy());
+    return c;
+  });
+  for (const [i, c] of clients.entries()) {
+    await withTimeout(`connection ${i + 1}, queued on the crashed worker, to be closed`, c.closed ? Promise.resolve() : once(c, 'close').then(() => {}), 20_000);
+  }
+  await waitFor('the crashed worker to be replaced', () => (fx.relay.dispatcher.workerIds().length === 2 && !fx.relay.dispatcher.workerIds().includes(owner) ? true : undefined));
+  const r = await curl([...resolveArgs('nobody.burrow.localhost', fx.http.port), `http://nobody.burrow.localhost:${fx.http.port}/`]);
+  assert.equal(r.status, 404, 'the relay still answers');
 });
 
 test('SIGUSR2 with BURROW_TEST_HOOKS=1 crashes a worker of `burrow relay`, which keeps serving', T, async (t) => {

@@ -5,6 +5,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import net from 'node:net';
 import { Piscina } from 'piscina';
+import { FdClaims } from '../fd-claims.js';
 import { BurrowError } from '../../core/errors.js';
 import { nativeAddon } from '../../native/native-addon.js';
 import type {
@@ -19,7 +20,7 @@ import type {
   WorkerStats,
   WorkerToAcceptor,
 } from '../relay-messages.js';
-import { WorkerRuntime, type WorkerSettings } from '../worker/worker-runtime.js';
+import { WorkerRuntime, type WorkerData, type WorkerSettings } from '../worker/worker-runtime.js';
 
 /** Handles a control message from worker `workerId`; `reply` answers it on that worker's channel. */
 export type ControlHandler = (workerId: number, msg: WorkerToAcceptor, reply: (m: AcceptorToWorker) => void) => void;
@@ -105,8 +106,6 @@ function closeFdQuietly(fd: number): void {
 interface QueueOpts {
   workerId?: number;
   control?: boolean;
-  /** Set by the balancer when it hands the task to a worker (piscina posts it in the same call). */
-  dispatched?: boolean;
 }
 
 /** Create the dispatcher: worker threads when the native addon is there, else an in-thread runtime. */
@@ -121,6 +120,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   readonly threaded = true;
   private readonly opts: DispatcherOptions;
   private readonly pool: Piscina;
+  /** Who owns each posted descriptor, acceptor or worker (fd-claims.ts); shared with the workers. */
+  private readonly claims: FdClaims;
   private readonly ports: Map<number, MessagePort>;
   private readonly waitingForWorkers: Array<() => void>;
   private destroyed: boolean;
@@ -140,6 +141,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.ports = new Map();
     this.waitingForWorkers = [];
     this.destroyed = false;
+    this.claims = new FdClaims();
     this.pool = new Piscina({
       filename: WORKER_ENTRY.href,
       name: 'handleTask',
@@ -149,7 +151,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       // Tasks are connections that live for minutes; Atomics.wait-based waiting would only block the worker's loop.
       atomics: 'disabled',
       concurrentTasksPerWorker: 1 << 30,
-      workerData: opts.settings,
+      workerData: { ...opts.settings, fdClaims: this.claims.buffer } satisfies WorkerData,
       // A smaller young generation than V8's default (16 MiB semi-spaces). Opening connections quickly makes V8 grow
       // each isolate's semi-spaces to their maximum, and that memory stays committed: with 10 000 idle connections it
       // was ~5 of the 12.5 KiB RSS per connection (bench/RESULTS.md, 2026-11-28 perf entry). Per-chunk objects on the
@@ -165,17 +167,13 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         let best: (typeof workers)[number] | null = null;
         for (const w of workers) {
           if (w.terminating || w.destroyed) continue;
-          if (w.id === owner) {
-            if (q !== null) q.dispatched = true;
-            return w;
-          }
+          if (w.id === owner) return w;
           if (!control && (best === null || w.currentUsage < best.currentUsage)) best = w;
         }
         // No owner found: a connection's owner vanished between lookup and dispatch, and the least busy worker answers
         // "no such endpoint" cleanly; a control task waits (null) until the very worker its port was made for is ready
         // (routes record that worker's id, so the channel must not land on another one).
         if (control || best === null) return null;
-        if (q !== null) q.dispatched = true;
         return best;
       },
     });
@@ -232,7 +230,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
     const fd = this.takeFd(socket);
     if (fd < 0) return false;
-    const task: AgentTask = { kind: 'agent', fd, head, ...meta };
+    const task: AgentTask = { kind: 'agent', fd, claim: -1, head, ...meta };
     this.run(task, {});
     return true;
   }
@@ -245,7 +243,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   }
 
   dispatchPublicFd(fd: number, head: Buffer, rest: PublicTaskMeta, workerId: number): void {
-    const task: PublicTask = { kind: 'public', fd, head, ...rest };
+    const task: PublicTask = { kind: 'public', fd, claim: -1, head, ...rest };
     this.run(task, { workerId });
   }
 
@@ -315,18 +313,17 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
       return;
     }
+    if (fd >= 0) (task as AgentTask | PublicTask).claim = this.claims.post(fd);
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
         if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
       },
       () => {
-        // A task no worker ever took (still queued when the pool was destroyed) owns a descriptor nobody else will
-        // close. One posted to a worker does not: piscina fails it right after asking that worker to terminate, and
-        // the worker closes the socket as it goes down; closing the number here too races with that and can close
-        // whatever descriptor reused the number in between (seen under strace: worker close(35), then ours → EBADF).
-        // The balancer marks the posting. Left open: a task posted to a worker that crashes before it reads the
-        // message keeps its descriptor (telling that apart needs the worker to acknowledge each task).
-        if (fd >= 0 && q.dispatched !== true) closeFdQuietly(fd);
+        // The task failed: its worker crashed, or the pool was destroyed. If no worker took the descriptor over (a task
+        // still queued, or posted to a worker that died before reading it), it is ours to close; one a worker took is
+        // closed by that worker's socket as it goes down, and closing the number here too could close whatever
+        // descriptor reused it (fd-claims.ts).
+        if (fd >= 0 && this.claims.reclaim((task as AgentTask | PublicTask).claim, fd)) closeFdQuietly(fd);
         if (!control) this.opts.onTaskDone?.(ip, connId, undefined);
       },
     );

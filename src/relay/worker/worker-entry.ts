@@ -4,10 +4,13 @@ import net from 'node:net';
 import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import type { AcceptorToWorker, RelayTask, TaskResult, WorkerToAcceptor } from '../relay-messages.js';
 import { nativeAddon } from '../../native/native-addon.js';
-import { WorkerRuntime, type WorkerSettings } from './worker-runtime.js';
+import { WorkerRuntime, type WorkerData } from './worker-runtime.js';
 import { sharedReadSocketFromFd } from './shared-read.js';
+import { FdClaims } from '../fd-claims.js';
 
-const runtime = new WorkerRuntime(workerData as WorkerSettings, threadId);
+const data = workerData as WorkerData;
+const runtime = new WorkerRuntime(data, threadId);
+const claims = new FdClaims(data.fdClaims);
 // Worker threads exist only with the native addon (DESIGN.md §1), so connections can be handed back by dup.
 runtime.canReroute = nativeAddon.available;
 
@@ -18,19 +21,22 @@ function socketFromFd(fd: number): net.Socket {
 // Not async: an async function keeps a generator, its registers and an extra promise alive for as long as its task
 // runs, i.e. per open connection (~0.4 KiB each in a worker heap snapshot with 10 000 idle connections).
 export function handleTask(task: RelayTask): Promise<TaskResult | null> {
+  if (runtime.crashOnNextConnection && task.kind !== 'control') return crashForTest();
   switch (task.kind) {
     case 'control':
       return runControl(task.port);
     case 'agent':
+      if (!claims.take(task.claim, task.fd)) return Promise.resolve(null); // the acceptor took it back (fd-claims.ts)
       return runtime.adoptAgent(socketFromFd(task.fd), Buffer.from(task.head), task);
     case 'public': {
+      if (!claims.take(task.claim, task.fd)) return Promise.resolve(null);
       const h = task.head;
       // The pumps keep `task` for the connection's life; the head goes to them separately, so only they decide how
       // long it is kept (an HTTP head is consumed at once; a TLS ClientHello only until a retry is impossible).
       task.head = EMPTY_HEAD;
       const head = h.byteLength === 0 ? EMPTY_HEAD : Buffer.from(h.buffer, h.byteOffset, h.byteLength);
-      // Plain HTTP reads into the thread's shared buffer (shared-read.ts); TLS needs an ordinary socket under it, and
-      // tcp/tls endpoints forward every byte, so they would have to copy each read.
+      // Plain HTTP reads into the thread's shared buffer (shared-read.ts); TLS needs an ordinary socket under it; tcp
+      // and tls endpoints switch to headroom reads in their pipe (mux/headroom-reads.ts).
       const socket = task.entry === 'http' ? sharedReadSocketFromFd(task.fd) : socketFromFd(task.fd);
       return runtime.adoptPublic(socket, head, task);
     }
@@ -38,6 +44,17 @@ export function handleTask(task: RelayTask): Promise<TaskResult | null> {
 }
 
 const EMPTY_HEAD = Buffer.alloc(0);
+
+/**
+ * Test hook (BURROW_TEST_HOOKS=1 only, armed by a control message): this worker dies with the task's descriptor not
+ * taken, like a worker that crashes with tasks still queued for it; the acceptor must close it (fd-claims.ts).
+ */
+function crashForTest(): Promise<null> {
+  setImmediate(() => {
+    throw new Error('test-crash: worker crashed on its next connection, on request (BURROW_TEST_HOOKS=1)');
+  });
+  return new Promise<null>(() => {});
+}
 
 async function runControl(port: MessagePort): Promise<null> {
   runtime.attachControlSink({ post: (m) => port.postMessage(m) });

@@ -49,6 +49,12 @@ export interface WorkerSettings {
   agentRttIntervalMs: number;
 }
 
+/** What the pool passes each worker thread (workerData): the settings and the descriptor ownership ring. */
+export interface WorkerData extends WorkerSettings {
+  /** FdClaims.buffer (relay/fd-claims.ts). */
+  fdClaims: SharedArrayBuffer;
+}
+
 export interface ControlSink {
   post(msg: WorkerToAcceptor): void;
 }
@@ -79,6 +85,8 @@ export class WorkerRuntime {
    * the native addon). False in the single-threaded fallback, where every member is local anyway.
    */
   canReroute: boolean;
+  /** Test hook (TestCrashCommand.onNextConnection): crash on the next connection task, before taking its fd. */
+  crashOnNextConnection: boolean;
   /** What /metrics reads from this thread (collected on a 'stats' control message). */
   readonly recorder: RelayRecorder;
   private readonly loop: LoopMonitor;
@@ -102,6 +110,7 @@ export class WorkerRuntime {
     this.loop = new LoopMonitor();
     this.draining = false;
     this.canReroute = false;
+    this.crashOnNextConnection = false;
     this.lookupToken = tokenMatcher(settings.tokens);
     this.control = null;
     this.nextReqId = 1;
@@ -141,6 +150,10 @@ export class WorkerRuntime {
           // Right here, before any message queued behind this one (a stats request) can be answered.
           const until = Date.now() + hangMs;
           while (Date.now() < until); // busy on purpose: nothing else runs on this thread meanwhile
+          return;
+        }
+        if (msg.onNextConnection === true) {
+          this.crashOnNextConnection = true; // worker-entry.ts checks it before taking the task's descriptor
           return;
         }
         setImmediate(() => {
