@@ -7,9 +7,11 @@ import {
   LatencyHistograms,
   MAX_TRACKED_US,
   mergeHistograms,
+  newHistogram,
   type HistogramSlot,
 } from '../../../src/metrics/latency-histograms.js';
 import { RELAY_HISTOGRAM_SLOTS, RelayRecorder, TYPE_HTTP } from '../../../src/metrics/relay-recorder.js';
+import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 
 const SLOTS: HistogramSlot[] = [
   { metric: 'x_seconds', labels: { kind: 'a' } },
@@ -77,4 +79,24 @@ test('the relay recorder records nothing when metrics are off', () => {
   assert.equal(b.connections.reduce((x, y) => x + y), 0);
   assert.deepEqual(a.errors, { BURROW_ERR_HTTP_BAD_REQUEST: 1 });
   assert.deepEqual(b.errors, {});
+});
+
+test('record() computes HDR indexes itself and matches recordValue exactly (edges, powers of two, random values)', () => {
+  const lh = new LatencyHistograms(SLOTS);
+  assert.equal((lh as unknown as { indexed: boolean }).indexed, true, 'the indexed path is the one in use');
+  const ref = newHistogram(); // the same layout, filled by the library's own recordValue
+  const values: number[] = [1, 2, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, MAX_TRACKED_US - 1, MAX_TRACKED_US];
+  for (let k = 1; k < 26; k++) values.push(2 ** k - 1, 2 ** k, 2 ** k + 1);
+  let x = 12345;
+  for (let i = 0; i < 20_000; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31; // deterministic, spread over 1 µs .. 60 s on a log scale
+    values.push(Math.max(1, Math.round(Math.exp((x / 2 ** 31) * Math.log(MAX_TRACKED_US)))));
+  }
+  for (const v of values) {
+    lh.record(0, v);
+    ref.recordValue(v);
+  }
+  assert.equal(lh.encode().hdr[0], encodeIntoCompressedBase64(ref), 'identical counts');
+  assert.equal(lh.count(0), ref.totalCount);
+  for (const p of [0, 50, 90, 99, 99.9, 100]) assert.equal(lh.percentile(0, p), ref.getValueAtPercentile(p), `p${p}`);
 });
