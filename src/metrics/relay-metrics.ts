@@ -216,7 +216,7 @@ export class RelayMetrics {
     for (const r of this.acceptor.routes.all()) {
       for (const m of r.members) {
         out.push({
-          endpointId: endpointIdOfKey(m.endpointId),
+          endpointId: endpointIdOfKey(m.endpointKey),
           sessionId: m.sessionId,
           workerId: m.workerId,
           proto: r.proto,

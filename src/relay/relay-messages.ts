@@ -31,7 +31,7 @@ export interface PublicTask {
   head: Uint8Array;
   entry: PublicEntry;
   /** endpointKey(): session id + the agent's Id. */
-  endpointId: string;
+  endpointKey: string;
   /** Hostname the acceptor routed by (Host or SNI), '' for tcp. */
   hostname: string;
   /** SNI seen by the acceptor on https (for the SNI = Host check), '' otherwise. */
@@ -77,7 +77,7 @@ export interface TaskResult {
 /** How a pool member did with one connection (MemberReport without the envelope). */
 export interface MemberOutcome {
   /** endpointKey(): session id + the agent's Id. */
-  endpointId: string;
+  endpointKey: string;
   ok: boolean;
   /** Time from stream open to the first response byte, µs (0 when there was none). */
   ttfbUs: number;
@@ -92,7 +92,7 @@ export interface ReserveRequest {
   reqId: number;
   sessionId: string;
   /** endpointKey(): session id + the agent's Id. */
-  endpointId: string;
+  endpointKey: string;
   proto: EndpointProto;
   /** http/https/tls: the hostname wanted ('' = pick a random name). tcp: ignored. */
   hostname: string;
@@ -111,7 +111,7 @@ export interface ReserveRequest {
 export interface ReleaseRequest {
   op: 'release';
   /** endpointKey(): session id + the agent's Id, so a stale session never drops a route its owner has reclaimed. */
-  endpointId: string;
+  endpointKey: string;
 }
 
 export interface SessionGone {
@@ -244,7 +244,7 @@ export interface DrainCommand {
 export interface MemberState {
   op: 'member-state';
   /** endpointKey(): session id + the agent's Id. */
-  endpointId: string;
+  endpointKey: string;
   available: boolean;
 }
 

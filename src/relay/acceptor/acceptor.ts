@@ -190,7 +190,7 @@ export class Acceptor {
         return;
       case 'release':
         // The key includes the session id: a stale session's release can never match a route reclaimed since.
-        this.dropEndpoints(this.routes.getEndpoint(msg.endpointId) === undefined ? [] : [msg.endpointId]);
+        this.dropEndpoints(this.routes.getEndpoint(msg.endpointKey) === undefined ? [] : [msg.endpointKey]);
         return;
       case 'session-gone':
         this.forgetSession(msg.sessionId);
@@ -267,7 +267,7 @@ export class Acceptor {
     if (this.closing) throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the relay is shutting down; reconnect and bind again');
     // One route member per endpoint key: a second would be reachable from no index (byEndpoint keeps one entry per
     // key), so nothing could ever remove it and its name or port would stay taken.
-    if (this.routes.getEndpoint(req.endpointId) !== undefined) {
+    if (this.routes.getEndpoint(req.endpointKey) !== undefined) {
       throw new BurrowError('BURROW_ERR_BIND_CONFLICT', 'this endpoint Id is already bound on this session; Unbind it first, or bind without an Id');
     }
     const strategy = this.strategyFor(req);
@@ -342,7 +342,7 @@ export class Acceptor {
 
   private newMember(workerId: number, req: ReserveRequest, pooled: boolean, what: string): PoolMember {
     const member: PoolMember = {
-      endpointId: req.endpointId,
+      endpointKey: req.endpointKey,
       sessionId: req.sessionId,
       workerId,
       available: true,
@@ -351,10 +351,10 @@ export class Acceptor {
       breaker: null,
     };
     if (pooled) {
-      member.breaker = new MemberBreaker(`${what}/${req.endpointId}`, this.opts.breaker, (to) => {
+      member.breaker = new MemberBreaker(`${what}/${req.endpointKey}`, this.opts.breaker, (to) => {
         this.breakerTransitions[to]++;
         // `available` itself is recomputed from the breaker by pick(); the member's worker needs it for its retries.
-        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointId: req.endpointId, available: to !== 'open' });
+        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointKey: req.endpointKey, available: to !== 'open' });
       });
     }
     return member;
@@ -400,13 +400,13 @@ export class Acceptor {
       try {
         await this.listenTcp(port);
       } catch (err) {
-        this.forget(req.endpointId, 0);
+        this.forget(req.endpointKey, 0);
         if (wanted !== 0) {
           throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${port} cannot be bound: ${(err as Error).message}`);
         }
         continue;
       }
-      if (this.routes.getEndpoint(req.endpointId)?.route !== route) {
+      if (this.routes.getEndpoint(req.endpointKey)?.route !== route) {
         // Released while we were binding.
         if (this.routes.lookupPort(port) === undefined) this.closeTcp(port);
         throw new BurrowError('BURROW_ERR_BIND_INVALID', 'endpoint released during Bind');
@@ -439,8 +439,8 @@ export class Acceptor {
     if (this.routes.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
   }
 
-  private forget(endpointId: string, graceMs: number): void {
-    const gone = this.routes.remove(endpointId, graceMs, Date.now());
+  private forget(endpointKey: string, graceMs: number): void {
+    const gone = this.routes.remove(endpointKey, graceMs, Date.now());
     if (gone === undefined) return;
     gone.member.breaker?.shutdown();
     if (gone.last && gone.route.proto === 'tcp') this.closeTcp(gone.route.port);
@@ -457,7 +457,7 @@ export class Acceptor {
     if (!route.pooled) return members[0] ?? null;
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
-      m.available = m.endpointId !== exclude && (m.breaker === null || m.breaker.admits);
+      m.available = m.endpointKey !== exclude && (m.breaker === null || m.breaker.admits);
     }
     const i = pickMember(route.strategy, members, route, this.rand);
     return i < 0 ? null : members[i]!;
@@ -473,7 +473,7 @@ export class Acceptor {
     const owned = this.dispatcher!.dispatchPublic(
       socket,
       buf,
-      { entry, endpointId: member.endpointId, hostname, sni, connId, rerouted: false, ...meta(socket) },
+      { entry, endpointKey: member.endpointKey, hostname, sni, connId, rerouted: false, ...meta(socket) },
       member.workerId,
     );
     if (owned) this.handedOff.add(socket);
@@ -513,7 +513,7 @@ export class Acceptor {
     // The first task's end releases this client's per-IP count; the new task holds the connection now and releases it
     // again when it ends.
     this.connsByIp.set(msg.remoteAddress, (this.connsByIp.get(msg.remoteAddress) ?? 0) + 1);
-    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointId: member.endpointId, connId, rerouted: true }, member.workerId);
+    this.dispatcher!.dispatchPublicFd(msg.fd, head, { ...rest, endpointKey: member.endpointKey, connId, rerouted: true }, member.workerId);
   }
 
   private onMemberReport(msg: MemberReport): void {
@@ -526,7 +526,7 @@ export class Acceptor {
   /** One member report of a pooled connection: EWMA, and its breaker call (or, for a retry's member, a record). */
   private applyReport(p: PendingConn, r: MemberOutcome): void {
     p.applied++;
-    const member = p.member.endpointId === r.endpointId ? p.member : this.routes.getEndpoint(r.endpointId)?.member;
+    const member = p.member.endpointKey === r.endpointKey ? p.member : this.routes.getEndpoint(r.endpointKey)?.member;
     if (member === undefined) return;
     member.ewmaUs = updateEwma(member.ewmaUs, r.ok ? r.ttfbUs : Math.max(r.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
     if (p.member === member && p.call !== null) {

@@ -11,7 +11,7 @@ import type { EndpointProto } from '../relay-messages.js';
 /** One endpoint serving a pool. Mutable counters are read by the pickers (PickCandidate). */
 export interface PoolMember extends PickCandidate {
   /** endpointKey(): session id + the agent's Id (agents' Ids repeat across sessions). */
-  readonly endpointId: string;
+  readonly endpointKey: string;
   readonly sessionId: string;
   readonly workerId: number;
   available: boolean;
@@ -87,8 +87,8 @@ export class RouteTable {
     return key.startsWith('p:') ? this.byPort.get(Number(key.slice(2))) : this.byHost.get(key.slice(2));
   }
 
-  getEndpoint(endpointId: string): { route: Route; member: PoolMember } | undefined {
-    return this.byEndpoint.get(endpointId);
+  getEndpoint(endpointKey: string): { route: Route; member: PoolMember } | undefined {
+    return this.byEndpoint.get(endpointKey);
   }
 
   /** Owner holding `key` in its reclaim grace period, if any (expired reservations are dropped here). */
@@ -107,7 +107,7 @@ export class RouteTable {
     const route: Route = { ...spec, key: routeKey(spec.proto, spec.hostname, spec.port), members: [member], cursor: 0 };
     if (route.proto === 'tcp') this.byPort.set(route.port, route);
     else this.byHost.set(route.hostname, route);
-    this.byEndpoint.set(member.endpointId, { route, member });
+    this.byEndpoint.set(member.endpointKey, { route, member });
     this.reserved.delete(route.key);
     return route;
   }
@@ -115,7 +115,7 @@ export class RouteTable {
   /** Adds a member to an existing (pooled) route. */
   join(route: Route, member: PoolMember): void {
     route.members.push(member);
-    this.byEndpoint.set(member.endpointId, { route, member });
+    this.byEndpoint.set(member.endpointKey, { route, member });
   }
 
   /** Online, or held in its grace period for an owner other than `owner`. */
@@ -129,10 +129,10 @@ export class RouteTable {
    * Removes one endpoint. Returns its route when that was the route's last member (callers close its TCP listener);
    * the route's name or port then stays reserved for its owner for `graceMs`.
    */
-  remove(endpointId: string, graceMs: number, now: number): { route: Route; member: PoolMember; last: boolean } | undefined {
-    const e = this.byEndpoint.get(endpointId);
+  remove(endpointKey: string, graceMs: number, now: number): { route: Route; member: PoolMember; last: boolean } | undefined {
+    const e = this.byEndpoint.get(endpointKey);
     if (e === undefined) return undefined;
-    this.byEndpoint.delete(endpointId);
+    this.byEndpoint.delete(endpointKey);
     const { route, member } = e;
     const i = route.members.indexOf(member);
     if (i >= 0) route.members.splice(i, 1);
@@ -171,7 +171,7 @@ export class RouteTable {
   /** Endpoint ids of every member matching `pred`. */
   endpointsWhere(pred: (m: PoolMember) => boolean): string[] {
     const out: string[] = [];
-    for (const { member } of this.byEndpoint.values()) if (pred(member)) out.push(member.endpointId);
+    for (const { member } of this.byEndpoint.values()) if (pred(member)) out.push(member.endpointKey);
     return out;
   }
 

@@ -408,7 +408,7 @@ export class AgentSession {
     try {
       reply = await this.runtime.reserve({
         sessionId: this.id,
-        endpointId: key,
+        endpointKey: key,
         proto,
         hostname,
         port,
@@ -424,7 +424,7 @@ export class AgentSession {
       throw new BurrowError((reply.code as 'BURROW_ERR_BIND_CONFLICT') ?? 'BURROW_ERR_BIND_INVALID', reply.error ?? 'Bind refused');
     }
     if (this.mux === null || this.mux.isClosed) {
-      this.runtime.notify({ op: 'release', endpointId: key });
+      this.runtime.notify({ op: 'release', endpointKey: key });
       throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Bind');
     }
     const ep: Endpoint = {
@@ -482,7 +482,7 @@ export class AgentSession {
   private dropEndpoint(ep: Endpoint): void {
     this.endpoints.delete(ep.id);
     this.runtime.removeEndpoint(ep);
-    this.runtime.notify({ op: 'release', endpointId: ep.key });
+    this.runtime.notify({ op: 'release', endpointKey: ep.key });
   }
 
   private fail(reason: string): void {

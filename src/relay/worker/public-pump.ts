@@ -26,7 +26,7 @@ export function pumpPublic(
   task: PublicTaskMeta,
   endpointRow: Float64Array | null = null,
 ): Promise<TaskResult> {
-  const ep = runtime.endpoints.get(task.endpointId);
+  const ep = runtime.endpoints.get(task.endpointKey);
   if (task.remoteAddress === '') {
     // The client reset before the acceptor could read its address: nothing to serve, and X-Forwarded-For could not
     // be written (HttpRequestFilter refuses an empty client IP).
@@ -347,7 +347,7 @@ function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
 /** Tell the acceptor how a pooled connection's member did (breaker + EWMA). Once per connection and member. */
 function reportMember(runtime: WorkerRuntime, connId: number, ep: Endpoint, ok: boolean, ttfbUs: number, reason: string): void {
   if (connId === 0) return;
-  runtime.reportMember(connId, { endpointId: ep.key, ok, ttfbUs, reason });
+  runtime.reportMember(connId, { endpointKey: ep.key, ok, ttfbUs, reason });
 }
 
 /**

@@ -138,7 +138,7 @@ export class WorkerRuntime {
     } else if (msg.op === 'drain') {
       this.drain();
     } else if (msg.op === 'member-state') {
-      const ep = this.endpoints.get(msg.endpointId);
+      const ep = this.endpoints.get(msg.endpointKey);
       if (ep !== undefined) ep.available = msg.available;
     } else if (msg.op === 'stats') {
       this.control?.post({ op: 'stats-reply', reqId: msg.reqId, stats: this.stats(msg.detail) });
@@ -325,7 +325,7 @@ export class WorkerRuntime {
     // The per-endpoint key (a string built per connection) only when those metrics are on.
     const row = !this.recorder.perEndpointOn
       ? null
-      : this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointId)?.port ?? 0}` : task.hostname);
+      : this.recorder.endpointRow(task.entry === 'tcp' ? `tcp:${this.endpoints.get(task.endpointKey)?.port ?? 0}` : task.hostname);
     const headLen = head.length; // not `head`: the closure would keep the bytes alive as long as the connection
     return pumpPublic(this, socket, head, task, row).then((r) => {
       if (task.connId !== 0) {

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RouteTable, type PoolMember } from '../../../src/relay/acceptor/route-table.js';
 
-function member(endpointId: string, workerId = 1): PoolMember {
-  return { endpointId, sessionId: `s-${endpointId}`, workerId, available: true, outstanding: 0, ewmaUs: 0, breaker: null };
+function member(endpointKey: string, workerId = 1): PoolMember {
+  return { endpointKey, sessionId: `s-${endpointKey}`, workerId, available: true, outstanding: 0, ewmaUs: 0, breaker: null };
 }
 
 test('a pool gains and loses members; the route goes with the last one', () => {
@@ -16,7 +16,7 @@ test('a pool gains and loses members; the route goes with the last one', () => {
   assert.equal(t.lookupKey('h:a.test'), r);
   assert.equal(t.size, 2);
   assert.equal(t.remove('e1', 0, 0)?.last, false);
-  assert.deepEqual(r.members.map((m) => m.endpointId), ['e2']);
+  assert.deepEqual(r.members.map((m) => m.endpointKey), ['e2']);
   assert.equal(t.remove('e2', 0, 0)?.last, true);
   assert.equal(t.lookupHost('a.test'), undefined);
   assert.equal(t.remove('e2', 0, 0), undefined, 'removing twice is a no-op');
