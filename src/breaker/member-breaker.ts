@@ -3,19 +3,12 @@
 // Open → the member is skipped by the pickers; after resetTimeout one probe connection is let through (half-open).
 // Once per public connection on pooled endpoints; not per chunk.
 import type CircuitBreaker from 'opossum';
-import { breakerStateOf, createBreaker, type BreakerState } from './opossum-breaker.js';
+import { breakerStateOf, createBreaker, type BreakerSettings, type BreakerState } from './opossum-breaker.js';
 
 export type { BreakerState };
 
-export interface MemberBreakerOptions {
-  /** Failure share (percent) within the rolling window that opens the breaker. */
-  errorThresholdPercentage: number;
-  /** Calls needed in the window before the share counts. */
-  volumeThreshold: number;
-  /** Open → half-open after this long, ms. */
-  resetTimeoutMs: number;
-  /** Rolling statistics window, ms. */
-  rollingWindowMs: number;
+/** The breaker settings (opossum-breaker.ts), with the call timeout named for what it times here. */
+export interface MemberBreakerOptions extends Omit<BreakerSettings, 'timeoutMs'> {
   /** A call with no first response byte after this long is a failure (the member accepted the stream and hung). */
   openTimeoutMs: number;
 }
