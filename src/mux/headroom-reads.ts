@@ -96,10 +96,23 @@ function headroomCopy(buf: Buffer, nread: number): Buffer {
   return chunk;
 }
 
-/** Give the socket's slab place back. The caller makes sure Node reads into the slab no more (next, or EOF). */
+/**
+ * Give the socket's slab place back. The caller makes sure Node reads into the slab no more (next, or EOF). The
+ * 'end' / 'close' listeners exist only while the socket holds a slab: an idle socket carries nothing of ours but the
+ * handle's read listener (issue #7 counts bytes per idle connection).
+ */
 function dropSlab(socket: HeadroomSocket): void {
   socket[SLAB] = null;
   slabSockets--;
+  socket.off('end', onHeadroomEnd);
+  socket.off('close', onHeadroomClose);
+}
+
+function takeSlab(socket: HeadroomSocket, st: SlabState): void {
+  socket[SLAB] = st;
+  slabSockets++;
+  socket.on('end', onHeadroomEnd);
+  socket.on('close', onHeadroomClose);
 }
 
 /** Node's onread callback, called as a method of the socket. */
@@ -118,8 +131,7 @@ function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boole
       buf.copy(s.slab, FRAME_HEADER_SIZE, 0, nread);
       chunk = s.slab.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + nread);
       headroomChunks.add(chunk);
-      this[SLAB] = s;
-      slabSockets++;
+      takeSlab(this, s);
       next = advance(s, nread);
     }
   } else {
@@ -167,11 +179,7 @@ function onHeadroomClose(this: HeadroomSocket): void {
  */
 export function enableHeadroomReads(socket: net.Socket): boolean {
   sharedRead ??= Buffer.allocUnsafeSlow(READ_SIZE);
-  if (!installOnread(socket, sharedRead, onHeadroomRead, takeNext)) return false;
-  (socket as HeadroomSocket)[SLAB] = null;
-  socket.on('end', onHeadroomEnd);
-  socket.on('close', onHeadroomClose);
-  return true;
+  return installOnread(socket, sharedRead, onHeadroomRead, takeNext);
 }
 
 /** Sockets of this thread holding a slab (tests). */
