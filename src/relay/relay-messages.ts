@@ -15,8 +15,9 @@ export type PublicEntry = 'http' | 'https' | 'tls' | 'tcp';
 export interface AgentTask {
   kind: 'agent';
   fd: number;
-  /** The fd's ownership slot (fd-claims.ts), set when the task is posted; -1 = untracked. */
-  claim: number;
+  /** The fd's ownership claim (fd-claims.ts): its slot and ticket, set when the task is posted. */
+  claimSlot: number;
+  claimTicket: number;
   head: Uint8Array;
   remoteAddress: string;
   remotePort: number;
@@ -26,8 +27,9 @@ export interface AgentTask {
 export interface PublicTask {
   kind: 'public';
   fd: number;
-  /** The fd's ownership slot (fd-claims.ts), set when the task is posted; -1 = untracked. */
-  claim: number;
+  /** The fd's ownership claim (fd-claims.ts): its slot and ticket, set when the task is posted. */
+  claimSlot: number;
+  claimTicket: number;
   head: Uint8Array;
   entry: PublicEntry;
   /** endpointKey(): session id + the agent's Id. */
@@ -52,7 +54,7 @@ export interface PublicTask {
 }
 
 /** What the acceptor decides about a public connection; the dispatcher adds kind, fd and head. */
-export type PublicTaskMeta = Omit<PublicTask, 'kind' | 'fd' | 'claim' | 'head'>;
+export type PublicTaskMeta = Omit<PublicTask, 'kind' | 'fd' | 'claimSlot' | 'claimTicket' | 'head'>;
 
 export interface ControlTask {
   kind: 'control';

@@ -122,6 +122,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   private readonly pool: Piscina;
   /** Who owns each posted descriptor, acceptor or worker (fd-claims.ts); shared with the workers. */
   private readonly claims: FdClaims;
+  /** Handoffs are being refused because the ring is full (warned once per stall). */
+  private refusing: boolean;
   private readonly ports: Map<number, MessagePort>;
   private readonly waitingForWorkers: Array<() => void>;
   private destroyed: boolean;
@@ -142,6 +144,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.waitingForWorkers = [];
     this.destroyed = false;
     this.claims = new FdClaims();
+    this.refusing = false;
     this.pool = new Piscina({
       filename: WORKER_ENTRY.href,
       name: 'handleTask',
@@ -230,7 +233,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   dispatchAgent(socket: net.Socket, head: Buffer, meta: DispatchMeta): boolean {
     const fd = this.takeFd(socket);
     if (fd < 0) return false;
-    const task: AgentTask = { kind: 'agent', fd, claim: -1, head, ...meta };
+    const task: AgentTask = { kind: 'agent', fd, claimSlot: -1, claimTicket: -1, head, ...meta };
     this.run(task, {});
     return true;
   }
@@ -243,7 +246,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   }
 
   dispatchPublicFd(fd: number, head: Buffer, rest: PublicTaskMeta, workerId: number): void {
-    const task: PublicTask = { kind: 'public', fd, claim: -1, head, ...rest };
+    const task: PublicTask = { kind: 'public', fd, claimSlot: -1, claimTicket: -1, head, ...rest };
     this.run(task, { workerId });
   }
 
@@ -313,17 +316,37 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
       return;
     }
-    if (fd >= 0) (task as AgentTask | PublicTask).claim = this.claims.post(fd);
+    if (fd >= 0) {
+      const claim = this.claims.post();
+      if (claim === null) {
+        // The workers have not read the last MAX_PROBES handoffs (fd-claims.ts): turn this one away rather than
+        // queue it untracked. One warning per stall, not one per connection.
+        if (!this.refusing) {
+          this.refusing = true;
+          process.emitWarning('burrow handoff refused: the workers are not taking connections; closing new ones', { code: 'BURROW_ERR_RELAY_HANDOFF' });
+        }
+        closeFdQuietly(fd);
+        if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
+        return;
+      }
+      this.refusing = false;
+      const t = task as AgentTask | PublicTask;
+      t.claimSlot = claim.slot;
+      t.claimTicket = claim.ticket;
+    }
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
         if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
       },
       () => {
-        // The task failed: its worker crashed, or the pool was destroyed. If no worker took the descriptor over (a task
-        // still queued, or posted to a worker that died before reading it), it is ours to close; one a worker took is
-        // closed by that worker's socket as it goes down, and closing the number here too could close whatever
-        // descriptor reused it (fd-claims.ts).
-        if (fd >= 0 && this.claims.reclaim((task as AgentTask | PublicTask).claim, fd)) closeFdQuietly(fd);
+        // The task failed: its worker crashed, the pool was destroyed, or the connection failed in the worker. If no
+        // worker took the descriptor over (still queued, or posted to a worker that died before reading it), it is ours
+        // to close. Once a worker took it, that worker closes it (its socket, or its own close when wrapping failed);
+        // closing the number here too could close whatever descriptor reused it (fd-claims.ts).
+        if (fd >= 0) {
+          const t = task as AgentTask | PublicTask;
+          if (this.claims.reclaim(t.claimSlot, t.claimTicket)) closeFdQuietly(fd);
+        }
         if (!control) this.opts.onTaskDone?.(ip, connId, undefined);
       },
     );

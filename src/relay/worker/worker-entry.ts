@@ -22,24 +22,39 @@ function socketFromFd(fd: number): net.Socket {
 // runs, i.e. per open connection (~0.4 KiB each in a worker heap snapshot with 10 000 idle connections).
 export function handleTask(task: RelayTask): Promise<TaskResult | null> {
   if (runtime.crashOnNextConnection && task.kind !== 'control') return crashForTest();
-  switch (task.kind) {
-    case 'control':
-      return runControl(task.port);
-    case 'agent':
-      if (!claims.take(task.claim, task.fd)) return Promise.resolve(null); // the acceptor took it back (fd-claims.ts)
-      return runtime.adoptAgent(socketFromFd(task.fd), Buffer.from(task.head), task);
-    case 'public': {
-      if (!claims.take(task.claim, task.fd)) return Promise.resolve(null);
-      const h = task.head;
-      // The pumps keep `task` for the connection's life; the head goes to them separately, so only they decide how
-      // long it is kept (an HTTP head is consumed at once; a TLS ClientHello only until a retry is impossible).
-      task.head = EMPTY_HEAD;
-      const head = h.byteLength === 0 ? EMPTY_HEAD : Buffer.from(h.buffer, h.byteOffset, h.byteLength);
-      // Plain HTTP reads into the thread's shared buffer (shared-read.ts); TLS needs an ordinary socket under it; tcp
-      // and tls endpoints switch to headroom reads in their pipe (mux/headroom-reads.ts).
-      const socket = task.entry === 'http' ? sharedReadSocketFromFd(task.fd) : socketFromFd(task.fd);
-      return runtime.adoptPublic(socket, head, task);
-    }
+  if (task.kind === 'control') return runControl(task.port);
+  // The descriptor is ours only once the claim succeeds (fd-claims.ts); from then on nobody else closes it, so every
+  // failure below must.
+  if (!claims.take(task.claimSlot, task.claimTicket)) return Promise.resolve(null); // the acceptor took it back
+  let socket: net.Socket;
+  try {
+    // Plain HTTP reads into the thread's shared buffer (shared-read.ts); TLS needs an ordinary socket under it; tcp
+    // and tls endpoints switch to headroom reads in their pipe (mux/headroom-reads.ts).
+    socket = task.kind === 'public' && task.entry === 'http' ? sharedReadSocketFromFd(task.fd) : socketFromFd(task.fd);
+  } catch (err) {
+    closeQuietly(task.fd);
+    throw err;
+  }
+  try {
+    if (task.kind === 'agent') return runtime.adoptAgent(socket, Buffer.from(task.head), task);
+    const h = task.head;
+    // The pumps keep `task` for the connection's life; the head goes to them separately, so only they decide how
+    // long it is kept (an HTTP head is consumed at once; a TLS ClientHello only until a retry is impossible).
+    task.head = EMPTY_HEAD;
+    const head = h.byteLength === 0 ? EMPTY_HEAD : Buffer.from(h.buffer, h.byteOffset, h.byteLength);
+    return runtime.adoptPublic(socket, head, task);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+/** Close a descriptor this worker took but could not wrap in a socket. */
+function closeQuietly(fd: number): void {
+  try {
+    nativeAddon.close(fd);
+  } catch {
+    // already closed
   }
 }
 
