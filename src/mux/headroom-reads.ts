@@ -119,40 +119,39 @@ function takeSlab(socket: HeadroomSocket, st: SlabState): void {
 function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boolean {
   next = undefined;
   const st = this[SLAB];
-  let chunk: Buffer;
-  if (st === null || st === undefined) {
-    if (nread < LARGE_READ) {
-      chunk = ownedCopy(buf, nread);
-    } else if (slabSockets >= MAX_SLAB_SOCKETS) {
-      chunk = headroomCopy(buf, nread);
-    } else {
-      // Bulk begins: this read is copied into a new slab, the next ones land there directly.
-      const s: SlabState = { slab: Buffer.allocUnsafeSlow(SLAB_SIZE), at: FRAME_HEADER_SIZE };
-      buf.copy(s.slab, FRAME_HEADER_SIZE, 0, nread);
-      chunk = s.slab.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + nread);
-      headroomChunks.add(chunk);
-      takeSlab(this, s);
-      next = advance(s, nread);
-    }
+  if (st === null || st === undefined) return deliver(this, copiedRead(this, buf, nread));
+  const chunk = st.slab.subarray(st.at, st.at + nread);
+  headroomChunks.add(chunk);
+  if (nread < LARGE_READ) {
+    dropSlab(this);
+    next = sharedRead!;
   } else {
-    chunk = st.slab.subarray(st.at, st.at + nread);
-    headroomChunks.add(chunk);
-    if (nread < LARGE_READ) {
-      dropSlab(this);
-      next = sharedRead!;
-    } else {
-      next = advance(st, nread);
-    }
-    // The chunk is the region Node read into: until takeNext() runs, the next read would land on it again. A
-    // consumer that throws skips takeNext(), so the socket is destroyed (no further read) before the error goes on.
-    try {
-      return deliver(this, chunk);
-    } catch (err) {
-      this.destroy(err as Error);
-      throw err;
-    }
+    next = advance(st, nread);
   }
-  return deliver(this, chunk);
+  // The chunk is the region Node read into: until takeNext() runs, the next read would land on it again. A consumer
+  // that throws skips takeNext(), so the socket is destroyed (no further read) before the error goes on.
+  try {
+    return deliver(this, chunk);
+  } catch (err) {
+    this.destroy(err as Error);
+    throw err;
+  }
+}
+
+/**
+ * A read into the thread's shared buffer, copied out: small ones plainly, large ones with headroom. A large one starts
+ * slab mode (if a place is free): it is copied into a new slab, and the next reads land there directly.
+ */
+function copiedRead(socket: HeadroomSocket, buf: Buffer, nread: number): Buffer {
+  if (nread < LARGE_READ) return ownedCopy(buf, nread);
+  if (slabSockets >= MAX_SLAB_SOCKETS) return headroomCopy(buf, nread);
+  const st: SlabState = { slab: Buffer.allocUnsafeSlow(SLAB_SIZE), at: FRAME_HEADER_SIZE };
+  buf.copy(st.slab, FRAME_HEADER_SIZE, 0, nread);
+  const chunk = st.slab.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + nread);
+  headroomChunks.add(chunk);
+  takeSlab(socket, st);
+  next = advance(st, nread);
+  return chunk;
 }
 
 /**

@@ -113,11 +113,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private slab: Buffer;
   /**
    * slab.buffer, read once per slab: `.buffer` is a call into V8's C++ runtime on every access (perf showed it on
-   * the keep-alive path), so write() compares these instead.
+   * the keep-alive path), so write() compares these instead. Every frame() buffer is a view of it.
    */
   private slabAb: ArrayBufferLike;
-  /** What the last frame() call carved its buffer from: slabAb, or null for a buffer of its own. */
-  private frameAb: ArrayBufferLike | null;
   private slabOff: number;
   private closePromise: Promise<void> | null;
   private readonly onTransportData: (chunk: Buffer) => void;
@@ -154,7 +152,6 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.heldAb = null;
     this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_SIZE);
     this.slabAb = this.slab.buffer;
-    this.frameAb = null;
     this.slabOff = 0;
     this.closePromise = null;
     this.onTransportChunk = options.onTransportChunk ?? null;
@@ -246,7 +243,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     frame.writeUInt32BE(this.lastRemoteId, FRAME_HEADER_SIZE);
     frame.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE + 4);
     debug.copy(frame, FRAME_HEADER_SIZE + 8);
-    this.write(frame, this.frameAb);
+    this.write(frame, this.slabAb);
   }
 
   /** End the session because the peer misbehaved at a layer above framing: GOAWAY with `code`, then destroy. */
@@ -381,7 +378,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (n <= SMALL_PAYLOAD) {
       const f = this.frame(n, TYPE_DATA, flags, streamId);
       if (n > 0) payload.copy(f, FRAME_HEADER_SIZE);
-      this.write(f, this.frameAb);
+      this.write(f, this.slabAb);
       return;
     }
     if (claimHeadroom(payload)) {
@@ -393,7 +390,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       this.write(f, ab);
       return;
     }
-    this.write(this.frame(-n, TYPE_DATA, flags, streamId), this.frameAb);
+    this.write(this.frame(-n, TYPE_DATA, flags, streamId), this.slabAb);
     this.write(payload, null);
   }
 
@@ -401,14 +398,14 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (this.closed) return;
     const f = this.frame(4, TYPE_WNDINC, 0, streamId);
     f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
-    this.write(f, this.frameAb);
+    this.write(f, this.slabAb);
   }
 
   writeRst(streamId: number, code: number): void {
     if (this.closed) return;
     const f = this.frame(4, TYPE_RST, 0, streamId);
     f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
-    this.write(f, this.frameAb);
+    this.write(f, this.slabAb);
   }
 
   afterWrite(cb: (err?: Error | null) => void): void {
@@ -430,24 +427,19 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   /**
    * A frame buffer carved from the header slab: the header and, for length >= 0, room for `length` payload bytes
-   * right after it. length < 0 means "header only, announcing -length payload bytes written separately".
+   * right after it. length < 0 means "header only, announcing -length payload bytes written separately". Always a
+   * view of `slabAb` (the largest frame, a GOAWAY with its debug text, is ~3 KiB; a larger one gets a slab of its
+   * size), so write() may merge it with the frame carved before it.
    */
   private frame(length: number, type: number, flags: number, streamId: number): Buffer {
     const payloadLen = length < 0 ? -length : length;
     const size = FRAME_HEADER_SIZE + (length < 0 ? 0 : length);
-    if (size > HEADER_SLAB_SIZE >>> 2) {
-      const own = Buffer.allocUnsafe(size);
-      writeFrameHeader(own, 0, payloadLen, type, flags, streamId);
-      this.frameAb = null;
-      return own;
-    }
-    if (this.slabOff + size > HEADER_SLAB_SIZE) {
+    if (this.slabOff + size > this.slab.length) {
       // The old slab stays alive only as long as the transport still holds writes that point into it.
-      this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_SIZE);
+      this.slab = Buffer.allocUnsafeSlow(size > HEADER_SLAB_SIZE ? size : HEADER_SLAB_SIZE);
       this.slabAb = this.slab.buffer;
       this.slabOff = 0;
     }
-    this.frameAb = this.slabAb;
     const f = this.slab.subarray(this.slabOff, this.slabOff + size);
     this.slabOff += size;
     writeFrameHeader(f, 0, payloadLen, type, flags, streamId);
