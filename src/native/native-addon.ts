@@ -79,3 +79,12 @@ function load(): NativeAddon {
 
 /** The process-wide addon handle (loaded once per thread on first import). */
 export const nativeAddon: NativeAddon = load();
+
+/** Close a duplicated descriptor its holder owns (never handed to a socket); one already closed is not an error here. */
+export function closeFdQuietly(fd: number): void {
+  try {
+    nativeAddon.close(fd);
+  } catch {
+    // already closed
+  }
+}

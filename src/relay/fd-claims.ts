@@ -5,8 +5,8 @@
 // the two apart and left such descriptors open: the client's connection hung with nobody reading it. One CAS per
 // connection on each side.
 //
-//   slot:  FREE ──post()──► ticket ──take(): the worker owns the fd──► FREE
-//                                  └─reclaim(): the acceptor owns it (closes it)──► FREE
+//   slot:  FREE ──post()──► ticket ──claim() by the worker: it owns the fd──► FREE
+//                                  └─claim() by the acceptor, for a failed task: it closes the fd──► FREE
 //
 // A slot holds a ticket (a per-post sequence number), not the fd: descriptor numbers are reused at once after close,
 // so "slot s holds fd 35" could describe two different connections; a ticket is not reused until 2^31 posts later.
@@ -60,13 +60,11 @@ export class FdClaims {
     return null;
   }
 
-  /** Worker: take the descriptor over. False means the acceptor took it back first: the worker must not touch it. */
-  take(slot: number, ticket: number): boolean {
-    return Atomics.compareExchange(this.slots, slot, ticket, FREE) === ticket;
-  }
-
-  /** Acceptor, for a task that failed: true when no worker took the descriptor; the caller owns it now and closes it. */
-  reclaim(slot: number, ticket: number): boolean {
+  /**
+   * Take the descriptor over: the worker before wrapping it, the acceptor for a task that failed. True for the first
+   * caller only, who then owns (and eventually closes) it; false means the other side already did.
+   */
+  claim(slot: number, ticket: number): boolean {
     return Atomics.compareExchange(this.slots, slot, ticket, FREE) === ticket;
   }
 }

@@ -159,7 +159,8 @@ export interface RerouteRequest {
   head: Uint8Array;
   /** Route key of the pool (`h:<hostname>` / `p:<port>`). */
   poolKey: string;
-  failedEndpointId: string;
+  /** endpointKey() of the member that failed: the acceptor picks another one. */
+  failedEndpointKey: string;
   entry: PublicEntry;
   hostname: string;
   sni: string;

@@ -190,7 +190,7 @@ export class Acceptor {
         return;
       case 'release':
         // The key includes the session id: a stale session's release can never match a route reclaimed since.
-        this.dropEndpoints(this.routes.getEndpoint(msg.endpointKey) === undefined ? [] : [msg.endpointKey]);
+        this.dropEndpoints([msg.endpointKey]);
         return;
       case 'session-gone':
         this.forgetSession(msg.sessionId);
@@ -434,8 +434,9 @@ export class Acceptor {
   }
 
   /** Remove endpoints from the table: breakers stop, TCP listeners of emptied routes close, names stay reserved. */
-  private dropEndpoints(ids: string[]): void {
-    for (const id of ids) this.forget(id, this.opts.reclaimGraceMs);
+  /** Forget these endpoints (keys no route holds are skipped), keeping their names for their owners a while. */
+  private dropEndpoints(keys: string[]): void {
+    for (const key of keys) this.forget(key, this.opts.reclaimGraceMs);
     if (this.routes.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
   }
 
@@ -500,7 +501,7 @@ export class Acceptor {
   private onReroute(msg: RerouteRequest): void {
     this.count(`${msg.entry}:rerouted`);
     const route = this.routes.lookupKey(msg.poolKey);
-    const member = route === undefined ? null : this.pick(route, msg.failedEndpointId);
+    const member = route === undefined ? null : this.pick(route, msg.failedEndpointKey);
     const connId = member === null ? -1 : this.beginConn(member);
     const head = Buffer.from(msg.head.buffer, msg.head.byteOffset, msg.head.byteLength);
     if (member === null || connId < 0) {
@@ -509,7 +510,7 @@ export class Acceptor {
       turnAway(socket, msg.entry, () => errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`));
       return;
     }
-    const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointId: _failed, ...rest } = msg;
+    const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointKey: _failed, ...rest } = msg;
     // The first task's end releases this client's per-IP count; the new task holds the connection now and releases it
     // again when it ends.
     this.connsByIp.set(msg.remoteAddress, (this.connsByIp.get(msg.remoteAddress) ?? 0) + 1);

@@ -168,7 +168,7 @@ export class RouteTable {
     }
   }
 
-  /** Endpoint ids of every member matching `pred`. */
+  /** Endpoint keys of every member matching `pred`. */
   endpointsWhere(pred: (m: PoolMember) => boolean): string[] {
     const out: string[] = [];
     for (const { member } of this.byEndpoint.values()) if (pred(member)) out.push(member.endpointKey);

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { Piscina } from 'piscina';
 import { FdClaims } from '../fd-claims.js';
 import { BurrowError } from '../../core/errors.js';
-import { nativeAddon } from '../../native/native-addon.js';
+import { closeFdQuietly, nativeAddon } from '../../native/native-addon.js';
 import type {
   AcceptorToWorker,
   AgentTask,
@@ -93,15 +93,6 @@ const WORKER_YOUNG_GEN_MB = 12;
 
 const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
 
-/** Close a descriptor the acceptor owns; one already closed (EBADF) is not an error here. */
-function closeFdQuietly(fd: number): void {
-  try {
-    nativeAddon.close(fd);
-  } catch {
-    // already closed
-  }
-}
-
 /** Queue options piscina hands to our balancer (set on the task object under Piscina.queueOptionsSymbol). */
 interface QueueOpts {
   workerId?: number;
@@ -176,8 +167,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         // No owner found: a connection's owner vanished between lookup and dispatch, and the least busy worker answers
         // "no such endpoint" cleanly; a control task waits (null) until the very worker its port was made for is ready
         // (routes record that worker's id, so the channel must not land on another one).
-        if (control || best === null) return null;
-        return best;
+        return control ? null : best;
       },
     });
     this.pool.on('workerCreate', (w: { id: number }) => this.attachControl(w.id));
@@ -311,11 +301,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     const control = task.kind === 'control';
     if (this.destroyed) {
       // piscina's destroy() does not refuse later runs: it would start a fresh worker for this task and keep a
-      // shut-down relay alive. The connection is closed instead, and its end reported as for any task.
-      if (fd >= 0) closeFdQuietly(fd);
-      if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
+      // shut-down relay alive. The connection is closed instead.
+      this.closeUnposted(fd, ip, connId, control);
       return;
     }
+    const t = task as AgentTask | PublicTask;
     if (fd >= 0) {
       const claim = this.claims.post();
       if (claim === null) {
@@ -325,12 +315,10 @@ class ThreadedDispatcher implements ConnectionDispatcher {
           this.refusing = true;
           process.emitWarning('burrow handoff refused: the workers are not taking connections; closing new ones', { code: 'BURROW_ERR_RELAY_HANDOFF' });
         }
-        closeFdQuietly(fd);
-        if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
+        this.closeUnposted(fd, ip, connId, control);
         return;
       }
       this.refusing = false;
-      const t = task as AgentTask | PublicTask;
       t.claimSlot = claim.slot;
       t.claimTicket = claim.ticket;
     }
@@ -343,13 +331,16 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         // worker took the descriptor over (still queued, or posted to a worker that died before reading it), it is ours
         // to close. Once a worker took it, that worker closes it (its socket, or its own close when wrapping failed);
         // closing the number here too could close whatever descriptor reused it (fd-claims.ts).
-        if (fd >= 0) {
-          const t = task as AgentTask | PublicTask;
-          if (this.claims.reclaim(t.claimSlot, t.claimTicket)) closeFdQuietly(fd);
-        }
+        if (fd >= 0 && this.claims.claim(t.claimSlot, t.claimTicket)) closeFdQuietly(fd);
         if (!control) this.opts.onTaskDone?.(ip, connId, undefined);
       },
     );
+  }
+
+  /** A connection that was never posted: close it, and report its end as for any task. */
+  private closeUnposted(fd: number, ip: string, connId: number, control: boolean): void {
+    if (fd >= 0) closeFdQuietly(fd);
+    if (!control) queueMicrotask(() => this.opts.onTaskDone?.(ip, connId, undefined));
   }
 
   private attachControl(workerId: number): void {

@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import type { AcceptorToWorker, RelayTask, TaskResult, WorkerToAcceptor } from '../relay-messages.js';
-import { nativeAddon } from '../../native/native-addon.js';
+import { closeFdQuietly, nativeAddon } from '../../native/native-addon.js';
 import { WorkerRuntime, type WorkerData } from './worker-runtime.js';
 import { sharedReadSocketFromFd } from './shared-read.js';
 import { FdClaims } from '../fd-claims.js';
@@ -25,14 +25,14 @@ export function handleTask(task: RelayTask): Promise<TaskResult | null> {
   if (task.kind === 'control') return runControl(task.port);
   // The descriptor is ours only once the claim succeeds (fd-claims.ts); from then on nobody else closes it, so every
   // failure below must.
-  if (!claims.take(task.claimSlot, task.claimTicket)) return Promise.resolve(null); // the acceptor took it back
+  if (!claims.claim(task.claimSlot, task.claimTicket)) return Promise.resolve(null); // the acceptor took it back
   let socket: net.Socket;
   try {
     // Plain HTTP reads into the thread's shared buffer (shared-read.ts); TLS needs an ordinary socket under it; tcp
     // and tls endpoints switch to headroom reads in their pipe (mux/headroom-reads.ts).
     socket = task.kind === 'public' && task.entry === 'http' ? sharedReadSocketFromFd(task.fd) : socketFromFd(task.fd);
   } catch (err) {
-    closeQuietly(task.fd);
+    closeFdQuietly(task.fd); // taken, so ours to close
     throw err;
   }
   try {
@@ -46,15 +46,6 @@ export function handleTask(task: RelayTask): Promise<TaskResult | null> {
   } catch (err) {
     socket.destroy();
     throw err;
-  }
-}
-
-/** Close a descriptor this worker took but could not wrap in a socket. */
-function closeQuietly(fd: number): void {
-  try {
-    nativeAddon.close(fd);
-  } catch {
-    // already closed
   }
 }
 

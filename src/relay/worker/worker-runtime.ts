@@ -282,7 +282,7 @@ export class WorkerRuntime {
       fd: dupFd,
       head,
       poolKey: ep.poolKey,
-      failedEndpointId: ep.key,
+      failedEndpointKey: ep.key,
       entry: meta.entry,
       hostname: meta.hostname,
       sni: meta.sni,
