@@ -100,6 +100,19 @@ export async function transportPair(kind: TransportKind): Promise<TransportPair>
 }
 
 /**
+ * Run `fn` on a connected pair of `kind` (a socket kind: tcp, tls or tls-direct), the server side as a net.Socket, and
+ * close the pair afterwards.
+ */
+export async function withSocketPair(kind: Exclude<TransportKind, 'memory'>, fn: (server: net.Socket, t: TransportPair) => Promise<void>): Promise<void> {
+  const t = await transportPair(kind);
+  try {
+    await fn(t.server as net.Socket, t);
+  } finally {
+    await t.close();
+  }
+}
+
+/**
  * Wait (bounded) until `writer` stalls: its queued bytes stay the same, and above 0, for 50 event-loop turns in a
  * row, as when the peer stopped reading and the kernel buffers are full. If the peer keeps reading, the writer drains
  * and this gives up after 20 000 turns; the caller's assertions then fail.

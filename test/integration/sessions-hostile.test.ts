@@ -27,6 +27,22 @@ async function rawAgentSession(fx: RelayFixture): Promise<MuxSession> {
   return mux;
 }
 
+/**
+ * One raw session on a fresh relay with `workers` workers: `fn` drives it; afterwards the session is dropped and the
+ * relay must be left with no route.
+ */
+async function onRawSession(workers: number, fn: (mux: MuxSession, fx: RelayFixture) => Promise<void>): Promise<void> {
+  const fx = await startRelayFixture({ workers });
+  try {
+    const mux = await rawAgentSession(fx);
+    await fn(mux, fx);
+    mux.destroy();
+    await waitFor('the session to leave no route', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
+  } finally {
+    await fx.close();
+  }
+}
+
 test('reconnect storm: 3 waves of 20 agents connect, bind and drop; nothing is left behind, the relay serves on', { timeout: 90_000 }, async () => {
   const fx = await startRelayFixture({ workers: 2 });
   try {
@@ -59,9 +75,7 @@ test('reconnect storm: 3 waves of 20 agents connect, bind and drop; nothing is l
 test('a session that binds the same Id twice gets a conflict; the first endpoint stays the only one', { timeout: 30_000 }, async () => {
   // Before: the second Bind overwrote the id-keyed entries and left the first endpoint in the worker's pools and the
   // acceptor's routes, outside the per-session limit; a loop of such Binds grew both without bound.
-  const fx = await startRelayFixture({ workers: 2 });
-  try {
-    const mux = await rawAgentSession(fx);
+  await onRawSession(2, async (mux, fx) => {
     const bind = (): Promise<unknown> =>
       callRpc(mux, STREAM_TYPE_BIND, { Id: 'dup-id', Proto: 'http', Opts: {}, Extra: { PoolingEnabled: true } });
     await bind();
@@ -70,20 +84,14 @@ test('a session that binds the same Id twice gets a conflict; the first endpoint
       await assert.rejects(bind(), (e: unknown) => isBurrowError(e, 'BURROW_ERR_RPC_REMOTE') && /already bound on this session; Unbind it first/.test((e as Error).message));
     }
     assert.equal(fx.relay.acceptor.routes.size, 1, 'refused Binds add no route member');
-    mux.destroy();
-    await waitFor('the session to leave no route', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
-  } finally {
-    await fx.close();
-  }
+  });
 });
 
 test('concurrent Binds of one Id on one session: one wins, the others get a conflict, nothing is left behind', { timeout: 30_000 }, async () => {
   // RPC streams run concurrently. Before: every Bind passed the session's "Id already bound" check before any of
   // them came back from the acceptor, which created a route per Bind under one key; only the last was reachable from
   // the endpoint index, so the others were never removed and their names stayed taken.
-  const fx = await startRelayFixture({ workers: 1 });
-  try {
-    const mux = await rawAgentSession(fx);
+  await onRawSession(1, async (mux, fx) => {
     const results = await Promise.allSettled(
       [1, 2, 3, 4, 5].map((i) =>
         callRpc(mux, STREAM_TYPE_BIND, { Id: 'raced', Proto: 'http', Opts: { Hostname: `race${i}.burrow.localhost` }, Extra: {} }),
@@ -94,11 +102,7 @@ test('concurrent Binds of one Id on one session: one wins, the others get a conf
       if (r.status === 'rejected') assert.ok(isBurrowError(r.reason, 'BURROW_ERR_RPC_REMOTE') && /already bound on this session/.test((r.reason as Error).message));
     }
     assert.equal(fx.relay.acceptor.routes.size, 1);
-    mux.destroy();
-    await waitFor('the session to leave no route', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
-  } finally {
-    await fx.close();
-  }
+  });
 });
 
 test('two sessions binding the same agent-chosen Id keep their own endpoints (no cross-session takeover)', { timeout: 30_000 }, async () => {

@@ -5,19 +5,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { directReadsSupported, enableDirectReads } from '../../../src/mux/direct-reads.js';
-import { transportPair, waitForWriterStall, type TransportPair } from '../../helpers/transport-pair.js';
+import { waitForWriterStall, withSocketPair } from '../../helpers/transport-pair.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-/** Runs `fn` on a connected TLS pair (server side returned as a net.Socket) and closes the pair afterwards. */
-async function withTlsPair(fn: (server: net.Socket, t: TransportPair) => Promise<void>): Promise<void> {
-  const t = await transportPair('tls');
-  try {
-    await fn(t.server as net.Socket, t);
-  } finally {
-    await t.close();
-  }
-}
 
 test('a socket without a handle is not switched', () => {
   const s = new net.Socket();
@@ -30,7 +20,7 @@ test('a socket without a handle is not switched', () => {
 });
 
 for (const shared of [false, true]) test(`${shared ? 'shared' : 'per-socket'} buffer: kept chunks stay intact: 4 MiB in writes of 1 B to 40 KiB, small and large records, hash-checked`, () =>
-  withTlsPair(async (server, t) => {
+  withSocketPair('tls', async (server, t) => {
     // This Node has the socket fields direct reads rely on (a Node upgrade that drops them fails here).
     assert.equal(directReadsSupported(server), true);
     assert.equal(enableDirectReads(server, { shared }), true);
@@ -66,7 +56,7 @@ for (const shared of [false, true]) test(`${shared ? 'shared' : 'per-socket'} bu
   }));
 
 test('pause() stops delivery until resume(); everything arrives afterwards', () =>
-  withTlsPair(async (server, t) => {
+  withSocketPair('tls', async (server, t) => {
     assert.equal(enableDirectReads(server), true);
     let received = 0;
     let whilePaused = 0;
@@ -94,7 +84,7 @@ test('pause() stops delivery until resume(); everything arrives afterwards', () 
   }));
 
 for (const shared of [false, true]) test(`${shared ? 'shared' : 'per-socket'} buffer: pause() in a 'data' handler holds the rest of the same read; resume() delivers it in order`, () =>
-  withTlsPair(async (server, t) => {
+  withSocketPair('tls', async (server, t) => {
     // One 48 KiB write is three TLS records that arrive in one socket read; TLSWrap hands them over in one loop, so
     // records after the pause() must be queued, not emitted (HttpPump holds a client's bytes this way until an
     // Upgrade's 101).
@@ -125,7 +115,7 @@ for (const shared of [false, true]) test(`${shared ? 'shared' : 'per-socket'} bu
   }));
 
 test('a destroyed socket is left alone', () =>
-  withTlsPair(async (server) => {
+  withSocketPair('tls', async (server) => {
     server.destroy();
     assert.equal(enableDirectReads(server), false);
   }));

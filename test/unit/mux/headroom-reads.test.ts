@@ -9,18 +9,9 @@ import { Duplex } from 'node:stream';
 import { HEADROOM_MAX_SLAB_SOCKETS, claimHeadroom, enableHeadroomReads, headroomSlabSockets } from '../../../src/mux/headroom-reads.js';
 import { MuxSession } from '../../../src/mux/mux-session.js';
 import { FRAME_HEADER_SIZE, TYPE_DATA } from '../../../src/protocol/frame.js';
-import { transportPair, waitForWriterStall, type TransportPair } from '../../helpers/transport-pair.js';
+import { transportPair, waitForWriterStall, withSocketPair, type TransportPair } from '../../helpers/transport-pair.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function withTcpPair(fn: (server: net.Socket, t: TransportPair) => Promise<void>): Promise<void> {
-  const t = await transportPair('tcp');
-  try {
-    await fn(t.server as net.Socket, t);
-  } finally {
-    await t.close();
-  }
-}
 
 /** Write `data` from the client in 64 KiB writes (bulk: the server's reads come out large), then end. */
 async function sendAll(client: Duplex, data: Buffer): Promise<void> {
@@ -44,7 +35,7 @@ function collect(server: net.Socket, onChunk: (c: Buffer) => void = () => {}): P
 }
 
 test('kept chunks stay intact when the headroom of every claimed one is written: 8 MiB, hash-checked', () =>
-  withTcpPair(async (server, t) => {
+  withSocketPair('tcp', async (server, t) => {
     assert.equal(enableHeadroomReads(server), true);
     assert.equal(enableHeadroomReads(server), false, 'a second call changes nothing');
     let claimed = 0;
@@ -75,7 +66,7 @@ function pauseOnLargeRead(server: net.Socket): Promise<Buffer> {
 }
 
 test('a socket in slab mode holds one place, and gives it back when it closes', () =>
-  withTcpPair(async (server, t) => {
+  withSocketPair('tcp', async (server, t) => {
     enableHeadroomReads(server);
     const before = headroomSlabSockets();
     const large = pauseOnLargeRead(server);
@@ -115,7 +106,7 @@ test('over the cap, large reads are still handed out with headroom (copied), and
 });
 
 test('claimHeadroom is true once per chunk, and never for a slice of it or an ordinary buffer', () =>
-  withTcpPair(async (server, t) => {
+  withSocketPair('tcp', async (server, t) => {
     enableHeadroomReads(server);
     const got = collect(server);
     await sendAll(t.client, randomBytes(1024 * 1024));
@@ -130,7 +121,7 @@ test('claimHeadroom is true once per chunk, and never for a slice of it or an or
   }));
 
 test('pause() holds delivery until resume(); the data arrives whole and in order', () =>
-  withTcpPair(async (server, t) => {
+  withSocketPair('tcp', async (server, t) => {
     enableHeadroomReads(server);
     const data = randomBytes(8 * 1024 * 1024);
     const got: Buffer[] = [];
@@ -189,7 +180,7 @@ function frames(wire: Buffer): Array<[number, number, Buffer]> {
 }
 
 test('DATA frames of back-to-back headroom reads reach the transport as one buffer, headers in place', () =>
-  withTcpPair(async (server, t) => {
+  withSocketPair('tcp', async (server, t) => {
     enableHeadroomReads(server);
     const got = collect(server);
     await sendAll(t.client, randomBytes(2 * 1024 * 1024));
@@ -245,7 +236,7 @@ test('small frames of one turn are merged into one buffer (carved back to back f
 });
 
 test('a headroom chunk split into several frames (maxWriteFrame below its size) still arrives intact', () =>
-  withTcpPair(async (server, t) => {
+  withSocketPair('tcp', async (server, t) => {
     enableHeadroomReads(server);
     const got = collect(server);
     await sendAll(t.client, randomBytes(1024 * 1024));
