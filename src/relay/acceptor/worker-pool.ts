@@ -313,7 +313,12 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         // queue it untracked. One warning per stall, not one per connection.
         if (!this.refusing) {
           this.refusing = true;
-          process.emitWarning('burrow handoff refused: the workers are not taking connections; closing new ones', { code: 'BURROW_ERR_RELAY_HANDOFF' });
+          process.emitWarning(
+            'burrow handoff refused: 1024 connections in a row are still waiting for a worker to take them, so new ones ' +
+              'are closed until the workers catch up. Check /readyz and burrow_worker_up; a worker that stays stuck ' +
+              'needs the relay restarted',
+            { code: 'BURROW_ERR_RELAY_HANDOFF' },
+          );
         }
         this.closeUnposted(fd, ip, connId, control);
         return;
