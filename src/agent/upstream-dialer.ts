@@ -6,6 +6,7 @@ import net from 'node:net';
 import type CircuitBreaker from 'opossum';
 import { breakerStateOf, createBreaker, type BreakerState } from '../breaker/opossum-breaker.js';
 import { BurrowError } from '../core/errors.js';
+import { PIPE_WRITE_HIGH_WATER_MARK, type WritableHighWaterMarkOption } from '../mux/batched-pipe.js';
 
 export interface UpstreamAddress {
   host: string;
@@ -128,14 +129,17 @@ export class UpstreamDialer extends EventEmitter {
   private connect(attempt: DialAttempt): Promise<net.Socket> {
     this.dials++;
     return new Promise((resolve, reject) => {
-      const s = net.connect({
+      const options: net.NetConnectOpts & WritableHighWaterMarkOption = {
         host: this.address.host,
         port: this.address.port,
         allowHalfOpen: true, // half-close is forwarded both ways (PROTOCOL.md §10 Closing)
         noDelay: true,
+        // Room for a whole transport read's pieces of the proxy stream per writev (mux/batched-pipe.ts).
+        writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK,
         keepAlive: this.keepaliveMs > 0,
         keepAliveInitialDelay: this.keepaliveMs,
-      });
+      };
+      const s = net.connect(options);
       attempt.socket = s;
       const onError = (err: Error): void => {
         s.destroy();

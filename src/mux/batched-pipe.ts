@@ -3,6 +3,21 @@
 // is a syscall per piece, which dominated the agent's CPU on bulk transfers (bench/RESULTS.md). HOT PATH: onData.
 import type { Readable, Writable } from 'node:stream';
 
+/**
+ * Write high-water mark for the sockets a mux stream is piped into (the agent's upstream sockets, the relay's public
+ * sockets). A mux stream delivers one piece per TLS record (≤ 16 KiB); with Node's default of 16 KiB, write() returns
+ * false at the second piece, the pipe pauses, and each piece went out in a write of its own (strace of the agent in
+ * tcp-bulk: 16 KiB writes to the upstream). 64 KiB lets the pieces of one transport read (up to 64 KiB) go out in one
+ * writev: a quarter of the write syscalls (bench/RESULTS.md, 2026-11-29 session 6). Memory per stream stays bounded:
+ * the window (credit returns only as the pipe takes pieces) plus this.
+ */
+export const PIPE_WRITE_HIGH_WATER_MARK = 64 * 1024;
+
+/** net.Socket passes its options on to stream.Duplex, which reads this; @types/node does not list it for sockets. */
+export interface WritableHighWaterMarkOption {
+  writableHighWaterMark: number;
+}
+
 export class BatchedPipe {
   private readonly src: Readable;
   private readonly dst: Writable;

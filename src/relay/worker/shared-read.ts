@@ -1,5 +1,5 @@
-// Plain-HTTP public sockets read into one buffer per worker thread instead of a fresh 64 KiB allocation per read.
-// HOT PATH (every client read on an http endpoint).
+// Sockets on handed-off descriptors in a worker. Plain-HTTP public sockets read into one buffer per worker thread
+// instead of a fresh 64 KiB allocation per read. HOT PATH (every client read on an http endpoint).
 //
 // Why: a keep-alive request is ~100 bytes; Node's default read path allocates a 64 KiB ArrayBuffer for it, shrinks
 // it, wraps it and pushes it through the Readable machinery. The request filter copies what it keeps anyway (heads are
@@ -12,6 +12,7 @@
 // Only the worker's own sockets use it (HttpPump is the only 'data' consumer there); the single-threaded fallback's
 // sockets come from the acceptor and read as usual (ownChunk is then a no-op).
 import net from 'node:net';
+import { PIPE_WRITE_HIGH_WATER_MARK, type WritableHighWaterMarkOption } from '../../mux/batched-pipe.js';
 
 /** libuv's own read size; one read never returns more. */
 const SHARED_READ_SIZE = 64 * 1024;
@@ -27,12 +28,25 @@ function emitBorrowed(this: net.Socket, nread: number, buf: Buffer): void {
 /** A socket on a handed-off descriptor whose 'data' chunks are views of the shared read buffer (see the contract). */
 export function sharedReadSocketFromFd(fd: number): net.Socket {
   // `onread` is a documented net.Socket constructor option (Node ≥ 12) that @types/node lists for net.connect only.
-  const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = {
+  const options: net.SocketConstructorOpts & WritableHighWaterMarkOption & { onread: net.OnReadOpts } = {
     fd,
     readable: true,
     writable: true,
     allowHalfOpen: true,
+    writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK, // responses are piped in from a mux stream (mux/batched-pipe.ts)
     onread: { buffer: SHARED_READ, callback: emitBorrowed as unknown as net.OnReadOpts['callback'] },
+  };
+  return new net.Socket(options);
+}
+
+/** A socket on a handed-off descriptor that reads as usual (tcp, tls and https endpoints, agent sessions). */
+export function socketFromFd(fd: number): net.Socket {
+  const options: net.SocketConstructorOpts & WritableHighWaterMarkOption = {
+    fd,
+    readable: true,
+    writable: true,
+    allowHalfOpen: true,
+    writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK, // a mux stream is piped into it (mux/batched-pipe.ts)
   };
   return new net.Socket(options);
 }

@@ -5,7 +5,7 @@ import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import type { AcceptorToWorker, RelayTask, TaskResult, WorkerToAcceptor } from '../relay-messages.js';
 import { closeFdQuietly, nativeAddon } from '../../native/native-addon.js';
 import { WorkerRuntime, type WorkerData } from './worker-runtime.js';
-import { sharedReadSocketFromFd } from './shared-read.js';
+import { sharedReadSocketFromFd, socketFromFd } from './shared-read.js';
 import { FdClaims } from '../fd-claims.js';
 
 const data = workerData as WorkerData;
@@ -13,10 +13,6 @@ const runtime = new WorkerRuntime(data, threadId);
 const claims = new FdClaims(data.fdClaims);
 // Worker threads exist only with the native addon (DESIGN.md §1), so connections can be handed back by dup.
 runtime.canReroute = nativeAddon.available;
-
-function socketFromFd(fd: number): net.Socket {
-  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-}
 
 // Not async: an async function keeps a generator, its registers and an extra promise alive for as long as its task
 // runs, i.e. per open connection (~0.4 KiB each in a worker heap snapshot with 10 000 idle connections).
