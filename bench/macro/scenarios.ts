@@ -79,7 +79,7 @@ const IDLE_TARGET_KIB = 10;
  * measured 13–37 s after the burst (bench/RESULTS.md, 2026-11-29 idle-conns entry). The reading 1 s after opening is
  * reported too: it is what a burst costs until then.
  */
-const IDLE_HOLD_SECONDS = 45;
+const IDLE_HOLD_SECONDS = 45; // also waited before the baseline (idleConns)
 const IDLE_DEFAULT = 10_000;
 const IDLE_QUICK = 1_000;
 /** Below this many connections, garbage collection moves RSS by more than the connections cost. */
@@ -687,7 +687,11 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
     relay: processRssKiB(rig.relay.child.pid!),
     agent: processRssKiB(agents.child.pid!),
   });
-  await sleep(500); // sessions just bound: let their start-up garbage be collected before the baseline
+  // The baseline is taken as settled as the held reading: else garbage of earlier scenarios (in a full run) or of the
+  // sessions' start-up, which V8 gives back only when its memory reducer runs, would be given back during the hold
+  // and come off the connections' cost (a full run read 0.04 KiB/conn that way).
+  if (s.idleHoldSeconds > 0) p.log(`  idle-conns: letting the relay settle for ${s.idleHoldSeconds} s before the baseline`);
+  await sleep(s.idleHoldSeconds > 0 ? s.idleHoldSeconds * 1000 : 500);
   const rss0 = rss();
   const t0 = Date.now();
   // Probe: a first batch tells how many fds each process spends per connection, hence how many fit under ulimit -n.
