@@ -39,14 +39,18 @@ export function sharedReadSocketFromFd(fd: number): net.Socket {
   return new net.Socket(options);
 }
 
-/** A socket on a handed-off descriptor that reads as usual (tcp, tls and https endpoints, agent sessions). */
+/**
+ * A socket on a handed-off descriptor that reads as usual (tcp, tls and https endpoints, agent sessions). The write
+ * mark matters for tcp and tls endpoints, whose proxy stream is piped into this socket; under a TLSSocket (https,
+ * agent sessions) writes go to the handle directly and it has no effect.
+ */
 export function socketFromFd(fd: number): net.Socket {
   const options: net.SocketConstructorOpts & WritableHighWaterMarkOption = {
     fd,
     readable: true,
     writable: true,
     allowHalfOpen: true,
-    writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK, // a mux stream is piped into it (mux/batched-pipe.ts)
+    writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK,
   };
   return new net.Socket(options);
 }
