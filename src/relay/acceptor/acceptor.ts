@@ -433,8 +433,10 @@ export class Acceptor {
     return out;
   }
 
-  /** Remove endpoints from the table: breakers stop, TCP listeners of emptied routes close, names stay reserved. */
-  /** Forget these endpoints (keys no route holds are skipped), keeping their names for their owners a while. */
+  /**
+   * Remove endpoints from the table (keys no route holds are skipped): breakers stop, TCP listeners of emptied routes
+   * close, names stay reserved for their owners a while.
+   */
   private dropEndpoints(keys: string[]): void {
     for (const key of keys) this.forget(key, this.opts.reclaimGraceMs);
     if (this.routes.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
