@@ -1,6 +1,6 @@
 // Worker-thread entry for the piscina pool: turns a handed-off fd back into a socket (DESIGN.md §1) and gives it to
 // this thread's WorkerRuntime. One task = one connection (or the control channel); it resolves when that ends.
-import net from 'node:net';
+import type net from 'node:net';
 import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import type { AcceptorToWorker, RelayTask, TaskResult, WorkerToAcceptor } from '../relay-messages.js';
 import { closeFdQuietly, nativeAddon } from '../../native/native-addon.js';
