@@ -271,6 +271,11 @@ async function runScenarios(ctx: SuiteContext): Promise<SuiteReport> {
   };
 }
 
+/** Node flags for a child process from an environment variable (profiling, GC tracing; bench/README.md). */
+function nodeFlags(variable: string): string[] {
+  return (process.env[variable] ?? '').split(/\s+/).filter((w) => w !== '');
+}
+
 function totalSteps(s: Settings): number {
   const perSide = 2 * s.runs + (s.warmupSeconds > 0 ? 2 : 0);
   return 1 + s.scenarios.reduce((n, name) => n + (name === 'idle-conns' ? (s.idleHoldSeconds > 0 ? 2 : 1) : name === 'pool' || name === 'pool-1proc' ? 1 + perSide : perSide), 0);
@@ -288,7 +293,7 @@ async function startRig(s: Settings, group: ChildGroup, log: (line: string) => v
     dataDir,
     workers: s.workers,
     // Node flags for the relay only, for profiling (bench/README.md); the relay suite reads the same variable.
-    nodeOptions: (process.env['BENCH_RELAY_NODE_OPTIONS'] ?? '').split(/\s+/).filter((w) => w !== ''),
+    nodeOptions: nodeFlags('BENCH_RELAY_NODE_OPTIONS'),
     metrics: 'on',
     group,
     timeoutMs: 30_000,
@@ -311,7 +316,15 @@ async function startRig(s: Settings, group: ChildGroup, log: (line: string) => v
       { name: 'web', url: `http://${DOMAIN}`, upstream },
       { name: 'bulk', url: 'tcp://', upstream: tcpUpstreams[0]! },
     ];
-    const a = await startBurrowAgentProcess({ group, name: 'burrow-agent', repoRoot, dataDir, relay, endpoints });
+    const a = await startBurrowAgentProcess({
+      group,
+      name: 'burrow-agent',
+      repoRoot,
+      dataDir,
+      relay,
+      endpoints,
+      nodeOptions: nodeFlags('BENCH_AGENT_NODE_OPTIONS'),
+    });
     agent = a;
     tcpUrls = [a.urls.get('bulk')!];
   }
