@@ -388,7 +388,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
       socket.destroy();
       throw new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent is closing');
     }
-    enableDirectReads(socket); // records reach the mux without a per-read allocation (src/mux/direct-reads.ts)
+    // Records reach the mux without a per-read allocation, in read buffers that are reused once the upstream write
+    // of their pieces is done (src/mux/direct-reads.ts, read-buffers.ts).
+    enableDirectReads(socket, { recycle: true });
     const mux = new MuxSession(socket, { role: 'client', windowSize: AGENT_WINDOW });
     mux.on('stream', (s: MuxStream) => this.onStream(mux, s));
     // PROTOCOL.md §12: the SDK opens its heartbeat stream first, then Auth; we do the same.

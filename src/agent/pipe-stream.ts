@@ -20,7 +20,10 @@ export interface PipeResult {
 export function pipeStream(stream: MuxStream, socket: net.Socket, onDone?: (r: PipeResult) => void): void {
   // pipe() ends the destination when the source ends: a FIN from the public side becomes a FIN to the upstream and
   // the other way round, while the opposite direction keeps flowing (the socket is allowHalfOpen).
-  new BatchedPipe(stream, socket); // relay → upstream: pieces of one turn in one writev
+  // Relay → upstream: pieces of one turn in one writev; each piece's transport read buffer is released once written,
+  // for the next TLS record (mux/read-buffers.ts). The pipe is the stream's only 'data' consumer from here on.
+  new BatchedPipe(stream, socket, true, true);
+  stream.releasesReads();
   // Upstream → relay: the mux batches frames per turn itself; bulk reads carry room for their frame header, so a turn's
   // frames of this stream reach TLS as one buffer (mux/headroom-reads.ts).
   enableHeadroomReads(socket);

@@ -11,14 +11,13 @@
 //
 // Ownership: every chunk emitted is the listener's to keep (the mux passes payload views on to streams, which may
 // queue them). Per-socket mode: a record under SMALL_RECORD bytes is copied out of the read buffer (a slice of
-// Node's 8 KiB pool); a larger record is handed out in the read buffer itself, and the next read gets a new one. So
-// a kept chunk pins at most max(8 KiB, 4 × its length), where Node's own read path pins about its length; what the
-// mux keeps is bounded by its windows. Shared mode (many idle sockets) copies every record out of one buffer per
-// thread, so an idle socket holds no read buffer at all.
+// Node's 8 KiB pool); a larger record is handed out in the read buffer itself, and the next read gets another one
+// from read-buffers.ts, which takes a buffer back once every view of it was released (or leaves it to the GC when a
+// view is kept). So a kept chunk pins at most max(8 KiB, 4 × its length), where Node's own read path pins about its
+// length; what the mux keeps is bounded by its windows. Shared mode (many idle sockets) copies every record out of
+// one buffer per thread, so an idle socket holds no read buffer at all.
 import type net from 'node:net';
-
-/** TLSWrap passes at most one SSL_read's output (16 KiB) per callback; a smaller buffer only splits it. */
-const READ_BUFFER_SIZE = 16 * 1024;
+import { READ_BUFFER_SIZE, acquireReadBuffer, pinReadBuffer, releaseReadBuffer } from './read-buffers.js';
 /** Records below this size are copied (Node pools allocations under half its 8 KiB pool size). */
 const SMALL_RECORD = 4 * 1024;
 
@@ -72,33 +71,50 @@ export function ownedCopy(buf: Buffer, nread: number): Buffer {
   return chunk;
 }
 
-/** Per-socket reads: a large record is handed out in the read buffer itself and the next read gets a new one. */
+/**
+ * Per-socket reads: a large record is handed out in the read buffer itself and the next read gets another buffer. With
+ * `recycle`, the buffers are leased from read-buffers.ts: this reader holds the current one, and a handed-out one
+ * across its synchronous delivery.
+ */
 class DirectReader {
   private readonly socket: net.Socket;
+  private readonly recycle: boolean;
   /** The buffer Node reads into; null after it was handed out with a large record. */
   private current: Buffer | null;
   readonly onRead: (nread: number, buf: Buffer) => boolean;
   readonly nextBuffer: () => Buffer | undefined;
 
-  constructor(socket: net.Socket, first: Buffer) {
+  constructor(socket: net.Socket, recycle: boolean) {
     this.socket = socket;
-    this.current = first;
+    this.recycle = recycle;
+    this.current = null; // the first buffer comes from nextBuffer(), as every later one
     this.onRead = (nread, buf) => {
-      let chunk: Buffer;
-      if (nread < SMALL_RECORD) {
-        chunk = ownedCopy(buf, nread);
-      } else {
-        chunk = buf.subarray(0, nread);
-        this.current = null;
+      if (nread < SMALL_RECORD) return deliver(this.socket, ownedCopy(buf, nread));
+      const chunk = buf.subarray(0, nread);
+      this.current = null;
+      if (!this.recycle) return deliver(this.socket, chunk);
+      const s = this.socket;
+      if (s.readableFlowing === true && s.readableLength === 0) {
+        // Delivered synchronously (deliver()'s first case): the listener has retained or pinned every piece it kept
+        // by now, so this reader's hold can go.
+        s.emit('data', chunk);
+        releaseReadBuffer(buf.buffer);
+        return true;
       }
-      return deliver(this.socket, chunk);
+      // Queued in the socket's Readable buffer, parsed later: nobody has claimed its pieces yet, so it is never reused.
+      pinReadBuffer(chunk);
+      return s.push(chunk);
     };
     // Called by Node after each callback; undefined keeps the current buffer.
     this.nextBuffer = () => {
       if (this.current !== null) return undefined;
-      this.current = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+      this.current = this.newBuffer();
       return this.current;
     };
+  }
+
+  private newBuffer(): Buffer {
+    return this.recycle ? acquireReadBuffer() : Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
   }
 }
 
@@ -122,6 +138,12 @@ export interface DirectReadOptions {
    * per socket between reads. The default suits few sockets carrying bulk data (mux transports).
    */
   shared?: boolean;
+  /**
+   * Per-socket mode only: take read buffers from read-buffers.ts and reuse one once every view of it was released.
+   * Only for a listener that follows that module's rules for everything it keeps of a chunk (a MuxSession: its
+   * streams retain or pin each DATA piece); any other listener would see kept chunks overwritten.
+   */
+  recycle?: boolean;
 }
 
 /**
@@ -137,9 +159,8 @@ export function enableDirectReads(socket: net.Socket, options: DirectReadOptions
     return installOnread(socket, sharedBuffer, onSharedRead, null);
   }
   if (socket.destroyed || !directReadsSupported(socket)) return false;
-  const first = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-  const reader = new DirectReader(socket, first);
-  return installOnread(socket, first, reader.onRead, reader.nextBuffer);
+  const reader = new DirectReader(socket, options.recycle === true);
+  return installOnread(socket, reader.nextBuffer()!, reader.onRead, reader.nextBuffer);
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   muxErrorName,
 } from '../protocol/error-codes.js';
 import { FLAG_FIN, FLAG_SYN, MAX_WINDOW } from '../protocol/frame.js';
+import { pinReadBuffer, retainReadBuffer } from './read-buffers.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -44,6 +45,8 @@ export class MuxStream extends Duplex {
   private received: number; // payload bytes received in total
   private credited: number; // consumed bytes already returned to the peer as window credit
   private remoteFin: boolean;
+  /** Pieces are retained for a consumer that releases them (see releasesReads); else they pin their read buffer. */
+  private releasing: boolean;
   // Lifecycle.
   private detached: boolean; // removed from the session's stream table
   private resetByPeer: boolean;
@@ -72,12 +75,22 @@ export class MuxStream extends Duplex {
     this.received = 0;
     this.credited = 0;
     this.remoteFin = false;
+    this.releasing = false;
     this.detached = false;
     this.resetByPeer = false;
     // A window above the protocol's initial one is granted with WNDINC: at once for an accepted stream, right after
     // the SYN for one we open (a WNDINC must not precede the SYN).
     this.extraWindow = recvWindow > initialWindow ? recvWindow - initialWindow : 0;
     if (!local && this.extraWindow > 0) this.afterSyn();
+  }
+
+  /**
+   * The consumer's promise (read-buffers.ts): every chunk this stream emits from now on is passed to
+   * releaseReadBuffer(chunk.buffer) once, when the consumer is done with it (BatchedPipe with `releaseReads`). Lets the
+   * transport's read buffers be reused. Chunks queued before this call pin their buffers as before.
+   */
+  releasesReads(): void {
+    this.releasing = true;
   }
 
   /** Bytes of send window left (the peer's receive window for this stream). */
@@ -182,6 +195,8 @@ export class MuxStream extends Duplex {
     const n = piece.length;
     if (n > 0) {
       this.received += n;
+      if (this.releasing) retainReadBuffer(piece);
+      else pinReadBuffer(piece);
       this.push(piece);
     }
     if (last && (flags & FLAG_FIN) !== 0) {

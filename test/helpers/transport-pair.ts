@@ -1,5 +1,5 @@
 // Connected transport pairs for mux tests: in-memory, TCP on 127.0.0.1:0, TLS over TCP, and TLS read the way the
-// relay and the agent read it (src/mux/direct-reads.ts) (STYLE.md §Tests: every mux test runs over each).
+// relay and the agent read it (src/mux/direct-reads.ts, read-buffers.ts) (STYLE.md §Tests: every mux test runs over each).
 import { Duplex } from 'node:stream';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -84,7 +84,9 @@ export async function transportPair(kind: TransportKind): Promise<TransportPair>
   const [[serverSock]] = (await Promise.all([accepted, connected])) as [[net.Socket], unknown];
   client.setNoDelay(true);
   serverSock.setNoDelay(true);
-  if (kind === 'tls-direct' && !(enableDirectReads(client as net.Socket) && enableDirectReads(serverSock))) {
+  // As in production: the relay (server) reads records in place; the agent (client) also reuses its read buffers
+  // (read-buffers.ts), which is safe because a MuxSession is the listener in every test that uses this kind.
+  if (kind === 'tls-direct' && !(enableDirectReads(client as net.Socket, { recycle: true }) && enableDirectReads(serverSock))) {
     throw new Error('enableDirectReads refused a connected TLS socket');
   }
   return {
