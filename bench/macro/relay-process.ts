@@ -35,6 +35,10 @@ export interface RelayProcessOptions {
   timeoutMs: number;
   /** Environment variables added for the relay (e.g. BURROW_TEST_HOOKS=1 for load-tests/chaos). */
   extraEnv?: Record<string, string>;
+  /** Name in the child group's messages (default `relay`). */
+  name?: string;
+  /** The relay's --tcp-ports (default: its own default); two relays alive at once need ranges that do not overlap. */
+  tcpPorts?: string;
 }
 
 const OUTPUT_TAIL = 16 * 1024;
@@ -90,6 +94,7 @@ export function startRelayProcess(opts: RelayProcessOptions): Promise<RelayProce
     '--max-conns-per-ip', '10000000',
     '--max-sessions-per-token', '100000',
     '--max-conns-per-endpoint', '10000000',
+    ...(opts.tcpPorts === undefined ? [] : ['--tcp-ports', opts.tcpPorts]),
   ];
   // The relay also reads BURROW_RELAY_* variables: leave the caller's out, so the command line above is the config.
   const env = {
@@ -97,7 +102,7 @@ export function startRelayProcess(opts: RelayProcessOptions): Promise<RelayProce
     ...opts.extraEnv,
   };
   const child = opts.group.add(
-    'relay',
+    opts.name ?? 'relay',
     spawn(process.execPath, args, { cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] }),
     'SIGTERM',
   );

@@ -14,12 +14,12 @@
 // Speed never fails the run; errors and crashed children do. Not on the hot path (the load loops live in
 // http-load.ts, ws-load.ts, tcp-bulk.ts).
 import os from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ChildGroup } from '../lib/child-group.js';
+import { ChildGroup, exited, waitExit } from '../lib/child-group.js';
 import { machineBusyMs } from '../lib/machine.js';
 import { openFdCount, openFileLimit, processCpuMs, processRssKiB } from '../lib/proc-stat.js';
 import { Progress } from '../lib/progress.js';
@@ -41,7 +41,7 @@ import {
   type SuiteReport,
 } from '../lib/suite.js';
 import { loadProblem, runLoad, type LoadResult, type LoadTarget } from './http-load.js';
-import { startRelayProcess, type RelayProcess } from './relay-process.js';
+import { startRelayProcess, type RelayProcess, type RelayProcessOptions } from './relay-process.js';
 import {
   NOISY_SHARE,
   SETTLE_MS,
@@ -88,6 +88,8 @@ const IDLE_MEANINGFUL = 5_000;
 const IDLE_BATCH = 250;
 /** Connections per agent session (the relay refuses proxy streams beyond 480 per session). */
 const IDLE_PER_SESSION = 450;
+/** idle-conns runs its own relay next to the shared one (whose endpoints use the default 20000-20999). */
+const IDLE_RELAY_TCP_PORTS = '21000-21999';
 const FD_RESERVE = 300;
 
 export const SCENARIO_NAMES = [
@@ -281,14 +283,15 @@ function totalSteps(s: Settings): number {
   return 1 + s.scenarios.reduce((n, name) => n + (name === 'idle-conns' ? (s.idleHoldSeconds > 0 ? 2 : 1) : name === 'pool' || name === 'pool-1proc' ? 1 + perSide : perSide), 0);
 }
 
-async function startRig(s: Settings, group: ChildGroup, log: (line: string) => void): Promise<Rig> {
-  const origin = await forkListening(group, 'origin', 'origin-process.js', [String(SMALL_BODY), String(LARGE_BODY)]);
-  const sink = await forkListening(group, 'sink', 'tcp-sink-process.js', []);
-  const echo = await forkListening(group, 'echo', 'echo-process.js', []);
-  const dataDir = mkdtempSync(join(os.tmpdir(), 'burrow-bench-'));
-  group.addCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
-  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-  const relay = await startRelayProcess({
+/** A relay as the scenarios run it; `more` for a second one (idle-conns): its name and --tcp-ports. */
+function startBenchRelay(
+  s: Settings,
+  group: ChildGroup,
+  repoRoot: string,
+  dataDir: string,
+  more: Pick<RelayProcessOptions, 'name' | 'tcpPorts'> = {},
+): Promise<RelayProcess> {
+  return startRelayProcess({
     repoRoot,
     dataDir,
     workers: s.workers,
@@ -297,7 +300,18 @@ async function startRig(s: Settings, group: ChildGroup, log: (line: string) => v
     metrics: 'on',
     group,
     timeoutMs: 30_000,
+    ...more,
   });
+}
+
+async function startRig(s: Settings, group: ChildGroup, log: (line: string) => void): Promise<Rig> {
+  const origin = await forkListening(group, 'origin', 'origin-process.js', [String(SMALL_BODY), String(LARGE_BODY)]);
+  const sink = await forkListening(group, 'sink', 'tcp-sink-process.js', []);
+  const echo = await forkListening(group, 'echo', 'echo-process.js', []);
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'burrow-bench-'));
+  group.addCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+  const relay = await startBenchRelay(s, group, repoRoot, dataDir);
   const b = relay.banner;
   log(
     `bench: origin :${origin.port}, sink :${sink.port}, echo :${echo.port}; relay pid ${relay.child.pid} ` +
@@ -677,7 +691,14 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
     target: null,
   };
   p.step(`idle-conns: ${sessions} agent sessions, ${s.idleConns} connections`, 0);
-  const b = rig.relay.banner;
+  // A relay of its own: what it holds before the connections is its start-up and the sessions only. In the shared
+  // relay, garbage of the earlier scenarios that V8 gave back during the wait or the hold came off the connections'
+  // cost (a full run read -0.88 KiB/conn, session 7). The shared relay keeps its TCP ports: this one uses others.
+  const relayDir = join(rig.dataDir, 'idle-relay');
+  mkdirSync(relayDir);
+  const relay = await startBenchRelay(s, rig.group, rig.repoRoot, relayDir, { name: 'idle-relay', tcpPorts: IDLE_RELAY_TCP_PORTS });
+  const unwatchRelay = watch(rig, 'idle-relay', { child: relay.child, output: () => `\n--- idle-relay output ---\n${relay.output()}` });
+  const b = relay.banner;
   const agents = await startAgentsProcess(rig.group, 'idle-agents', {
     server: `localhost:${b.agentPort}`,
     caPath: b.caPath,
@@ -690,19 +711,18 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
   const ports = agents.urls.map(portOf);
   const pids: Array<[string, number]> = [
     ['bench', process.pid],
-    ['relay', rig.relay.child.pid!],
+    ['relay', relay.child.pid!],
     ['agent', agents.child.pid!],
     ['echo', rig.echo.child.pid!],
   ];
   const socks: net.Socket[] = [];
   const fds0 = Object.fromEntries(pids.map(([n, pid]) => [n, openFdCount(pid) ?? 0]));
   const rss = (): { relay: number | null; agent: number | null } => ({
-    relay: processRssKiB(rig.relay.child.pid!),
+    relay: processRssKiB(relay.child.pid!),
     agent: processRssKiB(agents.child.pid!),
   });
-  // The baseline is taken as settled as the held reading: else garbage of earlier scenarios (in a full run) or of the
-  // sessions' start-up, which V8 gives back only when its memory reducer runs, would be given back during the hold
-  // and come off the connections' cost (a full run read 0.04 KiB/conn that way).
+  // The baseline is taken as settled as the held reading: else garbage of the sessions' start-up, which V8 gives back
+  // only when its memory reducer runs, would be given back during the hold and come off the connections' cost.
   if (s.idleHoldSeconds > 0) p.log(`  idle-conns: letting the relay settle for ${s.idleHoldSeconds} s before the baseline`);
   await sleep(s.idleHoldSeconds > 0 ? s.idleHoldSeconds * 1000 : 500);
   const rss0 = rss();
@@ -747,10 +767,16 @@ async function idleConns(p: Progress, s: Settings, rig: Rig, failures: string[])
     ),
   );
   unwatch(); // stopped on purpose
+  unwatchRelay();
   await new Promise<void>((resolve) => {
     agents.child.once('exit', () => resolve());
     agents.child.disconnect();
   });
+  if (!exited(relay.child)) {
+    const gone = waitExit(relay.child, 10_000);
+    relay.child.kill('SIGTERM');
+    if (!(await gone)) relay.child.kill('SIGKILL');
+  }
   p.stepDone();
   if (errors.length > 0) {
     const shown = [...new Set(errors)].slice(0, 5).join('; ');
