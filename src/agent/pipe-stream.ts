@@ -25,8 +25,10 @@ export function pipeStream(stream: MuxStream, socket: net.Socket, onDone?: (r: P
   new BatchedPipe(stream, socket, true, true);
   stream.releasesReads();
   // Upstream → relay: the mux batches frames per turn itself; bulk reads carry room for their frame header, so a turn's
-  // frames of this stream reach TLS as one buffer (mux/headroom-reads.ts).
-  enableHeadroomReads(socket);
+  // frames of this stream reach TLS as one buffer (mux/headroom-reads.ts), and their slab is reused once TLS has
+  // written them (the pipe keeps no chunk: mux/read-buffers.ts).
+  enableHeadroomReads(socket, { recycle: true });
+  stream.releasesWrites();
   socket.pipe(stream);
   socket.on('error', () => {
     if (!stream.destroyed) stream.reset(MUX_STREAM_CANCELLED);

@@ -17,7 +17,7 @@
 // length; what the mux keeps is bounded by its windows. Shared mode (many idle sockets) copies every record out of
 // one buffer per thread, so an idle socket holds no read buffer at all.
 import type net from 'node:net';
-import { READ_BUFFER_SIZE, acquireReadBuffer, pinReadBuffer, releaseReadBuffer } from './read-buffers.js';
+import { READ_BUFFER_SIZE, pinReadBuffer, recordBuffers, releaseReadBuffer } from './read-buffers.js';
 /** Records below this size are copied (Node pools allocations under half its 8 KiB pool size). */
 const SMALL_RECORD = 4 * 1024;
 
@@ -114,7 +114,7 @@ class DirectReader {
   }
 
   private newBuffer(): Buffer {
-    return this.recycle ? acquireReadBuffer() : Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    return this.recycle ? recordBuffers.acquire() : Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
   }
 }
 

@@ -19,10 +19,11 @@
 //
 // Ownership: every chunk emitted is the listener's to keep; a chunk pins its slab (256 KiB) until released, so what
 // a consumer queues is bounded by the mux windows, in slabs. The gap in front of a chunk belongs to that chunk: only
-// the mux writes it, once (claimHeadroom).
+// the mux writes it, once (claimHeadroom). A consumer may hand chunks back for reuse (see `slabs` below).
 import type net from 'node:net';
 import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
 import { deliver, forgetOnreadBuffer, installOnread, ownedCopy } from './direct-reads.js';
+import { ReadBufferPool, releaseReadBuffer, retainReadBuffer } from './read-buffers.js';
 
 /** libuv's own read size: a read never returns more. */
 const READ_SIZE = 64 * 1024;
@@ -34,6 +35,12 @@ const SLAB_SIZE = 4 * REGION;
 const LARGE_READ = 16 * 1024;
 /** Sockets per thread that may hold a slab at once (bounds what idle sockets pin: 64 × 256 KiB). */
 const MAX_SLAB_SOCKETS = 64;
+/**
+ * With `recycle`, slabs come from a pool (read-buffers.ts): the socket holds its current slab, each chunk handed out
+ * retains it, and the consumer (MuxStream.releasesWrites: the agent's upstream sockets) releases a chunk once the
+ * transport wrote it. 16 free slabs (4 MiB): a stream's 512 KiB relay window in flight is two or three slabs.
+ */
+const slabs = new ReadBufferPool(SLAB_SIZE, 16);
 
 /** Chunks handed out with free headroom in front, until the mux claims it. */
 const headroomChunks = new WeakSet<Buffer>();
@@ -50,14 +57,19 @@ export function claimHeadroom(chunk: Buffer): boolean {
 /** Per socket in slab mode: the slab and where the current read region starts. */
 interface SlabState {
   slab: Buffer;
+  /** From the pool, held by this socket, each chunk retained (enableHeadroomReads `recycle`). */
+  readonly recycle: boolean;
   /** Offset of the current read region (just after its gap). */
   at: number;
 }
 
 const SLAB = Symbol('headroomSlab');
+/** Set on sockets whose consumer releases chunks (enableHeadroomReads `recycle`). */
+const RECYCLE = Symbol('headroomRecycle');
 
 interface HeadroomSocket extends net.Socket {
   [SLAB]?: SlabState | null;
+  [RECYCLE]?: boolean;
 }
 
 /** The thread's read buffer for sockets in the copying mode. */
@@ -80,7 +92,12 @@ function takeNext(): Buffer | undefined {
 function advance(st: SlabState, n: number): Buffer {
   let at = st.at + n + FRAME_HEADER_SIZE;
   if (at + READ_SIZE > SLAB_SIZE) {
-    st.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    if (st.recycle) {
+      releaseReadBuffer(st.slab.buffer); // the socket's hold: no read lands in it any more
+      st.slab = slabs.acquire();
+    } else {
+      st.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    }
     at = FRAME_HEADER_SIZE;
   }
   st.at = at;
@@ -102,6 +119,8 @@ function headroomCopy(buf: Buffer, nread: number): Buffer {
  * handle's read listener (issue #7 counts bytes per idle connection).
  */
 function dropSlab(socket: HeadroomSocket): void {
+  const st = socket[SLAB]!;
+  if (st.recycle) releaseReadBuffer(st.slab.buffer); // the socket's hold (callers: no further read lands in it)
   socket[SLAB] = null;
   slabSockets--;
   socket.off('end', onHeadroomEnd);
@@ -122,6 +141,7 @@ function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boole
   if (st === null || st === undefined) return deliver(this, copiedRead(this, buf, nread));
   const chunk = st.slab.subarray(st.at, st.at + nread);
   headroomChunks.add(chunk);
+  if (st.recycle) retainReadBuffer(chunk);
   if (nread < LARGE_READ) {
     dropSlab(this);
     next = sharedRead!;
@@ -145,10 +165,12 @@ function onHeadroomRead(this: HeadroomSocket, nread: number, buf: Buffer): boole
 function copiedRead(socket: HeadroomSocket, buf: Buffer, nread: number): Buffer {
   if (nread < LARGE_READ) return ownedCopy(buf, nread);
   if (slabSockets >= MAX_SLAB_SOCKETS) return headroomCopy(buf, nread);
-  const st: SlabState = { slab: Buffer.allocUnsafeSlow(SLAB_SIZE), at: FRAME_HEADER_SIZE };
+  const recycle = socket[RECYCLE] === true;
+  const st: SlabState = { slab: recycle ? slabs.acquire() : Buffer.allocUnsafeSlow(SLAB_SIZE), recycle, at: FRAME_HEADER_SIZE };
   buf.copy(st.slab, FRAME_HEADER_SIZE, 0, nread);
   const chunk = st.slab.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + nread);
   headroomChunks.add(chunk);
+  if (recycle) retainReadBuffer(chunk);
   takeSlab(socket, st);
   next = advance(st, nread);
   return chunk;
@@ -176,9 +198,25 @@ function onHeadroomClose(this: HeadroomSocket): void {
  * Returns false, changing nothing, when the socket cannot (destroyed, no handle, already in onread mode, or this Node
  * lacks the fields); it then reads as usual.
  */
-export function enableHeadroomReads(socket: net.Socket): boolean {
+export function enableHeadroomReads(socket: net.Socket, options: HeadroomReadOptions = {}): boolean {
   sharedRead ??= Buffer.allocUnsafeSlow(READ_SIZE);
-  return installOnread(socket, sharedRead, onHeadroomRead, takeNext);
+  if (!installOnread(socket, sharedRead, onHeadroomRead, takeNext)) return false;
+  if (options.recycle === true) (socket as HeadroomSocket)[RECYCLE] = true;
+  return true;
+}
+
+export interface HeadroomReadOptions {
+  /**
+   * Take slabs from a pool and reuse one once every chunk read into it was released (read-buffers.ts). Only for a
+   * consumer that releases every chunk it is done with and keeps none after (the agent's upstream socket piped into a
+   * MuxStream with releasesWrites); chunks it never releases just leave their slab to the GC.
+   */
+  recycle?: boolean;
+}
+
+/** The slab pool's counts (tests, bench notes). */
+export function headroomSlabStats(): { allocated: number; reused: number; free: number } {
+  return slabs.stats();
 }
 
 /** Sockets of this thread holding a slab (tests). */

@@ -34,6 +34,7 @@ import {
 import { FrameDecoder, type FrameHandler } from '../protocol/frame-decoder.js';
 import { MuxStream, type StreamOwner } from './mux-stream.js';
 import { claimHeadroom } from './headroom-reads.js';
+import { releaseReadBuffer } from './read-buffers.js';
 
 export type MuxRole = 'client' | 'server';
 
@@ -110,6 +111,17 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private held: Buffer | null;
   /** The ArrayBuffer `held` is a view of, when it may be merged with (else null). */
   private heldAb: ArrayBufferLike | null;
+  /**
+   * The buffer to pass to releaseReadBuffer (read-buffers.ts) once the transport has written `held`, and how many
+   * times (one per frame merged into it that ends a released chunk); null when none.
+   */
+  private heldRelease: ArrayBufferLike | null;
+  private heldReleases: number;
+  /** Release tokens and counts of transport writes in flight, oldest first; releaseHead = next to finish. */
+  private readonly releaseQueue: Array<ArrayBufferLike | null>;
+  private readonly releaseCounts: number[];
+  private releaseHead: number;
+  private readonly onWriteDone: () => void;
   private slab: Buffer;
   /**
    * slab.buffer, read once per slab: `.buffer` is a call into V8's C++ runtime on every access (perf showed it on
@@ -150,6 +162,28 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.corked = false;
     this.held = null;
     this.heldAb = null;
+    this.heldRelease = null;
+    this.heldReleases = 0;
+    this.releaseQueue = [];
+    this.releaseCounts = [];
+    this.releaseHead = 0;
+    // Transport write callbacks run in write order, once each (with an error too, when the transport is destroyed:
+    // then nothing reads the buffer any more), so the oldest entry belongs to the write just done.
+    this.onWriteDone = () => {
+      const q = this.releaseQueue;
+      const h = this.releaseHead;
+      const ab = q[h]!;
+      let n = this.releaseCounts[h]!;
+      q[h] = null; // hold no buffer past its write
+      if (h + 1 === q.length) {
+        q.length = 0;
+        this.releaseCounts.length = 0;
+        this.releaseHead = 0;
+      } else {
+        this.releaseHead = h + 1;
+      }
+      while (n-- > 0) releaseReadBuffer(ab);
+    };
     this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_SIZE);
     this.slabAb = this.slab.buffer;
     this.slabOff = 0;
@@ -243,7 +277,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     frame.writeUInt32BE(this.lastRemoteId, FRAME_HEADER_SIZE);
     frame.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE + 4);
     debug.copy(frame, FRAME_HEADER_SIZE + 8);
-    this.write(frame, this.slabAb);
+    this.write(frame, this.slabAb, null);
   }
 
   /** End the session because the peer misbehaved at a layer above framing: GOAWAY with `code`, then destroy. */
@@ -372,13 +406,14 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   // ---- stream owner (called by MuxStream) ----
 
-  writeData(streamId: number, flags: number, payload: Buffer): void {
+  writeData(streamId: number, flags: number, payload: Buffer, release: ArrayBufferLike | null): void {
     if (this.closed) return;
     const n = payload.length;
     if (n <= SMALL_PAYLOAD) {
       const f = this.frame(n, TYPE_DATA, flags, streamId);
       if (n > 0) payload.copy(f, FRAME_HEADER_SIZE);
-      this.write(f, this.slabAb);
+      this.write(f, this.slabAb, null);
+      if (release !== null) releaseReadBuffer(release); // copied: the chunk is done with
       return;
     }
     if (claimHeadroom(payload)) {
@@ -387,25 +422,25 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       const ab = payload.buffer;
       const f = Buffer.from(ab, payload.byteOffset - FRAME_HEADER_SIZE, n + FRAME_HEADER_SIZE);
       writeFrameHeader(f, 0, n, TYPE_DATA, flags, streamId);
-      this.write(f, ab);
+      this.write(f, ab, release);
       return;
     }
-    this.write(this.frame(-n, TYPE_DATA, flags, streamId), this.slabAb);
-    this.write(payload, null);
+    this.write(this.frame(-n, TYPE_DATA, flags, streamId), this.slabAb, null);
+    this.write(payload, null, release);
   }
 
   writeWndInc(streamId: number, increment: number): void {
     if (this.closed) return;
     const f = this.frame(4, TYPE_WNDINC, 0, streamId);
     f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
-    this.write(f, this.slabAb);
+    this.write(f, this.slabAb, null);
   }
 
   writeRst(streamId: number, code: number): void {
     if (this.closed) return;
     const f = this.frame(4, TYPE_RST, 0, streamId);
     f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
-    this.write(f, this.slabAb);
+    this.write(f, this.slabAb, null);
   }
 
   afterWrite(cb: (err?: Error | null) => void): void {
@@ -458,7 +493,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
    * last buffer is held back, so the transport's backpressure still shows at once for all but that one; it grows
    * only while buffers stay contiguous, which bounds it by a slab (16 KiB of headers, or 256 KiB of headroom reads).
    */
-  private write(buf: Buffer, ab: ArrayBufferLike | null): void {
+  private write(buf: Buffer, ab: ArrayBufferLike | null, release: ArrayBufferLike | null): void {
     const t = this.transport;
     if (!this.corked) {
       this.corked = true;
@@ -467,15 +502,41 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     }
     const h = this.held;
     if (h !== null) {
-      if (ab !== null && ab === this.heldAb && h.byteOffset + h.length === buf.byteOffset) {
+      if (
+        ab !== null &&
+        ab === this.heldAb &&
+        h.byteOffset + h.length === buf.byteOffset &&
+        (release === null || this.heldRelease === null || release === this.heldRelease)
+      ) {
         this.held = Buffer.from(ab, h.byteOffset, h.length + buf.length);
+        if (release !== null) {
+          this.heldRelease = release;
+          this.heldReleases++;
+        }
         return;
       }
       this.held = null; // before write(): nothing re-entered from it may write h a second time
-      if (!t.write(h)) this.blocked = true;
+      this.writeHeld(h);
     }
     this.held = buf;
     this.heldAb = ab;
+    this.heldRelease = release;
+    this.heldReleases = release === null ? 0 : 1;
+  }
+
+  /** Hand `h` (the held buffer, already unset) to the transport, with its release token if it has one. */
+  private writeHeld(h: Buffer): void {
+    const r = this.heldRelease;
+    let ok: boolean;
+    if (r === null) {
+      ok = this.transport.write(h);
+    } else {
+      this.heldRelease = null;
+      this.releaseQueue.push(r);
+      this.releaseCounts.push(this.heldReleases);
+      ok = this.transport.write(h, this.onWriteDone);
+    }
+    if (!ok) this.blocked = true;
   }
 
   /** Hand the held buffer to the transport and end this turn's batch (setImmediate, or at once on destroy). */
@@ -486,7 +547,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     const h = this.held;
     if (h !== null) {
       this.held = null;
-      if (!t.write(h)) this.blocked = true;
+      this.writeHeld(h);
     }
     t.uncork();
   }

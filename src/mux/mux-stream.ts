@@ -17,8 +17,11 @@ const EMPTY = Buffer.alloc(0);
 /** What a stream needs from its session (implemented by MuxSession; kept narrow so layers stay testable). */
 export interface StreamOwner {
   readonly maxWriteFrame: number;
-  /** Write one DATA frame. */
-  writeData(streamId: number, flags: number, payload: Buffer): void;
+  /**
+   * Write one DATA frame. `release`: pass it to releaseReadBuffer (read-buffers.ts) once the transport has written the
+   * frame (null: nothing to release).
+   */
+  writeData(streamId: number, flags: number, payload: Buffer, release: ArrayBufferLike | null): void;
   writeWndInc(streamId: number, increment: number): void;
   writeRst(streamId: number, code: number): void;
   /** Call `cb` now, or once the transport drains if it is over its high-water mark. */
@@ -47,6 +50,8 @@ export class MuxStream extends Duplex {
   private remoteFin: boolean;
   /** Pieces are retained for a consumer that releases them (see releasesReads); else they pin their read buffer. */
   private releasing: boolean;
+  /** Chunks written to this stream are released once sent (see releasesWrites). */
+  private releasingWrites: boolean;
   // Lifecycle.
   private detached: boolean; // removed from the session's stream table
   private resetByPeer: boolean;
@@ -76,6 +81,7 @@ export class MuxStream extends Duplex {
     this.credited = 0;
     this.remoteFin = false;
     this.releasing = false;
+    this.releasingWrites = false;
     this.detached = false;
     this.resetByPeer = false;
     // A window above the protocol's initial one is granted with WNDINC: at once for an accepted stream, right after
@@ -91,6 +97,16 @@ export class MuxStream extends Duplex {
    */
   releasesReads(): void {
     this.releasing = true;
+  }
+
+  /**
+   * The writer's promise (read-buffers.ts): it keeps no reference to the chunks it writes to this stream from now on,
+   * so each chunk's buffer is passed to releaseReadBuffer(chunk.buffer) once the transport has written its last byte
+   * (a socket piped in with headroom reads: its slabs are reused). A chunk never sent (stream destroyed) is left to
+   * the GC.
+   */
+  releasesWrites(): void {
+    this.releasingWrites = true;
   }
 
   /** Bytes of send window left (the peer's receive window for this stream). */
@@ -125,7 +141,7 @@ export class MuxStream extends Duplex {
     if (!this.detached) {
       const flags = this.synPending ? FLAG_FIN | FLAG_SYN : FLAG_FIN;
       this.synPending = false;
-      this.owner.writeData(this.id, flags, EMPTY);
+      this.owner.writeData(this.id, flags, EMPTY, null);
       this.afterSyn();
     }
     this.localFin = true;
@@ -151,7 +167,10 @@ export class MuxStream extends Duplex {
       if (n > max) n = max;
       const flags = this.synPending ? FLAG_SYN : 0;
       this.synPending = false;
-      this.owner.writeData(this.id, flags, off === 0 && n === len ? chunk : chunk.subarray(off, off + n));
+      const end = off + n;
+      // The chunk is done with once its last piece is written: pieces of one stream reach the transport in order.
+      const release = end === len && this.releasingWrites ? chunk.buffer : null;
+      this.owner.writeData(this.id, flags, off === 0 && end === len ? chunk : chunk.subarray(off, end), release);
       if (flags !== 0) this.afterSyn();
       this.sendWindow = win - n;
       off += n;
@@ -260,7 +279,7 @@ export class MuxStream extends Duplex {
     if (this.detached) return;
     if (!this.localFin && !this.synPending) {
       this.localFin = true;
-      this.owner.writeData(this.id, FLAG_FIN, EMPTY);
+      this.owner.writeData(this.id, FLAG_FIN, EMPTY, null);
     }
     // A stream whose SYN never went out is unknown to the peer: nothing to tell it.
     if (!this.synPending) this.owner.writeRst(this.id, code);

@@ -1,64 +1,92 @@
-// Recycled 16 KiB read buffers for mux transports in per-socket direct-read mode (direct-reads.ts), so that a bulk
-// transfer does not allocate a new ArrayBuffer per TLS record. HOT PATH: one lookup per DATA piece and per write done.
+// Pools of read buffers that are reused once every view handed out of them is done, so that bulk transfers through
+// the agent allocate almost no ArrayBuffers: the 16 KiB buffers its relay connection reads TLS records into
+// (direct-reads.ts `recycle`), and the 256 KiB slabs its upstream sockets read into (headroom-reads.ts `recycle`).
+// HOT PATH: one WeakMap lookup per DATA piece, per chunk read, and per write done.
 //
-// Why: a large TLS record is handed to the mux in the buffer Node read it into, and the next read needs a new buffer.
-// At ~600 MB/s that is ~15 MB of ArrayBuffers between two scavenges. V8 counts ArrayBuffer memory allocated since
-// the last mark-compact against the old generation's limit, so a bulk upload could flip the agent into a mode with a
-// mark-compact every ~50 ms (bench/RESULTS.md, 2026-11-29 session 6: 1 vs ~120 mark-compacts for the same 2 GiB).
-// Reusing a buffer once every view handed out of it is done keeps the agent's ArrayBuffer allocation near zero.
+// Why: without a pool every large record and every fourth upstream read needs a new ArrayBuffer: ~15 MB between two
+// scavenges at ~600 MB/s. V8 counts ArrayBuffer memory allocated since the last mark-compact against the old
+// generation's limit, so bulk transfers could flip the agent into a mode with a mark-compact every ~50 ms
+// (bench/RESULTS.md, 2026-11-29 sessions 6 and 7: ~40 to ~120 mark-compacts per run; one with the pools).
 //
 // Ownership (one lease per buffer, counted):
-//   * The reader holds a buffer while Node may read into it (acquireReadBuffer: count 1), and across the synchronous
-//     delivery of a record read into it; then it lets go (releaseReadBuffer).
-//   * Every DATA piece the mux hands to a stream is either retained (the stream's consumer promised to call
-//     releaseReadBuffer once it is done with that piece: BatchedPipe after the write completed) or pins the buffer
-//     (any other consumer may keep the piece for as long as it likes: the buffer is never reused, the GC frees it).
-//   * A buffer goes back to the free list when its count reaches zero and it is not pinned.
+//   * The reader holds a buffer while Node may read into it (ReadBufferPool.acquire: count 1), and across the
+//     synchronous delivery of what was read into it; then it lets go (releaseReadBuffer).
+//   * Each view handed on is either retained (its consumer promised to call releaseReadBuffer once done with it:
+//     BatchedPipe after the socket write completed, MuxSession after the transport write of the chunk's last frame)
+//     or pins the buffer (any other consumer may keep the view as long as it likes: the buffer is never reused).
+//   * A buffer goes back to its pool's free list when its count reaches zero and it is not pinned.
 // A lease that is never released (a stream destroyed with pieces queued, a write never made) only means the buffer is
 // left to the GC, as without this module. Releasing more often than retaining would hand out memory still in use:
 // every release matches one retain or the reader's own hold.
 /** TLSWrap passes at most one SSL_read's output (16 KiB) per callback; a smaller buffer only splits it. */
 export const READ_BUFFER_SIZE = 16 * 1024;
-/**
- * Free buffers kept per thread (4 MiB). One agent stream may have its whole 2 MiB window (128 records) in flight
- * towards a slower upstream; with a cap of 64, a tcp-bulk upload still allocated one buffer in six and ran ~15
- * mark-compacts per GiB, at 256 it allocates ~140 in all and runs one. Beyond the cap, the GC frees.
- */
-const MAX_FREE = 256;
 
 class Lease {
   readonly buf: Buffer;
+  readonly pool: ReadBufferPool;
   count: number;
   pinned: boolean;
 
-  constructor(buf: Buffer) {
+  constructor(buf: Buffer, pool: ReadBufferPool) {
     this.buf = buf;
+    this.pool = pool;
     this.count = 1;
     this.pinned = false;
   }
 }
 
-/** Lease of every buffer this module handed out, by its ArrayBuffer (pieces are views of it). Weak: see above. */
+/** Lease of every buffer a pool handed out, by its ArrayBuffer (pieces are views of it). Weak: see above. */
 const leases = new WeakMap<ArrayBufferLike, Lease>();
-const free: Lease[] = [];
-let allocated = 0;
-let reused = 0;
 
-/** A buffer for Node to read into, held by the caller (count 1) until releaseReadBuffer(buf.buffer). */
-export function acquireReadBuffer(): Buffer {
-  const lease = free.pop();
-  if (lease !== undefined) {
-    reused++;
-    lease.count = 1;
-    return lease.buf;
+/** Buffers of one size, per thread; a free list capped at `maxFree` (beyond, the GC frees). */
+export class ReadBufferPool {
+  readonly size: number;
+  private readonly maxFree: number;
+  private readonly free: Lease[];
+  private allocated: number;
+  private reused: number;
+
+  constructor(size: number, maxFree: number) {
+    this.size = size;
+    this.maxFree = maxFree;
+    this.free = [];
+    this.allocated = 0;
+    this.reused = 0;
   }
-  allocated++;
-  const buf = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-  leases.set(buf.buffer, new Lease(buf));
-  return buf;
+
+  /** A buffer for Node to read into, held by the caller (count 1) until releaseReadBuffer(buf.buffer). */
+  acquire(): Buffer {
+    const lease = this.free.pop();
+    if (lease !== undefined) {
+      this.reused++;
+      lease.count = 1;
+      return lease.buf;
+    }
+    this.allocated++;
+    const buf = Buffer.allocUnsafeSlow(this.size);
+    leases.set(buf.buffer, new Lease(buf, this));
+    return buf;
+  }
+
+  /** A lease nobody holds any more (releaseReadBuffer). */
+  giveBack(lease: Lease): void {
+    if (this.free.length < this.maxFree) this.free.push(lease);
+  }
+
+  /** Counts for tests and bench notes: buffers allocated, acquisitions served from the free list, free now. */
+  stats(): { allocated: number; reused: number; free: number } {
+    return { allocated: this.allocated, reused: this.reused, free: this.free.length };
+  }
 }
 
-/** The consumer of `piece` will call releaseReadBuffer(piece.buffer) when done with it. No-op for other buffers. */
+/**
+ * The 16 KiB buffers of direct reads, 256 kept free (4 MiB). One agent stream may have its whole 2 MiB window (128
+ * records) in flight towards a slower upstream; with 64 kept, a tcp-bulk upload still allocated one buffer in six
+ * and ran ~15 mark-compacts per GiB, with 256 it allocates ~140 in all and runs one.
+ */
+export const recordBuffers = new ReadBufferPool(READ_BUFFER_SIZE, 256);
+
+/** The caller's consumer of `piece` will call releaseReadBuffer(piece.buffer) when done with it. No-op for other buffers. */
 export function retainReadBuffer(piece: Buffer): void {
   const lease = leases.get(piece.buffer);
   if (lease !== undefined) lease.count++;
@@ -70,14 +98,9 @@ export function pinReadBuffer(piece: Buffer): void {
   if (lease !== undefined) lease.pinned = true;
 }
 
-/** One holder of `ab` is done with it (see retainReadBuffer / acquireReadBuffer). No-op for other buffers. */
+/** One holder of `ab` is done with it (see retainReadBuffer / ReadBufferPool.acquire). No-op for other buffers. */
 export function releaseReadBuffer(ab: ArrayBufferLike): void {
   const lease = leases.get(ab);
   if (lease === undefined || --lease.count !== 0 || lease.pinned) return;
-  if (free.length < MAX_FREE) free.push(lease);
-}
-
-/** This thread's counts (tests, bench notes): buffers allocated, and acquisitions served from the free list. */
-export function readBufferStats(): { allocated: number; reused: number; free: number } {
-  return { allocated, reused, free: free.length };
+  lease.pool.giveBack(lease);
 }

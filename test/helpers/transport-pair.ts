@@ -1,6 +1,7 @@
 // Connected transport pairs for mux tests: in-memory, TCP on 127.0.0.1:0, TLS over TCP, and TLS read the way the
 // relay and the agent read it (src/mux/direct-reads.ts, read-buffers.ts) (STYLE.md §Tests: every mux test runs over each).
-import { Duplex } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Duplex, type Readable } from 'node:stream';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
@@ -128,4 +129,25 @@ export async function waitForWriterStall(writer: Duplex): Promise<void> {
     stalledTurns = len === lastLen && len > 0 ? stalledTurns + 1 : 0;
     lastLen = len;
   }
+}
+
+/**
+ * A slow reader: hash everything `r` delivers, pausing it for `turns` event-loop turns after every `every`-th chunk, so
+ * that its writer backs up. Resolves with the SHA-256 (hex) at 'end'.
+ */
+export function slowHash(r: Readable, every: number, turns: number): Promise<string> {
+  const h = createHash('sha256');
+  let n = 0;
+  r.on('data', (c: Buffer) => {
+    h.update(c);
+    if (++n % every !== 0) return;
+    r.pause();
+    let left = turns;
+    const later = (): void => {
+      if (--left > 0) setImmediate(later);
+      else r.resume();
+    };
+    setImmediate(later);
+  });
+  return once(r, 'end').then(() => h.digest('hex'));
 }

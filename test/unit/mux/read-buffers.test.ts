@@ -6,94 +6,132 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { BatchedPipe } from '../../../src/mux/batched-pipe.js';
 import { MuxSession } from '../../../src/mux/mux-session.js';
 import type { MuxStream } from '../../../src/mux/mux-stream.js';
 import {
-  acquireReadBuffer,
+  ReadBufferPool,
   pinReadBuffer,
-  readBufferStats,
+  recordBuffers,
   releaseReadBuffer,
   retainReadBuffer,
 } from '../../../src/mux/read-buffers.js';
-import { transportPair } from '../../helpers/transport-pair.js';
+import { slowHash, transportPair } from '../../helpers/transport-pair.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/** Acquire until the free list is empty, so the next acquisition is a fresh buffer (stats are per thread). */
-function drainFree(): Buffer[] {
-  const held: Buffer[] = [];
-  while (readBufferStats().free > 0) held.push(acquireReadBuffer());
-  return held;
-}
-
 test('a buffer comes back once the reader and every retained piece let go, and not before', () => {
-  drainFree();
-  const buf = acquireReadBuffer();
+  const pool = new ReadBufferPool(1024, 4);
+  const buf = pool.acquire();
   const piece = buf.subarray(100, 200);
   retainReadBuffer(piece);
   retainReadBuffer(buf.subarray(300, 400));
   releaseReadBuffer(buf.buffer); // the reader's hold
-  assert.notEqual(acquireReadBuffer(), buf, 'two pieces are still retained');
+  assert.notEqual(pool.acquire(), buf, 'two pieces are still retained');
   releaseReadBuffer(piece.buffer);
-  assert.equal(readBufferStats().free, 0, 'one piece is still retained');
+  assert.equal(pool.stats().free, 0, 'one piece is still retained');
   releaseReadBuffer(piece.buffer);
-  assert.equal(readBufferStats().free, 1);
-  assert.equal(acquireReadBuffer(), buf, 'reused once all holders released it');
+  assert.equal(pool.stats().free, 1);
+  assert.equal(pool.acquire(), buf, 'reused once all holders released it');
+  assert.deepEqual(pool.stats(), { allocated: 2, reused: 1, free: 0 });
 });
 
 test('a pinned buffer is never reused, whatever is released afterwards', () => {
-  drainFree();
-  const buf = acquireReadBuffer();
+  const pool = new ReadBufferPool(1024, 4);
+  const buf = pool.acquire();
   retainReadBuffer(buf.subarray(0, 10));
   pinReadBuffer(buf.subarray(10, 20)); // a consumer that keeps its piece
   releaseReadBuffer(buf.buffer);
   releaseReadBuffer(buf.buffer);
-  assert.equal(readBufferStats().free, 0);
-  assert.notEqual(acquireReadBuffer(), buf);
+  assert.equal(pool.stats().free, 0);
+  assert.notEqual(pool.acquire(), buf);
 });
 
-test('buffers this module did not hand out are ignored', () => {
-  drainFree();
+test('a pool keeps at most maxFree buffers; the rest are left to the GC', () => {
+  const pool = new ReadBufferPool(1024, 2);
+  const bufs = [pool.acquire(), pool.acquire(), pool.acquire()];
+  for (const b of bufs) releaseReadBuffer(b.buffer);
+  assert.equal(pool.stats().free, 2);
+});
+
+test('buffers no pool handed out are ignored', () => {
+  const pool = new ReadBufferPool(1024, 4);
+  releaseReadBuffer(pool.acquire().buffer);
   const other = Buffer.allocUnsafeSlow(16 * 1024);
   retainReadBuffer(other);
   pinReadBuffer(other);
   releaseReadBuffer(other.buffer);
   releaseReadBuffer(Buffer.from('pooled').buffer);
-  assert.equal(readBufferStats().free, 0);
+  assert.deepEqual(pool.stats(), { allocated: 1, reused: 0, free: 1 });
 });
+
+/** A transport that takes writes and completes each only when told: the writes in flight stay held. */
+function holdingTransport(): { transport: Duplex; writes: Buffer[]; pending: () => number; completeOne: () => void } {
+  const writes: Buffer[] = [];
+  const callbacks: Array<() => void> = [];
+  const transport = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      writes.push(chunk);
+      callbacks.push(() => cb());
+    },
+  });
+  // A completion makes the Writable hand over its next buffered write at once (it lands in `callbacks`).
+  return { transport, writes, pending: () => callbacks.length, completeOne: () => callbacks.shift()!() };
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+for (const [what, maxWriteFrame] of [['whole', 1 << 20], ['split into 1000-byte frames', 1000]] as const) {
+  test(`a chunk written to a releasesWrites stream (${what}) is released when its last write completes, not before`, async () => {
+    const pool = new ReadBufferPool(8192, 4);
+    const { transport, writes, pending, completeOne } = holdingTransport();
+    const mux = new MuxSession(transport, { role: 'client', maxWriteFrame });
+    try {
+      const s = mux.openStream();
+      s.on('error', () => {});
+      s.releasesWrites();
+      const buf = pool.acquire();
+      buf.fill(7);
+      const chunk = buf.subarray(0, 6000);
+      retainReadBuffer(chunk); // as a headroom read hands it out
+      releaseReadBuffer(buf.buffer); // the reader's hold
+      s.write(chunk);
+      await turn(); // the session's batch goes out at setImmediate
+      // One write at a time: header and payload of each frame (different buffers, never merged).
+      let completed = 0;
+      while (pending() > 0) {
+        assert.equal(pool.stats().free, 0, `released with ${pending()} write(s) still in flight, after ${completed} completed`);
+        completeOne();
+        completed++;
+      }
+      assert.equal(pool.stats().free, 1, 'released once every frame of the chunk was written');
+      const frames = Math.ceil(6000 / Math.min(maxWriteFrame, 6000));
+      assert.equal(completed, 2 * frames);
+      assert.equal(Buffer.concat(writes).length, 6000 + 8 * frames);
+    } finally {
+      mux.destroy();
+    }
+  });
+}
 
 /** A server that hashes what it reads, pausing for a few turns every fourth chunk so that its writer backs up. */
 async function slowHashingSink(): Promise<{ port: number; digest: Promise<string>; close: () => void }> {
-  let resolveDigest!: (d: string) => void;
-  const digest = new Promise<string>((r) => (resolveDigest = r));
+  let digest!: Promise<string>;
   const conns: net.Socket[] = [];
   const server = net.createServer((s) => {
     conns.push(s);
-    const h = createHash('sha256');
-    let n = 0;
-    s.on('data', (c: Buffer) => {
-      h.update(c);
-      if (++n % 4 === 0) {
-        s.pause();
-        let turns = 20;
-        const later = (): void => {
-          if (--turns > 0) setImmediate(later);
-          else s.resume();
-        };
-        setImmediate(later);
-      }
-    });
-    s.on('end', () => {
-      resolveDigest(h.digest('hex'));
-      s.end();
-    });
+    digest = slowHash(s, 4, 20);
+    s.on('end', () => s.end());
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
     port: (server.address() as net.AddressInfo).port,
-    digest,
+    get digest() {
+      return digest;
+    },
     close: () => {
       for (const c of conns) c.destroy();
       server.close();
@@ -133,7 +171,7 @@ test('tls-direct: a released stream and a keeping stream share recycled read buf
     const kept: Buffer[] = [];
     sb.on('data', (c: Buffer) => kept.push(c));
     const bEnded = once(sb, 'end');
-    const before = readBufferStats();
+    const before = recordBuffers.stats();
     // Interleave the two so that records carry pieces of both streams.
     const STEP = 64 * 1024;
     for (let off = 1; off < bulk.length; off += STEP) {
@@ -147,7 +185,7 @@ test('tls-direct: a released stream and a keeping stream share recycled read buf
     await bEnded;
     assert.equal(await sink.digest, sha(bulk), 'the released stream arrived intact');
     assert.equal(sha(Buffer.concat(kept)), sha(side), 'the keeping stream arrived intact');
-    const after = readBufferStats();
+    const after = recordBuffers.stats();
     // 10 MiB in 16 KiB records is ~640 reads: most of them must have been served from the free list.
     assert.ok(after.reused - before.reused > 200, `reused ${after.reused - before.reused}, allocated ${after.allocated - before.allocated}`);
   } finally {
