@@ -277,7 +277,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     frame.writeUInt32BE(this.lastRemoteId, FRAME_HEADER_SIZE);
     frame.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE + 4);
     debug.copy(frame, FRAME_HEADER_SIZE + 8);
-    this.write(frame, this.slabAb, null);
+    this.writeFrame(frame);
   }
 
   /** End the session because the peer misbehaved at a layer above framing: GOAWAY with `code`, then destroy. */
@@ -412,7 +412,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (n <= SMALL_PAYLOAD) {
       const f = this.frame(n, TYPE_DATA, flags, streamId);
       if (n > 0) payload.copy(f, FRAME_HEADER_SIZE);
-      this.write(f, this.slabAb, null);
+      this.writeFrame(f);
       if (release !== null) releaseReadBuffer(release); // copied: the chunk is done with
       return;
     }
@@ -425,7 +425,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       this.write(f, ab, release);
       return;
     }
-    this.write(this.frame(-n, TYPE_DATA, flags, streamId), this.slabAb, null);
+    this.writeFrame(this.frame(-n, TYPE_DATA, flags, streamId));
     this.write(payload, null, release);
   }
 
@@ -433,14 +433,14 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (this.closed) return;
     const f = this.frame(4, TYPE_WNDINC, 0, streamId);
     f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
-    this.write(f, this.slabAb, null);
+    this.writeFrame(f);
   }
 
   writeRst(streamId: number, code: number): void {
     if (this.closed) return;
     const f = this.frame(4, TYPE_RST, 0, streamId);
     f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
-    this.write(f, this.slabAb, null);
+    this.writeFrame(f);
   }
 
   afterWrite(cb: (err?: Error | null) => void): void {
@@ -522,6 +522,11 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.heldAb = ab;
     this.heldRelease = release;
     this.heldReleases = release === null ? 0 : 1;
+  }
+
+  /** write() for a frame() buffer: a view of the header slab, so it may merge with the frame carved before it. */
+  private writeFrame(f: Buffer): void {
+    this.write(f, this.slabAb, null);
   }
 
   /** Hand `h` (the held buffer, already unset) to the transport, with its release token if it has one. */
