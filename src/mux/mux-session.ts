@@ -38,6 +38,9 @@ import { releaseReadBuffer } from './read-buffers.js';
 
 export type MuxRole = 'client' | 'server';
 
+/** Finished entries at the front of the release queue that are dropped at once (see onWriteDone). */
+const RELEASE_COMPACT_AT = 1024;
+
 export interface MuxSessionOptions {
   /** 'client' (agent, odd stream ids) or 'server' (relay, even stream ids). */
   role: MuxRole;
@@ -178,6 +181,10 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       if (h + 1 === q.length) {
         q.length = 0;
         this.releaseCounts.length = 0;
+        this.releaseHead = 0;
+      } else if (h + 1 === RELEASE_COMPACT_AT) {
+        q.splice(0, RELEASE_COMPACT_AT); // a transport that never catches up fully: keep the arrays short
+        this.releaseCounts.splice(0, RELEASE_COMPACT_AT);
         this.releaseHead = 0;
       } else {
         this.releaseHead = h + 1;
@@ -412,8 +419,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     if (n <= SMALL_PAYLOAD) {
       const f = this.frame(n, TYPE_DATA, flags, streamId);
       if (n > 0) payload.copy(f, FRAME_HEADER_SIZE);
-      this.writeFrame(f);
-      if (release !== null) releaseReadBuffer(release); // copied: the chunk is done with
+      // Copied, but the token still waits for this write: it may be the tail of a chunk whose earlier pieces went out
+      // as views of its buffer and are not written yet (a window stall split it).
+      this.write(f, this.slabAb, release);
       return;
     }
     if (claimHeadroom(payload)) {

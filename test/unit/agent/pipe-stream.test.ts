@@ -40,8 +40,9 @@ test('tls-direct: 16 MiB down and 8 MiB up through pipeStream arrive intact whil
       const sock = net.connect(port, '127.0.0.1');
       sock.once('connect', () => pipeStream(s, sock));
     });
-    // The relay also stops reading its transport now and then, so the agent's TLS writes back up and its records and
-    // slabs stay in flight for a while (a release before the write completed would show as corruption).
+    // The relay also stops reading its transport now and then, so the agent's TLS writes back up and windows stall
+    // in the middle of chunks. (This is an end-to-end integrity check; on loopback node:tls consumes a write's bytes
+    // before a slab could be reused, so the release points themselves are pinned down in read-buffers.test.ts.)
     const transport = t.server;
     let stalls = 0;
     stall = setInterval(() => {
