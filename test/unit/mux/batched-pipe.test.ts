@@ -5,8 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { BatchedPipe, PIPE_WRITE_HIGH_WATER_MARK, type WritableHighWaterMarkOption } from '../../../src/mux/batched-pipe.js';
+import { ReadBufferPool, releaseReadBuffer } from '../../../src/mux/read-buffers.js';
 import { UpstreamDialer } from '../../../src/agent/upstream-dialer.js';
 import { nativeAddon } from '../../../src/native/native-addon.js';
 import { sharedReadSocketFromFd, socketFromFd } from '../../../src/relay/worker/shared-read.js';
@@ -112,5 +113,34 @@ test('relay worker sockets on handed-off descriptors have the pipe write high-wa
     socket.write(Buffer.alloc(100));
     socket.end();
     await once(socket, 'close');
+  }
+});
+
+test('with releaseReads, each chunk is released at its own write callback, in order, also past the queue compaction', async () => {
+  const pool = new ReadBufferPool(16, 4096);
+  const N = 2500; // more than two compactions of the in-flight queue (every 1024 finished entries)
+  const src = new Readable({ read() {} });
+  const bufs = Array.from({ length: N }, () => pool.acquire()); // count 1 each: the pipe's release gives it back
+  for (const b of bufs) src.push(b);
+  src.push(null);
+  // A destination that completes writes only when told; one write at a time (no _writev).
+  const callbacks: Array<() => void> = [];
+  const dst = new Writable({
+    highWaterMark: 1 << 30, // never pauses the source: every chunk is queued at once
+    write(_chunk: Buffer, _enc, cb) {
+      callbacks.push(() => cb());
+    },
+  });
+  new BatchedPipe(src, dst, true, true);
+  await new Promise((r) => setImmediate(r)); // the pipe's uncork: the first write reaches the destination
+  for (let k = 0; k < N; k++) {
+    assert.equal(pool.stats().free, k, `before write ${k} completed`);
+    assert.equal(callbacks.length, 1);
+    callbacks.shift()!(); // the next buffered write starts at once
+    assert.equal(pool.stats().free, k + 1, `after write ${k} completed`);
+    // The free list is last-in first-out: the buffer just given back must be this write's own.
+    const back = pool.acquire();
+    assert.equal(back, bufs[k], `write ${k} released another chunk's buffer`);
+    releaseReadBuffer(back.buffer);
   }
 });
