@@ -222,6 +222,8 @@ export class Agent extends EventEmitter implements EndpointOwner {
   private stopping: boolean;
   private wake: (() => void) | null;
   private pauseTimer: NodeJS.Timeout | null;
+  /** Aborts the session being set up (dial, TLS, Auth): close() must not wait for a relay that does not answer. */
+  private establishing: AbortController | null;
   private startPromise: Promise<void> | null;
   private startResolve: (() => void) | null;
   private startReject: ((err: Error) => void) | null;
@@ -256,6 +258,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     this.stopping = false;
     this.wake = null;
     this.pauseTimer = null;
+    this.establishing = null;
     this.startPromise = null;
     this.startResolve = null;
     this.startReject = null;
@@ -383,7 +386,17 @@ export class Agent extends EventEmitter implements EndpointOwner {
 
   /** TLS, mux, heartbeat, Auth; then Bind of every endpoint (in the background). Throws BurrowError on failure. */
   private async establish(reconnected: boolean): Promise<Live> {
-    const socket = await dialRelay({ host: this.server.host, port: this.server.port, ca: this.ca, timeoutMs: this.connectTimeoutMs });
+    const aborter = new AbortController();
+    this.establishing = aborter;
+    try {
+      return await this.establishWith(aborter.signal, reconnected);
+    } finally {
+      this.establishing = null;
+    }
+  }
+
+  private async establishWith(signal: AbortSignal, reconnected: boolean): Promise<Live> {
+    const socket = await dialRelay({ host: this.server.host, port: this.server.port, ca: this.ca, timeoutMs: this.connectTimeoutMs, signal });
     if (this.stopping) {
       socket.destroy();
       throw new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent is closing');
@@ -400,6 +413,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
       onRtt: (ms) => this.stats.recordRtt(ms),
     });
     heartbeater.start();
+    // close() during Auth ends this session at once (the RPC then fails with the session).
+    const onAbort = (): void => mux.destroy(new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent closed during Auth'));
+    signal.addEventListener('abort', onAbort, { once: true });
     let resp: AuthResp;
     try {
       resp = await callRpc<AuthResp>(mux, STREAM_TYPE_AUTH, this.authRequest(), { timeoutMs: this.connectTimeoutMs });
@@ -416,6 +432,8 @@ export class Agent extends EventEmitter implements EndpointOwner {
       throw new BurrowError('BURROW_ERR_AGENT_CONNECT', `session with the relay at ${this.serverText} failed during Auth: ${(err as Error).message}`, {
         cause: err,
       });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
     if (mux.isClosed || this.stopping) {
       heartbeater.stop();
@@ -496,6 +514,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     this.setState('closing');
     if (this.pauseTimer !== null) clearTimeout(this.pauseTimer);
     this.wake?.();
+    this.establishing?.abort(); // a dial or Auth in progress (e.g. a relay that accepted but does not answer)
     this.startReject?.(err ?? new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent was closed before its first session came up'));
     for (const ep of this.endpointSet) {
       if (ep.retryTimer !== null) clearTimeout(ep.retryTimer);

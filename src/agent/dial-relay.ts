@@ -13,6 +13,8 @@ export interface RelayDialOptions {
   timeoutMs?: number;
   /** TCP keepalive idle time on the relay connection, ms (default 30 s; 0 = off). */
   keepaliveMs?: number;
+  /** Aborting it destroys the connection and rejects with BURROW_ERR_AGENT_CLOSED (the agent is closing). */
+  signal?: AbortSignal;
 }
 
 /** OpenSSL / Node codes meaning "the relay's certificate is not acceptable": retrying cannot help. */
@@ -48,6 +50,10 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
   const keepaliveMs = options.keepaliveMs ?? 30_000;
   const where = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
   return new Promise((resolve, reject) => {
+    if (options.signal?.aborted === true) {
+      reject(new BurrowError('BURROW_ERR_AGENT_CLOSED', `the agent closed before connecting to the relay at ${where}`));
+      return;
+    }
     const socket = tls.connect({
       host,
       port,
@@ -59,8 +65,18 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
     const timer = setTimeout(() => {
       fail(new Error(`no TLS session within ${timeoutMs} ms`));
     }, timeoutMs);
+    const signal = options.signal;
+    // A relay that accepted the TCP connection but never answers (one shutting down, say) would otherwise hold the
+    // socket and this timer, and with them the agent's process, until the deadline.
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new BurrowError('BURROW_ERR_AGENT_CLOSED', `the agent closed while connecting to the relay at ${where}`));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (err: Error): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       const code = (err as NodeJS.ErrnoException).code;
       let hint = '';
@@ -76,6 +92,7 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
     socket.once('error', fail);
     socket.once('secureConnect', () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.off('error', fail);
       if (keepaliveMs > 0) socket.setKeepAlive(true, keepaliveMs);
       resolve(socket);
