@@ -2,6 +2,7 @@
 // the bench ends, fails or is interrupted (SIGINT/SIGTERM), and SIGKILLs any survivor when this process exits, so
 // no run leaves a process behind. Not on the hot path.
 import type { ChildProcess } from 'node:child_process';
+import { describeProcess } from './proc-stat.js';
 
 /** How a member is asked to stop before SIGKILL: close its IPC channel (it exits on 'disconnect') or a signal. */
 export type StopBy = 'disconnect' | 'SIGTERM' | 'SIGINT';
@@ -10,6 +11,8 @@ interface Member {
   name: string;
   child: ChildProcess;
   stopBy: StopBy;
+  /** The tail of what it wrote, if the caller keeps one: its last lines go into the log when it has to be killed. */
+  output: (() => string) | undefined;
 }
 
 /** True once `child` has exited (by code or signal). */
@@ -72,8 +75,8 @@ export class ChildGroup {
   }
 
   /** Track `child` from now on; returns it. */
-  add(name: string, child: ChildProcess, stopBy: StopBy): ChildProcess {
-    this.members.push({ name, child, stopBy });
+  add(name: string, child: ChildProcess, stopBy: StopBy, output?: () => string): ChildProcess {
+    this.members.push({ name, child, stopBy, output });
     return child;
   }
 
@@ -112,7 +115,13 @@ export class ChildGroup {
       if (m.stopBy === 'disconnect' && m.child.connected) m.child.disconnect();
       else m.child.kill(m.stopBy === 'disconnect' ? 'SIGTERM' : m.stopBy);
       if (!(await waitExit(m.child, this.graceMs))) {
-        this.log(`  ${m.name} (pid ${m.child.pid}) did not exit within ${this.graceMs} ms: SIGKILL`);
+        // What it was doing, for the next look at why (it should exit well within the grace period).
+        const what = m.child.pid === undefined ? null : describeProcess(m.child.pid);
+        const said = m.output?.().trimEnd().split('\n').slice(-3).join('\n    ') ?? '';
+        this.log(
+          `  ${m.name} (pid ${m.child.pid}) did not exit within ${this.graceMs} ms: SIGKILL${what === null ? '' : ` (${what})`}` +
+            (said === '' ? '' : `; its last lines:\n    ${said}`),
+        );
         m.child.kill('SIGKILL');
         await waitExit(m.child, this.graceMs);
       }

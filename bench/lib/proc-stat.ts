@@ -1,7 +1,7 @@
 // CPU time of other processes (and of their threads) from /proc/<pid>/stat, so a macro bench can say which process
 // spent the CPU of a run: the relay, the agent, the origin or the load generator. Linux only; elsewhere every reader
 // returns null and the tables leave the columns out. Not on the hot path (read between runs, never inside one).
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. 100 on every mainstream Linux build. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -113,4 +113,44 @@ export function openFileLimit(pid: number): number | null {
   const m = /^Max open files\s+(\d+|unlimited)/m.exec(text);
   if (m === null) return null;
   return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+}
+
+/**
+ * A one-line picture of a process that is slow to exit, for the bench's log: its scheduler state and kernel wait
+ * channel, threads, and open descriptors by kind (sockets, pipes, others). Null when /proc has nothing for it.
+ */
+export function describeProcess(pid: number): string | null {
+  let stat: string;
+  let status: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
+  let wchan = '';
+  try {
+    wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8').trim();
+  } catch {
+    // not readable here
+  }
+  const threads = /^Threads:\s+(\d+)/m.exec(status)?.[1] ?? '?';
+  const kinds = { socket: 0, pipe: 0, other: 0 };
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      if (target.startsWith('socket:')) kinds.socket++;
+      else if (target.startsWith('pipe:')) kinds.pipe++;
+      else kinds.other++;
+    }
+  } catch {
+    // fd list not readable
+  }
+  return `state ${state}${wchan !== '' && wchan !== '0' ? ` (${wchan})` : ''}, ${threads} threads, fds: ${kinds.socket} sockets, ${kinds.pipe} pipes, ${kinds.other} other`;
 }

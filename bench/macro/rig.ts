@@ -175,6 +175,7 @@ export async function startBurrowAgentProcess(o: BurrowAgentOptions): Promise<Be
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
     'SIGTERM',
+    () => tail, // the CLI says on stderr what still holds it open when it lingers after closing
   );
   let tail = '';
   const keep = (c: Buffer): void => {

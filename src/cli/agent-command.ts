@@ -38,6 +38,9 @@ export interface RunAgentOptions {
   banner?: string[];
 }
 
+/** After the agent has closed, how long the process may stay up before it says what still holds it open. */
+const LINGER_REPORT_MS = 2000;
+
 /**
  * Start `agent` with `endpoints`, show its status, and wait until it closes: after SIGINT/SIGTERM (0), the relay's
  * Stop command (0), or a fatal error (1: bad token, untrusted relay certificate, an endpoint the relay refused at
@@ -76,6 +79,11 @@ export async function runAgent(
   view.stop();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  // The process ends when nothing is left open; if something still is a while later, say what (unref'd: this
+  // timer itself holds nothing open).
+  setTimeout(() => {
+    process.stderr.write(`burrow: still running ${LINGER_REPORT_MS} ms after the agent closed; open: ${process.getActiveResourcesInfo().join(', ')}\n`);
+  }, LINGER_REPORT_MS).unref();
   if (err !== undefined) {
     process.stderr.write(`burrow: ${err.message}${isBurrowError(err) ? ` [${err.code}]` : ''}\n`);
     return 1;
