@@ -388,6 +388,8 @@ export class Agent extends EventEmitter implements EndpointOwner {
   private async establish(reconnected: boolean): Promise<Live> {
     const aborter = new AbortController();
     this.establishing = aborter;
+    // close() from a listener of the 'state' event emitted just before this call found nothing to abort.
+    if (this.stopping) aborter.abort();
     try {
       return await this.establishWith(aborter.signal, reconnected);
     } finally {
@@ -413,8 +415,12 @@ export class Agent extends EventEmitter implements EndpointOwner {
       onRtt: (ms) => this.stats.recordRtt(ms),
     });
     heartbeater.start();
-    // close() during Auth ends this session at once (the RPC then fails with the session).
-    const onAbort = (): void => mux.destroy(new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent closed during Auth'));
+    // close() during Auth ends this session at once (the RPC then fails with the session). Nothing needs flushing, so
+    // the socket goes too: ending it would wait for a FIN from a relay that may not answer at all.
+    const onAbort = (): void => {
+      mux.destroy(new BurrowError('BURROW_ERR_AGENT_CLOSED', 'the agent closed during Auth'));
+      socket.destroy();
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     let resp: AuthResp;
     try {
@@ -485,6 +491,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     this.stats.reconnectAttempts++;
     this.setState('reconnecting');
     this.emit('reconnecting', { attempt: this.backoff.attempt, delayMs, error: err });
+    if (this.stopping) return; // a 'reconnecting' listener closed the agent
     await new Promise<void>((resolve) => {
       this.wake = resolve;
       this.pauseTimer = setTimeout(resolve, delayMs);

@@ -42,7 +42,8 @@ export function isCertificateError(err: unknown): boolean {
 
 /**
  * Connect to the relay and finish the TLS handshake. Rejects with BURROW_ERR_AGENT_CONNECT naming the address and the
- * reason (the original error is the cause; see isCertificateError).
+ * reason (the original error is the cause; see isCertificateError), or with BURROW_ERR_AGENT_CLOSED when `signal`
+ * aborts the attempt.
  */
 export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
   const { host, port } = options;

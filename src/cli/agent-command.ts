@@ -38,8 +38,11 @@ export interface RunAgentOptions {
   banner?: string[];
 }
 
-/** After the agent has closed, how long the process may stay up before it says what still holds it open. */
-const LINGER_REPORT_MS = 2000;
+/**
+ * After the agent has closed, how long the process may stay up before it says what still holds it open: longer than
+ * a closed session may keep its connection to wait for the relay's FIN (mux-session.ts TRANSPORT_LINGER_MS, 2 s).
+ */
+const LINGER_REPORT_MS = 3000;
 
 /**
  * Start `agent` with `endpoints`, show its status, and wait until it closes: after SIGINT/SIGTERM (0), the relay's
