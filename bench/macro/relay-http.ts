@@ -49,6 +49,7 @@ import {
   START_TIMEOUT_MS,
   STOP_GRACE_MS,
   forkListening,
+  nodeFlags,
   portOf,
   startBurrowAgentProcess,
   startSdkAgent,
@@ -259,8 +260,6 @@ function parseSettings(ctx: SuiteContext): Settings {
     bulk = wanted.has(BULK);
   }
   const bulkBytes = sizeOption(o, 'bulk-bytes', ctx.quick ? BULK_BYTES_QUICK : BULK_BYTES);
-  const words = (v: string | undefined): string[] => (v === undefined ? [] : v.split(/\s+/).filter((w) => w !== ''));
-  const env = process.env['BENCH_RELAY_NODE_OPTIONS'];
   return {
     connections: intOption(o, 'connections', 50, 1, 10_000),
     durationSeconds: intOption(o, 'duration', ctx.quick ? 3 : 10, 1, 3600),
@@ -268,9 +267,9 @@ function parseSettings(ctx: SuiteContext): Settings {
     bodySize,
     workers: intOption(o, 'workers', os.availableParallelism(), 1, 64), // the relay's own limit
     list,
-    relayNodeOptions: words(env),
+    relayNodeOptions: nodeFlags('BENCH_RELAY_NODE_OPTIONS'),
     relayMetrics: relayMetricsOption(o),
-    agentNodeOptions: words(process.env['BENCH_AGENT_NODE_OPTIONS']),
+    agentNodeOptions: nodeFlags('BENCH_AGENT_NODE_OPTIONS'),
     agents,
     bulkBytes: bulk ? bulkBytes : 0,
   };

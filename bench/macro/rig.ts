@@ -92,6 +92,14 @@ export function portOf(url: string): number {
   return port;
 }
 
+/**
+ * Node flags for a child process from an environment variable (BENCH_RELAY_NODE_OPTIONS, BENCH_AGENT_NODE_OPTIONS:
+ * profiling, GC tracing; bench/README.md), split on whitespace.
+ */
+export function nodeFlags(variable: string): string[] {
+  return (process.env[variable] ?? '').split(/\s+/).filter((w) => w !== '');
+}
+
 /** The environment for children that must take their configuration from the command line only. */
 export function envWithoutBurrow(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BURROW_')));

@@ -47,6 +47,7 @@ import {
   SETTLE_MS,
   STOP_GRACE_MS,
   forkListening,
+  nodeFlags,
   portOf,
   startAgentsProcess,
   startBurrowAgentProcess,
@@ -271,11 +272,6 @@ async function runScenarios(ctx: SuiteContext): Promise<SuiteReport> {
     ],
     failures,
   };
-}
-
-/** Node flags for a child process from an environment variable (profiling, GC tracing; bench/README.md). */
-function nodeFlags(variable: string): string[] {
-  return (process.env[variable] ?? '').split(/\s+/).filter((w) => w !== '');
 }
 
 function totalSteps(s: Settings): number {
