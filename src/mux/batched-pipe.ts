@@ -2,7 +2,7 @@
 // event-loop turn into one writev. A mux stream delivers one piece per TLS record (≤ 16 KiB); written one by one that
 // is a syscall per piece, which dominated the agent's CPU on bulk transfers (bench/RESULTS.md). HOT PATH: onData.
 import type { Readable, Writable } from 'node:stream';
-import { releaseReadBuffer } from './read-buffers.js';
+import { ReleaseQueue } from './read-buffers.js';
 
 /**
  * Write high-water mark for the sockets a mux stream is piped into (the agent's upstream sockets, the relay's public
@@ -19,21 +19,16 @@ export interface WritableHighWaterMarkOption {
   writableHighWaterMark: number;
 }
 
-/** Finished entries at the front of BatchedPipe's in-flight queue that are dropped at once. */
-const COMPACT_AT = 1024;
-
 export class BatchedPipe {
   private readonly src: Readable;
   private readonly dst: Writable;
   private corked: boolean;
   private waiting: boolean;
-  /** ArrayBuffers of the chunks written and not yet done, oldest first (releaseReads only); head = next to finish. */
-  private readonly inFlight: Array<ArrayBufferLike | null> | null;
-  private head: number;
+  /** Buffers of the chunks written and not yet done (releaseReads only). */
+  private readonly inFlight: ReleaseQueue | null;
   private readonly onData: (chunk: Buffer) => void;
   private readonly onEnd: () => void;
   private readonly onDrain: () => void;
-  private readonly onWritten: (() => void) | undefined;
   private readonly flush: () => void;
 
   /**
@@ -47,8 +42,7 @@ export class BatchedPipe {
     this.dst = dst;
     this.corked = false;
     this.waiting = false;
-    this.inFlight = releaseReads ? [] : null;
-    this.head = 0;
+    this.inFlight = releaseReads ? new ReleaseQueue() : null;
     this.flush = () => {
       if (!this.corked) return;
       this.corked = false;
@@ -59,26 +53,6 @@ export class BatchedPipe {
       this.waiting = false;
       this.src.resume();
     };
-    // Write callbacks run in write order, each exactly once (also with an error when the socket is destroyed, after
-    // which nothing reads the chunk), so the oldest entry is the chunk just finished.
-    this.onWritten = releaseReads
-      ? () => {
-          const q = this.inFlight!;
-          const h = this.head;
-          const ab = q[h]!;
-          q[h] = null; // hold no buffer past its write
-          if (h + 1 === q.length) {
-            q.length = 0;
-            this.head = 0;
-          } else if (h + 1 === COMPACT_AT) {
-            q.splice(0, COMPACT_AT); // a pipe that never catches up fully: keep the array short
-            this.head = 0;
-          } else {
-            this.head = h + 1;
-          }
-          releaseReadBuffer(ab);
-        }
-      : undefined;
     this.onData = (chunk: Buffer) => {
       const d = this.dst;
       if (d.destroyed || d.writableEnded) return;
@@ -88,8 +62,14 @@ export class BatchedPipe {
         setImmediate(this.flush);
       }
       const q = this.inFlight;
-      if (q !== null) q.push(chunk.buffer);
-      if (!d.write(chunk, this.onWritten) && !this.waiting) {
+      let ok: boolean;
+      if (q === null) {
+        ok = d.write(chunk);
+      } else {
+        q.push(chunk.buffer, 1);
+        ok = d.write(chunk, q.onDone);
+      }
+      if (!ok && !this.waiting) {
         this.waiting = true;
         this.src.pause(); // resumed by onDrain, attached once below (not a once-wrapper per blocked write)
       }

@@ -34,12 +34,10 @@ import {
 import { FrameDecoder, type FrameHandler } from '../protocol/frame-decoder.js';
 import { MuxStream, type StreamOwner } from './mux-stream.js';
 import { claimHeadroom } from './headroom-reads.js';
-import { releaseReadBuffer } from './read-buffers.js';
+import { ReleaseQueue } from './read-buffers.js';
 
 export type MuxRole = 'client' | 'server';
 
-/** Finished entries at the front of the release queue that are dropped at once (see onWriteDone). */
-const RELEASE_COMPACT_AT = 1024;
 
 export interface MuxSessionOptions {
   /** 'client' (agent, odd stream ids) or 'server' (relay, even stream ids). */
@@ -120,11 +118,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
    */
   private heldRelease: ArrayBufferLike | null;
   private heldReleases: number;
-  /** Release tokens and counts of transport writes in flight, oldest first; releaseHead = next to finish. */
-  private readonly releaseQueue: Array<ArrayBufferLike | null>;
-  private readonly releaseCounts: number[];
-  private releaseHead: number;
-  private readonly onWriteDone: () => void;
+  /** Release tokens of transport writes in flight. */
+  private readonly releases: ReleaseQueue;
   private slab: Buffer;
   /**
    * slab.buffer, read once per slab: `.buffer` is a call into V8's C++ runtime on every access (perf showed it on
@@ -167,30 +162,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.heldAb = null;
     this.heldRelease = null;
     this.heldReleases = 0;
-    this.releaseQueue = [];
-    this.releaseCounts = [];
-    this.releaseHead = 0;
-    // Transport write callbacks run in write order, once each (with an error too, when the transport is destroyed:
-    // then nothing reads the buffer any more), so the oldest entry belongs to the write just done.
-    this.onWriteDone = () => {
-      const q = this.releaseQueue;
-      const h = this.releaseHead;
-      const ab = q[h]!;
-      let n = this.releaseCounts[h]!;
-      q[h] = null; // hold no buffer past its write
-      if (h + 1 === q.length) {
-        q.length = 0;
-        this.releaseCounts.length = 0;
-        this.releaseHead = 0;
-      } else if (h + 1 === RELEASE_COMPACT_AT) {
-        q.splice(0, RELEASE_COMPACT_AT); // a transport that never catches up fully: keep the arrays short
-        this.releaseCounts.splice(0, RELEASE_COMPACT_AT);
-        this.releaseHead = 0;
-      } else {
-        this.releaseHead = h + 1;
-      }
-      while (n-- > 0) releaseReadBuffer(ab);
-    };
+    this.releases = new ReleaseQueue();
     this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_SIZE);
     this.slabAb = this.slab.buffer;
     this.slabOff = 0;
@@ -545,9 +517,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       ok = this.transport.write(h);
     } else {
       this.heldRelease = null;
-      this.releaseQueue.push(r);
-      this.releaseCounts.push(this.heldReleases);
-      ok = this.transport.write(h, this.onWriteDone);
+      this.releases.push(r, this.heldReleases);
+      ok = this.transport.write(h, this.releases.onDone);
     }
     if (!ok) this.blocked = true;
   }

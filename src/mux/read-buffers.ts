@@ -104,3 +104,52 @@ export function releaseReadBuffer(ab: ArrayBufferLike): void {
   if (lease === undefined || --lease.count !== 0 || lease.pinned) return;
   lease.pool.giveBack(lease);
 }
+
+/** Finished entries at the front of a ReleaseQueue that are dropped at once. */
+const COMPACT_AT = 1024;
+
+/**
+ * Buffers to release once writes complete, oldest first (BatchedPipe's socket writes, MuxSession's transport writes).
+ * The writer pushes a write's buffer, and how many releases that write owes, as it issues the write with `onDone` as
+ * its callback. Write callbacks run in write order, once each (with an error too when the stream is destroyed, after
+ * which nothing reads the buffer), so each call of onDone belongs to the oldest entry.
+ */
+export class ReleaseQueue {
+  private readonly abs: Array<ArrayBufferLike | null>;
+  private readonly counts: number[];
+  private head: number;
+  /** The write callback: releases the oldest entry's buffer. Bound once (no closure per write). */
+  readonly onDone: () => void;
+
+  constructor() {
+    this.abs = [];
+    this.counts = [];
+    this.head = 0;
+    this.onDone = () => this.releaseOldest();
+  }
+
+  push(ab: ArrayBufferLike, count: number): void {
+    this.abs.push(ab);
+    this.counts.push(count);
+  }
+
+  private releaseOldest(): void {
+    const q = this.abs;
+    const h = this.head;
+    const ab = q[h]!;
+    let n = this.counts[h]!;
+    q[h] = null; // hold no buffer past its write
+    if (h + 1 === q.length) {
+      q.length = 0;
+      this.counts.length = 0;
+      this.head = 0;
+    } else if (h + 1 === COMPACT_AT) {
+      q.splice(0, COMPACT_AT); // a writer that never catches up fully: keep the arrays short
+      this.counts.splice(0, COMPACT_AT);
+      this.head = 0;
+    } else {
+      this.head = h + 1;
+    }
+    while (n-- > 0) releaseReadBuffer(ab);
+  }
+}
