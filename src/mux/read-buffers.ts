@@ -37,6 +37,11 @@ class Lease {
 
 /** Lease of every buffer a pool handed out, by its ArrayBuffer (pieces are views of it). Weak: see above. */
 const leases = new WeakMap<ArrayBufferLike, Lease>();
+/**
+ * False until a pool of this thread hands out its first buffer. The relay's threads never do (only the agent reads
+ * into pools), yet every DATA piece there goes through pinReadBuffer: this spares them a WeakMap lookup each.
+ */
+let leasing = false;
 
 /** Buffers of one size, per thread; a free list capped at `maxFree` (beyond, the GC frees). */
 export class ReadBufferPool {
@@ -63,6 +68,7 @@ export class ReadBufferPool {
       return lease.buf;
     }
     this.allocated++;
+    leasing = true;
     const buf = Buffer.allocUnsafeSlow(this.size);
     leases.set(buf.buffer, new Lease(buf, this));
     return buf;
@@ -88,18 +94,21 @@ export const recordBuffers = new ReadBufferPool(READ_BUFFER_SIZE, 256);
 
 /** The caller's consumer of `piece` will call releaseReadBuffer(piece.buffer) when done with it. No-op for other buffers. */
 export function retainReadBuffer(piece: Buffer): void {
+  if (!leasing) return;
   const lease = leases.get(piece.buffer);
   if (lease !== undefined) lease.count++;
 }
 
 /** `piece` may be kept indefinitely: its buffer is never reused. No-op for other buffers. */
 export function pinReadBuffer(piece: Buffer): void {
+  if (!leasing) return;
   const lease = leases.get(piece.buffer);
   if (lease !== undefined) lease.pinned = true;
 }
 
 /** One holder of `ab` is done with it (see retainReadBuffer / ReadBufferPool.acquire). No-op for other buffers. */
 export function releaseReadBuffer(ab: ArrayBufferLike): void {
+  if (!leasing) return;
   const lease = leases.get(ab);
   if (lease === undefined || --lease.count !== 0 || lease.pinned) return;
   lease.pool.giveBack(lease);
