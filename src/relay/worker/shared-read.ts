@@ -25,34 +25,28 @@ function emitBorrowed(this: net.Socket, nread: number, buf: Buffer): void {
   this.emit('data', buf.subarray(0, nread));
 }
 
+/**
+ * What every socket on a handed-off descriptor gets: half-close (forwarded both ways) and the pipe write mark, which
+ * matters where a proxy stream is piped into the socket (http responses, tcp and tls endpoints); under a TLSSocket
+ * (https, agent sessions) writes go to the handle directly and it has no effect.
+ */
+function fdSocketOptions(fd: number): net.SocketConstructorOpts & WritableHighWaterMarkOption {
+  return { fd, readable: true, writable: true, allowHalfOpen: true, writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK };
+}
+
 /** A socket on a handed-off descriptor whose 'data' chunks are views of the shared read buffer (see the contract). */
 export function sharedReadSocketFromFd(fd: number): net.Socket {
   // `onread` is a documented net.Socket constructor option (Node ≥ 12) that @types/node lists for net.connect only.
   const options: net.SocketConstructorOpts & WritableHighWaterMarkOption & { onread: net.OnReadOpts } = {
-    fd,
-    readable: true,
-    writable: true,
-    allowHalfOpen: true,
-    writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK, // responses are piped in from a mux stream (mux/batched-pipe.ts)
+    ...fdSocketOptions(fd),
     onread: { buffer: SHARED_READ, callback: emitBorrowed as unknown as net.OnReadOpts['callback'] },
   };
   return new net.Socket(options);
 }
 
-/**
- * A socket on a handed-off descriptor that reads as usual (tcp, tls and https endpoints, agent sessions). The write
- * mark matters for tcp and tls endpoints, whose proxy stream is piped into this socket; under a TLSSocket (https,
- * agent sessions) writes go to the handle directly and it has no effect.
- */
+/** A socket on a handed-off descriptor that reads as usual (tcp, tls and https endpoints, agent sessions). */
 export function socketFromFd(fd: number): net.Socket {
-  const options: net.SocketConstructorOpts & WritableHighWaterMarkOption = {
-    fd,
-    readable: true,
-    writable: true,
-    allowHalfOpen: true,
-    writableHighWaterMark: PIPE_WRITE_HIGH_WATER_MARK,
-  };
-  return new net.Socket(options);
+  return new net.Socket(fdSocketOptions(fd));
 }
 
 /** `buf` itself if it may be kept, else a copy (it is a view of this thread's shared read buffer). */
