@@ -57,11 +57,16 @@ function onreadSymbols(socket: net.Socket): OnreadSymbols | null {
  * Returns false (Node then stops reading) when the queue is over its high-water mark.
  */
 export function deliver(socket: net.Socket, chunk: Buffer): boolean {
-  if (socket.readableFlowing === true && socket.readableLength === 0) {
+  if (deliversNow(socket)) {
     socket.emit('data', chunk);
     return true;
   }
   return socket.push(chunk);
+}
+
+/** Whether deliver() would hand a chunk to the listener synchronously (flowing, nothing queued). */
+function deliversNow(socket: net.Socket): boolean {
+  return socket.readableFlowing === true && socket.readableLength === 0;
 }
 
 /** A copy of a record that is the consumer's to keep: small ones from Node's buffer pool (length < 4 KiB). */
@@ -94,7 +99,7 @@ class DirectReader {
       this.current = null;
       if (!this.recycle) return deliver(this.socket, chunk);
       const s = this.socket;
-      if (s.readableFlowing === true && s.readableLength === 0) {
+      if (deliversNow(s)) {
         // Delivered synchronously (deliver()'s first case): the listener has retained or pinned every piece it kept
         // by now, so this reader's hold can go.
         s.emit('data', chunk);
