@@ -216,7 +216,15 @@ export class MuxStream extends Duplex {
       this.received += n;
       if (this.releasing) retainReadBuffer(piece);
       else pinReadBuffer(piece);
-      this.push(piece);
+      if (this.readableFlowing === true && this.readableLength === 0 && this.readableEncoding === null && !this.destroyed) {
+        // What push() would do for a flowing byte consumer with nothing queued, minus its per-chunk bookkeeping and
+        // the nextTick it schedules (maybeReadMore → _read → maybeCredit, which runs below anyway): one piece per TLS
+        // record, so this is per request on the keep-alive path. A consumer that pauses inside 'data' makes the
+        // next piece take push() and queue, as before; 'readable'-mode and string consumers always take push().
+        this.emit('data', piece);
+      } else {
+        this.push(piece);
+      }
     }
     if (last && (flags & FLAG_FIN) !== 0) {
       this.remoteFin = true;
