@@ -86,6 +86,12 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   readonly acceptBacklog: number;
   /** Transport bytes read, frames included (the relay's liveness check watches it). */
   bytesIn: number;
+  /**
+   * Transport write batches started so far (one per event-loop turn that wrote anything, see write()). With
+   * `batchPending`, tells a caller whether frames went, or will go, to the transport after a given moment of this
+   * turn: the relay skips its TCP_QUICKACK re-arm when they carry the ACK anyway.
+   */
+  writeBatches: number;
   /** The GOAWAY the peer sent, if any. */
   remoteGoAway: GoAwayInfo | null;
   /** Why the session ended (undefined while open or after a clean close). */
@@ -142,6 +148,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.acceptBacklog = clampInt(options.acceptBacklog ?? 128, 0, 1 << 20, 'acceptBacklog');
     const maxFrameLength = clampInt(options.maxFrameLength ?? 1024 * 1024, 8, MAX_FRAME_LENGTH, 'maxFrameLength');
     this.bytesIn = 0;
+    this.writeBatches = 0;
     this.remoteGoAway = null;
     this.closeError = undefined;
     this.transport = transport;
@@ -214,6 +221,16 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Frames of this turn are waiting for the batch's write (at setImmediate), and the transport took every earlier one. */
+  get batchPending(): boolean {
+    return this.corked && !this.blocked;
+  }
+
+  /** The transport is over its high-water mark: what is written now waits in its queue, not in the kernel. */
+  get transportBlocked(): boolean {
+    return this.blocked;
   }
 
   // ---- public API ----
@@ -477,6 +494,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     const t = this.transport;
     if (!this.corked) {
       this.corked = true;
+      this.writeBatches++;
       t.cork();
       setImmediate(this.uncorkFn);
     }

@@ -206,25 +206,35 @@ export class AgentSession {
 
   private start(): void {
     // Agents that do not disable Nagle (the ngrok SDK) hold a small segment until we ACK the previous one; with
-    // Linux delayed ACKs that costs ~40 ms per request/response exchange. Re-arming TCP_QUICKACK after every read
-    // makes our ACKs immediate (bench/RESULTS.md: tunnel RPS ×10, 1-connection p50 44 ms → 0.15 ms).
-    // Once per event-loop turn, not per 'data' event: one socket read yields a 'data' event per TLS record (the SDK
-    // sends a WNDINC for every read of a stream, then the response, each in its own record), and the setsockopt was
-    // the relay's most frequent syscall (strace: ~2 per response). The mode set after the first record covers the rest
-    // of that read.
+    // Linux delayed ACKs that costs ~40 ms per request/response exchange (bench/RESULTS.md: tunnel RPS ×10,
+    // 1-connection p50 44 ms → 0.15 ms). Our own frames carry the ACK: a turn that reads from the agent and writes
+    // to it (a busy session: requests go out in every turn's batch) needs nothing more. A turn that reads and writes
+    // nothing (or finds the transport blocked, so its frames wait in Node's queue) re-arms TCP_QUICKACK at its end,
+    // which sends the pending ACK at once and makes the next ones immediate.
+    // Checked once per turn, not per 'data' event: one socket read yields a 'data' event per TLS record (the SDK sends
+    // a WNDINC for every read of a stream, then the response, each in its own record). Re-arming on every turn was
+    // 0.2 setsockopt per request under load, each one also an extra ACK segment.
     const fd = (this.raw as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     let onTransportChunk: (() => void) | undefined;
     if (fd >= 0 && nativeAddon.setQuickAck(fd)) {
       let armed = false;
-      const disarm = (): void => {
+      let batchesAtRead = 0;
+      let pendingAtRead = false;
+      const settle = (): void => {
         armed = false;
+        const m = this.mux;
+        if (m === null || m.isClosed) return;
+        const writes = pendingAtRead || m.writeBatches !== batchesAtRead || m.batchPending;
+        if (!writes || m.transportBlocked) nativeAddon.setQuickAck(fd);
       };
       // Through the mux's read hook rather than a second 'data' listener: the SDK sends two records per request.
       onTransportChunk = () => {
         if (armed) return;
         armed = true;
-        nativeAddon.setQuickAck(fd);
-        setImmediate(disarm);
+        const m = this.mux!;
+        batchesAtRead = m.writeBatches;
+        pendingAtRead = m.batchPending;
+        setImmediate(settle);
       };
     }
     // Records reach the mux without a per-read allocation and Readable push (src/mux/direct-reads.ts).

@@ -312,3 +312,47 @@ for (const kind of TRANSPORT_KINDS) {
     });
   });
 }
+
+test('writeBatches counts one transport batch per turn that writes; batchPending lasts until that batch is written', async () => {
+  const t = await transportPair('memory');
+  const client = new MuxSession(t.client, { role: 'client' });
+  const server = new MuxSession(t.server, { role: 'server' });
+  try {
+    assert.equal(client.writeBatches, 0);
+    assert.equal(client.batchPending, false);
+    const c = client.openStream();
+    c.write('a');
+    c.write('b');
+    assert.equal(client.writeBatches, 1, 'two writes in one turn are one batch');
+    assert.equal(client.batchPending, true);
+    assert.equal(client.transportBlocked, false);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(client.batchPending, false, 'the batch went to the transport at setImmediate');
+    c.write('c');
+    assert.equal(client.writeBatches, 2);
+    const s = await server.accept();
+    assert.equal((await readN(s, 3)).toString(), 'abc');
+    c.on('error', () => {}); // the sessions are destroyed below with the streams open
+    s.on('error', () => {});
+  } finally {
+    client.destroy();
+    server.destroy();
+    await t.close();
+  }
+});
+
+function readN(s: MuxStream, n: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const onData = (d: Buffer): void => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= n) {
+        s.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    s.on('data', onData);
+  });
+}
