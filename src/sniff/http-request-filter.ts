@@ -175,6 +175,13 @@ export class HttpRequestFilter {
   private readonly maxHeaders: number;
   /** `X-Forwarded-For: <ip>\r\nX-Forwarded-Proto: <proto>\r\n`, fixed for the connection. */
   private readonly forwardedSuffix: Buffer;
+  /**
+   * What follows the kept field lines of a head whose Host value is the `tailHostLen` bytes in it: the forwarded
+   * suffix, `X-Forwarded-Host: <host>` and the final CRLF. Built once that Host passed the checks, so a
+   * keep-alive request with the same Host bytes skips parseHost/isAllowedHost and rewrites with two copies.
+   */
+  private tail: Buffer | null;
+  private tailHostLen: number;
   /** Reused per head: [start, end) pairs of header lines to drop. */
   private readonly cuts: number[];
   /** Lowercased trailer name (enough bytes to recognise the forbidden ones). */
@@ -212,6 +219,8 @@ export class HttpRequestFilter {
     this.maxHeadSize = options.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
     this.maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.forwardedSuffix = Buffer.from(`X-Forwarded-For: ${options.clientIp}\r\nX-Forwarded-Proto: ${options.proto}\r\n`, 'latin1');
+    this.tail = null;
+    this.tailHostLen = -1;
     this.cuts = [];
     this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
     this.state = ST_HEAD;
@@ -438,7 +447,7 @@ export class HttpRequestFilter {
     }
 
     // ---- semantics ----
-    const method = head.toString('latin1', rs, methodEnd);
+    const method = methodName(head, rs, methodEnd);
     if (method === 'CONNECT') return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', 'CONNECT is not supported on HTTP endpoints');
     if (!HTTP_METHODS.has(method)) {
       return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', `unknown method ${JSON.stringify(method)} (RFC 9110 §9.1)`);
@@ -464,7 +473,8 @@ export class HttpRequestFilter {
       if (authority === null) return this.badRequest('invalid authority in absolute-form request-target');
       if (!this.options.isAllowedHost(authority)) return this.misdirected(authority);
     }
-    if (hostStart !== -1) {
+    const sameHost = hostStart !== -1 && authority === null && this.isTailHost(head, hostStart, hostEnd);
+    if (hostStart !== -1 && !sameHost) {
       const hostname = hostnameOf(head, hostStart, hostEnd);
       if (hostname === null) return this.badRequest('invalid Host header');
       if (!this.options.isAllowedHost(hostname)) return this.misdirected(hostname);
@@ -487,10 +497,14 @@ export class HttpRequestFilter {
     this.sink.onRequest(method, head.toString('latin1', targetStart, targetEnd));
     let removed = 0;
     for (let k = 0; k < cuts.length; k += 2) removed += cuts[k + 1]! - cuts[k]!;
-    const suffix = this.forwardedSuffix;
-    const hostLen = hostEnd - hostStart;
-    const size = fieldsEnd - rs - removed + suffix.length + (hostStart === -1 ? 0 : XFH_PREFIX.length + hostLen + 2) + 2;
-    const out = Buffer.allocUnsafe(size);
+    let tail: Buffer;
+    if (hostStart === -1) {
+      tail = this.hostlessTail();
+    } else {
+      if (!sameHost) this.setTail(head, hostStart, hostEnd);
+      tail = this.tail!;
+    }
+    const out = Buffer.allocUnsafe(fieldsEnd - rs - removed + tail.length);
     let o = 0;
     let from = rs;
     for (let k = 0; k < cuts.length; k += 2) {
@@ -498,15 +512,7 @@ export class HttpRequestFilter {
       from = cuts[k + 1]!;
     }
     o += head.copy(out, o, from, fieldsEnd);
-    o += suffix.copy(out, o);
-    if (hostStart !== -1) {
-      o += XFH_PREFIX.copy(out, o);
-      o += head.copy(out, o, hostStart, hostEnd);
-      out[o++] = CR;
-      out[o++] = LF;
-    }
-    out[o++] = CR;
-    out[o] = LF;
+    tail.copy(out, o);
     this.sink.forward(out);
 
     if (http11 && connectionUpgrade && hasUpgrade) {
@@ -526,6 +532,42 @@ export class HttpRequestFilter {
       this.remaining = contentLength;
     }
     // else: no body (RFC 9112 §6.3 ¶7), next head
+  }
+
+  /** Whether head[start, end) is the Host value the current tail was built for (checked and allowed then). */
+  private isTailHost(head: Buffer, start: number, end: number): boolean {
+    const n = end - start;
+    if (n !== this.tailHostLen) return false;
+    const t = this.tail!;
+    const at = this.forwardedSuffix.length + XFH_PREFIX.length;
+    for (let k = 0; k < n; k++) if (head[start + k] !== t[at + k]) return false;
+    return true;
+  }
+
+  /** Build the tail for an accepted Host value head[start, end). */
+  private setTail(head: Buffer, start: number, end: number): void {
+    const suffix = this.forwardedSuffix;
+    const n = end - start;
+    const t = Buffer.allocUnsafe(suffix.length + XFH_PREFIX.length + n + 4);
+    let o = suffix.copy(t, 0);
+    o += XFH_PREFIX.copy(t, o);
+    o += head.copy(t, o, start, end);
+    t[o++] = CR;
+    t[o++] = LF;
+    t[o++] = CR;
+    t[o] = LF;
+    this.tail = t;
+    this.tailHostLen = n;
+  }
+
+  /** The tail of an HTTP/1.0 head without Host: no X-Forwarded-Host. */
+  private hostlessTail(): Buffer {
+    const suffix = this.forwardedSuffix;
+    const t = Buffer.allocUnsafe(suffix.length + 2);
+    suffix.copy(t, 0);
+    t[suffix.length] = CR;
+    t[suffix.length + 1] = LF;
+    return t;
   }
 
   // ---- chunked bodies ----
@@ -848,6 +890,15 @@ function checkTransferEncoding(buf: Buffer, start: number, end: number): number 
 }
 
 /** The normalized hostname of a Host value or authority (the acceptor routes with the same parser), or null. */
+/** The method token head[start, end) as a string; the common ones without allocating one per request. */
+function methodName(head: Buffer, start: number, end: number): string {
+  const n = end - start;
+  const b0 = head[start];
+  if (n === 3 && b0 === 0x47 && head[start + 1] === 0x45 && head[start + 2] === 0x54) return 'GET';
+  if (n === 4 && b0 === 0x50 && head[start + 1] === 0x4f && head[start + 2] === 0x53 && head[start + 3] === 0x54) return 'POST';
+  return head.toString('latin1', start, end);
+}
+
 function hostnameOf(buf: Buffer, start: number, end: number): string | null {
   if (start >= end) return null;
   const h = parseHost(buf, start, end, false);

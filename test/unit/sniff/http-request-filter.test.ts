@@ -212,6 +212,24 @@ describe('HttpRequestFilter: valid requests', () => {
     }
   });
 
+  test('keep-alive: each request is checked and rewritten with its own Host bytes, however the earlier ones were spelled', () => {
+    const spellings = [HOST, `${HOST.toUpperCase()}:8443`, `${HOST}.`, HOST];
+    const heads = spellings.map((h, k) => `GET /${k} HTTP/1.1\r\nHost: ${h}\r\n`);
+    for (const step of [0, 1]) {
+      const { rec } = run(heads.map((h) => `${h}\r\n`).join(''), step);
+      assert.equal(rec.error, null);
+      assert.equal(rec.output, heads.map((h, k) => rewritten(h, spellings[k]!)).join(''));
+    }
+    // Same length as the allowed host, one byte different: still refused after the allowed one was forwarded.
+    const lookalike = `${HOST.slice(0, -1)}x`;
+    const { rec } = run(`${heads[0]}\r\nGET /x HTTP/1.1\r\nHost: ${lookalike}\r\n\r\n`);
+    assert.equal(rec.error?.status, 421);
+    assert.equal(rec.output, rewritten(heads[0]!));
+    // An absolute-form target is compared with Host on every request, also when Host repeats.
+    const abs = run(`${heads[0]}\r\nGET http://other.burrow.test/x HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`).rec;
+    assert.equal(abs.error?.status, 421);
+  });
+
   test('absolute-form target: its authority must be allowed and agree with Host', () => {
     const ok = run(`GET http://${HOST}:80/x HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`).rec;
     assert.equal(ok.error, null);
