@@ -218,7 +218,10 @@ export class HttpRequestFilter {
     this.options = options;
     this.maxHeadSize = options.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
     this.maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
-    this.forwardedSuffix = Buffer.from(`X-Forwarded-For: ${options.clientIp}\r\nX-Forwarded-Proto: ${options.proto}\r\n`, 'latin1');
+    // Not from Node's 8 KiB buffer pool: a slice kept for the connection's life would keep its whole slab alive.
+    const suffix = `X-Forwarded-For: ${options.clientIp}\r\nX-Forwarded-Proto: ${options.proto}\r\n`;
+    this.forwardedSuffix = Buffer.allocUnsafeSlow(suffix.length);
+    this.forwardedSuffix.write(suffix, 'latin1');
     this.tail = null;
     this.tailHostLen = -1;
     this.cuts = [];
@@ -548,7 +551,9 @@ export class HttpRequestFilter {
   private setTail(head: Buffer, start: number, end: number): void {
     const suffix = this.forwardedSuffix;
     const n = end - start;
-    const t = Buffer.allocUnsafe(suffix.length + XFH_PREFIX.length + n + 4);
+    // Its own small ArrayBuffer: a slice of Node's 8 KiB pool would keep the whole slab alive for as long as the
+    // connection lives (idle keep-alive connections are many).
+    const t = Buffer.allocUnsafeSlow(suffix.length + XFH_PREFIX.length + n + 4);
     let o = suffix.copy(t, 0);
     o += XFH_PREFIX.copy(t, o);
     o += head.copy(t, o, start, end);
@@ -889,7 +894,6 @@ function checkTransferEncoding(buf: Buffer, start: number, end: number): number 
   }
 }
 
-/** The normalized hostname of a Host value or authority (the acceptor routes with the same parser), or null. */
 /** The method token head[start, end) as a string; the common ones without allocating one per request. */
 function methodName(head: Buffer, start: number, end: number): string {
   const n = end - start;
@@ -899,6 +903,7 @@ function methodName(head: Buffer, start: number, end: number): string {
   return head.toString('latin1', start, end);
 }
 
+/** The normalized hostname of a Host value or authority (the acceptor routes with the same parser), or null. */
 function hostnameOf(buf: Buffer, start: number, end: number): string | null {
   if (start >= end) return null;
   const h = parseHost(buf, start, end, false);
