@@ -221,6 +221,8 @@ export class MuxStream extends Duplex {
         // the nextTick it schedules (maybeReadMore → _read → maybeCredit, which runs below anyway): one piece per TLS
         // record, so this is per request on the keep-alive path. A consumer that pauses inside 'data' makes the
         // next piece take push() and queue, as before; 'readable'-mode and string consumers always take push().
+        // `dataEmitted` is what push() would set: readableDidRead (stream.isDisturbed) reports a consumed stream.
+        (this as unknown as { _readableState: { dataEmitted: boolean } })._readableState.dataEmitted = true;
         this.emit('data', piece);
       } else {
         this.push(piece);
@@ -261,6 +263,17 @@ export class MuxStream extends Duplex {
 
   override _read(): void {
     this.maybeCredit();
+  }
+
+  /**
+   * Node calls _read() once and then not again until the next push(), so a consumer that drains the buffer with read()
+   * ('readable' mode, async iteration) would never return the credit for what it took after that first call: with
+   * the peer out of window nothing is pushed, and both sides wait. Every read() re-checks the credit instead.
+   */
+  override read(size?: number): Buffer | null {
+    const chunk = super.read(size) as Buffer | null;
+    if (chunk !== null) this.maybeCredit();
+    return chunk;
   }
 
   /** Return window credit for what the consumer has taken out of our buffer, in batches of half a window. */

@@ -1,7 +1,7 @@
 // How a MuxStream hands received data to its consumer: in order and complete whether the consumer flows, pauses in
 // the middle of a transport chunk, is resumed by another stream's handler while data is queued, reads in 'readable'
-// mode or decodes strings. (Guards any shortcut around Readable.push in onDataPiece: one was tried and dropped, no
-// measurable gain; bench/RESULTS.md, session 4.)
+// mode or decodes strings, and with window credit returned however it reads. (Guards the shortcut around
+// Readable.push in onDataPiece for flowing consumers with nothing queued; bench/RESULTS.md, session 8.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -131,4 +131,51 @@ for (const kind of ['tcp', 'tls-direct'] as const) test(`${kind}: a stream resum
     server.destroy();
     await t.close();
   }
+});
+
+for (const kind of ['memory', 'tls-direct'] as const) {
+  test(`${kind}: a consumer that drains with read() (async iteration, with pauses) returns credit: 3 MiB through a 256 KiB window`, { timeout: 20_000 }, async () => {
+    const total = 3 * 1024 * 1024;
+    const t = await transportPair(kind);
+    const client = new MuxSession(t.client, { role: 'client' });
+    const server = new MuxSession(t.server, { role: 'server' });
+    try {
+      const accepted = once(server, 'stream') as Promise<[MuxStream]>;
+      const out = client.openStream();
+      out.on('error', () => {});
+      const writing = (async () => {
+        const chunk = Buffer.alloc(1500, 7);
+        for (let n = 0; n < total; n += chunk.length) if (!out.write(chunk)) await once(out, 'drain');
+        out.end();
+      })();
+      const [s] = await accepted;
+      let got = 0;
+      let k = 0;
+      // Every 40th chunk waits 1 ms: the buffer runs dry between reads, so credit must come from read() itself
+      // (Node calls _read only once until the next push, and with the window spent nothing is pushed).
+      for await (const c of s as AsyncIterable<Buffer>) {
+        got += c.length;
+        if (++k % 40 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      await writing;
+      assert.equal(got, Math.ceil(total / 1500) * 1500);
+    } finally {
+      client.destroy();
+      server.destroy();
+      await t.close();
+    }
+  });
+}
+
+test('a stream whose data went straight to a flowing consumer reports readableDidRead', async () => {
+  const got = await withStream('memory', (s) => new Promise((resolve, reject) => {
+    let text = '';
+    s.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      assert.equal(s.readableDidRead, true);
+    });
+    s.on('end', () => resolve(text));
+    s.on('error', reject);
+  }));
+  assert.equal(got, expected);
 });
