@@ -209,12 +209,14 @@ export class AgentSession {
     // Linux delayed ACKs that costs ~40 ms per request/response exchange (bench/RESULTS.md: tunnel RPS ×10,
     // 1-connection p50 44 ms → 0.15 ms). Our own frames carry the ACK: a turn that reads from the agent and writes
     // to it (a busy session: requests go out in every turn's batch) needs nothing more. A turn that reads and writes
-    // nothing (or finds the transport blocked, so its frames wait in Node's queue) re-arms TCP_QUICKACK at its end,
-    // which sends the pending ACK at once and makes the next ones immediate.
+    // nothing, or whose frames may not reach the kernel soon (the TLS socket is over its mark, or the TCP socket still
+    // queues earlier bytes the kernel did not take: Node then holds this turn's frames too), re-arms TCP_QUICKACK at
+    // its end, which sends the pending ACK at once and makes the next ones immediate.
     // Checked once per turn, not per 'data' event: one socket read yields a 'data' event per TLS record (the SDK sends
     // a WNDINC for every read of a stream, then the response, each in its own record). Re-arming on every turn was
     // 0.2 setsockopt per request under load, each one also an extra ACK segment.
-    const fd = (this.raw as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    const rawHandle = (this.raw as unknown as { _handle?: { fd?: number; writeQueueSize?: number } })._handle ?? {};
+    const fd = rawHandle.fd ?? -1;
     let onTransportChunk: (() => void) | undefined;
     if (fd >= 0 && nativeAddon.setQuickAck(fd)) {
       let armed = false;
@@ -225,7 +227,7 @@ export class AgentSession {
         const m = this.mux;
         if (m === null || m.isClosed) return;
         const writes = pendingAtRead || m.writeBatches !== batchesAtRead || m.batchPending;
-        if (!writes || m.transportBlocked) nativeAddon.setQuickAck(fd);
+        if (!writes || m.transportBlocked || (rawHandle.writeQueueSize ?? 0) > 0) nativeAddon.setQuickAck(fd);
       };
       // Through the mux's read hook rather than a second 'data' listener: the SDK sends two records per request.
       onTransportChunk = () => {
