@@ -28,7 +28,9 @@
 //  * 431 (BURROW_ERR_HTTP_HEAD_TOO_LARGE) as soon as a head buffers more than maxHeadSize bytes or maxHeaders fields,
 //    and for a trailer section over the same limits.
 //  * 421 (BURROW_ERR_HTTP_MISDIRECTED) when the Host header's hostname, or the authority of an absolute-form target,
-//    fails isAllowedHost (syntactically bad hosts are 400). Checked on every request of a keep-alive connection.
+//    fails isAllowedHost (syntactically bad hosts are 400). Checked on every request of a keep-alive connection; a
+//    request whose Host value repeats the last accepted one byte for byte reuses that verdict (isAllowedHost must
+//    answer the same for the same hostname for the filter's life), an absolute-form target is always checked.
 //  * Host: lowercased, port stripped, one trailing dot stripped, IPv6 literal passed without brackets ("::1"): one parser
 //    for the acceptor and this filter, parse-host.ts. Reg-names of [A-Za-z0-9._-] (labels 1–63, ≤ 253 in all), a port of 1–5 digits ≤ 65535.
 //    HTTP/1.0 without Host is accepted (the connection is already bound to one endpoint) and gets no X-Forwarded-Host.
@@ -71,7 +73,10 @@ export type HttpFilterErrorCode = Extract<
 >;
 
 export interface HttpFilterOptions {
-  /** Lowercased hostnames (without port, without trailing dot; IPv6 without brackets) this connection may address. */
+  /**
+   * Lowercased hostnames (without port, without trailing dot; IPv6 without brackets) this connection may address.
+   * Must give the same answer for the same hostname for the filter's life: a repeated Host is not asked again.
+   */
   isAllowedHost(hostname: string): boolean;
   /** Value for X-Forwarded-Proto. */
   proto: 'http' | 'https';
