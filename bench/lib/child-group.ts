@@ -2,7 +2,7 @@
 // the bench ends, fails or is interrupted (SIGINT/SIGTERM), and SIGKILLs any survivor when this process exits, so
 // no run leaves a process behind. Not on the hot path.
 import type { ChildProcess } from 'node:child_process';
-import { describeProcess } from './proc-stat.js';
+import { busyThreads, describeProcess, threadCpuMs } from './proc-stat.js';
 
 /** How a member is asked to stop before SIGKILL: close its IPC channel (it exits on 'disconnect') or a signal. */
 export type StopBy = 'disconnect' | 'SIGTERM' | 'SIGINT';
@@ -112,14 +112,20 @@ export class ChildGroup {
   private async stopAll(): Promise<void> {
     for (const m of [...this.members].reverse()) {
       if (exited(m.child)) continue;
+      const pid = m.child.pid;
+      // Per-thread CPU from here to a SIGKILL shows whether a lingering member spins (and which thread) or waits.
+      const cpuBefore = pid === undefined ? null : threadCpuMs(pid);
+      const askedAt = performance.now();
       if (m.stopBy === 'disconnect' && m.child.connected) m.child.disconnect();
       else m.child.kill(m.stopBy === 'disconnect' ? 'SIGTERM' : m.stopBy);
       if (!(await waitExit(m.child, this.graceMs))) {
         // What it was doing, for the next look at why (it should exit well within the grace period).
-        const what = m.child.pid === undefined ? null : describeProcess(m.child.pid);
+        const what = pid === undefined ? null : describeProcess(pid);
+        const busy = pid === undefined ? null : busyThreads(pid, cpuBefore, (performance.now() - askedAt) / 1000, 3);
         const said = m.output?.().trimEnd().split('\n').slice(-3).join('\n    ') ?? '';
         this.log(
-          `  ${m.name} (pid ${m.child.pid}) did not exit within ${this.graceMs} ms: SIGKILL${what === null ? '' : ` (${what})`}` +
+          `  ${m.name} (pid ${pid}) did not exit within ${this.graceMs} ms: SIGKILL${what === null ? '' : ` (${what})`}` +
+            (busy === null ? '' : `; CPU while waiting: ${busy}`) +
             (said === '' ? '' : `; its last lines:\n    ${said}`),
         );
         m.child.kill('SIGKILL');

@@ -154,3 +154,32 @@ export function describeProcess(pid: number): string | null {
   }
   return `state ${state}${wchan !== '' && wchan !== '0' ? ` (${wchan})` : ''}, ${threads} threads, fds: ${kinds.socket} sockets, ${kinds.pipe} pipes, ${kinds.other} other`;
 }
+
+/**
+ * The threads of `pid` that used CPU since a threadCpuMs snapshot taken `seconds` ago, busiest first (at most `top`),
+ * as `<thread name> <share of one core>%` (the name is /proc's comm: `node` for the main thread, `V8 DefaultWorke`
+ * for V8's helpers, `libuv-worker` ...), e.g. "node 98%, V8 DefaultWorke 3%"; "none" when all were idle; null when
+ * /proc has nothing. For the child group's SIGKILL line: a process that spins while asked to exit shows its thread.
+ */
+export function busyThreads(pid: number, before: ReadonlyMap<number, number> | null, seconds: number, top: number): string | null {
+  const after = threadCpuMs(pid);
+  if (before === null || after === null || seconds <= 0) return null;
+  const busy: Array<[string, number]> = [];
+  for (const [tid, ms] of after) {
+    const used = ms - (before.get(tid) ?? 0);
+    if (used <= 0) continue;
+    let name = String(tid);
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      // exited meanwhile: keep the id
+    }
+    busy.push([name, (100 * used) / (seconds * 1000)]);
+  }
+  if (busy.length === 0) return 'none';
+  return busy
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, pct]) => `${name} ${Math.round(pct)}%`)
+    .join(', ');
+}

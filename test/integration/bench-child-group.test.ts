@@ -30,5 +30,32 @@ test('a child that ignores SIGTERM is SIGKILLed after the grace period, with its
   const line = lines.find((l) => l.includes('lingerer'));
   assert.ok(line !== undefined, lines.join('\n'));
   assert.match(line, /did not exit within 300 ms: SIGKILL \(state [A-Z]( \([a-z_0-9]+\))?, \d+ threads, fds: \d+ sockets, \d+ pipes, \d+ other\)/);
+  assert.match(line, /; CPU while waiting: [^;]+;/);
   assert.match(line, /its last lines:\n {4}held open by a test timer/);
+});
+
+test('a child that spins instead of exiting shows its busy main thread in the SIGKILL line', async (t) => {
+  if (process.platform !== 'linux') {
+    t.skip('thread CPU is read from /proc');
+    return;
+  }
+  const lines: string[] = [];
+  const group = new ChildGroup(600, (l) => lines.push(l));
+  const child = spawn(
+    process.execPath,
+    ['-e', "process.on('SIGTERM', () => { for (;;); }); process.stderr.write('ready\\n'); setInterval(() => {}, 1000);"],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  group.add('spinner', child, 'SIGTERM');
+  await once(child.stderr!, 'data');
+  const exited = once(child, 'exit');
+  await group.close();
+  await exited;
+  const line = lines.find((l) => l.includes('spinner'));
+  assert.ok(line !== undefined, lines.join('\n'));
+  // The main thread ('node') spins from the SIGTERM on and comes first; CPU is read in 10 ms ticks over the 600 ms
+  // wait, and other test files share the cores, so only a loose floor is asserted.
+  const m = /CPU while waiting: node (\d+)%/.exec(line);
+  assert.ok(m !== null, line);
+  assert.ok(Number(m[1]) >= 10, line);
 });
