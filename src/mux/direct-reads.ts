@@ -17,6 +17,7 @@
 // length; what the mux keeps is bounded by its windows. Shared mode (many idle sockets) copies every record out of
 // one buffer per thread, so an idle socket holds no read buffer at all.
 import type net from 'node:net';
+import type { Readable } from 'node:stream';
 import { READ_BUFFER_SIZE, pinReadBuffer, recordBuffers, releaseReadBuffer } from './read-buffers.js';
 /** Records below this size are copied (Node pools allocations under half its 8 KiB pool size). */
 const SMALL_RECORD = 4 * 1024;
@@ -51,22 +52,32 @@ function onreadSymbols(socket: net.Socket): OnreadSymbols | null {
 }
 
 /**
- * Hand a chunk to the socket's consumer. A flowing consumer with nothing queued gets it at once; otherwise (paused,
- * or earlier chunks still queued) it goes through push(), so pause() holds it and order is kept. TLSWrap delivers
- * every record of one socket read in a loop, after a pause() too, so this check is what makes pause() hold.
+ * Hand a chunk to the stream's consumer. A flowing byte consumer with nothing queued gets it at once; otherwise
+ * (paused, earlier chunks still queued, 'readable' mode or a string decoder) it goes through push(), so pause() holds
+ * it and order is kept. TLSWrap delivers every record of one socket read in a loop, after a pause() too, so this check
+ * is what makes pause() hold. Also MuxStream's path for DATA pieces (one per TLS record on the keep-alive path).
  * Returns false (Node then stops reading) when the queue is over its high-water mark.
  */
-export function deliver(socket: net.Socket, chunk: Buffer): boolean {
-  if (deliversNow(socket)) {
-    socket.emit('data', chunk);
+export function deliver(stream: Readable, chunk: Buffer): boolean {
+  if (deliversNow(stream)) {
+    emitNow(stream, chunk);
     return true;
   }
-  return socket.push(chunk);
+  return stream.push(chunk);
 }
 
-/** Whether deliver() would hand a chunk to the listener synchronously (flowing, nothing queued). */
-function deliversNow(socket: net.Socket): boolean {
-  return socket.readableFlowing === true && socket.readableLength === 0;
+/** Whether deliver() would hand a chunk to the listener synchronously (flowing, nothing queued, no decoder). */
+function deliversNow(stream: Readable): boolean {
+  return stream.readableFlowing === true && stream.readableLength === 0 && stream.readableEncoding === null && !stream.destroyed;
+}
+
+/**
+ * What push() does for a chunk it hands over at once, minus its per-chunk bookkeeping and the nextTick it schedules
+ * (maybeReadMore, which only calls _read): `dataEmitted` is what readableDidRead (stream.isDisturbed) reports.
+ */
+function emitNow(stream: Readable, chunk: Buffer): void {
+  (stream as unknown as { _readableState: { dataEmitted: boolean } })._readableState.dataEmitted = true;
+  stream.emit('data', chunk);
 }
 
 /** A copy of a record that is the consumer's to keep: small ones from Node's buffer pool (length < 4 KiB). */
@@ -102,7 +113,7 @@ class DirectReader {
       if (deliversNow(s)) {
         // Delivered synchronously (deliver()'s first case): the listener has retained or pinned every piece it kept
         // by now, so this reader's hold can go.
-        s.emit('data', chunk);
+        emitNow(s, chunk);
         releaseReadBuffer(buf.buffer);
         return true;
       }

@@ -10,6 +10,7 @@ import {
   muxErrorName,
 } from '../protocol/error-codes.js';
 import { FLAG_FIN, FLAG_SYN, MAX_WINDOW } from '../protocol/frame.js';
+import { deliver } from './direct-reads.js';
 import { pinReadBuffer, retainReadBuffer } from './read-buffers.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -216,17 +217,9 @@ export class MuxStream extends Duplex {
       this.received += n;
       if (this.releasing) retainReadBuffer(piece);
       else pinReadBuffer(piece);
-      if (this.readableFlowing === true && this.readableLength === 0 && this.readableEncoding === null && !this.destroyed) {
-        // What push() would do for a flowing byte consumer with nothing queued, minus its per-chunk bookkeeping and
-        // the nextTick it schedules (maybeReadMore → _read → maybeCredit, which runs below anyway): one piece per TLS
-        // record, so this is per request on the keep-alive path. A consumer that pauses inside 'data' makes the
-        // next piece take push() and queue, as before; 'readable'-mode and string consumers always take push().
-        // `dataEmitted` is what push() would set: readableDidRead (stream.isDisturbed) reports a consumed stream.
-        (this as unknown as { _readableState: { dataEmitted: boolean } })._readableState.dataEmitted = true;
-        this.emit('data', piece);
-      } else {
-        this.push(piece);
-      }
+      // A flowing consumer gets the piece at once, without push()'s bookkeeping and nextTick (maybeReadMore → _read
+      // → maybeCredit, which runs below anyway); any other takes push() (direct-reads.ts deliver()).
+      deliver(this, piece);
     }
     if (last && (flags & FLAG_FIN) !== 0) {
       this.remoteFin = true;
