@@ -38,7 +38,6 @@ import { ReleaseQueue } from './read-buffers.js';
 
 export type MuxRole = 'client' | 'server';
 
-
 export interface MuxSessionOptions {
   /** 'client' (agent, odd stream ids) or 'server' (relay, even stream ids). */
   role: MuxRole;
