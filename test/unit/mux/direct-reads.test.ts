@@ -114,6 +114,28 @@ for (const shared of [false, true]) test(`${shared ? 'shared' : 'per-socket'} bu
     assert.equal(sha(Buffer.concat(got)), sha(data));
   }));
 
+for (const shared of [false, true]) test(`${shared ? 'shared' : 'per-socket'} buffer: a consumer that set an encoding gets strings, and the socket reports it was read`, () =>
+  withSocketPair('tls', async (server, t) => {
+    assert.equal(enableDirectReads(server, { shared }), true);
+    server.setEncoding('latin1');
+    const text = 'x'.repeat(100) + 'y'.repeat(20_000); // a small record, then large ones
+    let got = '';
+    const types = new Set<string>();
+    const all = new Promise<void>((resolve) => {
+      server.on('data', (c: string | Buffer) => {
+        types.add(typeof c);
+        got += c.toString('latin1');
+        if (got.length === text.length) resolve();
+      });
+    });
+    t.client.write(text.slice(0, 100));
+    t.client.write(text.slice(100));
+    await all;
+    assert.deepEqual([...types], ['string']);
+    assert.equal(got, text);
+    assert.equal(server.readableDidRead, true);
+  }));
+
 test('a destroyed socket is left alone', () =>
   withSocketPair('tls', async (server) => {
     server.destroy();
