@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ChildGroup } from '../lib/child-group.js';
 import { processCpuMs } from '../lib/proc-stat.js';
-import { median } from '../lib/suite.js';
+import { BenchUsageError, intOption, median } from '../lib/suite.js';
 import { loadProblem, runLoad, type LoadTarget } from '../macro/http-load.js';
 import { START_TIMEOUT_MS, STOP_GRACE_MS, forkListening, startBurrowAgentProcess, startSdkAgent } from '../macro/rig.js';
 import { startRelayProcess, type RelayProcess } from '../macro/relay-process.js';
@@ -38,23 +38,11 @@ interface Side {
   cpuUs: number[];
 }
 
-function fail(message: string): never {
-  process.stderr.write(`ab-relay: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function intArg(value: string | undefined, name: string, dflt: number, min: number, max: number): number {
-  if (value === undefined) return dflt;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) fail(`--${name} ${JSON.stringify(value)}: want an integer ${min}..${max}`);
-  return n;
-}
-
 function checkout(value: string | undefined, name: string): string {
-  if (value === undefined) fail(`--${name} is required`);
+  if (value === undefined) throw new BenchUsageError(`--${name} is required`);
   const dir = resolve(value);
   if (!existsSync(join(dir, 'bin', 'burrow.js')) || !existsSync(join(dir, 'dist', 'src'))) {
-    fail(`--${name} ${dir}: no bin/burrow.js or dist/src there (build it first: npx tsc -p tsconfig.json)`);
+    throw new BenchUsageError(`--${name} ${dir}: no bin/burrow.js or dist/src there (build it first: npx tsc -p tsconfig.json)`);
   }
   return dir;
 }
@@ -78,10 +66,10 @@ async function main(): Promise<void> {
   }
   const dirs = { A: checkout(values.a, 'a'), B: checkout(values.b, 'b') };
   const agent = values.agent ?? 'sdk';
-  if (agent !== 'sdk' && agent !== 'burrow') fail(`--agent ${JSON.stringify(agent)}: want sdk or burrow`);
-  const runs = intArg(values.runs, 'runs', 5, 1, 100);
-  const seconds = intArg(values.duration, 'duration', 5, 1, 600);
-  const connections = intArg(values.connections, 'connections', 50, 1, 10_000);
+  if (agent !== 'sdk' && agent !== 'burrow') throw new BenchUsageError(`--agent ${JSON.stringify(agent)}: want sdk or burrow`);
+  const runs = intOption(values, 'runs', 5, 1, 100);
+  const seconds = intOption(values, 'duration', 5, 1, 600);
+  const connections = intOption(values, 'connections', 50, 1, 10_000);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
   const group = new ChildGroup(STOP_GRACE_MS, log);
@@ -163,6 +151,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`ab-relay: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
+  const usage = err instanceof BenchUsageError;
+  process.stderr.write(`ab-relay: ${err instanceof Error ? err.message : String(err)}\n${usage ? `${USAGE}\n` : ''}`);
+  process.exitCode = usage ? 2 : 1;
 });
