@@ -56,10 +56,24 @@ export function hottestThreads(
   seconds: number,
   top: number,
 ): number[] {
+  return threadShares(before, after, seconds)
+    .slice(0, top)
+    .map(([, share]) => share);
+}
+
+/**
+ * [thread id, share of one core] of every thread between two threadCpuMs snapshots `seconds` apart, highest first
+ * (threads that started in between count from zero); empty when either snapshot is missing.
+ */
+function threadShares(
+  before: ReadonlyMap<number, number> | null,
+  after: ReadonlyMap<number, number> | null,
+  seconds: number,
+): Array<[number, number]> {
   if (before === null || after === null || seconds <= 0) return [];
-  const shares: number[] = [];
-  for (const [tid, ms] of after) shares.push((ms - (before.get(tid) ?? 0)) / (seconds * 1000));
-  return shares.sort((a, b) => b - a).slice(0, top);
+  const shares: Array<[number, number]> = [];
+  for (const [tid, ms] of after) shares.push([tid, (ms - (before.get(tid) ?? 0)) / (seconds * 1000)]);
+  return shares.sort((a, b) => b[1] - a[1]);
 }
 
 /**
@@ -162,24 +176,22 @@ export function describeProcess(pid: number): string | null {
  * /proc has nothing. For the child group's SIGKILL line: a process that spins while asked to exit shows its thread.
  */
 export function busyThreads(pid: number, before: ReadonlyMap<number, number> | null, seconds: number, top: number): string | null {
+  if (before === null || seconds <= 0) return null;
   const after = threadCpuMs(pid);
-  if (before === null || after === null || seconds <= 0) return null;
-  const busy: Array<[string, number]> = [];
-  for (const [tid, ms] of after) {
-    const used = ms - (before.get(tid) ?? 0);
-    if (used <= 0) continue;
-    let name = String(tid);
-    try {
-      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    } catch {
-      // exited meanwhile: keep the id
-    }
-    busy.push([name, (100 * used) / (seconds * 1000)]);
-  }
+  if (after === null) return null;
+  const busy = threadShares(before, after, seconds).filter(([, share]) => share > 0);
   if (busy.length === 0) return 'none';
   return busy
-    .sort((a, b) => b[1] - a[1])
     .slice(0, top)
-    .map(([name, pct]) => `${name} ${Math.round(pct)}%`)
+    .map(([tid, share]) => `${threadName(pid, tid)} ${Math.round(share * 100)}%`)
     .join(', ');
+}
+
+/** /proc's name of a thread (`node`, `V8 DefaultWorke`, ...), or its id once it is gone. */
+function threadName(pid: number, tid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+  } catch {
+    return String(tid);
+  }
 }
