@@ -7,28 +7,37 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { ChildGroup } from '../../bench/lib/child-group.js';
 
+/**
+ * Run `onSigterm` as a child's SIGTERM handler (after it wrote `line` to stderr), stop it through a child group with
+ * `graceMs`, and return how it exited and the group's log line about it.
+ */
+async function stopLingering(name: string, onSigterm: string, line: string, graceMs: number): Promise<{ signal: string | null; log: string }> {
+  const lines: string[] = [];
+  const group = new ChildGroup(graceMs, (l) => lines.push(l));
+  const child = spawn(
+    process.execPath,
+    ['-e', `process.on('SIGTERM', () => { ${onSigterm} }); process.stderr.write(${JSON.stringify(`${line}\n`)}); setInterval(() => {}, 1000);`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let tail = '';
+  child.stderr!.on('data', (c: Buffer) => (tail += c.toString('utf8')));
+  group.add(name, child, 'SIGTERM', () => tail);
+  await once(child.stderr!, 'data'); // its handler is installed and its line written
+  const exited = once(child, 'exit');
+  await group.close();
+  const [, signal] = (await exited) as [number | null, string | null];
+  const log = lines.find((l) => l.includes(name));
+  assert.ok(log !== undefined, lines.join('\n'));
+  return { signal, log };
+}
+
 test('a child that ignores SIGTERM is SIGKILLed after the grace period, with its state and last lines logged', async (t) => {
   if (process.platform !== 'linux') {
     t.skip('the process picture is read from /proc');
     return;
   }
-  const lines: string[] = [];
-  const group = new ChildGroup(300, (l) => lines.push(l));
-  const child = spawn(
-    process.execPath,
-    ['-e', "process.on('SIGTERM', () => {}); process.stderr.write('held open by a test timer\\n'); setInterval(() => {}, 1000);"],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let tail = '';
-  child.stderr!.on('data', (c: Buffer) => (tail += c.toString('utf8')));
-  group.add('lingerer', child, 'SIGTERM', () => tail);
-  await once(child.stderr!, 'data'); // its handler is installed and its line written
-  const exited = once(child, 'exit');
-  await group.close();
-  const [, signal] = (await exited) as [number | null, string | null];
+  const { signal, log: line } = await stopLingering('lingerer', '', 'held open by a test timer', 300);
   assert.equal(signal, 'SIGKILL');
-  const line = lines.find((l) => l.includes('lingerer'));
-  assert.ok(line !== undefined, lines.join('\n'));
   assert.match(line, /did not exit within 300 ms: SIGKILL \(state [A-Z]( \([a-z_0-9]+\))?, \d+ threads, fds: \d+ sockets, \d+ pipes, \d+ other\)/);
   assert.match(line, /; CPU while waiting: [^;]+;/);
   assert.match(line, /its last lines:\n {4}held open by a test timer/);
@@ -39,20 +48,7 @@ test('a child that spins instead of exiting shows its busy main thread in the SI
     t.skip('thread CPU is read from /proc');
     return;
   }
-  const lines: string[] = [];
-  const group = new ChildGroup(600, (l) => lines.push(l));
-  const child = spawn(
-    process.execPath,
-    ['-e', "process.on('SIGTERM', () => { for (;;); }); process.stderr.write('ready\\n'); setInterval(() => {}, 1000);"],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  group.add('spinner', child, 'SIGTERM');
-  await once(child.stderr!, 'data');
-  const exited = once(child, 'exit');
-  await group.close();
-  await exited;
-  const line = lines.find((l) => l.includes('spinner'));
-  assert.ok(line !== undefined, lines.join('\n'));
+  const { log: line } = await stopLingering('spinner', 'for (;;);', 'ready', 600);
   // The main thread ('node') spins from the SIGTERM on and comes first; CPU is read in 10 ms ticks over the 600 ms
   // wait, and other test files share the cores, so only a loose floor is asserted.
   const m = /CPU while waiting: node (\d+)%/.exec(line);
