@@ -392,6 +392,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
         this.streams.delete(s.id);
       }
     }
+    // Those streams leave the table without streamDone() (onSessionEnd detaches them), so a close() waiting for the
+    // last of them is finished here.
+    if (this.closing) this.maybeFinishClose();
     this.emit('goaway', info);
   }
 

@@ -223,6 +223,25 @@ for (const kind of TRANSPORT_KINDS) {
       }
     });
 
+    test('close() finishes when the peer GOAWAY fails the last streams it never saw', async () => {
+      const p = await sessions(kind);
+      try {
+        const c = p.client.openStream(); // never written: its SYN has not gone out, the server does not know it
+        c.on('error', () => {});
+        const closed = p.client.close();
+        p.server.goAway(); // lastStreamId 0: the client's stream was not processed
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('close() still pending 2 s after GOAWAY')), 2000);
+        });
+        await Promise.race([closed, late]).finally(() => clearTimeout(timer));
+        assert.equal(p.client.isClosed, true);
+        assert.equal(c.destroyed, true);
+      } finally {
+        await p.close();
+      }
+    });
+
     test('a reader that stops stalls the writer at the window; resuming completes the transfer', async () => {
       const p = await sessions(kind);
       try {
