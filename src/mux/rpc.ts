@@ -17,10 +17,13 @@ export interface ReadJsonOptions {
   timeoutMs?: number;
 }
 
+/** 'data' listener of an RPC stream whose message has been read. */
+function discard(): void {}
+
 /**
  * Read one JSON object from `stream` without waiting for its end. Rejects with BURROW_ERR_RPC_TOO_LARGE above
  * maxSize, BURROW_ERR_RPC_BAD_JSON for anything that is not one JSON object, BURROW_ERR_RPC_INCOMPLETE if the stream
- * ends or times out first. On rejection the stream is reset; on success bytes after the value are ignored.
+ * ends or times out first. On rejection the stream is reset; on success bytes after the value are read and dropped.
  */
 export function readJsonMessage(stream: MuxStream, options: ReadJsonOptions = {}): Promise<Record<string, unknown>> {
   const maxSize = options.maxSize ?? DEFAULT_MAX_RPC_SIZE;
@@ -67,7 +70,9 @@ export function readJsonMessage(stream: MuxStream, options: ReadJsonOptions = {}
       chunks.push(take === chunk.length ? chunk : chunk.subarray(0, take));
       if (end === JSON_NEED_MORE) return;
       cleanup();
-      stream.pause();
+      // Bytes after the message are read and dropped, not queued: a peer that keeps writing on an answered RPC
+      // stream must not fill this side's memory up to the stream window (and the window credit keeps flowing).
+      stream.on('data', discard);
       let value: unknown;
       try {
         value = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
@@ -121,7 +126,6 @@ export async function callRpc<T extends object>(
   s.on('error', () => {}); // failures surface through readJsonMessage's rejection
   s.write(JSON.stringify(request));
   const resp = await readJsonMessage(s, options);
-  s.resume(); // discard anything after the answer so the peer's FIN is read
   s.end();
   const e = resp['Error'];
   if (typeof e === 'string' && e !== '') {

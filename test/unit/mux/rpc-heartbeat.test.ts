@@ -16,6 +16,7 @@ import {
   STREAM_TYPE_UNBIND,
 } from '../../../src/protocol/messages.js';
 import { isBurrowError, type ErrorCode } from '../../../src/core/errors.js';
+import { DEFAULT_WINDOW_SIZE } from '../../../src/protocol/frame.js';
 import { TRANSPORT_KINDS, transportPair, type TransportKind, type TransportPair } from '../../helpers/transport-pair.js';
 
 const T = { timeout: 8000 };
@@ -144,6 +145,27 @@ for (const kind of TRANSPORT_KINDS) {
         const blob = 'b'.repeat(200 * 1024);
         const a = await within(callRpc<{ Len: number }>(p.client, STREAM_TYPE_BIND, { Blob: blob }), 'RPC answer');
         assert.equal(a.Len, blob.length);
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('bytes after the message are dropped, not queued: the writer is never stalled by the window', T, async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = openTypedStream(p.client, STREAM_TYPE_BIND);
+        c.on('error', noop);
+        c.write('{"Id":"x"}');
+        const s = await within(accepted, 'stream');
+        await readStreamType(s);
+        const req = await within(readJsonMessage(s), 'message'); // the callee has not answered yet
+        assert.equal(req['Id'], 'x');
+        const junk = Buffer.alloc(3 * DEFAULT_WINDOW_SIZE, 0x20);
+        // Paused, the callee would hold a window of it and the write would wait for credit that never comes.
+        await within(new Promise<void>((resolve, reject) => c.write(junk, (err) => (err ? reject(err) : resolve()))), 'write of 3 windows');
+        await waitFor('the callee to read it all', () => s.readableLength === 0 && c.sendWindowAvailable > 0);
+        respondRpc(s, {});
       } finally {
         await p.close();
       }
