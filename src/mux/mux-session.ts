@@ -49,6 +49,11 @@ export interface MuxSessionOptions {
   maxFrameLength?: number;
   /** Concurrent streams; a SYN above this is refused with RST StreamRefused (default 4096). */
   maxStreams?: number;
+  /**
+   * Concurrent streams the peer opened; a SYN above this is refused with RST StreamRefused (default: maxStreams).
+   * Raised or lowered later with setMaxRemoteStreams (the relay allows an agent more once it has authenticated).
+   */
+  maxRemoteStreams?: number;
   /** Incoming streams waiting for accept() when nobody listens to 'stream' (default 128). */
   acceptBacklog?: number;
   /**
@@ -82,6 +87,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   readonly maxWriteFrame: number;
   readonly windowSize: number;
   readonly maxStreams: number;
+  private maxRemote: number;
+  /** Streams in the table that the peer opened. */
+  private remoteOpen: number;
   readonly acceptBacklog: number;
   /** Transport bytes read, frames included (the relay's liveness check watches it). */
   bytesIn: number;
@@ -144,6 +152,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.maxWriteFrame = clampInt(options.maxWriteFrame ?? DEFAULT_MAX_WRITE_FRAME, 1, MAX_FRAME_LENGTH, 'maxWriteFrame');
     this.windowSize = clampInt(options.windowSize ?? DEFAULT_WINDOW_SIZE, DEFAULT_WINDOW_SIZE, MAX_WINDOW, 'windowSize');
     this.maxStreams = clampInt(options.maxStreams ?? 4096, 1, MAX_STREAM_ID, 'maxStreams');
+    this.maxRemote = clampInt(options.maxRemoteStreams ?? this.maxStreams, 0, MAX_STREAM_ID, 'maxRemoteStreams');
+    this.remoteOpen = 0;
     this.acceptBacklog = clampInt(options.acceptBacklog ?? 128, 0, 1 << 20, 'acceptBacklog');
     const maxFrameLength = clampInt(options.maxFrameLength ?? 1024 * 1024, 8, MAX_FRAME_LENGTH, 'maxFrameLength');
     this.bytesIn = 0;
@@ -255,6 +265,11 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     return s;
   }
 
+  /** Change the limit on concurrent peer-opened streams; streams already open are not affected. */
+  setMaxRemoteStreams(n: number): void {
+    this.maxRemote = clampInt(n, 0, MAX_STREAM_ID, 'maxRemoteStreams');
+  }
+
   /** The next incoming stream (used when no 'stream' listener is attached). */
   accept(): Promise<MuxStream> {
     const s = this.backlog.shift();
@@ -351,6 +366,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
         }
         s = new MuxStream(this, streamId, false, DEFAULT_WINDOW_SIZE, this.windowSize);
         this.streams.set(streamId, s);
+        this.remoteOpen++;
         s.onDataPiece(flags, payload, first, last, frameLength);
         this.deliver(s);
         return;
@@ -448,7 +464,10 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   }
 
   streamDone(stream: MuxStream): void {
-    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    if (this.streams.get(stream.id) === stream) {
+      this.streams.delete(stream.id);
+      if (!stream.local) this.remoteOpen--;
+    }
     if (this.backlog.length > 0) {
       // Reset before anyone accepted it: do not hand out a dead stream, and free its backlog slot.
       const i = this.backlog.indexOf(stream);
@@ -582,7 +601,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   /** 0 when a new incoming stream may be accepted, else the RST code to refuse it with. */
   private refuseReason(): number {
     if (this.goAwaySent || this.closing) return MUX_STREAM_REFUSED;
-    if (this.streams.size >= this.maxStreams) return MUX_STREAM_REFUSED;
+    if (this.streams.size >= this.maxStreams || this.remoteOpen >= this.maxRemote) return MUX_STREAM_REFUSED;
     if (this.acceptWaiters.length === 0 && this.listenerCount('stream') === 0 && this.backlog.length >= this.acceptBacklog) {
       return MUX_ACCEPT_QUEUE_FULL;
     }

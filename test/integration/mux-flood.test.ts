@@ -1,6 +1,6 @@
 // Mux floods against the real relay's agent listener (DESIGN.md §6 Mux; issue #8 item 6): a raw TLS peer speaking
 // muxado as a hostile agent. A heartbeat flood → GOAWAY EnhanceYourCalm and the session ends; a SYN flood past the
-// session's stream limit → RST StreamRefused for the excess, session alive; a WNDINC overflowing a stream window →
+// session's stream limit (4 before Auth) → RST StreamRefused for the excess, session alive; a WNDINC overflowing a stream window →
 // RST FlowControlError on that stream. The relay serves other clients throughout. (hostile-peer.test.ts covers the
 // same rules on a bare MuxSession over memory and TCP; this proves the relay's sessions are configured with them.)
 import assert from 'node:assert/strict';
@@ -109,7 +109,7 @@ test('relay agent sessions under floods: heartbeat → GOAWAY EnhanceYourCalm; S
     await stillServing(fx);
   });
 
-  await t.test('SYN flood: 4 200 streams opened at once → the excess over the session limit gets RST StreamRefused', async () => {
+  await t.test('SYN flood before Auth: 4 200 streams opened at once → all but 4 get RST StreamRefused', async () => {
     const a = new RawAgent(fx);
     try {
       await a.ready();
@@ -117,8 +117,13 @@ test('relay agent sessions under floods: heartbeat → GOAWAY EnhanceYourCalm; S
       const frames: Buffer[] = [];
       for (let i = 0; i < N; i++) frames.push(encodeFrame(TYPE_DATA, FLAG_SYN, 2 * i + 1));
       a.send(Buffer.concat(frames));
-      // The relay session takes 4096 streams (each waits for its type within a deadline); the rest are refused.
-      await a.until('RSTs for the excess SYNs', () => a.rsts.filter((r) => r.code === MUX_STREAM_REFUSED).length >= N - 4096);
+      // Before Auth a session may open 4 streams (heartbeat, Auth, slack; each waits for its type within a deadline).
+      await a.until('RSTs for the excess SYNs', () => a.rsts.filter((r) => r.code === MUX_STREAM_REFUSED).length >= N - 4);
+      assert.deepEqual(
+        a.rsts.slice(0, 3).map((r) => r.streamId),
+        [9, 11, 13],
+        'streams 1, 3, 5 and 7 were taken',
+      );
       assert.equal(a.goAway, null, 'refusing streams does not end the session');
       assert.equal(a.closed, false);
     } finally {

@@ -43,6 +43,16 @@ import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
  * control), so against it this changes nothing.
  */
 const RELAY_STREAM_WINDOW = 512 * 1024;
+/**
+ * Streams an agent may have open towards the relay before Auth: its heartbeat and Auth (PROTOCOL.md §12), plus slack.
+ * Every stream may hold up to --rpc-max bytes of a message being read, so an unauthenticated peer gets few.
+ */
+const PREAUTH_AGENT_STREAMS = 4;
+
+/** After Auth: a Bind and an Unbind in flight for every endpoint the session may hold, the heartbeat and slack. */
+function agentStreamLimit(maxEndpoints: number): number {
+  return 2 * maxEndpoints + 8;
+}
 
 /** An endpoint bound by a session, as the worker sees it. */
 export interface Endpoint {
@@ -241,7 +251,12 @@ export class AgentSession {
     }
     // Records reach the mux without a per-read allocation and Readable push (src/mux/direct-reads.ts).
     enableDirectReads(this.tlsSocket);
-    const mux = new MuxSession(this.tlsSocket, { role: 'server', windowSize: RELAY_STREAM_WINDOW, onTransportChunk });
+    const mux = new MuxSession(this.tlsSocket, {
+      role: 'server',
+      windowSize: RELAY_STREAM_WINDOW,
+      maxRemoteStreams: PREAUTH_AGENT_STREAMS,
+      onTransportChunk,
+    });
     this.mux = mux;
     mux.on('stream', (s: MuxStream) => this.onStream(s));
     mux.on('close', (err?: Error) => {
@@ -339,6 +354,7 @@ export class AgentSession {
     this.tokenRules = entry!.rules;
     this.authed = true;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.mux.setMaxRemoteStreams(agentStreamLimit(entry!.rules.endpoints ?? limits.maxEndpointsPerSession));
     // Only burrow's agent gets relay-opened heartbeats: the SDK echoes them but misbehaves on short reads and
     // after a FIN (PROTOCOL.md §7), so SDK sessions have no relay-side RTT samples.
     if (extra['ClientType'] === 'burrow') this.startRttProbe();

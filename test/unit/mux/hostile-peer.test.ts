@@ -570,6 +570,43 @@ for (const kind of KINDS) {
       }
     });
 
+
+    test('maxRemoteStreams: peer-opened streams above it get RST StreamRefused, our own do not count; setMaxRemoteStreams raises it', T, async () => {
+      const r = await rig(kind, { maxRemoteStreams: 2 });
+      try {
+        const router = new Router(r.server);
+        const ours = [r.server.openStream(), r.server.openStream(), r.server.openStream()];
+        for (const s of ours) s.on('error', noop);
+        const ids = [3, 5, 7, 9];
+        for (const id of ids) router.hold.add(id);
+        r.peer.send(...ids.map((id) => encodeFrame(TYPE_DATA, FLAG_SYN, id)));
+        await r.peer.until('RST for 9', () => r.peer.rst(9));
+        assert.deepEqual(
+          r.peer.frames.filter((f) => f.t === 'RST').map((f) => f.t === 'RST' && [f.streamId, f.code]),
+          [
+            [7, MUX_STREAM_REFUSED],
+            [9, MUX_STREAM_REFUSED],
+          ],
+        );
+        assert.equal(r.server.streamCount, 5, 'two of the peer, three of ours');
+        r.server.setMaxRemoteStreams(3);
+        router.hold.add(11);
+        r.peer.open(11);
+        r.peer.open(13);
+        await r.peer.until('RST on 13', () => r.peer.rst(13));
+        assert.equal(r.peer.rst(11), undefined);
+        assert.ok(router.seen.has(11));
+        // A finished peer stream frees its slot.
+        router.seen.get(3)!.reset(MUX_STREAM_CANCELLED);
+        router.hold.add(15);
+        r.peer.open(15);
+        await within(router.stream(15), 'stream 15');
+        assert.equal(r.peer.rst(15), undefined);
+      } finally {
+        await r.close();
+      }
+    });
+
     // ---------------------------------------------------------------------------------------------------------
     test('zero-window stall: a peer that never grants credit gets exactly 256 KiB; WNDINC 64 KiB releases exactly 64 KiB', T, async () => {
       const r = await rig(kind);
