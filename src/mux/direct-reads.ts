@@ -67,7 +67,7 @@ export function deliver(stream: Readable, chunk: Buffer): boolean {
 }
 
 /** Whether deliver() would hand a chunk to the listener synchronously (flowing, nothing queued, no decoder). */
-function deliversNow(stream: Readable): boolean {
+export function deliversNow(stream: Readable): boolean {
   return stream.readableFlowing === true && stream.readableLength === 0 && stream.readableEncoding === null && !stream.destroyed;
 }
 
@@ -75,7 +75,7 @@ function deliversNow(stream: Readable): boolean {
  * What push() does for a chunk it hands over at once, minus its per-chunk bookkeeping and the nextTick it schedules
  * (maybeReadMore, which only calls _read): `dataEmitted` is what readableDidRead (stream.isDisturbed) reports.
  */
-function emitNow(stream: Readable, chunk: Buffer): void {
+export function emitNow(stream: Readable, chunk: Buffer): void {
   (stream as unknown as { _readableState: { dataEmitted: boolean } })._readableState.dataEmitted = true;
   stream.emit('data', chunk);
 }

@@ -1,6 +1,6 @@
 // One muxado stream as a node Duplex: send window, lazy SYN, FIN half-close, RST, and receive-window credit
 // returned only as the consumer drains (PROTOCOL.md §Streams, §Flow control). HOT PATH: _write and receive.
-import { Duplex } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { BurrowError } from '../core/errors.js';
 import {
   MUX_FLOW_CONTROL_ERROR,
@@ -10,10 +10,20 @@ import {
   muxErrorName,
 } from '../protocol/error-codes.js';
 import { FLAG_FIN, FLAG_SYN, MAX_WINDOW } from '../protocol/frame.js';
-import { deliver } from './direct-reads.js';
+import { deliversNow, emitNow } from './direct-reads.js';
 import { pinReadBuffer, retainReadBuffer } from './read-buffers.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Queued DATA pieces below this size are copied into the stream's gather buffer instead of being queued as views.
+ * A queued view costs a Buffer object and a queue entry (~150 bytes of heap) and keeps its whole read buffer alive,
+ * while the window counts only its payload: a peer sending 1-byte frames to a paused stream would otherwise make it
+ * hold ~100 times its window. Copied, a queued byte costs a byte; a larger piece pins at most 4 × its length (16 KiB
+ * record buffers, direct-reads.ts).
+ */
+const GATHER_BELOW = 4 * 1024;
+const GATHER_SIZE = 16 * 1024;
 
 /** What a stream needs from its session (implemented by MuxSession; kept narrow so layers stay testable). */
 export interface StreamOwner {
@@ -49,6 +59,12 @@ export class MuxStream extends Duplex {
   private received: number; // payload bytes received in total
   private credited: number; // consumed bytes already returned to the peer as window credit
   private remoteFin: boolean;
+  /** Where small queued pieces are copied (see GATHER_BELOW); null when none is being filled. */
+  private gather: Buffer | null;
+  /** End of the bytes written into `gather`. */
+  private gatherOff: number;
+  /** Bytes at the end of `gather` not yet pushed: received, not in the Readable queue, not consumed. */
+  private gathered: number;
   /** Pieces are retained for a consumer that releases them (see releasesReads); else they pin their read buffer. */
   private releasing: boolean;
   /** Chunks written to this stream are released once sent (see releasesWrites). */
@@ -81,6 +97,9 @@ export class MuxStream extends Duplex {
     this.received = 0;
     this.credited = 0;
     this.remoteFin = false;
+    this.gather = null;
+    this.gatherOff = 0;
+    this.gathered = 0;
     this.releasing = false;
     this.releasingWrites = false;
     this.detached = false;
@@ -215,14 +234,19 @@ export class MuxStream extends Duplex {
     const n = piece.length;
     if (n > 0) {
       this.received += n;
-      if (this.releasing) retainReadBuffer(piece);
-      else pinReadBuffer(piece);
-      // A flowing consumer gets the piece at once, without push()'s bookkeeping and nextTick (maybeReadMore → _read
-      // → maybeCredit, which runs below anyway); any other takes push() (direct-reads.ts deliver()).
-      deliver(this, piece);
+      if (this.gathered === 0 && deliversNow(this)) {
+        // A flowing consumer gets the piece at once, without push()'s bookkeeping and nextTick (maybeReadMore →
+        // _read → maybeCredit, which runs below anyway): direct-reads.ts deliver().
+        if (this.releasing) retainReadBuffer(piece);
+        else pinReadBuffer(piece);
+        emitNow(this, piece);
+      } else {
+        this.queuePiece(piece);
+      }
     }
     if (last && (flags & FLAG_FIN) !== 0) {
       this.remoteFin = true;
+      if (this.gathered > 0) this.pushGathered();
       this.push(null);
       this.maybeDone();
     } else if (n > 0) {
@@ -254,7 +278,45 @@ export class MuxStream extends Duplex {
     if (!this.destroyed) this.destroy(err);
   }
 
+  /**
+   * A piece the consumer cannot take now (paused, behind, 'readable' mode, a decoder): queued after what is already
+   * queued. A small one behind others is copied into the gather buffer (GATHER_BELOW), pushed as one chunk when it is
+   * full, before a larger piece or the FIN, or when the consumer has read everything queued (read(), _read()).
+   */
+  private queuePiece(piece: Buffer): void {
+    const n = piece.length;
+    if (n < GATHER_BELOW && this.readableLength > 0) {
+      let g = this.gather;
+      if (g === null || this.gatherOff + n > g.length) {
+        if (this.gathered > 0) this.pushGathered();
+        g = this.gather = Buffer.allocUnsafeSlow(GATHER_SIZE);
+        this.gatherOff = 0;
+      }
+      piece.copy(g, this.gatherOff);
+      this.gatherOff += n;
+      this.gathered += n;
+      return; // copied: the read buffer is neither retained nor pinned
+    }
+    if (this.gathered > 0) this.pushGathered();
+    if (this.releasing) retainReadBuffer(piece);
+    else pinReadBuffer(piece);
+    this.push(piece);
+  }
+
+  /**
+   * Queue the gathered bytes as one chunk. Later pieces fill the rest of the gather buffer after them, unless it is
+   * nearly full or `drop` (the consumer has caught up: a stream that may now sit idle keeps no partly filled buffer).
+   */
+  private pushGathered(drop = false): void {
+    const end = this.gatherOff;
+    const chunk = this.gather!.subarray(end - this.gathered, end);
+    this.gathered = 0;
+    if (drop || end + GATHER_BELOW > GATHER_SIZE) this.gather = null;
+    this.push(chunk);
+  }
+
   override _read(): void {
+    if (this.gathered > 0) this.pushGathered(true); // Node wants more: the consumer has caught up
     this.maybeCredit();
   }
 
@@ -265,6 +327,11 @@ export class MuxStream extends Duplex {
    */
   override read(size?: number): Buffer | null {
     const chunk = super.read(size) as Buffer | null;
+    if (this.gathered > 0 && (chunk === null || this.readableLength === this.gathered)) {
+      // Everything queued was taken (or not enough for `size`): the gathered bytes are next. _read() may not run
+      // (Node calls it once until the next push), so they are queued here; a waiting consumer gets 'readable'.
+      this.pushGathered(true);
+    }
     if (chunk !== null) this.maybeCredit();
     return chunk;
   }
@@ -272,7 +339,7 @@ export class MuxStream extends Duplex {
   /** Return window credit for what the consumer has taken out of our buffer, in batches of half a window. */
   private maybeCredit(): void {
     if (this.remoteFin || this.detached) return;
-    const consumed = this.received - this.readableLength;
+    const consumed = this.received - this.readableLength; // gathered bytes included (see below the class)
     const pending = consumed - this.credited;
     if (pending >= this.creditThreshold) {
       this.credited = consumed;
@@ -325,3 +392,15 @@ export class MuxStream extends Duplex {
     cb(err);
   }
 }
+
+// readableLength counts the gathered bytes too: they were received and are the consumer's to read, only not yet in
+// Node's queue. Callers that size or pace their reads by it (and maybeCredit, and deliversNow) see every byte. An
+// accessor on the prototype because @types/node declares readableLength as a plain property.
+const readableLength = Object.getOwnPropertyDescriptor(Readable.prototype, 'readableLength')!.get!;
+Object.defineProperty(MuxStream.prototype, 'readableLength', {
+  configurable: true,
+  enumerable: false,
+  get(this: MuxStream): number {
+    return (readableLength.call(this) as number) + (this as unknown as { gathered: number }).gathered;
+  },
+});

@@ -607,6 +607,44 @@ for (const kind of KINDS) {
       }
     });
 
+    test('tiny-frame flood to a paused stream: 64 Ki one-byte DATA frames are queued as a few chunks, not 64 Ki', T, async () => {
+      const r = await rig(kind);
+      try {
+        const router = new Router(r.server);
+        router.hold.add(3); // nobody reads it: every piece is queued
+        r.peer.open(3, Buffer.from('a'));
+        const s = await within(router.stream(3), 'stream 3');
+        const N = 64 * KiB;
+        const frames: Buffer[] = [];
+        for (let i = 1; i < N; i++) frames.push(encodeFrame(TYPE_DATA, 0, 3, Buffer.from([i & 0xff])));
+        frames.push(encodeFrame(TYPE_DATA, FLAG_FIN, 3));
+        const before = r.server.bytesIn;
+        const wire = frames.reduce((n, f) => n + f.length, 0);
+        r.peer.send(...frames);
+        await within(
+          new Promise<void>((resolve) => {
+            const poll = (): void => void (r.server.bytesIn - before >= wire ? resolve() : setImmediate(poll));
+            poll();
+          }),
+          'the flood to arrive',
+        );
+        // Each queued view would cost a Buffer and a queue entry (~150 bytes of heap for one byte of window).
+        let chunks = 0;
+        const got: Buffer[] = [];
+        s.on('data', (c: Buffer) => {
+          chunks++;
+          got.push(c);
+        });
+        await within(new Promise((resolve) => s.once('end', resolve)), "the stream's end");
+        const all = Buffer.concat(got);
+        assert.equal(all.length, N);
+        assert.equal(all[0], 0x61);
+        for (let i = 1; i < N; i++) if (all[i] !== (i & 0xff)) assert.fail(`byte ${i} is ${all[i]}, expected ${i & 0xff}`);
+        assert.ok(chunks <= 8, `${chunks} chunks queued for ${N} bytes`);
+      } finally {
+        await r.close();
+      }
+    });
     // ---------------------------------------------------------------------------------------------------------
     test('zero-window stall: a peer that never grants credit gets exactly 256 KiB; WNDINC 64 KiB releases exactly 64 KiB', T, async () => {
       const r = await rig(kind);
