@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { BurrowError } from '../core/errors.js';
 import {
   MUX_ACCEPT_QUEUE_FULL,
+  MUX_ENHANCE_YOUR_CALM,
   MUX_INTERNAL_ERROR,
   MUX_NO_ERROR,
   MUX_PROTOCOL_ERROR,
@@ -71,6 +72,15 @@ export interface GoAwayInfo {
 
 const HEADER_SLAB_SIZE = 16 * 1024;
 
+/**
+ * WNDINC and RST frames written while the transport is over its high-water mark (the peer is not reading) before the
+ * session is ended with GOAWAY EnhanceYourCalm. Frames that need an answer (a SYN to refuse or to grant extra
+ * window, a bad WNDINC) cost a peer 8–12 bytes each, and it may keep sending them without reading the answers: the
+ * queue of answers must not grow without bound. Legitimate credit is one WNDINC per half window consumed, so a
+ * session reaches this only after ~1 GiB read between two drains. 8192 frames = 96 KiB of queued answers.
+ */
+const REPLY_FLOOD_FRAMES = 8192;
+
 /** Payloads up to this size are copied next to their header (one buffer) instead of a second writev entry. */
 const SMALL_PAYLOAD = 256;
 /** How long a closed session's transport may take to flush and close before it is destroyed. */
@@ -116,6 +126,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private closing: boolean;
   private closed: boolean;
   private blocked: boolean;
+  /** WNDINC and RST frames written since the transport went over its high-water mark (see REPLY_FLOOD_FRAMES). */
+  private controlWhileBlocked: number;
   private corked: boolean;
   /**
    * The last buffer of this turn, not yet handed to the transport: the next one is merged into it when it continues
@@ -173,6 +185,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.closing = false;
     this.closed = false;
     this.blocked = false;
+    this.controlWhileBlocked = 0;
     this.corked = false;
     this.held = null;
     this.heldAb = null;
@@ -192,6 +205,12 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       // One try per transport chunk, not per frame.
       try {
         this.decoder.push(chunk);
+        if (this.controlWhileBlocked > REPLY_FLOOD_FRAMES) {
+          this.protocolError(
+            MUX_ENHANCE_YOUR_CALM,
+            `control frame flood: ${this.controlWhileBlocked} WNDINC/RST frames owed to a peer that does not read them`,
+          );
+        }
       } catch (err) {
         const why = `internal error while handling the peer's frames: ${(err as Error).message}`;
         // The consumer that threw may not have attached its 'error' listener yet: ending its stream must not turn
@@ -446,6 +465,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   writeWndInc(streamId: number, increment: number): void {
     if (this.closed) return;
+    if (this.blocked) this.controlWhileBlocked++;
     const f = this.frame(4, TYPE_WNDINC, 0, streamId);
     f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
     this.writeFrame(f);
@@ -453,6 +473,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   writeRst(streamId: number, code: number): void {
     if (this.closed) return;
+    if (this.blocked) this.controlWhileBlocked++;
     const f = this.frame(4, TYPE_RST, 0, streamId);
     f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
     this.writeFrame(f);
@@ -577,6 +598,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   private releaseDrainWaiters(): void {
     this.blocked = false;
+    this.controlWhileBlocked = 0;
     if (this.drainWaiters.length === 0) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];

@@ -712,6 +712,35 @@ for (const kind of KINDS) {
     });
 
     // ---------------------------------------------------------------------------------------------------------
+    test('RST reflection: a peer that does not read and keeps sending refused SYNs → session ended, answers bounded', T, async () => {
+      const r = await rig(kind, { maxRemoteStreams: 0 });
+      try {
+        r.peer.sock.pause(); // reads nothing: every RST answer stays queued on the session's side
+        const syns = (from: number, n: number): Buffer =>
+          Buffer.concat(Array.from({ length: n }, (_, i) => encodeFrame(TYPE_DATA, FLAG_SYN, from + 2 * i)));
+        let id = 1;
+        let peak = 0;
+        const track = setInterval(() => (peak = Math.max(peak, r.t.server.writableLength)), 1);
+        try {
+          // Over TCP the kernel's socket buffers take several MB of answers before the session's own queue grows.
+          for (let round = 0; round < 1500 && !r.server.isClosed; round++) {
+            r.peer.send(syns(id, 2000)); // 16 KB of SYNs, 24 KB of RST answers
+            id = id + 4000 > 0x7fff0000 ? 1 : id + 4000;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          const err = await within(r.closed, 'session close');
+          assert.ok(isBurrowError(err), String(err));
+          assert.match(err.message, /control frame flood/);
+        } finally {
+          clearInterval(track);
+        }
+        // Without the limit the session queues an RST for every SYN, without end.
+        assert.ok(peak < 512 * KiB, `queued answers peaked at ${peak} bytes`);
+      } finally {
+        await r.close();
+      }
+    });
+
     test('heartbeat flood: beats are echoed byte for byte; 10 000 ids at once → GOAWAY EnhanceYourCalm, session closed', T, async () => {
       const r = await rig(kind);
       try {
