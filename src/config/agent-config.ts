@@ -355,7 +355,7 @@ export function loadAgentFile(path: string): AgentFile {
   const agent = new Map<string, FileValue>();
   const agentNode = top.get('agent');
   if (agentNode !== undefined && !(isScalar(agentNode.value) && agentNode.value.value === null)) {
-    if (!isMap(agentNode.value)) throw bad(agentNode.value ?? agentNode.key, 'agent', 'must be a mapping (server_addr, authtoken, ca, grace_ms)');
+    if (!isMap(agentNode.value)) throw bad(agentNode.value ?? agentNode.key, 'agent', 'must be a mapping (server_addr, authtoken, ca, grace_ms, metrics_addr, metrics_token)');
     for (const [k, pair] of entries(agentNode.value, AGENT_KEYS, 'agent.', bad)) {
       const v = pair.value;
       if (!isScalar(v) || v.value === null || typeof v.value === 'object' || typeof v.value === 'boolean') {
@@ -373,7 +373,7 @@ export function loadAgentFile(path: string): AgentFile {
   const names = new Map<string, string>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
-    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool)');
+    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb)');
     const fields = entries(item, ENDPOINT_KEYS, `${key}.`, bad);
     const scalar = (k: string, types: string[]): { value: unknown; label: string } | undefined => {
       const p = fields.get(k);
@@ -458,8 +458,8 @@ export function agentHelpText(command: AgentCommand): string {
         '  endpoints:\n' +
         '    - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000 }\n' +
         '    - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }\n' +
-        'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool. Relative paths in\n' +
-        'the file are relative to the file.\n'
+        'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool, lb. Relative paths\n' +
+        'in the file are relative to the file.\n'
       : `Usage: burrow ${command} <port|host:port> [flags]\n\n` +
         (command === 'http'
           ? 'Forwards a public HTTP(S) URL on the relay to a local HTTP service (TLS ends at the relay).\n'
