@@ -8,7 +8,9 @@
 //
 // API: `new HttpRequestFilter(sink, { isAllowedHost, proto, clientIp, maxHeadSize?, maxHeaders? })`, then
 // `push(chunk)` for every client read. `inHead` is true while a head is partly buffered (run the head deadline then);
-// `failed` / `upgraded` tell the state. Sink calls happen synchronously inside push(), in stream order.
+// `failed` / `upgraded` tell the state. Sink calls happen synchronously inside push(), in stream order. A sink that
+// fails on its own (say forward() cannot reach the agent) calls stop(): no sink call follows, not even for the rest of
+// the chunk being pushed.
 //
 //   HEAD ──(head ok: onRequest, forward rewritten head)───┬── no body ─────────────────────────────────► HEAD
 //                                                         ├── Content-Length n > 0 ─► BODY_LENGTH ──────► HEAD
@@ -264,6 +266,17 @@ export class HttpRequestFilter {
   }
 
   /**
+   * The sink gave up on the connection itself (it could not forward, or answered an error of its own): ignore all
+   * further input, with no more sink calls — also for the rest of a chunk being pushed right now. A sink error raised
+   * inside forward() would otherwise be followed by more forward()/onError() calls for the same read. Idempotent.
+   */
+  stop(): void {
+    this.state = ST_DEAD;
+    this.pending = EMPTY;
+    this.pendingLen = 0;
+  }
+
+  /**
    * Feed the next chunk the client sent. Bodies are forwarded as views of it, so either the chunk is not modified
    * afterwards or the sink copies what it keeps (the relay's HttpPump reuses one read buffer and does: shared-read.ts).
    * Nothing else of the chunk is kept past this call: heads are copied (rewritten, or assembled when split).
@@ -503,6 +516,7 @@ export class HttpRequestFilter {
 
     // ---- accepted: report, rewrite, forward ----
     this.sink.onRequest(method, head.toString('latin1', targetStart, targetEnd));
+    if (this.state === ST_DEAD) return; // stopped by the sink
     let removed = 0;
     for (let k = 0; k < cuts.length; k += 2) removed += cuts[k + 1]! - cuts[k]!;
     let tail: Buffer;
@@ -522,6 +536,7 @@ export class HttpRequestFilter {
     o += head.copy(out, o, from, fieldsEnd);
     tail.copy(out, o);
     this.sink.forward(out);
+    if (this.state === ST_DEAD) return; // the sink stopped the filter (stop())
 
     if (http11 && connectionUpgrade && hasUpgrade) {
       // RFC 9110 §7.8 (Upgrade is ignored in HTTP/1.0 requests). Opaque from here, any body included.
@@ -779,7 +794,10 @@ export class HttpRequestFilter {
       i++;
     }
     this.chunkState = cs;
-    if (i > start) this.sink.forward(start === 0 && i === len ? chunk : chunk.subarray(start, i));
+    if (i > start) {
+      this.sink.forward(start === 0 && i === len ? chunk : chunk.subarray(start, i));
+      if (this.state === ST_DEAD) return len; // the sink stopped the filter: no onError after its own
+    }
     if (err !== null) {
       if (tooLarge) this.fail(431, 'BURROW_ERR_HTTP_HEAD_TOO_LARGE', err);
       else this.badRequest(err);

@@ -207,3 +207,38 @@ test('--rpc-max: an Auth larger than the limit is refused; the session is not ad
   }
 });
 
+
+test('no stream for a pipelined read: one complete 502 page, counted once, nothing after it', T, async (t) => {
+  // maxStreamsPerSession 2: the SDK's heartbeat stream takes one, a held request the other, so the next connection's
+  // forward() finds no stream. Its one read holds a request with a body and a second request behind it: the 502 must
+  // stop the filter, else the rest of that read calls forward() and onError() again (a second end() after the page).
+  const { fx, up } = await relayWithApp({ limits: { maxStreamsPerSession: 2 } });
+  t.after(() => fx.close());
+  const opened: RawHttp[] = [];
+  t.after(() => opened.forEach((h) => h.destroy()));
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    // Right after Bind the SDK may still count its Bind stream: a refusal then closes this connection; try anew.
+    const h = new RawHttp(fx.http.port);
+    opened.push(h);
+    const held = new Promise<boolean>((resolve) => {
+      up.once('hang', () => resolve(true));
+      void h.closed.then(() => resolve(false));
+    });
+    h.socket.write(GET('/hang'));
+    if (await withTimeout('the held request or a refusal', held)) break;
+    assert.ok(Date.now() < deadline, 'the session never had a free stream');
+  }
+  const errorsOf = async (): Promise<number> =>
+    (await fx.relay.dispatcher.collectStats(2_000, 'metrics')).reduce((n, r) => n + (r.stats?.recorder?.errors['BURROW_ERR_UPSTREAM_UNAVAILABLE'] ?? 0), 0);
+  const before = await errorsOf();
+  const r = await rawExchange(fx.http.port, `POST /x HTTP/1.1\r\nHost: ${APP}\r\nContent-Length: 5\r\n\r\nhello${GET('/y')}`);
+  const text = r.data.toString('latin1');
+  assert.equal(statusOf(text), 502, text.slice(0, 200));
+  const headEnd = text.indexOf('\r\n\r\n');
+  const length = Number(/\r\ncontent-length: (\d+)/i.exec(text.slice(0, headEnd))?.[1]);
+  assert.equal(text.length - headEnd - 4, length, 'the 502 page is exactly its Content-Length: complete, and nothing after it');
+  assert.equal(r.ending, 'end', 'closed with a FIN after the page, not reset');
+  assert.equal((await errorsOf()) - before, 1, 'one refusal, one error counted');
+  assert.ok(up.requests.every((q) => q.url === '/hang'), 'nothing of the refused connection reached the service');
+});

@@ -546,6 +546,10 @@ class HttpPump implements HttpFilterSink {
   }
 
   onError(status: number, code: string, reason: string): void {
+    // Called by the filter, or by this pump (forward() found no stream, head timeout) possibly in the middle of a
+    // filter.push(): stop the filter so the rest of that read calls neither forward() nor onError() again (a second
+    // end() would cut the error page short with ERR_STREAM_WRITE_AFTER_END).
+    this.filter.stop();
     this.recorder.error(code);
     this.clearHeadTimer();
     const page = errorPage(status, STATUS_TEXT[status] ?? 'Error', reason);

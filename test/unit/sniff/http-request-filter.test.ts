@@ -303,6 +303,29 @@ describe('HttpRequestFilter: valid requests', () => {
   });
 });
 
+test('stop() from inside forward(): no further sink call, not even for the rest of the chunk being pushed', () => {
+  // The relay's sink calls stop() when forward() cannot reach the agent (it answers 502 itself).
+  const body = `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 5\r\n\r\nhello`;
+  const chunked = `POST /c HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
+  const next = `GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n`; // would be a 421 if it were looked at
+  for (const [input, stopAt] of [[body + next, 1], [body + next, 2], [chunked + next, 2], [chunked + 'zz', 2]] as const) {
+    const rec = new Recorder();
+    const filter = new HttpRequestFilter(rec, options());
+    let forwards = 0;
+    rec.forward = (buf: Buffer): void => {
+      rec.pieces.push(buf);
+      if (++forwards === stopAt) filter.stop();
+    };
+    filter.push(Buffer.from(input, 'latin1'));
+    assert.equal(forwards, stopAt, input);
+    assert.equal(rec.requests.length, 1, input);
+    assert.equal(rec.errorCalls, 0, input);
+    assert.equal(filter.failed, true);
+    filter.push(Buffer.from(next));
+    assert.equal(forwards, stopAt);
+  }
+});
+
 describe('HttpRequestFilter: hostile input (DESIGN.md §6)', () => {
   const H = `Host: ${HOST}\r\n`;
 
