@@ -37,9 +37,10 @@
 //    for the acceptor and this filter, parse-host.ts. Reg-names of [A-Za-z0-9._-] (labels 1–63, ≤ 253 in all), a port of 1–5 digits ≤ 65535.
 //    HTTP/1.0 without Host is accepted (the connection is already bound to one endpoint) and gets no X-Forwarded-Host.
 //    An empty Host is a 400 (it cannot route).
-//  * Rewriting: client-sent X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-IP are dropped, also when spelled with
-//    '_' for '-' (CGI-style servers map X_Forwarded_For to the same variable); then X-Forwarded-For, X-Forwarded-Proto
-//    and X-Forwarded-Host (the trimmed Host value) are appended. Every other header line is kept byte for byte.
+//  * Rewriting: every client-sent X-Forwarded-* field (-For, -Proto, -Host, -Port, -Prefix, -Ssl, …), Forwarded and
+//    X-Real-IP are dropped, also when spelled with '_' for '-' (CGI-style servers map X_Forwarded_For to the same
+//    variable); then X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host (the trimmed Host value) are appended.
+//    Every other header line is kept byte for byte.
 //    Leading empty lines before a request line (RFC 9112 §2.2) are consumed and not forwarded.
 //  * Request-target: origin-form, absolute-form (http/https, no userinfo; its hostname must pass isAllowedHost and
 //    equal Host's, else 421), or `*` for OPTIONS; bytes 0x21–0x7E only.
@@ -160,12 +161,13 @@ const H_CONTENT_LENGTH = Buffer.from('content-length');
 const H_TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 const H_CONNECTION = Buffer.from('connection');
 const H_UPGRADE = Buffer.from('upgrade');
-/** Dropped from client heads (compared with '_' read as '-'). */
-const FORWARDING_HEADERS = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip'].map(
-  (s) => Buffer.from(s),
-);
-/** Refused in trailers: framing, routing and forwarding fields. */
-const FORBIDDEN_TRAILERS = new Set(['host', 'content-length', 'transfer-encoding', ...FORWARDING_HEADERS.map(String)]);
+// Dropped from client heads, '_' read as '-' (see isForwardingHeader): every X-Forwarded-* field, Forwarded, X-Real-IP.
+const H_XF_PREFIX = Buffer.from('x-forwarded-');
+const H_FORWARDED = Buffer.from('forwarded');
+const H_X_REAL_IP = Buffer.from('x-real-ip');
+/** Refused in trailers: framing and routing fields (and the forwarding fields, isForwardingHeader). */
+const FORBIDDEN_TRAILERS = new Set(['host', 'content-length', 'transfer-encoding']);
+/** Bytes of a trailer name kept to recognise those: the longest of them, and enough for the X-Forwarded- prefix. */
 const LONGEST_FORBIDDEN_TRAILER = 17;
 const T_CHUNKED = Buffer.from('chunked');
 const T_UPGRADE = Buffer.from('upgrade');
@@ -759,6 +761,11 @@ export class HttpRequestFilter {
                 break scan;
               }
             }
+            // trailerName holds the name lowercased with '_' as '-': the check reads at most its first 12 bytes.
+            if (isForwardingHeader(this.trailerName, 0, this.trailerNameLen)) {
+              err = 'X-Forwarded-*, Forwarded and X-Real-IP are not allowed in a trailer section';
+              break scan;
+            }
             cs = C_TRL_VALUE;
           } else if (TCHAR[b] === 1) {
             if (this.trailerNameLen < LONGEST_FORBIDDEN_TRAILER) this.trailerName[this.trailerNameLen] = b === 0x5f ? 0x2d : b | 0x20;
@@ -844,19 +851,24 @@ function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): boolean
   return true;
 }
 
-/** A forwarding header the client must not set; '_' counts as '-' (CGI maps both to one variable). */
+/**
+ * A forwarding header the client must not set: any `X-Forwarded-*` (DESIGN.md §2: client X-Forwarded-* are stripped;
+ * -Port, -Prefix, -Ssl, -Scheme, -Server … steer redirects and "is this https" checks in common frameworks just like
+ * -For/-Proto/-Host), `Forwarded` and `X-Real-IP`. '_' counts as '-' anywhere in the name: nginx ($http_x_forwarded_for)
+ * and CGI (HTTP_X_FORWARDED_FOR) map both spellings to one variable. Reads at most the first 12 bytes of the name.
+ */
 function isForwardingHeader(buf: Buffer, start: number, len: number): boolean {
-  for (const name of FORWARDING_HEADERS) {
-    if (len !== name.length) continue;
-    let k = 0;
-    for (; k < len; k++) {
-      const b = buf[start + k]!;
-      const n = b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b;
-      if (n !== name[k]) break;
-    }
-    if (k === len) return true;
+  if (len >= H_XF_PREFIX.length) return foldedPrefixIs(buf, start, H_XF_PREFIX);
+  return len === H_FORWARDED.length && (foldedPrefixIs(buf, start, H_FORWARDED) || foldedPrefixIs(buf, start, H_X_REAL_IP));
+}
+
+/** Whether buf[start, start + lower.length) equals `lower`, reading A–Z as a–z and '_' as '-'. */
+function foldedPrefixIs(buf: Buffer, start: number, lower: Buffer): boolean {
+  for (let k = 0; k < lower.length; k++) {
+    const b = buf[start + k]!;
+    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b) !== lower[k]) return false;
   }
-  return false;
+  return true;
 }
 
 function hasPrefixCI(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
