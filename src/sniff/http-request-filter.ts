@@ -15,7 +15,7 @@
 //   HEAD ──(head ok: onRequest, forward rewritten head)───┬── no body ─────────────────────────────────► HEAD
 //                                                         ├── Content-Length n > 0 ─► BODY_LENGTH ──────► HEAD
 //                                                         ├── chunked ─► BODY_CHUNKED (… 0, trailers) ──► HEAD
-//                                                         └── Connection: upgrade + Upgrade ─► onUpgrade() ─► OPAQUE
+//                                                         └── Connection: upgrade + Upgrade: websocket ─► onUpgrade() ─► OPAQUE
 //   any violation in HEAD / BODY_CHUNKED ─► onError(status, code, reason) once ─► DEAD (all later input ignored)
 //
 // Choices (the strictest reading of RFC 9112 that real clients pass; we may reject more than llhttp, never less):
@@ -47,8 +47,11 @@
 //  * Chunk lines: 1–16 hex digits (value ≤ 2^53−1), then chunk-ext `;name[=token|quoted-string]` without BWS, line
 //    ≤ 4 KiB, exact CRLF. Trailer fields follow header syntax; Host, Content-Length, Transfer-Encoding and the
 //    forwarding fields are refused in trailers (a server that merges trailers would otherwise take them as headers).
-//  * Upgrade: HTTP/1.1 + a Connection token `upgrade` + a non-empty Upgrade header. The filter cannot see whether the
-//    agent answered 101, so it turns opaque after the head whatever the answer: a caller that sees a non-101 answer
+//  * Upgrade: honoured only for WebSocket — HTTP/1.1 + a Connection token `upgrade` + one Upgrade line whose only
+//    protocol is `websocket`. Any other Upgrade (h2c, TLS/1.0, a list) is forwarded as a plain request without its
+//    Upgrade line, HTTP2-Settings line and `upgrade`/`http2-settings` Connection options (hop-by-hop), so the service
+//    cannot switch protocols on a connection this filter still parses. The filter cannot see whether the agent
+//    answered 101, so it turns opaque after a WebSocket head whatever the answer: a caller that sees a non-101 answer
 //    should close the connection after that response.
 //  * Expect: 100-continue is forwarded; the agent answers it.
 import type { ErrorCode } from '../core/errors.js';
@@ -161,6 +164,7 @@ const H_CONTENT_LENGTH = Buffer.from('content-length');
 const H_TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 const H_CONNECTION = Buffer.from('connection');
 const H_UPGRADE = Buffer.from('upgrade');
+const H_HTTP2_SETTINGS = Buffer.from('http2-settings');
 // Dropped from client heads, '_' read as '-' (see isForwardingHeader): every X-Forwarded-* field, Forwarded, X-Real-IP.
 const H_XF_PREFIX = Buffer.from('x-forwarded-');
 const H_FORWARDED = Buffer.from('forwarded');
@@ -171,6 +175,8 @@ const FORBIDDEN_TRAILERS = new Set(['host', 'content-length', 'transfer-encoding
 const LONGEST_FORBIDDEN_TRAILER = 17;
 const T_CHUNKED = Buffer.from('chunked');
 const T_UPGRADE = Buffer.from('upgrade');
+const T_WEBSOCKET = Buffer.from('websocket');
+const T_HTTP2_SETTINGS = H_HTTP2_SETTINGS;
 const T_OPTIONS = Buffer.from('OPTIONS');
 const T_HTTP_SCHEME = Buffer.from('http://');
 const T_HTTPS_SCHEME = Buffer.from('https://');
@@ -193,6 +199,8 @@ export class HttpRequestFilter {
   private tailHostLen: number;
   /** Reused per head: [start, end) pairs of header lines to drop. */
   private readonly cuts: number[];
+  /** Reused per head: [start, end) pairs to drop unless the head is a WebSocket upgrade (Upgrade lines, Connection tokens). */
+  private readonly hopCuts: number[];
   /** Lowercased trailer name (enough bytes to recognise the forbidden ones). */
   private readonly trailerName: Buffer;
   private state: number;
@@ -234,6 +242,7 @@ export class HttpRequestFilter {
     this.tail = null;
     this.tailHostLen = -1;
     this.cuts = [];
+    this.hopCuts = [];
     this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
     this.state = ST_HEAD;
     this.pending = EMPTY;
@@ -425,7 +434,10 @@ export class HttpRequestFilter {
     let teStart = -1;
     let teEnd = -1;
     let connectionUpgrade = false;
-    let hasUpgrade = false;
+    let upgradeLines = 0;
+    let upgradeWebsocket = false;
+    const hopCuts = this.hopCuts;
+    hopCuts.length = 0;
     const fieldsEnd = head.length - 2; // the final CRLF
     i = rlEnd + 2;
     while (i < fieldsEnd) {
@@ -460,10 +472,13 @@ export class HttpRequestFilter {
         teStart = vs;
         teEnd = ve;
       } else if (nameIs(head, i, nameLen, H_CONNECTION)) {
-        if (listHasToken(head, vs, ve, T_UPGRADE)) connectionUpgrade = true;
+        if (connectionHopCuts(head, i, lf + 1, vs, ve, hopCuts)) connectionUpgrade = true;
       } else if (nameIs(head, i, nameLen, H_UPGRADE)) {
-        if (ve > vs) hasUpgrade = true;
-      } else if (isForwardingHeader(head, i, nameLen)) {
+        upgradeLines++;
+        upgradeWebsocket = isSoleToken(head, vs, ve, T_WEBSOCKET);
+        hopCuts.push(i, lf + 1);
+      } else if (isForwardingHeader(head, i, nameLen) || nameIs(head, i, nameLen, H_HTTP2_SETTINGS)) {
+        // HTTP2-Settings only serves an h2c upgrade, which is never honoured (below); hop-by-hop (RFC 9113 §3.2.1).
         cuts.push(i, lf + 1);
       }
       i = lf + 1;
@@ -516,11 +531,20 @@ export class HttpRequestFilter {
       chunked = true;
     }
 
+    // Only a WebSocket upgrade is honoured (RFC 9110 §7.8 needs HTTP/1.1 and the `upgrade` connection option). Any
+    // other (h2c, TLS/1.0, …) loses its Upgrade field and `upgrade`/`HTTP2-Settings` connection options — hop-by-hop,
+    // RFC 9110 §7.6.1 — and goes on as a plain request, so the service can never switch protocols on a connection
+    // the relay still parses as HTTP/1.1 (a 101 for h2c would make the following bytes HTTP/2 requests no Host check
+    // or X-Forwarded-* rewrite sees). Exactly one Upgrade line naming only `websocket`: with a list the service picks
+    // the protocol, and the relay cannot tell which without parsing the 101.
+    const upgrade = http11 && connectionUpgrade && upgradeLines === 1 && upgradeWebsocket;
+    const dropped = !upgrade && hopCuts.length > 0 ? mergeCuts(cuts, hopCuts) : cuts; // rare: allocates
+
     // ---- accepted: report, rewrite, forward ----
     this.sink.onRequest(method, head.toString('latin1', targetStart, targetEnd));
     if (this.state === ST_DEAD) return; // stopped by the sink
     let removed = 0;
-    for (let k = 0; k < cuts.length; k += 2) removed += cuts[k + 1]! - cuts[k]!;
+    for (let k = 0; k < dropped.length; k += 2) removed += dropped[k + 1]! - dropped[k]!;
     let tail: Buffer;
     if (hostStart === -1) {
       tail = this.hostlessTail();
@@ -531,16 +555,16 @@ export class HttpRequestFilter {
     const out = Buffer.allocUnsafe(fieldsEnd - rs - removed + tail.length);
     let o = 0;
     let from = rs;
-    for (let k = 0; k < cuts.length; k += 2) {
-      o += head.copy(out, o, from, cuts[k]!);
-      from = cuts[k + 1]!;
+    for (let k = 0; k < dropped.length; k += 2) {
+      o += head.copy(out, o, from, dropped[k]!);
+      from = dropped[k + 1]!;
     }
     o += head.copy(out, o, from, fieldsEnd);
     tail.copy(out, o);
     this.sink.forward(out);
     if (this.state === ST_DEAD) return; // the sink stopped the filter (stop())
 
-    if (http11 && connectionUpgrade && hasUpgrade) {
+    if (upgrade) {
       // RFC 9110 §7.8 (Upgrade is ignored in HTTP/1.0 requests). Opaque from here, any body included.
       this.state = ST_OPAQUE;
       this.sink.onUpgrade();
@@ -887,8 +911,56 @@ function parseDecimal(buf: Buffer, start: number, end: number): number {
   return v <= Number.MAX_SAFE_INTEGER ? v : -1;
 }
 
-/** Whether a comma-separated list value contains `lower` as an element (case-insensitive, OWS trimmed). */
-function listHasToken(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
+/**
+ * The Connection field line buf[lineStart, lineEnd) with list value buf[vs, ve): pushes to `out` the [start, end)
+ * pairs that remove its `upgrade` and `http2-settings` elements (and empty ones) while keeping the other elements'
+ * bytes (`keep-alive, Upgrade` → `keep-alive`), or the whole line when nothing else is left. Nothing when it has
+ * neither. Returns whether `upgrade` is among its elements (case-insensitive, OWS trimmed).
+ *
+ *   value:  r0 , r1 , r2 …   kept elements f…l: cut [vs, first byte of r_f), between kept j' < j [comma after j',
+ *                            comma before j), and [comma after l, ve) — each kept element keeps its own comma in front.
+ */
+function connectionHopCuts(buf: Buffer, lineStart: number, lineEnd: number, vs: number, ve: number, out: number[]): boolean {
+  const mark = out.length;
+  let hasUpgrade = false;
+  let removedAny = false;
+  let removedSinceKept = false;
+  let lastKeptEnd = -1; // end of the last kept element (its comma, or ve)
+  let s = vs;
+  while (s <= ve) {
+    let e = buf.indexOf(0x2c, s);
+    if (e === -1 || e > ve) e = ve;
+    let a = s;
+    let z = e;
+    while (a < z && isOWS(buf[a]!)) a++;
+    while (z > a && isOWS(buf[z - 1]!)) z--;
+    const isUpgrade = nameIs(buf, a, z - a, T_UPGRADE);
+    if (isUpgrade || a === z || nameIs(buf, a, z - a, T_HTTP2_SETTINGS)) {
+      if (isUpgrade) hasUpgrade = true;
+      removedAny = removedSinceKept = true;
+    } else {
+      if (removedSinceKept) {
+        if (lastKeptEnd === -1) out.push(vs, a); // (its OWS too: `Upgrade, close` → `close`)
+        else out.push(lastKeptEnd, s - 1);
+      }
+      lastKeptEnd = e;
+      removedSinceKept = false;
+    }
+    s = e + 1;
+  }
+  if (!removedAny) return false;
+  if (lastKeptEnd === -1) {
+    out.length = mark;
+    out.push(lineStart, lineEnd);
+  } else if (removedSinceKept) {
+    out.push(lastKeptEnd, ve);
+  }
+  return hasUpgrade;
+}
+
+/** Whether the list value buf[start, end) has exactly one non-empty element and it is `lower` (case-insensitive). */
+function isSoleToken(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
+  let found = false;
   let s = start;
   while (s <= end) {
     let e = buf.indexOf(0x2c, s);
@@ -897,10 +969,30 @@ function listHasToken(buf: Buffer, start: number, end: number, lower: Buffer): b
     let z = e;
     while (a < z && isOWS(buf[a]!)) a++;
     while (z > a && isOWS(buf[z - 1]!)) z--;
-    if (nameIs(buf, a, z - a, lower)) return true;
+    if (a !== z) {
+      if (found || !nameIs(buf, a, z - a, lower)) return false;
+      found = true;
+    }
     s = e + 1;
   }
-  return false;
+  return found;
+}
+
+/** Two ascending lists of disjoint [start, end) pairs merged into one ascending list (a new array). */
+function mergeCuts(a: number[], b: number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]! < b[j]!)) {
+      out.push(a[i]!, a[i + 1]!);
+      i += 2;
+    } else {
+      out.push(b[j]!, b[j + 1]!);
+      j += 2;
+    }
+  }
+  return out;
 }
 
 const TE_CHUNKED = 0;

@@ -17,6 +17,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { RawHttp } from '../helpers/raw-http.js';
 import { connect, isBurrowError, type Agent, type Endpoint } from '../../src/index.js';
 import { ensureRelayPki } from '../../src/config/dev-pki.js';
 import { startRelay, type Relay } from '../../src/relay/relay.js';
@@ -24,6 +25,7 @@ import {
   Cleanup,
   curl,
   listen,
+  rawExchange,
   resolveArgs,
   sha256,
   startHttpUpstream,
@@ -184,12 +186,18 @@ test('http endpoint: WebSocket echo through the relay and our agent', T, async (
   assert.equal(code, 1000);
 });
 
-test('http endpoint: an Upgrade the service declines ends the connection after its answer (no unchecked requests)', T, async (t) => {
-  // A plain HTTP service that answers every request 200 and keeps the connection open (it never upgrades).
+/**
+ * A plain HTTP/1.1 service behind our agent that answers every request head 200 `ok` (Content-Length 2) and keeps the
+ * connection open: it never upgrades. `heads` are the request heads it received, in order; `raw` every byte.
+ */
+async function plainService(t: TestContext, name: string): Promise<{ heads: string[]; raw: () => string }> {
   const heads: string[] = [];
+  let raw = '';
   const plain = net.createServer((sock) => {
     let buf = '';
+    sock.on('error', () => {});
     sock.on('data', (d: Buffer) => {
+      raw += d.toString('latin1');
       buf += d.toString('latin1');
       let end: number;
       while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
@@ -201,8 +209,13 @@ test('http endpoint: an Upgrade the service declines ends the connection after i
   });
   const plainPort = await listen(plain);
   t.after(() => plain.close());
-  const ep = await withTimeout('Bind of the declining endpoint', agent.forward(`http://127.0.0.1:${plainPort}`, { url: 'http://decline.burrow.localhost' }));
+  const ep = await withTimeout(`Bind of ${name}`, agent.forward(`http://127.0.0.1:${plainPort}`, { url: `http://${name}` }));
   t.after(() => ep.close());
+  return { heads, raw: () => raw };
+}
+
+test('http endpoint: a WebSocket Upgrade the service declines ends the connection after its answer (no unchecked requests)', T, async (t) => {
+  const svc = await plainService(t, 'decline.burrow.localhost');
   const c = net.connect({ host: '127.0.0.1', port: fx.http.port });
   c.on('error', () => {}); // the relay may close before our second write lands
   const closed = once(c, 'close');
@@ -213,13 +226,38 @@ test('http endpoint: an Upgrade the service declines ends the connection after i
       if (got.includes('\r\n\r\nok')) resolve();
     }),
   );
-  c.write('GET /up HTTP/1.1\r\nHost: decline.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n');
+  c.write('GET /up HTTP/1.1\r\nHost: decline.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
   await withTimeout('the answer to the upgrade request', firstAnswer);
   assert.match(got, /^HTTP\/1\.1 200 OK/);
   c.write('GET /sneak HTTP/1.1\r\nHost: other.burrow.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n');
   await withTimeout('the relay to close the connection after the declined upgrade', closed);
-  assert.equal(heads.length, 1, `the service saw more than the upgrade request: ${JSON.stringify(heads)}`);
-  assert.match(heads[0]!, /^GET \/up HTTP\/1\.1/);
+  assert.equal(svc.heads.length, 1, `the service saw more than the upgrade request: ${JSON.stringify(svc.heads)}`);
+  assert.match(svc.heads[0]!, /^GET \/up HTTP\/1\.1/);
+});
+
+test('http endpoint: a non-WebSocket Upgrade (h2c) is forwarded as a plain request without its hop-by-hop fields; the next request is still checked', T, async (t) => {
+  // Before: the filter went opaque after any Upgrade, so the second request below (same write) reached the service
+  // with its foreign Host and spoofed X-Forwarded-For. Now h2c is never honoured: its Upgrade, HTTP2-Settings and the
+  // `upgrade` connection option are removed (the service cannot switch), and the next request gets the usual 421.
+  const svc = await plainService(t, 'h2c.burrow.localhost');
+  const h2c = 'GET /a HTTP/1.1\r\nHost: h2c.burrow.localhost\r\nConnection: Upgrade, HTTP2-Settings, keep-alive\r\nUpgrade: h2c\r\n' +
+    'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n';
+  const r = await rawExchange(fx.http.port, `${h2c}GET /smuggled HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n`);
+  // The 421 comes at once (the answer to /a, if it was not out yet, is cut: the relay does not parse responses).
+  assert.match(r.data.toString('latin1'), /(^|ok)HTTP\/1\.1 421 Misdirected Request\r\n/, r.data.toString('latin1').slice(0, 300));
+  assert.doesNotMatch(svc.raw(), /smuggled|6\.6\.6\.6|evil/);
+  // On a connection of its own the h2c request is a plain one: answered, and the connection stays HTTP/1.1 with every
+  // later request checked and rewritten.
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  assert.equal((await c.request(h2c, 'the answer to the h2c request')).status, 200);
+  const later = await c.request('GET /b HTTP/1.1\r\nHost: h2c.burrow.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n', 'the answer to a later request');
+  assert.equal(later.status, 200);
+  const seen = svc.heads.filter((h) => h.startsWith('GET /a ') || h.startsWith('GET /b '));
+  assert.equal(seen.at(-1)!.split('\r\n')[0], 'GET /b HTTP/1.1');
+  for (const head of seen) assert.doesNotMatch(head, /upgrade|http2-settings|: *h2c\r|6\.6\.6\.6/i, head);
+  assert.match(seen.at(-2)!, /\r\nConnection: keep-alive\r\n/);
+  assert.match(seen.at(-1)!, /\r\nX-Forwarded-For: 127\.0\.0\.1\r\n/);
 });
 
 test('http endpoint: https with curl --cacert (TLS ends at the relay, plain HTTP to the agent)', T, async () => {

@@ -284,6 +284,43 @@ describe('HttpRequestFilter: valid requests', () => {
     assert.equal(old.upgrades, 0);
   });
 
+  test('only a WebSocket Upgrade is honoured; any other loses Upgrade, HTTP2-Settings and the upgrade option, and parsing goes on', () => {
+    const next = `GET /next HTTP/1.1\r\nHost: evil.test\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n`;
+    // [head lines in, head lines out]: Host first, then the fields under test.
+    const cases: Array<[string, string]> = [
+      ['Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n', ''],
+      ['Connection: keep-alive, Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA\r\n', 'Connection: keep-alive\r\n'],
+      ['Connection: Upgrade ,\tclose\r\nUpgrade: TLS/1.0\r\n', 'Connection: close\r\n'],
+      ['Connection: a, upgrade, b,UPGRADE\r\nUpgrade: foo\r\nX-A: 1\r\n', 'Connection: a, b\r\nX-A: 1\r\n'],
+      ['Connection: upgrade\r\nConnection: keep-alive\r\nUpgrade: foo/1\r\n', 'Connection: keep-alive\r\n'],
+      // websocket in a list, or twice, or next to another Upgrade line: the service would pick; not honoured.
+      ['Connection: upgrade\r\nUpgrade: websocket, h2c\r\n', ''],
+      ['Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n', ''],
+      ['Connection: upgrade\r\nUpgrade:\r\n', ''],
+      // Upgrade without the connection option, or the option alone: stripped too (hop-by-hop), HTTP2-Settings always.
+      ['Upgrade: websocket\r\nKeep: me\r\n', 'Keep: me\r\n'],
+      ['Connection: Upgrade\r\nHTTP2-Settings: x\r\n', ''],
+    ];
+    for (const [fields, kept] of cases) {
+      for (const step of [0, 1, 5]) {
+        const { rec, filter } = run(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\n${fields}\r\n${next}`, step);
+        assert.equal(rec.upgrades, 0, fields);
+        assert.equal(filter.upgraded, false, fields);
+        assert.equal(rec.error?.status, 421, `${fields}: the request after it is checked`);
+        assert.equal(rec.output, rewritten(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\n${kept}`), fields);
+      }
+    }
+    // HTTP/1.0 cannot upgrade (RFC 9110 §7.8): the fields go, the request stays.
+    const old = run(`GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n`).rec;
+    assert.equal(old.upgrades, 0);
+    assert.equal(old.output, rewritten('GET / HTTP/1.0\r\n', null));
+    // WebSocket, any case: honoured, forwarded byte for byte (HTTP2-Settings still dropped).
+    const ws = `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: UPGRADE\r\nUpgrade:  WebSocket \r\n`;
+    const honoured = run(`${ws}HTTP2-Settings: x\r\n\r\n`).rec;
+    assert.equal(honoured.upgrades, 1);
+    assert.equal(honoured.output, rewritten(ws));
+  });
+
   test('Expect: 100-continue passes through; the body follows later', () => {
     const head = `PUT /f HTTP/1.1\r\nHost: ${HOST}\r\nExpect: 100-continue\r\nContent-Length: 4\r\n`;
     const rec = new Recorder();
