@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   BURROW_ERR_HTTP_MISDIRECTED: 'A request on a connection routed to one endpoint named another host (answered 421).',
   BURROW_ERR_HTTP_HEAD_TIMEOUT: 'A public client did not send a complete request head in time (slowloris).',
   BURROW_ERR_UPSTREAM_UNAVAILABLE: 'The agent session for an endpoint is gone or refused the proxy stream (answered 502).',
+  BURROW_ERR_HTTP_UPGRADE_NOT_FIRST: 'A WebSocket Upgrade came after another request on its connection (answered 400).',
   // burrow's own agent (src/agent)
   BURROW_ERR_AGENT_CONNECT: 'The agent could not reach the relay, or the TLS handshake with it failed.',
   BURROW_ERR_AGENT_AUTH: 'The relay rejected the agent\'s Auth (missing or unknown token).',

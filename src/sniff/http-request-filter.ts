@@ -48,7 +48,8 @@
 //    ≤ 4 KiB, exact CRLF. Trailer fields follow header syntax; Host, Content-Length, Transfer-Encoding and the
 //    forwarding fields are refused in trailers (a server that merges trailers would otherwise take them as headers).
 //  * Upgrade: honoured only for WebSocket — HTTP/1.1 + a Connection token `upgrade` + one Upgrade line whose only
-//    protocol is `websocket`. Any other Upgrade (h2c, TLS/1.0, a list) is forwarded as a plain request without its
+//    protocol is `websocket` — and only as the first request of the connection (later: 400,
+//    BURROW_ERR_HTTP_UPGRADE_NOT_FIRST; the caller tells a 101 from the first response bytes, it parses no responses). Any other Upgrade (h2c, TLS/1.0, a list) is forwarded as a plain request without its
 //    Upgrade line, HTTP2-Settings line and `upgrade`/`http2-settings` Connection options (hop-by-hop), so the service
 //    cannot switch protocols on a connection this filter still parses. The filter cannot see whether the agent
 //    answered 101, so it turns opaque after a WebSocket head whatever the answer: a caller that sees a non-101 answer
@@ -75,7 +76,7 @@ export interface HttpFilterSink {
 
 export type HttpFilterErrorCode = Extract<
   ErrorCode,
-  'BURROW_ERR_HTTP_BAD_REQUEST' | 'BURROW_ERR_HTTP_HEAD_TOO_LARGE' | 'BURROW_ERR_HTTP_MISDIRECTED'
+  'BURROW_ERR_HTTP_BAD_REQUEST' | 'BURROW_ERR_HTTP_HEAD_TOO_LARGE' | 'BURROW_ERR_HTTP_MISDIRECTED' | 'BURROW_ERR_HTTP_UPGRADE_NOT_FIRST'
 >;
 
 export interface HttpFilterOptions {
@@ -204,6 +205,8 @@ export class HttpRequestFilter {
   /** Lowercased trailer name (enough bytes to recognise the forbidden ones). */
   private readonly trailerName: Buffer;
   private state: number;
+  /** A request was accepted on this connection (a WebSocket Upgrade must come first). */
+  private sawRequest: boolean;
 
   // ---- head assembly (ST_HEAD) ----
   /** Bytes of the current head received in earlier chunks (copied), or EMPTY. */
@@ -245,6 +248,7 @@ export class HttpRequestFilter {
     this.hopCuts = [];
     this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
     this.state = ST_HEAD;
+    this.sawRequest = false;
     this.pending = EMPTY;
     this.pendingLen = 0;
     this.lineStart = 0;
@@ -539,6 +543,12 @@ export class HttpRequestFilter {
     // the protocol, and the relay cannot tell which without parsing the 101.
     const upgrade = http11 && connectionUpgrade && upgradeLines === 1 && upgradeWebsocket;
     const dropped = !upgrade && hopCuts.length > 0 ? mergeCuts(cuts, hopCuts) : cuts; // rare: allocates
+    // The relay does not parse responses, so it can tell the service's 101 only from the first response bytes of the
+    // connection: an Upgrade behind another request would be judged by the middle of that request's answer.
+    if (upgrade && this.sawRequest) {
+      return this.fail(400, 'BURROW_ERR_HTTP_UPGRADE_NOT_FIRST', 'an Upgrade must be the first request on its connection; open a new connection for it');
+    }
+    this.sawRequest = true;
 
     // ---- accepted: report, rewrite, forward ----
     this.sink.onRequest(method, head.toString('latin1', targetStart, targetEnd));

@@ -260,6 +260,28 @@ test('http endpoint: a non-WebSocket Upgrade (h2c) is forwarded as a plain reque
   assert.match(seen.at(-1)!, /\r\nX-Forwarded-For: 127\.0\.0\.1\r\n/);
 });
 
+test('http endpoint: a WebSocket Upgrade after another request on the connection → 400 UPGRADE_NOT_FIRST, never forwarded', T, async (t) => {
+  // The relay tells an accepted upgrade by the first bytes of the answer; behind another request those bytes could be
+  // the middle of that request's answer (pipelining), so only the first request of a connection may upgrade.
+  const svc = await plainService(t, 'late.burrow.localhost');
+  const ws = 'GET /ws HTTP/1.1\r\nHost: late.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  assert.equal((await c.request('GET /first HTTP/1.1\r\nHost: late.burrow.localhost\r\n\r\n', 'the first answer')).status, 200);
+  const refused = await c.request(ws, 'the relay\'s answer to the late upgrade');
+  assert.equal(refused.status, 400);
+  assert.match(refused.body.toString(), /an Upgrade must be the first request on its connection; open a new connection for it/);
+  await withTimeout('the close after the 400', c.closed);
+  // Pipelined in one write: refused the same way.
+  const r = await rawExchange(fx.http.port, `GET /second HTTP/1.1\r\nHost: late.burrow.localhost\r\n\r\n${ws}`);
+  assert.match(r.data.toString('latin1'), /HTTP\/1\.1 400 Bad Request\r\n[^]*first request on its connection/);
+  assert.ok(!svc.heads.some((h) => h.startsWith('GET /ws')), `the service saw the late upgrade: ${JSON.stringify(svc.heads)}`);
+  // First on its own connection: forwarded (this service declines it with a 200).
+  assert.equal((await rawExchange(fx.http.port, ws)).data.toString('latin1').slice(0, 15), 'HTTP/1.1 200 OK');
+  assert.ok(svc.heads.some((h) => h.startsWith('GET /ws')));
+});
+
 test('http endpoint: https with curl --cacert (TLS ends at the relay, plain HTTP to the agent)', T, async () => {
   const r = await curl(['--cacert', fx.caPath, `https://${APP}:${fx.https.port}/secure`]);
   assert.equal(r.status, 200, r.stderr + r.body);

@@ -321,6 +321,26 @@ describe('HttpRequestFilter: valid requests', () => {
     assert.equal(honoured.output, rewritten(ws));
   });
 
+  test('a WebSocket Upgrade after another request on the connection → 400 BURROW_ERR_HTTP_UPGRADE_NOT_FIRST, not forwarded', () => {
+    const first = `GET /a HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
+    const ws = `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`;
+    for (const step of [0, 1, 9]) {
+      const { rec, filter } = run(first + ws + first, step);
+      assert.deepEqual(rec.requests, [['GET', '/a']]);
+      assert.equal(rec.output, rewritten(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\n`));
+      assert.equal(rec.error?.status, 400);
+      assert.equal(rec.error?.code, 'BURROW_ERR_HTTP_UPGRADE_NOT_FIRST');
+      assert.match(rec.error!.reason, /first request on its connection; open a new connection/);
+      assert.equal(rec.upgrades, 0);
+      assert.equal(filter.upgraded, false);
+    }
+    // A later request that only looks like an upgrade is a plain request (its upgrade fields are stripped): fine.
+    const h2c = `GET /h HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`;
+    assert.equal(run(first + h2c).rec.error, null);
+    // Leading empty lines are not a request: an Upgrade after them is still the first.
+    assert.equal(run(`\r\n${ws}`).rec.upgrades, 1);
+  });
+
   test('Expect: 100-continue passes through; the body follows later', () => {
     const head = `PUT /f HTTP/1.1\r\nHost: ${HOST}\r\nExpect: 100-continue\r\nContent-Length: 4\r\n`;
     const rec = new Recorder();
@@ -600,8 +620,9 @@ describe('HttpRequestFilter: property (fast-check)', () => {
   test('random valid request sequences in random chunk splits → the rewritten serialization, one onRequest each', () => {
     fc.assert(
       fc.property(fc.array(requestArb, { minLength: 1, maxLength: 5 }), upgradeArb, fc.array(fc.nat(), { maxLength: 12 }), (reqs, upgrade, cutSeeds) => {
-        const input = Buffer.from(reqs.map((r) => r.input).join('') + (upgrade?.input ?? ''), 'latin1');
-        const expected = reqs.map((r) => r.output).join('') + (upgrade?.output ?? '');
+        // An Upgrade is honoured only as the first request of a connection: then it is the whole sequence.
+        const input = Buffer.from(upgrade?.input ?? reqs.map((r) => r.input).join(''), 'latin1');
+        const expected = upgrade?.output ?? reqs.map((r) => r.output).join('');
         const cuts = [...new Set(cutSeeds.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
         const rec = new Recorder();
         const filter = new HttpRequestFilter(rec, options());
@@ -614,7 +635,7 @@ describe('HttpRequestFilter: property (fast-check)', () => {
         assert.equal(rec.output, expected);
         assert.deepEqual(
           rec.requests,
-          [...reqs.map((r): [string, string] => [r.method, r.target]), ...(upgrade ? [['GET', '/ws'] as [string, string]] : [])],
+          upgrade ? [['GET', '/ws']] : reqs.map((r): [string, string] => [r.method, r.target]),
         );
         assert.equal(rec.upgrades, upgrade ? 1 : 0);
         assert.equal(filter.inHead, false);
