@@ -15,7 +15,10 @@
 //   HEAD ──(head ok: onRequest, forward rewritten head)───┬── no body ─────────────────────────────────► HEAD
 //                                                         ├── Content-Length n > 0 ─► BODY_LENGTH ──────► HEAD
 //                                                         ├── chunked ─► BODY_CHUNKED (… 0, trailers) ──► HEAD
-//                                                         └── Connection: upgrade + Upgrade: websocket ─► onUpgrade() ─► OPAQUE
+//                                                         └── WebSocket Upgrade (first request; after its body, if any)
+//                                                             ─► onUpgrade(), push() stops ─► UPGRADE_WAIT
+//                                                                ├── upgradeAccepted() (101) ───► OPAQUE
+//                                                                └── upgradeDeclined() ─────────► HEAD
 //   any violation in HEAD / BODY_CHUNKED ─► onError(status, code, reason) once ─► DEAD (all later input ignored)
 //
 // Choices (the strictest reading of RFC 9112 that real clients pass; we may reject more than llhttp, never less):
@@ -52,8 +55,9 @@
 //    BURROW_ERR_HTTP_UPGRADE_NOT_FIRST; the caller tells a 101 from the first response bytes, it parses no responses). Any other Upgrade (h2c, TLS/1.0, a list) is forwarded as a plain request without its
 //    Upgrade line, HTTP2-Settings line and `upgrade`/`http2-settings` Connection options (hop-by-hop), so the service
 //    cannot switch protocols on a connection this filter still parses. The filter cannot see whether the agent
-//    answered 101, so it turns opaque after a WebSocket head whatever the answer: a caller that sees a non-101 answer
-//    should close the connection after that response.
+//    answered 101: push() stops at the end of the Upgrade request (bytes after it in the same chunk are not taken)
+//    and the caller, which holds them, reports the answer with upgradeAccepted() (opaque from then on) or
+//    upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
 //  * Expect: 100-continue is forwarded; the agent answers it.
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
@@ -65,7 +69,10 @@ export interface HttpFilterSink {
   forward(buf: Buffer): void;
   /** A request head was accepted (for metrics/timing). Called before its bytes are forwarded. */
   onRequest(method: string, target: string): void;
-  /** The request asked for an Upgrade (e.g. WebSocket): after its head, every later byte is forwarded untouched. */
+  /**
+   * A WebSocket Upgrade request was forwarded completely. push() takes no more bytes (it returns how many it took)
+   * until the caller reports the service's answer: upgradeAccepted() or upgradeDeclined().
+   */
   onUpgrade(): void;
   /**
    * Fatal, called at most once: answer `status` (400, 421, 431, 501, 505) with `reason` and close. Bytes of earlier,
@@ -118,6 +125,8 @@ const ST_BODY_LENGTH = 1;
 const ST_BODY_CHUNKED = 2;
 const ST_OPAQUE = 3;
 const ST_DEAD = 4;
+/** A WebSocket Upgrade request is complete; push() consumes nothing until upgradeAccepted() / upgradeDeclined(). */
+const ST_UPGRADE_WAIT = 5;
 
 // Chunked-body states (RFC 9112 §7.1):
 //   chunk = size [ext] CRLF data CRLF;  last-chunk = 1*"0" [ext] CRLF;  trailer-section = *(field-line CRLF);  CRLF
@@ -207,6 +216,8 @@ export class HttpRequestFilter {
   private state: number;
   /** A request was accepted on this connection (a WebSocket Upgrade must come first). */
   private sawRequest: boolean;
+  /** The message in BODY_* is a WebSocket Upgrade request: wait for the answer after its body (RFC 9110 §7.8). */
+  private upgradeAfterBody: boolean;
 
   // ---- head assembly (ST_HEAD) ----
   /** Bytes of the current head received in earlier chunks (copied), or EMPTY. */
@@ -249,6 +260,7 @@ export class HttpRequestFilter {
     this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
     this.state = ST_HEAD;
     this.sawRequest = false;
+    this.upgradeAfterBody = false;
     this.pending = EMPTY;
     this.pendingLen = 0;
     this.lineStart = 0;
@@ -275,9 +287,28 @@ export class HttpRequestFilter {
     return this.state === ST_DEAD;
   }
 
-  /** True once the connection turned opaque after an Upgrade request. */
+  /** True once the connection turned opaque after an accepted Upgrade (upgradeAccepted()). */
   get upgraded(): boolean {
     return this.state === ST_OPAQUE;
+  }
+
+  /** True from the end of a WebSocket Upgrade request (onUpgrade) until upgradeAccepted() / upgradeDeclined(). */
+  get awaitingUpgrade(): boolean {
+    return this.state === ST_UPGRADE_WAIT;
+  }
+
+  /** The service answered the Upgrade with 101: every later byte is forwarded untouched (push() takes them all). */
+  upgradeAccepted(): void {
+    if (this.state === ST_UPGRADE_WAIT) this.state = ST_OPAQUE;
+  }
+
+  /**
+   * The service answered the Upgrade with anything but 101, so the connection stays HTTP/1.1 (RFC 9110 §7.8: a server
+   * may ignore Upgrade): the next bytes are the next request, checked like any other.
+   */
+  upgradeDeclined(): void {
+    if (this.state === ST_UPGRADE_WAIT) this.state = ST_HEAD;
+    this.upgradeAfterBody = false;
   }
 
   /**
@@ -295,8 +326,13 @@ export class HttpRequestFilter {
    * Feed the next chunk the client sent. Bodies are forwarded as views of it, so either the chunk is not modified
    * afterwards or the sink copies what it keeps (the relay's HttpPump reuses one read buffer and does: shared-read.ts).
    * Nothing else of the chunk is kept past this call: heads are copied (rewritten, or assembled when split).
+   *
+   * Returns how many bytes of `chunk` it took: all of them, except when a WebSocket Upgrade request ended inside it
+   * (onUpgrade was called) — then the position after that request, and 0 for every push until the caller reports the
+   * answer with upgradeAccepted() / upgradeDeclined() and pushes the rest again. Until then the rest is neither HTTP
+   * nor opaque: it must not reach the agent either way.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer): number {
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
@@ -307,9 +343,10 @@ export class HttpRequestFilter {
         case ST_BODY_LENGTH: {
           const n = Math.min(this.remaining, len - pos);
           this.remaining -= n;
-          if (this.remaining === 0) this.state = ST_HEAD;
+          if (this.remaining === 0) this.state = this.upgradeAfterBody ? ST_UPGRADE_WAIT : ST_HEAD;
           this.sink.forward(pos === 0 && n === len ? chunk : chunk.subarray(pos, pos + n));
           pos += n;
+          if (this.state === ST_UPGRADE_WAIT) this.sink.onUpgrade();
           break;
         }
         case ST_BODY_CHUNKED:
@@ -317,11 +354,14 @@ export class HttpRequestFilter {
           break;
         case ST_OPAQUE:
           this.sink.forward(pos === 0 ? chunk : chunk.subarray(pos));
-          return;
+          return len;
+        case ST_UPGRADE_WAIT:
+          return pos;
         default:
-          return; // ST_DEAD
+          return len; // ST_DEAD
       }
     }
+    return len;
   }
 
   // ---- heads ----
@@ -574,11 +614,7 @@ export class HttpRequestFilter {
     this.sink.forward(out);
     if (this.state === ST_DEAD) return; // the sink stopped the filter (stop())
 
-    if (upgrade) {
-      // RFC 9110 §7.8 (Upgrade is ignored in HTTP/1.0 requests). Opaque from here, any body included.
-      this.state = ST_OPAQUE;
-      this.sink.onUpgrade();
-    } else if (chunked) {
+    if (chunked) {
       this.state = ST_BODY_CHUNKED;
       this.chunkState = C_SIZE_FIRST;
       this.chunkSize = 0;
@@ -591,6 +627,16 @@ export class HttpRequestFilter {
       this.remaining = contentLength;
     }
     // else: no body (RFC 9112 §6.3 ¶7), next head
+    if (upgrade) {
+      // Stop where the Upgrade request ends — after its body, if it has one: the protocol switches once the message
+      // is complete (RFC 9110 §7.8; llhttp reads the body first too). What follows waits for the answer (push()).
+      if (this.state === ST_HEAD) {
+        this.state = ST_UPGRADE_WAIT;
+        this.sink.onUpgrade();
+      } else {
+        this.upgradeAfterBody = true;
+      }
+    }
   }
 
   /** Whether head[start, end) is the Host value the current tail was built for (checked and allowed then). */
@@ -829,7 +875,7 @@ export class HttpRequestFilter {
             break scan;
           }
           i++;
-          this.state = ST_HEAD;
+          this.state = this.upgradeAfterBody ? ST_UPGRADE_WAIT : ST_HEAD;
           break scan;
       }
       i++;
@@ -844,6 +890,7 @@ export class HttpRequestFilter {
       else this.badRequest(err);
       return len;
     }
+    if (this.state === ST_UPGRADE_WAIT) this.sink.onUpgrade(); // the Upgrade request's chunked body ended
     return i;
   }
 

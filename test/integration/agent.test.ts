@@ -214,25 +214,75 @@ async function plainService(t: TestContext, name: string): Promise<{ heads: stri
   return { heads, raw: () => raw };
 }
 
-test('http endpoint: a WebSocket Upgrade the service declines ends the connection after its answer (no unchecked requests)', T, async (t) => {
+test('http endpoint: bytes behind a WebSocket Upgrade wait for the answer; declined, they are filtered as the next request', T, async (t) => {
+  // Before: the filter went opaque at the end of the Upgrade head and forwarded the rest of the same read raw, so a
+  // request pipelined behind an Upgrade the service declines reached it with a foreign Host, a spoofed
+  // X-Forwarded-For and CL+TE. Now those bytes are held until the answer: not 101 → they go through the filter.
   const svc = await plainService(t, 'decline.burrow.localhost');
-  const c = net.connect({ host: '127.0.0.1', port: fx.http.port });
-  c.on('error', () => {}); // the relay may close before our second write lands
-  const closed = once(c, 'close');
-  let got = '';
-  const firstAnswer = new Promise<void>((resolve) =>
-    c.on('data', (d: Buffer) => {
-      got += d.toString('latin1');
-      if (got.includes('\r\n\r\nok')) resolve();
-    }),
-  );
-  c.write('GET /up HTTP/1.1\r\nHost: decline.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
-  await withTimeout('the answer to the upgrade request', firstAnswer);
-  assert.match(got, /^HTTP\/1\.1 200 OK/);
-  c.write('GET /sneak HTTP/1.1\r\nHost: other.burrow.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n');
-  await withTimeout('the relay to close the connection after the declined upgrade', closed);
+  const ws = 'GET /up HTTP/1.1\r\nHost: decline.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+  const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: 5\r\n' +
+    'Transfer-Encoding: chunked\r\n\r\n';
+  const r = await rawExchange(fx.http.port, ws + smuggled); // one write: in the acceptor's head read too
+  const text = r.data.toString('latin1');
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP\/1\.1 421 Misdirected Request\r\n/, text.slice(0, 300));
   assert.equal(svc.heads.length, 1, `the service saw more than the upgrade request: ${JSON.stringify(svc.heads)}`);
   assert.match(svc.heads[0]!, /^GET \/up HTTP\/1\.1/);
+  assert.doesNotMatch(svc.raw(), /smuggled|6\.6\.6\.6/);
+  // Declined, the connection stays HTTP/1.1 (not closed): a later request is served, its headers rewritten.
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  assert.equal((await c.request(ws, 'the declined upgrade')).status, 200);
+  const later = await c.request('GET /later HTTP/1.1\r\nHost: decline.burrow.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n', 'a later request');
+  assert.equal(later.status, 200);
+  assert.match(svc.heads.at(-1)!, /^GET \/later HTTP\/1\.1\r\n[^]*\r\nX-Forwarded-For: 127\.0\.0\.1\r\n/);
+  assert.doesNotMatch(svc.heads.at(-1)!, /6\.6\.6\.6/);
+});
+
+test('http endpoint: bytes sent with a WebSocket Upgrade the service accepts (101) are forwarded untouched after the 101', T, async (t) => {
+  // A service that answers 101 and then echoes every byte; it records what arrived after the request head.
+  let after = '';
+  let beforeAnswer = '';
+  const svcServer = net.createServer((sock) => {
+    let buf = '';
+    let upgraded = false;
+    sock.on('error', () => {});
+    sock.on('data', (d: Buffer) => {
+      if (upgraded) {
+        after += d.toString('latin1');
+        sock.write(d);
+        return;
+      }
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      beforeAnswer = buf.slice(end + 4); // bytes that came with the head, before the 101 was sent
+      upgraded = true;
+      sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      if (beforeAnswer !== '') {
+        after += beforeAnswer;
+        sock.write(beforeAnswer);
+      }
+    });
+  });
+  const svcPort = await listen(svcServer);
+  t.after(() => svcServer.close());
+  const ep = await withTimeout('Bind of the upgrading endpoint', agent.forward(`http://127.0.0.1:${svcPort}`, { url: 'http://up.burrow.localhost' }));
+  t.after(() => ep.close());
+  const opaque = 'GET /x HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n\x81\x05hello';
+  const c = net.connect({ host: '127.0.0.1', port: fx.http.port });
+  t.after(() => c.destroy());
+  let got = '';
+  const echoed = new Promise<void>((resolve) =>
+    c.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.endsWith(opaque)) resolve();
+    }),
+  );
+  c.write(Buffer.from('GET /ws HTTP/1.1\r\nHost: up.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n' + opaque, 'latin1'));
+  await withTimeout('the 101 and the echo of the bytes sent with the handshake', echoed);
+  assert.match(got, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  assert.equal(beforeAnswer, '', 'the relay held the bytes behind the Upgrade until the service had answered');
+  assert.equal(after, opaque, 'forwarded untouched, once');
 });
 
 test('http endpoint: a non-WebSocket Upgrade (h2c) is forwarded as a plain request without its hop-by-hop fields; the next request is still checked', T, async (t) => {
@@ -278,7 +328,9 @@ test('http endpoint: a WebSocket Upgrade after another request on the connection
   assert.match(r.data.toString('latin1'), /HTTP\/1\.1 400 Bad Request\r\n[^]*first request on its connection/);
   assert.ok(!svc.heads.some((h) => h.startsWith('GET /ws')), `the service saw the late upgrade: ${JSON.stringify(svc.heads)}`);
   // First on its own connection: forwarded (this service declines it with a 200).
-  assert.equal((await rawExchange(fx.http.port, ws)).data.toString('latin1').slice(0, 15), 'HTTP/1.1 200 OK');
+  const own = new RawHttp(fx.http.port);
+  t.after(() => own.destroy());
+  assert.equal((await own.request(ws, 'the answer to the upgrade on its own connection')).status, 200);
   assert.ok(svc.heads.some((h) => h.startsWith('GET /ws')));
 });
 

@@ -371,6 +371,8 @@ class HttpPump implements HttpFilterSink {
   private headTimer: NodeJS.Timeout | null;
   /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
   private upgradeCheck: Buffer | null;
+  /** Client bytes read behind the Upgrade request, held (not forwarded) until the answer is known. */
+  private held: Buffer | null;
   /** https: the TLS handshake finished (before that a head timeout closes without an answer). */
   private secured: boolean;
   // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). Responses are piped untouched, so a
@@ -426,6 +428,7 @@ class HttpPump implements HttpFilterSink {
     this.finished = false;
     this.headTimer = null;
     this.upgradeCheck = null;
+    this.held = null;
     this.secured = false;
     this.connId = task.connId;
     this.task = task;
@@ -539,10 +542,11 @@ class HttpPump implements HttpFilterSink {
   }
 
   onUpgrade(): void {
-    // The filter now forwards every later byte untouched. That is only right if the agent's service accepts the
-    // upgrade (101): hold further client bytes until the answer's status line shows which (see streamData).
+    // The filter stopped at the end of the Upgrade request. Whether what follows is WebSocket (forwarded untouched) or
+    // the next HTTP request (filtered) depends on the answer: read nothing more until its status line shows which
+    // (checkUpgradeAnswer). What this read already holds behind the request is kept in `held` (clientData).
     this.client.pause();
-    this.upgradeCheck = Buffer.alloc(0);
+    this.upgradeCheck = EMPTY_HEAD;
   }
 
   onError(status: number, code: string, reason: string): void {
@@ -589,12 +593,28 @@ class HttpPump implements HttpFilterSink {
         this.rawBytes += chunk.length;
       }
     }
-    this.filter.push(chunk);
+    const used = this.filter.push(chunk);
+    if (used < chunk.length) this.hold(chunk.subarray(used));
     const inHead = this.filter.inHead;
     if (inHead && this.headTimer === null && !this.finished) {
       this.headTimer = setTimeout(() => this.headTimeout(), this.runtime.settings.limits.httpHeadTimeoutMs);
     } else if (!inHead) {
       this.clearHeadTimer();
+    }
+  }
+
+  /**
+   * Bytes behind an Upgrade request, kept until the answer: at most the rest of the read that carried the request (the
+   * client is paused from there; the acceptor's head is one such read). Bounded anyway, in case a read slips in.
+   */
+  private hold(rest: Buffer): void {
+    const held = this.held;
+    if (held === null) {
+      this.held = Buffer.from(rest); // a copy: `rest` may be a view of the thread's shared read buffer
+    } else if (held.length + rest.length > MAX_HELD_BYTES) {
+      this.abort();
+    } else {
+      this.held = Buffer.concat([held, rest]);
     }
   }
 
@@ -701,13 +721,19 @@ class HttpPump implements HttpFilterSink {
         this.recorder.ttfb(this.type, this.reqStart);
       }
     }
-    if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
+    if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
   }
 
   /**
-   * An upgrade that is declined leaves the connection in HTTP, but the filter went opaque: later requests would skip
-   * the Host check and the X-Forwarded-* rewrite. So a non-101 answer ends the connection after that answer.
+   * The answer to a WebSocket Upgrade request. It is the first response of the connection (the filter refuses an
+   * Upgrade behind another request), so its first bytes are its status line. 101: the held bytes and everything after
+   * them are the new protocol, forwarded untouched. Anything else: the service stayed in HTTP/1.1 (RFC 9110 §7.8) and
+   * has read the Upgrade request as a complete message — the filter framed its body the same way — so the held bytes
+   * are the next request for the service as for the filter: they go through the filter like any other (Host check,
+   * X-Forwarded-*, framing). Closing instead would be safe too, but would drop a pipelined request without an answer.
+   * An interim 1xx before the 101 (100-continue without a body wait, 103) reads as declined: the filter then parses
+   * WebSocket frames as HTTP and fails closed (400), never open.
    */
   private checkUpgradeAnswer(chunk: Buffer): void {
     const seen = this.upgradeCheck!.length === 0 ? chunk : Buffer.concat([this.upgradeCheck!, chunk]);
@@ -718,11 +744,15 @@ class HttpPump implements HttpFilterSink {
     this.upgradeCheck = null;
     if (UPGRADE_ACCEPTED.test(seen.toString('latin1', 0, STATUS_LINE_PREFIX))) {
       this.closeRequest(); // the rest is the upgraded protocol, not this request's answer
-      this.client.resume();
-      return;
+      this.filter.upgradeAccepted();
+    } else {
+      this.filter.upgradeDeclined();
     }
-    this.client.off('data', this.onClientData);
-    this.stream?.end(); // FIN to the agent: its service finishes this answer, then the stream (and client) end
+    const held = this.held;
+    this.held = null;
+    // Resume first: a pause for backpressure while the held bytes are forwarded still wins (see the constructor).
+    this.client.resume();
+    if (held !== null) this.clientData(held);
   }
 
   private streamEnd(): void {
@@ -774,6 +804,8 @@ class HttpPump implements HttpFilterSink {
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Most bytes of a first request kept for a retry (a GET head; a larger request is not retried). */
 const MAX_REPLAY_BYTES = 64 * 1024;
+/** Most client bytes held behind an Upgrade request: one read (libuv reads ≤ 64 KiB) plus the acceptor's head. */
+const MAX_HELD_BYTES = 128 * 1024;
 
 /**
  * Is this first response chunk the agent's own "could not reach the upstream" answer (status 502/503/504)? Our agent

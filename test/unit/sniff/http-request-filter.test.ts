@@ -262,18 +262,24 @@ describe('HttpRequestFilter: valid requests', () => {
     assertRejected(`GET * HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, 400);
   });
 
-  test('Upgrade: head forwarded rewritten, then onUpgrade, then every byte untouched', () => {
+  test('Upgrade: head forwarded rewritten, then onUpgrade; push() stops there until the answer; 101 → every byte untouched', () => {
     const head = `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n`;
     const opaque1 = Buffer.from([0x81, 0x85, 0x00, 0x0d, 0x0a, 0xff, 0x00]);
     const opaque2 = Buffer.from('GET / HTTP/1.1\r\nHost: evil.test\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n\n\n\0');
     const rec = new Recorder();
     const filter = new HttpRequestFilter(rec, options());
-    filter.push(Buffer.concat([Buffer.from(`${head}\r\n`), opaque1]));
+    const first = Buffer.concat([Buffer.from(`${head}\r\n`), opaque1]);
+    assert.equal(filter.push(first), first.length - opaque1.length, 'push() took the Upgrade request, not what follows');
+    assert.equal(filter.awaitingUpgrade, true);
+    assert.equal(filter.upgraded, false);
+    assert.equal(filter.push(opaque2), 0, 'nothing is taken before the answer');
+    assert.deepEqual(rec.events, ['req:GET /ws', `fwd:${rewritten(head).length}`, 'upgrade']);
+    filter.upgradeAccepted();
     assert.equal(filter.upgraded, true);
-    filter.push(opaque2);
+    assert.equal(filter.push(opaque1), opaque1.length);
+    assert.equal(filter.push(opaque2), opaque2.length);
     assert.equal(rec.error, null);
     assert.equal(rec.upgrades, 1);
-    assert.deepEqual(rec.events.slice(0, 3), ['req:GET /ws', `fwd:${rewritten(head).length}`, 'upgrade']);
     assert.ok(Buffer.concat(rec.pieces).equals(Buffer.concat([Buffer.from(rewritten(head)), opaque1, opaque2])));
     assert.equal(rec.pieces.at(-1), opaque2, 'opaque chunks are forwarded as they came');
     // Without Connection: upgrade, or on HTTP/1.0, Upgrade is ignored and parsing goes on.
@@ -319,6 +325,57 @@ describe('HttpRequestFilter: valid requests', () => {
     const honoured = run(`${ws}HTTP2-Settings: x\r\n\r\n`).rec;
     assert.equal(honoured.upgrades, 1);
     assert.equal(honoured.output, rewritten(ws));
+  });
+
+  test('Upgrade declined (not 101): what followed the request is parsed as the next request, with every check', () => {
+    const ws = `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
+    const next = `GET /n HTTP/1.1\r\nHost: ${HOST}\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n`;
+    const smuggled = `GET /s HTTP/1.1\r\nHost: evil.test\r\n\r\n`;
+    for (const step of [0, 1, 6]) {
+      const rec = new Recorder();
+      const filter = new HttpRequestFilter(rec, options());
+      const input = Buffer.from(`${ws}\r\n${next}${smuggled}`);
+      let used = input.length;
+      for (let i = 0; i < input.length; i += step || input.length) {
+        const piece = input.subarray(i, step === 0 ? input.length : i + step);
+        const took = filter.push(piece);
+        if (took < piece.length) {
+          used = i + took;
+          break;
+        }
+      }
+      assert.equal(used, ws.length + 2, `step ${step}: stopped right after the Upgrade request`);
+      filter.upgradeDeclined();
+      assert.equal(filter.awaitingUpgrade, false);
+      assert.equal(filter.push(input.subarray(used)), input.length - used);
+      assert.deepEqual(rec.requests, [['GET', '/ws'], ['GET', '/n']]);
+      assert.equal(rec.output, rewritten(ws) + rewritten(`GET /n HTTP/1.1\r\nHost: ${HOST}\r\n`));
+      assert.equal(rec.error?.status, 421, 'the foreign Host behind it is refused');
+      assert.equal(rec.upgrades, 1);
+    }
+  });
+
+  test('Upgrade with a body: push() stops after the body (Content-Length or chunked), not after the head', () => {
+    const ws = `POST /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
+    for (const [framing, body] of [['Content-Length: 5\r\n', 'hello'], ['Transfer-Encoding: chunked\r\n', '5\r\nhello\r\n0\r\n\r\n']]) {
+      const head = ws + framing;
+      const after = 'AFTER';
+      for (const step of [0, 1, 4]) {
+        const rec = new Recorder();
+        const filter = new HttpRequestFilter(rec, options());
+        const input = Buffer.from(`${head}\r\n${body}${after}`);
+        const held: Buffer[] = [];
+        for (let i = 0; i < input.length; i += step || input.length) {
+          const piece = input.subarray(i, step === 0 ? input.length : i + step);
+          const took = filter.push(piece);
+          if (took < piece.length) held.push(piece.subarray(took));
+        }
+        assert.equal(Buffer.concat(held).toString(), after, `${framing} step ${step}`);
+        assert.equal(rec.output, rewritten(head) + body);
+        assert.equal(rec.events.at(-1), 'upgrade', 'onUpgrade after the body was forwarded');
+        assert.equal(rec.upgrades, 1);
+      }
+    }
   });
 
   test('a WebSocket Upgrade after another request on the connection → 400 BURROW_ERR_HTTP_UPGRADE_NOT_FIRST, not forwarded', () => {
@@ -608,10 +665,11 @@ const requestArb = fc
     return { input, output, method: r.method, target: r.target };
   });
 const upgradeArb = fc.option(
-  fc.tuple(fc.uint8Array({ maxLength: 100 }), caseArb('upgrade')).map(([opaque, token]) => {
+  fc.tuple(fc.uint8Array({ maxLength: 100 }), caseArb('upgrade'), fc.boolean()).map(([opaque, token, accepted]) => {
     const head = `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: keep-alive,${token}\r\nUpgrade: websocket\r\n`;
-    const rest = Buffer.from(opaque).toString('latin1');
-    return { input: `${head}\r\n${rest}`, output: rewritten(head) + rest };
+    // Accepted: random bytes follow, untouched. Declined: the generated requests follow, filtered as usual.
+    const rest = accepted ? Buffer.from(opaque).toString('latin1') : '';
+    return { input: `${head}\r\n${rest}`, output: rewritten(head) + rest, accepted };
   }),
   { nil: null },
 );
@@ -620,22 +678,35 @@ describe('HttpRequestFilter: property (fast-check)', () => {
   test('random valid request sequences in random chunk splits → the rewritten serialization, one onRequest each', () => {
     fc.assert(
       fc.property(fc.array(requestArb, { minLength: 1, maxLength: 5 }), upgradeArb, fc.array(fc.nat(), { maxLength: 12 }), (reqs, upgrade, cutSeeds) => {
-        // An Upgrade is honoured only as the first request of a connection: then it is the whole sequence.
-        const input = Buffer.from(upgrade?.input ?? reqs.map((r) => r.input).join(''), 'latin1');
-        const expected = upgrade?.output ?? reqs.map((r) => r.output).join('');
+        // An Upgrade is honoured only as the first request of a connection. The caller holds what push() did not take
+        // and pushes it again once it has reported the answer (as HttpPump does).
+        const follow = upgrade === null || !upgrade.accepted;
+        const input = Buffer.from((upgrade?.input ?? '') + (follow ? reqs.map((r) => r.input).join('') : ''), 'latin1');
+        const expected = (upgrade?.output ?? '') + (follow ? reqs.map((r) => r.output).join('') : '');
         const cuts = [...new Set(cutSeeds.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
         const rec = new Recorder();
         const filter = new HttpRequestFilter(rec, options());
+        const held: Buffer[] = [];
         let from = 0;
         for (const c of [...cuts, input.length]) {
-          filter.push(input.subarray(from, c));
+          const piece = input.subarray(from, c);
+          const took = filter.push(piece);
+          if (took < piece.length) held.push(piece.subarray(took));
           from = c;
+        }
+        if (upgrade !== null) {
+          assert.equal(filter.awaitingUpgrade, true);
+          if (upgrade.accepted) filter.upgradeAccepted();
+          else filter.upgradeDeclined();
+          for (const h of held) filter.push(h);
+        } else {
+          assert.equal(held.length, 0);
         }
         assert.equal(rec.error, null, rec.error?.reason);
         assert.equal(rec.output, expected);
         assert.deepEqual(
           rec.requests,
-          upgrade ? [['GET', '/ws']] : reqs.map((r): [string, string] => [r.method, r.target]),
+          [...(upgrade ? [['GET', '/ws'] as [string, string]] : []), ...(follow ? reqs.map((r): [string, string] => [r.method, r.target]) : [])],
         );
         assert.equal(rec.upgrades, upgrade ? 1 : 0);
         assert.equal(filter.inHead, false);
