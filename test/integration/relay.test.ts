@@ -746,6 +746,11 @@ test('acceptor + worker filter: hostile HTTP heads → error status and close, c
     400,
     { 'http:head': 1 },
   );
+  await t.test('HTTP/1.2 on a keep-alive connection → 505 HTTP Version Not Supported from the worker', async () => {
+    const r = await rawExchange(httpPort, Buffer.from(`GET / HTTP/1.1\r\n${H}\r\nGET / HTTP/1.2\r\n${H}\r\n`, 'latin1'));
+    assert.match(r.data.toString('latin1'), /HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+    await assertServing('after 505');
+  });
   await bad('two Content-Length headers → 400 from the worker', `POST / HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 1\r\n\r\nab`, 400, { 'http:head': 1 });
   await bad(
     'a bad chunk size → 400 from the worker (head forwarded, then cut)',

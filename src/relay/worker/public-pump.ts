@@ -830,6 +830,7 @@ const STATUS_TEXT: Record<number, string> = {
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',
+  505: 'HTTP Version Not Supported',
 };
 
 /** `ip:port`, IPv6 in brackets (the form the ngrok SDK parses in ProxyHeader.ClientAddr). */
