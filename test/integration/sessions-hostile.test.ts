@@ -105,6 +105,29 @@ test('concurrent Binds of one Id on one session: one wins, the others get a conf
   });
 });
 
+test('two Auths in flight on one session: one is admitted, the other refused; the session is counted once', { timeout: 30_000 }, async () => {
+  // Before: both passed the "already authenticated" check before the acceptor answered; the acceptor counted the
+  // session under the first token it admitted while the last answer set the session's token (a sessions= bypass).
+  const fx = await startRelayFixture({ workers: 1 });
+  try {
+    const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
+    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+    const mux = new MuxSession(sock, { role: 'client' });
+    mux.on('error', () => {});
+    const auth = (): Promise<unknown> => callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
+    const results = await Promise.allSettled([auth(), auth(), auth()]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one Auth is admitted');
+    for (const r of results) {
+      if (r.status === 'rejected') assert.match((r.reason as Error).message, /Auth is already in progress|already authenticated/);
+    }
+    assert.equal(fx.relay.acceptor.sessionsOf(tokenIdOf(sha256(fx.token))), 1);
+    mux.destroy();
+    await waitFor('the session to be counted out', () => (fx.relay.acceptor.sessionsOf(tokenIdOf(sha256(fx.token))) === 0 ? true : undefined));
+  } finally {
+    await fx.close();
+  }
+});
+
 test('two sessions binding the same agent-chosen Id keep their own endpoints (no cross-session takeover)', { timeout: 30_000 }, async () => {
   // Agents choose Ids (the SDKs send the old one again when they re-bind). Before: routes, worker endpoints and
   // tasks were keyed by that Id alone, so a second session's Bind of "shared-id" took over the first one's public

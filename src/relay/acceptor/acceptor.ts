@@ -223,6 +223,9 @@ export class Acceptor {
    */
   private admit(workerId: number, req: AuthRequest): AuthReply {
     const no = (code: string, error: string): AuthReply => ({ op: 'auth-reply', reqId: req.reqId, ok: false, code, error });
+    // One admission per session: a second (the worker refuses one while another is in flight) would run the session
+    // under one token while it is counted under another.
+    if (this.sessionTokens.has(req.sessionId)) return no('BURROW_ERR_AUTH_FAILED', 'this session is already authenticated');
     const now = Date.now();
     const wait = this.authLimiter.blockedFor(req.remoteAddress, now);
     if (wait > 0) {
@@ -246,10 +249,8 @@ export class Acceptor {
           "close one, or raise the token's sessions= rule or --max-sessions-per-token",
       );
     }
-    if (!this.sessionTokens.has(req.sessionId)) {
-      this.sessionsByToken.set(req.tokenId, n + 1);
-      this.sessionTokens.set(req.sessionId, { tokenId: req.tokenId, workerId });
-    }
+    this.sessionsByToken.set(req.tokenId, n + 1);
+    this.sessionTokens.set(req.sessionId, { tokenId: req.tokenId, workerId });
     this.count('agent:authenticated');
     return { op: 'auth-reply', reqId: req.reqId, ok: true };
   }

@@ -95,6 +95,8 @@ export class AgentSession {
   readonly done: Promise<TaskResult>;
   mux: MuxSession | null;
   authed: boolean;
+  /** An Auth is waiting for the acceptor's verdict: a second one on the same session is refused meanwhile. */
+  private authenticating: boolean;
   clientId: string;
   /**
    * Non-secret identity of the token this session authenticated with ('' before Auth): the first 16 hex digits of
@@ -121,6 +123,7 @@ export class AgentSession {
     this.binding = new Set();
     this.mux = null;
     this.authed = false;
+    this.authenticating = false;
     this.clientId = '';
     this.tokenId = '';
     this.tokenRules = FULL_RIGHTS;
@@ -326,8 +329,20 @@ export class AgentSession {
   }
 
   private async handleAuth(req: Record<string, unknown>): Promise<object> {
-    const extra = isObject(req['Extra']) ? req['Extra'] : {};
     if (this.authed) throw new BurrowError('BURROW_ERR_AUTH_FAILED', 'this session is already authenticated');
+    // Two Auths in flight would both pass the check above: the acceptor counts the session under the first token it
+    // admits while the last answer set this session's token and rules (one token's sessions= limit bypassed).
+    if (this.authenticating) throw new BurrowError('BURROW_ERR_AUTH_FAILED', 'an Auth is already in progress on this session');
+    this.authenticating = true;
+    try {
+      return await this.authenticate(req);
+    } finally {
+      this.authenticating = false;
+    }
+  }
+
+  private async authenticate(req: Record<string, unknown>): Promise<object> {
+    const extra = isObject(req['Extra']) ? req['Extra'] : {};
     const token = typeof extra['AuthToken'] === 'string' ? extra['AuthToken'] : '';
     const entry = token === '' ? null : this.runtime.lookupToken(token);
     const limits = this.runtime.settings.limits;
