@@ -383,6 +383,11 @@ export class Acceptor {
     if (wanted !== 0) {
       const existing = this.routes.lookupPort(wanted);
       if (existing !== undefined) {
+        if (!this.tcpServers.has(wanted)) {
+          // Its first member's listen is still pending: if that fails, the route goes with that member, and a member
+          // joined meanwhile would think it serves a port nothing listens on.
+          throw new BurrowError('BURROW_ERR_BIND_CONFLICT', `TCP port ${wanted} is being bound by another session; retry the Bind`);
+        }
         this.joinPool(existing, workerId, req, `TCP port ${wanted}`);
         return url(wanted);
       }
@@ -411,6 +416,12 @@ export class Acceptor {
         // Released while we were binding.
         if (this.routes.lookupPort(port) === undefined) this.closeTcp(port);
         throw new BurrowError('BURROW_ERR_BIND_INVALID', 'endpoint released during Bind');
+      }
+      if (this.closing) {
+        // Shutdown began while we were binding: stopListening() has closed every listener but this new one.
+        this.forget(req.endpointKey, 0);
+        this.closeTcp(port);
+        throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the relay is shutting down; reconnect and bind again');
       }
       return url(port);
     }
