@@ -364,8 +364,11 @@ export class Agent extends EventEmitter implements EndpointOwner {
       } catch (err) {
         if (this.stopping) break;
         const e = err as Error;
+        // A session or rate limit after the agent has been online is retried with backoff: after a network cut the
+        // relay may still count the old session (it drops a silent one after 30 s) when this one reconnects.
         const fatal =
-          isBurrowError(e, 'BURROW_ERR_AGENT_AUTH') || (!everUp && (isCertificateError(e) || !this.retryFirstConnect));
+          isBurrowError(e, 'BURROW_ERR_AGENT_AUTH') ||
+          (!everUp && (isBurrowError(e, 'BURROW_ERR_AGENT_AUTH_LIMIT') || isCertificateError(e) || !this.retryFirstConnect));
         if (fatal) {
           this.destroy(e);
           return;
@@ -429,6 +432,12 @@ export class Agent extends EventEmitter implements EndpointOwner {
       heartbeater.stop();
       mux.destroy();
       if (isBurrowError(err, 'BURROW_ERR_RPC_REMOTE')) {
+        const text = remoteText(err);
+        if (TEMPORARY_AUTH_REFUSAL.test(text)) {
+          throw new BurrowError('BURROW_ERR_AGENT_AUTH_LIMIT', `the relay at ${this.serverText} refused the agent for now: ${text}`, {
+            cause: err,
+          });
+        }
         throw new BurrowError(
           'BURROW_ERR_AGENT_AUTH',
           `the relay at ${this.serverText} refused the agent: ${remoteText(err)} (check --authtoken / BURROW_AUTHTOKEN)`,
@@ -786,6 +795,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
 function noop(): void {}
 
 /** The relay's text from a BURROW_ERR_RPC_REMOTE error ("RPC type 1 failed at the peer: <text>"). */
+/** An Auth refusal that may pass later: the relay puts the code in AuthResp's Error text (agent-session.ts). */
+const TEMPORARY_AUTH_REFUSAL = /\[BURROW_ERR_AUTH_(SESSION_LIMIT|RATE_LIMITED)\]/;
+
 function remoteText(err: unknown): string {
   const m = /failed at the peer: ([\s\S]*)$/.exec((err as Error).message);
   return (m === null ? (err as Error).message : m[1]!).trim();

@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   // burrow's own agent (src/agent)
   BURROW_ERR_AGENT_CONNECT: 'The agent could not reach the relay, or the TLS handshake with it failed.',
   BURROW_ERR_AGENT_AUTH: 'The relay rejected the agent\'s Auth (missing or unknown token).',
+  BURROW_ERR_AGENT_AUTH_LIMIT: 'The relay refused the agent\'s Auth for now: its token is at its session limit, or its IP is rate-limited.',
   BURROW_ERR_AGENT_BIND: 'The relay refused to bind one of the agent\'s endpoints.',
   BURROW_ERR_AGENT_UPSTREAM: 'The agent could not connect to the local upstream (refused, timed out, unreachable).',
   BURROW_ERR_AGENT_BREAKER_OPEN: 'The upstream\'s circuit breaker is open; the connection was answered without dialling.',

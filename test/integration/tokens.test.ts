@@ -5,6 +5,7 @@
 // DESIGN.md §6 "Sessions: bad token (rate limited)".
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,8 +121,8 @@ test('sessions per token are counted across workers; a freed slot can be used ag
   assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 2);
   await assert.rejects(withTimeout('third session', sdk(fx, SOLO)), /already has 2 live sessions \(limit 2\)/);
   await assert.rejects(ours(fx, SOLO), (err: unknown) => {
-    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH'), String(err));
-    assert.match((err as Error).message, /already has 2 live sessions/);
+    assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH_LIMIT'), String(err));
+    assert.match((err as Error).message, /already has 2 live sessions.*\[BURROW_ERR_AUTH_SESSION_LIMIT\]/);
     return true;
   });
   assert.equal(fx.counter('agent:session-limit'), 2);
@@ -135,6 +136,46 @@ test('sessions per token are counted across workers; a freed slot can be used ag
   await second.close();
 });
 
+test('an agent that was online retries a session-limit refusal (the relay still counts its cut session) and comes back', T, async (t) => {
+  const store = await tokenStore(t, `${SOLO} sessions=1\n`);
+  const fx = await startRelayFixture({ tokens: [...store.entries] });
+  t.after(() => fx.close());
+  const solo = store.entries[0]!;
+  // A TCP proxy in front of the agent listener, so that one side of a connection can be cut without the other.
+  const pairs: Array<{ agentSide: net.Socket; relaySide: net.Socket }> = [];
+  const proxy = net.createServer((agentSide) => {
+    const relaySide = net.connect(fx.agent.port, '127.0.0.1');
+    agentSide.on('error', () => {});
+    relaySide.on('error', () => {});
+    agentSide.pipe(relaySide);
+    relaySide.pipe(agentSide);
+    pairs.push({ agentSide, relaySide });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    proxy.close();
+    for (const p of pairs) (p.agentSide.destroy(), p.relaySide.destroy());
+  });
+  const port = (proxy.address() as net.AddressInfo).port;
+  const a = await withTimeout(
+    'our agent through the proxy',
+    connect({ server: `localhost:${port}`, authtoken: SOLO, ca: fx.caPem, backoff: { baseMs: 50, capMs: 200 } }),
+  );
+  t.after(() => a.destroy());
+  assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 1);
+  // A network cut the relay does not see: the agent's side goes, the relay's side stays open and silent.
+  const cut = pairs[0]!;
+  cut.agentSide.unpipe(cut.relaySide);
+  cut.relaySide.unpipe(cut.agentSide);
+  cut.agentSide.destroy();
+  await waitFor('a refused reconnect', () => (fx.counter('agent:session-limit') >= 2 ? true : undefined), 10_000);
+  assert.notEqual(a.state, 'closed', 'the agent keeps retrying');
+  // The relay drops the old session (here: its connection closes); the next attempt gets in.
+  cut.relaySide.destroy();
+  await waitFor('the agent online again', () => (a.state === 'online' ? true : undefined), 10_000);
+  assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 1);
+});
+
 test('failed authentications are rate limited per IP: then even a valid token is refused, with the wait', T, async () => {
   const fx = await startRelayFixture({ limits: { authFailuresPerMinute: 3 } });
   try {
@@ -145,7 +186,7 @@ test('failed authentications are rate limited per IP: then even a valid token is
     // The budget is spent: a valid token is refused too (a guesser learns nothing while blocked).
     await assert.rejects(withTimeout('SDK connect while blocked', sdk(fx, fx.token)), /too many failed attempts from 127\.0\.0\.1; retry in \d+ s/);
     await assert.rejects(ours(fx, fx.token), (err: unknown) => {
-      assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH'), String(err));
+      assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH_LIMIT'), String(err));
       assert.match((err as Error).message, /too many failed attempts/);
       return true;
     });

@@ -361,7 +361,10 @@ export class AgentSession {
     if (!verdict.ok) {
       // Answer, then end the session: an agent that may not authenticate has nothing else to do here.
       setTimeout(() => this.mux?.close(), 100).unref();
-      throw new BurrowError((verdict.code as 'BURROW_ERR_AUTH_FAILED') ?? 'BURROW_ERR_AUTH_FAILED', verdict.error ?? 'authentication failed');
+      const code = (verdict.code as 'BURROW_ERR_AUTH_FAILED') ?? 'BURROW_ERR_AUTH_FAILED';
+      // The code rides in the text (AuthResp has only an Error string): burrow's agent retries a session limit or rate
+      // limit once it has been online (the relay may not have seen its old session drop yet), never a bad token.
+      throw new BurrowError(code, `${verdict.error ?? 'authentication failed'} [${code}]`);
     }
     // The acceptor's answer is asynchronous: the session may have ended meanwhile (as handleBind checks too).
     if (this.mux === null || this.mux.isClosed) throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Auth');
