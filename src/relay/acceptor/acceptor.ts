@@ -767,6 +767,8 @@ function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; 
   return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: wallMs() };
 }
 
+const EMPTY_PREREAD = Buffer.alloc(0);
+
 /**
  * Read from a paused socket until `decide` returns an action (hand off or answer; run once reading has stopped)
  * or the deadline passes.
@@ -791,6 +793,12 @@ function preread(
     socket.off('end', onEnd);
     socket.pause();
   };
+  // The 'error' listener below outlives the preread and shares this scope: drop the bytes once decided, or the
+  // single-threaded fallback (which keeps this socket) would hold them for the connection's life.
+  const release = (): void => {
+    buf = EMPTY_PREREAD;
+    store = null;
+  };
   const onData = (chunk: Buffer): void => {
     if (done) return;
     // Whole chunks are kept (a body may follow the head in the same read and must reach the worker); the
@@ -813,6 +821,7 @@ function preread(
     const act = decide(buf, false, chunk);
     if (act !== false) {
       finish(); // stop reading before the handoff: an unshift or a new owner must not re-enter here
+      release();
       act();
     } else if (buf.length > max) {
       // A sniffer that still wants more past the limit is a bug; never buffer on.
@@ -829,7 +838,9 @@ function preread(
   const timer = setTimeout(() => {
     if (done) return;
     finish();
-    const act = decide(buf, true, buf);
+    const read = buf;
+    release();
+    const act = decide(read, true, read);
     if (act !== false) act();
   }, timeoutMs);
   timer.unref();
