@@ -9,6 +9,8 @@ import { connect, type Agent } from '../../src/index.js';
 import { MuxSession } from '../../src/mux/mux-session.js';
 import type { MuxStream } from '../../src/mux/mux-stream.js';
 import { callRpc } from '../../src/mux/rpc.js';
+import { openTypedStream } from '../../src/mux/typed-stream.js';
+import { MUX_STREAM_CANCELLED } from '../../src/protocol/error-codes.js';
 import { STREAM_TYPE_AUTH, STREAM_TYPE_BIND } from '../../src/protocol/messages.js';
 import { isBurrowError } from '../../src/core/errors.js';
 import { tokenIdOf } from '../../src/config/token-rules.js';
@@ -126,6 +128,38 @@ test('two Auths in flight on one session: one is admitted, the other refused; th
   } finally {
     await fx.close();
   }
+});
+
+test('a Bind whose stream the agent resets before the answer leaves no endpoint behind', { timeout: 30_000 }, async () => {
+  // An agent whose Bind RPC times out resets the stream and never learns the endpoint's Id, so it cannot Unbind it.
+  await onRawSession(1, async (mux, fx) => {
+    // Hold the acceptor's answer (it runs on this thread) until the reset has reached the relay's worker.
+    const acceptor = fx.relay.acceptor as unknown as { reserve: (...args: unknown[]) => Promise<unknown> };
+    const original = acceptor.reserve;
+    let reached!: () => void;
+    const called = new Promise<void>((r) => (reached = r));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    acceptor.reserve = async function (this: unknown, ...args: unknown[]) {
+      reached();
+      await gate;
+      return original.apply(this, args);
+    };
+    const s = openTypedStream(mux, STREAM_TYPE_BIND);
+    s.on('error', () => {});
+    s.write(JSON.stringify({ Id: 'gave-up', Proto: 'http', Opts: { Hostname: 'gaveup.burrow.localhost' }, Extra: {} }));
+    await withTimeout('the Bind to reach the acceptor', called);
+    s.reset(MUX_STREAM_CANCELLED);
+    // A stream of an unknown type is refused with RST: once that comes back, the worker has seen our reset too.
+    const probe = openTypedStream(mux, 0x7777);
+    probe.on('error', () => {});
+    await withTimeout('the probe stream refused', new Promise((r) => probe.once('close', r)));
+    open();
+    acceptor.reserve = original;
+    await callRpc(mux, STREAM_TYPE_BIND, { Id: 'kept', Proto: 'http', Opts: { Hostname: 'kept.burrow.localhost' }, Extra: {} });
+    await waitFor('the reset Bind to be released', () => (fx.relay.acceptor.routes.lookupHost('gaveup.burrow.localhost') === undefined ? true : undefined), 3_000);
+    assert.equal(fx.relay.acceptor.routes.size, 1);
+  });
 });
 
 test('two sessions binding the same agent-chosen Id keep their own endpoints (no cross-session takeover)', { timeout: 30_000 }, async () => {

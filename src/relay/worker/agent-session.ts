@@ -303,7 +303,7 @@ export class AgentSession {
         this.rpc(s, (req) => this.handleAuth(req));
         return;
       case STREAM_TYPE_BIND:
-        this.rpc(s, (req) => this.handleBind(req));
+        this.rpc(s, (req) => this.handleBind(req, s));
         return;
       case STREAM_TYPE_UNBIND:
         this.rpc(s, (req) => this.handleUnbind(req));
@@ -401,7 +401,7 @@ export class AgentSession {
     this.heartbeater.start();
   }
 
-  private async handleBind(req: Record<string, unknown>): Promise<object> {
+  private async handleBind(req: Record<string, unknown>, s: MuxStream): Promise<object> {
     if (!this.authed) throw new BurrowError('BURROW_ERR_AUTH_FAILED', 'Bind before Auth: authenticate first');
     const proto = req['Proto'];
     if (proto !== 'http' && proto !== 'https' && proto !== 'tcp' && proto !== 'tls') {
@@ -472,6 +472,12 @@ export class AgentSession {
     if (this.mux === null || this.mux.isClosed) {
       this.runtime.notify({ op: 'release', endpointKey: key });
       throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Bind');
+    }
+    if (s.destroyed) {
+      // The agent gave up on this Bind (its RPC timed out and reset the stream): it never learns the endpoint's Id,
+      // so it could not Unbind it, and the name or port would stay taken for the session's life.
+      this.runtime.notify({ op: 'release', endpointKey: key });
+      throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the agent reset the Bind stream before the answer; endpoint released');
     }
     const ep: Endpoint = {
       id,
