@@ -2,7 +2,7 @@
 // acceptor's socket, and run a piscina task on the worker that owns the target session (affinity) or on the least
 // busy worker (new agent sessions). Also carries each worker's control channel (route reservations).
 // Per-connection path: one dup, one postMessage.
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import net from 'node:net';
 import { Piscina } from 'piscina';
 import { FdClaims } from '../fd-claims.js';
@@ -352,22 +352,24 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     if (this.destroyed) return;
     const { port1, port2 } = new MessageChannel();
     this.ports.set(workerId, port1);
-    port1.on('message', (msg: WorkerToAcceptor) => {
-      if (msg.op === 'stats-reply') {
-        this.pendingStats.get(msg.reqId)?.resolve(msg.stats);
-        return;
-      }
-      if (msg.op === 'control-ready') {
-        this.ready.add(workerId);
-        return;
-      }
-      this.opts.onControl(workerId, msg, (m) => port1.postMessage(m));
-    });
+    port1.on('message', (msg: WorkerToAcceptor) => this.onPortMessage(workerId, port1, msg));
     port1.unref();
     this.run({ kind: 'control', port: port2 }, { workerId, control: true }, [port2]);
     if (this.ports.size >= this.opts.workers) {
       for (const w of this.waitingForWorkers.splice(0)) w();
     }
+  }
+
+  private onPortMessage(workerId: number, port: MessagePort, msg: WorkerToAcceptor): void {
+    if (msg.op === 'stats-reply') {
+      this.pendingStats.get(msg.reqId)?.resolve(msg.stats);
+      return;
+    }
+    if (msg.op === 'control-ready') {
+      this.ready.add(workerId);
+      return;
+    }
+    this.opts.onControl(workerId, msg, (m) => port.postMessage(m));
   }
 
   private onWorkerDestroy(workerId: number): void {
@@ -376,6 +378,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     if (!this.destroyed) this.restarts++;
     const p = this.ports.get(workerId);
     if (p !== undefined) {
+      // What the worker posted before it died is handled before the port goes: close() drops undelivered messages,
+      // and a reroute carries a duplicated descriptor that only this side can close or hand on.
+      for (let m = receiveMessageOnPort(p); m !== undefined; m = receiveMessageOnPort(p)) {
+        this.onPortMessage(workerId, p, m.message as WorkerToAcceptor);
+      }
       p.close();
       this.ports.delete(workerId);
     }
