@@ -36,6 +36,8 @@ export const TOKEN_MAX_LENGTH = 256;
 const TOKEN_RULE = `tokens are ${TOKEN_MIN_LENGTH}..${TOKEN_MAX_LENGTH} printable ASCII characters without spaces`;
 const LINE_RULE = 'each line is a token or sha256:<64 hex digits>, optionally followed by rules (allow=, tcp=, sessions=, endpoints=)';
 const HASH_PREFIX = 'sha256:';
+/** A first field that is a token rule (token-rules.ts), i.e. the token itself is missing. */
+const RULE_NAME = /^(allow|tcp|sessions|endpoints)=/i;
 
 /** Loads the tokens agents may authenticate with (DESIGN.md §5 --tokens). Throws BURROW_ERR_CONFIG_FILE naming the file. */
 export async function loadTokens(opts: LoadTokensOptions): Promise<TokenStore> {
@@ -60,6 +62,14 @@ async function loadTokensFile(path: string): Promise<TokenStore> {
       );
     }
     let hash: string;
+    // A misspelt hash prefix or a line that starts with a rule would otherwise load as a plain token whose secret is
+    // that text (a readable hash line, or a guessable `allow=...`, with full rights).
+    if (!first!.startsWith(HASH_PREFIX) && /^sha[-_]?256:/i.test(first!)) {
+      throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${where}: a hash must start with ${HASH_PREFIX} exactly (lowercase, no dash); ${LINE_RULE}`);
+    }
+    if (RULE_NAME.test(first!)) {
+      throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${where}: the line starts with a rule, not a token; ${LINE_RULE}`);
+    }
     if (first!.startsWith(HASH_PREFIX)) {
       hash = first!.slice(HASH_PREFIX.length).toLowerCase();
       if (!/^[0-9a-f]{64}$/.test(hash)) {

@@ -95,6 +95,21 @@ describe('--tokens FILE', () => {
     }
   });
 
+
+  test('a misspelt hash prefix or a line that starts with a rule is refused, not loaded as a plain token', async (t) => {
+    const hex = sha256hex(T1);
+    const cases: Array<[string, string]> = [
+      [`SHA256:${hex}`, 'a hash must start with sha256: exactly'],
+      [`sha-256:${hex}`, 'a hash must start with sha256: exactly'],
+      [`Sha256:${hex} sessions=2`, 'a hash must start with sha256: exactly'],
+      ['allow=app-*.burrow.example.com sessions=2', 'the line starts with a rule, not a token'],
+      ['sessions=2', 'the line starts with a rule, not a token'],
+    ];
+    for (const [line, problem] of cases) {
+      const path = tokensFile(t, `${T2}\n${line}\n`);
+      await rejectsWith(loadTokens({ dataDir: tempDir(t), tokensFile: path }), 'BURROW_ERR_CONFIG_FILE', [`tokens file ${path}, line 2: `, problem]);
+    }
+  });
   test('boundary lengths 16 and 256 are accepted, 15 is not', async (t) => {
     const store = await loadTokens({ dataDir: tempDir(t), tokensFile: tokensFile(t, `${'a'.repeat(16)}\n${'b'.repeat(256)}\n`) });
     assert.equal(store.count, 2);
