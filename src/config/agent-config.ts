@@ -312,6 +312,8 @@ interface AgentFile {
 const TOP_KEYS = ['agent', 'endpoints'] as const;
 const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
 const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb'] as const;
+/** File keys holding secrets: taken only as YAML strings. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token']);
 
 /**
  * Reads and validates an agent config file:
@@ -360,6 +362,10 @@ export function loadAgentFile(path: string): AgentFile {
       const v = pair.value;
       if (!isScalar(v) || v.value === null || typeof v.value === 'object' || typeof v.value === 'boolean') {
         throw bad(v ?? pair.key, `agent.${k}`, 'must be a single value (a string or number)');
+      }
+      if (SECRET_KEYS.has(k) && typeof v.value !== 'string') {
+        // YAML reads an unquoted 0123… or 1e5… as a number; String() of it is not what the user wrote.
+        throw bad(v, `agent.${k}`, 'is read as a number by YAML, which would change it; put the token in quotes');
       }
       agent.set(k, { value: String(v.value), label: where(v, `agent.${k}`) });
     }

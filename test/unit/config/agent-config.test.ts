@@ -254,6 +254,8 @@ endpoints:
     ['duplicate names', `endpoints:\n  - { name: a, upstream: http://x:1 }\n  - { name: a, upstream: http://x:2 }\n`, [':3: endpoints[1].name', "'a' is already the name of endpoints[0]"]],
     ['bad server_addr', `agent: { server_addr: "nope" }\nendpoints: [{ upstream: http://x:1 }]\n`, [":1: agent.server_addr: 'nope' is not host:port"]],
     ['agent value is a list', `agent: { authtoken: [a] }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: must be a single value']],
+    ['a token YAML reads as a number', `agent: { authtoken: 012345678901234567890 }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: is read as a number by YAML', 'in quotes']],
+    ['a metrics token YAML reads as a number', `agent: { metrics_token: 1234567890123456789012 }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.metrics_token: is read as a number by YAML']],
     ['missing ca relative to the file', `agent: { ca: missing.pem, authtoken: ${TOKEN} }\nendpoints: [{ upstream: http://x:1 }]\n`, ['agent.ca', 'missing.pem', 'does not exist'], 'BURROW_ERR_CONFIG_FILE'],
   ];
   for (const [name, yaml, fragments, code] of bad) {
