@@ -45,7 +45,10 @@ export interface AdminServerOptions {
   routes: Readonly<Record<string, AdminRoute>>;
 }
 
-const STATUS_LINE: Record<number, string> = { 200: '200 OK', 401: '401 Unauthorized', 404: '404 Not Found', 405: '405 Method Not Allowed', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+const STATUS_LINE: Record<number, string> = { 200: '200 OK', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+
+/** Host header values a token-less (loopback) admin server answers: loopback names and addresses, any port, or none. */
+const LOOPBACK_HOST = /^(?:|localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
 
 export class AdminServer {
   private readonly listenSocket: unknown;
@@ -81,6 +84,12 @@ export class AdminServer {
       const auth = req.getHeader('authorization');
       if (tokenHash !== null && !bearerMatches(auth, tokenHash)) {
         send(text(401, 'admin token required: send Authorization: Bearer <token>\n'));
+        return;
+      }
+      if (tokenHash === null && !LOOPBACK_HOST.test(req.getHeader('host'))) {
+        // Without a token the server is on loopback (requireTokenOffLoopback), but a web page in a browser on this host
+        // could still reach it under a name that resolves to 127.0.0.1 (DNS rebinding) and read the answers.
+        send(text(403, 'without --admin-token this server answers only Host: localhost, 127.0.0.1 or [::1]; set a token to use another name\n'));
         return;
       }
       const route = o.routes[url];

@@ -139,12 +139,24 @@ test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, a
   const port = fx.relay.adminAddress()!.port;
   const raw = await withTimeout('the admin server to close a keep-alive connection after its answer', new Promise<string>((resolve, reject) => {
     let got = '';
-    const s2 = net.connect(port, '127.0.0.1', () => s2.write('GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: keep-alive\r\n\r\n'));
+    const s2 = net.connect(port, '127.0.0.1', () => s2.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: keep-alive\r\n\r\n`));
     s2.on('data', (d: Buffer) => (got += d.toString('latin1')));
     s2.on('error', reject);
     s2.on('close', () => resolve(got));
   }));
   assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+  // Without a token, only loopback names are answered: a page that reaches 127.0.0.1 under another name (DNS
+  // rebinding) reads nothing.
+  const withHost = (host: string): Promise<string> =>
+    withTimeout(`an answer for Host: ${host}`, new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s3 = net.connect(port, '127.0.0.1', () => s3.write(`GET /api/sessions HTTP/1.1\r\nHost: ${host}\r\n\r\n`));
+      s3.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s3.on('error', reject);
+      s3.on('close', () => resolve(got));
+    }));
+  assert.match(await withHost('rebound.example:9090'), /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*--admin-token/);
+  for (const ok of ['localhost', `localhost:${port}`, '127.0.0.1', '[::1]:9090']) assert.match(await withHost(ok), /^HTTP\/1\.1 200 OK\r\n/, ok);
 });
 
 test('only a /metrics scrape takes the workers\' recorder snapshots and loop samples; /readyz and /api/sessions do not', T, async () => {
