@@ -91,7 +91,7 @@ export class LatencyHistograms {
     } else {
       h.recordValue(v);
     }
-    this.sums[slot]! += v;
+    this.sums[slot]! += us < 0 ? 0 : us; // the value itself: _sum stays exact above the 60 s HDR cap
   }
 
   count(slot: number): number {
