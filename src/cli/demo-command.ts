@@ -87,8 +87,18 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
   try {
     return await runAgent(agent, [spec], { version, graceMs: 2000, banner: tty ? banner : [] });
   } finally {
+    // runAgent has removed its signal handlers: a signal during the relay's drain exits at once with 1, as README
+    // §Exit status says, not with Node's default (130/143).
+    const now = (): never => {
+      process.stderr.write('burrow: second signal, exiting now\n');
+      process.exit(1);
+    };
+    process.on('SIGINT', now);
+    process.on('SIGTERM', now);
     app.closeAllConnections();
     app.close();
     await relay.close();
+    process.off('SIGINT', now);
+    process.off('SIGTERM', now);
   }
 }

@@ -102,6 +102,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
   }
   process.stdout.write(lines.join('\n') + '\n');
 
+  let closeFailed = false;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string): void => {
@@ -111,11 +112,15 @@ export async function relayCommand(argv: string[], version: string): Promise<num
       }
       stopping = true;
       process.stderr.write(`burrow: ${sig} received, draining (up to ${config.graceMs} ms)...\n`);
-      relay.close().then(resolve, resolve);
+      relay.close().then(resolve, (err: Error) => {
+        process.stderr.write(`burrow: the relay did not close cleanly: ${err.message}\n`);
+        closeFailed = true;
+        resolve();
+      });
     };
     // on, not once: a second signal must reach stop() (and exit at once), not Node's default handler.
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
-  return 0;
+  return closeFailed ? 1 : 0;
 }
