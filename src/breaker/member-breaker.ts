@@ -9,7 +9,10 @@ export type { BreakerState };
 
 /** The breaker settings (opossum-breaker.ts), with the call timeout named for what it times here. */
 export interface MemberBreakerOptions extends Omit<BreakerSettings, 'timeoutMs'> {
-  /** A call with no first response byte after this long is a failure (the member accepted the stream and hung). */
+  /**
+   * A call with no first response byte after this long is a failure (the member accepted the stream and hung); 0 = no
+   * such deadline (TCP members: see the acceptor's newMember).
+   */
   openTimeoutMs: number;
 }
 

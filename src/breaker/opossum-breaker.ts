@@ -6,7 +6,7 @@ import CircuitBreaker from 'opossum';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export interface BreakerSettings {
-  /** A call not settled after this long fails, ms. */
+  /** A call not settled after this long fails, ms; 0 = no timeout (the call waits for its outcome). */
   timeoutMs: number;
   /** Failure share (percent) within the rolling window that opens the breaker. */
   errorThresholdPercentage: number;
@@ -27,7 +27,7 @@ export function createBreaker<A extends unknown[], R>(
 ): CircuitBreaker<A, R> {
   const cb = new CircuitBreaker(action, {
     name,
-    timeout: s.timeoutMs,
+    timeout: s.timeoutMs > 0 ? s.timeoutMs : false,
     errorThresholdPercentage: s.errorThresholdPercentage,
     volumeThreshold: s.volumeThreshold,
     resetTimeout: s.resetTimeoutMs,

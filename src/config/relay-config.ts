@@ -54,7 +54,7 @@ export interface RelayConfig {
   readonly reclaimGraceMs: number;
   /** Pool member breakers: open → half-open after this long, ms. */
   readonly breakerResetMs: number;
-  /** Pool member breakers: a connection with no first response byte after this long is a failure, ms. */
+  /** Pool member breakers: an HTTP(S)/TLS connection with no first response byte after this long is a failure, ms. */
   readonly breakerTimeoutMs: number;
   /** Resource limits (docs/security.md §Limits). */
   readonly limits: Readonly<RelayLimits>;
@@ -354,7 +354,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
   flag({ name: 'breaker-reset', key: 'breakerResetMs', arg: '<ms>', default: '5000', parse: intParser(100, 600_000, 'milliseconds'),
     help: 'a pool member whose breaker opened gets a probe connection after this long' }),
   flag({ name: 'breaker-timeout', key: 'breakerTimeoutMs', arg: '<ms>', default: '15000', parse: intParser(100, 600_000, 'milliseconds'),
-    help: 'a pooled connection without a first response byte after this long counts as a failure of its member' }),
+    help: 'a pooled HTTP(S) or TLS connection without a first response byte after this long counts as a failure of its member (not TCP)' }),
   // ── limits (docs/security.md §Limits) ──
   flag({ name: 'max-sessions-per-token', key: 'maxSessionsPerToken', arg: '<n>', default: String(DEFAULT_LIMITS.maxSessionsPerToken),
     parse: intParser(1, 100_000, 'sessions'), help: "live agent sessions per token across the relay (a token's sessions= rule overrides it)" }),

@@ -450,3 +450,65 @@ test('tcp pool: a member that fails clients who speak first counts as failing (i
   }
   assert.notEqual(deadMember.breaker?.state, 'closed', 'the member whose upstream is down must not stay closed');
 });
+
+/** Two agents pooling one TCP URL, each forwarding to its own echo server; the route's port and members. */
+async function tcpEchoPool(f: RelayFixture): Promise<{ port: number; route: NonNullable<ReturnType<RelayFixture['relay']['acceptor']['routes']['lookupPort']>> }> {
+  let url = 'tcp://';
+  for (const label of ['e0', 'e1']) {
+    const srv = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    f.cleanup.defer(`close ${label}`, () => new Promise<void>((r) => srv.close(() => r())));
+    const agent = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500 });
+    f.cleanup.defer('close tcp agent', () => agent.close(200));
+    url = (await agent.forward(`tcp://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, { url, pool: true, lb: 'round-robin' })).url;
+  }
+  const port = Number(new URL(url).port);
+  return { port, route: f.relay.acceptor.routes.lookupPort(port)! };
+}
+
+/** A client that sends `text` (and FIN), reading everything until the connection closes. */
+async function tcpExchange(port: number, text: string, what: string): Promise<string> {
+  const c = net.connect(port, '127.0.0.1');
+  const got: Buffer[] = [];
+  c.on('data', (d: Buffer) => got.push(d));
+  c.on('error', () => {});
+  c.end(text);
+  await withTimeout(what, once(c, 'close'));
+  return Buffer.concat(got).toString();
+}
+
+test('tcp pool: clients that connect and close without a byte (health checks) trip no breaker of healthy members', T, async () => {
+  // Before: the stream's end (answering the client's own FIN) counted as the member's failure and was "retried" on
+  // the next member, another failure: three probes opened every breaker and the pool refused real clients.
+  const { port, route } = await tcpEchoPool(fx);
+  for (let i = 0; i < 8; i++) assert.equal(await tcpExchange(port, '', `probe ${i}`), '');
+  await new Promise((r) => setTimeout(r, 200)); // the last reports reach the acceptor
+  assert.deepEqual(route.members.map((m) => m.breaker?.state), ['closed', 'closed']);
+  assert.deepEqual(route.members.map((m) => m.breaker?.transitions.open), [0, 0]);
+  assert.equal(await tcpExchange(port, 'hello', 'a real client'), 'hello');
+});
+
+test('tcp pool: idle connections of a client-speaks-first protocol outlive --breaker-timeout without counting as failures', T, async (t) => {
+  // TCP members have no first-byte deadline: a database pool's idle connections get nothing back until they ask.
+  const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 300 });
+  t.after(() => f.close());
+  const { port, route } = await tcpEchoPool(f);
+  const idle = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      await once(c, 'connect');
+      return c;
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 800)); // well past the 300 ms deadline HTTP members have
+  assert.deepEqual(route.members.map((m) => m.breaker?.state), ['closed', 'closed']);
+  for (const [i, c] of idle.entries()) {
+    const echoed = new Promise<string>((resolve) => c.once('data', (d: Buffer) => resolve(d.toString())));
+    c.write(`late ${i}`);
+    assert.equal(await withTimeout(`echo on idle connection ${i}`, echoed), `late ${i}`);
+    c.destroy();
+  }
+  assert.equal(await tcpExchange(port, 'hello', 'a new client'), 'hello');
+});

@@ -352,7 +352,11 @@ export class Acceptor {
       breaker: null,
     };
     if (pooled) {
-      member.breaker = new MemberBreaker(`${what}/${req.endpointKey}`, this.opts.breaker, (to) => {
+      // TCP: silence is not a failure. Client-speaks-first protocols (a database pool's idle connections) and
+      // push-only ones get no first byte back for as long as they like; a broken member shows as a stream that ends
+      // or is reset before any byte while the client is still there (public-pump.ts BytePipe).
+      const settings = req.proto === 'tcp' ? { ...this.opts.breaker, openTimeoutMs: 0 } : this.opts.breaker;
+      member.breaker = new MemberBreaker(`${what}/${req.endpointKey}`, settings, (to) => {
         this.breakerTransitions[to]++;
         // `available` itself is recomputed from the breaker by pick(); the member's worker needs it for its retries.
         this.dispatcher?.postControl(workerId, { op: 'member-state', endpointKey: req.endpointKey, available: to !== 'open' });

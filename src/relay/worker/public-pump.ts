@@ -207,6 +207,9 @@ class BytePipe {
    */
   private failedBeforeData(reason: string): boolean {
     if (this.gotData) return false;
+    // A client that sent nothing and closed (a TCP health check, a port probe): the end answers its own FIN. Neither
+    // a failure of the member nor a reason to try another one.
+    if (this.head.length === 0 && this.socket.bytesRead === this.baseRead && this.socket.readableEnded) return false;
     reportMember(this.runtime, this.connId, this.ep, false, 0, reason);
     return this.canRetry() && this.retry();
   }
