@@ -242,3 +242,18 @@ test('no stream for a pipelined read: one complete 502 page, counted once, nothi
   assert.equal((await errorsOf()) - before, 1, 'one refusal, one error counted');
   assert.ok(up.requests.every((q) => q.url === '/hang'), 'nothing of the refused connection reached the service');
 });
+
+test('a dual-stack listener: an IPv4 client is 127.0.0.1, not ::ffff:127.0.0.1 (X-Forwarded-For, per-IP count)', T, async (t) => {
+  const probe = net.createServer();
+  const v6 = await new Promise<boolean>((resolve) => probe.once('error', () => resolve(false)).listen(0, '::', () => probe.close(() => resolve(true))));
+  if (!v6) return t.skip('no IPv6 on this machine: a dual-stack listener cannot be opened');
+  const { fx } = await relayWithApp({ httpAddr: { host: '::', port: 0 }, limits: { maxConnsPerIp: 3 } });
+  t.after(() => fx.close());
+  const a = new RawHttp(fx.http.port); // connects to 127.0.0.1: the listener sees ::ffff:127.0.0.1
+  t.after(() => a.destroy());
+  const r = await a.request(GET('/who'), 'response');
+  assert.equal(r.status, 200);
+  assert.equal((JSON.parse(r.body.toString()) as { headers: Record<string, string> }).headers['x-forwarded-for'], '127.0.0.1');
+  // One count for 127.0.0.1 whatever the listener: the SDK agent's own connection, and this one.
+  assert.equal(fx.relay.acceptor.connectionsFrom('127.0.0.1'), 2);
+});

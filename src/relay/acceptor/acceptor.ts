@@ -630,7 +630,7 @@ export class Acceptor {
    * its limit. The count drops when the socket closes here, or, once handed off, when its worker task ends.
    */
   private admitConnection(socket: net.Socket, listener: string): boolean {
-    const ip = socket.remoteAddress ?? '';
+    const ip = clientIp(socket);
     const n = this.connsByIp.get(ip) ?? 0;
     if (n >= this.opts.limits.maxConnsPerIp) {
       this.count(`${listener}:ip-limit`);
@@ -767,8 +767,17 @@ function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string):
   );
 }
 
+/**
+ * The client's address as agents and limits see it: an IPv4 client of a dual-stack (`::`) listener arrives as
+ * `::ffff:a.b.c.d`; it is the same client as `a.b.c.d` on an IPv4 listener (one per-IP count, an IPv4 ProxyHeader).
+ */
+export function clientIp(socket: net.Socket): string {
+  const a = socket.remoteAddress ?? '';
+  return a.length > 7 && a.slice(0, 7).toLowerCase() === '::ffff:' && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+}
+
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
-  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, acceptedAt: wallMs() };
+  return { remoteAddress: clientIp(socket), remotePort: socket.remotePort ?? 0, acceptedAt: wallMs() };
 }
 
 const EMPTY_PREREAD = Buffer.alloc(0);
