@@ -455,7 +455,7 @@ test('tcp pool: a member that fails clients who speak first counts as failing (i
 async function tcpEchoPool(f: RelayFixture): Promise<{ port: number; route: NonNullable<ReturnType<RelayFixture['relay']['acceptor']['routes']['lookupPort']>> }> {
   let url = 'tcp://';
   for (const label of ['e0', 'e1']) {
-    const srv = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+    const srv = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
     srv.listen(0, '127.0.0.1');
     await once(srv, 'listening');
     f.cleanup.defer(`close ${label}`, () => new Promise<void>((r) => srv.close(() => r())));
@@ -511,4 +511,45 @@ test('tcp pool: idle connections of a client-speaks-first protocol outlive --bre
     c.destroy();
   }
   assert.equal(await tcpExchange(port, 'hello', 'a new client'), 'hello');
+});
+
+test('tcp pool: a half-open member whose probe is an idle connection closes its breaker after --breaker-timeout', T, async (t) => {
+  // With no first-byte deadline for TCP, an idle probe would keep the member half-open until its client spoke or left.
+  const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 300, breakerResetMs: 200 });
+  t.after(() => f.close());
+  const echo = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
+  echo.listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  t.after(() => echo.close());
+  // The second member's upstream: a port with nothing behind it at first (its agent's dials are refused).
+  const later = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
+  later.listen(0, '127.0.0.1');
+  await once(later, 'listening');
+  const laterPort = (later.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => later.close(() => r()));
+  let url = 'tcp://';
+  for (const up of [(echo.address() as net.AddressInfo).port, laterPort]) {
+    // The agent's own dial breaker must not outlast the relay's (its probe after 200 ms, as the relay's).
+    const agent = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500, breaker: { resetTimeoutMs: 200 } });
+    t.after(() => agent.close(200));
+    url = (await agent.forward(`tcp://127.0.0.1:${up}`, { url, pool: true, lb: 'round-robin' })).url;
+  }
+  const port = Number(new URL(url).port);
+  const member = f.relay.acceptor.routes.lookupPort(port)!.members[1]!;
+  for (let i = 0; i < 20 && member.breaker?.state === 'closed'; i++) await tcpExchange(port, 'ping', `failing connection ${i}`);
+  assert.equal(member.breaker?.state, 'open');
+  later.listen(laterPort, '127.0.0.1'); // the upstream is back
+  await once(later, 'listening');
+  t.after(() => later.close());
+  await waitFor('the breaker to go half-open', () => (member.breaker?.state === 'half-open' ? true : undefined));
+  // Idle clients: one of them is the member's probe; none sends a byte.
+  const idle: net.Socket[] = [];
+  t.after(() => idle.forEach((c) => c.destroy()));
+  for (let i = 0; i < 4; i++) {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    await once(c, 'connect');
+    idle.push(c);
+  }
+  await waitFor('the idle probe to close the breaker', () => (member.breaker?.state === 'closed' ? true : undefined), 3_000);
 });

@@ -60,6 +60,8 @@ interface PendingConn {
   member: PoolMember;
   call: BreakerCall | null;
   applied: number;
+  /** TCP: settles the call as a success once the connection has stood --breaker-timeout without failing. */
+  timer: NodeJS.Timeout | null;
 }
 
 /** Weight of a new time-to-first-byte sample in a member's EWMA. */
@@ -175,7 +177,10 @@ export class Acceptor {
   /** Stop every pool member's breaker timers (after the workers are gone). */
   destroy(): void {
     for (const id of this.routes.endpointsWhere(() => true)) this.forget(id, 0);
-    for (const p of this.pending.values()) p.call?.ok();
+    for (const p of this.pending.values()) {
+      if (p.timer !== null) clearTimeout(p.timer);
+      p.call?.ok();
+    }
     this.pending.clear();
   }
 
@@ -354,7 +359,8 @@ export class Acceptor {
     if (pooled) {
       // TCP: silence is not a failure. Client-speaks-first protocols (a database pool's idle connections) and
       // push-only ones get no first byte back for as long as they like; a broken member shows as a stream that ends
-      // or is reset before any byte while the client is still there (public-pump.ts BytePipe).
+      // or is reset before any byte while the client is still there (public-pump.ts BytePipe), and a connection that
+      // stands the deadline without that counts as a success (beginConn).
       const settings = req.proto === 'tcp' ? { ...this.opts.breaker, openTimeoutMs: 0 } : this.opts.breaker;
       member.breaker = new MemberBreaker(`${what}/${req.endpointKey}`, settings, (to) => {
         this.breakerTransitions[to]++;
@@ -484,7 +490,7 @@ export class Acceptor {
 
   /** Hand a routed connection to the picked member's worker; pooled members get a breaker call and a conn id. */
   private dispatchTo(socket: net.Socket, buf: Buffer, member: PoolMember, entry: PublicEntry, hostname: string, sni: string): void {
-    const connId = this.beginConn(member);
+    const connId = this.beginConn(member, entry === 'tcp');
     if (connId < 0) {
       closeRefused(socket, entry, hostname);
       return;
@@ -503,14 +509,27 @@ export class Acceptor {
    * Breaker call + conn id for a connection to `member`: 0 for a member without a breaker (nothing to settle), -1 when
    * its breaker refuses (the half-open probe slot went between pick and here — not possible on one thread; a guard).
    * The task's end (onConnectionDone) settles it.
+   *
+   * TCP members' breakers have no first-byte deadline (newMember): a TCP connection that has stood that long without
+   * its stream failing settles as a success instead, so a half-open member's probe (an idle connection of a
+   * client-speaks-first protocol) decides in that time rather than when the client finally speaks or leaves.
    */
-  private beginConn(member: PoolMember): number {
+  private beginConn(member: PoolMember, tcp: boolean): number {
     if (member.breaker === null) return 0;
     const call = member.breaker.begin();
     if (call === null) return -1;
     const connId = this.nextConnId++;
     if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
-    this.pending.set(connId, { member, call, applied: 0 });
+    const p: PendingConn = { member, call, applied: 0, timer: null };
+    if (tcp) {
+      p.timer = setTimeout(() => {
+        p.timer = null;
+        p.call?.ok();
+        p.call = null;
+      }, this.opts.breaker.openTimeoutMs);
+      p.timer.unref();
+    }
+    this.pending.set(connId, p);
     member.outstanding++;
     return connId;
   }
@@ -520,7 +539,7 @@ export class Acceptor {
     this.count(`${msg.entry}:rerouted`);
     const route = this.routes.lookupKey(msg.poolKey);
     const member = route === undefined ? null : this.pick(route, msg.failedEndpointKey);
-    const connId = member === null ? -1 : this.beginConn(member);
+    const connId = member === null ? -1 : this.beginConn(member, msg.entry === 'tcp');
     const head = Buffer.from(msg.head.buffer, msg.head.byteOffset, msg.head.byteLength);
     if (member === null || connId < 0) {
       // Nobody else can take it: answer here, as the worker would have.
@@ -567,6 +586,7 @@ export class Acceptor {
     if (reports !== undefined) for (let i = p.applied; i < reports.length; i++) this.applyReport(p, reports[i]!);
     this.pending.delete(connId);
     p.member.outstanding--;
+    if (p.timer !== null) clearTimeout(p.timer);
     p.call?.ok();
   }
 
