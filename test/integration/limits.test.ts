@@ -11,6 +11,7 @@ import { connect, isBurrowError } from '../../src/index.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, waitFor, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
 import type { RelayLimits } from '../../src/config/relay-limits.js';
+import { MuxStream } from '../../src/mux/mux-stream.js';
 
 const APP = 'app.burrow.localhost';
 const T = { timeout: 30_000 };
@@ -256,4 +257,27 @@ test('a dual-stack listener: an IPv4 client is 127.0.0.1, not ::ffff:127.0.0.1 (
   assert.equal((JSON.parse(r.body.toString()) as { headers: Record<string, string> }).headers['x-forwarded-for'], '127.0.0.1');
   // One count for 127.0.0.1 whatever the listener: the SDK agent's own connection, and this one.
   assert.equal(fx.relay.acceptor.connectionsFrom('127.0.0.1'), 2);
+});
+
+test('--http-head-timeout does not run while the relay itself holds the client back (its stream over the high-water mark)', T, async (t) => {
+  // Single-threaded relay: its pumps run on this thread, so the stream's backpressure can be staged. A write carrying
+  // the X-Stall header reports "full" and its 'drain' comes 1 s later, well past the 300 ms head deadline: the second
+  // request's head, half read with the first, must not get a 408 the client did not cause.
+  const { fx } = await relayWithApp({ workers: 0, limits: { httpHeadTimeoutMs: 300 } });
+  t.after(() => fx.close());
+  const write = MuxStream.prototype.write;
+  t.after(() => (MuxStream.prototype.write = write));
+  MuxStream.prototype.write = function (this: MuxStream, ...args: unknown[]): boolean {
+    const ok = (write as (...a: unknown[]) => boolean).apply(this, args);
+    if (!Buffer.isBuffer(args[0]) || !args[0].includes('X-Stall: 1')) return ok;
+    setTimeout(() => this.emit('drain'), 1_000);
+    return false;
+  } as typeof write;
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  const first = c.request(`GET /first HTTP/1.1\r\nHost: ${APP}\r\nX-Stall: 1\r\n\r\nGET /second HTTP/1.1\r\nHo`, 'the first response');
+  setTimeout(() => c.socket.write(`st: ${APP}\r\n\r\n`), 100);
+  assert.equal((await first).status, 200);
+  const second = await c.request('', 'the second response');
+  assert.equal(second.status, 200, second.head);
 });

@@ -372,6 +372,11 @@ class HttpPump implements HttpFilterSink {
   private errorResponse: Buffer | null;
   private finished: boolean;
   private headTimer: NodeJS.Timeout | null;
+  /**
+   * The client is paused because its stream is over its high-water mark (the agent is slow to take the bytes): no head
+   * deadline runs meanwhile, since the rest of a head may be waiting unread in the kernel because of us.
+   */
+  private throttled: boolean;
   /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
   private upgradeCheck: Buffer | null;
   /** Client bytes read behind the Upgrade request, held (not forwarded) until the answer is known. */
@@ -430,6 +435,7 @@ class HttpPump implements HttpFilterSink {
     this.errorResponse = null;
     this.finished = false;
     this.headTimer = null;
+    this.throttled = false;
     this.upgradeCheck = null;
     this.held = null;
     this.secured = false;
@@ -463,7 +469,10 @@ class HttpPump implements HttpFilterSink {
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
     this.onStreamDrain = () => {
-      if (this.upgradeCheck === null) this.client.resume();
+      this.throttled = false;
+      if (this.upgradeCheck !== null) return;
+      this.client.resume();
+      this.armHeadTimer();
     };
     this.onClientDrain = () => this.stream?.resume();
     this.onStreamEnd = () => this.streamEnd();
@@ -520,7 +529,7 @@ class HttpPump implements HttpFilterSink {
       this.recorder.streamOpened(this.type, this.acceptedAt);
       this.attachStream(s);
     }
-    if (!s.write(buf)) this.client.pause(); // resumed by onStreamDrain
+    if (!s.write(buf)) this.throttle(); // resumed by onStreamDrain
   }
 
   onRequest(method: string): void {
@@ -598,12 +607,22 @@ class HttpPump implements HttpFilterSink {
     }
     const used = this.filter.push(chunk);
     if (used < chunk.length) this.hold(chunk.subarray(used));
-    const inHead = this.filter.inHead;
-    if (inHead && this.headTimer === null && !this.finished) {
+    if (this.filter.inHead) this.armHeadTimer();
+    else this.clearHeadTimer();
+  }
+
+  /** Start the head deadline for a started head, unless it runs already or the client is paused by us. */
+  private armHeadTimer(): void {
+    if (this.headTimer === null && !this.throttled && !this.finished && this.filter.inHead) {
       this.headTimer = setTimeout(() => this.headTimeout(), this.runtime.settings.limits.httpHeadTimeoutMs);
-    } else if (!inHead) {
-      this.clearHeadTimer();
     }
+  }
+
+  /** The stream is over its high-water mark: stop reading the client, and the head deadline with it. */
+  private throttle(): void {
+    this.throttled = true;
+    this.client.pause();
+    this.clearHeadTimer();
   }
 
   /**
@@ -676,7 +695,7 @@ class HttpPump implements HttpFilterSink {
     this.replay = null;
     let ok = true;
     for (const b of replay) ok = s.write(b);
-    if (!ok) this.client.pause();
+    if (!ok) this.throttle();
     if (this.client.readableEnded) s.end(); // the client's FIN went to the failed stream only
     return true;
   }
