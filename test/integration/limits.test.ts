@@ -281,3 +281,40 @@ test('--http-head-timeout does not run while the relay itself holds the client b
   const second = await c.request('', 'the second response');
   assert.equal(second.status, 200, second.head);
 });
+
+test('tcp: the client\'s last bytes, stuck behind the stream window when both sides have closed, still reach the upstream', T, async (t) => {
+  // The upstream half-closes first; the client then sends its tail and FIN while the stream cannot send (staged: the
+  // write carrying TAIL is held 500 ms, as a spent window would hold it). The public socket closes meanwhile; before,
+  // that destroyed the stream and the tail never left the relay.
+  const fx = await startRelayFixture({ workers: 0 });
+  t.after(() => fx.close());
+  let done!: (text: string) => void;
+  const received = new Promise<string>((resolve) => (done = resolve));
+  const up = net.createServer({ allowHalfOpen: true }, (s) => {
+    const got: Buffer[] = [];
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('end', () => done(Buffer.concat(got).toString()));
+    s.end('bye'); // half-close first: the upstream still reads
+  });
+  up.listen(0, '127.0.0.1');
+  await once(up, 'listening');
+  t.after(() => up.close());
+  const agent = await connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem });
+  t.after(() => agent.close(200));
+  const url = new URL((await agent.forward(`tcp://127.0.0.1:${(up.address() as net.AddressInfo).port}`)).url!);
+  const write = MuxStream.prototype._write;
+  t.after(() => (MuxStream.prototype._write = write));
+  MuxStream.prototype._write = function (this: MuxStream, chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (chunk.includes('TAIL')) setTimeout(() => write.call(this, chunk, enc, cb), 500);
+    else write.call(this, chunk, enc, cb);
+  };
+  const c = net.connect({ host: '127.0.0.1', port: Number(url.port), allowHalfOpen: true });
+  c.on('error', () => {});
+  const greeting: Buffer[] = [];
+  c.on('data', (d: Buffer) => greeting.push(d));
+  await withTimeout('the upstream\'s bye and FIN', once(c, 'end'));
+  assert.equal(Buffer.concat(greeting).toString(), 'bye');
+  c.end('TAIL of the upload');
+  assert.equal(await withTimeout('the upstream to get the tail and EOF', received, 5_000), 'TAIL of the upload');
+});

@@ -259,7 +259,19 @@ class BytePipe {
   finish(): void {
     this.ep.active--;
     this.ep.session.connectionEnded();
-    if (!this.stream.destroyed) this.stream.destroy();
+    const s = this.stream;
+    if (s.destroyed) {
+      // already gone (failed, or reset by the peer)
+    } else if (s.readableEnded && s.writableEnded && !s.writableFinished) {
+      // Both sides said FIN, but the client's last bytes (and our FIN) still wait for the stream's send window: let
+      // them go, or the upstream misses the tail of the upload (a reset also makes the agent drop what it buffered).
+      // Bounded: a window that never opens ends in a reset after STREAM_LINGER_MS.
+      const timer = setTimeout(() => s.destroy(), STREAM_LINGER_MS);
+      timer.unref();
+      s.once('close', () => clearTimeout(timer));
+    } else {
+      s.destroy();
+    }
     this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: this.rerouted ? 'rerouted' : 'closed' });
   }
 }
@@ -267,6 +279,8 @@ class BytePipe {
 // ---- BytePipe listeners: shared by every pipe (no per-connection closures); `this` is the emitting socket/stream ----
 
 const PIPE = Symbol('burrow.bytePipe');
+/** How long a finished pipe's stream may take to send the client's last bytes and its FIN (BytePipe.finish). */
+const STREAM_LINGER_MS = 30_000;
 interface PipedEmitter {
   [PIPE]?: BytePipe;
 }
