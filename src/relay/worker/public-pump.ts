@@ -105,6 +105,8 @@ class BytePipe {
   /** Handed back to the acceptor for another worker (its end is counted there, not here). */
   private rerouted: boolean;
   private gotData: boolean;
+  /** The stream whose failure before any byte was reported (one report per stream). */
+  private failedStream: MuxStream | null;
   /** The socket is corked until the next setImmediate (stream → socket pieces of this turn go out as one writev). */
   corked: boolean;
   private readonly openedAt: number;
@@ -135,6 +137,7 @@ class BytePipe {
     this.retried = retried;
     this.rerouted = false;
     this.gotData = false;
+    this.failedStream = null;
     this.corked = false;
     this.openedAt = connId !== 0 ? performance.now() : 0;
     this.baseRead = socket.bytesRead;
@@ -206,7 +209,8 @@ class BytePipe {
    * the task's end settles the call as a success). Then one retry if allowed; true when it took over.
    */
   private failedBeforeData(reason: string): boolean {
-    if (this.gotData) return false;
+    if (this.gotData || this.failedStream === this.stream) return false; // an 'error' after 'end': reported already
+    this.failedStream = this.stream;
     // A client that sent nothing and closed (a TCP health check, a port probe): the end answers its own FIN. Neither
     // a failure of the member nor a reason to try another one.
     if (this.head.length === 0 && this.socket.bytesRead === this.baseRead && this.socket.readableEnded) return false;
