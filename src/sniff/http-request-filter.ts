@@ -15,7 +15,7 @@
 //   HEAD ──(head ok: onRequest, forward rewritten head)───┬── no body ─────────────────────────────────► HEAD
 //                                                         ├── Content-Length n > 0 ─► BODY_LENGTH ──────► HEAD
 //                                                         ├── chunked ─► BODY_CHUNKED (… 0, trailers) ──► HEAD
-//                                                         └── WebSocket Upgrade (first request; after its body, if any)
+//                                                         └── WebSocket Upgrade (first request, GET, no body)
 //                                                             ─► onUpgrade(), push() stops ─► UPGRADE_WAIT
 //                                                                ├── upgradeAccepted() (101) ───► OPAQUE
 //                                                                └── upgradeDeclined() ─────────► HEAD
@@ -51,10 +51,11 @@
 //    ≤ 4 KiB, exact CRLF. Trailer fields follow header syntax; Host, Content-Length, Transfer-Encoding and the
 //    forwarding fields are refused in trailers (a server that merges trailers would otherwise take them as headers).
 //  * Upgrade: honoured only for WebSocket — HTTP/1.1 + a Connection token `upgrade` + one Upgrade line whose only
-//    protocol is `websocket` — and only as the first request of the connection (later: 400,
-//    BURROW_ERR_HTTP_UPGRADE_NOT_FIRST; the caller tells a 101 from the first response bytes, it parses no responses). Any other Upgrade (h2c, TLS/1.0, a list) is forwarded as a plain request without its
-//    Upgrade line, HTTP2-Settings line and `upgrade`/`http2-settings` Connection options (hop-by-hop), so the service
-//    cannot switch protocols on a connection this filter still parses. The filter cannot see whether the agent
+//    protocol is `websocket`, on a GET without a body (RFC 6455 §4.1) — and only as the first request of the
+//    connection (later: 400, BURROW_ERR_HTTP_UPGRADE_NOT_FIRST; the caller tells a 101 from the first response
+//    bytes, it parses no responses). Any other Upgrade (h2c, TLS/1.0, a list, one with a body) is forwarded as a
+//    plain request without its Upgrade line, HTTP2-Settings line and `upgrade`/`http2-settings` Connection options
+//    (hop-by-hop), so the service cannot switch protocols on a connection this filter still parses. The filter cannot see whether the agent
 //    answered 101: push() stops at the end of the Upgrade request (bytes after it in the same chunk are not taken)
 //    and the caller, which holds them, reports the answer with upgradeAccepted() (opaque from then on) or
 //    upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
@@ -216,8 +217,6 @@ export class HttpRequestFilter {
   private state: number;
   /** A request was accepted on this connection (a WebSocket Upgrade must come first). */
   private sawRequest: boolean;
-  /** The message in BODY_* is a WebSocket Upgrade request: wait for the answer after its body (RFC 9110 §7.8). */
-  private upgradeAfterBody: boolean;
 
   // ---- head assembly (ST_HEAD) ----
   /** Bytes of the current head received in earlier chunks (copied), or EMPTY. */
@@ -260,7 +259,6 @@ export class HttpRequestFilter {
     this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
     this.state = ST_HEAD;
     this.sawRequest = false;
-    this.upgradeAfterBody = false;
     this.pending = EMPTY;
     this.pendingLen = 0;
     this.lineStart = 0;
@@ -308,7 +306,6 @@ export class HttpRequestFilter {
    */
   upgradeDeclined(): void {
     if (this.state === ST_UPGRADE_WAIT) this.state = ST_HEAD;
-    this.upgradeAfterBody = false;
   }
 
   /**
@@ -343,10 +340,9 @@ export class HttpRequestFilter {
         case ST_BODY_LENGTH: {
           const n = Math.min(this.remaining, len - pos);
           this.remaining -= n;
-          if (this.remaining === 0) this.state = this.upgradeAfterBody ? ST_UPGRADE_WAIT : ST_HEAD;
+          if (this.remaining === 0) this.state = ST_HEAD;
           this.sink.forward(pos === 0 && n === len ? chunk : chunk.subarray(pos, pos + n));
           pos += n;
-          if (this.state === ST_UPGRADE_WAIT) this.sink.onUpgrade();
           break;
         }
         case ST_BODY_CHUNKED:
@@ -580,8 +576,11 @@ export class HttpRequestFilter {
     // RFC 9110 §7.6.1 — and goes on as a plain request, so the service can never switch protocols on a connection
     // the relay still parses as HTTP/1.1 (a 101 for h2c would make the following bytes HTTP/2 requests no Host check
     // or X-Forwarded-* rewrite sees). Exactly one Upgrade line naming only `websocket`: with a list the service picks
-    // the protocol, and the relay cannot tell which without parsing the 101.
-    const upgrade = http11 && connectionUpgrade && upgradeLines === 1 && upgradeWebsocket;
+    // the protocol, and the relay cannot tell which without parsing the 101. And a GET without a body, as RFC 6455
+    // §4.1 has it: a service may answer a request with a body before reading it, and that answer would pass before
+    // the relay starts to look for the 101.
+    const upgrade =
+      http11 && connectionUpgrade && upgradeLines === 1 && upgradeWebsocket && method === 'GET' && !chunked && contentLength <= 0;
     const dropped = !upgrade && hopCuts.length > 0 ? mergeCuts(cuts, hopCuts) : cuts; // rare: allocates
     // The relay does not parse responses, so it can tell the service's 101 only from the first response bytes of the
     // connection: an Upgrade behind another request would be judged by the middle of that request's answer.
@@ -628,14 +627,9 @@ export class HttpRequestFilter {
     }
     // else: no body (RFC 9112 §6.3 ¶7), next head
     if (upgrade) {
-      // Stop where the Upgrade request ends — after its body, if it has one: the protocol switches once the message
-      // is complete (RFC 9110 §7.8; llhttp reads the body first too). What follows waits for the answer (push()).
-      if (this.state === ST_HEAD) {
-        this.state = ST_UPGRADE_WAIT;
-        this.sink.onUpgrade();
-      } else {
-        this.upgradeAfterBody = true;
-      }
+      // Stop where the Upgrade request ends (it has no body): what follows waits for the answer (push()).
+      this.state = ST_UPGRADE_WAIT;
+      this.sink.onUpgrade();
     }
   }
 
@@ -875,7 +869,7 @@ export class HttpRequestFilter {
             break scan;
           }
           i++;
-          this.state = this.upgradeAfterBody ? ST_UPGRADE_WAIT : ST_HEAD;
+          this.state = ST_HEAD;
           break scan;
       }
       i++;
@@ -890,7 +884,6 @@ export class HttpRequestFilter {
       else this.badRequest(err);
       return len;
     }
-    if (this.state === ST_UPGRADE_WAIT) this.sink.onUpgrade(); // the Upgrade request's chunked body ended
     return i;
   }
 

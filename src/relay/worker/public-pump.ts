@@ -790,8 +790,9 @@ class HttpPump implements HttpFilterSink {
     }
     const held = this.held;
     this.held = null;
-    // Resume first: a pause for backpressure while the held bytes are forwarded still wins (see the constructor).
-    this.client.resume();
+    // Resume first: a pause for backpressure while the held bytes are forwarded still wins (see the constructor). Not
+    // while the stream is over its high-water mark: its 'drain' resumes the client then.
+    if (!this.throttled) this.client.resume();
     if (held !== null) this.clientData(held);
   }
 

@@ -355,26 +355,21 @@ describe('HttpRequestFilter: valid requests', () => {
     }
   });
 
-  test('Upgrade with a body: push() stops after the body (Content-Length or chunked), not after the head', () => {
-    const ws = `POST /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
-    for (const [framing, body] of [['Content-Length: 5\r\n', 'hello'], ['Transfer-Encoding: chunked\r\n', '5\r\nhello\r\n0\r\n\r\n']]) {
-      const head = ws + framing;
-      const after = 'AFTER';
-      for (const step of [0, 1, 4]) {
-        const rec = new Recorder();
-        const filter = new HttpRequestFilter(rec, options());
-        const input = Buffer.from(`${head}\r\n${body}${after}`);
-        const held: Buffer[] = [];
-        for (let i = 0; i < input.length; i += step || input.length) {
-          const piece = input.subarray(i, step === 0 ? input.length : i + step);
-          const took = filter.push(piece);
-          if (took < piece.length) held.push(piece.subarray(took));
-        }
-        assert.equal(Buffer.concat(held).toString(), after, `${framing} step ${step}`);
-        assert.equal(rec.output, rewritten(head) + body);
-        assert.equal(rec.events.at(-1), 'upgrade', 'onUpgrade after the body was forwarded');
-        assert.equal(rec.upgrades, 1);
-      }
+  test('a WebSocket Upgrade on a POST or with a body is not honoured: Upgrade stripped, body forwarded, parsing goes on', () => {
+    // A service may answer such a request before it has read the body; that answer would pass before the relay starts
+    // to look for the 101, so the connection could hang paused or go opaque on a later "HTTP/1.1 101" in a body.
+    const next = `GET /next HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
+    for (const [method, framing, body] of [
+      ['POST', 'Content-Length: 5\r\n', 'hello'],
+      ['GET', 'Content-Length: 5\r\n', 'hello'],
+      ['GET', 'Transfer-Encoding: chunked\r\n', '5\r\nhello\r\n0\r\n\r\n'],
+      ['POST', '', ''],
+    ] as const) {
+      const head = `${method} /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${framing}`;
+      const { rec } = run(`${head}\r\n${body}${next}`);
+      assert.equal(rec.upgrades, 0, `${method} ${framing}`);
+      assert.equal(rec.error, null);
+      assert.equal(rec.output, rewritten(`${method} /ws HTTP/1.1\r\nHost: ${HOST}\r\n${framing}`) + body + rewritten(`GET /next HTTP/1.1\r\nHost: ${HOST}\r\n`));
     }
   });
 
