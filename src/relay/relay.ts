@@ -107,6 +107,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     metrics: o.metrics ?? true,
     metricsPerEndpoint: o.metricsPerEndpoint ?? false,
     agentRttIntervalMs: o.agentRttIntervalMs ?? 10_000,
+    breakerTimeoutMs: o.breakerTimeoutMs ?? DEFAULT_MEMBER_BREAKER.openTimeoutMs,
   };
   const dispatcher = await createDispatcher({
     workers: o.workers,

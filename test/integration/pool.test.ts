@@ -483,7 +483,8 @@ test('tcp pool: clients that connect and close without a byte (health checks) tr
   // the next member, another failure: three probes opened every breaker and the pool refused real clients.
   const { port, route } = await tcpEchoPool(fx);
   for (let i = 0; i < 8; i++) assert.equal(await tcpExchange(port, '', `probe ${i}`), '');
-  await new Promise((r) => setTimeout(r, 200)); // the last reports reach the acceptor
+  // Every probe's task has ended and its reports are applied once no connection is outstanding on either member.
+  await waitFor('the probes to be settled', () => (route.members.every((m) => m.outstanding === 0) ? true : undefined));
   assert.deepEqual(route.members.map((m) => m.breaker?.state), ['closed', 'closed']);
   assert.deepEqual(route.members.map((m) => m.breaker?.transitions.open), [0, 0]);
   assert.equal(await tcpExchange(port, 'hello', 'a real client'), 'hello');
@@ -552,4 +553,41 @@ test('tcp pool: a half-open member whose probe is an idle connection closes its 
     idle.push(c);
   }
   await waitFor('the idle probe to close the breaker', () => (member.breaker?.state === 'closed' ? true : undefined), 3_000);
+});
+
+test('tcp pool: an upstream that closes idle connections after --breaker-timeout is no failure, and the client is not moved', T, async (t) => {
+  // Like Redis with `timeout`: the connection stood the deadline (a success); its quiet end later must not count
+  // against the member, nor be "retried" on another member behind the client's back.
+  const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 300 });
+  t.after(() => f.close());
+  let accepted = 0;
+  let url = 'tcp://';
+  for (let i = 0; i < 2; i++) {
+    const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+      accepted++;
+      s.on('error', () => {});
+      setTimeout(() => s.destroy(), 700); // idle timeout, without a byte
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    t.after(() => srv.close());
+    const agent = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500 });
+    t.after(() => agent.close(200));
+    url = (await agent.forward(`tcp://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, { url, pool: true, lb: 'round-robin' })).url;
+  }
+  const port = Number(new URL(url).port);
+  const route = f.relay.acceptor.routes.lookupPort(port)!;
+  const clients = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      c.resume();
+      await once(c, 'connect');
+      return c;
+    }),
+  );
+  await withTimeout('every idle client to be closed', Promise.all(clients.map((c) => once(c, 'close'))), 5_000);
+  await waitFor('the connections to be settled', () => (route.members.every((m) => m.outstanding === 0) ? true : undefined));
+  assert.equal(accepted, 6, 'no connection was retried on another member');
+  assert.deepEqual(route.members.map((m) => m.breaker?.transitions.open), [0, 0]);
 });

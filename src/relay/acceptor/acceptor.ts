@@ -62,6 +62,8 @@ interface PendingConn {
   applied: number;
   /** TCP: settles the call as a success once the connection has stood --breaker-timeout without failing. */
   timer: NodeJS.Timeout | null;
+  /** The timer settled the call: later reports of this connection's member are no verdict on it (applyReport). */
+  stood: boolean;
 }
 
 /** Weight of a new time-to-first-byte sample in a member's EWMA. */
@@ -520,10 +522,11 @@ export class Acceptor {
     if (call === null) return -1;
     const connId = this.nextConnId++;
     if (this.nextConnId > 0x3fffffff) this.nextConnId = 1;
-    const p: PendingConn = { member, call, applied: 0, timer: null };
+    const p: PendingConn = { member, call, applied: 0, timer: null, stood: false };
     if (tcp) {
       p.timer = setTimeout(() => {
         p.timer = null;
+        p.stood = p.call !== null;
         p.call?.ok();
         p.call = null;
       }, this.opts.breaker.openTimeoutMs);
@@ -566,6 +569,9 @@ export class Acceptor {
     p.applied++;
     const member = p.member.endpointKey === r.endpointKey ? p.member : this.routes.getEndpoint(r.endpointKey)?.member;
     if (member === undefined) return;
+    // A TCP connection that stood the deadline counted as a success; what it meets later (an upstream that closes an
+    // idle connection without a byte) is not the member's failure, nor a time to first byte.
+    if (member === p.member && p.stood) return;
     member.ewmaUs = updateEwma(member.ewmaUs, r.ok ? r.ttfbUs : Math.max(r.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
     if (p.member === member && p.call !== null) {
       if (r.ok) p.call.ok();

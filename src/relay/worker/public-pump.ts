@@ -214,6 +214,11 @@ class BytePipe {
     // A client that sent nothing and closed (a TCP health check, a port probe): the end answers its own FIN. Neither
     // a failure of the member nor a reason to try another one.
     if (this.head.length === 0 && this.socket.bytesRead === this.baseRead && this.socket.readableEnded) return false;
+    // A pooled TCP connection that stood --breaker-timeout counted as a success (acceptor beginConn): an end now (an
+    // upstream closing an idle connection) is the connection's normal end, not a failure to retry.
+    if (this.task.entry === 'tcp' && this.connId !== 0 && performance.now() - this.openedAt >= this.runtime.settings.breakerTimeoutMs) {
+      return false;
+    }
     reportMember(this.runtime, this.connId, this.ep, false, 0, reason);
     return this.canRetry() && this.retry();
   }

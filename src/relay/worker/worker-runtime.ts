@@ -47,6 +47,11 @@ export interface WorkerSettings {
   metricsPerEndpoint: boolean;
   /** Interval of the relay's own heartbeats to each agent (RTT measurement), ms; 0 = off. */
   agentRttIntervalMs: number;
+  /**
+   * --breaker-timeout, ms: a pooled TCP connection older than this has been counted a success by its member's breaker
+   * (acceptor beginConn), so its stream ending without a byte is no failure and no reason to retry (BytePipe).
+   */
+  breakerTimeoutMs: number;
 }
 
 /** What the pool passes each worker thread (workerData): the settings and the descriptor ownership ring. */
