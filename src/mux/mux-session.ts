@@ -73,11 +73,12 @@ export interface GoAwayInfo {
 const HEADER_SLAB_SIZE = 16 * 1024;
 
 /**
- * WNDINC and RST frames written while the transport is over its high-water mark (the peer is not reading) before the
- * session is ended with GOAWAY EnhanceYourCalm. Frames that need an answer (a SYN to refuse or to grant extra
- * window, a bad WNDINC) cost a peer 8–12 bytes each, and it may keep sending them without reading the answers: the
- * queue of answers must not grow without bound. Legitimate credit is one WNDINC per half window consumed, so a
- * session reaches this only after ~1 GiB read between two drains. 8192 frames = 96 KiB of queued answers.
+ * Peer SYNs answered while the transport is over its high-water mark (the peer is not reading) before the session is
+ * ended with GOAWAY EnhanceYourCalm. Each costs the peer 8 bytes and us an answer (an RST when refused, a WNDINC for
+ * the extra window when accepted), and a peer may keep sending them without reading the answers: that queue must not
+ * grow without bound. Only streams the peer opens count — our own SYNs, credit and resets are paced by our streams
+ * — and an agent opens a handful (the relay allows it 2 × endpoints + 8 at once), so 8192 between two drains is a
+ * flood. 8192 answers = at most 96 KiB queued.
  */
 const REPLY_FLOOD_FRAMES = 8192;
 
@@ -126,7 +127,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private closing: boolean;
   private closed: boolean;
   private blocked: boolean;
-  /** WNDINC and RST frames written since the transport went over its high-water mark (see REPLY_FLOOD_FRAMES). */
+  /** Peer SYNs answered since the transport went over its high-water mark (see REPLY_FLOOD_FRAMES). */
   private controlWhileBlocked: number;
   private corked: boolean;
   /**
@@ -378,6 +379,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
           );
         }
         if (streamId > this.lastRemoteId) this.lastRemoteId = streamId;
+        // Every SYN costs us an answer (an RST, or a WNDINC for the extra window): count them while the peer is not
+        // reading what we write (REPLY_FLOOD_FRAMES).
+        if (this.blocked) this.controlWhileBlocked++;
         const refusal = this.refuseReason();
         if (refusal !== 0) {
           this.writeRst(streamId, refusal);
@@ -465,7 +469,6 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   writeWndInc(streamId: number, increment: number): void {
     if (this.closed) return;
-    if (this.blocked) this.controlWhileBlocked++;
     const f = this.frame(4, TYPE_WNDINC, 0, streamId);
     f.writeUInt32BE(increment >>> 0, FRAME_HEADER_SIZE);
     this.writeFrame(f);
@@ -473,7 +476,6 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   writeRst(streamId: number, code: number): void {
     if (this.closed) return;
-    if (this.blocked) this.controlWhileBlocked++;
     const f = this.frame(4, TYPE_RST, 0, streamId);
     f.writeUInt32BE(code >>> 0, FRAME_HEADER_SIZE);
     this.writeFrame(f);
