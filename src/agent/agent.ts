@@ -794,10 +794,10 @@ export class Agent extends EventEmitter implements EndpointOwner {
 
 function noop(): void {}
 
-/** The relay's text from a BURROW_ERR_RPC_REMOTE error ("RPC type 1 failed at the peer: <text>"). */
 /** An Auth refusal that may pass later: the relay puts the code in AuthResp's Error text (agent-session.ts). */
 const TEMPORARY_AUTH_REFUSAL = /\[BURROW_ERR_AUTH_(SESSION_LIMIT|RATE_LIMITED)\]/;
 
+/** The relay's text from a BURROW_ERR_RPC_REMOTE error ("RPC type 1 failed at the peer: <text>"). */
 function remoteText(err: unknown): string {
   const m = /failed at the peer: ([\s\S]*)$/.exec((err as Error).message);
   return (m === null ? (err as Error).message : m[1]!).trim();
