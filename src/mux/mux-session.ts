@@ -128,7 +128,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private closed: boolean;
   private blocked: boolean;
   /** Peer SYNs answered since the transport went over its high-water mark (see REPLY_FLOOD_FRAMES). */
-  private controlWhileBlocked: number;
+  private synsWhileBlocked: number;
   private corked: boolean;
   /**
    * The last buffer of this turn, not yet handed to the transport: the next one is merged into it when it continues
@@ -186,7 +186,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.closing = false;
     this.closed = false;
     this.blocked = false;
-    this.controlWhileBlocked = 0;
+    this.synsWhileBlocked = 0;
     this.corked = false;
     this.held = null;
     this.heldAb = null;
@@ -206,10 +206,10 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       // One try per transport chunk, not per frame.
       try {
         this.decoder.push(chunk);
-        if (this.controlWhileBlocked > REPLY_FLOOD_FRAMES) {
+        if (this.synsWhileBlocked > REPLY_FLOOD_FRAMES) {
           this.protocolError(
             MUX_ENHANCE_YOUR_CALM,
-            `control frame flood: ${this.controlWhileBlocked} WNDINC/RST frames owed to a peer that does not read them`,
+            `control frame flood: ${this.synsWhileBlocked} SYNs while the answers to them (RST or WNDINC) go unread`,
           );
         }
       } catch (err) {
@@ -381,7 +381,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
         if (streamId > this.lastRemoteId) this.lastRemoteId = streamId;
         // Every SYN costs us an answer (an RST, or a WNDINC for the extra window): count them while the peer is not
         // reading what we write (REPLY_FLOOD_FRAMES).
-        if (this.blocked) this.controlWhileBlocked++;
+        if (this.blocked) this.synsWhileBlocked++;
         const refusal = this.refuseReason();
         if (refusal !== 0) {
           this.writeRst(streamId, refusal);
@@ -600,7 +600,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   private releaseDrainWaiters(): void {
     this.blocked = false;
-    this.controlWhileBlocked = 0;
+    this.synsWhileBlocked = 0;
     if (this.drainWaiters.length === 0) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
