@@ -234,9 +234,10 @@ export class MuxStream extends Duplex {
     const n = piece.length;
     if (n > 0) {
       this.received += n;
-      if (this.gathered === 0 && deliversNow(this)) {
-        // A flowing consumer gets the piece at once, without push()'s bookkeeping and nextTick (maybeReadMore →
-        // _read → maybeCredit, which runs below anyway): direct-reads.ts deliver().
+      if (deliversNow(this)) {
+        // A flowing consumer with nothing queued or gathered (readableLength counts both) gets the piece at once,
+        // without push()'s bookkeeping and nextTick (maybeReadMore → _read → maybeCredit, which runs below anyway):
+        // direct-reads.ts deliver().
         if (this.releasing) retainReadBuffer(piece);
         else pinReadBuffer(piece);
         emitNow(this, piece);
