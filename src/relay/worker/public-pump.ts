@@ -269,16 +269,14 @@ class BytePipe {
     this.ep.active--;
     this.ep.session.connectionEnded();
     const s = this.stream;
-    if (s.destroyed) {
-      // already gone (failed, or reset by the peer)
-    } else if (s.readableEnded && s.writableEnded && !s.writableFinished) {
+    if (s.readableEnded && s.writableEnded && !s.writableFinished && !s.destroyed) {
       // Both sides said FIN, but the client's last bytes (and our FIN) still wait for the stream's send window: let
       // them go, or the upstream misses the tail of the upload (a reset also makes the agent drop what it buffered).
       // Bounded: a window that never opens ends in a reset after STREAM_LINGER_MS.
       const timer = setTimeout(() => s.destroy(), STREAM_LINGER_MS);
       timer.unref();
       s.once('close', () => clearTimeout(timer));
-    } else {
+    } else if (!s.destroyed) {
       s.destroy();
     }
     this.resolve({ bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, outcome: this.rerouted ? 'rerouted' : 'closed' });
@@ -774,11 +772,11 @@ class HttpPump implements HttpFilterSink {
    * The answer to a WebSocket Upgrade request. It is the first response of the connection (the filter refuses an
    * Upgrade behind another request), so its first bytes are its status line. 101: the held bytes and everything after
    * them are the new protocol, forwarded untouched. Anything else: the service stayed in HTTP/1.1 (RFC 9110 §7.8) and
-   * has read the Upgrade request as a complete message — the filter framed its body the same way — so the held bytes
-   * are the next request for the service as for the filter: they go through the filter like any other (Host check,
-   * X-Forwarded-*, framing). Closing instead would be safe too, but would drop a pipelined request without an answer.
-   * An interim 1xx before the 101 (100-continue without a body wait, 103) reads as declined: the filter then parses
-   * WebSocket frames as HTTP and fails closed (400), never open.
+   * has read the Upgrade request (a GET without a body) as a complete message, so the held bytes are the next request
+   * for the service as for the filter: they go through the filter like any other (Host check, X-Forwarded-*,
+   * framing). Closing instead would be safe too, but would drop a pipelined request without an answer. An interim
+   * 1xx before the 101 (a 103) reads as declined: the filter then parses WebSocket frames as HTTP and fails closed
+   * (400), never open.
    */
   private checkUpgradeAnswer(chunk: Buffer): void {
     const seen = this.upgradeCheck!.length === 0 ? chunk : Buffer.concat([this.upgradeCheck!, chunk]);
