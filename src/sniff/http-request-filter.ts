@@ -55,10 +55,10 @@
 //    connection (later: 400, BURROW_ERR_HTTP_UPGRADE_NOT_FIRST; the caller tells a 101 from the first response
 //    bytes, it parses no responses). Any other Upgrade (h2c, TLS/1.0, a list, one with a body) is forwarded as a
 //    plain request without its Upgrade line, HTTP2-Settings line and `upgrade`/`http2-settings` Connection options
-//    (hop-by-hop), so the service cannot switch protocols on a connection this filter still parses. The filter cannot see whether the agent
-//    answered 101: push() stops at the end of the Upgrade request (bytes after it in the same chunk are not taken)
-//    and the caller, which holds them, reports the answer with upgradeAccepted() (opaque from then on) or
-//    upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
+//    (hop-by-hop), so the service cannot switch protocols on a connection this filter still parses. The filter
+//    cannot see whether the agent answered 101: push() stops at the end of the Upgrade request (bytes after it in
+//    the same chunk are not taken) and the caller, which holds them, reports the answer with upgradeAccepted()
+//    (opaque from then on) or upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
 //  * Expect: 100-continue is forwarded; the agent answers it.
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
@@ -961,6 +961,25 @@ function parseDecimal(buf: Buffer, start: number, end: number): number {
   return v <= Number.MAX_SAFE_INTEGER ? v : -1;
 }
 
+/** The trimmed bounds of the list element listElement() found last (a scratch record: no allocation per element). */
+const elem = { a: 0, z: 0 };
+
+/**
+ * One element of a comma-separated list value buf[s, end): sets elem.a/elem.z to its bounds without OWS (a === z for
+ * an empty element) and returns where it ends (its comma, or `end`). The next element starts after that.
+ */
+function listElement(buf: Buffer, s: number, end: number): number {
+  let e = buf.indexOf(0x2c, s);
+  if (e === -1 || e > end) e = end;
+  let a = s;
+  let z = e;
+  while (a < z && isOWS(buf[a]!)) a++;
+  while (z > a && isOWS(buf[z - 1]!)) z--;
+  elem.a = a;
+  elem.z = z;
+  return e;
+}
+
 /**
  * The Connection field line buf[lineStart, lineEnd) with list value buf[vs, ve): pushes to `out` the [start, end)
  * pairs that remove its `upgrade` and `http2-settings` elements (and empty ones) while keeping the other elements'
@@ -978,12 +997,9 @@ function connectionHopCuts(buf: Buffer, lineStart: number, lineEnd: number, vs: 
   let lastKeptEnd = -1; // end of the last kept element (its comma, or ve)
   let s = vs;
   while (s <= ve) {
-    let e = buf.indexOf(0x2c, s);
-    if (e === -1 || e > ve) e = ve;
-    let a = s;
-    let z = e;
-    while (a < z && isOWS(buf[a]!)) a++;
-    while (z > a && isOWS(buf[z - 1]!)) z--;
+    const e = listElement(buf, s, ve);
+    const a = elem.a;
+    const z = elem.z;
     const isUpgrade = nameIs(buf, a, z - a, T_UPGRADE);
     if (isUpgrade || a === z || nameIs(buf, a, z - a, T_HTTP2_SETTINGS)) {
       if (isUpgrade) hasUpgrade = true;
@@ -1013,12 +1029,9 @@ function isSoleToken(buf: Buffer, start: number, end: number, lower: Buffer): bo
   let found = false;
   let s = start;
   while (s <= end) {
-    let e = buf.indexOf(0x2c, s);
-    if (e === -1 || e > end) e = end;
-    let a = s;
-    let z = e;
-    while (a < z && isOWS(buf[a]!)) a++;
-    while (z > a && isOWS(buf[z - 1]!)) z--;
+    const e = listElement(buf, s, end);
+    const a = elem.a;
+    const z = elem.z;
     if (a !== z) {
       if (found || !nameIs(buf, a, z - a, lower)) return false;
       found = true;
@@ -1054,12 +1067,9 @@ function checkTransferEncoding(buf: Buffer, start: number, end: number): number 
   let s = start;
   let sawOther = false;
   for (;;) {
-    let e = buf.indexOf(0x2c, s);
-    if (e === -1 || e > end) e = end;
-    let a = s;
-    let z = e;
-    while (a < z && isOWS(buf[a]!)) a++;
-    while (z > a && isOWS(buf[z - 1]!)) z--;
+    const e = listElement(buf, s, end);
+    const a = elem.a;
+    const z = elem.z;
     const isChunked = nameIs(buf, a, z - a, T_CHUNKED);
     if (e === end) {
       if (!isChunked) return TE_NOT_FINAL;
