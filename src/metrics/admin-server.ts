@@ -89,7 +89,7 @@ export class AdminServer {
       if (tokenHash === null && !LOOPBACK_HOST.test(req.getHeader('host'))) {
         // Without a token the server is on loopback (requireTokenOffLoopback), but a web page in a browser on this host
         // could still reach it under a name that resolves to 127.0.0.1 (DNS rebinding) and read the answers.
-        send(text(403, 'without --admin-token this server answers only Host: localhost, 127.0.0.1 or [::1]; set a token to use another name\n'));
+        send(text(403, `without a token this server answers only Host: localhost, 127.0.0.1 or [::1]; to use another name, set ${tokenHint}\n`));
         return;
       }
       const route = o.routes[url];
