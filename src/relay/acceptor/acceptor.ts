@@ -799,7 +799,9 @@ function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string):
  */
 export function clientIp(socket: net.Socket): string {
   const a = socket.remoteAddress ?? '';
-  return a.length > 7 && a.slice(0, 7).toLowerCase() === '::ffff:' && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+  if (!a.startsWith('::ffff:')) return a; // libuv prints addresses in lowercase; the usual case allocates nothing
+  const v4 = a.slice(7);
+  return net.isIPv4(v4) ? v4 : a;
 }
 
 function meta(socket: net.Socket): { remoteAddress: string; remotePort: number; acceptedAt: number } {
