@@ -440,7 +440,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
         }
         throw new BurrowError(
           'BURROW_ERR_AGENT_AUTH',
-          `the relay at ${this.serverText} refused the agent: ${remoteText(err)} (check --authtoken / BURROW_AUTHTOKEN)`,
+          `the relay at ${this.serverText} refused the agent: ${text} (check --authtoken / BURROW_AUTHTOKEN)`,
           { cause: err },
         );
       }
