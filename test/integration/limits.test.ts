@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { connect, isBurrowError } from '../../src/index.js';
 import { RawHttp } from '../helpers/raw-http.js';
-import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, waitFor, withTimeout, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
+import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, waitFor, withTimeout, type HttpUpstream, type RelayFixture, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
 import type { RelayLimits } from '../../src/config/relay-limits.js';
 import { MuxStream } from '../../src/mux/mux-stream.js';
 
@@ -25,6 +25,30 @@ async function relayWithApp(opts: RelayFixtureOptions) {
 }
 
 const GET = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: ${APP}\r\n\r\n`;
+
+/**
+ * Open connections whose requests the upstream holds (never answers), until `n` are held: each occupies one of the
+ * session's proxy streams. Right after Bind the SDK may not have closed its Bind stream yet (it counts until it does),
+ * so a refusal then is retried, within a deadline. The connections are destroyed when the test ends.
+ */
+async function holdRequests(t: TestContext, fx: RelayFixture, up: HttpUpstream, n: number, path: (i: number) => string): Promise<RawHttp[]> {
+  const held: RawHttp[] = [];
+  const opened: RawHttp[] = [];
+  t.after(() => opened.forEach((h) => h.destroy()));
+  const deadline = Date.now() + 5_000;
+  while (held.length < n) {
+    const h = new RawHttp(fx.http.port);
+    opened.push(h);
+    const holding = new Promise<boolean>((resolve) => {
+      up.once('hang', () => resolve(true));
+      void h.closed.then(() => resolve(false));
+    });
+    h.socket.write(GET(path(held.length)));
+    if (await withTimeout('a held request or a refusal', holding)) held.push(h);
+    else assert.ok(Date.now() < deadline, `the session never had ${n} free stream(s)`);
+  }
+  return held;
+}
 
 test('--max-conns-per-endpoint: the connection over the limit gets a 503 page; a freed slot serves again', T, async (t) => {
   const { fx } = await relayWithApp({ limits: { maxConnsPerEndpoint: 2 } });
@@ -159,22 +183,8 @@ test('--max-streams-per-session: at the limit, another public connection gets a 
   // relay opens no RTT-probe stream to SDK agents: PROTOCOL.md §7.)
   const { fx, up } = await relayWithApp({ limits: { maxStreamsPerSession: 3 } });
   t.after(() => fx.close());
-  // Two requests the upstream holds (never answers) occupy both remaining streams of the session. One at a time:
-  // right after Bind the SDK may not have closed its Bind stream yet (it counts until it does), so a 502 there is
-  // retried, within a deadline.
-  const hangs: RawHttp[] = [];
-  t.after(() => hangs.forEach((h) => h.destroy()));
-  const deadline0 = Date.now() + 5_000;
-  while (hangs.length < 2) {
-    const h = new RawHttp(fx.http.port);
-    const held = new Promise<boolean>((resolve) => {
-      up.once('hang', () => resolve(true));
-      void h.closed.then(() => resolve(false));
-    });
-    h.socket.write(GET(`/hang-${hangs.length}`));
-    if (await withTimeout('a held request or a refusal', held)) hangs.push(h);
-    else assert.ok(Date.now() < deadline0, 'the session never had two free streams');
-  }
+  // Two requests the upstream holds (never answers) occupy both remaining streams of the session.
+  const hangs = await holdRequests(t, fx, up, 2, (i) => `/hang-${i}`);
   const over = await rawExchange(fx.http.port, GET('/third'));
   assert.equal(statusOf(over.data), 502, over.data.toString('latin1').slice(0, 200));
   assert.match(over.data.toString('latin1'), /cannot take another connection/);
@@ -215,21 +225,7 @@ test('no stream for a pipelined read: one complete 502 page, counted once, nothi
   // stop the filter, else the rest of that read calls forward() and onError() again (a second end() after the page).
   const { fx, up } = await relayWithApp({ limits: { maxStreamsPerSession: 2 } });
   t.after(() => fx.close());
-  const opened: RawHttp[] = [];
-  t.after(() => opened.forEach((h) => h.destroy()));
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    // Right after Bind the SDK may still count its Bind stream: a refusal then closes this connection; try anew.
-    const h = new RawHttp(fx.http.port);
-    opened.push(h);
-    const held = new Promise<boolean>((resolve) => {
-      up.once('hang', () => resolve(true));
-      void h.closed.then(() => resolve(false));
-    });
-    h.socket.write(GET('/hang'));
-    if (await withTimeout('the held request or a refusal', held)) break;
-    assert.ok(Date.now() < deadline, 'the session never had a free stream');
-  }
+  await holdRequests(t, fx, up, 1, () => '/hang');
   const errorsOf = async (): Promise<number> =>
     (await fx.relay.dispatcher.collectStats(2_000, 'metrics')).reduce((n, r) => n + (r.stats?.recorder?.errors['BURROW_ERR_UPSTREAM_UNAVAILABLE'] ?? 0), 0);
   const before = await errorsOf();
