@@ -399,13 +399,7 @@ test('tcp pool: a stream refused by a member (its upstream is down) is retried o
     fx.cleanup.defer(`close ${label}`, () => new Promise<void>((r) => srv.close(() => r())));
     return srv;
   }));
-  let url = 'tcp://'; // the relay picks a free port for the first member; the second joins it
-  for (const g of greeters) {
-    const agent = await connect(agentOptions());
-    fx.cleanup.defer('close tcp agent', () => agent.close(200));
-    url = (await agent.forward(`tcp://127.0.0.1:${(g.address() as net.AddressInfo).port}`, { url, pool: true, lb: 'round-robin' })).url;
-  }
-  const port = Number(new URL(url).port);
+  const { port } = await tcpPool(fx, greeters.map((g) => (g.address() as net.AddressInfo).port), agentOptions());
   assert.equal(fx.relay.acceptor.routes.lookupPort(port)?.members.length, 2);
   await new Promise<void>((r) => greeters[1]!.close(() => r()));
   for (let i = 0; i < 10; i++) {
@@ -432,14 +426,7 @@ test('tcp pool: a member that fails clients who speak first counts as failing (i
   await new Promise<void>((r) => dead.close(() => r()));
   // The relay picks a free port for the first member (a fixed one in the range could be some other socket's
   // ephemeral port); the second joins it.
-  let url = 'tcp://';
-  for (const up of [(echo.address() as net.AddressInfo).port, deadPort]) {
-    const agent = await connect(agentOptions());
-    fx.cleanup.defer('close tcp agent', () => agent.close(200));
-    url = (await agent.forward(`tcp://127.0.0.1:${up}`, { url, pool: true, lb: 'round-robin' })).url;
-  }
-  const port = Number(new URL(url).port);
-  const route = fx.relay.acceptor.routes.lookupPort(port)!;
+  const { port, route } = await tcpPool(fx, [(echo.address() as net.AddressInfo).port, deadPort], agentOptions());
   const deadMember = route.members[1]!;
   for (let i = 0; i < 20 && deadMember.breaker?.state === 'closed'; i++) {
     const c = net.connect(port, '127.0.0.1');
@@ -451,20 +438,53 @@ test('tcp pool: a member that fails clients who speak first counts as failing (i
   assert.notEqual(deadMember.breaker?.state, 'closed', 'the member whose upstream is down must not stay closed');
 });
 
-/** Two agents pooling one TCP URL, each forwarding to its own echo server; the route's port and members. */
-async function tcpEchoPool(f: RelayFixture): Promise<{ port: number; route: NonNullable<ReturnType<RelayFixture['relay']['acceptor']['routes']['lookupPort']>> }> {
+type PoolRoute = NonNullable<ReturnType<RelayFixture['relay']['acceptor']['routes']['lookupPort']>>;
+
+/**
+ * One agent per upstream port, each binding the same TCP URL with pooling (the relay picks a free port for the first
+ * member; the others join it); the route's port and members. `agent` adds to the agents' options.
+ */
+async function tcpPool(f: RelayFixture, upstreams: number[], agent: Partial<Parameters<typeof connect>[0]> = {}): Promise<{ port: number; route: PoolRoute }> {
   let url = 'tcp://';
-  for (const label of ['e0', 'e1']) {
-    const srv = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
-    srv.listen(0, '127.0.0.1');
-    await once(srv, 'listening');
-    f.cleanup.defer(`close ${label}`, () => new Promise<void>((r) => srv.close(() => r())));
-    const agent = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500 });
-    f.cleanup.defer('close tcp agent', () => agent.close(200));
-    url = (await agent.forward(`tcp://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, { url, pool: true, lb: 'round-robin' })).url;
+  for (const up of upstreams) {
+    const a = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500, ...agent });
+    f.cleanup.defer('close tcp agent', () => a.close(200));
+    url = (await a.forward(`tcp://127.0.0.1:${up}`, { url, pool: true, lb: 'round-robin' })).url;
   }
   const port = Number(new URL(url).port);
   return { port, route: f.relay.acceptor.routes.lookupPort(port)! };
+}
+
+/** A listening TCP server on 127.0.0.1 (closed with the fixture) and its port. */
+async function tcpServer(f: RelayFixture, onConn: (s: net.Socket) => void): Promise<{ srv: net.Server; port: number }> {
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    onConn(s);
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  f.cleanup.defer('close a tcp upstream', () => new Promise<void>((r) => srv.close(() => r())));
+  return { srv, port: (srv.address() as net.AddressInfo).port };
+}
+
+/** Two agents pooling one TCP URL, each forwarding to its own echo server. */
+async function tcpEchoPool(f: RelayFixture): Promise<{ port: number; route: PoolRoute }> {
+  const ports = [(await tcpServer(f, (s) => s.pipe(s))).port, (await tcpServer(f, (s) => s.pipe(s))).port];
+  return tcpPool(f, ports);
+}
+
+/** `n` clients connected to `port` that send nothing (destroyed with the fixture). */
+async function idleClients(f: RelayFixture, port: number, n: number): Promise<net.Socket[]> {
+  const clients = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      await once(c, 'connect');
+      return c;
+    }),
+  );
+  f.cleanup.defer('destroy idle clients', () => clients.forEach((c) => c.destroy()));
+  return clients;
 }
 
 /** A client that sends `text` (and FIN), reading everything until the connection closes. */
@@ -495,14 +515,7 @@ test('tcp pool: idle connections of a client-speaks-first protocol outlive --bre
   const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 300 });
   t.after(() => f.close());
   const { port, route } = await tcpEchoPool(f);
-  const idle = await Promise.all(
-    Array.from({ length: 6 }, async () => {
-      const c = net.connect(port, '127.0.0.1');
-      c.on('error', () => {});
-      await once(c, 'connect');
-      return c;
-    }),
-  );
+  const idle = await idleClients(f, port, 6);
   await new Promise((r) => setTimeout(r, 800)); // well past the 300 ms deadline HTTP members have
   assert.deepEqual(route.members.map((m) => m.breaker?.state), ['closed', 'closed']);
   for (const [i, c] of idle.entries()) {
@@ -518,24 +531,15 @@ test('tcp pool: a half-open member whose probe is an idle connection closes its 
   // With no first-byte deadline for TCP, an idle probe would keep the member half-open until its client spoke or left.
   const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 300, breakerResetMs: 200 });
   t.after(() => f.close());
-  const echo = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
-  echo.listen(0, '127.0.0.1');
-  await once(echo, 'listening');
-  t.after(() => echo.close());
+  const echo = await tcpServer(f, (s) => s.pipe(s));
   // The second member's upstream: a port with nothing behind it at first (its agent's dials are refused).
   const later = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
   later.listen(0, '127.0.0.1');
   await once(later, 'listening');
   const laterPort = (later.address() as net.AddressInfo).port;
   await new Promise<void>((r) => later.close(() => r()));
-  let url = 'tcp://';
-  for (const up of [(echo.address() as net.AddressInfo).port, laterPort]) {
-    // The agent's own dial breaker must not outlast the relay's (its probe after 200 ms, as the relay's).
-    const agent = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500, breaker: { resetTimeoutMs: 200 } });
-    t.after(() => agent.close(200));
-    url = (await agent.forward(`tcp://127.0.0.1:${up}`, { url, pool: true, lb: 'round-robin' })).url;
-  }
-  const port = Number(new URL(url).port);
+  // The agents' own dial breakers must not outlast the relay's (their probe after 200 ms, as the relay's).
+  const { port } = await tcpPool(f, [echo.port, laterPort], { breaker: { resetTimeoutMs: 200 } });
   const member = f.relay.acceptor.routes.lookupPort(port)!.members[1]!;
   for (let i = 0; i < 20 && member.breaker?.state === 'closed'; i++) await tcpExchange(port, 'ping', `failing connection ${i}`);
   assert.equal(member.breaker?.state, 'open');
@@ -544,14 +548,7 @@ test('tcp pool: a half-open member whose probe is an idle connection closes its 
   t.after(() => later.close());
   await waitFor('the breaker to go half-open', () => (member.breaker?.state === 'half-open' ? true : undefined));
   // Idle clients: one of them is the member's probe; none sends a byte.
-  const idle: net.Socket[] = [];
-  t.after(() => idle.forEach((c) => c.destroy()));
-  for (let i = 0; i < 4; i++) {
-    const c = net.connect(port, '127.0.0.1');
-    c.on('error', () => {});
-    await once(c, 'connect');
-    idle.push(c);
-  }
+  await idleClients(f, port, 4);
   await waitFor('the idle probe to close the breaker', () => (member.breaker?.state === 'closed' ? true : undefined), 3_000);
 });
 
@@ -561,31 +558,13 @@ test('tcp pool: an upstream that closes idle connections after --breaker-timeout
   const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 300 });
   t.after(() => f.close());
   let accepted = 0;
-  let url = 'tcp://';
-  for (let i = 0; i < 2; i++) {
-    const srv = net.createServer({ allowHalfOpen: true }, (s) => {
-      accepted++;
-      s.on('error', () => {});
-      setTimeout(() => s.destroy(), 700); // idle timeout, without a byte
-    });
-    srv.listen(0, '127.0.0.1');
-    await once(srv, 'listening');
-    t.after(() => srv.close());
-    const agent = await connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem, heartbeatIntervalMs: 500 });
-    t.after(() => agent.close(200));
-    url = (await agent.forward(`tcp://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, { url, pool: true, lb: 'round-robin' })).url;
-  }
-  const port = Number(new URL(url).port);
-  const route = f.relay.acceptor.routes.lookupPort(port)!;
-  const clients = await Promise.all(
-    Array.from({ length: 6 }, async () => {
-      const c = net.connect(port, '127.0.0.1');
-      c.on('error', () => {});
-      c.resume();
-      await once(c, 'connect');
-      return c;
-    }),
-  );
+  const closing = (s: net.Socket): void => {
+    accepted++;
+    setTimeout(() => s.destroy(), 700); // idle timeout, without a byte
+  };
+  const { port, route } = await tcpPool(f, [(await tcpServer(f, closing)).port, (await tcpServer(f, closing)).port]);
+  const clients = await idleClients(f, port, 6);
+  clients.forEach((c) => c.resume());
   await withTimeout('every idle client to be closed', Promise.all(clients.map((c) => once(c, 'close'))), 5_000);
   await waitFor('the connections to be settled', () => (route.members.every((m) => m.outstanding === 0) ? true : undefined));
   assert.equal(accepted, 6, 'no connection was retried on another member');
