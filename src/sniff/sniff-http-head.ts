@@ -55,7 +55,8 @@ export const HTTP_METHODS: ReadonlySet<string> = new Set([
   'UNSUBSCRIBE',
 ]);
 
-/** Which rule an invalid head broke (a bounded set, usable as a metric label). All answer 400. */
+/** Which rule an invalid head broke (a bounded set, usable as a metric label). All answer 400, except a well-formed
+ * HTTP version other than 1.0/1.1 (505). */
 export type HttpHeadProblem =
   | 'method'
   | 'target'
@@ -77,8 +78,8 @@ export type HttpHeadSniff =
   | { kind: 'not-http'; reason: string }
   /** No end of head within maxSize bytes. */
   | { kind: 'too-large' }
-  /** Starts like HTTP but breaks a rule: answer 400 and close. */
-  | { kind: 'invalid'; problem: HttpHeadProblem; reason: string; status: 400 }
+  /** Starts like HTTP but breaks a rule: answer `status` (400, or 505 for an unsupported version) and close. */
+  | { kind: 'invalid'; problem: HttpHeadProblem; reason: string; status: 400 | 505 }
   /**
    * A complete first head of `headLength` bytes (through the empty line). `host` is the Host value without
    * surrounding whitespace ('' on HTTP/1.0 without Host); `hostname` as described above; `port` from Host.
@@ -139,6 +140,10 @@ for (let b = 0; b < 128; b++) {
 
 const NEED_MORE: HttpHeadSniff = Object.freeze({ kind: 'need-more' }) as HttpHeadSniff;
 const TOO_LARGE: HttpHeadSniff = Object.freeze({ kind: 'too-large' }) as HttpHeadSniff;
+
+function isDigit(b: number): boolean {
+  return b >= 0x30 && b <= 0x39;
+}
 
 function bad(problem: HttpHeadProblem, reason: string): HttpHeadSniff {
   return { kind: 'invalid', problem, reason, status: 400 };
@@ -206,20 +211,30 @@ export function sniffHttpHead(buf: Uint8Array, maxSize = 16384): HttpHeadSniff {
     if (authority === null || authority.hostname === '') return bad('target', 'bad authority in the request target');
   }
 
-  // ---- SP HTTP-version CRLF ----
+  // ---- SP HTTP-version CRLF (RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT) ----
   i++;
-  const VERSION = 'HTTP/1.';
-  for (let k = 0; k < VERSION.length; k++, i++) {
+  const PREFIX = 'HTTP/';
+  for (let k = 0; k < PREFIX.length; k++, i++) {
     if (i >= lim) return short(i);
-    if (buf[i] !== VERSION.charCodeAt(k)) return bad('version', 'HTTP version is not HTTP/1.0 or HTTP/1.1');
+    if (buf[i] !== PREFIX.charCodeAt(k)) return bad('version', 'invalid HTTP version in the request line');
   }
-  if (i >= lim) return short(i);
-  const minor = buf[i]!;
-  if (minor !== 0x30 && minor !== 0x31) return bad('version', 'HTTP version is not HTTP/1.0 or HTTP/1.1');
-  i++;
+  if (i + 3 > lim) {
+    // Judge what is there so far: a bad byte is an error now, not after more reads.
+    if (i < lim && !isDigit(buf[i]!)) return bad('version', 'invalid HTTP version in the request line');
+    if (i + 1 < lim && buf[i + 1] !== 0x2e) return bad('version', 'invalid HTTP version in the request line');
+    return short(lim);
+  }
+  const major = buf[i]!;
+  const minor = buf[i + 2]!;
+  if (!isDigit(major) || buf[i + 1] !== 0x2e || !isDigit(minor)) return bad('version', 'invalid HTTP version in the request line');
+  i += 3;
   if (i >= lim) return short(i);
   if (buf[i] === LF) return bad('bare-lf', 'request line ends with a bare LF');
   if (buf[i] !== CR) return bad('version', 'bytes after the HTTP version');
+  // Well-formed but not ours: 505 (RFC 9110 §15.6.6), as the worker's filter answers on later requests.
+  if (major !== 0x31 || (minor !== 0x30 && minor !== 0x31)) {
+    return { kind: 'invalid', problem: 'version', reason: 'HTTP version not supported: only HTTP/1.0 and HTTP/1.1', status: 505 };
+  }
   i++;
   if (i >= lim) return short(i);
   if (buf[i] !== LF) return bad('bare-cr', 'CR without LF after the request line');

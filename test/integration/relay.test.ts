@@ -746,6 +746,7 @@ test('acceptor + worker filter: hostile HTTP heads → error status and close, c
     400,
     { 'http:head': 1 },
   );
+  await bad('HTTP/1.2 as the first request → 505 from the acceptor', `GET / HTTP/1.2\r\n${H}\r\n`, 505, { 'http:invalid-version': 1 });
   await t.test('HTTP/1.2 on a keep-alive connection → 505 HTTP Version Not Supported from the worker', async () => {
     const r = await rawExchange(httpPort, Buffer.from(`GET / HTTP/1.1\r\n${H}\r\nGET / HTTP/1.2\r\n${H}\r\n`, 'latin1'));
     assert.match(r.data.toString('latin1'), /HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);

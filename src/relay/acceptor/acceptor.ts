@@ -736,6 +736,9 @@ export class Acceptor {
       if (r.kind === 'too-large') {
         return () => endWith(socket, errorPage(431, 'Request Header Fields Too Large', `The request head exceeds ${this.opts.prereadMax} bytes.`));
       }
+      if (r.kind === 'invalid' && r.status === 505) {
+        return () => endWith(socket, errorPage(505, 'HTTP Version Not Supported', r.reason));
+      }
       const why = r.kind === 'not-http' ? 'This port speaks HTTP/1.1.' : r.reason;
       return () => endWith(socket, errorPage(400, 'Bad Request', why));
     });

@@ -213,8 +213,9 @@ describe('hostile heads', () => {
     ['unknown method', `FOO / HTTP/1.1\r\n${H}\r\n`, 'method'],
     ['lowercase method', `get / HTTP/1.1\r\n${H}\r\n`, 'method'],
     ['PROXY protocol v1 header', 'PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\n', 'method'],
-    ['HTTP/1.2', `GET / HTTP/1.2\r\n${H}\r\n`, 'version'],
-    ['HTTP/2.0', `GET / HTTP/2.0\r\n${H}\r\n`, 'version'],
+    ['two-digit major version', `GET / HTTP/11.1\r\n${H}\r\n`, 'version'],
+    ['version without a minor', `GET / HTTP/1\r\n${H}\r\n`, 'version'],
+    ['version with a letter', `GET / HTTP/1.x\r\n${H}\r\n`, 'version'],
     ['lowercase version', `GET / http/1.1\r\n${H}\r\n`, 'version'],
     ['space after the version', `GET / HTTP/1.1 \r\n${H}\r\n`, 'version'],
     ['HTTP/0.9 request line', 'GET /\r\n\r\n', 'version'],
@@ -235,6 +236,27 @@ describe('hostile heads', () => {
     `${'a'.repeat(64)}.test`, `${'a.'.repeat(127)}ab`,
   ];
   for (const h of badHosts) cases.push([`bad Host ${JSON.stringify(h.length > 40 ? `${h.slice(0, 20)}…(${h.length})` : h)}`, `GET / HTTP/1.1\r\nHost: ${h}\r\n\r\n`, 'bad-host']);
+
+  for (const [what, text] of [
+    ['HTTP/1.2', `GET / HTTP/1.2\r\n${H}\r\n`],
+    ['HTTP/2.0', `GET / HTTP/2.0\r\n${H}\r\n`],
+    ['HTTP/0.9 with a version', `GET / HTTP/0.9\r\n${H}\r\n`],
+    ['HTTP/9.9, nothing after the CR yet', `GET / HTTP/9.9\r`],
+  ]) {
+    // The worker's filter answers 505 to such versions on later requests; the first one must get the same.
+    test(`${what}: well-formed but unsupported version → invalid-version (505), and no prefix says otherwise`, () => {
+      const b = bytes(text!);
+      const r = expectKind(sniffHttpHead(b), 'invalid');
+      assert.equal(r.problem, 'version', r.reason);
+      assert.equal(r.status, 505);
+      assert.match(r.reason, /not supported/);
+      assert.equal(headOutcome(r), 'invalid-version');
+      for (let k = 0; k < b.length; k++) {
+        const p = sniffHttpHead(b.subarray(0, k));
+        if (p.kind !== 'need-more') assert.deepEqual(p, r, `prefix ${k}`);
+      }
+    });
+  }
 
   for (const [what, text, problem] of cases) {
     test(`${what}: invalid-${problem} (400), and no prefix says otherwise`, () => {
