@@ -59,9 +59,19 @@ export type PublicTaskMeta = Omit<PublicTask, 'kind' | 'fd' | 'claimSlot' | 'cla
 export interface ControlTask {
   kind: 'control';
   port: MessagePort;
+  /** The worker (threadId) this channel was made for; any other worker closes the port and ends the task at once. */
+  workerId: number;
 }
 
-export type RelayTask = AgentTask | PublicTask | ControlTask;
+/**
+ * Never reaches a worker: the dispatcher submits it and aborts it at once, only so that piscina starts a missing worker
+ * (see ThreadedDispatcher.ensureWorkers). A worker that got one anyway ends it at once.
+ */
+export interface SpawnTask {
+  kind: 'spawn';
+}
+
+export type RelayTask = AgentTask | PublicTask | ControlTask | SpawnTask;
 
 /** What a connection task resolves with when its connection ends. */
 export interface TaskResult {

@@ -4,9 +4,30 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { test } from 'node:test';
+import tls from 'node:tls';
+import { test, type TestContext } from 'node:test';
 import { isBurrowError } from '../../src/core/errors.js';
-import { startRelayFixture, waitFor, withTimeout } from '../helpers/relay-fixture.js';
+import { startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
+
+/** A relay fixture with the test hooks on, closed when `t` ends; null (test skipped) when the relay is single-threaded. */
+async function hookedRelay(t: TestContext): Promise<RelayFixture | null> {
+  process.env['BURROW_TEST_HOOKS'] = '1';
+  const fx = await startRelayFixture();
+  t.after(() => {
+    delete process.env['BURROW_TEST_HOOKS'];
+    return fx.close();
+  });
+  if (fx.relay.threaded) return fx;
+  t.skip('native addon unavailable: single-threaded relay has no workers');
+  return null;
+}
+
+/** Every worker in the pool answers a stats request (none is a dead one left behind). */
+async function assertEveryWorkerAnswers(fx: RelayFixture): Promise<void> {
+  const reports = await fx.relay.dispatcher.collectStats(2_000, 'probe');
+  assert.equal(reports.length, 2);
+  assert.deepEqual(reports.map((r) => r.stats !== null), [true, true], 'a worker in the pool does not answer');
+}
 
 test('crashWorkerForTest refuses without BURROW_TEST_HOOKS=1', async () => {
   const saved = process.env['BURROW_TEST_HOOKS'];
@@ -22,16 +43,8 @@ test('crashWorkerForTest refuses without BURROW_TEST_HOOKS=1', async () => {
 });
 
 test('crashWorkerForTest crashes one worker (round-robin) and the pool replaces it', async (t) => {
-  process.env['BURROW_TEST_HOOKS'] = '1';
-  const fx = await startRelayFixture();
-  t.after(() => {
-    delete process.env['BURROW_TEST_HOOKS'];
-    return fx.close();
-  });
-  if (!fx.relay.threaded) {
-    t.skip('native addon unavailable: single-threaded relay has no workers');
-    return;
-  }
+  const fx = await hookedRelay(t);
+  if (fx === null) return;
   const before = fx.relay.dispatcher.workerIds();
   assert.equal(before.length, 2);
   const crashed = fx.relay.dispatcher.crashWorkerForTest();
@@ -77,4 +90,56 @@ test('a connection handed over once the pool is being destroyed is closed, not l
   assert.equal(owned, true, 'the handover itself succeeds (dup, then the task is queued)');
   await destroyed;
   await withTimeout('the client to see its connection closed', clientClosed, 10_000);
+});
+
+/** A TLS handshake on the agent listener: done only once a worker took the connection over. */
+async function agentHandshake(fx: RelayFixture): Promise<void> {
+  const s = tls.connect({ host: fx.agent.host, port: fx.agent.port, ca: fx.caPem, servername: 'localhost' });
+  s.on('error', () => {});
+  try {
+    await withTimeout('a worker to take an agent connection and finish its TLS handshake', once(s, 'secureConnect'), 5_000);
+  } finally {
+    s.destroy();
+  }
+}
+
+/** Crash one worker while BURROW_TEST_WORKER_FAULT=`fault` so its replacement fails; returns the crashed id. */
+async function crashWithFaultyReplacement(fx: RelayFixture, fault: string): Promise<number> {
+  const d = fx.relay.dispatcher;
+  process.env['BURROW_TEST_WORKER_FAULT'] = fault;
+  try {
+    const victim = d.crashWorkerForTest();
+    // piscina starts the replacement (copying the environment) in the same turn in which it drops the victim.
+    await waitFor('the crashed worker to leave the pool', () => (d.workerIds().includes(victim) ? undefined : true));
+    return victim;
+  } finally {
+    delete process.env['BURROW_TEST_WORKER_FAULT'];
+  }
+}
+
+test('a worker that fails while starting is replaced all the same (piscina alone stops replacing)', async (t) => {
+  const fx = await hookedRelay(t);
+  if (fx === null) return;
+  const d = fx.relay.dispatcher;
+  await crashWithFaultyReplacement(fx, 'boot');
+  await waitFor('the replacement to fail while starting', () => (d.restarts >= 2 ? true : undefined));
+  const ids = await waitFor('the pool to be back to 2 running workers', () => (d.readyWorkers() === 2 ? d.workerIds() : undefined), 15_000);
+  assert.equal(ids.length, 2);
+  await assertEveryWorkerAnswers(fx);
+  await agentHandshake(fx);
+});
+
+test('a replacement whose failure piscina handles before its "ready" does not stall later connections', async (t) => {
+  const fx = await hookedRelay(t);
+  if (fx === null) return;
+  const d = fx.relay.dispatcher;
+  await crashWithFaultyReplacement(fx, 'after-ready');
+  // Keep this (the acceptor's) thread busy while the replacement starts, says it is ready and dies: both events then
+  // wait in one loop turn, and Node delivers the worker's error first. Before the fix piscina still announced the dead
+  // worker, its control task waited for it forever, and every later connection queued behind that task.
+  const until = Date.now() + 2_000;
+  while (Date.now() < until);
+  await waitFor('the pool to be back to 2 running workers', () => (d.readyWorkers() === 2 && d.workerIds().length === 2 ? true : undefined), 15_000);
+  for (let i = 0; i < 3; i++) await agentHandshake(fx);
+  await assertEveryWorkerAnswers(fx);
 });

@@ -15,6 +15,7 @@ import type {
   PublicTask,
   PublicTaskMeta,
   RelayTask,
+  SpawnTask,
   StatsDetail,
   TaskResult,
   WorkerStats,
@@ -97,7 +98,13 @@ const WORKER_ENTRY = new URL('../worker/worker-entry.js', import.meta.url);
 interface QueueOpts {
   workerId?: number;
   control?: boolean;
+  /** A SpawnTask: never placed (see ensureWorkers). */
+  spawn?: boolean;
 }
+
+/** First wait before starting a worker piscina did not replace; doubles per failed start, up to the cap. */
+const RESPAWN_FIRST_MS = 100;
+const RESPAWN_MAX_MS = 30_000;
 
 /** Create the dispatcher: worker threads when the native addon is there, else an in-thread runtime. */
 export async function createDispatcher(opts: DispatcherOptions): Promise<ConnectionDispatcher> {
@@ -123,6 +130,14 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   private nextStatsId: number;
   restarts: number;
   private lastCrashed: number;
+  /**
+   * Workers that died while their control task may still wait in piscina's queue. The balancer hands such a task to
+   * any live worker, which ends it at once (worker-entry.ts): a task no worker takes would stall the whole queue.
+   */
+  private readonly gone: Set<number>;
+  /** Workers in a row that died before their control channel came up (start failures): sets the respawn backoff. */
+  private failedStarts: number;
+  private respawnTimer: NodeJS.Timeout | null;
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
@@ -131,6 +146,9 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.nextStatsId = 1;
     this.restarts = 0;
     this.lastCrashed = -1;
+    this.gone = new Set();
+    this.failedStarts = 0;
+    this.respawnTimer = null;
     this.ports = new Map();
     this.waitingForWorkers = [];
     this.destroyed = false;
@@ -156,21 +174,28 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       // Runs once per handed-off connection: one pass over the workers, no allocation.
       loadBalancer: (task, workers) => {
         const q = (task as unknown as Record<symbol, QueueOpts | null>)[Piscina.queueOptionsSymbol] ?? null;
-        const control = q !== null && q.control === true;
+        if (q !== null && q.spawn === true) return null;
         const owner = q !== null && q.workerId !== undefined ? q.workerId : -1;
         let best: (typeof workers)[number] | null = null;
         for (const w of workers) {
           if (w.terminating || w.destroyed) continue;
           if (w.id === owner) return w;
-          if (!control && (best === null || w.currentUsage < best.currentUsage)) best = w;
+          if (best === null || w.currentUsage < best.currentUsage) best = w;
         }
         // No owner found: a connection's owner vanished between lookup and dispatch, and the least busy worker answers
-        // "no such endpoint" cleanly; a control task waits (null) until the very worker its port was made for is ready
-        // (routes record that worker's id, so the channel must not land on another one).
-        return control ? null : best;
+        // "no such endpoint" cleanly. A control task waits (null) until the very worker its port was made for is
+        // ready (routes record that worker's id, so the channel must not land on another one), unless that worker is
+        // dead: then any worker ends it (piscina stops placing tasks at the first one it cannot place).
+        if (q !== null && q.control === true && !this.gone.has(owner)) return null;
+        return best;
       },
     });
-    this.pool.on('workerCreate', (w: { id: number }) => this.attachControl(w.id));
+    this.pool.on('workerCreate', (w: { id: number; terminating: boolean; destroyed: boolean }) => {
+      // piscina can announce a worker that already died: its error and its "ready" arrived in one loop turn and the
+      // error was handled first.
+      if (!w.destroyed && !w.terminating) this.attachControl(w.id);
+      else this.gone.delete(w.id); // no control task was made for it
+    });
     this.pool.on('workerDestroy', (w: { id: number }) => this.onWorkerDestroy(w.id));
     this.pool.on('error', (err: Error) => {
       // A worker error with no task to fail (e.g. crash while idle): it is replaced; report it.
@@ -269,6 +294,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    if (this.respawnTimer !== null) clearTimeout(this.respawnTimer);
     for (const p of this.ports.values()) p.close();
     this.ports.clear();
     await this.pool.destroy();
@@ -330,8 +356,10 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.pool.run(withOpts, transferList ? { transferList: transferList as never } : {}).then(
       (result: TaskResult) => {
         if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
+        else this.gone.delete(q.workerId!);
       },
       () => {
+        if (control) this.gone.delete(q.workerId!);
         // The task failed: its worker crashed, the pool was destroyed, or the connection failed in the worker. If no
         // worker took the descriptor over (still queued, or posted to a worker that died before reading it), it is ours
         // to close. Once a worker took it, that worker closes it (its socket, or its own close when wrapping failed);
@@ -354,7 +382,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.ports.set(workerId, port1);
     port1.on('message', (msg: WorkerToAcceptor) => this.onPortMessage(workerId, port1, msg));
     port1.unref();
-    this.run({ kind: 'control', port: port2 }, { workerId, control: true }, [port2]);
+    this.run({ kind: 'control', port: port2, workerId }, { workerId, control: true }, [port2]);
     if (this.ports.size >= this.opts.workers) {
       for (const w of this.waitingForWorkers.splice(0)) w();
     }
@@ -367,28 +395,67 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     }
     if (msg.op === 'control-ready') {
       this.ready.add(workerId);
+      this.failedStarts = 0;
       return;
     }
     this.opts.onControl(workerId, msg, (m) => port.postMessage(m));
   }
 
   private onWorkerDestroy(workerId: number): void {
-    this.ready.delete(workerId);
-    for (const p of [...this.pendingStats.values()]) if (p.workerId === workerId) p.resolve(null);
-    if (!this.destroyed) this.restarts++;
     const p = this.ports.get(workerId);
     if (p !== undefined) {
       // What the worker posted before it died is handled before the port goes: close() drops undelivered messages,
-      // and a reroute carries a duplicated descriptor that only this side can close or hand on.
+      // and a reroute carries a duplicated descriptor that only this side can close or hand on. (First, so that a
+      // late 'control-ready' cannot mark the dead worker ready again.)
       for (let m = receiveMessageOnPort(p); m !== undefined; m = receiveMessageOnPort(p)) {
         this.onPortMessage(workerId, p, m.message as WorkerToAcceptor);
       }
       p.close();
       this.ports.delete(workerId);
     }
+    if (!this.ready.delete(workerId)) this.failedStarts++;
+    this.gone.add(workerId);
+    for (const q of [...this.pendingStats.values()]) if (q.workerId === workerId) q.resolve(null);
+    if (!this.destroyed) this.restarts++;
     if (!this.destroyed) {
       this.opts.onWorkerGone(workerId);
+      this.scheduleRespawnCheck();
     }
+  }
+
+  /**
+   * piscina replaces a worker that dies after it started, but after any worker fails while starting it replaces none
+   * again (its `workerFailsDuringBootstrap`), so one failed start (EMFILE, ENOMEM) would leave the relay a worker short
+   * for good. After every death, check once the pool has had its chance; start what is missing, backing off while
+   * starts keep failing.
+   */
+  private scheduleRespawnCheck(): void {
+    if (this.respawnTimer !== null) return;
+    const delay = Math.min(RESPAWN_MAX_MS, RESPAWN_FIRST_MS * 2 ** Math.max(0, this.failedStarts - 1));
+    this.respawnTimer = setTimeout(() => {
+      this.respawnTimer = null;
+      this.ensureWorkers();
+    }, delay);
+    this.respawnTimer.unref();
+  }
+
+  private ensureWorkers(): void {
+    if (this.destroyed) return;
+    const missing = this.opts.workers - this.pool.threads.length;
+    if (missing <= 0) return;
+    process.emitWarning(
+      `burrow worker pool: ${missing} of ${this.opts.workers} workers missing after ${this.failedStarts} failed ` +
+        'start(s) in a row; starting another',
+      { code: 'BURROW_ERR_WORKER_CRASHED' },
+    );
+    // piscina has no call that starts a worker; it starts one when a task finds no worker to take it and the pool is
+    // below maxThreads. A SpawnTask is such a task (the balancer never places it), aborted at once so it never
+    // waits in the queue ahead of connections.
+    const abort = new AbortController();
+    const task: SpawnTask & Record<symbol, QueueOpts> = { kind: 'spawn', [Piscina.queueOptionsSymbol]: { spawn: true } };
+    this.pool.run(task, { signal: abort.signal }).catch(() => {});
+    abort.abort();
+    // A start that fails again is a death too (onWorkerDestroy schedules the next check, with a longer wait).
   }
 }
 

@@ -8,6 +8,19 @@ import { WorkerRuntime, type WorkerData } from './worker-runtime.js';
 import { sharedReadSocketFromFd, socketFromFd } from './shared-read.js';
 import { FdClaims } from '../fd-claims.js';
 
+// Test hook (BURROW_TEST_HOOKS=1 only; docs/testing.md §Worker start faults): a worker started while
+// BURROW_TEST_WORKER_FAULT is set fails on purpose, `boot` while loading (piscina never hears it is ready),
+// `after-ready` in the loop turn after it told piscina it is ready.
+if (process.env['BURROW_TEST_HOOKS'] === '1') {
+  const fault = process.env['BURROW_TEST_WORKER_FAULT'];
+  if (fault === 'boot') throw new Error(`test fault: worker ${threadId} fails while starting (BURROW_TEST_WORKER_FAULT=boot)`);
+  if (fault === 'after-ready') {
+    setImmediate(() => {
+      throw new Error(`test fault: worker ${threadId} fails after start (BURROW_TEST_WORKER_FAULT=after-ready)`);
+    });
+  }
+}
+
 const data = workerData as WorkerData;
 const runtime = new WorkerRuntime(data, threadId);
 const claims = new FdClaims(data.fdClaims);
@@ -17,8 +30,16 @@ runtime.canReroute = nativeAddon.available;
 // Not async: an async function keeps a generator, its registers and an extra promise alive for as long as its task
 // runs, i.e. per open connection (~0.4 KiB each in a worker heap snapshot with 10 000 idle connections).
 export function handleTask(task: RelayTask): Promise<TaskResult | null> {
-  if (runtime.crashOnNextConnection && task.kind !== 'control') return crashForTest();
-  if (task.kind === 'control') return runControl(task.port);
+  if (task.kind === 'control') {
+    // A channel made for another worker: that worker died before piscina placed the task (worker-pool.ts).
+    if (task.workerId !== threadId) {
+      task.port.close();
+      return Promise.resolve(null);
+    }
+    return runControl(task.port);
+  }
+  if (task.kind === 'spawn') return Promise.resolve(null);
+  if (runtime.crashOnNextConnection) return crashForTest();
   // The descriptor is ours only once the claim succeeds (fd-claims.ts); from then on nobody else closes it, so every
   // failure below must.
   if (!claims.claim(task.claimSlot, task.claimTicket)) return Promise.resolve(null); // the acceptor took it back
