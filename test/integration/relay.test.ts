@@ -93,6 +93,24 @@ function rawValues(rawHeaders: string[], name: string): string[] {
   return out;
 }
 
+/**
+ * Connect, then reset the connection before sending anything: the acceptor counts `counter` and nothing else. (Bytes
+ * sent just before the reset make it a race: when they and the RST arrive before the acceptor reads, Linux returns
+ * the bytes and then end-of-file, which counts as truncated.)
+ */
+async function resetBeforeDecision(port: number, counter: string): Promise<void> {
+  const snap = fx.counters();
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.resetAndDestroy();
+  const d = await waitFor(`the acceptor to count ${counter}`, () => {
+    const now = fx.delta(snap);
+    return Object.keys(now).length > 0 ? now : undefined;
+  });
+  assert.deepEqual(d, { [counter]: 1 });
+}
+
 /** A plain GET to APP on the http listener (node:http, no DNS): the relay still serves after whatever came before. */
 async function assertServing(what: string, port = httpPort): Promise<void> {
   const body = await withTimeout(
@@ -655,6 +673,10 @@ test('acceptor: hostile ClientHellos on the https listener → counter, clean cl
 
   const hello = craftClientHello({ sni: APP });
   await hostile('truncated ClientHello, then the client closes', (s) => s.end(hello.subarray(0, 40)), { 'https:truncated': 1 });
+  await t.test('a client that connects and resets before its ClientHello → counted (https:reset)', async () => {
+    await resetBeforeDecision(httpsPort, 'https:reset');
+    await assertServing('a reset before the ClientHello');
+  });
   await hostile('non-TLS bytes (an HTTP request) on the https port', Buffer.from(`GET / HTTP/1.1\r\nHost: ${APP}\r\n\r\n`), { 'https:not-tls': 1 });
   // SSLv2-compatible CLIENT-HELLO (RFC 6101 Appendix E.1): 2-byte header with the high bit set, msg type 1, version 3.1.
   const sslv2 = Buffer.concat([Buffer.from([0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10]), Buffer.alloc(21 + 16, 1)]);
@@ -760,6 +782,10 @@ test('acceptor + worker filter: hostile HTTP heads → error status and close, c
     { 'http:head': 1 },
     true,
   );
+  await t.test('a client that connects and resets before sending a head → counted (http:reset)', async () => {
+    await resetBeforeDecision(httpPort, 'http:reset');
+    await assertServing('a reset before the head');
+  });
   await t.test('a truncated head, then the client closes → counted, closed', async () => {
     const snap = fx.counters();
     const r = await rawExchange(httpPort, (s) => s.end(`GET / HTTP/1.1\r\nHost: ${APP}\r\n`));

@@ -708,7 +708,7 @@ export class Acceptor {
 
   private onHttp(socket: net.Socket): void {
     if (!this.admitConnection(socket, 'http')) return;
-    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('http:truncated'), (buf, timedOut, chunk) => {
+    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (how) => this.count(`http:${how}`), (buf, timedOut, chunk) => {
       // A head ends with LF: after the first read (which catches non-HTTP early), re-sniff only when a read brings
       // one, or at the size limit, so a byte-at-a-time client costs O(n) and not O(n²).
       if (!timedOut && buf !== chunk && chunk.indexOf(0x0a) < 0 && buf.length < this.opts.prereadMax) return false;
@@ -747,7 +747,7 @@ export class Acceptor {
   private onHttps(socket: net.Socket): void {
     if (!this.admitConnection(socket, 'https')) return;
     let atLeast = 0; // the parser tells how many bytes it needs before its answer can change
-    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, () => this.count('https:truncated'), (buf, timedOut) => {
+    preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (how) => this.count(`https:${how}`), (buf, timedOut) => {
       if (timedOut) {
         this.count('https:timeout');
         return () => socket.destroy();
@@ -817,14 +817,15 @@ const EMPTY_PREREAD = Buffer.alloc(0);
  * Read from a paused socket until `decide` returns an action (hand off or answer; run once reading has stopped)
  * or the deadline passes.
  * `decide` sees everything read so far. Reading stops in the same tick as the decision, so bytes not yet read stay
- * in the kernel for whoever gets the descriptor next. `onTruncated` runs when the client ends its side before a
- * decision (a truncated ClientHello or head, DESIGN.md §6: every outcome is counted).
+ * in the kernel for whoever gets the descriptor next. `onCut` runs when the client ends its side ('truncated': a
+ * truncated ClientHello or head) or the connection fails ('reset') before a decision (DESIGN.md §6: every outcome is
+ * counted).
  */
 function preread(
   socket: net.Socket,
   max: number,
   timeoutMs: number,
-  onTruncated: () => void,
+  onCut: (how: 'truncated' | 'reset') => void,
   decide: (buf: Buffer, timedOut: boolean, chunk: Buffer) => Act | false,
 ): void {
   let buf: Buffer = Buffer.alloc(0);
@@ -876,7 +877,7 @@ function preread(
   const onEnd = (): void => {
     if (done) return;
     finish();
-    onTruncated();
+    onCut('truncated');
     socket.destroy();
   };
   const timer = setTimeout(() => {
@@ -891,7 +892,10 @@ function preread(
   socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('error', () => {
-    if (!done) finish();
+    if (!done) {
+      finish();
+      onCut('reset');
+    }
     socket.destroy();
   });
   socket.resume();
