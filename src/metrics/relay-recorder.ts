@@ -10,7 +10,12 @@ export type EndpointType = (typeof ENDPOINT_TYPES)[number];
 export const TYPE_HTTP = 0;
 export const TYPE_HTTPS = 1;
 
-/** Outcome of a public connection handled by a worker (the `outcome` label of burrow_connections_total). */
+/**
+ * Outcome of a public connection handled by a worker (the `outcome` label of burrow_connections_total), counted once
+ * per connection by the worker that ends it. A connection a worker hands back for a pool member on another worker
+ * (outcome 'rerouted' in its task result) is not counted there: the next worker counts it, or the acceptor
+ * (burrow_acceptor_connections_total outcome `reroute-failed`) when no other member can take it.
+ */
 export const CONNECTION_OUTCOMES = [
   'ok',
   'no-response',
@@ -18,8 +23,6 @@ export const CONNECTION_OUTCOMES = [
   'endpoint-gone',
   'stream-refused',
   'endpoint-limit',
-  // handed back to the acceptor for a pool member on another worker: that worker counts the connection's end
-  'rerouted',
   'other',
 ] as const;
 const OUTCOME_OTHER = CONNECTION_OUTCOMES.length - 1;

@@ -13,6 +13,7 @@ import autocannon from 'autocannon';
 import { connect, type Agent } from '../../src/index.js';
 import { forward, startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
 import type { Route } from '../../src/relay/acceptor/route-table.js';
+import { CONNECTION_OUTCOMES, ENDPOINT_TYPES } from '../../src/metrics/relay-recorder.js';
 
 const T = { timeout: 60_000 };
 const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
@@ -362,6 +363,19 @@ async function poolOnTwoWorkers(t: TestContext, host: string, labels: string[]):
   return { fx2, ms, route };
 }
 
+/** burrow_connections_total for http connections, summed over the workers: outcome → count (non-zero only). */
+async function httpOutcomes(fx2: RelayFixture): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const { stats } of await fx2.relay.dispatcher.collectStats(2_000, 'metrics')) {
+    const conns = stats?.recorder?.connections ?? [];
+    CONNECTION_OUTCOMES.forEach((o, i) => {
+      const n = conns[ENDPOINT_TYPES.indexOf('http') * CONNECTION_OUTCOMES.length + i] ?? 0;
+      if (n > 0) out[o] = (out[o] ?? 0) + n;
+    });
+  }
+  return out;
+}
+
 test('retries cross workers: a GET whose member is on a dead upstream is handed back and served by the other worker\'s member', T, async (t) => {
   const host = 'xw.burrow.localhost';
   const { fx2, ms, route } = await poolOnTwoWorkers(t, host, ['live', 'dead']);
@@ -374,6 +388,9 @@ test('retries cross workers: a GET whose member is on a dead upstream is handed 
   }
   assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every GET must be served (retried on the other worker)');
   assert.ok(fx2.counter('http:rerouted') >= 1, 'no connection was handed back to the acceptor');
+  // Each connection is counted once, by the worker that ended it (before: once more, as 'rerouted', by the first).
+  await waitFor('all 40 connections to be counted', async () => ((await httpOutcomes(fx2))['ok'] ?? 0) >= 40 || undefined);
+  assert.deepEqual(await httpOutcomes(fx2), { ok: 40 });
   // The dead member's breaker opened, so new connections skip it (which is what keeps a POST, never retried, away
   // from the agent's 502).
   assert.ok(route.members.find((m) => m.breaker?.state !== 'closed'), 'the dead member\'s breaker should not be closed');
@@ -387,6 +404,9 @@ test('a connection handed back once is not handed back again: members failing on
   const r = await getOnce('bounce.burrow.localhost', '/', fx2.http.port);
   assert.equal(r.status, 502, 'the second member\'s failure reaches the client');
   assert.equal(fx2.counter('http:rerouted'), 1, 'handed back to the acceptor exactly once');
+  await waitFor('the connection to be counted', async () => (Object.keys(await httpOutcomes(fx2)).length > 0 ? true : undefined));
+  // The agent's 502 is a response, so 'ok' for the relay: counted once, by the worker that ended the connection.
+  assert.deepEqual(await httpOutcomes(fx2), { ok: 1 });
 });
 
 test('tcp pool: a stream refused by a member (its upstream is down) is retried on another member before any byte', T, async () => {

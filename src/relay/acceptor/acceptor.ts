@@ -545,7 +545,8 @@ export class Acceptor {
     const connId = member === null ? -1 : this.beginConn(member, msg.entry === 'tcp');
     const head = Buffer.from(msg.head.buffer, msg.head.byteOffset, msg.head.byteLength);
     if (member === null || connId < 0) {
-      // Nobody else can take it: answer here, as the worker would have.
+      // Nobody else can take it: answer here, as the worker would have (and count its end, which no worker does).
+      this.count(`${msg.entry}:reroute-failed`);
       const socket = new net.Socket({ fd: msg.fd, readable: true, writable: true, allowHalfOpen: true });
       turnAway(socket, msg.entry, () => errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`));
       return;

@@ -340,6 +340,8 @@ export class WorkerRuntime {
           r.reports = reports;
         }
       }
+      // Handed back to the acceptor: whoever ends the connection counts it, with the head this leg got (RelayRecorder).
+      if (r.outcome === 'rerouted') return r;
       const bytesIn = r.bytesIn - readBefore + headLen;
       this.recorder.connectionEnded(type, r.outcome, bytesIn, r.bytesOut);
       this.recorder.endpointConnectionEnded(row, bytesIn, r.bytesOut);
