@@ -12,7 +12,7 @@ import { enableDirectReads } from '../mux/direct-reads.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { callRpc, readJsonMessage, respondRpc } from '../mux/rpc.js';
 import { readStreamType } from '../mux/typed-stream.js';
-import { MUX_PROTOCOL_ERROR, MUX_STREAM_REFUSED, muxErrorName } from '../protocol/error-codes.js';
+import { MUX_PROTOCOL_ERROR, MUX_STREAM_CANCELLED, MUX_STREAM_REFUSED, muxErrorName } from '../protocol/error-codes.js';
 import {
   CLIENT_PROTOCOL_VERSIONS,
   STREAM_TYPE_AUTH,
@@ -128,7 +128,7 @@ interface Live {
   upAt: number;
 }
 
-/** Why a session ended, and whether to reconnect without waiting (relay GOAWAY, Restart command). */
+/** Why a session ended, and whether to reconnect without waiting (the relay's Restart command). */
 interface Lost {
   err: Error | undefined;
   immediate: boolean;
@@ -229,6 +229,8 @@ export class Agent extends EventEmitter implements EndpointOwner {
   private startReject: ((err: Error) => void) | null;
   private closePromise: Promise<void> | null;
   private lostHook: ((lost: Lost) => void) | null;
+  /** Heartbeat streams the relay opened on each session (this agent echoes them); reset when the session retires. */
+  private readonly servedBeats: WeakMap<MuxSession, Set<MuxStream>>;
   private readonly onUpstreamError: (ep: Endpoint, err: Error) => void;
 
   constructor(options: AgentOptions) {
@@ -253,6 +255,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     this.byId = new Map();
     this.dialers = new Map();
     this.retiring = new Set();
+    this.servedBeats = new WeakMap();
     this.live = null;
     this.cookie = '';
     this.stopping = false;
@@ -337,8 +340,8 @@ export class Agent extends EventEmitter implements EndpointOwner {
   }
 
   /**
-   * Graceful: stop reconnecting, GOAWAY (the relay opens no new proxy streams; refused ones it answers itself), let
-   * open connections finish for up to `graceMs`, then cut what is left. Resolves when everything is closed.
+   * Graceful: stop reconnecting, Unbind every endpoint (the relay routes nothing new here and frees the URLs), GOAWAY,
+   * let open connections finish for up to `graceMs`, then cut what is left. Resolves when everything is closed.
    */
   close(graceMs: number = this.graceMs): Promise<void> {
     if (this.closePromise !== null) return this.closePromise;
@@ -479,17 +482,25 @@ export class Agent extends EventEmitter implements EndpointOwner {
         if (this.live === live) this.live = null;
         resolve(lost);
       };
-      mux.once('close', (err?: Error) => finish({ err, immediate: false }));
-      mux.once('goaway', (info: { code: number; message: string }) => {
-        // The relay is draining (shutting down or moving us): reconnect at once, let this session's streams finish.
+      const onGoAway = (info: { code: number; message: string }): void => {
+        // The relay is draining (shutting down or moving us): let this session's streams finish and reconnect after
+        // the backoff delay: 0–1 s of jitter after a long session, so a fleet of agents does not reconnect in one
+        // instant, and growing if the relay keeps sending GOAWAY right after Auth.
         this.retire(live, this.graceMs);
         finish({
           err: new BurrowError('BURROW_ERR_MUX_GOAWAY', `the relay sent GOAWAY (${muxErrorName(info.code)}${info.message ? `: ${info.message}` : ''})`),
-          immediate: true,
+          immediate: false,
         });
-      });
+      };
+      mux.once('close', (err?: Error) => finish({ err, immediate: false }));
+      mux.once('goaway', onGoAway);
       this.lostHook = finish;
       if (mux.isClosed) finish({ err: mux.closeError, immediate: false });
+      // A GOAWAY read together with the AuthResp was emitted before this listener existed.
+      else if (mux.remoteGoAway !== null) {
+        mux.off('goaway', onGoAway);
+        onGoAway(mux.remoteGoAway);
+      }
     });
   }
 
@@ -514,6 +525,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
     if (this.live === live) this.live = null;
     this.retiring.add(live);
     live.heartbeater.stop();
+    // The relay's own heartbeat stream (which this agent echoes) would stay open until the relay ends the session, so
+    // close() would always wait the whole grace period: reset it, the session is going away.
+    for (const s of this.servedBeats.get(live.mux) ?? []) s.reset(MUX_STREAM_CANCELLED);
     const timer = setTimeout(
       () => live.mux.destroy(new BurrowError('BURROW_ERR_AGENT_CLOSED', `grace period of ${graceMs} ms over; ${live.mux.streamCount} streams cut`)),
       graceMs,
@@ -540,6 +554,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
     if (live !== null) {
       this.live = null;
       this.lostHook?.({ err: undefined, immediate: false });
+      // Unbind first: the relay sends no new connections here and frees the names at once (pool members take the
+      // traffic; an agent restarted with the same URLs can bind them), while open connections finish below.
+      if (graceMs > 0) await this.unbindAll(live.mux, Math.min(graceMs, this.connectTimeoutMs));
       void this.retire(live, graceMs);
     }
     await Promise.all([...this.retiring].map((l) => (graceMs === 0 ? (l.mux.destroy(err), l.mux.close()) : l.mux.close())));
@@ -548,6 +565,16 @@ export class Agent extends EventEmitter implements EndpointOwner {
     this.dialers.clear();
     this.setState('closed');
     this.emit('close', err);
+  }
+
+  /** Unbind every endpoint bound on `mux`, waiting at most `timeoutMs` for the answers. */
+  private async unbindAll(mux: MuxSession, timeoutMs: number): Promise<void> {
+    const calls: Promise<unknown>[] = [];
+    for (const ep of this.endpointSet) {
+      if (ep.boundOn !== mux || ep.id === '' || mux.isClosed) continue;
+      calls.push(callRpc(mux, STREAM_TYPE_UNBIND, { Id: ep.id }, { timeoutMs }).catch(() => {}));
+    }
+    await Promise.all(calls);
   }
 
   private setState(state: AgentState): void {
@@ -645,14 +672,16 @@ export class Agent extends EventEmitter implements EndpointOwner {
         ? new BurrowError('BURROW_ERR_AGENT_BIND', `the relay refused endpoint ${ep.name} (${wanted}): ${remoteText(err)}`, { cause: err })
         : new BurrowError('BURROW_ERR_AGENT_BIND', `Bind of endpoint ${ep.name} (${wanted}) failed: ${(err as Error).message}`, { cause: err });
       ep.lastError = e;
-      if (ep.url === '') {
-        // Never bound: a refusal is the user's to fix (name taken, outside the relay's domain, ...).
+      if (ep.url === '' && isBurrowError(err, 'BURROW_ERR_RPC_REMOTE')) {
+        // Never bound: a refusal is the user's to fix (name taken, outside the relay's domain, ...). A timeout or a
+        // failed stream is not a refusal: it is retried below (the timed-out call reset its stream, so a relay that
+        // answers late releases that Bind).
         this.dropEndpoint(ep, e);
         this.emit('endpoint-bind-error', ep, e, false);
         return;
       }
       // Bound before: after a reconnect the relay may not have noticed the old session is gone yet, so the name can
-      // still be held by it. Retry on this session, doubling the wait.
+      // still be held by it. Retry on this session, doubling the wait. (Also a first Bind that got no answer.)
       const delay = Math.min(REBIND_CAP_MS, REBIND_BASE_MS * 2 ** Math.min(ep.bindAttempts - 1, 10));
       ep.retryTimer = setTimeout(() => {
         ep.retryTimer = null;
@@ -752,9 +781,14 @@ export class Agent extends EventEmitter implements EndpointOwner {
           () => {},
         );
         return;
-      case STREAM_TYPE_HEARTBEAT:
+      case STREAM_TYPE_HEARTBEAT: {
         serveHeartbeat(mux, s); // the relay may beat too (the SDK echoes such streams)
+        let beats = this.servedBeats.get(mux);
+        if (beats === undefined) this.servedBeats.set(mux, (beats = new Set()));
+        beats.add(s);
+        s.once('close', () => beats.delete(s));
         return;
+      }
       default:
         s.reset(MUX_STREAM_REFUSED);
     }

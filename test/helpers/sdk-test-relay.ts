@@ -69,6 +69,10 @@ export interface SdkTestRelayOptions {
   livenessMs?: number;
   /** Cap on inbound frame headers written to the log (the heartbeat alone adds two per beat). Default 400. */
   maxLoggedFrames?: number;
+  /** Answer the first Bind only after this long, ms (a busy relay). */
+  firstBindDelayMs?: number;
+  /** Send GOAWAY right behind the AuthResp, in the same write, on this many sessions (the first ones). */
+  goAwayAfterAuth?: number;
 }
 
 /** AuthResp.ClientId the relay hands out. */
@@ -109,6 +113,7 @@ export class SdkTestRelay extends EventEmitter {
   private readonly t0: number;
   private framesLogged: number;
   private bindCount: number;
+  private firstBindSeen: boolean;
   private closing: boolean;
 
   private constructor(options: SdkTestRelayOptions) {
@@ -117,6 +122,7 @@ export class SdkTestRelay extends EventEmitter {
     this.t0 = performance.now();
     this.framesLogged = 0;
     this.bindCount = 0;
+    this.firstBindSeen = false;
     this.closing = false;
     this.server = tls.createServer({ key: options.key, cert: options.cert }, (socket) => this.onConnection(socket));
     this.server.on('tlsClientError', (err) => this.note(`TLS handshake failed: ${err.message}`));
@@ -320,13 +326,22 @@ export class SdkTestRelay extends EventEmitter {
     answer: (req: Record<string, unknown>) => object,
   ): void {
     readJsonMessage(s).then(
-      (request) => {
+      async (request) => {
+        if (name === 'Bind' && !this.firstBindSeen) {
+          this.firstBindSeen = true;
+          const delay = this.options.firstBindDelayMs ?? 0;
+          if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        }
         const response = answer(request);
         this.note(`c${conn.n} <- ${name} on stream ${s.id}: ${JSON.stringify(request)}`);
         respondRpc(s, response);
         s.resume(); // take the agent's FIN (and anything after the request) so the stream can finish
         this.note(`c${conn.n} -> ${name} answer on stream ${s.id}: ${JSON.stringify(response)}`);
         records.push({ conn, streamId: s.id, request, response });
+        if (name === 'Auth' && this.auths.length <= (this.options.goAwayAfterAuth ?? 0)) {
+          conn.mux.goAway(0, 'draining');
+          this.note(`c${conn.n} -> GOAWAY right after the AuthResp`);
+        }
         this.emit('change');
       },
       (err: Error) => this.note(`c${conn.n} ${name} on stream ${s.id} unreadable: ${err.message}`),

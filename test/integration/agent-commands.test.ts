@@ -4,7 +4,7 @@
 // previous ClientId / tunnel Id / Opts / token, StopTunnel → endpoint removed, Stop → graceful exit.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, isBurrowError, type Agent, type Endpoint } from '../../src/index.js';
+import { connect, isBurrowError, type Agent, type AgentOptions, type Endpoint } from '../../src/index.js';
 import { readJsonMessage } from '../../src/mux/rpc.js';
 import { openTypedStream } from '../../src/mux/typed-stream.js';
 import {
@@ -14,7 +14,7 @@ import {
   STREAM_TYPE_UPDATE,
 } from '../../src/protocol/messages.js';
 import { makeTestPki, type TestPki } from '../helpers/certs.js';
-import { SdkTestRelay, TEST_CLIENT_ID, type RelayConn } from '../helpers/sdk-test-relay.js';
+import { SdkTestRelay, TEST_CLIENT_ID, type RelayConn, type SdkTestRelayOptions } from '../helpers/sdk-test-relay.js';
 import { Cleanup, startHttpUpstream, waitEvent, withTimeout, type HttpUpstream } from '../helpers/relay-fixture.js';
 
 const TOKEN = 'agent-commands-test-token-0123456789';
@@ -32,12 +32,16 @@ before(async () => {
 
 after(() => top.run());
 
-async function setup(cleanup: Cleanup): Promise<{ relay: SdkTestRelay; agent: Agent }> {
-  const relay = await SdkTestRelay.start({ key: pki.keyPem, cert: pki.certPem, expectToken: TOKEN });
+async function setup(
+  cleanup: Cleanup,
+  relayOptions: Partial<SdkTestRelayOptions> = {},
+  agentOptions: Partial<AgentOptions> = {},
+): Promise<{ relay: SdkTestRelay; agent: Agent }> {
+  const relay = await SdkTestRelay.start({ key: pki.keyPem, cert: pki.certPem, expectToken: TOKEN, ...relayOptions });
   cleanup.defer('close the test relay', () => relay.close());
   const agent = await withTimeout(
     'the agent to connect',
-    connect({ server: `localhost:${relay.port}`, authtoken: TOKEN, ca: pki.caPem, backoff: { baseMs: 20, capMs: 100 } }),
+    connect({ server: `localhost:${relay.port}`, authtoken: TOKEN, ca: pki.caPem, backoff: { baseMs: 20, capMs: 100 }, ...agentOptions }),
   );
   cleanup.defer('close the agent', () => agent.close(200));
   return { relay, agent };
@@ -162,4 +166,32 @@ test('Stop is answered, then the agent closes without an error', T, async (t) =>
   const [err] = await closed;
   assert.equal(err, undefined);
   assert.equal(agent.state, 'closed');
+});
+
+test('a first Bind that gets no answer in time is retried, not dropped (a busy relay)', T, async (t) => {
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const { relay, agent } = await setup(cleanup, { firstBindDelayMs: 1_500 }, { connectTimeoutMs: 500 });
+  const retried: boolean[] = [];
+  agent.on('endpoint-bind-error', (_ep: Endpoint, _err: Error, willRetry: boolean) => retried.push(willRetry));
+  // Before: the timeout counted as a refusal, the endpoint was dropped and forward() rejected.
+  const web = await withTimeout('the endpoint to be bound after a retry', agent.forward(`http://127.0.0.1:${up.port}`, { name: 'web' }), 10_000);
+  assert.equal(web.state, 'online');
+  assert.deepEqual(retried, [true]);
+  assert.ok(relay.binds.length >= 1);
+});
+
+test('a GOAWAY read together with the AuthResp: the agent reconnects after a backoff wait, then binds', T, async (t) => {
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const { relay, agent } = await setup(cleanup, { goAwayAfterAuth: 3 });
+  // Before: the GOAWAY was emitted before the agent listened for it, so the agent stayed "online" on a session that
+  // refuses new streams, and this forward() failed ("the peer sent GOAWAY").
+  const web = await withTimeout('the endpoint to be bound on a session without GOAWAY', agent.forward(`http://127.0.0.1:${up.port}`, { name: 'web' }), 10_000);
+  assert.equal(web.state, 'online');
+  assert.equal(relay.conns.length, 4, 'three sessions ended by GOAWAY, then the fourth');
+  // Every reconnect after a GOAWAY waited its backoff delay (before: none did, so a draining relay that keeps
+  // answering got a reconnect storm).
+  assert.equal(agent.stats.reconnectAttempts, 3);
+  assert.equal(relay.binds.length, 1);
 });

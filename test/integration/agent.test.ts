@@ -757,6 +757,16 @@ test('CLI: SIGINT during a slow request lets it complete, then the agent exits 0
   cli.child.kill('SIGINT');
   await waitLine(cli, 'the agent to log the SIGINT', (l) => String(l['msg']).startsWith('SIGINT received'));
   assert.equal(cli.child.exitCode, null, 'the agent waits for the open request');
+  // Its URL was unbound first: an agent started again right away binds it and serves new requests, while the old
+  // one finishes its request (before: "already online", exit 1, until the old agent's grace period ended).
+  const next = spawnCli(t, ['http', `127.0.0.1:${up.port}`, '--url', `http://${host}`, '--server', `localhost:${fx.agent.port}`, '--ca', fx.caPath], {
+    BURROW_AUTHTOKEN: fx.token,
+  });
+  await waitLine(next, 'the restarted agent to bind the same URL', (l) => l['msg'] === 'endpoint online');
+  const fresh = await get(fx.http.port, host, '/fresh');
+  assert.equal(fresh.status, 200);
+  assert.equal(report(fresh.body).url, '/fresh');
+  next.child.kill('SIGTERM');
   release!();
   const r = await response;
   assert.equal(r.status, 200);
@@ -765,6 +775,16 @@ test('CLI: SIGINT during a slow request lets it complete, then the agent exits 0
   assert.equal(signal, null);
   assert.equal(code, 0, cli.stderr());
   assert.ok(cli.lines.some((l) => l['msg'] === 'agent stopped'));
+});
+
+test('close() of an idle agent unbinds its URL and does not wait out the grace period', T, async () => {
+  const a = await connect(agentOptions());
+  const host = 'idle.burrow.localhost';
+  await a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${host}` });
+  assert.equal((await get(fx.http.port, host, '/')).status, 200);
+  // Before: the relay's heartbeat stream (which the agent echoes) stayed open, so close() always took the whole grace.
+  await withTimeout('close(60 s) of an idle agent', a.close(60_000), 10_000);
+  assert.equal((await get(fx.http.port, host, '/')).status, 404);
 });
 
 test('CLI: no auth token → exit 1 naming the flag and the variable; --help exits 0', T, async (t) => {
