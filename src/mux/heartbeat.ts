@@ -77,8 +77,9 @@ export interface HeartbeaterOptions {
 }
 
 /**
- * Agent role: opens the heartbeat stream and beats. On a missed answer the session is destroyed with
- * BURROW_ERR_MUX_HEARTBEAT_TIMEOUT. stop() ends the stream; it also stops when the session closes.
+ * Agent role: opens the heartbeat stream and beats. When an answer is late by the tolerance and no other byte came from
+ * the peer meanwhile, the session is destroyed with BURROW_ERR_MUX_HEARTBEAT_TIMEOUT. stop() ends the stream; it also
+ * stops when the session closes.
  */
 export class Heartbeater {
   private readonly session: MuxSession;
@@ -92,6 +93,8 @@ export class Heartbeater {
   private outstandingId: number;
   private sentAt: bigint;
   private pending: Buffer;
+  /** session.bytesIn when the outstanding beat's deadline was (re)armed. */
+  private bytesAtArm: number;
   /** Last measured RTT in ms (NaN before the first answer). */
   lastRttMs: number;
 
@@ -107,6 +110,7 @@ export class Heartbeater {
     this.outstandingId = -1;
     this.sentAt = 0n;
     this.pending = Buffer.alloc(0);
+    this.bytesAtArm = 0;
     this.lastRttMs = Number.NaN;
   }
 
@@ -141,21 +145,35 @@ export class Heartbeater {
     this.outstandingId = id;
     this.sentAt = process.hrtime.bigint();
     s.write(b);
-    this.deadline = setTimeout(() => {
-      if (!this.failSession) {
-        this.outstandingId = -1; // give up on this beat; the next one starts afresh
-        this.deadline = null;
-        return;
-      }
-      this.stop();
-      this.session.destroy(
-        new BurrowError(
-          'BURROW_ERR_MUX_HEARTBEAT_TIMEOUT',
-          `no heartbeat answer within ${this.toleranceMs} ms; the relay or the network is unresponsive`,
-        ),
-      );
-    }, this.toleranceMs);
+    this.armDeadline();
+  }
+
+  private armDeadline(): void {
+    this.bytesAtArm = this.session.bytesIn;
+    this.deadline = setTimeout(() => this.onDeadline(), this.toleranceMs);
     this.deadline.unref();
+  }
+
+  private onDeadline(): void {
+    this.deadline = null;
+    if (!this.failSession) {
+      this.outstandingId = -1; // give up on this beat; the next one starts afresh
+      return;
+    }
+    // The beat and its echo share the session's one ordered byte stream with DATA, so on a saturated link they wait
+    // behind up to a window of data per stream. Bytes that kept arriving show the peer alive: wait on (the relay
+    // judges the session the same way, by bytes received).
+    if (this.session.bytesIn !== this.bytesAtArm) {
+      this.armDeadline();
+      return;
+    }
+    this.stop();
+    this.session.destroy(
+      new BurrowError(
+        'BURROW_ERR_MUX_HEARTBEAT_TIMEOUT',
+        `no heartbeat answer and no other bytes within ${this.toleranceMs} ms; the relay or the network is unresponsive`,
+      ),
+    );
   }
 
   private onEcho(chunk: Buffer): void {

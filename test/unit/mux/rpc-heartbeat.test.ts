@@ -333,5 +333,34 @@ for (const kind of TRANSPORT_KINDS) {
         }
       });
     }
+
+    test('a late answer while other bytes keep arriving (a saturated link) does not end the session; silence does', T, async () => {
+      const p = await sessions(kind);
+      try {
+        // The server never echoes, but sends a byte every 20 ms on another stream for 1.2 s: the relay's data and
+        // WNDINCs on a busy link, with the echo stuck behind them.
+        p.server.on('stream', (s: MuxStream) => {
+          s.on('error', noop);
+          s.resume();
+        });
+        p.client.on('stream', (s: MuxStream) => {
+          s.on('error', noop);
+          s.resume();
+        });
+        const busy = p.server.openStream();
+        busy.on('error', noop);
+        const closed = once(p.client, 'close');
+        new Heartbeater(p.client, { intervalMs: 10_000, toleranceMs: 300 }).start();
+        for (let i = 0; i < 60; i++) {
+          busy.write(Buffer.from([i]));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(p.client.isClosed, false, 'declared dead while bytes were still arriving');
+        const [err] = (await within(closed, 'client session close once the bytes stop')) as [unknown];
+        codeOf('BURROW_ERR_MUX_HEARTBEAT_TIMEOUT')(err);
+      } finally {
+        await p.close();
+      }
+    });
   });
 }
