@@ -227,7 +227,9 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     const file = loadAgentFile(configFile);
     for (const f of FLAGS) {
       const v = f.fileKey === null ? undefined : file.agent.get(f.fileKey);
-      if (v !== undefined) (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v.value, v.label, dirname(configFile));
+      // A value the environment or a flag overrides is not used, so not judged either (step 4 parses the winner).
+      const overridden = given.has(f) || (f.env !== null && f.commands.includes(command) && (env[f.env] ?? '') !== '');
+      if (v !== undefined && !overridden) (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v.value, v.label, dirname(configFile));
     }
     fileEndpoints = file.endpoints;
   }

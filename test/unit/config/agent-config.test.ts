@@ -234,6 +234,17 @@ endpoints:
     assert.deepEqual(d.server, { host: 'flag.example.com', port: 2 });
   });
 
+  test('precedence: a file value the environment or a flag overrides is not judged (it is not used)', (t) => {
+    const dir = tempDir(t);
+    const ca = file(t, 'ca.pem', CA, dir);
+    const f = file(t, 'b.yml', GOOD.replace('"relay.example.com:4443"', '"nope"').replace('grace_ms: 2500', 'grace_ms: 2500, ca: missing.pem'), dir);
+    const c = parse('start', ['--config', f, '--server', 'flag.example.com:2'], { BURROW_CA: ca });
+    assert.deepEqual(c.server, { host: 'flag.example.com', port: 2 });
+    assert.equal(c.caPath, ca);
+    // Not overridden, the same file is refused, naming the key.
+    throwsWith(() => parse('start', ['--config', f, '--server', 'flag.example.com:2'], {}), ['agent.ca', 'missing.pem'], 'BURROW_ERR_CONFIG_FILE');
+  });
+
   const bad: Array<[string, string, Array<string | RegExp>, ErrorCode?]> = [
     ['bad YAML', 'agent: { authtoken: [x\n', [/:\d+:\d+: not valid YAML/], 'BURROW_ERR_CONFIG_FILE'],
     ['duplicate key', 'endpoints: []\nendpoints: []\n', [/:2:\d+: not valid YAML/], 'BURROW_ERR_CONFIG_FILE'],
