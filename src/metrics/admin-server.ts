@@ -18,12 +18,15 @@ type UwsRes = {
 type UwsReq = { getHeader(k: string): string; getUrl(): string; getMethod(): string };
 type UwsApp = {
   any(pattern: string, h: (res: UwsRes, req: UwsReq) => void): UwsApp;
-  listen(host: string, port: number, cb: (ls: unknown) => void): UwsApp;
+  listen(host: string, port: number, options: number, cb: (ls: unknown) => void): UwsApp;
   close?(): void;
 };
 type Uws = { App(): UwsApp; us_listen_socket_close(ls: unknown): void; us_socket_local_port(ls: unknown): number };
 let uwsModule: Uws | null = null;
 /** Loaded on first use: a relay or agent with the admin server off never loads the native module. */
+/** uWS ListenOptions: bind without SO_REUSEPORT. */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+
 function uws(): Uws {
   uwsModule ??= createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
   return uwsModule;
@@ -103,7 +106,9 @@ export class AdminServer {
       }
       route().then(send, (err: Error) => send(text(500, `${err.message}\n`)));
     });
-    const ls = await new Promise<unknown>((resolve) => app.listen(o.host, o.port, resolve));
+    // Exclusive: uWS binds with SO_REUSEPORT by default, so a second relay (or agent metrics server) on a taken port
+    // would start without an error and share it, Prometheus then scraping whichever process answers.
+    const ls = await new Promise<unknown>((resolve) => app.listen(o.host, o.port, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve));
     if (ls === false || ls === null || ls === undefined) {
       throw new BurrowError('BURROW_ERR_RELAY_LISTEN', `${flagName} ${o.host}:${o.port}: cannot listen; free the port or pick another address`);
     }

@@ -4,14 +4,18 @@
 // recovers after its replacement), the JSON API, and the admin token rules.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { connect, type Agent } from '../../src/index.js';
 import { isBurrowError } from '../../src/core/errors.js';
+import { AdminServer } from '../../src/metrics/admin-server.js';
 import { startAgentMetricsServer } from '../../src/metrics/agent-metrics.js';
 import {
   curl,
   resolveArgs,
+  runCmd,
   startHttpUpstream,
   startRelayFixture,
   waitFor,
@@ -19,6 +23,8 @@ import {
   type HttpUpstream,
   type RelayFixture,
 } from '../helpers/relay-fixture.js';
+
+const ADMIN_SERVER_JS = fileURLToPath(new URL('../../src/metrics/admin-server.js', import.meta.url));
 
 // Workers read this when they start: enables the control-channel 'test-crash' message (worker-runtime.ts).
 process.env['BURROW_TEST_HOOKS'] = '1';
@@ -278,4 +284,23 @@ test('single-threaded fallback with --metrics-per-endpoint: counts per hostname;
   } finally {
     await fx2.close();
   }
+});
+
+test('the admin server owns its port: another process cannot listen on it too', async (t) => {
+  // uWS binds with SO_REUSEPORT unless told otherwise: a second relay (or agent metrics server) given a taken port
+  // then started without an error and shared it, each process answering some of the scrapes.
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const first = await AdminServer.start({ host: '127.0.0.1', port, token: null, routes: {} }, '--admin-addr', '--admin-token');
+  t.after(() => first.close());
+  const second = await runCmd(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `const { AdminServer } = await import(${JSON.stringify(ADMIN_SERVER_JS)});
+     try { (await AdminServer.start({ host: '127.0.0.1', port: ${port}, token: null, routes: {} }, '--admin-addr', '--admin-token')).close(); console.log('listening'); }
+     catch (e) { console.log(e.code, e.message); }`,
+  ]);
+  assert.match(second.stdout, new RegExp(`^BURROW_ERR_RELAY_LISTEN --admin-addr 127\\.0\\.0\\.1:${port}: cannot listen`));
 });
