@@ -143,3 +143,19 @@ test('a replacement whose failure piscina handles before its "ready" does not st
   for (let i = 0; i < 3; i++) await agentHandshake(fx);
   await assertEveryWorkerAnswers(fx);
 });
+
+test('a worker that dies is reported once, with its id and the reason (BURROW_ERR_WORKER_CRASHED)', async (t) => {
+  const fx = await hookedRelay(t);
+  if (fx === null) return;
+  const warnings: Error[] = [];
+  const onWarning = (w: Error): void => {
+    if ((w as Error & { code?: string }).code === 'BURROW_ERR_WORKER_CRASHED') warnings.push(w);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const crashed = fx.relay.dispatcher.crashWorkerForTest();
+  await waitFor('the crash to be reported', () => (warnings.length > 0 ? true : undefined));
+  await waitFor('the pool to be back to 2 running workers', () => (fx.relay.dispatcher.readyWorkers() === 2 ? true : undefined));
+  assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'));
+  assert.match(warnings[0]!.message, new RegExp(`^burrow worker ${crashed} died \\(test-crash: worker crashed on request`));
+});

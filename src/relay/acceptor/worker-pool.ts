@@ -138,6 +138,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   /** Workers in a row that died before their control channel came up (start failures): sets the respawn backoff. */
   private failedStarts: number;
   private respawnTimer: NodeJS.Timeout | null;
+  /** Workers that just died, reported once the reason is known (the pool's error, or a failed task's): id → reason. */
+  private readonly crashReports: Map<number, string>;
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
@@ -149,6 +151,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.gone = new Set();
     this.failedStarts = 0;
     this.respawnTimer = null;
+    this.crashReports = new Map();
     this.ports = new Map();
     this.waitingForWorkers = [];
     this.destroyed = false;
@@ -198,8 +201,10 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     });
     this.pool.on('workerDestroy', (w: { id: number }) => this.onWorkerDestroy(w.id));
     this.pool.on('error', (err: Error) => {
-      // A worker error with no task to fail (e.g. crash while idle): it is replaced; report it.
-      process.emitWarning(`burrow worker error: ${err.message}`, { code: 'BURROW_ERR_WORKER_CRASHED' });
+      // A worker error with no task to fail (e.g. crash while idle). It comes right after the worker's removal, whose
+      // report (onWorkerDestroy) then names it; any other pool error is reported on its own.
+      if (this.crashReports.size > 0) this.noteCrashReason(err);
+      else process.emitWarning(`burrow worker error: ${err.message}`, { code: 'BURROW_ERR_WORKER_CRASHED' });
     });
   }
 
@@ -358,8 +363,9 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         if (!control) this.opts.onTaskDone?.(ip, connId, result?.reports);
         else this.gone.delete(q.workerId!);
       },
-      () => {
+      (err: Error) => {
         if (control) this.gone.delete(q.workerId!);
+        if (this.crashReports.size > 0) this.noteCrashReason(err);
         // The task failed: its worker crashed, the pool was destroyed, or the connection failed in the worker. If no
         // worker took the descriptor over (still queued, or posted to a worker that died before reading it), it is ours
         // to close. Once a worker took it, that worker closes it (its socket, or its own close when wrapping failed);
@@ -420,7 +426,28 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     if (!this.destroyed) {
       this.opts.onWorkerGone(workerId);
       this.scheduleRespawnCheck();
+      this.reportCrash(workerId);
     }
+  }
+
+  /**
+   * One warning per dead worker. piscina removes the worker first and only then fails its tasks with the error (or
+   * emits 'error' when it had none), so the report waits for the end of this turn to name the reason.
+   */
+  private reportCrash(workerId: number): void {
+    this.crashReports.set(workerId, '');
+    setImmediate(() => {
+      const reason = this.crashReports.get(workerId) || 'it exited';
+      this.crashReports.delete(workerId);
+      process.emitWarning(
+        `burrow worker ${workerId} died (${reason}); its agent sessions were dropped (their agents reconnect) and a new worker takes its place`,
+        { code: 'BURROW_ERR_WORKER_CRASHED' },
+      );
+    });
+  }
+
+  private noteCrashReason(err: Error): void {
+    for (const [id, reason] of this.crashReports) if (reason === '') this.crashReports.set(id, err.message);
   }
 
   /**
