@@ -907,3 +907,21 @@ test('CLI smoke: `burrow relay` on ephemeral ports prints its banner, serves the
   assert.ok(took < GRACE_MS + 1_500, `the relay took ${took} ms to exit with --grace ${GRACE_MS}`);
   assert.match(err, /SIGTERM received, draining/);
 });
+
+test('CLI: `burrow relay` on a taken port exits 1 with BURROW_ERR_RELAY_LISTEN naming the flag, and nothing else on stderr', { timeout: 30_000 }, async (t) => {
+  const cleanup = cleanupFor(t);
+  const dataDir = mkdtempSync(join(tmpdir(), 'burrow-cli-'));
+  cleanup.defer('remove the CLI data dir', () => rmSync(dataDir, { recursive: true, force: true }));
+  const taken = net.createServer().listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  cleanup.defer('close the port holder', () => new Promise<void>((r) => taken.close(() => r())));
+  const port = (taken.address() as net.AddressInfo).port;
+  const bin = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
+  const r = await runCmd(process.execPath, [
+    bin, 'relay', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--https-addr', '127.0.0.1:0', '--agent-addr', '127.0.0.1:0',
+    '--admin-addr', 'off', '--workers', '1',
+  ]);
+  assert.equal(r.code, 1, r.stderr);
+  // Before: Node's "Warning: burrow http listener error: listen EADDRINUSE" and its --trace-warnings hint came first.
+  assert.match(r.stderr, /^burrow: --http-addr 127\.0\.0\.1:\d+: cannot listen \(listen EADDRINUSE[^\n]*\[BURROW_ERR_RELAY_LISTEN\]\n$/);
+});

@@ -617,7 +617,6 @@ export class Acceptor {
 
   private async listenOne(name: 'http' | 'https' | 'agent', addr: HostPort, onConn: (s: net.Socket) => void): Promise<void> {
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConn);
-    server.on('error', (err) => process.emitWarning(`burrow ${name} listener error: ${err.message}`));
     server.listen({ host: addr.host, port: addr.port, backlog: 4096 });
     try {
       await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
@@ -627,6 +626,8 @@ export class Acceptor {
         `--${name}-addr ${addr.host}:${addr.port}: cannot listen (${(err as Error).message}); free the port or pick another address`,
       );
     }
+    // Only now: a failed listen is the error above, not also a warning printed before it.
+    server.on('error', (err) => process.emitWarning(`burrow ${name} listener error: ${err.message}`));
     const a = server.address() as net.AddressInfo;
     this.bound.set(name, { host: addr.host, port: a.port });
     this.servers.set(name, server);
