@@ -648,7 +648,9 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
 
   private onTransportEnd(): void {
     if (this.closed) return;
-    if (this.closing && this.streams.size === 0) {
+    // A clean end: ours, or the peer's after its graceful GOAWAY, with no stream cut. (Not an error to count.)
+    const peerClosing = this.remoteGoAway !== null && this.remoteGoAway.code === MUX_NO_ERROR;
+    if ((this.closing || peerClosing) && this.streams.size === 0) {
       this.destroy();
       return;
     }

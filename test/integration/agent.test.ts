@@ -33,6 +33,7 @@ import {
   startTcpEcho,
   startTlsUpstream,
   waitEvent,
+  waitFor,
   withTimeout,
   type EchoReport,
   type HttpUpstream,
@@ -777,14 +778,35 @@ test('CLI: SIGINT during a slow request lets it complete, then the agent exits 0
   assert.ok(cli.lines.some((l) => l['msg'] === 'agent stopped'));
 });
 
-test('close() of an idle agent unbinds its URL and does not wait out the grace period', T, async () => {
+/** The relay's error counts by code, summed over its workers. */
+async function relayErrors(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const { stats } of await fx.relay.dispatcher.collectStats(2_000, 'metrics')) {
+    for (const [code, n] of Object.entries(stats?.recorder?.errors ?? {})) out[code] = (out[code] ?? 0) + n;
+  }
+  return out;
+}
+
+/** Agent sessions open at the relay. */
+async function relaySessions(): Promise<number> {
+  let n = 0;
+  for (const { stats } of await fx.relay.dispatcher.collectStats(2_000, 'probe')) n += stats?.sessions ?? 0;
+  return n;
+}
+
+test('close() of an idle agent unbinds its URL, does not wait out the grace period, and is no error at the relay', T, async () => {
+  const sessionsBefore = await relaySessions();
   const a = await connect(agentOptions());
   const host = 'idle.burrow.localhost';
   await a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${host}` });
   assert.equal((await get(fx.http.port, host, '/')).status, 200);
+  const errorsBefore = await relayErrors();
   // Before: the relay's heartbeat stream (which the agent echoes) stayed open, so close() always took the whole grace.
   await withTimeout('close(60 s) of an idle agent', a.close(60_000), 10_000);
   assert.equal((await get(fx.http.port, host, '/')).status, 404);
+  // A graceful close is no error at the relay (before: BURROW_ERR_MUX_SESSION_CLOSED on every agent shutdown).
+  await waitFor('the relay to see the session end', async () => ((await relaySessions()) === sessionsBefore ? true : undefined));
+  assert.deepEqual(await relayErrors(), errorsBefore);
 });
 
 test('CLI: no auth token → exit 1 naming the flag and the variable; --help exits 0', T, async (t) => {
