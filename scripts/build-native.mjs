@@ -16,7 +16,8 @@ if (res.status !== 0) {
   process.stderr.write(
     `burrow: building the native addon failed (${why}).\n` +
       'burrow: the relay will run single-threaded (no fd handoff to worker threads).\n' +
-      'burrow: to fix, install python3, make and a C compiler, then run `npm rebuild burrow` or `node scripts/build-native.mjs`.\n',
+      'burrow: to fix, install python3, make and a C compiler, then run `npm run install` in the burrow folder (a clone),\n' +
+      'burrow: or `npm rebuild burrow` in a project that has burrow as a dependency.\n',
   );
   if (process.env.BURROW_REQUIRE_NATIVE === '1') process.exit(1);
 }

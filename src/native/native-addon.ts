@@ -43,7 +43,9 @@ function load(): NativeAddon {
   if (process.env.BURROW_DISABLE_NATIVE === '1') {
     reason = 'disabled by BURROW_DISABLE_NATIVE=1';
   } else if (!existsSync(path)) {
-    reason = `${path} is missing: the native build did not run or failed (run \`npm rebuild burrow\` with python3, make and a C compiler installed)`;
+    reason =
+      `${path} is missing: the native build did not run or failed (with python3, make and a C compiler installed, run ` +
+      `\`npm run install\` in ${root}, or \`npm rebuild burrow\` in a project that has burrow as a dependency)`;
   } else {
     try {
       binding = createRequire(import.meta.url)(path) as NativeBinding;
