@@ -123,6 +123,8 @@ function parseUpstream(kind: EndpointKind, raw: string | number, label: string):
       defaultPort = 80;
     }
     if (/[/?#@]/.test(rest)) throw invalid(label, value, `must be scheme://host:port without a path, query or user (${example})`);
+  } else if (/[/?#@]/.test(rest)) {
+    throw invalid(label, value, `must be a port or host:port without a path, query or user (${example})`);
   }
   if (rest === '') throw invalid(label, value, `names no host or port (${example})`);
   // A port alone, or host:port (an IPv6 literal masked so its colons do not count).

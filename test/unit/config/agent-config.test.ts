@@ -127,6 +127,7 @@ describe('burrow http|tcp|tls', () => {
     ['https upstream', 'http', ['https://127.0.0.1:8443'], ['https:// upstream', 'tls endpoint']],
     ['scheme mismatch', 'tcp', ['http://127.0.0.1:80'], ['scheme http://', 'tcp endpoint']],
     ['tcp upstream without port', 'tcp', ['tcp://db'], ['has no port']],
+    ['upstream host:port with a path', 'http', ['localhost:3000/path'], ["'localhost:3000/path'", 'without a path']],
     ['url with path', 'http', ['3000', '--url', 'http://a.burrow.localhost/x'], ["--url: 'http://a.burrow.localhost/x'", 'without a path']],
     ['url scheme for another kind', 'http', ['3000', '--url', 'tcp://'], ['--url', 'scheme tcp://', 'http endpoint']],
     ['url with an IP', 'tls', ['3000', '--url', 'tls://127.0.0.1'], ['names an IP address']],
