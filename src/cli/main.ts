@@ -67,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       return benchCommand(argv.slice(1));
     default:
-      process.stderr.write(`burrow: unknown command '${cmd}'. Run 'burrow help' for the list of commands.\n`);
+      process.stderr.write(`burrow: unknown command '${cmd}'; run 'burrow help' for the list of commands [BURROW_ERR_CLI_USAGE]\n`);
       return 2;
   }
 }

@@ -28,7 +28,8 @@ export async function tokenCommand(argv: string[], env: NodeJS.ProcessEnv = proc
     return sub === undefined ? 2 : 0;
   }
   if (sub !== 'create') {
-    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `unknown subcommand 'burrow token ${sub}'; the only one is 'burrow token create' (see --help)`);
+    process.stderr.write(`burrow: unknown subcommand 'burrow token ${sub}'; the only one is 'burrow token create' (see --help) [BURROW_ERR_CLI_USAGE]\n`);
+    return 2;
   }
   let file = env['BURROW_RELAY_TOKENS'] || null;
   const lists = new Map<string, string[]>();

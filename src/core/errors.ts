@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   BURROW_ERR_CONFIG_FILE: 'A config, token or certificate file could not be read or parsed.',
   BURROW_ERR_CONFIG_PKI: 'The dev CA / certificate could not be created or loaded.',
   BURROW_ERR_ADMIN_TOKEN_REQUIRED: 'The admin server (--admin-addr / --metrics-addr) is bound off loopback without a token.',
+  BURROW_ERR_CLI_USAGE: 'An unknown command or subcommand; the CLI exits 2.',
   // relay control plane
   BURROW_ERR_AUTH_FAILED: 'An agent presented a missing or unknown auth token.',
   BURROW_ERR_BIND_INVALID: 'A Bind request was malformed or asked for something not allowed (bad hostname, port, protocol).',

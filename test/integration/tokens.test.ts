@@ -18,6 +18,7 @@ import {
   curl,
   forward,
   resolveArgs,
+  runCmd,
   startHttpUpstream,
   startRelayFixture,
   startTcpEcho,
@@ -227,4 +228,13 @@ test('burrow token create: prints a token once, appends its hash and rules; the 
   await forward(fx.cleanup, 'made-x', s.httpEndpoint().domain('made-x.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`));
   await assert.rejects(withTimeout('refused Bind', s.httpEndpoint().domain('app.burrow.localhost').listenAndForward(`http://127.0.0.1:${up.port}`)), /may not bind/);
   await assert.rejects(withTimeout('second session', sdk(fx, token)), /limit 1/);
+});
+
+test('usage errors exit 2 with BURROW_ERR_CLI_USAGE: an unknown command, an unknown token subcommand', T, async () => {
+  for (const [args, what] of [[['frobnicate'], "unknown command 'frobnicate'"], [['token', 'list'], "unknown subcommand 'burrow token list'"]] as const) {
+    const r = await runCmd(process.execPath, [BIN, ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.startsWith(`burrow: ${what}`), r.stderr);
+    assert.match(r.stderr, /\[BURROW_ERR_CLI_USAGE\]\n$/);
+  }
 });
