@@ -32,7 +32,7 @@ import {
 } from '../protocol/messages.js';
 import { AgentStats } from './agent-stats.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { dialRelay, isCertificateError } from './dial-relay.js';
+import { dialRelay, isCertificateError, isWrongServerError } from './dial-relay.js';
 import { Endpoint, Listener, type EndpointOwner } from './endpoint.js';
 import { endpointSpec, type EndpointKind, type EndpointLabels, type EndpointSpec } from './endpoint-spec.js';
 import { forwardConnection } from './forward-connection.js';
@@ -371,7 +371,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
         // relay may still count the old session (it drops a silent one after 30 s) when this one reconnects.
         const fatal =
           isBurrowError(e, 'BURROW_ERR_AGENT_AUTH') ||
-          (!everUp && (isBurrowError(e, 'BURROW_ERR_AGENT_AUTH_LIMIT') || isCertificateError(e) || !this.retryFirstConnect));
+          (!everUp && (isBurrowError(e, 'BURROW_ERR_AGENT_AUTH_LIMIT') || isCertificateError(e) || isWrongServerError(e) || !this.retryFirstConnect));
         if (fatal) {
           this.destroy(e);
           return;

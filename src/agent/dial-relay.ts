@@ -33,6 +33,23 @@ const CERT_ERROR_CODES = new Set([
   'INVALID_CA',
 ]);
 
+/**
+ * OpenSSL codes meaning "this address is not the relay's agent listener": a port that does not speak TLS (the relay's
+ * http listener, say), or a TLS server that refuses this name (the relay's https listener takes agents only under
+ * connect.<domain>). Retrying cannot help either. Code → hint.
+ */
+const WRONG_SERVER_HINTS = new Map([
+  ['ERR_SSL_WRONG_VERSION_NUMBER', 'the port does not answer in TLS (a plain HTTP or TCP port?)'],
+  ['ERR_SSL_TLSV1_UNRECOGNIZED_NAME', 'the server refused the name this agent asked for (SNI)'],
+]);
+
+/** True when a dial failed because the address is not a relay's agent listener (see WRONG_SERVER_HINTS). */
+export function isWrongServerError(err: unknown): boolean {
+  const cause = err instanceof BurrowError ? err.cause : err;
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && WRONG_SERVER_HINTS.has(code);
+}
+
 /** True when a dial failed because the relay's certificate did not verify (as opposed to a network failure). */
 export function isCertificateError(err: unknown): boolean {
   const cause = err instanceof BurrowError ? err.cause : err;
@@ -87,6 +104,8 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
           : '; the relay\'s certificate is not signed by the CA given with --ca, or does not name this host';
       } else if (code === 'ECONNREFUSED') {
         hint = '; is the relay running, and is this its --agent-addr?';
+      } else if (code !== undefined && WRONG_SERVER_HINTS.has(code)) {
+        hint = `; ${WRONG_SERVER_HINTS.get(code)}: point --server at the relay's --agent-addr (port 4443 unless changed)`;
       }
       reject(new BurrowError('BURROW_ERR_AGENT_CONNECT', `cannot connect to the relay at ${where}: ${err.message}${hint}`, { cause: err }));
     };

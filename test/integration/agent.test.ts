@@ -489,6 +489,20 @@ test('an untrusted relay certificate: connect() rejects with BURROW_ERR_AGENT_CO
   });
 });
 
+test('--server naming the relay\'s http or https listener: connect() fails at once (even retrying) and says to use --agent-addr', T, async () => {
+  for (const [port, why] of [[fx.http.port, /does not answer in TLS/], [fx.https.port, /refused the name this agent asked for/]] as const) {
+    await assert.rejects(
+      withTimeout('connect() to a wrong port to fail', connect({ ...agentOptions(), server: `localhost:${port}`, retryFirstConnect: true }), 10_000),
+      (err: unknown) => {
+        assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_CONNECT'), String(err));
+        assert.match((err as Error).message, why);
+        assert.match((err as Error).message, /point --server at the relay's --agent-addr/);
+        return true;
+      },
+    );
+  }
+});
+
 test('a hostname online for another agent: forward() rejects with BURROW_ERR_AGENT_BIND naming it', T, async (t) => {
   const other = await connect(agentOptions());
   t.after(() => other.close(500));
