@@ -135,9 +135,12 @@ interface Lost {
 }
 
 const UPDATE_UNSUPPORTED = 'burrow agent does not self-update';
-/** Bind retry after a reconnect (the relay may still hold the old session's routes): 1 s doubling to 30 s. */
+/**
+ * Bind retry after a reconnect (the relay may still hold the old session's routes): 1 s doubling to 5 s. The relay
+ * frees a silent session's names about 30 s after its last bytes; a 30 s cap could miss that moment by up to 30 s.
+ */
 const REBIND_BASE_MS = 1000;
-const REBIND_CAP_MS = 30_000;
+const REBIND_CAP_MS = 5_000;
 /** Largest command (Restart/Stop/Update/StopTunnel) JSON accepted from the relay. */
 const MAX_COMMAND_SIZE = 64 * 1024;
 
