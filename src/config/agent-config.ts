@@ -379,7 +379,7 @@ export function loadAgentFile(path: string): AgentFile {
   if (!isSeq(seq) || seq.items.length === 0) throw bad(seq ?? epsNode.key, 'endpoints', 'must be a non-empty list of endpoints');
   const endpoints: FileEndpoint[] = [];
   const names = new Map<string, string>();
-  const urls = new Map<string, string>();
+  const urls = new Map<string, { key: string; pool: boolean }>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
     if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb)');
@@ -418,13 +418,14 @@ export function loadAgentFile(path: string): AgentFile {
     const dup = names.get(spec.name);
     if (dup !== undefined) throw bad(item, `${key}.name`, `${quote(spec.name)} is already the name of ${dup}; names must be unique`);
     names.set(spec.name, key);
-    // One session cannot bind a URL twice (without pooling the relay refuses the second, as if another agent held it).
+    // A URL asked for twice must be pooled both times (pool: true: several members, here or in other agents); else the
+    // relay refuses the second Bind, with a message about another agent session.
     const wanted = spec.hostname !== '' ? `${spec.kind === 'tls' ? 'tls' : 'http'}:${spec.hostname}` : spec.addr !== '' ? `tcp:${spec.addr}` : '';
     const same = wanted === '' ? undefined : urls.get(wanted);
-    if (same !== undefined) {
-      throw bad(item, `${key}.url`, `asks for the same URL as ${same}; give each endpoint its own url (or run the same service with --pool from several agents)`);
+    if (same !== undefined && !(same.pool && spec.pool)) {
+      throw bad(item, `${key}.url`, `asks for the same URL as ${same.key}; give each endpoint its own url, or set pool: true on both to serve it from both`);
     }
-    if (wanted !== '') urls.set(wanted, key);
+    if (wanted !== '') urls.set(wanted, { key, pool: spec.pool });
     endpoints.push({ spec });
   });
   return { agent, endpoints };

@@ -218,6 +218,14 @@ endpoints:
     );
   });
 
+  test('the same URL twice with pool: true on both is two members of one pool', (t) => {
+    const f = file(t, 'burrow.yml', `endpoints:\n  - { name: a, url: http://w.burrow.localhost, upstream: http://x:1, pool: true }\n  - { name: b, url: http://w.burrow.localhost, upstream: http://x:2, pool: true }\n`);
+    assert.deepEqual(parse('start', ['--config', f], { BURROW_AUTHTOKEN: TOKEN }).endpoints.map((e) => [e.name, e.hostname, e.pool]), [
+      ['a', 'w.burrow.localhost', true],
+      ['b', 'w.burrow.localhost', true],
+    ]);
+  });
+
   test('names select endpoints; an unknown name lists the known ones', (t) => {
     const f = file(t, 'burrow.yml', GOOD);
     assert.deepEqual(parse('start', ['--config', f, 'db', 'web'], {}).endpoints.map((e) => e.name), ['db', 'web']);
@@ -264,7 +272,7 @@ endpoints:
     ['pool not a boolean', `endpoints:\n  - { upstream: http://x:1, pool: "yes" }\n`, [':2: endpoints[0].pool: must be boolean']],
     ['url not a string', `endpoints:\n  - { upstream: http://x:1, url: 5 }\n`, [':2: endpoints[0].url: must be string']],
     ['duplicate names', `endpoints:\n  - { name: a, upstream: http://x:1 }\n  - { name: a, upstream: http://x:2 }\n`, [':3: endpoints[1].name', "'a' is already the name of endpoints[0]"]],
-    ['the same URL twice', `endpoints:\n  - { name: a, url: http://w.burrow.localhost, upstream: http://x:1 }\n  - { name: b, url: https://W.burrow.localhost, upstream: http://x:2 }\n`, [':3: endpoints[1].url', 'the same URL as endpoints[0]']],
+    ['the same URL twice, not pooled both times', `endpoints:\n  - { name: a, url: http://w.burrow.localhost, upstream: http://x:1, pool: true }\n  - { name: b, url: https://W.burrow.localhost, upstream: http://x:2 }\n`, [':3: endpoints[1].url', 'the same URL as endpoints[0]', 'pool: true on both']],
     ['bad server_addr', `agent: { server_addr: "nope" }\nendpoints: [{ upstream: http://x:1 }]\n`, [":1: agent.server_addr: 'nope' is not host:port"]],
     ['agent value is a list', `agent: { authtoken: [a] }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: must be a single value']],
     ['a token YAML reads as a number', `agent: { authtoken: 012345678901234567890 }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: is read as a number by YAML', 'in quotes']],
