@@ -7,7 +7,7 @@ import { Agent } from '../agent/agent.js';
 import { endpointSpec } from '../agent/endpoint-spec.js';
 import { formatHostPort, parseRelayArgs } from '../config/relay-config.js';
 import { BurrowError } from '../core/errors.js';
-import { runAgent } from './agent-command.js';
+import { exitWhenIdle, runAgent } from './agent-command.js';
 import { agentDialAddress, prepareRelay } from './relay-command.js';
 
 const NAME = 'demo';
@@ -84,8 +84,9 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
   ];
   const tty = process.stdout.isTTY === true;
   if (!tty) process.stdout.write(`burrow demo ${version}\n${banner.join('\n')}\n\n`);
+  let code = 1;
   try {
-    return await runAgent(agent, [spec], { version, graceMs: 2000, banner: tty ? banner : [] });
+    code = await runAgent(agent, [spec], { version, graceMs: 2000, banner: tty ? banner : [] });
   } finally {
     // runAgent has removed its signal handlers: a signal during the relay's drain exits at once with 1, as README
     // §Exit status says, not with Node's default (130/143).
@@ -101,4 +102,5 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
     process.off('SIGINT', now);
     process.off('SIGTERM', now);
   }
+  return exitWhenIdle(code);
 }
