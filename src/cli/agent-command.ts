@@ -54,15 +54,26 @@ const LINGER_REPORT_MS = 3000;
  */
 export async function exitWhenIdle(code: number): Promise<never> {
   const deadline = Date.now() + LINGER_REPORT_MS;
-  let open = process.getActiveResourcesInfo();
+  let open = openResources();
   while (open.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
-    open = process.getActiveResourcesInfo();
+    open = openResources();
   }
   if (open.length > 0) {
     process.stderr.write(`burrow: still running ${LINGER_REPORT_MS} ms after the agent closed; open: ${open.join(', ')}; exiting\n`);
   }
   process.exit(code);
+}
+
+/** What keeps the process running, less stdout's and stderr's own pipe or terminal handles (those never close). */
+function openResources(): string[] {
+  const open = process.getActiveResourcesInfo();
+  for (const stream of [process.stdout, process.stderr]) {
+    const kind = (stream as unknown as { _handle?: { constructor: { name: string } } })._handle?.constructor.name;
+    const i = kind === 'Pipe' ? open.indexOf('PipeWrap') : kind === 'TTY' ? open.indexOf('TTYWrap') : -1;
+    if (i >= 0) open.splice(i, 1);
+  }
+  return open;
 }
 
 /**

@@ -789,6 +789,8 @@ test('CLI: SIGINT during a slow request lets it complete, then the agent exits 0
   const { code, signal } = await withTimeout('the agent to exit after the request', cli.exited);
   assert.equal(signal, null);
   assert.equal(code, 0, cli.stderr());
+  // Nothing was left open: no 3 s wait and report (its stdout and stderr pipes do not count).
+  assert.doesNotMatch(cli.stderr(), /still running/);
   assert.ok(cli.lines.some((l) => l['msg'] === 'agent stopped'));
 });
 
