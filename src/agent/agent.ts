@@ -141,6 +141,8 @@ const UPDATE_UNSUPPORTED = 'burrow agent does not self-update';
  */
 const REBIND_BASE_MS = 1000;
 const REBIND_CAP_MS = 5_000;
+/** At shutdown, the longest wait for the relay's answers to the Unbinds (within the grace period). */
+const UNBIND_WAIT_MAX_MS = 2_000;
 /** Largest command (Restart/Stop/Update/StopTunnel) JSON accepted from the relay. */
 const MAX_COMMAND_SIZE = 64 * 1024;
 
@@ -558,9 +560,11 @@ export class Agent extends EventEmitter implements EndpointOwner {
       this.live = null;
       this.lostHook?.({ err: undefined, immediate: false });
       // Unbind first: the relay sends no new connections here and frees the names at once (pool members take the
-      // traffic; an agent restarted with the same URLs can bind them), while open connections finish below.
-      if (graceMs > 0) await this.unbindAll(live.mux, Math.min(graceMs, this.connectTimeoutMs));
-      void this.retire(live, graceMs);
+      // traffic; an agent restarted with the same URLs can bind them), while open connections finish below. One
+      // deadline for both: a relay that does not answer the Unbinds must not stretch the grace period.
+      const deadline = Date.now() + graceMs;
+      if (graceMs > 0) await this.unbindAll(live.mux, Math.min(graceMs, this.connectTimeoutMs, UNBIND_WAIT_MAX_MS));
+      void this.retire(live, Math.max(0, deadline - Date.now()));
     }
     await Promise.all([...this.retiring].map((l) => (graceMs === 0 ? (l.mux.destroy(err), l.mux.close()) : l.mux.close())));
     for (const ep of [...this.endpointSet]) this.dropEndpoint(ep, err);

@@ -73,6 +73,8 @@ export interface SdkTestRelayOptions {
   firstBindDelayMs?: number;
   /** Send GOAWAY right behind the AuthResp, in the same write, on this many sessions (the first ones). */
   goAwayAfterAuth?: number;
+  /** Read Unbind requests but never answer them (a stalled relay). */
+  ignoreUnbind?: boolean;
 }
 
 /** AuthResp.ClientId the relay hands out. */
@@ -310,6 +312,10 @@ export class SdkTestRelay extends EventEmitter {
         this.serveRpc(conn, s, 'Bind', this.binds, (req) => this.bindResponse(req));
         return;
       case STREAM_TYPE_UNBIND:
+        if (this.options.ignoreUnbind === true) {
+          s.resume();
+          return;
+        }
         this.serveRpc(conn, s, 'Unbind', this.unbinds, () => ({}));
         return;
       default:

@@ -3,6 +3,8 @@
 // §9), and the relay → agent commands of §11 are answered: Update refused, Restart → reconnect + rebind with the
 // previous ClientId / tunnel Id / Opts / token, StopTunnel → endpoint removed, Stop → graceful exit.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { connect, isBurrowError, type Agent, type AgentOptions, type Endpoint } from '../../src/index.js';
 import { readJsonMessage } from '../../src/mux/rpc.js';
@@ -194,4 +196,21 @@ test('a GOAWAY read together with the AuthResp: the agent reconnects after a bac
   // answering got a reconnect storm).
   assert.equal(agent.stats.reconnectAttempts, 3);
   assert.equal(relay.binds.length, 1);
+});
+
+test('close(grace) with a relay that never answers Unbind and a connection still open ends within the grace, not twice it', T, async (t) => {
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  // An upstream that accepts and never answers: the proxied connection stays open until the grace ends.
+  const silent = net.createServer((c) => c.on('error', () => {}));
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  cleanup.defer('close the silent upstream', () => new Promise<void>((r) => silent.close(() => r())));
+  const { relay, agent } = await setup(cleanup, { ignoreUnbind: true });
+  const web = await agent.forward(`http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, { name: 'web' });
+  const p = relay.openProxy(relay.conns[0]!, { Id: web.id, ClientAddr: '127.0.0.1:1', Proto: 'https', EdgeType: '3', PassthroughTLS: false }, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  p.on('error', () => {});
+  await relay.until('the agent to take the proxy stream', () => (agent.stats.connections.open > 0 ? true : undefined));
+  // Before: the Unbind wait (up to the grace) came first, then a full grace for the open connection.
+  await withTimeout('close(3 s) to finish', agent.close(3_000), 4_500);
 });
