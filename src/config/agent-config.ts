@@ -264,6 +264,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
       }
       return e;
     });
+    refuseSameUrl(chosen);
     endpoints = chosen.map((e) => e.spec);
   } else {
     endpoints = [
@@ -294,10 +295,37 @@ function finish(command: AgentCommand, d: Draft, endpoints: EndpointSpec[], conf
   });
 }
 
+/**
+ * Endpoints run together must not ask for the same name or TCP port unless they are members of one pool (all pooled,
+ * one kind): the relay would refuse the second Bind with a message about another agent session. The relay's route
+ * keys: a hostname is one route for http and tls alike; a TCP address is its port.
+ */
+function refuseSameUrl(chosen: readonly FileEndpoint[]): void {
+  const seen = new Map<string, FileEndpoint>();
+  for (const e of chosen) {
+    const s = e.spec;
+    const route = s.kind === 'tcp' ? (s.addr === '' ? '' : `port ${s.addr.slice(s.addr.lastIndexOf(':') + 1)}`) : s.hostname;
+    if (route === '') continue;
+    const first = seen.get(route);
+    if (first === undefined) {
+      seen.set(route, e);
+    } else if (!(first.spec.pool && s.pool && first.spec.kind === s.kind)) {
+      throw new BurrowError(
+        'BURROW_ERR_CONFIG_INVALID',
+        `${e.urlLabel}: asks for ${route} like ${first.key}; give each endpoint its own url, or make both ${s.kind} endpoints with pool: true to serve it from both`,
+      );
+    }
+  }
+}
+
 // ── the config file ──────────────────────────────────────────────────────────────────────────────────────────────
 
 interface FileEndpoint {
   spec: EndpointSpec;
+  /** Where its url is in the file ("burrow.yml:7: endpoints[1].url"), for messages. */
+  urlLabel: string;
+  /** "endpoints[1]" */
+  key: string;
 }
 
 interface FileValue {
@@ -379,7 +407,6 @@ export function loadAgentFile(path: string): AgentFile {
   if (!isSeq(seq) || seq.items.length === 0) throw bad(seq ?? epsNode.key, 'endpoints', 'must be a non-empty list of endpoints');
   const endpoints: FileEndpoint[] = [];
   const names = new Map<string, string>();
-  const urls = new Map<string, { key: string; pool: boolean }>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
     if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb)');
@@ -418,15 +445,7 @@ export function loadAgentFile(path: string): AgentFile {
     const dup = names.get(spec.name);
     if (dup !== undefined) throw bad(item, `${key}.name`, `${quote(spec.name)} is already the name of ${dup}; names must be unique`);
     names.set(spec.name, key);
-    // A URL asked for twice must be pooled both times (pool: true: several members, here or in other agents); else the
-    // relay refuses the second Bind, with a message about another agent session.
-    const wanted = spec.hostname !== '' ? `${spec.kind === 'tls' ? 'tls' : 'http'}:${spec.hostname}` : spec.addr !== '' ? `tcp:${spec.addr}` : '';
-    const same = wanted === '' ? undefined : urls.get(wanted);
-    if (same !== undefined && !(same.pool && spec.pool)) {
-      throw bad(item, `${key}.url`, `asks for the same URL as ${same.key}; give each endpoint its own url, or set pool: true on both to serve it from both`);
-    }
-    if (wanted !== '') urls.set(wanted, { key, pool: spec.pool });
-    endpoints.push({ spec });
+    endpoints.push({ spec, key, urlLabel: url?.label ?? where(item, `${key}.url`) });
   });
   return { agent, endpoints };
 }

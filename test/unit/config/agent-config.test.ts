@@ -218,6 +218,12 @@ endpoints:
     );
   });
 
+  test('the same URL in two endpoints used as alternatives: only the chosen ones are checked', (t) => {
+    const f = file(t, 'burrow.yml', `endpoints:\n  - { name: web, url: http://w.burrow.localhost, upstream: http://x:1 }\n  - { name: web-debug, url: http://w.burrow.localhost, upstream: http://x:2 }\n`);
+    assert.deepEqual(parse('start', ['--config', f, 'web-debug'], { BURROW_AUTHTOKEN: TOKEN }).endpoints.map((e) => e.name), ['web-debug']);
+    throwsWith(() => parse('start', ['--config', f], { BURROW_AUTHTOKEN: TOKEN }), [':3: endpoints[1].url', 'like endpoints[0]']);
+  });
+
   test('the same URL twice with pool: true on both is two members of one pool', (t) => {
     const f = file(t, 'burrow.yml', `endpoints:\n  - { name: a, url: http://w.burrow.localhost, upstream: http://x:1, pool: true }\n  - { name: b, url: http://w.burrow.localhost, upstream: http://x:2, pool: true }\n`);
     assert.deepEqual(parse('start', ['--config', f], { BURROW_AUTHTOKEN: TOKEN }).endpoints.map((e) => [e.name, e.hostname, e.pool]), [
@@ -272,7 +278,9 @@ endpoints:
     ['pool not a boolean', `endpoints:\n  - { upstream: http://x:1, pool: "yes" }\n`, [':2: endpoints[0].pool: must be boolean']],
     ['url not a string', `endpoints:\n  - { upstream: http://x:1, url: 5 }\n`, [':2: endpoints[0].url: must be string']],
     ['duplicate names', `endpoints:\n  - { name: a, upstream: http://x:1 }\n  - { name: a, upstream: http://x:2 }\n`, [':3: endpoints[1].name', "'a' is already the name of endpoints[0]"]],
-    ['the same URL twice, not pooled both times', `endpoints:\n  - { name: a, url: http://w.burrow.localhost, upstream: http://x:1, pool: true }\n  - { name: b, url: https://W.burrow.localhost, upstream: http://x:2 }\n`, [':3: endpoints[1].url', 'the same URL as endpoints[0]', 'pool: true on both']],
+    ['the same URL twice, not pooled both times', `endpoints:\n  - { name: a, url: http://w.burrow.localhost, upstream: http://x:1, pool: true }\n  - { name: b, url: https://W.burrow.localhost, upstream: http://x:2 }\n`, [':3: endpoints[1].url', 'asks for w.burrow.localhost like endpoints[0]', 'pool: true']],
+    ['one name as http and tls, pooled', `endpoints:\n  - { url: http://w.burrow.localhost, upstream: http://x:1, pool: true }\n  - { url: tls://w.burrow.localhost, upstream: tls://x:2, pool: true }\n`, [':3: endpoints[1].url', 'asks for w.burrow.localhost like endpoints[0]']],
+    ['one TCP port under two hosts', `endpoints:\n  - { url: "tcp://a.example:5000", upstream: tcp://x:1 }\n  - { url: "tcp://127.0.0.1:5000", upstream: tcp://x:2 }\n`, [':3: endpoints[1].url', 'asks for port 5000 like endpoints[0]']],
     ['bad server_addr', `agent: { server_addr: "nope" }\nendpoints: [{ upstream: http://x:1 }]\n`, [":1: agent.server_addr: 'nope' is not host:port"]],
     ['agent value is a list', `agent: { authtoken: [a] }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: must be a single value']],
     ['a token YAML reads as a number', `agent: { authtoken: 012345678901234567890 }\nendpoints: [{ upstream: http://x:1 }]\n`, [':1: agent.authtoken: is read as a number by YAML', 'in quotes']],
