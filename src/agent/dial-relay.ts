@@ -107,7 +107,8 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
       } else if (code !== undefined && WRONG_SERVER_HINTS.has(code)) {
         hint = `; ${WRONG_SERVER_HINTS.get(code)}: point --server at the relay's --agent-addr (port 4443 unless changed)`;
       }
-      reject(new BurrowError('BURROW_ERR_AGENT_CONNECT', `cannot connect to the relay at ${where}: ${err.message}${hint}`, { cause: err }));
+      // OpenSSL's messages end in a newline; the hint goes on the same line.
+      reject(new BurrowError('BURROW_ERR_AGENT_CONNECT', `cannot connect to the relay at ${where}: ${err.message.trimEnd()}${hint}`, { cause: err }));
     };
     socket.once('error', fail);
     socket.once('secureConnect', () => {

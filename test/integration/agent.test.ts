@@ -497,6 +497,7 @@ test('--server naming the relay\'s http or https listener: connect() fails at on
         assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_CONNECT'), String(err));
         assert.match((err as Error).message, why);
         assert.match((err as Error).message, /point --server at the relay's --agent-addr/);
+        assert.doesNotMatch((err as Error).message, /\n/, 'one line (OpenSSL ends its message with a newline)');
         return true;
       },
     );

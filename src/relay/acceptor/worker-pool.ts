@@ -419,14 +419,15 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       p.close();
       this.ports.delete(workerId);
     }
-    if (!this.ready.delete(workerId)) this.failedStarts++;
-    this.gone.add(workerId);
+    const started = this.ready.delete(workerId);
+    if (!started) this.failedStarts++;
+    if (p !== undefined) this.gone.add(workerId); // it had a control task, which may still wait in the queue
     for (const q of [...this.pendingStats.values()]) if (q.workerId === workerId) q.resolve(null);
     if (!this.destroyed) this.restarts++;
     if (!this.destroyed) {
       this.opts.onWorkerGone(workerId);
       this.scheduleRespawnCheck();
-      this.reportCrash(workerId);
+      this.reportCrash(workerId, started);
     }
   }
 
@@ -434,13 +435,16 @@ class ThreadedDispatcher implements ConnectionDispatcher {
    * One warning per dead worker. piscina removes the worker first and only then fails its tasks with the error (or
    * emits 'error' when it had none), so the report waits for the end of this turn to name the reason.
    */
-  private reportCrash(workerId: number): void {
+  private reportCrash(workerId: number, started: boolean): void {
     this.crashReports.set(workerId, '');
     setImmediate(() => {
       const reason = this.crashReports.get(workerId) || 'it exited';
       this.crashReports.delete(workerId);
+      if (this.destroyed) return;
       process.emitWarning(
-        `burrow worker ${workerId} died (${reason}); its agent sessions were dropped (their agents reconnect) and a new worker takes its place`,
+        started
+          ? `burrow worker ${workerId} died (${reason}); its agent sessions were dropped (their agents reconnect) and a new worker takes its place`
+          : `burrow worker ${workerId} failed while starting (${reason}); another is started after a pause that grows while starts keep failing`,
         { code: 'BURROW_ERR_WORKER_CRASHED' },
       );
     });
@@ -472,16 +476,19 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     if (missing <= 0) return;
     process.emitWarning(
       `burrow worker pool: ${missing} of ${this.opts.workers} workers missing after ${this.failedStarts} failed ` +
-        'start(s) in a row; starting another',
+        `start(s) in a row; starting ${missing === 1 ? 'another' : missing}`,
       { code: 'BURROW_ERR_WORKER_CRASHED' },
     );
     // piscina has no call that starts a worker; it starts one when a task finds no worker to take it and the pool is
     // below maxThreads. A SpawnTask is such a task (the balancer never places it), aborted at once so it never
     // waits in the queue ahead of connections.
-    const abort = new AbortController();
-    const task: SpawnTask & Record<symbol, QueueOpts> = { kind: 'spawn', [Piscina.queueOptionsSymbol]: { spawn: true } };
-    this.pool.run(task, { signal: abort.signal }).catch(() => {});
-    abort.abort();
+    // One per missing worker: each starts one while the pool (starting workers included) is below maxThreads.
+    for (let i = 0; i < missing; i++) {
+      const abort = new AbortController();
+      const task: SpawnTask & Record<symbol, QueueOpts> = { kind: 'spawn', [Piscina.queueOptionsSymbol]: { spawn: true } };
+      this.pool.run(task, { signal: abort.signal }).catch(() => {});
+      abort.abort();
+    }
     // A start that fails again is a death too (onWorkerDestroy schedules the next check, with a longer wait).
   }
 }
