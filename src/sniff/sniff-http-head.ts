@@ -2,7 +2,8 @@
 // from anything else as early as possible. Pure: bytes in, result out. Runs once per read until decided (not per chunk
 // of an established connection: the worker's http-request-filter checks every head again, with framing rules).
 //
-//   request-line = method SP request-target SP "HTTP/1." ("0" / "1") CRLF       RFC 9112 §3
+//   request-line = method SP request-target SP "HTTP/" DIGIT "." DIGIT CRLF     RFC 9112 §3, §2.3
+//                  (1.0 and 1.1 route; another well-formed version is answered 505)
 //   field-line   = field-name ":" OWS field-value OWS CRLF                      RFC 9112 §5
 //   head         = request-line *( field-line ) CRLF
 //
