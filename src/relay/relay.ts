@@ -1,5 +1,6 @@
 // Starts and stops a relay process: acceptor listeners on the main thread, the worker pool (or the single-threaded
 // fallback), and the wiring between them. Not on the data path.
+import { X509Certificate } from 'node:crypto';
 import { Acceptor, type HostPort } from './acceptor/acceptor.js';
 import { createDispatcher, type ConnectionDispatcher } from './acceptor/worker-pool.js';
 import type { WorkerSettings } from './worker/worker-runtime.js';
@@ -76,6 +77,8 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
   // TCP endpoint listeners bind where the public listeners do; with both off, where agents connect — the same chain
   // relay-config uses for the host named in tcp:// URLs (they must agree, or URLs name a host nobody listens on).
   const bindHost = (o.httpAddr ?? o.httpsAddr ?? o.agentAddr)?.host ?? '127.0.0.1';
+  // The leaf (first certificate of the chain): the one every https client checks the endpoint's name against.
+  const leaf = new X509Certificate(o.certPem);
   const acceptor = new Acceptor({
     domain: o.domain,
     httpAddr: o.httpAddr,
@@ -84,6 +87,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
     tcpBindHost: bindHost,
     tcpPublicHost: o.tcpHost,
     tcpPorts: o.tcpPorts,
+    certCovers: (hostname) => leaf.checkHost(hostname) !== undefined,
     prereadMax: o.prereadMax,
     prereadTimeoutMs: o.prereadTimeoutMs,
     defaultStrategy: o.lbStrategy ?? 'random',

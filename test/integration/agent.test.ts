@@ -504,6 +504,20 @@ test('--server naming the relay\'s http or https listener: connect() fails at on
   }
 });
 
+test('a name the relay certificate does not cover (a.b.<domain> under *.<domain>) gets its working http:// URL', T, async () => {
+  const a = await connect(agentOptions());
+  try {
+    const deep = await a.forward(`http://127.0.0.1:${up.port}`, { url: 'http://a.b.burrow.localhost' });
+    // Before: https://a.b.burrow.localhost:<port>, which every client refuses (the wildcard covers one label).
+    assert.equal(deep.url, `http://a.b.burrow.localhost:${fx.http.port}`);
+    assert.equal((await get(fx.http.port, 'a.b.burrow.localhost', '/deep')).status, 200);
+    const one = await a.forward(`http://127.0.0.1:${up.port}`, { url: 'http://ab.burrow.localhost' });
+    assert.equal(one.url, `https://ab.burrow.localhost:${fx.https.port}`);
+  } finally {
+    await a.close(0);
+  }
+});
+
 test('a hostname online for another agent: forward() rejects with BURROW_ERR_AGENT_BIND naming it', T, async (t) => {
   const other = await connect(agentOptions());
   t.after(() => other.close(500));

@@ -42,6 +42,12 @@ export interface AcceptorOptions {
   tcpBindHost: string;
   tcpPublicHost: string;
   tcpPorts: { from: number; to: number };
+  /**
+   * Whether the relay's certificate names `hostname` (RFC 6125 matching: a wildcard covers one label). An HTTP
+   * endpoint on a name it does not cover gets its http:// URL in BindResp, since https:// would fail every client's
+   * check. Absent: every name is covered.
+   */
+  certCovers?: (hostname: string) => boolean;
   prereadMax: number;
   prereadTimeoutMs: number;
   /** Balancing strategy for pools whose endpoints do not ask for one. */
@@ -380,6 +386,8 @@ export class Acceptor {
       hp === undefined || hp.port === dflt ? `${scheme}://${hostname}` : `${scheme}://${hostname}:${hp.port}`;
     if (proto === 'tls') return withPort('tls', https, 443);
     if (proto === 'http' || https === undefined) return withPort('http', http, 80);
+    // The dev certificate's *.<domain> does not cover a.b.<domain>: name the URL that works, when there is one.
+    if (http !== undefined && this.opts.certCovers !== undefined && !this.opts.certCovers(hostname)) return withPort('http', http, 80);
     return withPort('https', https, 443);
   }
 
