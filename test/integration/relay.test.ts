@@ -925,3 +925,23 @@ test('CLI: `burrow relay` on a taken port exits 1 with BURROW_ERR_RELAY_LISTEN n
   // Before: Node's "Warning: burrow http listener error: listen EADDRINUSE" and its --trace-warnings hint came first.
   assert.match(r.stderr, /^burrow: --http-addr 127\.0\.0\.1:\d+: cannot listen \(listen EADDRINUSE[^\n]*\[BURROW_ERR_RELAY_LISTEN\]\n$/);
 });
+
+test('TLS renegotiation is refused on the https listener and the agent port (no handshakes without end on one connection)', T, async () => {
+  for (const [what, port, servername] of [['https', httpsPort, APP], ['agent', fx.agent.port, 'localhost']] as const) {
+    const s = tls.connect({ host: '127.0.0.1', port, servername, ca: fx.caPem, maxVersion: 'TLSv1.2' });
+    s.on('error', () => {});
+    await withTimeout(`the ${what} handshake`, once(s, 'secureConnect'));
+    // Before: every renegotiation was accepted (Node's limit does not reach TLSSockets made outside a tls.Server).
+    const refused = await withTimeout(
+      `an answer to a renegotiation on the ${what} listener`,
+      new Promise<boolean>((resolve) => {
+        s.once('close', () => resolve(true));
+        s.once('error', () => resolve(true)); // the relay's no_renegotiation alert
+        if (!s.renegotiate({}, (err) => resolve(err !== null && err !== undefined))) resolve(true);
+      }),
+    );
+    s.destroy();
+    assert.equal(refused, true, `${what}: a renegotiation was accepted`);
+  }
+  await assertServing('the renegotiation attempts');
+});

@@ -1,6 +1,7 @@
 // Everything one worker owns: agent sessions, their endpoints, and the public connections routed to them, plus the
 // worker's control channel to the acceptor. Runs on a worker thread, or on the main thread in the single-threaded
 // fallback. Per-connection path: adoptPublic (one Map lookup, then the pump).
+import { constants } from 'node:crypto';
 import tls from 'node:tls';
 import type net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
@@ -106,7 +107,10 @@ export class WorkerRuntime {
   constructor(settings: WorkerSettings, workerId: number) {
     this.settings = settings;
     this.workerId = workerId;
-    this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem });
+    // No TLS 1.2 renegotiation: Node's limit on it (ERR_TLS_SESSION_ATTACK) reaches only sockets a tls.Server made, and
+    // these TLSSockets wrap handed-off descriptors, so a client could make the worker run handshakes without end on
+    // one connection (the agent port needs no token for that).
+    this.secureContext = tls.createSecureContext({ key: settings.keyPem, cert: settings.certPem, secureOptions: constants.SSL_OP_NO_RENEGOTIATION });
     this.sessions = new Map();
     this.endpoints = new Map();
     this.memberReports = new Map();
