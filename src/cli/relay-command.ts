@@ -55,6 +55,32 @@ export function agentDialAddress(agent: HostPort): string {
   return formatHostPort({ host, port: agent.port });
 }
 
+/**
+ * How to connect an agent and reach an endpoint. With the dev CA, everything on this machine. With the user's own
+ * certificate (--cert), its file is a leaf (+ intermediates), not a trust anchor, and names the user's domain, not
+ * localhost: agents dial a name the certificate covers (connect.<domain>) and trust its issuer.
+ */
+function connectHints(domain: string, agentServer: string, agentPort: number, caPath: string | null, devToken: string | null, httpsPort: number | null, httpPort: number | null): string[] {
+  const own = caPath === null;
+  const server = own ? `connect.${domain}:${agentPort}` : agentServer;
+  const url = httpsPort !== null ? `https://NAME.${domain}:${httpsPort}/` : `http://NAME.${domain}:${httpPort}/`;
+  return [
+    'Expose a local service with the burrow agent (in another terminal):',
+    `  node bin/burrow.js http 3000 --server ${server} --authtoken ${devToken ?? 'TOKEN'}${own ? '' : ` --ca ${caPath}`}`,
+    '',
+    'Or connect an agent with the ngrok SDK (npm i @ngrok/ngrok):',
+    `  new ngrok.SessionBuilder().authtoken(TOKEN).serverAddr('${server}')`,
+    own ? '    .connect()' : `    .caCert(fs.readFileSync('${caPath}')).connect()`,
+    `Then: curl ${own || httpsPort === null ? '' : `--cacert ${caPath} `}${url}`,
+    ...(own
+      ? [
+          `(Your certificate: ${server.split(':')[0]} must resolve to this relay; if its issuer is not a public CA, give agents`,
+          ' that CA with --ca / .caCert() and curl with --cacert; the certificate file itself is not a CA.)',
+        ]
+      : []),
+  ];
+}
+
 export async function relayCommand(argv: string[], version: string): Promise<number> {
   const config = parseRelayArgs(argv);
   if (config.help) {
@@ -79,13 +105,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
     `  CA       ${pki.caPath ?? `(your certificate ${pki.certPath})`}`,
     tokens.devToken !== null ? `  token    ${tokens.devToken}   (dev token, saved in ${tokens.path})` : `  tokens   ${tokens.count} from ${tokens.path}`,
     '',
-    'Expose a local service with the burrow agent (in another terminal):',
-    `  node bin/burrow.js http 3000 --server ${agentServer} --authtoken ${tokens.devToken ?? 'TOKEN'} --ca ${pki.caPath ?? pki.certPath}`,
-    '',
-    'Or connect an agent with the ngrok SDK (npm i @ngrok/ngrok):',
-    `  new ngrok.SessionBuilder().authtoken(TOKEN).serverAddr('${agentServer}')`,
-    `    .caCert(fs.readFileSync('${pki.caPath ?? pki.certPath}')).connect()`,
-    `Then: curl ${https ? `--cacert ${pki.caPath ?? pki.certPath} https://NAME.${config.domain}:${https.port}/` : `http://NAME.${config.domain}:${http?.port}/`}`,
+    ...connectHints(config.domain, agentServer, agent.port, pki.caPath, tokens.devToken, https?.port ?? null, http?.port ?? null),
     '',
   ];
   // Installed before the banner: whoever waits for the banner to send SIGUSR2 must not meet the default action (exit).
