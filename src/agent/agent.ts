@@ -12,7 +12,7 @@ import { enableDirectReads } from '../mux/direct-reads.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { callRpc, readJsonMessage, respondRpc } from '../mux/rpc.js';
 import { readStreamType } from '../mux/typed-stream.js';
-import { MUX_PROTOCOL_ERROR, MUX_STREAM_CANCELLED, MUX_STREAM_REFUSED, muxErrorName } from '../protocol/error-codes.js';
+import { MUX_PROTOCOL_ERROR, MUX_STREAM_REFUSED, muxErrorName } from '../protocol/error-codes.js';
 import {
   CLIENT_PROTOCOL_VERSIONS,
   STREAM_TYPE_AUTH,
@@ -234,8 +234,6 @@ export class Agent extends EventEmitter implements EndpointOwner {
   private startReject: ((err: Error) => void) | null;
   private closePromise: Promise<void> | null;
   private lostHook: ((lost: Lost) => void) | null;
-  /** Heartbeat streams the relay opened on each session (this agent echoes them); reset when the session retires. */
-  private readonly servedBeats: WeakMap<MuxSession, Set<MuxStream>>;
   private readonly onUpstreamError: (ep: Endpoint, err: Error) => void;
 
   constructor(options: AgentOptions) {
@@ -260,7 +258,6 @@ export class Agent extends EventEmitter implements EndpointOwner {
     this.byId = new Map();
     this.dialers = new Map();
     this.retiring = new Set();
-    this.servedBeats = new WeakMap();
     this.live = null;
     this.cookie = '';
     this.stopping = false;
@@ -530,9 +527,6 @@ export class Agent extends EventEmitter implements EndpointOwner {
     if (this.live === live) this.live = null;
     this.retiring.add(live);
     live.heartbeater.stop();
-    // The relay's own heartbeat stream (which this agent echoes) would stay open until the relay ends the session, so
-    // close() would always wait the whole grace period: reset it, the session is going away.
-    for (const s of this.servedBeats.get(live.mux) ?? []) s.reset(MUX_STREAM_CANCELLED);
     const timer = setTimeout(
       () => live.mux.destroy(new BurrowError('BURROW_ERR_AGENT_CLOSED', `grace period of ${graceMs} ms over; ${live.mux.streamCount} streams cut`)),
       graceMs,
@@ -788,14 +782,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
           () => {},
         );
         return;
-      case STREAM_TYPE_HEARTBEAT: {
-        serveHeartbeat(mux, s); // the relay may beat too (the SDK echoes such streams)
-        let beats = this.servedBeats.get(mux);
-        if (beats === undefined) this.servedBeats.set(mux, (beats = new Set()));
-        beats.add(s);
-        s.once('close', () => beats.delete(s));
+      case STREAM_TYPE_HEARTBEAT:
+        serveHeartbeat(mux, s); // the relay may beat too (the SDK echoes such streams); reset when we close
         return;
-      }
       default:
         s.reset(MUX_STREAM_REFUSED);
     }

@@ -3,7 +3,7 @@
 // is later than the tolerance. Not on the data path.
 import { randomInt } from 'node:crypto';
 import { BurrowError } from '../core/errors.js';
-import { MUX_ENHANCE_YOUR_CALM } from '../protocol/error-codes.js';
+import { MUX_ENHANCE_YOUR_CALM, MUX_STREAM_CANCELLED } from '../protocol/error-codes.js';
 import { HEARTBEAT_ID_SIZE as ID_SIZE, STREAM_TYPE_HEARTBEAT } from '../protocol/messages.js';
 import type { MuxSession } from './mux-session.js';
 import type { MuxStream } from './mux-stream.js';
@@ -46,6 +46,11 @@ export function serveHeartbeat(session: MuxSession, stream: MuxStream, options: 
     stream.once('close', () => clearTimeout(watchdog!));
   }
   stream.on('error', () => {}); // the session reports its own failure; a reset heartbeat stream needs no more
+  // The peer ends its heartbeat stream only with the session, so a graceful close() of ours, which waits for every
+  // stream, would wait its whole grace period: reset it when the close begins.
+  const onClosing = (): void => stream.reset(MUX_STREAM_CANCELLED);
+  session.once('closing', onClosing);
+  stream.once('close', () => session.off('closing', onClosing));
   stream.on('data', (chunk: Buffer) => {
     if (watchdog !== null) watchdog.refresh();
     const t = now();

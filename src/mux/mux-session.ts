@@ -323,6 +323,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       this.once('close', () => resolve());
       this.goAway(MUX_NO_ERROR, 'session closing');
       this.closing = true;
+      this.emit('closing'); // streams that only the session's end would end (heartbeat) end themselves now
       this.rejectAcceptors(this.sessionClosedError());
       this.maybeFinishClose();
     });
