@@ -423,8 +423,8 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     if (!started) this.failedStarts++;
     if (p !== undefined) this.gone.add(workerId); // it had a control task, which may still wait in the queue
     for (const q of [...this.pendingStats.values()]) if (q.workerId === workerId) q.resolve(null);
-    if (!this.destroyed) this.restarts++;
     if (!this.destroyed) {
+      this.restarts++;
       this.opts.onWorkerGone(workerId);
       this.scheduleRespawnCheck();
       this.reportCrash(workerId, started);
