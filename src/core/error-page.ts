@@ -1,6 +1,19 @@
 // Small HTTP error responses written by burrow itself: the relay (404 no route, 421, 400, 502 ...) and the agent (502
 // when the upstream cannot be reached). Pure; not on the hot path.
 
+/** Reason phrases of the statuses burrow answers with itself (RFC 9110 §15). */
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  421: 'Misdirected Request',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  505: 'HTTP Version Not Supported',
+};
+
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 function escapeHtml(s: string): string {

@@ -20,7 +20,7 @@ import type {
 } from '../relay-messages.js';
 import type { RelayLimits } from '../../config/relay-limits.js';
 import { AuthLimiter } from './auth-limiter.js';
-import { errorPage } from '../../core/error-page.js';
+import { STATUS_TEXT, errorPage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
 import { MemberBreaker, type BreakerCall, type BreakerState, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
 import { alertAndClose, endWith, turnAway } from '../close-with.js';
@@ -746,11 +746,10 @@ export class Acceptor {
       if (r.kind === 'too-large') {
         return () => endWith(socket, errorPage(431, 'Request Header Fields Too Large', `The request head exceeds ${this.opts.prereadMax} bytes.`));
       }
-      if (r.kind === 'invalid' && r.status === 505) {
-        return () => endWith(socket, errorPage(505, 'HTTP Version Not Supported', r.reason));
-      }
+      // 400, or the sniff's own status for an invalid head (505 for an unsupported version).
+      const status = r.kind === 'invalid' ? r.status : 400;
       const why = r.kind === 'not-http' ? 'This port speaks HTTP/1.1.' : r.reason;
-      return () => endWith(socket, errorPage(400, 'Bad Request', why));
+      return () => endWith(socket, errorPage(status, STATUS_TEXT[status]!, why));
     });
   }
 

@@ -12,7 +12,7 @@ import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
-import { errorPage } from '../../core/error-page.js';
+import { STATUS_TEXT, errorPage } from '../../core/error-page.js';
 import { turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
@@ -866,16 +866,6 @@ export function isAgentDialFailure(chunk: Buffer): boolean {
 /** `HTTP/1.1 101` is 12 bytes: enough of an answer to tell an accepted upgrade. */
 const STATUS_LINE_PREFIX = 12;
 const UPGRADE_ACCEPTED = /^HTTP\/1\.[01] 101$/;
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  421: 'Misdirected Request',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  505: 'HTTP Version Not Supported',
-};
 
 /** `ip:port`, IPv6 in brackets (the form the ngrok SDK parses in ProxyHeader.ClientAddr). */
 export function formatAddr(ip: string, port: number): string {
