@@ -337,7 +337,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     const id = ep.id;
     this.dropEndpoint(ep, undefined);
     if (mux !== null && !mux.isClosed && id !== '') {
-      await callRpc(mux, STREAM_TYPE_UNBIND, { Id: id }, { timeoutMs: this.connectTimeoutMs }).catch(() => {});
+      await sendUnbind(mux, id, this.connectTimeoutMs);
     }
   }
 
@@ -570,10 +570,10 @@ export class Agent extends EventEmitter implements EndpointOwner {
 
   /** Unbind every endpoint bound on `mux`, waiting at most `timeoutMs` for the answers. */
   private async unbindAll(mux: MuxSession, timeoutMs: number): Promise<void> {
-    const calls: Promise<unknown>[] = [];
+    const calls: Promise<void>[] = [];
     for (const ep of this.endpointSet) {
       if (ep.boundOn !== mux || ep.id === '' || mux.isClosed) continue;
-      calls.push(callRpc(mux, STREAM_TYPE_UNBIND, { Id: ep.id }, { timeoutMs }).catch(() => {}));
+      calls.push(sendUnbind(mux, ep.id, timeoutMs));
     }
     await Promise.all(calls);
   }
@@ -696,7 +696,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     if (ep.bindingOn === mux) ep.bindingOn = null;
     if (ep.isClosed) {
       // Closed while the Bind was in flight: undo it.
-      callRpc(mux, STREAM_TYPE_UNBIND, { Id: resp.Id }, { timeoutMs: this.connectTimeoutMs }).catch(() => {});
+      void sendUnbind(mux, resp.Id, this.connectTimeoutMs);
       return;
     }
     if (mux.isClosed || this.live?.mux !== mux) return;
@@ -823,6 +823,14 @@ export class Agent extends EventEmitter implements EndpointOwner {
 }
 
 function noop(): void {}
+
+/** Unbind tunnel `id` on `mux`; best effort (the session's end releases it anyway), never rejects. */
+function sendUnbind(mux: MuxSession, id: string, timeoutMs: number): Promise<void> {
+  return callRpc(mux, STREAM_TYPE_UNBIND, { Id: id }, { timeoutMs }).then(
+    () => {},
+    () => {},
+  );
+}
 
 /** An Auth refusal that may pass later: the relay puts the code in AuthResp's Error text (agent-session.ts). */
 const TEMPORARY_AUTH_REFUSAL = /\[BURROW_ERR_AUTH_(SESSION_LIMIT|RATE_LIMITED)\]/;
