@@ -716,7 +716,9 @@ class HttpPump implements HttpFilterSink {
     this.replay = null;
     let ok = true;
     for (const b of replay) ok = s.write(b);
+    // The failed stream's 'drain' listener went with it: a client it held back is released here, as its drain would.
     if (!ok) this.throttle();
+    else if (this.throttled) this.onStreamDrain();
     if (this.client.readableEnded) s.end(); // the client's FIN went to the failed stream only
     return true;
   }
