@@ -653,8 +653,10 @@ class HttpPump implements HttpFilterSink {
   private hold(rest: Buffer): void {
     const held = this.held;
     if (held === null) {
-      this.held = Buffer.from(rest); // a copy: `rest` may be a view of the thread's shared read buffer
+      this.held = ownChunk(rest); // copied only if it is a view of the thread's shared read buffer
     } else if (held.length + rest.length > MAX_HELD_BYTES) {
+      // Cut, not answered: the service's answer to the Upgrade may be on its way. Counted, so the cut shows.
+      this.recorder.error('BURROW_ERR_HTTP_BAD_REQUEST');
       this.abort();
     } else {
       this.held = Buffer.concat([held, rest]);
