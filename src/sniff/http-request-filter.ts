@@ -181,13 +181,12 @@ const H_XF_PREFIX = Buffer.from('x-forwarded-');
 const H_FORWARDED = Buffer.from('forwarded');
 const H_X_REAL_IP = Buffer.from('x-real-ip');
 /** Refused in trailers: framing and routing fields (and the forwarding fields, isForwardingHeader). */
-const FORBIDDEN_TRAILERS = new Set(['host', 'content-length', 'transfer-encoding']);
+const FORBIDDEN_TRAILERS = [H_HOST, H_CONTENT_LENGTH, H_TRANSFER_ENCODING];
 /** Bytes of a trailer name kept to recognise those: the longest of them, and enough for the X-Forwarded- prefix. */
 const LONGEST_FORBIDDEN_TRAILER = 17;
 const T_CHUNKED = Buffer.from('chunked');
 const T_UPGRADE = Buffer.from('upgrade');
 const T_WEBSOCKET = Buffer.from('websocket');
-const T_HTTP2_SETTINGS = H_HTTP2_SETTINGS;
 const T_OPTIONS = Buffer.from('OPTIONS');
 const T_HTTP_SCHEME = Buffer.from('http://');
 const T_HTTPS_SCHEME = Buffer.from('https://');
@@ -828,13 +827,10 @@ export class HttpRequestFilter {
           break;
         case C_TRL_NAME:
           if (b === COLON) {
-            if (this.trailerNameLen <= LONGEST_FORBIDDEN_TRAILER) {
-              const name = this.trailerName.toString('latin1', 0, this.trailerNameLen);
-              if (FORBIDDEN_TRAILERS.has(name)) {
-                err = `${name} is not allowed in a trailer section`;
-                break scan;
-              }
+            for (const n of FORBIDDEN_TRAILERS) {
+              if (nameIs(this.trailerName, 0, this.trailerNameLen, n)) err = `${n.toString('latin1')} is not allowed in a trailer section`;
             }
+            if (err !== null) break scan;
             // trailerName holds the name lowercased with '_' as '-': the check reads at most its first 12 bytes.
             if (isForwardingHeader(this.trailerName, 0, this.trailerNameLen)) {
               err = 'X-Forwarded-*, Forwarded and X-Real-IP are not allowed in a trailer section';
@@ -1001,7 +997,7 @@ function connectionHopCuts(buf: Buffer, lineStart: number, lineEnd: number, vs: 
     const a = elem.a;
     const z = elem.z;
     const isUpgrade = nameIs(buf, a, z - a, T_UPGRADE);
-    if (isUpgrade || a === z || nameIs(buf, a, z - a, T_HTTP2_SETTINGS)) {
+    if (isUpgrade || a === z || nameIs(buf, a, z - a, H_HTTP2_SETTINGS)) {
       if (isUpgrade) hasUpgrade = true;
       removedAny = removedSinceKept = true;
     } else {
