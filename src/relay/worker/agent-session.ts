@@ -321,7 +321,9 @@ export class AgentSession {
     readJsonMessage(s, { maxSize: this.runtime.settings.limits.rpcMax })
       .then(handler)
       .then(
-        (resp) => respondRpc(s, resp),
+        (resp) => {
+          if (!s.destroyed) respondRpc(s, resp);
+        },
         (err: Error) => {
           if (!s.destroyed) respondRpc(s, { Error: err.message });
         },
@@ -476,8 +478,9 @@ export class AgentSession {
     if (s.destroyed) {
       // The agent gave up on this Bind (its RPC timed out and reset the stream): it never learns the endpoint's Id,
       // so it could not Unbind it, and the name or port would stay taken for the session's life.
+      // Nobody reads an answer on a reset stream (rpc() sends none).
       this.runtime.notify({ op: 'release', endpointKey: key });
-      throw new BurrowError('BURROW_ERR_BIND_INVALID', 'the agent reset the Bind stream before the answer; endpoint released');
+      return {};
     }
     const ep: Endpoint = {
       id,
