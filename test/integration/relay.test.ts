@@ -540,6 +540,24 @@ test('https endpoint: SNI ≠ Host → 421, nothing forwarded', T, async () => {
   assert.equal(up.requests.length, seen, 'the domain-fronted request reached the upstream');
 });
 
+test('https endpoint: ALPN names http/1.1; a client offering only h2 gets the no_application_protocol alert', T, async (t) => {
+  const both = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: APP, ALPNProtocols: ['h2', 'http/1.1'], ca: fx.caPem });
+  t.after(() => both.destroy());
+  await withTimeout('the handshake offering h2 and http/1.1', once(both, 'secureConnect'));
+  assert.equal(both.alpnProtocol, 'http/1.1');
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    both.setEncoding('latin1');
+    both.on('data', (c: string) => (text += c));
+    both.on('end', () => resolve(text));
+  });
+  both.write(`GET /alpn HTTP/1.1\r\nHost: ${APP}:${httpsPort}\r\nConnection: close\r\n\r\n`);
+  assert.match(await withTimeout('the answer over the negotiated http/1.1', answer), /^HTTP\/1\.1 200 /);
+  const h2only = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: APP, ALPNProtocols: ['h2'], ca: fx.caPem });
+  t.after(() => h2only.destroy());
+  const [err] = (await withTimeout('the h2-only handshake to fail', once(h2only, 'error'))) as [NodeJS.ErrnoException];
+  assert.equal(err.code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL');
+});
 // ---------------------------------------------------------------------------------------------------------------
 // tls endpoint (passthrough) and tcp endpoint
 

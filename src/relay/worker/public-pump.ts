@@ -54,7 +54,7 @@ export function pumpPublic(
   if (task.entry === 'https') {
     // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
     if (head.length > 0) socket.unshift(head);
-    const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
+    const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext, ALPNProtocols: HTTPS_ALPN });
     // Each decrypted record to the pump without an allocation + Readable push; one read buffer per thread, since
     // public connections are many and mostly idle (mux/direct-reads.ts).
     enableDirectReads(t, { shared: true });
@@ -68,6 +68,13 @@ export function pumpPublic(
 }
 
 const EMPTY_HEAD = Buffer.alloc(0);
+/**
+ * ALPN of a terminated https endpoint: HTTP/1.1 only (the pump speaks nothing else). A client that offers h2 and
+ * http/1.1 gets http/1.1 named; one that offers only h2 (gRPC) gets the no_application_protocol alert (RFC 7301 §3.2)
+ * instead of a handshake followed by an HTTP/1.1 error page it cannot read. gRPC belongs on a tls endpoint, where ALPN
+ * is end to end. Wire format (length-prefixed names), built once.
+ */
+const HTTPS_ALPN = Buffer.from('\x08http/1.1', 'latin1');
 
 function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string, host: string, detail: string, page?: () => Buffer): Promise<TaskResult> {
   return new Promise((resolve) => {
