@@ -121,6 +121,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
     });
   }
   process.stdout.write(lines.join('\n') + '\n');
+  for (const w of pki.warnings) process.stderr.write(`burrow: warning: ${w}\n`);
 
   let closeFailed = false;
   await new Promise<void>((resolve) => {

@@ -23,6 +23,11 @@ export interface RelayPki {
   readonly keyPath: string;
   /** True when this call wrote a new leaf (first start, domain change, expiry near, leaf missing or unusable). */
   readonly generated: boolean;
+  /**
+   * What works less than the user likely expects with this --cert, said at start (the relay still runs): a leaf not
+   * valid yet, or one that does not cover `*.<domain>` or `connect.<domain>`. Always empty for the dev certificate.
+   */
+  readonly warnings: readonly string[];
 }
 
 export interface RelayPkiOptions {
@@ -67,7 +72,7 @@ export async function ensureRelayPki(opts: RelayPkiOptions): Promise<RelayPki> {
     if (certPath === null || keyPath === null) {
       throw new BurrowError('BURROW_ERR_CONFIG_INVALID', 'give both --cert and --key, or neither to use the dev certificate');
     }
-    return loadUserPki(certPath, keyPath);
+    return loadUserPki(certPath, keyPath, opts.domain);
   }
   await ensureDataDir(opts.dataDir);
   return withLock(join(opts.dataDir, DEV_PKI_FILES.lock), () => ensureDevPki(opts.dataDir, opts.domain));
@@ -75,7 +80,7 @@ export async function ensureRelayPki(opts: RelayPkiOptions): Promise<RelayPki> {
 
 // ── --cert / --key ───────────────────────────────────────────────────────────────────────────────────────────────
 
-async function loadUserPki(certPath: string, keyPath: string): Promise<RelayPki> {
+async function loadUserPki(certPath: string, keyPath: string, domain: string): Promise<RelayPki> {
   const certPem = await readConfigText(certPath, '--cert');
   const keyPem = await readConfigText(keyPath, '--key');
   let cert: NodeX509;
@@ -115,7 +120,35 @@ async function loadUserPki(certPath: string, keyPath: string): Promise<RelayPki>
   if (notAfter.getTime() <= Date.now()) {
     throw new BurrowError('BURROW_ERR_CONFIG_PKI', `the certificate in ${certPath} expired on ${notAfter.toISOString()}; renew it`);
   }
-  return Object.freeze({ caPath: null, caPem: null, certPem, keyPem, certPath, keyPath, generated: false });
+  return Object.freeze({ caPath: null, caPem: null, certPem, keyPem, certPath, keyPath, generated: false, warnings: userCertWarnings(cert, certPath, domain) });
+}
+
+/**
+ * A user's leaf may be fine for TLS and still leave part of the relay unusable: one that starts in the future is
+ * refused by every client until then (a wrong clock here or at the issuer), and one that does not cover the endpoint
+ * names or connect.<domain> makes the relay hand out http:// URLs (acceptor certCovers) and tell agents a name they
+ * cannot verify. Neither stops the relay: a certificate for one name is a valid choice with http endpoints.
+ */
+function userCertWarnings(cert: NodeX509, certPath: string, domain: string): string[] {
+  const warnings: string[] = [];
+  const notBefore = new Date(cert.validFrom);
+  if (notBefore.getTime() > Date.now()) {
+    warnings.push(`the certificate in ${certPath} is not valid before ${notBefore.toISOString()}: clients refuse it until then (check this machine's clock)`);
+  }
+  // Any one-label name stands for every endpoint name: the relay's own names are one label under the domain.
+  if (cert.checkHost(`burrow-name-check.${domain}`) === undefined) {
+    warnings.push(
+      `the certificate in ${certPath} does not cover *.${domain}: endpoints on names it does not list get http:// URLs, ` +
+        `not https:// (give a certificate for *.${domain} to serve them over https)`,
+    );
+  }
+  if (cert.checkHost(`connect.${domain}`) === undefined) {
+    warnings.push(
+      `the certificate in ${certPath} does not cover connect.${domain}: agents cannot verify the relay under that name; ` +
+        'point them at a name the certificate lists (--server / serverAddr)',
+    );
+  }
+  return warnings;
 }
 
 // ── dev CA + leaf ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -163,13 +196,13 @@ async function ensureDevPki(dataDir: string, domain: string): Promise<RelayPki> 
     const leafPem = await readIfExists(certPath);
     const leafKeyPem = await readIfExists(keyPath);
     if (leafPem !== null && leafKeyPem !== null && leafIsUsable(x509, leafPem, leafKeyPem, ca, domain)) {
-      return Object.freeze({ caPath, caPem: ca.pem, certPem: leafPem, keyPem: leafKeyPem, certPath, keyPath, generated: false });
+      return Object.freeze({ caPath, caPem: ca.pem, certPem: leafPem, keyPem: leafKeyPem, certPath, keyPath, generated: false, warnings: [] });
     }
   }
   const leaf = await issueLeaf(x509, ca, domain);
   await writeAtomic(keyPath, leaf.keyPem, 0o600);
   await writeAtomic(certPath, leaf.certPem, 0o644);
-  return Object.freeze({ caPath, caPem: ca.pem, certPem: leaf.certPem, keyPem: leaf.keyPem, certPath, keyPath, generated: true });
+  return Object.freeze({ caPath, caPem: ca.pem, certPem: leaf.certPem, keyPem: leaf.keyPem, certPath, keyPath, generated: true, warnings: [] });
 }
 
 async function createCa(x509: X509Module, domain: string): Promise<{ ca: LoadedCa; keyPem: string }> {

@@ -32,6 +32,20 @@ function openssl(args: string[], cwd?: string): string {
   return execFileSync('openssl', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/**
+ * A self-signed P-256 certificate for `name` (CN and SAN) in dir/c.pem with key dir/k.pem, valid from `start` to `end`
+ * (openssl's YYYYMMDDHHMMSSZ). `openssl req -x509` cannot set dates in OpenSSL 3.0; `openssl ca -selfsign` can.
+ */
+function selfSignedWithDates(dir: string, start: string, end: string, name: string): void {
+  writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nrand_serial = yes\n' +
+    'default_md = sha256\npolicy = p\ncopy_extensions = copy\n[p]\ncommonName = supplied\n');
+  writeFileSync(join(dir, 'index.txt'), '');
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'k.pem', '-out', 'r.csr',
+    '-subj', `/CN=${name.replace('*.', '')}`, '-addext', `subjectAltName=DNS:${name}`], dir);
+  openssl(['ca', '-batch', '-notext', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'k.pem', '-in', 'r.csr',
+    '-startdate', start, '-enddate', end, '-out', 'c.pem'], dir);
+}
+
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode, fragments: string[]): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
     assert.ok(isBurrowError(err, code), `expected ${code}, got ${String(err)}`);
@@ -431,7 +445,26 @@ describe('--cert / --key', () => {
       certPath: src.certPath,
       keyPath: src.keyPath,
       generated: false,
+      warnings: [],
     });
+  });
+
+  test('a leaf for another domain loads, with warnings naming *.<domain> and connect.<domain>', async (t) => {
+    const other = await ensureRelayPki({ dataDir: tempDir(t), domain: 'elsewhere.test' });
+    const pki = await ensureRelayPki({ dataDir: tempDir(t), domain: DOMAIN, certPath: other.certPath, keyPath: other.keyPath });
+    assert.equal(pki.warnings.length, 2, pki.warnings.join('\n'));
+    assert.match(pki.warnings[0]!, new RegExp(`does not cover \\*\\.${DOMAIN.replace('.', '\\.')}: .*http:// URLs`));
+    assert.match(pki.warnings[1]!, new RegExp(`does not cover connect\\.${DOMAIN.replace('.', '\\.')}: agents`));
+    assert.ok(pki.warnings.every((w) => w.includes(other.certPath)), 'a warning does not name the file');
+  });
+
+  test('a certificate not valid yet loads, with a warning giving its start date', async (t) => {
+    const dir = tempDir(t);
+    selfSignedWithDates(dir, '20990101000000Z', '21000101000000Z', `*.${DOMAIN}`);
+    const pki = await ensureRelayPki({ dataDir: dir, domain: DOMAIN, certPath: join(dir, 'c.pem'), keyPath: join(dir, 'k.pem') });
+    assert.deepEqual(pki.warnings, [
+      `the certificate in ${join(dir, 'c.pem')} is not valid before 2099-01-01T00:00:00.000Z: clients refuse it until then (check this machine's clock)`,
+    ]);
   });
 
   test('the data dir is not touched', async (t) => {
@@ -478,14 +511,7 @@ describe('--cert / --key', () => {
 
   test('an expired certificate is refused', async (t) => {
     const dir = tempDir(t);
-    // `openssl req -x509` cannot back-date in OpenSSL 3.0; `openssl ca -selfsign` takes explicit dates.
-    writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nrand_serial = yes\n' +
-      'default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n');
-    writeFileSync(join(dir, 'index.txt'), '');
-    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'k.pem', '-out', 'r.csr',
-      '-subj', '/CN=old.example'], dir);
-    openssl(['ca', '-batch', '-notext', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'k.pem', '-in', 'r.csr',
-      '-startdate', '20190101000000Z', '-enddate', '20200101000000Z', '-out', 'c.pem'], dir);
+    selfSignedWithDates(dir, '20190101000000Z', '20200101000000Z', 'old.example');
     await rejectsWith(
       ensureRelayPki({ dataDir: dir, domain: DOMAIN, certPath: join(dir, 'c.pem'), keyPath: join(dir, 'k.pem') }),
       'BURROW_ERR_CONFIG_PKI',
