@@ -220,12 +220,10 @@ export class HttpRequestFilter {
   // ---- head assembly (ST_HEAD) ----
   /** Bytes of the current head received in earlier chunks (copied), or EMPTY. */
   private pending: Buffer;
-  /** Bytes of the current head seen so far (leading empty lines included), all of them in `pending`. */
+  /** Bytes of the current head seen so far, all of them in `pending` (empty lines before a request line are dropped). */
   private pendingLen: number;
   /** Head offset where the current line starts. */
   private lineStart: number;
-  /** Head offset of the request line (after any leading empty lines). */
-  private requestLineStart: number;
   private sawRequestLine: boolean;
   private headerLines: number;
 
@@ -261,7 +259,6 @@ export class HttpRequestFilter {
     this.pending = EMPTY;
     this.pendingLen = 0;
     this.lineStart = 0;
-    this.requestLineStart = 0;
     this.sawRequestLine = false;
     this.headerLines = 0;
     this.remaining = 0;
@@ -368,7 +365,7 @@ export class HttpRequestFilter {
    */
   private scanHead(chunk: Buffer, start: number): number {
     const len = chunk.length;
-    const room = this.maxHeadSize - this.pendingLen; // bytes this head may still grow by
+    let room = this.maxHeadSize - this.pendingLen; // bytes this head may still grow by
     let i = start;
     for (;;) {
       const lf = chunk.indexOf(LF, i);
@@ -391,7 +388,12 @@ export class HttpRequestFilter {
       i = lf + 1;
       if (lineLen === 0) {
         if (this.sawRequestLine) break; // the empty line ending the head
-        this.requestLineStart = this.lineStart; // RFC 9112 §2.2: ignore empty lines before the request line
+        // RFC 9112 §2.2: empty lines before the request line are ignored. Dropped at once (with any earlier ones), so a
+        // CRLF some clients send after a body neither starts the head deadline (inHead) nor holds a buffer on an idle
+        // keep-alive connection.
+        this.resetHead();
+        start = i;
+        room = this.maxHeadSize;
         continue;
       }
       if (!this.sawRequestLine) {
@@ -409,9 +411,8 @@ export class HttpRequestFilter {
       this.appendPending(chunk, start, i);
       head = this.pending.subarray(0, this.pendingLen);
     }
-    const requestLineStart = this.requestLineStart;
     this.resetHead();
-    this.handleHead(head, requestLineStart);
+    this.handleHead(head);
     return this.state === ST_DEAD ? len : i;
   }
 
@@ -432,21 +433,20 @@ export class HttpRequestFilter {
     this.pending = EMPTY; // a split head is rare: do not keep up to maxHeadSize per idle connection
     this.pendingLen = 0;
     this.lineStart = 0;
-    this.requestLineStart = 0;
     this.sawRequestLine = false;
     this.headerLines = 0;
   }
 
   /**
-   * Checks a complete head (`head[rs..]`: request line, field lines, empty line; every LF known to follow a CR),
+   * Checks a complete head (request line, field lines, empty line; every LF known to follow a CR),
    * rewrites it, reports and forwards it, and picks the body state. On a violation reports it and returns.
    */
-  private handleHead(head: Buffer, rs: number): void {
+  private handleHead(head: Buffer): void {
     // ---- request line: method SP request-target SP HTTP-version (RFC 9112 §3) ----
-    const rlEnd = head.indexOf(LF, rs) - 1; // the CR
-    let i = rs;
+    const rlEnd = head.indexOf(LF) - 1; // the CR
+    let i = 0;
     while (i < rlEnd && TCHAR[head[i]!] === 1) i++;
-    if (i === rs || i >= rlEnd || head[i] !== SP) return this.badRequest('invalid method in request line');
+    if (i === 0 || i >= rlEnd || head[i] !== SP) return this.badRequest('invalid method in request line');
     const methodEnd = i++;
     const targetStart = i;
     while (i < rlEnd && TARGET_CHAR[head[i]!] === 1) i++;
@@ -524,7 +524,7 @@ export class HttpRequestFilter {
     }
 
     // ---- semantics ----
-    const method = methodName(head, rs, methodEnd);
+    const method = methodName(head, 0, methodEnd);
     if (method === 'CONNECT') return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', 'CONNECT is not supported on HTTP endpoints');
     if (!HTTP_METHODS.has(method)) {
       return this.fail(501, 'BURROW_ERR_HTTP_BAD_REQUEST', `unknown method ${JSON.stringify(method)} (RFC 9110 §9.1)`);
@@ -534,7 +534,7 @@ export class HttpRequestFilter {
     let authority: string | null = null;
     if (t0 === 0x2a) {
       // asterisk-form: OPTIONS only (RFC 9112 §3.2.4)
-      if (targetEnd - targetStart !== 1 || methodEnd - rs !== 7 || head.compare(T_OPTIONS, 0, 7, rs, methodEnd) !== 0) {
+      if (targetEnd - targetStart !== 1 || methodEnd !== 7 || head.compare(T_OPTIONS, 0, 7, 0, methodEnd) !== 0) {
         return this.badRequest('"*" request-target is only valid with OPTIONS');
       }
     } else if (t0 !== 0x2f) {
@@ -600,9 +600,9 @@ export class HttpRequestFilter {
       if (!sameHost) this.setTail(head, hostStart, hostEnd);
       tail = this.tail!;
     }
-    const out = Buffer.allocUnsafe(fieldsEnd - rs - removed + tail.length);
+    const out = Buffer.allocUnsafe(fieldsEnd - removed + tail.length);
     let o = 0;
-    let from = rs;
+    let from = 0;
     for (let k = 0; k < dropped.length; k += 2) {
       o += head.copy(out, o, from, dropped[k]!);
       from = dropped[k + 1]!;

@@ -412,6 +412,20 @@ describe('HttpRequestFilter: valid requests', () => {
     assert.equal(rec.output, rewritten('GET /old HTTP/1.0\r\nAccept: */*\r\n', null));
   });
 
+  test('a CRLF after a body (RFC 9112 §2.2) is no head: inHead stays false, even split, and the next request is served', () => {
+    const rec = new Recorder();
+    const filter = new HttpRequestFilter(rec, options());
+    filter.push(Buffer.from(`POST /a HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 3\r\n\r\nabc\r\n`));
+    assert.equal(filter.inHead, false, 'the CRLF behind the body started a head');
+    filter.push(Buffer.from('\r'));
+    assert.equal(filter.inHead, true, 'a lone CR may start a line');
+    filter.push(Buffer.from('\n\r\n'));
+    assert.equal(filter.inHead, false, 'empty lines split across reads started a head');
+    filter.push(Buffer.from(`GET /b HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`));
+    assert.equal(rec.error, null);
+    assert.deepEqual(rec.requests, [['POST', '/a'], ['GET', '/b']]);
+  });
+
   test('inHead is true exactly while a head is partly buffered; input after an error is ignored', () => {
     const rec = new Recorder();
     const filter = new HttpRequestFilter(rec, options());
