@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { FrameDecoder, type FrameHandler } from '../../src/protocol/frame-decoder.js';
 import { FLAG_SYN, MAX_FRAME_LENGTH, TYPE_DATA, encodeFrame, encodeWndInc } from '../../src/protocol/frame.js';
 import { MUX_ENHANCE_YOUR_CALM, MUX_FLOW_CONTROL_ERROR, MUX_STREAM_REFUSED } from '../../src/protocol/error-codes.js';
-import { STREAM_TYPE_HEARTBEAT } from '../../src/protocol/messages.js';
+import { STREAM_TYPE_AUTH, STREAM_TYPE_BIND, STREAM_TYPE_HEARTBEAT } from '../../src/protocol/messages.js';
 import { curl, resolveArgs, startRelayFixture, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
 
 const HEARTBEAT_TYPE = Buffer.alloc(4);
@@ -68,7 +68,12 @@ class RawAgent implements FrameHandler {
     this.sock.destroy();
   }
 
-  onData(): void {}
+  /** Payload bytes received per stream id. */
+  readonly data = new Map<number, Buffer>();
+  onData(streamId: number, _flags: number, payload: Buffer): void {
+    this.data.set(streamId, Buffer.concat([this.data.get(streamId) ?? Buffer.alloc(0), payload]));
+    this.poke();
+  }
   onRst(streamId: number, code: number): void {
     this.rsts.push({ streamId, code });
     this.poke();
@@ -126,6 +131,26 @@ test('relay agent sessions under floods: heartbeat → GOAWAY EnhanceYourCalm; S
       );
       assert.equal(a.goAway, null, 'refusing streams does not end the session');
       assert.equal(a.closed, false);
+    } finally {
+      a.destroy();
+    }
+    await stillServing(fx);
+  });
+
+  await t.test('before Auth: a Bind is refused unread (answer, RST StreamRefused); an Auth over 16 KiB is reset', async () => {
+    const a = new RawAgent(fx);
+    try {
+      await a.ready();
+      // An unfinished 200 KiB Bind: read, it would sit in the relay until the Auth deadline (--rpc-max is 256 KiB).
+      a.send(encodeFrame(TYPE_DATA, FLAG_SYN, 1, Buffer.concat([u32(STREAM_TYPE_BIND), Buffer.from('{"Id":"' + 'a'.repeat(200_000))])));
+      await a.until('the Bind refused', () => a.rsts.some((r) => r.streamId === 1));
+      assert.equal(a.rsts.find((r) => r.streamId === 1)!.code, MUX_STREAM_REFUSED);
+      assert.match(a.data.get(1)?.toString('utf8') ?? '', /^\{"Error":"stream type 1 before Auth: authenticate first"\}$/);
+      // An Auth is read up to 16 KiB whatever --rpc-max allows; past that the stream is reset.
+      a.send(encodeFrame(TYPE_DATA, FLAG_SYN, 3, Buffer.concat([u32(STREAM_TYPE_AUTH), Buffer.from('{"Extra":{"Metadata":"' + 'm'.repeat(20_000))])));
+      await a.until('the oversized Auth reset', () => a.rsts.some((r) => r.streamId === 3));
+      assert.equal(a.data.get(3)?.length ?? 0, 0, 'the oversized Auth was answered');
+      assert.equal(a.goAway, null, 'refusing streams does not end the session');
     } finally {
       a.destroy();
     }

@@ -48,6 +48,12 @@ const RELAY_STREAM_WINDOW = 512 * 1024;
  * Every stream may hold up to --rpc-max bytes of a message being read, so an unauthenticated peer gets few.
  */
 const PREAUTH_AGENT_STREAMS = 4;
+/**
+ * Largest Auth message read, whatever --rpc-max says: an SDK's Auth is under 1 KiB plus its metadata (ngrok caps
+ * metadata at 4 KiB). Read before the peer is known, so what an unauthenticated connection can make the relay hold
+ * stays small: 16 KiB per Auth stream, and no other RPC is read before Auth (dispatch).
+ */
+const AUTH_MAX_BYTES = 16 * 1024;
 
 /** After Auth: a Bind and an Unbind in flight for every endpoint the session may hold, the heartbeat and slack. */
 function agentStreamLimit(maxEndpoints: number): number {
@@ -295,12 +301,19 @@ export class AgentSession {
 
   private dispatch(type: number, s: MuxStream): void {
     const mux = this.mux!;
+    if (!this.authed && type !== STREAM_TYPE_HEARTBEAT && type !== STREAM_TYPE_AUTH) {
+      // Refused unread: an unauthenticated peer must not make the relay buffer up to --rpc-max per stream (every open
+      // stream could, across up to 1000 connections per address). The answer, then RST for whatever follows it.
+      respondRpc(s, { Error: `stream type ${type} before Auth: authenticate first` });
+      s.reset(MUX_STREAM_REFUSED);
+      return;
+    }
     switch (type) {
       case STREAM_TYPE_HEARTBEAT:
         serveHeartbeat(mux, s); // liveness is checked for the whole session in start()
         return;
       case STREAM_TYPE_AUTH:
-        this.rpc(s, (req) => this.handleAuth(req));
+        this.rpc(s, (req) => this.handleAuth(req), Math.min(AUTH_MAX_BYTES, this.runtime.settings.limits.rpcMax));
         return;
       case STREAM_TYPE_BIND:
         this.rpc(s, (req) => this.handleBind(req, s));
@@ -317,8 +330,8 @@ export class AgentSession {
     }
   }
 
-  private rpc(s: MuxStream, handler: (req: Record<string, unknown>) => Promise<object>): void {
-    readJsonMessage(s, { maxSize: this.runtime.settings.limits.rpcMax })
+  private rpc(s: MuxStream, handler: (req: Record<string, unknown>) => Promise<object>, maxSize = this.runtime.settings.limits.rpcMax): void {
+    readJsonMessage(s, { maxSize })
       .then(handler)
       .then(
         (resp) => {
@@ -404,7 +417,6 @@ export class AgentSession {
   }
 
   private async handleBind(req: Record<string, unknown>, s: MuxStream): Promise<object> {
-    if (!this.authed) throw new BurrowError('BURROW_ERR_AUTH_FAILED', 'Bind before Auth: authenticate first');
     const proto = req['Proto'];
     if (proto !== 'http' && proto !== 'https' && proto !== 'tcp' && proto !== 'tls') {
       throw new BurrowError('BURROW_ERR_BIND_INVALID', `Bind: Proto ${JSON.stringify(proto)} is not one of http, https, tcp, tls`);
