@@ -436,6 +436,12 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     // last of them is finished here.
     if (this.closing) this.maybeFinishClose();
     this.emit('goaway', info);
+    // After an error GOAWAY nothing more is read (above), so no WNDINC, FIN or RST can reach the open streams: they
+    // would stall until some deadline, holding their public connections and routes. The peer is gone; so is this
+    // session. (A NO_ERROR GOAWAY is a drain: open streams finish, the peer closes the transport.)
+    if (code !== MUX_NO_ERROR) {
+      this.destroy(new BurrowError('BURROW_ERR_MUX_GOAWAY', `the peer sent GOAWAY (${muxErrorName(code)}${info.message === '' ? '' : `: ${info.message}`}); the session is over`));
+    }
   }
 
   onProtocolError(code: number, message: string): void {

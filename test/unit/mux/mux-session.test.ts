@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { MuxSession } from '../../../src/mux/mux-session.js';
 import type { MuxStream } from '../../../src/mux/mux-stream.js';
-import { MUX_INTERNAL_ERROR, MUX_STREAM_REFUSED } from '../../../src/protocol/error-codes.js';
+import { MUX_INTERNAL_ERROR, MUX_PROTOCOL_ERROR, MUX_STREAM_REFUSED } from '../../../src/protocol/error-codes.js';
 import { DEFAULT_WINDOW_SIZE } from '../../../src/protocol/frame.js';
 import { TRANSPORT_KINDS, transportPair, type TransportPair } from '../../helpers/transport-pair.js';
 import { isBurrowError } from '../../../src/core/errors.js';
@@ -218,6 +218,28 @@ for (const kind of TRANSPORT_KINDS) {
         await closed;
         assert.equal(p.server.isClosed, true);
         if (!p.client.isClosed) await once(p.client, 'close');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('an error GOAWAY from the peer ends the session: open streams fail, the transport closes', async () => {
+      const p = await sessions(kind);
+      try {
+        const accepted = p.server.accept();
+        const c = p.client.openStream();
+        c.on('error', () => {}); // the server's end of the transport fails it too
+        c.write('in flight');
+        const s = await accepted;
+        const failed = once(s, 'error') as Promise<[Error]>;
+        const ended = once(p.server, 'close') as Promise<[Error | undefined]>;
+        p.client.goAway(MUX_PROTOCOL_ERROR, 'invalid frame');
+        const [err] = await failed;
+        assert.ok(isBurrowError(err, 'BURROW_ERR_MUX_GOAWAY'), String(err));
+        assert.match(err.message, /ProtocolError: invalid frame/);
+        const [closeErr] = await ended;
+        assert.ok(isBurrowError(closeErr, 'BURROW_ERR_MUX_GOAWAY'), String(closeErr));
+        assert.equal(p.server.isClosed, true);
       } finally {
         await p.close();
       }
