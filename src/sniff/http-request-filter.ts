@@ -60,6 +60,7 @@
 //    the same chunk are not taken) and the caller, which holds them, reports the answer with upgradeAccepted()
 //    (opaque from then on) or upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
 //  * Expect: 100-continue is forwarded; the agent answers it.
+import { hasPrefixCI, isDigit, isOWS, nameIs, parseDecimal } from './http-bytes.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
 import { HTTP_METHODS } from './sniff-http-head.js';
@@ -214,6 +215,8 @@ export class HttpRequestFilter {
   /** Lowercased trailer name (enough bytes to recognise the forbidden ones). */
   private readonly trailerName: Buffer;
   private state: number;
+  /** The failure reported by onError came in the body of a forwarded request (requestCut). */
+  private cutRequest: boolean;
   /** A request was accepted on this connection (a WebSocket Upgrade must come first). */
   private sawRequest: boolean;
 
@@ -255,6 +258,7 @@ export class HttpRequestFilter {
     this.hopCuts = [];
     this.trailerName = Buffer.alloc(LONGEST_FORBIDDEN_TRAILER);
     this.state = ST_HEAD;
+    this.cutRequest = false;
     this.sawRequest = false;
     this.pending = EMPTY;
     this.pendingLen = 0;
@@ -274,6 +278,14 @@ export class HttpRequestFilter {
   /** True while part of a request head is buffered: the caller's head deadline (slowloris) runs. */
   get inHead(): boolean {
     return this.state === ST_HEAD && this.pendingLen > 0;
+  }
+
+  /**
+   * True when the failure came in the body of a request already forwarded (a bad chunk line or trailer): the service
+   * has part of that request and will likely never answer it. False for a failure in a head (nothing of it was sent).
+   */
+  get requestCut(): boolean {
+    return this.cutRequest;
   }
 
   /** True once onError was called; further input is ignored. */
@@ -894,6 +906,7 @@ export class HttpRequestFilter {
   }
 
   private fail(status: number, code: HttpFilterErrorCode, reason: string): void {
+    this.cutRequest = this.state !== ST_HEAD;
     this.state = ST_DEAD;
     this.pending = EMPTY;
     this.pendingLen = 0;
@@ -902,24 +915,6 @@ export class HttpRequestFilter {
 }
 
 // ---- byte helpers (heads only) ----
-
-function isDigit(b: number): boolean {
-  return b >= 0x30 && b <= 0x39;
-}
-
-function isOWS(b: number): boolean {
-  return b === SP || b === HTAB;
-}
-
-/** Case-insensitive compare of buf[start, start+len) with a lowercase ASCII name. */
-function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): boolean {
-  if (len !== lower.length) return false;
-  for (let k = 0; k < len; k++) {
-    const b = buf[start + k]!;
-    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b) !== lower[k]) return false;
-  }
-  return true;
-}
 
 /**
  * A forwarding header the client must not set: any `X-Forwarded-*` (DESIGN.md §2: client X-Forwarded-* are stripped;
@@ -939,22 +934,6 @@ function foldedPrefixIs(buf: Buffer, start: number, lower: Buffer): boolean {
     if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b) !== lower[k]) return false;
   }
   return true;
-}
-
-function hasPrefixCI(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
-  return end - start >= lower.length && nameIs(buf, start, lower.length, lower);
-}
-
-/** 1*DIGIT up to 2^53−1, else −1 (RFC 9110 §8.6: no sign, no list, no hex). */
-function parseDecimal(buf: Buffer, start: number, end: number): number {
-  if (start === end || end - start > 16) return -1;
-  let v = 0;
-  for (let k = start; k < end; k++) {
-    const b = buf[k]!;
-    if (!isDigit(b)) return -1;
-    v = v * 10 + (b - 0x30);
-  }
-  return v <= Number.MAX_SAFE_INTEGER ? v : -1;
 }
 
 /** The trimmed bounds of the list element listElement() found last (a scratch record: no allocation per element). */

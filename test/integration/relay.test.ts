@@ -407,6 +407,24 @@ test('http endpoint: a Host for another name on a keep-alive connection → 421 
   assert.equal(up.requests.length, seen, 'the misdirected request reached the upstream');
 });
 
+test('http endpoint: a misdirected request pipelined behind a POST → the POST’s 200 first, then 421 and close', T, async () => {
+  const seen = up.requests.length;
+  // One write: the filter passes the POST and meets the misdirected request before any response is back.
+  const r = await rawExchange(
+    httpPort,
+    `POST /pipe-1 HTTP/1.1\r\nHost: ${APP}\r\nContent-Length: 5\r\n\r\nhello` + `GET /pipe-2 HTTP/1.1\r\nHost: other.burrow.localhost\r\n\r\n`,
+  );
+  const text = r.data.toString('latin1');
+  assert.equal(statusOf(text), 200, `the first response is not the POST's: ${text.slice(0, 300)}`);
+  const second = text.indexOf('HTTP/1.1 421 ');
+  assert.ok(second > 0, `no 421 after the POST's response: ${text.slice(0, 600)}`);
+  const firstBody = text.slice(text.indexOf('\r\n\r\n') + 4, second);
+  assert.equal(report(firstBody).url, '/pipe-1');
+  assert.match(text.slice(second), /other\.burrow\.localhost/);
+  assert.equal(r.ending, 'end');
+  assert.deepEqual(up.requests.slice(seen).map((q) => q.url), ['/pipe-1'], 'the upstream saw something else than the POST');
+});
+
 test('http endpoint: WebSocket echo through the relay (ws client and ws server)', T, async (t) => {
   const upgraded = once(up, 'ws') as Promise<[http.IncomingMessage]>;
   const ws = new WebSocket(`ws://${APP}:${httpPort}/chat`, {

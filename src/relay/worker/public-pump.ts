@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { MuxStream } from '../../mux/mux-stream.js';
 import { enableDirectReads } from '../../mux/direct-reads.js';
 import { enableHeadroomReads } from '../../mux/headroom-reads.js';
+import { HttpResponseTracker } from '../../sniff/http-response-tracker.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
@@ -395,9 +396,14 @@ class HttpPump implements HttpFilterSink {
   private ep: Endpoint;
   private readonly clientAddr: string;
   private readonly filter: HttpRequestFilter;
+  /** Where the service's responses end: a page of ours waits until every forwarded request is answered (onError). */
+  private readonly responses: HttpResponseTracker;
   private stream: MuxStream | null;
   private responseStarted: boolean;
+  /** Our answer to a request behind others still being answered: sent once they are (streamData), then close. */
   private errorResponse: Buffer | null;
+  /** Forwarded requests errorResponse does not wait for: 1 when the error cut the last one (it will not be answered). */
+  private errorAllowance: number;
   private finished: boolean;
   private headTimer: NodeJS.Timeout | null;
   /**
@@ -459,8 +465,10 @@ class HttpPump implements HttpFilterSink {
     this.ep = ep;
     this.clientAddr = clientAddr;
     this.stream = null;
+    this.responses = new HttpResponseTracker();
     this.responseStarted = false;
     this.errorResponse = null;
+    this.errorAllowance = 0;
     this.finished = false;
     this.headTimer = null;
     this.throttled = false;
@@ -561,6 +569,7 @@ class HttpPump implements HttpFilterSink {
   }
 
   onRequest(method: string): void {
+    this.responses.request(method);
     this.closeRequest();
     // The first request starts at accept (what the client waited for includes routing and handoff).
     this.reqStart = this.requests === 0 ? this.acceptedAt : wallMs();
@@ -598,14 +607,22 @@ class HttpPump implements HttpFilterSink {
     this.clearHeadTimer();
     const page = errorPage(status, STATUS_TEXT[status] ?? 'Error', reason);
     this.client.off('data', this.onClientData);
-    if (this.stream === null || !this.responseStarted) {
-      if (this.stream !== null) this.stream.reset();
+    const s = this.stream;
+    // A request cut in its body (a bad chunk line) was forwarded in part and will not be answered: ours answers it.
+    const allowance = this.filter.requestCut ? 1 : 0;
+    if (s === null || this.responses.settledBut(allowance)) {
+      // Nothing forwarded, or every other forwarded request answered in full: ours is the next response on the wire.
+      if (s !== null) s.reset();
       this.client.end(page);
       return;
     }
-    // A response is in flight on the stream: let it finish, then answer and close.
+    // Requests pipelined before this one are still being answered. A client reads responses in request order, so
+    // ours waits until theirs are complete (streamData), and the service gets no FIN meanwhile: some servers (Node's
+    // http) drop the requests in progress when the client half-closes. Only when the end of a response cannot be
+    // seen (no length, or unframeable) does the service's close have to end it, and then no page follows.
     this.errorResponse = page;
-    this.stream.end();
+    this.errorAllowance = allowance;
+    if (this.responses.closeDelimited || this.responses.lost) s.end();
   }
 
   // ---- internals ----
@@ -776,7 +793,20 @@ class HttpPump implements HttpFilterSink {
       }
     }
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
+    this.responses.push(chunk);
+    if (this.errorResponse !== null) {
+      if (this.responses.settledBut(this.errorAllowance)) this.sendHeldError();
+      return;
+    }
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
+  }
+
+  /** The responses a held page of ours waited for are out: the page follows them, and the connection ends. */
+  private sendHeldError(): void {
+    const page = this.errorResponse!;
+    this.errorResponse = null;
+    if (!this.stream!.destroyed) this.stream!.reset();
+    this.client.end(page);
   }
 
   /**
@@ -812,8 +842,11 @@ class HttpPump implements HttpFilterSink {
 
   private streamEnd(): void {
     if (!this.responseStarted && !this.reported && this.retry('stream ended before a response')) return;
+    // A held page goes out only after complete responses: behind a close-delimited one (or responses that could not
+    // be framed) it would read as part of the body, so the connection just ends.
     const page = this.errorResponse;
-    if (page !== null) this.client.end(page);
+    this.errorResponse = null;
+    if (page !== null && this.responses.settledBut(this.errorAllowance)) this.client.end(page);
     else this.client.end();
   }
 

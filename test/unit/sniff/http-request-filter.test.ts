@@ -426,6 +426,15 @@ describe('HttpRequestFilter: valid requests', () => {
     assert.deepEqual(rec.requests, [['POST', '/a'], ['GET', '/b']]);
   });
 
+  test('requestCut: true for a failure in the body of a forwarded request, false for one in a head', () => {
+    const inBody = run(`POST /a HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`);
+    assert.equal(inBody.rec.error?.status, 400);
+    assert.equal(inBody.filter.requestCut, true);
+    const inHead = run(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\n\r\nGET /b HTTP/1.1\r\nHost: other.test\r\n\r\n`);
+    assert.equal(inHead.rec.error?.status, 421);
+    assert.equal(inHead.filter.requestCut, false);
+  });
+
   test('inHead is true exactly while a head is partly buffered; input after an error is ignored', () => {
     const rec = new Recorder();
     const filter = new HttpRequestFilter(rec, options());

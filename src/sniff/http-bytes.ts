@@ -1,0 +1,41 @@
+// Byte helpers shared by the HTTP/1.1 request filter and response tracker: digits, OWS, ASCII case-insensitive names.
+// Pure. HOT PATH (called per header line).
+
+const SP = 0x20;
+const HTAB = 0x09;
+
+export function isDigit(b: number): boolean {
+  return b >= 0x30 && b <= 0x39;
+}
+
+/** RFC 9110 §5.6.3 OWS: space or horizontal tab. */
+export function isOWS(b: number): boolean {
+  return b === SP || b === HTAB;
+}
+
+/** Case-insensitive compare of buf[start, start+len) with a lowercase ASCII name. */
+export function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): boolean {
+  if (len !== lower.length) return false;
+  for (let k = 0; k < len; k++) {
+    const b = buf[start + k]!;
+    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b) !== lower[k]) return false;
+  }
+  return true;
+}
+
+/** Whether buf[start, end) begins with the lowercase ASCII `lower`, case-insensitively. */
+export function hasPrefixCI(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
+  return end - start >= lower.length && nameIs(buf, start, lower.length, lower);
+}
+
+/** 1*DIGIT up to 2^53−1, else −1 (RFC 9110 §8.6: no sign, no list, no hex). */
+export function parseDecimal(buf: Buffer, start: number, end: number): number {
+  if (start === end || end - start > 16) return -1;
+  let v = 0;
+  for (let k = start; k < end; k++) {
+    const b = buf[k]!;
+    if (!isDigit(b)) return -1;
+    v = v * 10 + (b - 0x30);
+  }
+  return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+}
