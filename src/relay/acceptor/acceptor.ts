@@ -724,6 +724,9 @@ export class Acceptor {
       if (!timedOut && buf !== chunk && chunk.indexOf(0x0a) < 0 && buf.length < this.opts.prereadMax) return false;
       if (timedOut) {
         this.count('http:timeout');
+        // Nothing sent at all (a browser's preconnect, a port scan): close without an answer to no request, as nginx
+        // and haproxy do. A started head gets its 408.
+        if (buf.length === 0) return () => endWith(socket, EMPTY_PREREAD);
         return () => endWith(socket, errorPage(408, 'Request Timeout', `No complete request head within ${this.opts.prereadTimeoutMs} ms.`));
       }
       const r = sniffHttpHead(buf, this.opts.prereadMax);

@@ -689,8 +689,9 @@ class HttpPump implements HttpFilterSink {
 
   private headTimeout(): void {
     this.headTimer = null;
-    if (this.type === TYPE_HTTPS && !this.secured) {
-      // Handshake not finished: there is no HTTP to answer in.
+    if ((this.type === TYPE_HTTPS && !this.secured) || (this.requests === 0 && !this.filter.inHead)) {
+      // Handshake not finished: there is no HTTP to answer in. Or no byte of a request came after it (a browser's
+      // preconnect): close without answering a request that was never made, as nginx does.
       this.client.destroy();
       return;
     }
