@@ -29,9 +29,9 @@
 //   at most 63 characters and 253 in all, or an IPv6 literal in brackets; a port of 1-5 digits up to 65535. Empty
 //   Host is invalid (it cannot route). `hostname` is lowercased, port removed, one trailing dot removed, IPv6 without
 //   brackets (`[::1]:8080` → `::1`), the same normalization as http-request-filter's isAllowedHost.
-// * absolute-form targets (http/https only, no userinfo): their authority must name the same hostname as Host when
-//   Host is present (RFC 9112 §3.2.2 says a server uses the target's authority; requiring both to agree removes the
-//   ambiguity a relay could be fooled by). Ports are not compared: routing is by hostname. Routing uses Host.
+// * absolute-form targets (http/https only, no userinfo): routing uses Host, or the target's authority when an HTTP/1.0
+//   request has no Host (RFC 9112 §3.2.2). An authority naming another host than Host is not judged here: the
+//   worker's filter answers it 421 like any misdirected request, on the first request as on later ones.
 // * framing fields (Content-Length, Transfer-Encoding) are not judged here: the worker's filter owns them.
 
 import { parseHost, type HostParts } from './parse-host.js';
@@ -69,8 +69,7 @@ export type HttpHeadProblem =
   | 'header-value'
   | 'missing-host'
   | 'duplicate-host'
-  | 'bad-host'
-  | 'host-mismatch';
+  | 'bad-host';
 
 export type HttpHeadSniff =
   /** A valid prefix: read more. */
@@ -114,7 +113,6 @@ export const HTTP_HEAD_OUTCOMES = [
   'invalid-missing-host',
   'invalid-duplicate-host',
   'invalid-bad-host',
-  'invalid-host-mismatch',
 ] as const;
 export type HttpHeadOutcome = (typeof HTTP_HEAD_OUTCOMES)[number];
 
@@ -310,18 +308,15 @@ export function sniffHttpHead(buf: Uint8Array, maxSize = 16384): HttpHeadSniff {
   }
 
   const version = minor === 0x31 ? '1.1' : '1.0';
-  if (host === null) {
-    if (version === '1.1') return bad('missing-host', 'HTTP/1.1 request without Host'); // RFC 9112 §3.2
-  } else if (authority !== null && authority.hostname !== host.hostname) {
-    return bad('host-mismatch', 'the request target names another host than Host');
-  }
+  if (host === null && version === '1.1') return bad('missing-host', 'HTTP/1.1 request without Host'); // RFC 9112 §3.2
   return {
     kind: 'head',
     method,
     target: latin1(buf, ts, te),
     version,
     host: host === null ? '' : latin1(buf, hostStart, hostEnd),
-    hostname: host === null ? '' : host.hostname,
+    // Routed by Host; an HTTP/1.0 request without one by its absolute-form target, if it has one (RFC 9112 §3.2.2).
+    hostname: host !== null ? host.hostname : authority !== null ? authority.hostname : '',
     port: host === null ? null : host.port,
     headLength: i,
   };

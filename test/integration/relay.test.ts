@@ -407,6 +407,17 @@ test('http endpoint: a Host for another name on a keep-alive connection → 421 
   assert.equal(up.requests.length, seen, 'the misdirected request reached the upstream');
 });
 
+test('http endpoint: absolute-form targets: HTTP/1.0 without Host routed by the target; another host than Host → 421 on a first request too', T, async () => {
+  const old = await rawExchange(httpPort, `GET http://${APP}/abs HTTP/1.0\r\n\r\n`);
+  assert.equal(statusOf(old.data), 200, old.data.toString('latin1').slice(0, 200));
+  const text = old.data.toString('latin1');
+  assert.equal(report(text.slice(text.indexOf('\r\n\r\n') + 4)).url, `http://${APP}/abs`);
+  const seen = up.requests.length;
+  const other = await rawExchange(httpPort, `GET http://other.burrow.localhost/x HTTP/1.1\r\nHost: ${APP}\r\n\r\n`);
+  assert.equal(statusOf(other.data), 421, other.data.toString('latin1').slice(0, 200));
+  assert.equal(up.requests.length, seen, 'the misdirected request reached the upstream');
+});
+
 test('http endpoint: a misdirected request pipelined behind a POST → the POST’s 200 first, then 421 and close', T, async () => {
   const seen = up.requests.length;
   // One write: the filter passes the POST and meets the misdirected request before any response is back.
