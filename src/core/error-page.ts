@@ -21,6 +21,9 @@ function escapeHtml(s: string): string {
 }
 
 /** A complete HTTP/1.1 response with `Connection: close` and a short HTML body naming the problem. */
+/** Retry-After (seconds) on our 503 pages: every member of a pool failing (breakers half-open within seconds), or a relay shutting down. */
+export const RETRY_AFTER_S = 5;
+
 export function errorPage(status: number, statusText: string, detail: string, extraHeaders = ''): Buffer {
   const body =
     `<!doctype html><html><head><title>${status} ${escapeHtml(statusText)}</title></head>` +

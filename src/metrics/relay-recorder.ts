@@ -21,6 +21,7 @@ export const CONNECTION_OUTCOMES = [
   'no-response',
   'closed',
   'endpoint-gone',
+  'draining',
   'stream-refused',
   'endpoint-limit',
   'other',

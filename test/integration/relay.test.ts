@@ -3,7 +3,7 @@
 // tcp endpoints end to end, session death → 502, affinity across workers, the hostile ClientHello / HTTP-head lines of
 // DESIGN.md §6 at the acceptor, and a `burrow relay` CLI smoke test (issue #3's test list).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,12 +11,12 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { parseClientHello } from '../../src/sniff/parse-client-hello.js';
+import { startChildAgent } from '../helpers/child-sdk-agent.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import {
   Cleanup,
@@ -237,42 +237,6 @@ async function requestOver(socket: tls.TLSSocket, host: string, path: string): P
   socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
   await withTimeout(`the response to ${path}`, once(socket, 'end'));
   return Buffer.concat(chunks).toString('latin1');
-}
-
-/** The SDK as agent in a child process (test/helpers/sdk-agent-child.ts), bound to `hostname`; killed at cleanup. */
-async function startChildAgent(
-  cleanup: Cleanup,
-  agentPort: number,
-  caPath: string,
-  token: string,
-  hostname: string,
-  upstream: string,
-): Promise<{ url: string; child: ChildProcessWithoutNullStreams; exited: Promise<unknown[]> }> {
-  const childJs = fileURLToPath(new URL('../helpers/sdk-agent-child.js', import.meta.url));
-  const child = spawn(process.execPath, [childJs, String(agentPort), caPath, token, hostname, upstream], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  }) as ChildProcessWithoutNullStreams;
-  const stderr: string[] = [];
-  child.stderr.on('data', (c: Buffer) => stderr.push(c.toString()));
-  const exited = once(child, 'exit');
-  cleanup.defer(`stop the child agent for ${hostname}`, async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  const lines = createInterface({ input: child.stdout });
-  const url = await withTimeout(
-    `the child SDK to bind ${hostname}`,
-    new Promise<string>((resolve, reject) => {
-      lines.on('line', (l) => {
-        if (!l.startsWith('{')) return; // the SDK prints its own notes on stdout too ("Aborting connection to ...")
-        const m = JSON.parse(l) as { step: string; url?: string; error?: string };
-        if (m.step === 'bound') resolve(m.url!);
-        if (m.step === 'failed') reject(new Error(`child SDK failed: ${m.error}`));
-      });
-      child.once('exit', (code) => reject(new Error(`child SDK exited (${code}) before binding: ${stderr.join('')}`)));
-    }),
-  );
-  return { url, child, exited };
 }
 
 function cleanupFor(t: TestContext): Cleanup {

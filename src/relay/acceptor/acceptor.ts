@@ -20,7 +20,7 @@ import type {
 } from '../relay-messages.js';
 import type { RelayLimits } from '../../config/relay-limits.js';
 import { AuthLimiter } from './auth-limiter.js';
-import { STATUS_TEXT, errorPage } from '../../core/error-page.js';
+import { RETRY_AFTER_S, STATUS_TEXT, errorPage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
 import { MemberBreaker, type BreakerCall, type BreakerState, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
 import { alertAndClose, endWith, turnAway } from '../close-with.js';
@@ -76,8 +76,6 @@ interface PendingConn {
 const EWMA_ALPHA = 0.3;
 /** A failure counts as this slow in the EWMA (µs), so P2C moves away from a failing member even before its breaker opens. */
 const FAILURE_PENALTY_US = 1_000_000;
-/** Retry-After (seconds) on the 503 page when every member of a pool is open. */
-const RETRY_AFTER_S = 5;
 
 /** Counters the acceptor keeps (read by metrics at scrape time). Keys are bounded: listener:outcome. */
 export type AcceptorCounters = Map<string, number>;
@@ -733,6 +731,11 @@ export class Acceptor {
       if (r.kind === 'need-more') return false;
       this.count(`http:${headOutcome(r)}`);
       if (r.kind === 'head') {
+        if (this.closing) {
+          // Read before the drain began: the sessions are leaving, so the route may be gone already. Not a 404.
+          this.count('http:draining');
+          return () => endWith(socket, errorPage(503, 'Service Unavailable', 'This relay is shutting down; retry in a few seconds.', `Retry-After: ${RETRY_AFTER_S}\r\n`));
+        }
         const route = this.routes.lookupHost(r.hostname);
         if (route === undefined || route.proto === 'tcp' || route.proto === 'tls') {
           this.count('http:no-route');
@@ -775,6 +778,10 @@ export class Acceptor {
       if (r.sni === null) return () => alertAndClose(socket);
       const sni = r.sni;
       if (sni === this.connectHost) return () => this.handAgent(socket, buf);
+      if (this.closing) {
+        this.count('https:draining'); // a close, not an unrecognized_name alert: the name may be fine elsewhere
+        return () => socket.destroy();
+      }
       const route = this.routes.lookupHost(sni);
       if (route === undefined || route.proto === 'tcp') {
         this.count('https:no-route');

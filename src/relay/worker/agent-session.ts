@@ -113,6 +113,8 @@ export class AgentSession {
   tokenRules: TokenRules;
   private readonly maxStreams: number;
   private draining: boolean;
+  /** Auth said ClientType burrow: our own agent (relay-opened heartbeats; GOAWAY lets its streams finish). */
+  private burrowAgent: boolean;
   private readonly raw: net.Socket;
   private readonly tlsSocket: tls.TLSSocket;
   private resolveDone!: (r: TaskResult) => void;
@@ -135,6 +137,7 @@ export class AgentSession {
     this.tokenRules = FULL_RIGHTS;
     this.maxStreams = Math.min(STREAMS_PER_SESSION_CEILING, runtime.settings.limits.maxStreamsPerSession);
     this.draining = false;
+    this.burrowAgent = false;
     this.raw = socket;
     this.finished = false;
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -163,12 +166,14 @@ export class AgentSession {
   }
 
   /**
-   * Relay shutdown: GOAWAY, then end the session as soon as no public connection is using it. (The ngrok SDK does
-   * not act on GOAWAY and keeps its heartbeat stream open, so waiting for the mux to drain would wait forever.)
+   * Relay shutdown: end the session as soon as no public connection is using it. burrow's agent gets GOAWAY at once
+   * (it opens no new streams and lets the open ones finish); the ngrok SDK only when its last connection has ended,
+   * because on GOAWAY it fails every stream it has (PROTOCOL.md §5), which would cut the answers in flight. Neither
+   * closes the session by itself (the SDK keeps its heartbeat stream open), hence the count of public connections.
    */
   goAway(): void {
     this.draining = true;
-    this.mux?.goAway(0, 'relay draining');
+    if (this.burrowAgent) this.mux?.goAway(0, 'relay draining');
     this.maybeEndDrain();
   }
 
@@ -181,7 +186,10 @@ export class AgentSession {
     let active = 0;
     for (const ep of this.endpoints.values()) active += ep.active;
     if (active === 0) {
-      if (this.mux !== null) this.mux.destroy();
+      if (this.mux !== null) {
+        this.mux.goAway(0, 'relay draining'); // flushed by destroy(); a no-op when already sent
+        this.mux.destroy();
+      }
       else this.tlsSocket.destroy();
     }
   }
@@ -390,7 +398,8 @@ export class AgentSession {
     this.mux.setMaxRemoteStreams(agentStreamLimit(entry!.rules.endpoints ?? limits.maxEndpointsPerSession));
     // Only burrow's agent gets relay-opened heartbeats: the SDK echoes them but misbehaves on short reads and
     // after a FIN (PROTOCOL.md §7), so SDK sessions have no relay-side RTT samples.
-    if (extra['ClientType'] === 'burrow') this.startRttProbe();
+    this.burrowAgent = extra['ClientType'] === 'burrow';
+    if (this.burrowAgent) this.startRttProbe();
     this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
     return {
       Version: SERVER_PROTOCOL_VERSION,

@@ -13,7 +13,7 @@ import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
-import { STATUS_TEXT, errorPage } from '../../core/error-page.js';
+import { RETRY_AFTER_S, STATUS_TEXT, errorPage } from '../../core/error-page.js';
 import { turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
@@ -35,7 +35,12 @@ export function pumpPublic(
     return Promise.resolve({ bytesIn: 0, bytesOut: 0, outcome: 'closed' });
   }
   const clientAddr = formatAddr(task.remoteAddress, task.remotePort);
-  if (ep === undefined || runtime.draining) {
+  if (runtime.draining) {
+    // Handed over as the shutdown began: a retry reaches the relay that replaces this one.
+    const page = (): Buffer => errorPage(503, 'Service Unavailable', 'This relay is shutting down; retry in a few seconds.', `Retry-After: ${RETRY_AFTER_S}\r\n`);
+    return refuse(socket, task.entry, 'draining', task.hostname, '', page);
+  }
+  if (ep === undefined) {
     // The endpoint went away between routing and handoff.
     return refuse(socket, task.entry, 'endpoint-gone', task.hostname, 'The tunnel for this host went offline a moment ago.');
   }
@@ -404,6 +409,8 @@ class HttpPump implements HttpFilterSink {
   private errorResponse: Buffer | null;
   /** Forwarded requests errorResponse does not wait for: 1 when the error cut the last one (it will not be answered). */
   private errorAllowance: number;
+  /** The relay is draining: close as soon as no request is in progress (drain()). */
+  private draining: boolean;
   private finished: boolean;
   private headTimer: NodeJS.Timeout | null;
   /**
@@ -469,6 +476,7 @@ class HttpPump implements HttpFilterSink {
     this.responseStarted = false;
     this.errorResponse = null;
     this.errorAllowance = 0;
+    this.draining = false;
     this.finished = false;
     this.headTimer = null;
     this.throttled = false;
@@ -514,6 +522,7 @@ class HttpPump implements HttpFilterSink {
     this.onStreamEnd = () => this.streamEnd();
     this.onStreamError = () => this.streamFailed();
     ep.active++;
+    runtime.httpConnections.add(this);
     // Drain handlers are attached once (not per blocked write), so a burst of blocked writes adds no listeners.
     client.on('drain', this.onClientDrain);
     client.on('error', () => this.abort());
@@ -799,7 +808,25 @@ class HttpPump implements HttpFilterSink {
       if (this.responses.settledBut(this.errorAllowance)) this.sendHeldError();
       return;
     }
+    if (this.draining) this.closeIfIdle();
     if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
+  }
+
+  /** Relay shutdown: a connection between requests closes now, one with a request in progress after its response. */
+  drain(): void {
+    this.draining = true;
+    this.closeIfIdle();
+  }
+
+  /**
+   * Close if no request is in progress: every forwarded one answered in full, no head arriving. A client that sends
+   * its next request just now meets the close, the keep-alive race clients retry on another connection.
+   */
+  private closeIfIdle(): void {
+    if (this.finished || this.errorResponse !== null || this.upgradeCheck !== null) return;
+    if (!this.responses.settled || this.filter.inHead) return;
+    this.client.off('data', this.onClientData);
+    (this.client as net.Socket).destroySoon(); // FIN (close_notify on https) once written, then close
   }
 
   /** The responses a held page of ours waited for are out: the page follows them, and the connection ends. */
@@ -878,6 +905,7 @@ class HttpPump implements HttpFilterSink {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.runtime.httpConnections.delete(this);
     this.clearHeadTimer();
     this.closeRequest();
     this.ep.active--;

@@ -86,6 +86,8 @@ export class WorkerRuntime {
   /** Pooled endpoints on this worker by pool key (retries pick another local member). */
   readonly pools: Map<string, Endpoint[]>;
   draining: boolean;
+  /** Open HTTP(S) connections, told when a drain begins so that idle keep-alive ones close instead of holding it. */
+  readonly httpConnections: Set<{ drain(): void }>;
   /**
    * Connections can be handed back to the acceptor for a retry on another worker's pool member (worker threads with
    * the native addon). False in the single-threaded fallback, where every member is local anyway.
@@ -118,6 +120,7 @@ export class WorkerRuntime {
     this.recorder = new RelayRecorder(settings.metrics, settings.metricsPerEndpoint);
     this.loop = new LoopMonitor();
     this.draining = false;
+    this.httpConnections = new Set();
     this.canReroute = false;
     this.crashOnNextConnection = false;
     this.lookupToken = tokenMatcher(settings.tokens);
@@ -357,6 +360,9 @@ export class WorkerRuntime {
   drain(): void {
     if (this.draining) return;
     this.draining = true;
+    // Connections between requests close now, the others after their response: the sessions then end as soon as
+    // the requests in flight are answered, not when the grace period runs out.
+    for (const c of [...this.httpConnections]) c.drain();
     for (const s of this.sessions.values()) s.goAway();
   }
 
