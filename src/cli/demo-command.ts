@@ -80,7 +80,7 @@ export async function demoCommand(argv: string[], version: string): Promise<numb
     `  sample app   http://127.0.0.1:${appPort}  (relay ${formatHostPort(relay.address('agent')!)}, dev CA ${ca})`,
     `  public URL   ${urls.join('   and   ')}`,
     ...tries.map((t, i) => `${i === 0 ? '  try          ' : '               '}${t}`),
-    `  your own app burrow http 3000 --server ${agentServer} --authtoken "$(cat ${relative(process.cwd(), tokens.path) || tokens.path})" --ca ${ca}`,
+    `  your own app node bin/burrow.js http 3000 --server ${agentServer} --authtoken "$(cat ${relative(process.cwd(), tokens.path) || tokens.path})" --ca ${ca}`,
   ];
   const tty = process.stdout.isTTY === true;
   if (!tty) process.stdout.write(`burrow demo ${version}\n${banner.join('\n')}\n\n`);

@@ -2,6 +2,7 @@
 // API. Bound to loopback by default; on any other address every request needs `Authorization: Bearer <token>`.
 // Not on the data path. Its listen socket must be closed before the process exits (else uWS aborts Node at exit).
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { BurrowError } from '../core/errors.js';
 import { requireTokenOffLoopback } from '../config/relay-config.js';
@@ -110,7 +111,12 @@ export class AdminServer {
     // would start without an error and share it, Prometheus then scraping whichever process answers.
     const ls = await new Promise<unknown>((resolve) => app.listen(o.host, o.port, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve));
     if (ls === false || ls === null || ls === undefined) {
-      throw new BurrowError('BURROW_ERR_RELAY_LISTEN', `${flagName} ${o.host}:${o.port}: cannot listen; free the port or pick another address`);
+      // uWS says only "no": ask the kernel why with a plain listen on the same address (taken, not local, no right).
+      const why = await listenError(o.host, o.port);
+      throw new BurrowError(
+        'BURROW_ERR_RELAY_LISTEN',
+        `${flagName} ${o.host}:${o.port}: cannot listen${why === '' ? '' : ` (${why})`}; free the port or pick another address`,
+      );
     }
     return new AdminServer(ls, o.host, uws().us_socket_local_port(ls));
   }
@@ -132,4 +138,13 @@ export function json(status: number, value: unknown): AdminResponse {
 function bearerMatches(header: string, want: Buffer): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header);
   return m !== null && timingSafeEqual(sha256(m[1]!.trim()), want);
+}
+
+/** The error code a plain listen on host:port gets now (EADDRINUSE, EADDRNOTAVAIL, EACCES, …), or '' if it succeeds. */
+function listenError(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve('')));
+  });
 }

@@ -302,5 +302,5 @@ test('the admin server owns its port: another process cannot listen on it too', 
      try { (await AdminServer.start({ host: '127.0.0.1', port: ${port}, token: null, routes: {} }, '--admin-addr', '--admin-token')).close(); console.log('listening'); }
      catch (e) { console.log(e.code, e.message); }`,
   ]);
-  assert.match(second.stdout, new RegExp(`^BURROW_ERR_RELAY_LISTEN --admin-addr 127\\.0\\.0\\.1:${port}: cannot listen`));
+  assert.match(second.stdout, new RegExp(`^BURROW_ERR_RELAY_LISTEN --admin-addr 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE\\); free the port`));
 });
