@@ -84,6 +84,14 @@ const REPLY_FLOOD_FRAMES = 8192;
 
 /** Payloads up to this size are copied next to their header (one buffer) instead of a second writev entry. */
 const SMALL_PAYLOAD = 256;
+/**
+ * A turn's batch goes to the transport early once this many bytes of small frames were written in it (write()). A relay turn that
+ * reads 50 keep-alive requests used to send them in one write at its end, so the agent sat idle while the relay read
+ * the rest; with the first ones out after ~2 KiB (8 or so requests) the two work at once. Relay keep-alive +2 % with
+ * the SDK agent (A/B, three sittings; 1 KiB +1 %, 512 B −2 %, 4 KiB +2 %), bulk transfers unchanged
+ * (bench/RESULTS.md, 2026-11-29 session 11).
+ */
+const EARLY_FLUSH_BYTES = 2048;
 /** How long a closed session's transport may take to flush and close before it is destroyed. */
 const TRANSPORT_LINGER_MS = 2000;
 
@@ -136,6 +144,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
    * headroom-reads.ts), so the transport sees one buffer instead of a writev (see write()).
    */
   private held: Buffer | null;
+  /** Bytes of small frames in this turn's batch since it began or last went out early (EARLY_FLUSH_BYTES). */
+  private batchBytes: number;
   /** The ArrayBuffer `held` is a view of, when it may be merged with (else null). */
   private heldAb: ArrayBufferLike | null;
   /**
@@ -189,6 +199,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.synsWhileBlocked = 0;
     this.corked = false;
     this.held = null;
+    this.batchBytes = 0;
     this.heldAb = null;
     this.heldRelease = null;
     this.heldReleases = 0;
@@ -550,27 +561,42 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
       setImmediate(this.uncorkFn);
     }
     const h = this.held;
-    if (h !== null) {
-      if (
-        ab !== null &&
-        ab === this.heldAb &&
-        h.byteOffset + h.length === buf.byteOffset &&
-        (release === null || this.heldRelease === null || release === this.heldRelease)
-      ) {
-        this.held = Buffer.from(ab, h.byteOffset, h.length + buf.length);
-        if (release !== null) {
-          this.heldRelease = release;
-          this.heldReleases++;
-        }
-        return;
+    if (
+      h !== null &&
+      ab !== null &&
+      ab === this.heldAb &&
+      h.byteOffset + h.length === buf.byteOffset &&
+      (release === null || this.heldRelease === null || release === this.heldRelease)
+    ) {
+      this.held = Buffer.from(ab, h.byteOffset, h.length + buf.length);
+      if (release !== null) {
+        this.heldRelease = release;
+        this.heldReleases++;
       }
-      this.held = null; // before write(): nothing re-entered from it may write h a second time
-      this.writeHeld(h);
+    } else {
+      if (h !== null) {
+        this.held = null; // before write(): nothing re-entered from it may write h a second time
+        this.writeHeld(h);
+      }
+      this.held = buf;
+      this.heldAb = ab;
+      this.heldRelease = release;
+      this.heldReleases = release === null ? 0 : 1;
     }
-    this.held = buf;
-    this.heldAb = ab;
-    this.heldRelease = release;
-    this.heldReleases = release === null ? 0 : 1;
+    // Small frames only (requests, answers, WNDINCs): bulk data gains nothing from a head start and would pay a
+    // syscall per frame instead of one per turn.
+    if (buf.length < EARLY_FLUSH_BYTES && (this.batchBytes += buf.length) >= EARLY_FLUSH_BYTES && !this.blocked) this.sendEarly();
+  }
+
+  /** Enough of this turn's batch for the peer to start on: out now; the rest of the turn stays corked behind it. */
+  private sendEarly(): void {
+    this.batchBytes = 0;
+    const h = this.held!;
+    this.held = null;
+    this.writeHeld(h);
+    const t = this.transport;
+    t.uncork();
+    t.cork();
   }
 
   /** write() for a frame() buffer: a view of the header slab, so it may merge with the frame carved before it. */
@@ -596,6 +622,7 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   private flush(): void {
     if (!this.corked) return; // destroy() already flushed
     this.corked = false;
+    this.batchBytes = 0;
     const t = this.transport;
     const h = this.held;
     if (h !== null) {

@@ -382,6 +382,46 @@ test('writeBatches counts one transport batch per turn that writes; batchPending
   }
 });
 
+test('a turn of small frames goes out early once 2 KiB wait (the peer starts on them); bulk frames wait for the turn’s end', async () => {
+  const t = await transportPair('memory');
+  const client = new MuxSession(t.client, { role: 'client' });
+  const server = new MuxSession(t.server, { role: 'server' });
+  // Count what reaches the transport's own write functions (cork holds everything back from them until uncork).
+  const duplex = t.client as unknown as { _write: (...a: unknown[]) => void; _writev: ((...a: unknown[]) => void) | null };
+  let reached = 0;
+  const origWrite = duplex._write.bind(duplex);
+  duplex._write = (...a: unknown[]) => (reached++, origWrite(...a));
+  if (typeof duplex._writev === 'function') {
+    const origWritev = duplex._writev.bind(duplex);
+    duplex._writev = (...a: unknown[]) => (reached++, origWritev(...a));
+  }
+  const streams: MuxStream[] = [];
+  try {
+    for (let i = 0; i < 20; i++) {
+      const c = client.openStream();
+      c.on('error', () => {});
+      streams.push(c);
+      c.write(Buffer.alloc(200, 0x61)); // 20 × (200 + 8) bytes: past 2 KiB within this turn
+    }
+    assert.ok(reached >= 1, 'nothing reached the transport before the turn ended');
+    await new Promise((r) => setImmediate(r));
+    const bulk = client.openStream();
+    bulk.on('error', () => {});
+    streams.push(bulk);
+    reached = 0;
+    bulk.write(Buffer.alloc(64 * 1024, 0x62));
+    bulk.write(Buffer.alloc(64 * 1024, 0x63));
+    assert.equal(reached, 0, 'bulk frames went out before the turn ended');
+    await new Promise((r) => setImmediate(r));
+    assert.ok(reached >= 1, 'the bulk batch did not go out at setImmediate');
+    server.on('stream', (s: MuxStream) => s.on('error', () => {}));
+  } finally {
+    client.destroy();
+    server.destroy();
+    await t.close();
+  }
+});
+
 function readN(s: MuxStream, n: number): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
