@@ -25,6 +25,7 @@ import {
   withTimeout,
   type RelayFixture,
 } from '../helpers/relay-fixture.js';
+import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
 const T = { timeout: 60_000 };
@@ -162,7 +163,7 @@ test('a connection handed to a worker that crashes before taking it is closed, n
   assert.equal(r.status, 404, 'the relay still answers');
 });
 
-test('SIGUSR2 with BURROW_TEST_HOOKS=1 crashes a worker of `burrow relay`, which keeps serving', T, async (t) => {
+test('SIGUSR2 with BURROW_TEST_HOOKS=1 crashes a worker of `burrow relay`, which keeps serving', { ...T, skip: NO_THREADS_SKIP }, async (t) => {
   const relay = await startRelayProcess(t, ['--workers', '2'], { BURROW_TEST_HOOKS: '1' });
   const crashed = new Promise<string>((resolve) =>
     createInterface({ input: relay.child.stderr }).on('line', (l) => {

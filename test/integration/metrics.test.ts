@@ -23,6 +23,7 @@ import {
   type HttpUpstream,
   type RelayFixture,
 } from '../helpers/relay-fixture.js';
+import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
 
 const ADMIN_SERVER_JS = fileURLToPath(new URL('../../src/metrics/admin-server.js', import.meta.url));
 
@@ -82,7 +83,7 @@ function run(cmd: string, args: string[], input: string): Promise<{ code: number
   }));
 }
 
-test('exactly N requests → request_duration count N, ttfb and connections N, buckets cumulative', T, async () => {
+test('exactly N requests → request_duration count N, ttfb and connections N, buckets cumulative', { ...T, skip: NO_THREADS_SKIP }, async () => {
   const N = 7;
   const base = await get('/metrics');
   const before = sample(base.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') ?? 0;
@@ -165,7 +166,7 @@ test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, a
   for (const ok of ['localhost', `localhost:${port}`, '127.0.0.1', '[::1]:9090']) assert.match(await withHost(ok), /^HTTP\/1\.1 200 OK\r\n/, ok);
 });
 
-test('only a /metrics scrape takes the workers\' recorder snapshots and loop samples; /readyz and /api/sessions do not', T, async () => {
+test('only a /metrics scrape takes the workers\' recorder snapshots and loop samples; /readyz and /api/sessions do not', { ...T, skip: NO_THREADS_SKIP }, async () => {
   // A readiness probe every few seconds must not reset the event-loop window the scrapes report, nor make every
   // worker encode its histograms.
   for (const [detail, full] of [['probe', false], ['sessions', false], ['metrics', true]] as const) {
@@ -180,7 +181,7 @@ test('only a /metrics scrape takes the workers\' recorder snapshots and loop sam
   }
 });
 
-test('/readyz fails while a worker is down and recovers after it is replaced', T, async () => {
+test('/readyz fails while a worker is down and recovers after it is replaced', { ...T, skip: NO_THREADS_SKIP }, async () => {
   const restarts = fx.relay.dispatcher.restarts;
   const victim = fx.relay.dispatcher.workerIds()[0]!;
   assert.ok(fx.relay.dispatcher.postControl(victim, { op: 'test-crash' }));
@@ -199,7 +200,7 @@ test('/readyz fails while a worker is down and recovers after it is replaced', T
   await waitFor('the endpoint to be bound again', () => fx.relay.acceptor.routes.lookupHost(APP));
 });
 
-test('a live worker that does not answer is reported (worker_up 0, /readyz 503), not waited on', T, async () => {
+test('a live worker that does not answer is reported (worker_up 0, /readyz 503), not waited on', { ...T, skip: NO_THREADS_SKIP }, async () => {
   const victim = fx.relay.dispatcher.workerIds()[1]!;
   const restarts = fx.relay.dispatcher.restarts;
   assert.ok(fx.relay.dispatcher.postControl(victim, { op: 'test-crash', hangMs: 2500 }));

@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { Worker, threadId as mainThreadId } from 'node:worker_threads';
 import { isBurrowError } from '../../src/core/errors.js';
 import { nativeAddon } from '../../src/native/native-addon.js';
+import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
 import { makeTestPki, type TestPki } from '../helpers/certs.js';
 import {
   handoffMarker,
@@ -354,12 +355,12 @@ async function exchange(h: Harness, opts: ExchangeOptions): Promise<ExchangeResu
 // ---------------------------------------------------------------------------------------------------------------
 // Tests.
 
-test('native addon is built and loaded', () => {
+test('native addon is built and loaded', { skip: NO_THREADS_SKIP }, () => {
   assert.ok(nativeAddon.available, `native addon unavailable: ${nativeAddon.reason}`);
   assert.ok(nativeAddon.path !== null && nativeAddon.path.endsWith('burrow_native.node'));
 });
 
-test('dup of a bad fd throws BurrowError BURROW_ERR_NATIVE_DUP; closed and never-open fds name EBADF', () => {
+test('dup of a bad fd throws BurrowError BURROW_ERR_NATIVE_DUP; closed and never-open fds name EBADF', { skip: NO_THREADS_SKIP }, () => {
   assert.ok(nativeAddon.available, `native addon unavailable: ${nativeAddon.reason}`);
   // -1 is refused before the syscall (ERR_OUT_OF_RANGE in the addon), still wrapped as BURROW_ERR_NATIVE_DUP.
   assert.throws(
@@ -384,7 +385,7 @@ test('dup of a bad fd throws BurrowError BURROW_ERR_NATIVE_DUP; closed and never
   );
 });
 
-test('a TCP connection handed to a worker keeps the bytes the acceptor read', { timeout: TEST_TIMEOUT }, async (t) => {
+test('a TCP connection handed to a worker keeps the bytes the acceptor read', { skip: NO_THREADS_SKIP, timeout: TEST_TIMEOUT }, async (t) => {
   const h = await setup(t);
   const payload = makePayload(192 * 1024);
   const r = await exchange(h, { tls: false, payload, firstWrite: 100, chunk: 8 * 1024 });
@@ -394,6 +395,7 @@ test('a TCP connection handed to a worker keeps the bytes the acceptor read', { 
 });
 
 test('the dup\'ed fd outlives the acceptor socket: destroying it does not close the connection', {
+  skip: NO_THREADS_SKIP,
   timeout: TEST_TIMEOUT,
 }, async (t) => {
   const h = await setup(t);
@@ -413,6 +415,7 @@ test('the dup\'ed fd outlives the acceptor socket: destroying it does not close 
 });
 
 test('a TLS connection handed to a worker keeps its ClientHello: SNI and ALPN h2 reach the worker', {
+  skip: NO_THREADS_SKIP,
   timeout: TEST_TIMEOUT,
 }, async (t) => {
   const h = await setup(t);
@@ -430,6 +433,7 @@ test('a TLS connection handed to a worker keeps its ClientHello: SNI and ALPN h2
 });
 
 test('20 connections in a row, TCP and TLS alternating, are all served by the same worker', {
+  skip: NO_THREADS_SKIP,
   timeout: TEST_TIMEOUT,
 }, async (t) => {
   const h = await setup(t);
@@ -449,7 +453,7 @@ test('20 connections in a row, TCP and TLS alternating, are all served by the sa
   assert.deepEqual(h.reports.errors, []);
 });
 
-test('10 concurrent connections are handed off without mixing up their bytes', { timeout: TEST_TIMEOUT }, async (t) => {
+test('10 concurrent connections are handed off without mixing up their bytes', { skip: NO_THREADS_SKIP, timeout: TEST_TIMEOUT }, async (t) => {
   const h = await setup(t);
   const results = await Promise.all(
     Array.from({ length: 10 }, (_, i) => exchange(h, { tls: i % 3 === 0, payload: makePayload(32 * 1024 + i) })),
@@ -458,7 +462,7 @@ test('10 concurrent connections are handed off without mixing up their bytes', {
   assert.deepEqual(h.reports.errors, []);
 });
 
-test('setQuickAck re-arms TCP_QUICKACK on a TCP socket and reports false (no throw) for a bad fd', async (t) => {
+test('setQuickAck re-arms TCP_QUICKACK on a TCP socket and reports false (no throw) for a bad fd', { skip: NO_THREADS_SKIP }, async (t) => {
   const server = net.createServer((s) => s.end());
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

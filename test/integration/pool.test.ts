@@ -14,6 +14,7 @@ import { connect, type Agent } from '../../src/index.js';
 import { forward, startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
 import type { Route } from '../../src/relay/acceptor/route-table.js';
 import { CONNECTION_OUTCOMES, ENDPOINT_TYPES } from '../../src/metrics/relay-recorder.js';
+import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
 
 const T = { timeout: 60_000 };
 const BIN = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
@@ -182,7 +183,7 @@ test('round-robin: three members in strict rotation', T, async () => {
   for (let i = 0; i < seq.length; i++) assert.equal(seq[i], first[i % 3], `request ${i} broke the rotation: ${seq.join(',')}`);
 });
 
-test('random (the default): 3000 requests spread evenly over three members on both workers', T, async () => {
+test('random (the default): 3000 requests spread evenly over three members on both workers', { ...T, skip: NO_THREADS_SKIP }, async () => {
   const host = 'rand.burrow.localhost';
   const ms = await Promise.all(['a', 'b', 'c'].map((l) => startMember(l)));
   for (const m of ms) await member(`http://${host}`, m);
@@ -376,7 +377,7 @@ async function httpOutcomes(fx2: RelayFixture): Promise<Record<string, number>> 
   return out;
 }
 
-test('retries cross workers: a GET whose member is on a dead upstream is handed back and served by the other worker\'s member', T, async (t) => {
+test('retries cross workers: a GET whose member is on a dead upstream is handed back and served by the other worker\'s member', { ...T, skip: NO_THREADS_SKIP }, async (t) => {
   const host = 'xw.burrow.localhost';
   const { fx2, ms, route } = await poolOnTwoWorkers(t, host, ['live', 'dead']);
   await stopMember(ms[1]!);
@@ -396,7 +397,7 @@ test('retries cross workers: a GET whose member is on a dead upstream is handed 
   assert.ok(route.members.find((m) => m.breaker?.state !== 'closed'), 'the dead member\'s breaker should not be closed');
 });
 
-test('a connection handed back once is not handed back again: members failing on both workers → one reroute, then the agent\'s 502', T, async (t) => {
+test('a connection handed back once is not handed back again: members failing on both workers → one reroute, then the agent\'s 502', { ...T, skip: NO_THREADS_SKIP }, async (t) => {
   // Before: the second worker started with its retry unspent and handed the GET back again, so it bounced between
   // the failing members (each hop replayed the request to an agent) until their breakers opened.
   const { fx2, ms } = await poolOnTwoWorkers(t, 'bounce.burrow.localhost', ['a', 'b']);

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { parseClientHello } from '../../src/sniff/parse-client-hello.js';
 import { startChildAgent } from '../helpers/child-sdk-agent.js';
+import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import {
   Cleanup,
@@ -55,7 +56,7 @@ before(async () => {
   fx = await startRelayFixture({ workers: 2 });
   httpPort = fx.http.port;
   httpsPort = fx.https.port;
-  assert.equal(fx.relay.threaded, true, 'the native addon is built here: the relay must run worker threads');
+  assert.equal(fx.relay.threaded, NO_THREADS_SKIP === false, 'worker threads exactly when the native addon is here');
   up = await startHttpUpstream(fx.cleanup);
   const echo = await startTcpEcho(fx.cleanup);
   tlsUp = await startTlsUpstream(fx.cleanup, [SEC]);
@@ -609,7 +610,7 @@ test('tcp endpoint: 4 MiB echo through the returned tcp://host:port, hash-checke
 // ---------------------------------------------------------------------------------------------------------------
 // affinity
 
-test('two SDK sessions land on different workers and each is reachable (affinity)', T, async (t) => {
+test('two SDK sessions land on different workers and each is reachable (affinity)', { ...T, skip: NO_THREADS_SKIP }, async (t) => {
   const fx2 = await startRelayFixture({ workers: 2 });
   t.after(() => fx2.close());
   const up2 = await startHttpUpstream(fx2.cleanup);
@@ -849,7 +850,7 @@ test('slowloris: an incomplete head → 408 and close, at the acceptor and on a 
 // ---------------------------------------------------------------------------------------------------------------
 // CLI
 
-test('CLI smoke: `burrow relay` on ephemeral ports prints its banner, serves the SDK and curl, exits 0 on SIGTERM', { timeout: 30_000 }, async (t) => {
+test('CLI smoke: `burrow relay` on ephemeral ports prints its banner, serves the SDK and curl, exits 0 on SIGTERM', { timeout: 30_000, skip: NO_THREADS_SKIP }, async (t) => {
   const cleanup = cleanupFor(t);
   const dataDir = mkdtempSync(join(tmpdir(), 'burrow-cli-'));
   cleanup.defer('remove the CLI data dir', () => rmSync(dataDir, { recursive: true, force: true }));

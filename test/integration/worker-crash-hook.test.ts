@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { isBurrowError } from '../../src/core/errors.js';
 import { startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
+import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
 
 /** A relay fixture with the test hooks on, closed when `t` ends; null (test skipped) when the relay is single-threaded. */
 async function hookedRelay(t: TestContext): Promise<RelayFixture | null> {
@@ -29,7 +30,7 @@ async function assertEveryWorkerAnswers(fx: RelayFixture): Promise<void> {
   assert.deepEqual(reports.map((r) => r.stats !== null), [true, true], 'a worker in the pool does not answer');
 }
 
-test('crashWorkerForTest refuses without BURROW_TEST_HOOKS=1', async () => {
+test('crashWorkerForTest refuses without BURROW_TEST_HOOKS=1', { skip: NO_THREADS_SKIP }, async () => {
   const saved = process.env['BURROW_TEST_HOOKS'];
   delete process.env['BURROW_TEST_HOOKS'];
   const fx = await startRelayFixture();
