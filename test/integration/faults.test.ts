@@ -90,6 +90,45 @@ test('agent SIGKILLed mid-response: the client sees the connection cut before th
   assert.ok(got >= 64 * 1024 - 1024, 'what was sent before the kill arrived');
 });
 
+test('agent SIGKILLed in a close-delimited body: the client gets a reset, not an end that would read as the whole body', T, async (t) => {
+  const fx = await startRelayFixture();
+  t.after(() => fx.close());
+  // A response without Content-Length or chunking: its body ends where the connection does (RFC 9112 §6.3).
+  let sent!: () => void;
+  const partial = new Promise<void>((resolve) => (sent = resolve));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.once('data', () => s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${'b'.repeat(16 * 1024)}`, () => sent()));
+  });
+  const upPort = await listen(server);
+  fx.cleanup.defer('close the close-delimited upstream', () => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))));
+  const { child } = await childAgent(t, [
+    `127.0.0.1:${upPort}`,
+    '--url', 'http://eof.burrow.localhost',
+    '--server', `localhost:${fx.agent.port}`,
+    '--authtoken', fx.token,
+    '--ca', fx.caPath,
+  ]);
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  let got = 0;
+  let ending = 'end';
+  c.socket.on('error', (e: NodeJS.ErrnoException) => (ending = e.code ?? e.message));
+  const firstBody = new Promise<void>((resolve) =>
+    c.socket.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > 1024) resolve();
+    }),
+  );
+  c.socket.write('GET /stream HTTP/1.1\r\nHost: eof.burrow.localhost\r\n\r\n');
+  await withTimeout('the first body bytes', Promise.all([partial, firstBody]));
+  child.kill('SIGKILL');
+  await withTimeout('the client connection to be cut after the agent died', c.closed, 20_000);
+  assert.equal(ending, 'ECONNRESET', `the client saw '${ending}' after ${got} bytes: a clean end reads as a complete body`);
+});
+
 /** A relay fixture with two worker threads and the test hooks on; null (test skipped) without worker threads. */
 async function workersWithTestHooks(t: TestContext): Promise<RelayFixture | null> {
   process.env['BURROW_TEST_HOOKS'] = '1';

@@ -885,8 +885,12 @@ class HttpPump implements HttpFilterSink {
       this.recorder.error('BURROW_ERR_UPSTREAM_UNAVAILABLE');
       this.client.off('data', this.onClientData);
       this.client.end(errorPage(502, 'Bad Gateway', `The agent serving ${this.ep.hostname} closed the connection before answering.`));
+    } else if (this.responses.closeDelimited) {
+      // A body that ends with the connection (no length, or an upgraded one): a FIN here would read as its end, so
+      // the cut is an RST. Bytes still queued for the client go with it; the client learns the transfer broke.
+      this.raw.resetAndDestroy();
     } else {
-      this.client.destroy(); // truncation: the client must see the cut, not a clean end
+      this.client.destroy(); // the response's own framing (Content-Length, chunked) shows the cut
     }
   }
 
