@@ -91,6 +91,16 @@ export class HttpResponseTracker {
     return this.outstanding;
   }
 
+  /** Forwarded requests whose final response has not begun (its status line and fields not read yet). */
+  get awaitingHeads(): number {
+    return this.heads.length - this.headsStart;
+  }
+
+  /** A 101 was read: the connection no longer speaks HTTP/1.1. */
+  get switched(): boolean {
+    return this.state === R_OPAQUE;
+  }
+
   /** The response under way ends only with the connection (no length), or the connection stopped being HTTP (101). */
   get closeDelimited(): boolean {
     return this.state === R_CLOSE || this.state === R_OPAQUE;

@@ -418,8 +418,6 @@ class HttpPump implements HttpFilterSink {
    * deadline runs meanwhile, since the rest of a head may be waiting unread in the kernel because of us.
    */
   private throttled: boolean;
-  /** Non-null while the answer to an Upgrade request is awaited: the first bytes of it seen so far. */
-  private upgradeCheck: Buffer | null;
   /** Client bytes read behind the Upgrade request, held (not forwarded) until the answer is known. */
   private held: Buffer | null;
   /** https: the TLS handshake finished (before that a head timeout closes without an answer). */
@@ -480,7 +478,6 @@ class HttpPump implements HttpFilterSink {
     this.finished = false;
     this.headTimer = null;
     this.throttled = false;
-    this.upgradeCheck = null;
     this.held = null;
     this.secured = false;
     this.connId = task.connId;
@@ -514,7 +511,7 @@ class HttpPump implements HttpFilterSink {
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
     this.onStreamDrain = () => {
       this.throttled = false;
-      if (this.upgradeCheck !== null) return;
+      if (this.filter.awaitingUpgrade) return;
       this.client.resume();
       this.armHeadTimer();
     };
@@ -604,7 +601,6 @@ class HttpPump implements HttpFilterSink {
     // the next HTTP request (filtered) depends on the answer: read nothing more until its status line shows which
     // (checkUpgradeAnswer). What this read already holds behind the request is kept in `held` (clientData).
     this.client.pause();
-    this.upgradeCheck = EMPTY_HEAD;
   }
 
   onError(status: number, code: string, reason: string): void {
@@ -809,7 +805,7 @@ class HttpPump implements HttpFilterSink {
       return;
     }
     if (this.draining) this.closeIfIdle();
-    if (this.upgradeCheck !== null) this.checkUpgradeAnswer(chunk);
+    if (this.filter.awaitingUpgrade) this.checkUpgradeAnswer();
   }
 
   /** Relay shutdown: a connection between requests closes now, one with a request in progress after its response. */
@@ -823,7 +819,7 @@ class HttpPump implements HttpFilterSink {
    * its next request just now meets the close, the keep-alive race clients retry on another connection.
    */
   private closeIfIdle(): void {
-    if (this.finished || this.errorResponse !== null || this.upgradeCheck !== null) return;
+    if (this.finished || this.errorResponse !== null || this.filter.awaitingUpgrade) return;
     if (!this.responses.settled || this.filter.inHead) return;
     this.client.off('data', this.onClientData);
     (this.client as net.Socket).destroySoon(); // FIN (close_notify on https) once written, then close
@@ -838,23 +834,19 @@ class HttpPump implements HttpFilterSink {
   }
 
   /**
-   * The answer to a WebSocket Upgrade request. It is the first response of the connection (the filter refuses an
-   * Upgrade behind another request), so its first bytes are its status line. 101: the held bytes and everything after
-   * them are the new protocol, forwarded untouched. Anything else: the service stayed in HTTP/1.1 (RFC 9110 §7.8) and
-   * has read the Upgrade request (a GET without a body) as a complete message, so the held bytes are the next request
-   * for the service as for the filter: they go through the filter like any other (Host check, X-Forwarded-*,
-   * framing). Closing instead would be safe too, but would drop a pipelined request without an answer. An interim
-   * 1xx before the 101 (a 103) reads as declined: the filter then parses WebSocket frames as HTTP and fails closed
-   * (400), never open.
+   * The answer to a WebSocket Upgrade request, once the response tracker has read its final head. It is the first
+   * response of the connection (the filter refuses an Upgrade behind another request). 101: the held bytes and
+   * everything after them are the new protocol, forwarded untouched. Anything else: the service stayed in HTTP/1.1
+   * (RFC 9110 §7.8) and has read the Upgrade request (a GET without a body) as a complete message, so the held bytes
+   * are the next request for the service as for the filter: they go through the filter like any other (Host check,
+   * X-Forwarded-*, framing). Closing instead would be safe too, but would drop a pipelined request without an answer.
+   * Interim 1xx answers (a 103) before it are skipped; an answer that is not HTTP reads as declined, and the filter
+   * then parses whatever comes as HTTP and fails closed (400), never open.
    */
-  private checkUpgradeAnswer(chunk: Buffer): void {
-    const seen = this.upgradeCheck!.length === 0 ? chunk : Buffer.concat([this.upgradeCheck!, chunk]);
-    if (seen.length < STATUS_LINE_PREFIX) {
-      this.upgradeCheck = seen;
-      return;
-    }
-    this.upgradeCheck = null;
-    if (UPGRADE_ACCEPTED.test(seen.toString('latin1', 0, STATUS_LINE_PREFIX))) {
+  private checkUpgradeAnswer(): void {
+    const r = this.responses;
+    if (!r.switched && !r.lost && r.awaitingHeads > 0) return; // its final head is still to come
+    if (r.switched) {
       this.closeRequest(); // the rest is the upgraded protocol, not this request's answer
       this.filter.upgradeAccepted();
     } else {
@@ -940,9 +932,6 @@ export function isAgentDialFailure(chunk: Buffer): boolean {
   return /\r\nx-burrow-error-code:/i.test(text) || text.includes('\r\n\r\nfailed to dial backend');
 }
 
-/** `HTTP/1.1 101` is 12 bytes: enough of an answer to tell an accepted upgrade. */
-const STATUS_LINE_PREFIX = 12;
-const UPGRADE_ACCEPTED = /^HTTP\/1\.[01] 101$/;
 
 /** `ip:port`, IPv6 in brackets (the form the ngrok SDK parses in ProxyHeader.ClientAddr). */
 export function formatAddr(ip: string, port: number): string {

@@ -60,12 +60,17 @@ describe('HttpResponseTracker', () => {
   test('interim 100 and 103 do not answer the request; 101 turns the connection opaque', () => {
     const t = feed(['POST'], [Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n')]);
     assert.equal(t.unanswered, 1);
+    assert.equal(t.awaitingHeads, 1, 'an interim answer is not the final head (an Upgrade waits for it)');
     assert.equal(t.settled, false);
     t.push(Buffer.from(OK('done')));
     assert.equal(t.settled, true);
     const up = feed(['GET'], [Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x00')]);
     assert.equal(up.settled, false);
     assert.equal(up.closeDelimited, true);
+    assert.equal(up.switched, true);
+    const declined = feed(['GET'], [Buffer.from('HTTP/1.1 426 Upgrade Required\r\nContent-Length: 5\r\n\r\n')]);
+    assert.equal(declined.awaitingHeads, 0, 'the final head was read, its body is still to come');
+    assert.equal(declined.switched, false);
   });
 
   test('chunked with extensions and trailers: settled after the empty line ending the trailers', () => {
