@@ -20,10 +20,10 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
-/** A complete HTTP/1.1 response with `Connection: close` and a short HTML body naming the problem. */
 /** Retry-After (seconds) on our 503 pages: every member of a pool failing (breakers half-open within seconds), or a relay shutting down. */
-export const RETRY_AFTER_S = 5;
+const RETRY_AFTER_S = 5;
 
+/** A complete HTTP/1.1 response with `Connection: close` and a short HTML body naming the problem. */
 export function errorPage(status: number, statusText: string, detail: string, extraHeaders = ''): Buffer {
   const body =
     `<!doctype html><html><head><title>${status} ${escapeHtml(statusText)}</title></head>` +
@@ -40,3 +40,11 @@ export function errorPage(status: number, statusText: string, detail: string, ex
       body,
   );
 }
+
+/** 503 with Retry-After: the service may be back within seconds (`detail` says why it is not now). */
+export function unavailablePage(detail: string): Buffer {
+  return errorPage(503, STATUS_TEXT[503]!, detail, `Retry-After: ${RETRY_AFTER_S}\r\n`);
+}
+
+/** The answer while the relay shuts down (the acceptor and the workers give the same one). */
+export const SHUTTING_DOWN_DETAIL = 'This relay is shutting down; retry in a few seconds.';

@@ -24,10 +24,10 @@ type UwsApp = {
 };
 type Uws = { App(): UwsApp; us_listen_socket_close(ls: unknown): void; us_socket_local_port(ls: unknown): number };
 let uwsModule: Uws | null = null;
-/** Loaded on first use: a relay or agent with the admin server off never loads the native module. */
 /** uWS ListenOptions: bind without SO_REUSEPORT. */
 const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
 
+/** Loaded on first use: a relay or agent with the admin server off never loads the native module. */
 function uws(): Uws {
   uwsModule ??= createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as Uws;
   return uwsModule;

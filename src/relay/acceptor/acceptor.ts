@@ -20,7 +20,7 @@ import type {
 } from '../relay-messages.js';
 import type { RelayLimits } from '../../config/relay-limits.js';
 import { AuthLimiter } from './auth-limiter.js';
-import { RETRY_AFTER_S, STATUS_TEXT, errorPage } from '../../core/error-page.js';
+import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '../../core/error-page.js';
 import { isBalanceStrategy, pickMember, updateEwma, type BalanceStrategy } from '../../balancer/pick-member.js';
 import { MemberBreaker, type BreakerCall, type BreakerState, type MemberBreakerOptions } from '../../breaker/member-breaker.js';
 import { alertAndClose, endWith, turnAway } from '../close-with.js';
@@ -734,7 +734,7 @@ export class Acceptor {
         if (this.closing) {
           // Read before the drain began: the sessions are leaving, so the route may be gone already. Not a 404.
           this.count('http:draining');
-          return () => endWith(socket, errorPage(503, 'Service Unavailable', 'This relay is shutting down; retry in a few seconds.', `Retry-After: ${RETRY_AFTER_S}\r\n`));
+          return () => endWith(socket, unavailablePage(SHUTTING_DOWN_DETAIL));
         }
         const route = this.routes.lookupHost(r.hostname);
         if (route === undefined || route.proto === 'tcp' || route.proto === 'tls') {
@@ -805,14 +805,7 @@ type Act = () => void;
  * breakers half-open within seconds), TLS an alert, TCP a close.
  */
 function closeRefused(socket: net.Socket, entry: PublicEntry, hostname: string): void {
-  turnAway(socket, entry, () =>
-    errorPage(
-      503,
-      'Service Unavailable',
-      `Every agent serving ${hostname} is failing right now; try again in a few seconds.`,
-      `Retry-After: ${RETRY_AFTER_S}\r\n`,
-    ),
-  );
+  turnAway(socket, entry, () => unavailablePage(`Every agent serving ${hostname} is failing right now; try again in a few seconds.`));
 }
 
 /**

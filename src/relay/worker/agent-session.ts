@@ -186,11 +186,12 @@ export class AgentSession {
     let active = 0;
     for (const ep of this.endpoints.values()) active += ep.active;
     if (active === 0) {
-      if (this.mux !== null) {
+      if (this.mux === null) {
+        this.tlsSocket.destroy();
+      } else {
         this.mux.goAway(0, 'relay draining'); // flushed by destroy(); a no-op when already sent
         this.mux.destroy();
       }
-      else this.tlsSocket.destroy();
     }
   }
 

@@ -13,7 +13,7 @@ import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
-import { RETRY_AFTER_S, STATUS_TEXT, errorPage } from '../../core/error-page.js';
+import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '../../core/error-page.js';
 import { turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
@@ -37,8 +37,7 @@ export function pumpPublic(
   const clientAddr = formatAddr(task.remoteAddress, task.remotePort);
   if (runtime.draining) {
     // Handed over as the shutdown began: a retry reaches the relay that replaces this one.
-    const page = (): Buffer => errorPage(503, 'Service Unavailable', 'This relay is shutting down; retry in a few seconds.', `Retry-After: ${RETRY_AFTER_S}\r\n`);
-    return refuse(socket, task.entry, 'draining', task.hostname, '', page);
+    return refuse(socket, task.entry, 'draining', task.hostname, '', () => unavailablePage(SHUTTING_DOWN_DETAIL));
   }
   if (ep === undefined) {
     // The endpoint went away between routing and handoff.
