@@ -53,6 +53,30 @@ async function childAgent(t: TestContext, args: string[]): Promise<{ child: Chil
   return { child, url };
 }
 
+/**
+ * GET / on `host` through the relay; once the upstream has sent its part (`upstreamSent`) and the client has more than
+ * 1 KiB of the answer, SIGKILL the agent and wait for the client connection to end. Returns what the client got and
+ * how its connection ended ('end' or the socket error code).
+ */
+async function killAgentMidBody(t: TestContext, fx: RelayFixture, agent: ChildProcess, host: string, upstreamSent: Promise<void>): Promise<{ got: number; ending: string }> {
+  const c = new RawHttp(fx.http.port);
+  t.after(() => c.destroy());
+  let got = 0;
+  let ending = 'end';
+  c.socket.on('error', (e: NodeJS.ErrnoException) => (ending = e.code ?? e.message));
+  const firstBody = new Promise<void>((resolve) =>
+    c.socket.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > 1024) resolve();
+    }),
+  );
+  c.socket.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  await withTimeout('the first body bytes', Promise.all([upstreamSent, firstBody]));
+  agent.kill('SIGKILL');
+  await withTimeout('the client connection to be cut after the agent died', c.closed, 20_000);
+  return { got, ending };
+}
+
 test('agent SIGKILLed mid-response: the client sees the connection cut before the full body, no hang', T, async (t) => {
   const fx = await startRelayFixture();
   t.after(() => fx.close());
@@ -73,19 +97,7 @@ test('agent SIGKILLed mid-response: the client sees the connection cut before th
     '--ca', fx.caPath,
   ]);
   assert.match(url, /cut\.burrow\.localhost/);
-  const c = new RawHttp(fx.http.port);
-  t.after(() => c.destroy());
-  let got = 0;
-  const firstBody = new Promise<void>((resolve) =>
-    c.socket.on('data', (d: Buffer) => {
-      got += d.length;
-      if (got > 1024) resolve();
-    }),
-  );
-  c.socket.write('GET /big HTTP/1.1\r\nHost: cut.burrow.localhost\r\n\r\n');
-  await withTimeout('the first body bytes', Promise.all([partial, firstBody]));
-  child.kill('SIGKILL');
-  await withTimeout('the client connection to be cut after the agent died', c.closed, 20_000);
+  const { got } = await killAgentMidBody(t, fx, child, 'cut.burrow.localhost', partial);
   assert.ok(got < MiB, `the client got ${got} bytes: the body must be visibly truncated`);
   assert.ok(got >= 64 * 1024 - 1024, 'what was sent before the kill arrived');
 });
@@ -111,21 +123,7 @@ test('agent SIGKILLed in a close-delimited body: the client gets a reset, not an
     '--authtoken', fx.token,
     '--ca', fx.caPath,
   ]);
-  const c = new RawHttp(fx.http.port);
-  t.after(() => c.destroy());
-  let got = 0;
-  let ending = 'end';
-  c.socket.on('error', (e: NodeJS.ErrnoException) => (ending = e.code ?? e.message));
-  const firstBody = new Promise<void>((resolve) =>
-    c.socket.on('data', (d: Buffer) => {
-      got += d.length;
-      if (got > 1024) resolve();
-    }),
-  );
-  c.socket.write('GET /stream HTTP/1.1\r\nHost: eof.burrow.localhost\r\n\r\n');
-  await withTimeout('the first body bytes', Promise.all([partial, firstBody]));
-  child.kill('SIGKILL');
-  await withTimeout('the client connection to be cut after the agent died', c.closed, 20_000);
+  const { got, ending } = await killAgentMidBody(t, fx, child, 'eof.burrow.localhost', partial);
   assert.equal(ending, 'ECONNRESET', `the client saw '${ending}' after ${got} bytes: a clean end reads as a complete body`);
 });
 
