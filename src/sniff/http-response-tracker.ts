@@ -45,6 +45,8 @@ const C_TRAILER = 6; // trailer lines, up to the empty one
 const C_TRAILER_LF = 7;
 
 const EMPTY = Buffer.alloc(0);
+/** Taken entries at the front of the request queue that trigger its compaction (takeRequest). */
+const HEADS_COMPACT_AT = 1024;
 
 export class HttpResponseTracker {
   /** Requests forwarded whose final response has not ended. */
@@ -274,6 +276,11 @@ export class HttpResponseTracker {
     const head = heads[this.headsStart++] === 1;
     if (this.headsStart === heads.length) {
       heads.length = 0;
+      this.headsStart = 0;
+    } else if (this.headsStart >= HEADS_COMPACT_AT && 2 * this.headsStart >= heads.length) {
+      // A pipelining client that always has a request ahead of the answers never empties the queue: drop the taken
+      // front now and then, or the array grows with every request of the connection.
+      heads.splice(0, this.headsStart);
       this.headsStart = 0;
     }
     return head;

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { HttpResponseTracker } from '../../../src/sniff/http-response-tracker.js';
-import { bytewise, cutsArb, fuzzParams, splitAt } from '../../fuzz/fuzz-support.js';
+import { bytesArb, bytewise, cutsArb, fuzzParams, mutationArb, splitAt } from '../../fuzz/fuzz-support.js';
 
 /** A tracker that was told about `methods`, fed `text` in the given chunks. */
 function feed(methods: string[], chunks: Buffer[]): HttpResponseTracker {
@@ -189,4 +189,34 @@ test('generated responses in random splits: unanswered = requests minus response
     }),
     fuzzParams(),
   );
+});
+
+test('any bytes, mutated responses included, in any split: no throw, and the split does not change the verdict', () => {
+  const inputArb = fc.oneof(
+    bytesArb(3000),
+    fc.array(responseArb, { minLength: 1, maxLength: 3 }).chain((rs) => mutationArb(Buffer.from(rs.map(render).join(''), 'latin1'))),
+  );
+  fc.assert(
+    fc.property(inputArb, cutsArb, fc.array(fc.constantFrom('GET', 'HEAD'), { maxLength: 4 }), (input, cuts, methods) => {
+      const whole = feed(methods, [input]);
+      const split = feed(methods, splitAt(input, cuts));
+      const verdict = (t: HttpResponseTracker): unknown => [t.unanswered, t.awaitingHeads, t.settled, t.lost, t.closeDelimited];
+      assert.deepEqual(verdict(split), verdict(whole));
+    }),
+    fuzzParams(),
+  );
+});
+
+test('a connection that always has a request ahead of the answers keeps a bounded request queue', () => {
+  const t = new HttpResponseTracker();
+  const answer = Buffer.from(OK('x'));
+  t.request('GET');
+  for (let i = 0; i < 100_000; i++) {
+    t.request('GET'); // the next request is forwarded before this answer arrives
+    t.push(answer);
+  }
+  assert.equal(t.unanswered, 1);
+  // The queue itself is private; its length is what would grow with every request.
+  const queue = (t as unknown as { heads: number[] }).heads;
+  assert.ok(queue.length <= 2 * 1024 + 2, `the request queue holds ${queue.length} entries after 100 000 answered requests`);
 });
