@@ -136,8 +136,10 @@ interface Lost {
 
 const UPDATE_UNSUPPORTED = 'burrow agent does not self-update';
 /**
- * Bind retry after a reconnect (the relay may still hold the old session's routes): 1 s doubling to 5 s. The relay
- * frees a silent session's names about 30 s after its last bytes; a 30 s cap could miss that moment by up to 30 s.
+ * Bind retry after a reconnect, when the name is held by another session: 1 s doubling to 5 s. A burrow relay ends our
+ * own old session when we come back with its ClientId; another session that took the name in the gap, or a relay
+ * without that rule (which frees a silent session's names about 30 s after its last bytes), keeps it for a while, and
+ * a 30 s cap could miss the moment it is freed by up to 30 s.
  */
 const REBIND_BASE_MS = 1000;
 const REBIND_CAP_MS = 5_000;
@@ -369,8 +371,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
       } catch (err) {
         if (this.stopping) break;
         const e = err as Error;
-        // A session or rate limit after the agent has been online is retried with backoff: after a network cut the
-        // relay may still count the old session (it drops a silent one after 30 s) when this one reconnects.
+        // A session or rate limit after the agent has been online is retried with backoff: another session of the
+        // token may have taken the slot meanwhile (our own old one is ended when we send its ClientId), or the
+        // address may be rate-limited for a while.
         const fatal =
           isBurrowError(e, 'BURROW_ERR_AGENT_AUTH') ||
           (!everUp && (isBurrowError(e, 'BURROW_ERR_AGENT_AUTH_LIMIT') || isCertificateError(e) || isWrongServerError(e) || !this.retryFirstConnect));
@@ -681,8 +684,9 @@ export class Agent extends EventEmitter implements EndpointOwner {
         this.emit('endpoint-bind-error', ep, e, false);
         return;
       }
-      // Bound before: after a reconnect the relay may not have noticed the old session is gone yet, so the name can
-      // still be held by it. Retry on this session, doubling the wait. (Also a first Bind that got no answer.)
+      // Bound before: after a reconnect the name can be held by another session that took it in the gap (or, on a
+      // relay that does not supersede by ClientId, by our old session until the relay drops it). Retry on this
+      // session, doubling the wait. (Also a first Bind that got no answer.)
       const delay = Math.min(REBIND_CAP_MS, REBIND_BASE_MS * 2 ** Math.min(ep.bindAttempts - 1, 10));
       ep.retryTimer = setTimeout(() => {
         ep.retryTimer = null;

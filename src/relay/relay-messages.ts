@@ -145,6 +145,11 @@ export interface AuthRequest {
   maxSessions: number;
   /** Why the token was refused (when tokenId is ''), for the answer. */
   reason: string;
+  /**
+   * The ClientId the agent sent: '' for a new session, the previous AuthResp.ClientId when it reconnects. A live
+   * session of the same token with that ClientId is superseded (ended, its routes freed) by this one.
+   */
+  clientId: string;
 }
 
 
@@ -245,8 +250,21 @@ export interface AuthReply {
   op: 'auth-reply';
   reqId: number;
   ok: boolean;
+  /** On success: the ClientId to answer with (the one asked for, or a fresh one when it is not this token's). */
+  clientId?: string;
   error?: string;
   code?: string;
+}
+
+/**
+ * End a session at once: its agent reconnected on a new session with the same ClientId and token (the acceptor has
+ * already dropped its routes and stopped counting it), so this one is the abandoned side of a dead link.
+ */
+export interface EndSessionCommand {
+  op: 'end-session';
+  sessionId: string;
+  /** Who replaced it, for the log line and the GOAWAY's debug text. */
+  reason: string;
 }
 
 export interface DrainCommand {
@@ -286,7 +304,7 @@ export interface TestCrashCommand {
   onNextConnection?: boolean;
 }
 
-export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand;
+export type AcceptorToWorker = ReserveReply | AuthReply | DrainCommand | MemberState | StatsRequest | TestCrashCommand | EndSessionCommand;
 
 /**
  * Relay-wide key of an endpoint: its session's id + the Id its agent knows it by. Agents choose Ids (the SDKs send

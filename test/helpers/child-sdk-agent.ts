@@ -6,7 +6,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withTimeout, type Cleanup } from './relay-fixture.js';
 
-/** The SDK as agent in a child process (test/helpers/sdk-agent-child.ts), bound to `hostname`; killed at cleanup. */
+/**
+ * The SDK as agent in a child process (test/helpers/sdk-agent-child.ts), bound to `hostname`; killed at cleanup.
+ * `steps` collects the child's step names as they come ('connected', 'bound', 'disconnected', ...).
+ */
 export async function startChildAgent(
   cleanup: Cleanup,
   agentPort: number,
@@ -14,9 +17,10 @@ export async function startChildAgent(
   token: string,
   hostname: string,
   upstream: string,
-): Promise<{ url: string; child: ChildProcessWithoutNullStreams; exited: Promise<unknown[]> }> {
+  options: { reconnect?: boolean; heartbeatS?: number; toleranceS?: number } = {},
+): Promise<{ url: string; child: ChildProcessWithoutNullStreams; exited: Promise<unknown[]>; steps: string[] }> {
   const childJs = fileURLToPath(new URL('./sdk-agent-child.js', import.meta.url));
-  const child = spawn(process.execPath, [childJs, String(agentPort), caPath, token, hostname, upstream], {
+  const child = spawn(process.execPath, [childJs, String(agentPort), caPath, token, hostname, upstream, JSON.stringify(options)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   }) as ChildProcessWithoutNullStreams;
   const stderr: string[] = [];
@@ -27,6 +31,10 @@ export async function startChildAgent(
     await exited;
   });
   const lines = createInterface({ input: child.stdout });
+  const steps: string[] = [];
+  lines.on('line', (l) => {
+    if (l.startsWith('{')) steps.push((JSON.parse(l) as { step: string }).step);
+  });
   const url = await withTimeout(
     `the child SDK to bind ${hostname}`,
     new Promise<string>((resolve, reject) => {
@@ -39,6 +47,6 @@ export async function startChildAgent(
       child.once('exit', (code) => reject(new Error(`child SDK exited (${code}) before binding: ${stderr.join('')}`)));
     }),
   );
-  return { url, child, exited };
+  return { url, child, exited, steps };
 }
 

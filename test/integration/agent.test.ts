@@ -17,6 +17,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { partitionableFront } from '../helpers/partitionable-front.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import { connect, isBurrowError, type Agent, type Endpoint } from '../../src/index.js';
 import { ensureRelayPki } from '../../src/config/dev-pki.js';
@@ -609,45 +610,71 @@ test('relay closed and restarted on the same ports: the agent reconnects and the
   assert.ok(a.stats.sessions >= 2);
 });
 
-test('reconnect while the relay still holds the old session: the rebind is retried until the name is free', T, async (t) => {
+/** Our agent through a partitionable front (fast heartbeat and backoff), with an http endpoint bound to `host`. */
+async function agentBehindFront(t: TestContext, host: string) {
   const cleanup = new Cleanup();
   t.after(() => cleanup.run());
-  // A TCP relay in front of the agent listener that can go silent on the connections it has (a network partition: the
-  // relay keeps the old session, the agent gives up on it), while new connections pass.
-  const pairs: Array<[net.Socket, net.Socket]> = [];
-  const front = net.createServer((c) => {
-    const r = net.connect({ host: '127.0.0.1', port: fx.agent.port });
-    c.on('error', () => {});
-    r.on('error', () => {});
-    c.pipe(r);
-    r.pipe(c);
-    pairs.push([c, r]);
-  });
-  const frontPort = await listen(front);
-  cleanup.defer('close the front', () => {
-    for (const [c, r] of pairs) {
-      c.destroy();
-      r.destroy();
-    }
-    return new Promise<void>((res) => front.close(() => res()));
-  });
-  const a = await connect({ ...agentOptions(), server: `localhost:${frontPort}`, heartbeatIntervalMs: 100, heartbeatToleranceMs: 300, backoff: { baseMs: 20, capMs: 100 } });
+  const front = await partitionableFront(cleanup, fx.agent.port);
+  const a = await connect({ ...agentOptions(), server: `localhost:${front.port}`, heartbeatIntervalMs: 100, heartbeatToleranceMs: 300, backoff: { baseMs: 20, capMs: 100 } });
   cleanup.defer('close the partitioned agent', () => a.close(300));
-  const host = 'held.burrow.localhost';
   const ep = await a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${host}` });
-  const url = ep.url;
+  return { cleanup, front, a, ep, url: ep.url };
+}
 
-  const [c0, r0] = pairs[0]!;
-  c0.unpipe(r0);
-  r0.unpipe(c0);
-  c0.pause();
-  r0.pause();
-  const [, conflict] = await waitEvent<[Endpoint, Error, boolean]>(a, 'endpoint-bind-error', 'the rebind to be refused while the old session holds the name', (e) => e === ep);
+/** The session id of the route member that serves `host` (acceptor route table), or undefined when none does. */
+function servingSession(host: string): string | undefined {
+  return fx.relay.acceptor.routes.lookupHost(host)?.members[0]?.sessionId;
+}
+
+test('reconnect while the relay still holds the old session: the new session supersedes it (same ClientId), the rebind succeeds at once', T, async (t) => {
+  const { front, a, ep, url } = await agentBehindFront(t, 'held.burrow.localhost');
+  const host = 'held.burrow.localhost';
+  const oldSession = servingSession(host);
+  assert.ok(oldSession !== undefined);
+  const superseded = fx.counter('agent:superseded');
+  const refusals: string[] = [];
+  a.on('endpoint-bind-error', (_e: Endpoint, err: Error) => refusals.push(err.message));
+
+  front.partition(0);
+  const [, relaySide] = front.pairs[0]!;
+  const relayEnded = once(relaySide, 'close');
+  relaySide.resume(); // read (and drop) what the relay still sends, so its FIN is seen
+  await waitEvent<[Endpoint]>(a, 'endpoint-online', 'the rebind on the new session', (e) => e === ep);
+  assert.deepEqual(refusals, [], 'the rebind was refused: the old session still held the name');
+  assert.equal(ep.url, url);
+  const newSession = servingSession(host);
+  assert.ok(newSession !== undefined && newSession !== oldSession, `the route is still served by the old session ${oldSession}`);
+  assert.equal(fx.counter('agent:superseded'), superseded + 1);
+  // The relay ended the old session itself (the partitioned link never delivered a byte of it to the agent).
+  await withTimeout('the relay to end the superseded session', relayEnded);
+  const r = await get(fx.http.port, host, '/reclaimed');
+  assert.equal(r.status, 200);
+  assert.equal(report(r.body).url, '/reclaimed');
+});
+
+test('reconnect after another session took the name in the gap: the rebind is retried until the name is free', T, async (t) => {
+  const { cleanup, front, a, ep, url } = await agentBehindFront(t, 'gap.burrow.localhost');
+  const host = 'gap.burrow.localhost';
+
+  // The agent's new connections wait at the front; the old link goes silent, then the relay sees it end.
+  front.hold();
+  front.partition(0);
+  front.pairs[0]![1].destroy();
+  await waitFor(`the relay to drop the route of ${host}`, () => (servingSession(host) === undefined ? true : undefined));
+  // Another agent with the same token takes the name (the relay holds it for its owner, and this is the owner).
+  const b = await connect(agentOptions());
+  cleanup.defer('close the second agent', () => b.close(300));
+  await b.forward(`http://127.0.0.1:${up.port}`, { url: `http://${host}` });
+
+  const conflictSeen = waitEvent<[Endpoint, Error, boolean]>(a, 'endpoint-bind-error', 'the rebind to be refused while the other session holds the name', (e) => e === ep);
+  front.release();
+  const [, conflict, willRetry] = await conflictSeen;
   assert.ok(isBurrowError(conflict, 'BURROW_ERR_AGENT_BIND'), String(conflict));
   assert.match(conflict.message, /already online/);
+  assert.equal(willRetry, true);
   assert.equal(ep.state, 'rebinding');
   const online = waitEvent<[Endpoint]>(a, 'endpoint-online', 'the retried rebind to succeed', (e) => e === ep);
-  r0.destroy(); // the relay now sees the old session end and frees its routes
+  await b.close(300); // the name is free again
   await online;
   assert.equal(ep.url, url);
   const r = await get(fx.http.port, host, '/reclaimed');

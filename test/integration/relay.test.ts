@@ -18,6 +18,7 @@ import WebSocket from 'ws';
 import { parseClientHello } from '../../src/sniff/parse-client-hello.js';
 import { startChildAgent } from '../helpers/child-sdk-agent.js';
 import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
+import { partitionableFront } from '../helpers/partitionable-front.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import {
   Cleanup,
@@ -464,6 +465,33 @@ test('http endpoint: the agent dies (SIGKILL) mid-request → 502; its route goe
   const after404 = await curl([...resolveArgs(DOOMED, httpPort), `http://${DOOMED}:${httpPort}/again`]);
   assert.equal(after404.status, 404);
   await assertServing('an agent died');
+});
+
+test('http endpoint: the SDK loses its link and reconnects while the relay still holds it; the new session supersedes the old one', { timeout: 30_000 }, async (t) => {
+  // The agent's side of the link fails (a network change: the SDK gets a reset), the relay's side goes silent: the relay
+  // still holds the old session (it would drop it after 30 s of silence) when the SDK reconnects with the same ClientId.
+  // Were the old session kept, the SDK's rebind would be refused ("already online"); it retries after 50 ms and 2.5 s,
+  // then only after 125 s. (The SDK never gives up on a session for a missed heartbeat alone: it only reports it.)
+  const cleanup = cleanupFor(t);
+  const MOVED = 'moved.burrow.localhost';
+  const front = await partitionableFront(cleanup, fx.agent.port);
+  const agent = await startChildAgent(cleanup, front.port, fx.caPath, fx.token, MOVED, `http://127.0.0.1:${up.port}`, { reconnect: true });
+  const sessionOf = (): string | undefined => fx.relay.acceptor.routes.lookupHost(MOVED)?.members[0]?.sessionId;
+  const before = sessionOf();
+  assert.ok(before !== undefined);
+  const superseded = fx.counter('agent:superseded');
+  front.cutAgentSide(0);
+  await waitFor('the SDK to see its link fail', () => (agent.steps.includes('disconnected') ? true : undefined));
+  const after = await waitFor(`the route of ${MOVED} to move to a new session`, () => {
+    const s = sessionOf();
+    return s !== undefined && s !== before ? s : undefined;
+  });
+  assert.equal(fx.counter('agent:superseded'), superseded + 1);
+  const r = await curl([...resolveArgs(MOVED, httpPort), `http://${MOVED}:${httpPort}/after-partition`]);
+  assert.equal(r.status, 200, `${r.stderr} ${r.body.slice(0, 300)}`);
+  assert.equal(report(r.body).url, '/after-partition');
+  assert.equal(sessionOf(), after);
+  t.diagnostic(`child SDK steps: ${agent.steps.join(', ')}`);
 });
 
 // ---------------------------------------------------------------------------------------------------------------

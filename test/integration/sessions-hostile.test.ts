@@ -6,7 +6,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import tls from 'node:tls';
 import { connect, type Agent } from '../../src/index.js';
-import { MuxSession } from '../../src/mux/mux-session.js';
+import { MuxSession, type GoAwayInfo } from '../../src/mux/mux-session.js';
 import type { MuxStream } from '../../src/mux/mux-stream.js';
 import { callRpc } from '../../src/mux/rpc.js';
 import { openTypedStream } from '../../src/mux/typed-stream.js';
@@ -21,12 +21,17 @@ const MiB = 1024 * 1024;
 
 /** A raw mux client on the relay's agent listener (no agent library), authenticated with the fixture's token. */
 async function rawAgentSession(fx: RelayFixture): Promise<MuxSession> {
+  return (await rawAuth(fx, fx.token, '')).mux;
+}
+
+/** A raw mux client that sends Auth with `token` and `clientId`; returns the session and the AuthResp. */
+async function rawAuth(fx: RelayFixture, token: string, clientId: string): Promise<{ mux: MuxSession; resp: { ClientId: string } }> {
   const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
   await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
   const mux = new MuxSession(sock, { role: 'client' });
   mux.on('error', () => {});
-  await callRpc(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } });
-  return mux;
+  const resp = await callRpc<{ ClientId: string }>(mux, STREAM_TYPE_AUTH, { Version: ['3'], ClientId: clientId, Extra: { AuthToken: token } });
+  return { mux, resp };
 }
 
 /**
@@ -190,6 +195,57 @@ test('two sessions binding the same agent-chosen Id keep their own endpoints (no
     await waitFor('alpha to leave its route', () => (fx.relay.acceptor.routes.size === 1 ? true : undefined));
     assert.equal((await get('alpha')).status, 404);
     assert.equal((await get('beta')).body, 'beta');
+  } finally {
+    for (const m of sessions) m.destroy();
+    await fx.close();
+  }
+});
+
+test('an Auth with the ClientId of a live session supersedes it only for the same token; another token gets a fresh ClientId', { timeout: 30_000 }, async () => {
+  // An agent that reconnects sends the ClientId it was given. The relay ends the old session holding it (the
+  // abandoned end of a link the agent gave up on) so that its rebinds are not refused; never for another token.
+  const OTHER = 'other-owner-token-0123456789';
+  const fx = await startRelayFixture({ workers: 2, extraTokens: [OTHER] });
+  const sessions: MuxSession[] = [];
+  try {
+    const first = await rawAuth(fx, fx.token, '');
+    sessions.push(first.mux);
+    const id = first.resp.ClientId;
+    assert.match(id, /^sess_/);
+    await callRpc(first.mux, STREAM_TYPE_BIND, { Id: 'ep', Proto: 'http', Opts: { Hostname: 'kept.burrow.localhost' }, Extra: {} });
+    const owner = (): string | undefined => fx.relay.acceptor.routes.lookupHost('kept.burrow.localhost')?.members[0]?.sessionId;
+    const firstSession = owner();
+    assert.ok(firstSession !== undefined);
+
+    // Another token naming that ClientId: a fresh id, nothing taken over.
+    const stranger = await rawAuth(fx, OTHER, id);
+    sessions.push(stranger.mux);
+    assert.notEqual(stranger.resp.ClientId, id);
+    assert.equal(owner(), firstSession);
+    assert.equal(fx.counter('agent:superseded'), 0);
+    assert.equal(first.mux.isClosed, false);
+    // A ClientId the relay would never hand out (spaces, too long): not taken as is either.
+    const odd = await rawAuth(fx, fx.token, 'x'.repeat(200));
+    sessions.push(odd.mux);
+    assert.match(odd.resp.ClientId, /^sess_/);
+
+    // The same token with it: the first session is told (GOAWAY, no error, the reason) and ended; its route is gone at
+    // once, so the newcomer binds the same name.
+    const goaway = new Promise<{ code: number; debug: string }>((resolve) => {
+      first.mux.once('goaway', (info: GoAwayInfo) => resolve({ code: info.code, debug: info.message }));
+    });
+    const second = await rawAuth(fx, fx.token, id);
+    sessions.push(second.mux);
+    assert.equal(second.resp.ClientId, id);
+    assert.equal(fx.counter('agent:superseded'), 1);
+    assert.equal(owner(), undefined, 'the superseded session still owns its route');
+    await callRpc(second.mux, STREAM_TYPE_BIND, { Id: 'ep', Proto: 'http', Opts: { Hostname: 'kept.burrow.localhost' }, Extra: {} });
+    assert.notEqual(owner(), firstSession);
+    const g = await withTimeout('the GOAWAY to the superseded session', goaway);
+    assert.equal(g.code, 0);
+    assert.match(g.debug, /superseded/);
+    await waitFor('the superseded session to end', () => (first.mux.isClosed ? true : undefined));
+    assert.equal(stranger.mux.isClosed, false);
   } finally {
     for (const m of sessions) m.destroy();
     await fx.close();

@@ -5,7 +5,6 @@
 // DESIGN.md §6 "Sessions: bad token (rate limited)".
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import ngrok from '@ngrok/ngrok';
 import { connect, isBurrowError } from '../../src/index.js';
 import { loadTokens, type TokenStore } from '../../src/config/tokens.js';
+import { partitionableFront } from '../helpers/partitionable-front.js';
 import {
+  Cleanup,
   curl,
   forward,
   resolveArgs,
@@ -137,42 +138,48 @@ test('sessions per token are counted across workers; a freed slot can be used ag
   await second.close();
 });
 
-test('an agent that was online retries a session-limit refusal (the relay still counts its cut session) and comes back', T, async (t) => {
+/** A relay whose SOLO token allows one session, and our agent on it through a partitionable front. */
+async function soloAgentBehindFront(t: TestContext) {
   const store = await tokenStore(t, `${SOLO} sessions=1\n`);
   const fx = await startRelayFixture({ tokens: [...store.entries] });
   t.after(() => fx.close());
   const solo = store.entries[0]!;
-  // A TCP proxy in front of the agent listener, so that one side of a connection can be cut without the other.
-  const pairs: Array<{ agentSide: net.Socket; relaySide: net.Socket }> = [];
-  const proxy = net.createServer((agentSide) => {
-    const relaySide = net.connect(fx.agent.port, '127.0.0.1');
-    agentSide.on('error', () => {});
-    relaySide.on('error', () => {});
-    agentSide.pipe(relaySide);
-    relaySide.pipe(agentSide);
-    pairs.push({ agentSide, relaySide });
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    proxy.close();
-    for (const p of pairs) (p.agentSide.destroy(), p.relaySide.destroy());
-  });
-  const port = (proxy.address() as net.AddressInfo).port;
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const front = await partitionableFront(cleanup, fx.agent.port);
   const a = await withTimeout(
-    'our agent through the proxy',
-    connect({ server: `localhost:${port}`, authtoken: SOLO, ca: fx.caPem, backoff: { baseMs: 50, capMs: 200 } }),
+    'our agent through the front',
+    connect({ server: `localhost:${front.port}`, authtoken: SOLO, ca: fx.caPem, backoff: { baseMs: 50, capMs: 200 } }),
   );
   t.after(() => a.destroy());
+  return { fx, solo, front, a };
+}
+
+test('an agent whose link was cut while the relay still counts its session takes its own slot back (sessions=1)', T, async (t) => {
+  const { fx, solo, front, a } = await soloAgentBehindFront(t);
   assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 1);
-  // A network cut the relay does not see: the agent's side goes, the relay's side stays open and silent.
-  const cut = pairs[0]!;
-  cut.agentSide.unpipe(cut.relaySide);
-  cut.relaySide.unpipe(cut.agentSide);
-  cut.agentSide.destroy();
-  await waitFor('a refused reconnect', () => (fx.counter('agent:session-limit') >= 2 ? true : undefined), 10_000);
+  // A network cut the relay does not see: the agent's side goes, the relay's side stays open and silent. The agent's
+  // new session names its ClientId, so the relay ends the old one instead of refusing the new one at the limit.
+  front.cutAgentSide(0);
+  await waitFor('the agent online again', () => (a.state === 'online' && front.pairs.length === 2 ? true : undefined), 10_000);
+  assert.equal(fx.counter('agent:superseded'), 1);
+  assert.equal(fx.counter('agent:session-limit'), 0);
+  assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 1);
+});
+
+test('an agent that was online retries a session-limit refusal (another session took its slot) and comes back', T, async (t) => {
+  const { fx, solo, front, a } = await soloAgentBehindFront(t);
+  // The agent's link fails and its reconnects wait at the front; meanwhile the relay drops the old session and another
+  // session with the same token takes the only slot.
+  front.hold();
+  front.cutAgentSide(0);
+  front.pairs[0]![1].destroy();
+  await waitFor('the relay to count the cut session out', () => (fx.relay.acceptor.sessionsOf(solo.id) === 0 ? true : undefined));
+  const other = await withTimeout('another session in the slot', ours(fx, SOLO));
+  front.release();
+  await waitFor('a refused reconnect', () => (fx.counter('agent:session-limit') >= 1 ? true : undefined), 10_000);
   assert.notEqual(a.state, 'closed', 'the agent keeps retrying');
-  // The relay drops the old session (here: its connection closes); the next attempt gets in.
-  cut.relaySide.destroy();
+  await other.close(500); // the slot is free again; the next attempt gets in
   await waitFor('the agent online again', () => (a.state === 'online' ? true : undefined), 10_000);
   assert.equal(fx.relay.acceptor.sessionsOf(solo.id), 1);
 });

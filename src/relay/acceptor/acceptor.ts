@@ -74,6 +74,8 @@ interface PendingConn {
 
 /** Weight of a new time-to-first-byte sample in a member's EWMA. */
 const EWMA_ALPHA = 0.3;
+/** A ClientId the relay takes from Auth: printable ASCII, no spaces, bounded (ours are `sess_` + 12 base64url). */
+const CLIENT_ID_RE = /^[\x21-\x7e]{1,128}$/;
 /** A failure counts as this slow in the EWMA (µs), so P2C moves away from a failing member even before its breaker opens. */
 const FAILURE_PENALTY_US = 1_000_000;
 
@@ -104,7 +106,9 @@ export class Acceptor {
   private readonly authLimiter: AuthLimiter;
   /** Live authenticated sessions per token id, and each session's token and worker (for --max-sessions-per-token). */
   private readonly sessionsByToken: Map<string, number>;
-  private readonly sessionTokens: Map<string, { tokenId: string; workerId: number }>;
+  private readonly sessionTokens: Map<string, { tokenId: string; workerId: number; clientId: string }>;
+  /** Live authenticated session by its ClientId (an agent sends it again when it reconnects). */
+  private readonly sessionsByClientId: Map<string, string>;
 
   constructor(opts: AcceptorOptions) {
     this.opts = opts;
@@ -126,6 +130,7 @@ export class Acceptor {
     this.authLimiter = new AuthLimiter(opts.limits.authFailuresPerMinute);
     this.sessionsByToken = new Map();
     this.sessionTokens = new Map();
+    this.sessionsByClientId = new Map();
   }
 
   /** Live authenticated sessions of token `tokenId` (0 when none). */
@@ -251,6 +256,7 @@ export class Acceptor {
       this.count('agent:auth-failed');
       return no('BURROW_ERR_AUTH_FAILED', req.reason);
     }
+    const clientId = this.clientIdFor(req);
     const n = this.sessionsOf(req.tokenId);
     if (n >= req.maxSessions) {
       this.count('agent:session-limit');
@@ -261,15 +267,43 @@ export class Acceptor {
       );
     }
     this.sessionsByToken.set(req.tokenId, n + 1);
-    this.sessionTokens.set(req.sessionId, { tokenId: req.tokenId, workerId });
+    this.sessionTokens.set(req.sessionId, { tokenId: req.tokenId, workerId, clientId });
+    this.sessionsByClientId.set(clientId, req.sessionId);
     this.count('agent:authenticated');
-    return { op: 'auth-reply', reqId: req.reqId, ok: true };
+    return { op: 'auth-reply', reqId: req.reqId, ok: true, clientId };
+  }
+
+  /**
+   * The ClientId of an admitted session. An agent that reconnects sends the one it was given; when a live session of
+   * the same token still has it, that session is the abandoned end of a link the agent gave up on (its heartbeat
+   * failed, the laptop slept, the NAT forgot the flow) and the relay would keep its names for up to the liveness
+   * timeout, refusing the agent's rebinds. It is superseded instead: its routes go now, its worker ends it. The same
+   * rule as ngrok's: the newest session of a client wins. A ClientId live under another token, or not of the form
+   * this relay hands out, is not taken over: the session gets a fresh one (its own session id).
+   */
+  private clientIdFor(req: AuthRequest): string {
+    const wanted = req.clientId;
+    if (!CLIENT_ID_RE.test(wanted)) return req.sessionId;
+    const oldId = this.sessionsByClientId.get(wanted);
+    if (oldId === undefined) return wanted;
+    const old = this.sessionTokens.get(oldId);
+    if (old === undefined || old.tokenId !== req.tokenId) return req.sessionId;
+    this.forgetSession(oldId);
+    this.dropEndpoints(this.routes.endpointsWhere((m) => m.sessionId === oldId));
+    this.dispatcher?.postControl(old.workerId, {
+      op: 'end-session',
+      sessionId: oldId,
+      reason: `superseded: the agent reconnected as ClientId ${wanted} on session ${req.sessionId} from ${req.remoteAddress}`,
+    });
+    this.count('agent:superseded');
+    return wanted;
   }
 
   private forgetSession(sessionId: string): void {
     const s = this.sessionTokens.get(sessionId);
     if (s === undefined) return;
     this.sessionTokens.delete(sessionId);
+    if (this.sessionsByClientId.get(s.clientId) === sessionId) this.sessionsByClientId.delete(s.clientId);
     const n = (this.sessionsByToken.get(s.tokenId) ?? 1) - 1;
     if (n <= 0) this.sessionsByToken.delete(s.tokenId);
     else this.sessionsByToken.set(s.tokenId, n);

@@ -14,7 +14,7 @@ import { Heartbeater, serveHeartbeat } from '../../mux/heartbeat.js';
 import { wallMs } from '../../metrics/relay-recorder.js';
 import { readJsonMessage, respondRpc } from '../../mux/rpc.js';
 import { readStreamType } from '../../mux/typed-stream.js';
-import { MUX_STREAM_REFUSED } from '../../protocol/error-codes.js';
+import { MUX_NO_ERROR, MUX_STREAM_REFUSED } from '../../protocol/error-codes.js';
 import {
   EDGE_TYPE_HTTPS,
   EDGE_TYPE_TCP,
@@ -201,6 +201,18 @@ export class AgentSession {
   }
 
   /**
+   * The agent reconnected on a new session with this one's ClientId (acceptor: clientIdFor), which has already taken
+   * over its routes: end this one now instead of at the liveness timeout. Its public connections are cut as for a
+   * dead link. The GOAWAY is for a peer that can still read it; it carries no error, since nothing failed here.
+   */
+  supersede(reason: string): void {
+    this.finish(reason);
+    if (this.mux === null) return; // finish() destroyed the socket
+    this.mux.goAway(MUX_NO_ERROR, reason);
+    this.mux.destroy();
+  }
+
+  /**
    * Open a proxy stream for a public connection: type, ProxyHeader and any bytes already read go out in the SYN frame.
    * Returns null when the session cannot take another stream (closed, going away, or at the SDK's stream limit).
    */
@@ -381,6 +393,7 @@ export class AgentSession {
         token === ''
           ? 'authentication failed: no auth token was sent; pass the token the relay printed at start-up'
           : 'authentication failed: the auth token is not valid for this relay',
+      clientId: typeof req['ClientId'] === 'string' ? req['ClientId'] : '',
     });
     if (!verdict.ok) {
       // Answer, then end the session: an agent that may not authenticate has nothing else to do here.
@@ -401,7 +414,7 @@ export class AgentSession {
     // after a FIN (PROTOCOL.md §7), so SDK sessions have no relay-side RTT samples.
     this.burrowAgent = extra['ClientType'] === 'burrow';
     if (this.burrowAgent) this.startRttProbe();
-    this.clientId = typeof req['ClientId'] === 'string' && req['ClientId'] !== '' ? req['ClientId'] : this.id;
+    this.clientId = verdict.clientId ?? this.id;
     return {
       Version: SERVER_PROTOCOL_VERSION,
       ClientId: this.clientId,

@@ -149,6 +149,8 @@ export class WorkerRuntime {
       }
     } else if (msg.op === 'drain') {
       this.drain();
+    } else if (msg.op === 'end-session') {
+      this.sessions.get(msg.sessionId)?.supersede(msg.reason);
     } else if (msg.op === 'member-state') {
       const ep = this.endpoints.get(msg.endpointKey);
       if (ep !== undefined) ep.available = msg.available;
