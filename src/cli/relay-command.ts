@@ -45,6 +45,13 @@ export async function prepareRelay(config: RelayConfig, version: string): Promis
   return { relay, pki, tokens };
 }
 
+/** The banner's worker count: the threads that are running (start-up waits for all, but some may have failed). */
+function workerLine(relay: Relay): string {
+  const up = relay.dispatcher.readyWorkers();
+  const expected = relay.dispatcher.expectedWorkers;
+  return up === expected ? `${up} threads` : `${up} of ${expected} threads running (the others failed to start and are retried; see the warnings)`;
+}
+
 /**
  * What an agent should dial for the agent listener `agent` (--server): loopback and wildcard binds are reached as
  * localhost (a name the dev certificate carries); an IPv6 literal needs brackets (`--server [::1]:4443` parses,
@@ -101,7 +108,7 @@ export async function relayCommand(argv: string[], version: string): Promise<num
     `  agents   ${formatHostPort(agent)}`,
     `  admin    ${admin ? `http://${formatHostPort(admin)}/metrics  (also /healthz /readyz /api/sessions /api/endpoints)` : 'off'}`,
     `  tcp      ports ${config.tcpPorts.from}-${config.tcpPorts.to} on ${config.tcpHost}`,
-    `  workers  ${relay.threaded ? `${relay.dispatcher.workerIds().length} threads` : 'single-threaded (native addon unavailable: run `burrow doctor`)'}`,
+    `  workers  ${relay.threaded ? workerLine(relay) : 'single-threaded (native addon unavailable: run `burrow doctor`)'}`,
     `  CA       ${pki.caPath ?? `(your certificate ${pki.certPath})`}`,
     tokens.devToken !== null ? `  token    ${tokens.devToken}   (dev token, saved in ${tokens.path})` : `  tokens   ${tokens.count} from ${tokens.path}`,
     '',

@@ -1,11 +1,17 @@
 // The worker crash test hook (docs/testing.md): with BURROW_TEST_HOOKS=1 a worker can be made to crash and piscina
 // replaces it; without the variable the hook refuses. Real relay, real worker threads.
-// Also: a connection handed over while the pool is being destroyed is closed by the pool (no worker will).
+// Also: a connection handed over while the pool is being destroyed is closed by the pool (no worker will); a relay
+// whose workers all fail to start refuses to start.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { isBurrowError } from '../../src/core/errors.js';
 import { startRelayFixture, waitFor, withTimeout, type RelayFixture } from '../helpers/relay-fixture.js';
 import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
@@ -159,4 +165,44 @@ test('a worker that dies is reported once, with its id and the reason (BURROW_ER
   await waitFor('the pool to be back to 2 running workers', () => (fx.relay.dispatcher.readyWorkers() === 2 ? true : undefined));
   assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'));
   assert.match(warnings[0]!.message, new RegExp(`^burrow worker ${crashed} died \\(test-crash: worker crashed on request`));
+});
+
+test('no worker thread can start: startRelay rejects with BURROW_ERR_WORKER_CRASHED naming the reason', { skip: NO_THREADS_SKIP }, async () => {
+  // Before: the relay printed "2 threads", took agents and connections that no thread would ever serve, and retried
+  // the workers in the background (/readyz said 503).
+  process.env['BURROW_TEST_HOOKS'] = '1';
+  process.env['BURROW_TEST_WORKER_FAULT'] = 'boot';
+  try {
+    await assert.rejects(startRelayFixture(), (err: unknown) => {
+      assert.ok(isBurrowError(err, 'BURROW_ERR_WORKER_CRASHED'), String(err));
+      assert.match((err as Error).message, /^none of the 2 worker threads could start \(test fault: worker \d+ fails while starting/);
+      assert.match((err as Error).message, /BURROW_DISABLE_NATIVE=1/);
+      return true;
+    });
+  } finally {
+    delete process.env['BURROW_TEST_WORKER_FAULT'];
+    delete process.env['BURROW_TEST_HOOKS'];
+  }
+});
+
+test('CLI: `burrow relay` whose workers cannot start exits 1 with the reason, before printing its banner', { skip: NO_THREADS_SKIP, timeout: 30_000 }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'burrow-cli-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const bin = fileURLToPath(new URL('../../../bin/burrow.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [bin, 'relay', '--data-dir', dataDir, '--http-addr', '127.0.0.1:0', '--https-addr', '127.0.0.1:0', '--agent-addr', '127.0.0.1:0', '--admin-addr', 'off'],
+    { env: { ...process.env, BURROW_TEST_HOOKS: '1', BURROW_TEST_WORKER_FAULT: 'boot' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const [code] = (await withTimeout('the relay to exit', once(child, 'exit'), 25_000)) as [number | null];
+  assert.equal(code, 1, `stdout:\n${out}\nstderr:\n${err}`);
+  assert.match(err, /burrow: none of the \d+ worker threads could start \(test fault: worker \d+ fails while starting[^\n]*\[BURROW_ERR_WORKER_CRASHED\]\n$/);
+  assert.doesNotMatch(out, /workers/, 'the banner was printed');
 });

@@ -105,12 +105,19 @@ interface QueueOpts {
 /** First wait before starting a worker piscina did not replace; doubles per failed start, up to the cap. */
 const RESPAWN_FIRST_MS = 100;
 const RESPAWN_MAX_MS = 30_000;
+/** Start-up gives the first workers this long to come up (a normal start takes well under a second). */
+const START_DEADLINE_MS = 30_000;
 
 /** Create the dispatcher: worker threads when the native addon is there, else an in-thread runtime. */
 export async function createDispatcher(opts: DispatcherOptions): Promise<ConnectionDispatcher> {
   if (!nativeAddon.available || opts.workers === 0) return new InThreadDispatcher(opts);
   const d = new ThreadedDispatcher(opts);
-  await d.start();
+  try {
+    await d.start();
+  } catch (err) {
+    await d.destroy();
+    throw err;
+  }
   return d;
 }
 
@@ -123,7 +130,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
   /** Handoffs are being refused because the ring is full (warned once per stall). */
   private refusing: boolean;
   private readonly ports: Map<number, MessagePort>;
-  private readonly waitingForWorkers: Array<() => void>;
+  /**
+   * Start-up, until every first worker is running or has failed: settle() resolves once one runs, rejects when none
+   * does. null once settled.
+   */
+  private starting: { failures: number; reasons: string[]; settle: (err: Error | null) => void } | null;
   private destroyed: boolean;
   private readonly ready: Set<number>;
   private readonly pendingStats: Map<number, { workerId: number; resolve: (s: WorkerStats | null) => void }>;
@@ -153,7 +164,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     this.respawnTimer = null;
     this.crashReports = new Map();
     this.ports = new Map();
-    this.waitingForWorkers = [];
+    this.starting = null;
     this.destroyed = false;
     this.claims = new FdClaims();
     this.refusing = false;
@@ -208,9 +219,53 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     });
   }
 
-  async start(): Promise<void> {
-    if (this.ports.size >= this.opts.workers) return;
-    await new Promise<void>((resolve) => this.waitingForWorkers.push(resolve));
+  /**
+   * Resolves once every first worker is running (its control channel is up) or has failed while starting, with at
+   * least one running; the rest are started again in the background (scheduleRespawnCheck). Rejects with
+   * BURROW_ERR_WORKER_CRASHED, naming the reason, when none of them came up: a relay that printed its banner then would
+   * accept agents and connections that no thread ever serves.
+   */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const s = this.starting;
+        if (s === null) return;
+        if (this.ready.size > 0) return s.settle(null);
+        s.settle(
+          new BurrowError(
+            'BURROW_ERR_WORKER_CRASHED',
+            `no worker thread came up within ${START_DEADLINE_MS / 1000} s of ${this.opts.workers} started` +
+              (s.reasons.length > 0 ? ` (${s.reasons[0]})` : '') +
+              '; check the warnings above, or run single-threaded with BURROW_DISABLE_NATIVE=1',
+          ),
+        );
+      }, START_DEADLINE_MS);
+      this.starting = {
+        failures: 0,
+        reasons: [],
+        settle: (err) => {
+          clearTimeout(timer);
+          this.starting = null;
+          if (err === null) resolve();
+          else reject(err);
+        },
+      };
+    });
+  }
+
+  /** During start-up: settle once every first worker has either come up or failed (see start()). */
+  private checkStarted(): void {
+    const s = this.starting;
+    if (s === null || this.ready.size + s.failures < this.opts.workers) return;
+    if (this.ready.size > 0) return s.settle(null);
+    const reason = s.reasons.find((r) => r !== '') ?? 'they exited';
+    s.settle(
+      new BurrowError(
+        'BURROW_ERR_WORKER_CRASHED',
+        `none of the ${this.opts.workers} worker threads could start (${reason}); ` +
+          'fix the cause, or run single-threaded with BURROW_DISABLE_NATIVE=1',
+      ),
+    );
   }
 
   get expectedWorkers(): number {
@@ -389,9 +444,6 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     port1.on('message', (msg: WorkerToAcceptor) => this.onPortMessage(workerId, port1, msg));
     port1.unref();
     this.run({ kind: 'control', port: port2, workerId }, { workerId, control: true }, [port2]);
-    if (this.ports.size >= this.opts.workers) {
-      for (const w of this.waitingForWorkers.splice(0)) w();
-    }
   }
 
   private onPortMessage(workerId: number, port: MessagePort, msg: WorkerToAcceptor): void {
@@ -402,6 +454,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     if (msg.op === 'control-ready') {
       this.ready.add(workerId);
       this.failedStarts = 0;
+      this.checkStarted();
       return;
     }
     this.opts.onControl(workerId, msg, (m) => port.postMessage(m));
@@ -441,12 +494,19 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       const reason = this.crashReports.get(workerId) || 'it exited';
       this.crashReports.delete(workerId);
       if (this.destroyed) return;
+      if (!started && this.starting !== null) {
+        this.starting.failures++;
+        this.starting.reasons.push(reason);
+      }
       process.emitWarning(
         started
           ? `burrow worker ${workerId} died (${reason}); its agent sessions were dropped (their agents reconnect) and a new worker takes its place`
-          : `burrow worker ${workerId} failed while starting (${reason}); another is started after a pause that grows while starts keep failing`,
+          : this.starting !== null
+            ? `burrow worker ${workerId} failed while starting (${reason})` // start() decides what follows
+            : `burrow worker ${workerId} failed while starting (${reason}); another is started after a pause that grows while starts keep failing`,
         { code: 'BURROW_ERR_WORKER_CRASHED' },
       );
+      this.checkStarted();
     });
   }
 
