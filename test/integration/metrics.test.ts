@@ -24,6 +24,7 @@ import {
   type RelayFixture,
 } from '../helpers/relay-fixture.js';
 import { NO_THREADS_SKIP } from '../helpers/native-skip.js';
+import { RawHttp } from '../helpers/raw-http.js';
 
 const ADMIN_SERVER_JS = fileURLToPath(new URL('../../src/metrics/admin-server.js', import.meta.url));
 
@@ -115,6 +116,23 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
   assert.equal(sample(text, 'burrow_workers_expected'), 2);
   assert.equal([...text.matchAll(/^burrow_worker_up\{worker="\d+"\} 1$/gm)].length, 2);
   assert.ok(sample(text, 'burrow_received_bytes_total{endpoint_type="http"}')! > 0);
+});
+
+test('a request on a keep-alive connection is counted when its response ends, while the connection stays open', { ...T, skip: NO_THREADS_SKIP }, async () => {
+  // Before: a request was recorded when the next one came or the connection closed, so a browser's last request
+  // before idling reached burrow_request_duration_seconds minutes late (--idle-timeout), or never on a busy dashboard.
+  const count = async (): Promise<number> => sample((await get('/metrics')).body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') ?? 0;
+  const before = await count();
+  const conn = new RawHttp(fx.http.port);
+  try {
+    for (let i = 1; i <= 2; i++) {
+      const r = await conn.request(`GET /kept/${i} HTTP/1.1\r\nHost: ${APP}\r\n\r\n`, `keep-alive request ${i}`);
+      assert.equal(r.status, 200);
+      await waitFor(`request ${i} to be counted with its connection open`, async () => ((await count()) === before + i ? true : undefined), 5_000);
+    }
+  } finally {
+    conn.destroy();
+  }
 });
 
 test('promtool check metrics on a live /metrics reports nothing', T, async () => {

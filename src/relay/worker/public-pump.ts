@@ -421,8 +421,9 @@ class HttpPump implements HttpFilterSink {
   private held: Buffer | null;
   /** https: the TLS handshake finished (before that a head timeout closes without an answer). */
   private secured: boolean;
-  // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). Responses are piped untouched, so a
-  // request's answer is taken to end with the last response byte before the next request (or the close).
+  // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). A request is recorded when the response
+  // tracker sees every forwarded request answered in full; a response it cannot frame (close-delimited, unparsable)
+  // ends with the last response byte before the next request, or the close.
   private readonly recorder: RelayRecorder;
   private readonly type: number;
   private readonly acceptedAt: number;
@@ -799,6 +800,8 @@ class HttpPump implements HttpFilterSink {
     }
     if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
     this.responses.push(chunk);
+    // Answered in full: record it now, not when the next request comes (a keep-alive connection can idle for minutes).
+    if (this.reqOpen && this.responses.unanswered === 0) this.closeRequest();
     if (this.errorResponse !== null) {
       if (this.responses.settledBut(this.errorAllowance)) this.sendHeldError();
       return;
