@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   BURROW_ERR_BIND_CONFLICT: 'A Bind asked for a hostname or TCP port that is already online.',
   BURROW_ERR_BIND_EXHAUSTED: 'No TCP port is free in the --tcp-ports range.',
   BURROW_ERR_RELAY_LISTEN: 'A listener could not be bound (address in use, permission denied).',
+  BURROW_ERR_RELAY_IP_RESTRICTED: "A public connection came from an address the endpoint's IP restrictions refuse.",
   BURROW_ERR_WORKER_CRASHED: 'A worker thread died (its sessions were dropped and it was replaced), or none could start.',
   BURROW_ERR_RELAY_HANDOFF: 'A connection could not be handed to its worker (worker gone, fd error).',
   BURROW_ERR_RELAY_TEST_HOOK: 'A test-only hook was used without BURROW_TEST_HOOKS=1, or cannot act (no worker threads).',

@@ -24,6 +24,7 @@ export const CONNECTION_OUTCOMES = [
   'draining',
   'stream-refused',
   'endpoint-limit',
+  'ip-restricted',
   'other',
 ] as const;
 const OUTCOME_OTHER = CONNECTION_OUTCOMES.length - 1;

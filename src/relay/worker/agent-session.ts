@@ -29,6 +29,7 @@ import {
   type ProxyHeader,
 } from '../../protocol/messages.js';
 import { encodeProxyHeader } from '../../protocol/proxy-header.js';
+import { checkSupportedOptions, parseIpRestriction, type IpPolicy } from './endpoint-options.js';
 import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
 import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
@@ -81,6 +82,8 @@ export interface Endpoint {
   poolKey: string;
   /** False while the acceptor reports this member's breaker open (retries skip it). */
   available: boolean;
+  /** Opts.IPRestriction: who may connect (checked once per public connection), or null for anyone. */
+  ipPolicy: IpPolicy | null;
 }
 
 /** How long an agent may take to authenticate after TLS is up. */
@@ -445,6 +448,9 @@ export class AgentSession {
       throw new BurrowError('BURROW_ERR_BIND_INVALID', `Bind: Proto ${JSON.stringify(proto)} is not one of http, https, tcp, tls`);
     }
     const opts = isObject(req['Opts']) ? { ...req['Opts'] } : {};
+    // Before anything is reserved: an option this relay cannot honour refuses the Bind (endpoint-options.ts).
+    checkSupportedOptions(proto, opts, isObject(req['Extra']) ? req['Extra'] : {});
+    const ipPolicy = parseIpRestriction(opts['IPRestriction']);
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
     if (this.endpoints.has(id) || this.binding.has(id)) {
@@ -530,6 +536,7 @@ export class AgentSession {
       pooled: pooling,
       poolKey: routeKey(proto, reply.hostname ?? hostname, reply.port ?? port),
       available: true,
+      ipPolicy,
     };
     this.endpoints.set(id, ep);
     this.runtime.addEndpoint(ep);

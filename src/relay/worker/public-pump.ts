@@ -14,7 +14,7 @@ import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.j
 import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '../../core/error-page.js';
-import { turnAway } from '../close-with.js';
+import { endWith, turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
@@ -42,6 +42,14 @@ export function pumpPublic(
   if (ep === undefined) {
     // The endpoint went away between routing and handoff.
     return refuse(socket, task.entry, 'endpoint-gone', task.hostname, 'The tunnel for this host went offline a moment ago.');
+  }
+  if (ep.ipPolicy !== null && !ep.ipPolicy.allows(task.remoteAddress)) {
+    // Opts.IPRestriction (endpoint-options.ts). The page does not name the allowed networks: they are the owner's.
+    runtime.recorder.error('BURROW_ERR_RELAY_IP_RESTRICTED');
+    const page = (): Buffer => errorPage(403, 'Forbidden', `${task.hostname} does not accept connections from ${task.remoteAddress}.`);
+    if (task.entry === 'https') return refuseOverTls(runtime, socket, head, 'ip-restricted', page);
+    // TCP and TLS passthrough: closed, no alert (unrecognized_name would be untrue).
+    return refuse(socket, task.entry === 'http' ? 'http' : 'tcp', 'ip-restricted', task.hostname, '', page);
   }
   const limit = runtime.settings.limits.maxConnsPerEndpoint;
   if (ep.active >= limit) {
@@ -88,6 +96,28 @@ function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string,
     turnAway(socket, entry, page ?? (() => errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`)));
   });
 }
+
+/**
+ * An https connection refused with a page: TLS is terminated here first (the client would not read a page in clear), then
+ * the page is sent and the connection closed. A handshake that does not finish in time is cut.
+ */
+function refuseOverTls(runtime: WorkerRuntime, socket: net.Socket, head: Buffer, outcome: string, page: () => Buffer): Promise<TaskResult> {
+  return new Promise((resolve) => {
+    socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
+    if (head.length > 0) socket.unshift(head);
+    const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext, ALPNProtocols: HTTPS_ALPN });
+    const timer = setTimeout(() => socket.destroy(), REFUSAL_HANDSHAKE_MS);
+    t.on('error', () => socket.destroy());
+    socket.once('close', () => clearTimeout(timer));
+    t.once('secure', () => {
+      clearTimeout(timer);
+      endWith(t, page());
+    });
+  });
+}
+
+/** How long refuseOverTls waits for the client's TLS handshake. */
+const REFUSAL_HANDSHAKE_MS = 10_000;
 
 /**
  * Opaque bidirectional pipe (tcp, tls passthrough) with half-close and backpressure. On a pooled endpoint the first

@@ -1,0 +1,88 @@
+// Bind options from the official @ngrok/ngrok SDK at the relay (src/relay/worker/endpoint-options.ts): allowCidr /
+// denyCidr are enforced per public connection (http and https: 403 page; tcp: closed); an option the relay does not
+// implement (basic auth, compression, ...) makes listen() fail with the option's name instead of putting the endpoint
+// online without it. Real relay (2 workers), real SDK, curl as the public client.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import {
+  curl,
+  forward,
+  resolveArgs,
+  startHttpUpstream,
+  startRelayFixture,
+  startTcpEcho,
+  withTimeout,
+  type HttpUpstream,
+  type NgrokSession,
+  type RelayFixture,
+} from '../helpers/relay-fixture.js';
+
+const T = { timeout: 30_000 };
+let fx: RelayFixture;
+let up: HttpUpstream;
+let echoPort: number;
+let session: NgrokSession;
+
+before(async () => {
+  fx = await startRelayFixture({ workers: 2 });
+  up = await startHttpUpstream(fx.cleanup);
+  echoPort = (await startTcpEcho(fx.cleanup)).port;
+  session = await fx.connectSdk();
+});
+
+after(async () => {
+  await fx?.close();
+});
+
+test('allowCidr without the client\'s network: http and https get 403, the service sees nothing; with it, 200', T, async () => {
+  const CLOSED = 'closed.burrow.localhost';
+  const OPEN = 'open.burrow.localhost';
+  await forward(fx.cleanup, CLOSED, session.httpEndpoint().domain(CLOSED).allowCidr('10.0.0.0/8').allowCidr('192.0.2.0/24').listenAndForward(`http://127.0.0.1:${up.port}`));
+  await forward(fx.cleanup, OPEN, session.httpEndpoint().domain(OPEN).allowCidr('127.0.0.0/8').denyCidr('10.0.0.0/8').listenAndForward(`http://127.0.0.1:${up.port}`));
+  const seen = up.requests.length;
+  const plain = await curl([...resolveArgs(CLOSED, fx.http.port), `http://${CLOSED}:${fx.http.port}/x`]);
+  assert.equal(plain.status, 403, `${plain.stderr} ${plain.body.slice(0, 200)}`);
+  assert.match(plain.body, /closed\.burrow\.localhost does not accept connections from 127\.0\.0\.1/);
+  assert.doesNotMatch(plain.body, /10\.0\.0\.0|192\.0\.2/, 'the page names the owner\'s networks');
+  const secure = await curl(['--cacert', fx.caPath, ...resolveArgs(CLOSED, fx.https.port), `https://${CLOSED}:${fx.https.port}/x`]);
+  assert.equal(secure.code, 0, secure.stderr);
+  assert.equal(secure.status, 403);
+  assert.equal(up.requests.length, seen, 'a refused request reached the service');
+  const ok = await curl([...resolveArgs(OPEN, fx.http.port), `http://${OPEN}:${fx.http.port}/y`]);
+  assert.equal(ok.status, 200, ok.stderr);
+  assert.equal(up.requests.length, seen + 1);
+});
+
+test('denyCidr on a tcp endpoint: a client from that network is closed without a byte; the upstream is never dialled', T, async () => {
+  const tcp = await forward(fx.cleanup, 'denied tcp', session.tcpEndpoint().denyCidr('127.0.0.1/32').listenAndForward(`tcp://127.0.0.1:${echoPort}`));
+  const port = Number(new URL(tcp.url()!).port);
+  const s = net.connect({ host: '127.0.0.1', port });
+  s.on('error', () => {});
+  const got: Buffer[] = [];
+  s.on('data', (c: Buffer) => got.push(c));
+  await once(s, 'connect');
+  s.write('hello?');
+  await withTimeout('the relay to close the denied connection', once(s, 'close'));
+  assert.equal(Buffer.concat(got).length, 0);
+});
+
+test('options the relay does not implement: listen() fails naming the option (no endpoint goes online without it)', T, async () => {
+  const routes = fx.relay.acceptor.routes.size;
+  await assert.rejects(
+    withTimeout('Bind with basicAuth', session.httpEndpoint().domain('guarded.burrow.localhost').basicAuth('user', 'password123').listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /Opts\.BasicAuth: basic auth is not supported by this relay/,
+  );
+  await assert.rejects(
+    withTimeout('Bind with compression', session.httpEndpoint().compression().listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /Opts\.Compression: response compression is not supported/,
+  );
+  await assert.rejects(
+    withTimeout('Bind with an allowCidr that is no network', session.tcpEndpoint().allowCidr('not-a-net').listenAndForward(`tcp://127.0.0.1:${echoPort}`)),
+    /allow_cidrs\[0\] "not-a-net" is not a network/,
+  );
+  assert.equal(fx.relay.acceptor.routes.size, routes, 'a refused Bind left a route');
+  const r = await curl([...resolveArgs('guarded.burrow.localhost', fx.http.port), `http://guarded.burrow.localhost:${fx.http.port}/`]);
+  assert.equal(r.status, 404);
+});

@@ -1,0 +1,65 @@
+// Bind options at the relay (src/relay/worker/endpoint-options.ts): IP restrictions parsed and matched; options the
+// relay does not implement refused by name; the SDK's unset values (null, 0, false, "") accepted.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isBurrowError } from '../../../../src/core/errors.js';
+import { checkSupportedOptions, parseIpRestriction } from '../../../../src/relay/worker/endpoint-options.js';
+
+/** The HTTP Opts the ngrok SDK writes with nothing set (PROTOCOL.md §9). */
+const SDK_HTTP_UNSET = {
+  Domain: '', Hostname: 'a.burrow.localhost', Auth: '', Subdomain: '', HostHeaderRewrite: false, LocalUrlScheme: null, ProxyProto: 0,
+  Compression: null, CircuitBreaker: null, IPRestriction: null, BasicAuth: null, OAuth: null, OIDC: null, WebhookVerification: null,
+  MutualTLSCA: null, RequestHeaders: null, ResponseHeaders: null, WebsocketTCPConverter: null, UserAgentFilter: null, TrafficPolicy: null,
+};
+
+test('IPRestriction: deny wins, allow lists are exclusive, bare addresses and IPv6 work', () => {
+  const p = parseIpRestriction({ allow_cidrs: ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32'], deny_cidrs: ['10.9.0.0/16'] })!;
+  assert.equal(p.allows('10.1.2.3'), true);
+  assert.equal(p.allows('10.9.2.3'), false, 'deny wins over allow');
+  assert.equal(p.allows('192.0.2.7'), true);
+  assert.equal(p.allows('192.0.2.8'), false, 'not in any allowed network');
+  assert.equal(p.allows('2001:db8::1'), true);
+  assert.equal(p.allows('2001:db9::1'), false);
+  assert.equal(p.allows('127.0.0.1'), false);
+  const denyOnly = parseIpRestriction({ deny_cidrs: ['127.0.0.0/8'] })!;
+  assert.equal(denyOnly.allows('127.0.0.1'), false);
+  assert.equal(denyOnly.allows('192.0.2.1'), true, 'with no allow list, anything not denied may connect');
+  assert.equal(parseIpRestriction(null), null);
+  assert.equal(parseIpRestriction({ allow_cidrs: [], deny_cidrs: null }), null);
+});
+
+test('IPRestriction: an entry that is not a network refuses the Bind, naming it', () => {
+  for (const [v, where] of [
+    [{ allow_cidrs: ['10.0.0.0/33'] }, /allow_cidrs\[0\] "10\.0\.0\.0\/33" is not a network/],
+    [{ deny_cidrs: ['10.0.0.0/8', 'example.com'] }, /deny_cidrs\[1\] "example\.com"/],
+    [{ allow_cidrs: ['::/129'] }, /allow_cidrs\[0\]/],
+    [{ allow_cidrs: ['10.0.0.0/'] }, /allow_cidrs\[0\]/],
+    [{ allow_cidrs: '10.0.0.0/8' }, /allow_cidrs must be a list/],
+    [{ allow_cidrs: [8] }, /allow_cidrs\[0\] 8/],
+    ['10.0.0.0/8', /IPRestriction must be an object/],
+  ] as const) {
+    assert.throws(() => parseIpRestriction(v), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && where.test((e as Error).message), JSON.stringify(v));
+  }
+});
+
+test('unsupported options refuse the Bind by name; the SDK\'s unset values pass', () => {
+  checkSupportedOptions('https', SDK_HTTP_UNSET, { Token: '', IPPolicyRef: '', Metadata: '', PoolingEnabled: false });
+  checkSupportedOptions('http', { ...SDK_HTTP_UNSET, TrafficPolicy: '', IPRestriction: { allow_cidrs: ['10.0.0.0/8'] } }, {});
+  checkSupportedOptions('tcp', { Addr: '', ProxyProto: 0, IPRestriction: null, TrafficPolicy: null }, {});
+  checkSupportedOptions('tls', { Hostname: '', Subdomain: '', ProxyProto: 0, MutualTLSAtAgent: true, MutualTLSAtEdge: false, TLSTermination: null }, {});
+  const refused: Array<[Parameters<typeof checkSupportedOptions>, RegExp]> = [
+    [['https', { ...SDK_HTTP_UNSET, BasicAuth: { credentials: [{ username: 'u', cleartext_password: 'password1' }] } }, {}], /Opts\.BasicAuth: basic auth is not supported/],
+    [['http', { ...SDK_HTTP_UNSET, Auth: 'user:pass' }, {}], /Opts\.Auth/],
+    [['https', { ...SDK_HTTP_UNSET, OAuth: { provider: 'google' } }, {}], /Opts\.OAuth/],
+    [['https', { ...SDK_HTTP_UNSET, Compression: {} }, {}], /Opts\.Compression/],
+    [['https', { ...SDK_HTTP_UNSET, HostHeaderRewrite: true }, {}], /Opts\.HostHeaderRewrite/],
+    [['https', { ...SDK_HTTP_UNSET, TrafficPolicy: '{"inbound":[]}' }, {}], /Opts\.TrafficPolicy/],
+    [['tcp', { Addr: '', ProxyProto: 2 }, {}], /Opts\.ProxyProto: the PROXY protocol header/],
+    [['tls', { Hostname: '', ProxyProto: 0, MutualTLSAtEdge: true }, {}], /Opts\.MutualTLSAtEdge/],
+    [['tls', { Hostname: '', ProxyProto: 0, TLSTermination: { key: '', cert: '' } }, {}], /Opts\.TLSTermination/],
+    [['https', SDK_HTTP_UNSET, { IPPolicyRef: 'ipp_123' }], /Extra\.IPPolicyRef/],
+  ];
+  for (const [args, msg] of refused) {
+    assert.throws(() => checkSupportedOptions(...args), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), msg.source);
+  }
+});
