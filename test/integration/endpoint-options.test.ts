@@ -86,3 +86,31 @@ test('options the relay does not implement: listen() fails naming the option (no
   const r = await curl([...resolveArgs('guarded.burrow.localhost', fx.http.port), `http://guarded.burrow.localhost:${fx.http.port}/`]);
   assert.equal(r.status, 404);
 });
+
+test('a pool: a retry after one member fails never lands on a member whose IP restrictions refuse the client', T, async () => {
+  // Member A forwards to a closed port (the SDK answers with its dial-failure page, which the relay retries on another
+  // member); member B denies the client's address. Before: the retry opened a stream on B and served the client.
+  const f = await startRelayFixture({ workers: 1 });
+  try {
+    const upB = await startHttpUpstream(f.cleanup);
+    const s = await f.connectSdk();
+    const POOL = 'pool-ip.burrow.localhost';
+    const bind = (upstream: string, deny: boolean) => {
+      let b = s.httpEndpoint().domain(POOL).poolingEnabled(true).metadata('burrow-lb=round-robin');
+      if (deny) b = b.denyCidr('127.0.0.1/32');
+      return forward(f.cleanup, POOL, b.listenAndForward(upstream));
+    };
+    await bind('http://127.0.0.1:9', false);
+    await bind(`http://127.0.0.1:${upB.port}`, true);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await curl([...resolveArgs(POOL, f.http.port), `http://${POOL}:${f.http.port}/r${i}`]);
+      statuses.push(r.status);
+    }
+    assert.equal(upB.requests.length, 0, `the denying member served the client (statuses ${statuses.join(', ')})`);
+    assert.ok(statuses.includes(403), `statuses ${statuses.join(', ')}`);
+    assert.ok(statuses.every((st) => st === 403 || st === 502), `statuses ${statuses.join(', ')}`);
+  } finally {
+    await f.close();
+  }
+});

@@ -59,7 +59,7 @@ export function pumpPublic(
     return refuse(socket, task.entry, 'endpoint-limit', task.hostname, '', page);
   }
   if (task.entry === 'tcp' || task.entry === 'tls') {
-    const opened = openOnMember(runtime, ep, clientAddr, head.length > 0 ? head : undefined, task.connId);
+    const opened = openOnMember(runtime, ep, clientAddr, task.remoteAddress, head.length > 0 ? head : undefined, task.connId);
     if (opened === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
     runtime.recorder.streamOpened(endpointTypeIndex(task.entry), task.acceptedAt);
     return new BytePipe(runtime, socket, opened.stream, opened.ep, task, head, clientAddr, task.rerouted || opened.ep !== ep).done;
@@ -271,7 +271,7 @@ class BytePipe {
   }
 
   private retry(): boolean {
-    const alt = this.runtime.alternateMember(this.ep);
+    const alt = this.runtime.alternateMember(this.ep, this.task.remoteAddress);
     if (alt === null) {
       // No other member here: hand the connection (head only; nothing else was read) to the acceptor for another worker.
       if (!this.runtime.reroute(this.socket, this.head, this.task, this.ep)) return false;
@@ -388,6 +388,7 @@ function openOnMember(
   runtime: WorkerRuntime,
   ep: Endpoint,
   clientAddr: string,
+  clientIp: string,
   first: Buffer | undefined,
   connId: number,
 ): { stream: MuxStream; ep: Endpoint } | null {
@@ -395,7 +396,7 @@ function openOnMember(
   if (stream !== null) return { stream, ep };
   if (connId === 0) return null;
   reportMember(runtime, connId, ep, false, 0, 'stream refused by the agent session');
-  const alt = runtime.alternateMember(ep);
+  const alt = runtime.alternateMember(ep, clientIp);
   if (alt === null) return null;
   const again = alt.session.openProxyStream(alt, clientAddr, first);
   if (again === null) reportMember(runtime, connId, alt, false, 0, 'stream refused by the agent session');
@@ -588,7 +589,7 @@ class HttpPump implements HttpFilterSink {
     let s = this.stream;
     if (s === null) {
       // Nothing was sent yet, so any method may go to another member when this one refuses the stream.
-      const opened = openOnMember(this.runtime, this.ep, this.clientAddr, undefined, this.connId);
+      const opened = openOnMember(this.runtime, this.ep, this.clientAddr, this.task.remoteAddress, undefined, this.connId);
       if (opened === null) {
         this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now; retry shortly`);
         return;
@@ -765,7 +766,7 @@ class HttpPump implements HttpFilterSink {
   private retry(reason: string): boolean {
     this.report(false, reason);
     if (this.replay === null || this.retried || this.responseStarted || this.finished) return false;
-    const alt = this.runtime.alternateMember(this.ep);
+    const alt = this.runtime.alternateMember(this.ep, this.task.remoteAddress);
     if (alt === null) return this.rerouteElsewhere();
     const s = alt.session.openProxyStream(alt, this.clientAddr);
     if (s === null) return false;

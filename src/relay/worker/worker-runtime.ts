@@ -195,15 +195,17 @@ export class WorkerRuntime {
   }
 
   /**
-   * Another member of `ep`'s pool on this worker for a retry (one retry per request): available, live, the least busy.
+   * Another member of `ep`'s pool on this worker for a retry (one retry per request): available, live, admitting
+   * `clientIp` (its IP restrictions), the least busy.
    * Null when there is none (members on other workers are out of reach once the connection is here).
    */
-  alternateMember(ep: Endpoint): Endpoint | null {
+  alternateMember(ep: Endpoint, clientIp: string): Endpoint | null {
     const list = this.pools.get(ep.poolKey);
     if (list === undefined) return null;
     let best: Endpoint | null = null;
     for (const m of list) {
       if (m === ep || !m.available || m.session.mux === null || m.session.mux.isClosed) continue;
+      if (m.ipPolicy !== null && !m.ipPolicy.allows(clientIp)) continue; // each member's own IP restrictions hold
       if (best === null || m.active < best.active) best = m;
     }
     return best;
