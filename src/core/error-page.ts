@@ -4,6 +4,8 @@
 /** Reason phrases of the statuses burrow answers with itself (RFC 9110 §15). */
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
   421: 'Misdirected Request',

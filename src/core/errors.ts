@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   // public HTTP path
   BURROW_ERR_HTTP_BAD_REQUEST: 'A public HTTP request broke HTTP/1.1 framing rules (answered 400; 501 for a method or transfer coding the relay does not implement, 505 for an HTTP version other than 1.0/1.1).',
   BURROW_ERR_HTTP_HEAD_TOO_LARGE: 'A public HTTP request head exceeded the size limit (answered 431).',
+  BURROW_ERR_HTTP_UNAUTHORIZED: 'A request to an endpoint with basic auth came without the right user name and password.',
   BURROW_ERR_HTTP_MISDIRECTED: 'A request on a connection routed to one endpoint named another host (answered 421).',
   BURROW_ERR_HTTP_HEAD_TIMEOUT: 'A public client did not send a complete request head in time (slowloris).',
   BURROW_ERR_UPSTREAM_UNAVAILABLE: 'The agent session for an endpoint is gone or refused the proxy stream (answered 502).',

@@ -60,6 +60,8 @@
 //    the same chunk are not taken) and the caller, which holds them, reports the answer with upgradeAccepted()
 //    (opaque from then on) or upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
 //  * Expect: 100-continue is forwarded; the agent answers it.
+//  * Basic auth (only with the `authorize` option): one Authorization field the check accepts, on every request, else
+//    401 (BURROW_ERR_HTTP_UNAUTHORIZED) after the Host checks; the field is removed before forwarding.
 import { hasPrefixCI, isDigit, isOWS, nameIs, parseDecimal } from './http-bytes.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
@@ -77,7 +79,7 @@ export interface HttpFilterSink {
    */
   onUpgrade(): void;
   /**
-   * Fatal, called at most once: answer `status` (400, 421, 431, 501, 505) with `reason` and close. Bytes of earlier,
+   * Fatal, called at most once: answer `status` (400, 401, 421, 431, 501, 505) with `reason` and close. Bytes of earlier,
    * valid input were already forwarded; nothing further is.
    */
   onError(status: number, code: HttpFilterErrorCode, reason: string): void;
@@ -85,7 +87,11 @@ export interface HttpFilterSink {
 
 export type HttpFilterErrorCode = Extract<
   ErrorCode,
-  'BURROW_ERR_HTTP_BAD_REQUEST' | 'BURROW_ERR_HTTP_HEAD_TOO_LARGE' | 'BURROW_ERR_HTTP_MISDIRECTED' | 'BURROW_ERR_HTTP_UPGRADE_NOT_FIRST'
+  | 'BURROW_ERR_HTTP_BAD_REQUEST'
+  | 'BURROW_ERR_HTTP_HEAD_TOO_LARGE'
+  | 'BURROW_ERR_HTTP_MISDIRECTED'
+  | 'BURROW_ERR_HTTP_UPGRADE_NOT_FIRST'
+  | 'BURROW_ERR_HTTP_UNAUTHORIZED'
 >;
 
 export interface HttpFilterOptions {
@@ -102,6 +108,16 @@ export interface HttpFilterOptions {
   maxHeadSize?: number;
   /** Most header fields in a head (and trailer fields in a chunked body); more → 431. Default 100. */
   maxHeaders?: number;
+  /**
+   * The endpoint's credentials check (basic auth), or null for none: every request must carry one Authorization field
+   * it accepts, else 401 (BURROW_ERR_HTTP_UNAUTHORIZED); the field is not forwarded.
+   */
+  authorize?: HttpAuthorizer | null;
+}
+
+/** Checks the value of a request's Authorization field, given as head[start, end) (OWS trimmed). */
+export interface HttpAuthorizer {
+  accepts(head: Buffer, start: number, end: number): boolean;
 }
 
 const DEFAULT_MAX_HEAD_SIZE = 64 * 1024;
@@ -177,6 +193,7 @@ const H_TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 const H_CONNECTION = Buffer.from('connection');
 const H_UPGRADE = Buffer.from('upgrade');
 const H_HTTP2_SETTINGS = Buffer.from('http2-settings');
+const H_AUTHORIZATION = Buffer.from('authorization');
 // Dropped from client heads, '_' read as '-' (see isForwardingHeader): every X-Forwarded-* field, Forwarded, X-Real-IP.
 const H_XF_PREFIX = Buffer.from('x-forwarded-');
 const H_FORWARDED = Buffer.from('forwarded');
@@ -197,6 +214,7 @@ const EMPTY = Buffer.alloc(0);
 export class HttpRequestFilter {
   private readonly sink: HttpFilterSink;
   private readonly options: HttpFilterOptions;
+  private readonly authorize: HttpAuthorizer | null;
   private readonly maxHeadSize: number;
   private readonly maxHeaders: number;
   /** `X-Forwarded-For: <ip>\r\nX-Forwarded-Proto: <proto>\r\n`, fixed for the connection. */
@@ -246,6 +264,7 @@ export class HttpRequestFilter {
     if (options.proto !== 'http' && options.proto !== 'https') throw new TypeError(`invalid proto ${String(options.proto)}`);
     this.sink = sink;
     this.options = options;
+    this.authorize = options.authorize ?? null;
     this.maxHeadSize = options.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
     this.maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     // Not from Node's 8 KiB buffer pool: a slice kept for the connection's life would keep its whole slab alive.
@@ -487,6 +506,8 @@ export class HttpRequestFilter {
     let connectionUpgrade = false;
     let upgradeLines = 0;
     let upgradeWebsocket = false;
+    let authStart = -1;
+    let authEnd = -1;
     const hopCuts = this.hopCuts;
     hopCuts.length = 0;
     const fieldsEnd = head.length - 2; // the final CRLF
@@ -528,6 +549,12 @@ export class HttpRequestFilter {
         upgradeLines++;
         upgradeWebsocket = isSoleToken(head, vs, ve, T_WEBSOCKET);
         hopCuts.push(i, lf + 1);
+      } else if (this.authorize !== null && nameIs(head, i, nameLen, H_AUTHORIZATION)) {
+        // The relay's credentials, not the service's: checked below, never forwarded.
+        if (authStart !== -1) return this.badRequest('duplicate Authorization header');
+        authStart = vs;
+        authEnd = ve;
+        cuts.push(i, lf + 1);
       } else if (isForwardingHeader(head, i, nameLen) || nameIs(head, i, nameLen, H_HTTP2_SETTINGS)) {
         // HTTP2-Settings only serves an h2c upgrade, which is never honoured (below); hop-by-hop (RFC 9113 §3.2.1).
         cuts.push(i, lf + 1);
@@ -569,6 +596,9 @@ export class HttpRequestFilter {
       if (!this.options.isAllowedHost(hostname)) return this.misdirected(hostname);
       // Both name a host: they must agree, so no hop can route by one and serve by the other.
       if (authority !== null && authority !== hostname) return this.misdirected(authority);
+    }
+    if (this.authorize !== null && (authStart === -1 || !this.authorize.accepts(head, authStart, authEnd))) {
+      return this.fail(401, 'BURROW_ERR_HTTP_UNAUTHORIZED', authStart === -1 ? 'this tunnel needs a user name and password' : 'wrong user name or password');
     }
     let chunked = false;
     if (teStart !== -1) {

@@ -1,6 +1,7 @@
 // Bind options from the official @ngrok/ngrok SDK at the relay (src/relay/worker/endpoint-options.ts): allowCidr /
-// denyCidr are enforced per public connection (http and https: 403 page; tcp: closed); an option the relay does not
-// implement (basic auth, compression, ...) makes listen() fail with the option's name instead of putting the endpoint
+// denyCidr are enforced per public connection (http and https: 403 page; tcp: closed), basicAuth per request (401 with
+// a Basic challenge; the service never sees the credentials); an option the relay does not implement (OAuth,
+// compression, ...) makes listen() fail with the option's name instead of putting the endpoint
 // online without it. Real relay (2 workers), real SDK, curl as the public client.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -68,11 +69,32 @@ test('denyCidr on a tcp endpoint: a client from that network is closed without a
   assert.equal(Buffer.concat(got).length, 0);
 });
 
+test('basicAuth: no or wrong credentials → 401 with a Basic challenge (http and https); the right ones reach the service without them', T, async () => {
+  const GUARDED = 'basic.burrow.localhost';
+  await forward(fx.cleanup, GUARDED, session.httpEndpoint().domain(GUARDED).basicAuth('user', 'password123').listenAndForward(`http://127.0.0.1:${up.port}`));
+  const seen = up.requests.length;
+  const url = (port: number, scheme = 'http'): string => `${scheme}://${GUARDED}:${port}/private`;
+  const none = await curl([...resolveArgs(GUARDED, fx.http.port), '-D', '-', url(fx.http.port)]);
+  assert.equal(none.status, 401, none.stderr);
+  assert.match(none.body, /\r\nWWW-Authenticate: Basic realm="basic\.burrow\.localhost", charset="UTF-8"\r\n/i);
+  const wrong = await curl([...resolveArgs(GUARDED, fx.http.port), '-u', 'user:password124', url(fx.http.port)]);
+  assert.equal(wrong.status, 401);
+  const tls = await curl(['--cacert', fx.caPath, ...resolveArgs(GUARDED, fx.https.port), url(fx.https.port, 'https')]);
+  assert.equal(tls.status, 401, tls.stderr);
+  assert.equal(up.requests.length, seen, 'a request without the right credentials reached the service');
+  const ok = await curl([...resolveArgs(GUARDED, fx.http.port), '-u', 'user:password123', url(fx.http.port)]);
+  assert.equal(ok.status, 200, ok.stderr);
+  const okTls = await curl(['--cacert', fx.caPath, ...resolveArgs(GUARDED, fx.https.port), '-u', 'user:password123', url(fx.https.port, 'https')]);
+  assert.equal(okTls.status, 200, okTls.stderr);
+  assert.equal(up.requests.length, seen + 2);
+  for (const r of up.requests.slice(seen)) assert.equal(r.headers.authorization, undefined, 'the relay\'s credentials were forwarded');
+});
+
 test('options the relay does not implement: listen() fails naming the option (no endpoint goes online without it)', T, async () => {
   const routes = fx.relay.acceptor.routes.size;
   await assert.rejects(
-    withTimeout('Bind with basicAuth', session.httpEndpoint().domain('guarded.burrow.localhost').basicAuth('user', 'password123').listenAndForward(`http://127.0.0.1:${up.port}`)),
-    /Opts\.BasicAuth: basic auth is not supported by this relay/,
+    withTimeout('Bind with an OAuth provider', session.httpEndpoint().domain('guarded.burrow.localhost').oauth('google').listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /Opts\.OAuth: OAuth is not supported by this relay/,
   );
   await assert.rejects(
     withTimeout('Bind with compression', session.httpEndpoint().compression().listenAndForward(`http://127.0.0.1:${up.port}`)),

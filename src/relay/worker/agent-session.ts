@@ -29,7 +29,7 @@ import {
   type ProxyHeader,
 } from '../../protocol/messages.js';
 import { encodeProxyHeader } from '../../protocol/proxy-header.js';
-import { checkSupportedOptions, parseIpRestriction, type IpPolicy } from './endpoint-options.js';
+import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, type BasicAuthCheck, type IpPolicy } from './endpoint-options.js';
 import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
 import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
@@ -84,6 +84,8 @@ export interface Endpoint {
   available: boolean;
   /** Opts.IPRestriction: who may connect (checked once per public connection), or null for anyone. */
   ipPolicy: IpPolicy | null;
+  /** Opts.BasicAuth / Opts.Auth (HTTP endpoints): the credentials every request must carry, or null for none. */
+  basicAuth: BasicAuthCheck | null;
 }
 
 /** How long an agent may take to authenticate after TLS is up. */
@@ -451,6 +453,7 @@ export class AgentSession {
     // Before anything is reserved: an option this relay cannot honour refuses the Bind (endpoint-options.ts).
     checkSupportedOptions(proto, opts, isObject(req['Extra']) ? req['Extra'] : {});
     const ipPolicy = parseIpRestriction(opts['IPRestriction']);
+    const basicAuth = proto === 'http' || proto === 'https' ? parseBasicAuth(opts) : null;
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
     if (this.endpoints.has(id) || this.binding.has(id)) {
@@ -537,6 +540,7 @@ export class AgentSession {
       poolKey: routeKey(proto, reply.hostname ?? hostname, reply.port ?? port),
       available: true,
       ipPolicy,
+      basicAuth,
     };
     this.endpoints.set(id, ep);
     this.runtime.addEndpoint(ep);

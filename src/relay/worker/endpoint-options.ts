@@ -1,10 +1,14 @@
 // What the relay does with the options of a Bind (PROTOCOL.md §9 Bind, "What the relay does with Opts"): IP
-// restrictions are enforced per public connection (IpPolicy); every other option that would protect or change the
+// restrictions are enforced per public connection (IpPolicy), basic auth per request (BasicAuthCheck, used by the
+// HTTP request filter); every other option that would protect or change the
 // traffic, and that this relay does not implement, refuses the Bind with its name, so that no endpoint goes online less
 // protected, or behaving otherwise, than its owner asked for (an ngrok SDK program moved to burrow unchanged).
-// Not on the hot path: parsed at Bind; IpPolicy.allows runs once per public connection.
+// Not on the hot path: parsed at Bind; IpPolicy.allows runs once per public connection, BasicAuthCheck.accepts once
+// per request of an endpoint that has basic auth.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { BurrowError } from '../../core/errors.js';
+import type { HttpAuthorizer } from '../../sniff/http-request-filter.js';
 
 /** Allowed and denied client networks of one endpoint (`IPRestriction`: `allow_cidrs`, `deny_cidrs`). */
 export class IpPolicy {
@@ -81,14 +85,81 @@ function blockList(cidrs: string[]): net.BlockList {
 }
 
 /**
+ * The credentials of an endpoint with basic auth (RFC 7617). A request's `Authorization: Basic <token>` is accepted when
+ * the token is one of the credentials' base64 of `user:password`. Compared as SHA-256 digests with timingSafeEqual, so
+ * the time taken says nothing about how much of a token matched.
+ */
+export class BasicAuthCheck implements HttpAuthorizer {
+  private readonly digests: Buffer[];
+  /** Equal for equal credential sets: pool members may stand in for each other only with the same credentials. */
+  readonly key: string;
+
+  constructor(credentials: Array<{ username: string; password: string }>) {
+    const tokens = credentials.map((c) => Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64'));
+    this.digests = tokens.map((t) => sha256(Buffer.from(t, 'latin1')));
+    this.key = sha256(Buffer.from([...tokens].sort().join('\n'), 'latin1')).toString('hex');
+  }
+
+  accepts(head: Buffer, start: number, end: number): boolean {
+    // "Basic" (any case), one or more spaces, the token.
+    if (end - start < 7 || head.toString('latin1', start, start + 5).toLowerCase() !== 'basic') return false;
+    let i = start + 5;
+    if (head[i] !== 0x20) return false;
+    while (i < end && head[i] === 0x20) i++;
+    const presented = sha256(head.subarray(i, end));
+    let ok = false;
+    for (const d of this.digests) ok = timingSafeEqual(presented, d) || ok; // every one compared, whichever matches
+    return ok;
+  }
+}
+
+function sha256(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+/**
+ * The endpoint's basic auth from `Opts.BasicAuth` (`credentials`: `username` + `cleartext_password`, what the SDK's
+ * basicAuth(user, password) sends) and the older `Opts.Auth` ("user:password"), or null when neither is set.
+ * BURROW_ERR_BIND_INVALID names a credential the relay cannot use.
+ */
+export function parseBasicAuth(opts: Record<string, unknown>): BasicAuthCheck | null {
+  const creds: Array<{ username: string; password: string }> = [];
+  const legacy = opts['Auth'];
+  if (typeof legacy === 'string' && legacy !== '') {
+    const colon = legacy.indexOf(':');
+    if (colon <= 0 || colon === legacy.length - 1) throw invalid('Auth must be "user:password"');
+    creds.push({ username: legacy.slice(0, colon), password: legacy.slice(colon + 1) });
+  }
+  const v = opts['BasicAuth'];
+  if (v !== null && v !== undefined) {
+    const list = typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)['credentials'] : undefined;
+    if (!Array.isArray(list) || list.length === 0) throw invalid('BasicAuth needs a non-empty credentials list');
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i] as Record<string, unknown> | null;
+      const user = c?.['username'];
+      const pass = c?.['cleartext_password'];
+      if (typeof user !== 'string' || user === '' || user.includes(':') || /[\x00-\x1f\x7f]/.test(user)) {
+        throw invalid(`BasicAuth.credentials[${i}].username must be a non-empty name without ":" or control characters`);
+      }
+      if (typeof pass !== 'string' || pass === '') {
+        throw invalid(
+          `BasicAuth.credentials[${i}]: the relay needs the password itself (cleartext_password); ` +
+            'hashed passwords are not supported',
+        );
+      }
+      creds.push({ username: user, password: pass });
+    }
+  }
+  return creds.length === 0 ? null : new BasicAuthCheck(creds);
+}
+
+/**
  * Options of the ngrok SDKs this relay does not implement, per endpoint kind: the Bind is refused when one of them is
  * set (PROTOCOL.md §9). `set` says what counts as set: the SDK writes every key, with null (or its zero value) for
  * options left unset.
  */
 const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', Array<{ key: string; what: string; set: (v: unknown) => boolean }>> = {
   http: [
-    { key: 'Auth', what: 'basic auth (Auth "user:password")', set: nonEmptyString },
-    { key: 'BasicAuth', what: 'basic auth', set: present },
     { key: 'OAuth', what: 'OAuth', set: present },
     { key: 'OIDC', what: 'OpenID Connect', set: present },
     { key: 'WebhookVerification', what: 'webhook verification', set: present },
@@ -124,7 +195,7 @@ export function checkSupportedOptions(proto: 'http' | 'https' | 'tcp' | 'tls', o
     if (o.set(opts[o.key])) {
       throw invalid(
         `Opts.${o.key}: ${o.what} is not supported by this relay, and the endpoint would go online without it; ` +
-          'remove the option (IP restrictions, allow_cidrs/deny_cidrs, are supported)',
+          'remove the option (IP restrictions and basic auth are supported)',
       );
     }
   }

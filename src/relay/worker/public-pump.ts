@@ -537,6 +537,7 @@ class HttpPump implements HttpFilterSink {
       proto,
       clientIp: task.remoteAddress,
       maxHeadSize: runtime.settings.limits.httpHeadMax,
+      authorize: ep.basicAuth,
     });
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
@@ -641,7 +642,9 @@ class HttpPump implements HttpFilterSink {
     this.filter.stop();
     this.recorder.error(code);
     this.clearHeadTimer();
-    const page = errorPage(status, STATUS_TEXT[status] ?? 'Error', reason);
+    // A 401 names the scheme and realm (RFC 7235 §4.1), so that a browser asks for the user name and password.
+    const challenge = status === 401 ? `WWW-Authenticate: Basic realm="${this.ep.hostname}", charset="UTF-8"\r\n` : '';
+    const page = errorPage(status, STATUS_TEXT[status] ?? 'Error', reason, challenge);
     this.client.off('data', this.onClientData);
     const s = this.stream;
     // A request cut in its body (a bad chunk line) was forwarded in part and will not be answered: ours answers it.

@@ -817,3 +817,50 @@ describe('HttpRequestFilter: differential vs llhttp (node:http on 127.0.0.1:0)',
     }
   });
 });
+
+describe('HttpRequestFilter: basic auth (authorize option)', () => {
+  // The relay's own check (src/relay/worker/endpoint-options.ts BasicAuthCheck) is tested there; here a stand-in
+  // that accepts one exact value shows what the filter does around it.
+  const GOOD = 'Basic dXNlcjpwYXNzd29yZDEyMw==';
+  const authorize = { accepts: (head: Buffer, start: number, end: number) => head.toString('latin1', start, end) === GOOD };
+
+  test('the right credentials: forwarded without the Authorization field, on every keep-alive request', () => {
+    const first = `GET /a HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: ${GOOD}\r\nAccept: */*\r\n`;
+    const second = `GET /b HTTP/1.1\r\nauthorization:   ${GOOD} \r\nHost: ${HOST}\r\n`;
+    for (const step of [0, 1, 5]) {
+      const { rec } = run(`${first}\r\n${second}\r\n`, step, { authorize });
+      assert.equal(rec.error, null, rec.error?.reason);
+      assert.deepEqual(rec.requests, [['GET', '/a'], ['GET', '/b']]);
+      assert.equal(rec.output, rewritten(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\nAccept: */*\r\n`) + rewritten(`GET /b HTTP/1.1\r\nHost: ${HOST}\r\n`));
+    }
+  });
+
+  test('missing, wrong or repeated credentials: 401 (400 for two fields) before anything is forwarded', () => {
+    const cases: Array<[string, number, RegExp]> = [
+      [`GET / HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, 401, /needs a user name and password/],
+      [`GET / HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: Basic d3Jvbmc=\r\n\r\n`, 401, /wrong user name or password/],
+      [`GET / HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: ${GOOD}\r\nAuthorization: ${GOOD}\r\n\r\n`, 400, /duplicate Authorization/],
+    ];
+    for (const [input, status, reason] of cases) {
+      for (const step of [0, 1, 7]) {
+        const { rec } = run(input, step, { authorize });
+        assert.equal(rec.error?.status, status, input);
+        assert.match(rec.error!.reason, reason);
+        assert.equal(rec.error!.code, status === 401 ? 'BURROW_ERR_HTTP_UNAUTHORIZED' : 'BURROW_ERR_HTTP_BAD_REQUEST');
+        assert.equal(rec.pieces.length, 0, 'forwarded something');
+        assert.deepEqual(rec.requests, []);
+      }
+    }
+    // A second request without credentials after a good one: the first is forwarded, the second refused.
+    const { rec } = run(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: ${GOOD}\r\n\r\nGET /b HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, 0, { authorize });
+    assert.deepEqual(rec.requests, [['GET', '/a']]);
+    assert.equal(rec.error?.status, 401);
+  });
+
+  test('without the option an Authorization field is the service\'s: kept byte for byte', () => {
+    const head = `GET / HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: Bearer abc\r\n`;
+    const { rec } = run(`${head}\r\n`);
+    assert.equal(rec.error, null);
+    assert.equal(rec.output, rewritten(head));
+  });
+});

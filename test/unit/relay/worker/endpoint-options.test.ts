@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isBurrowError } from '../../../../src/core/errors.js';
-import { checkSupportedOptions, parseIpRestriction } from '../../../../src/relay/worker/endpoint-options.js';
+import { checkSupportedOptions, parseBasicAuth, parseIpRestriction } from '../../../../src/relay/worker/endpoint-options.js';
 
 /** The HTTP Opts the ngrok SDK writes with nothing set (PROTOCOL.md §9). */
 const SDK_HTTP_UNSET = {
@@ -45,11 +45,10 @@ test('IPRestriction: an entry that is not a network refuses the Bind, naming it'
 test('unsupported options refuse the Bind by name; the SDK\'s unset values pass', () => {
   checkSupportedOptions('https', SDK_HTTP_UNSET, { Token: '', IPPolicyRef: '', Metadata: '', PoolingEnabled: false });
   checkSupportedOptions('http', { ...SDK_HTTP_UNSET, TrafficPolicy: '', IPRestriction: { allow_cidrs: ['10.0.0.0/8'] } }, {});
+  checkSupportedOptions('https', { ...SDK_HTTP_UNSET, Auth: 'u:p', BasicAuth: { credentials: [{ username: 'u', cleartext_password: 'password1' }] } }, {});
   checkSupportedOptions('tcp', { Addr: '', ProxyProto: 0, IPRestriction: null, TrafficPolicy: null }, {});
   checkSupportedOptions('tls', { Hostname: '', Subdomain: '', ProxyProto: 0, MutualTLSAtAgent: true, MutualTLSAtEdge: false, TLSTermination: null }, {});
   const refused: Array<[Parameters<typeof checkSupportedOptions>, RegExp]> = [
-    [['https', { ...SDK_HTTP_UNSET, BasicAuth: { credentials: [{ username: 'u', cleartext_password: 'password1' }] } }, {}], /Opts\.BasicAuth: basic auth is not supported/],
-    [['http', { ...SDK_HTTP_UNSET, Auth: 'user:pass' }, {}], /Opts\.Auth/],
     [['https', { ...SDK_HTTP_UNSET, OAuth: { provider: 'google' } }, {}], /Opts\.OAuth/],
     [['https', { ...SDK_HTTP_UNSET, Compression: {} }, {}], /Opts\.Compression/],
     [['https', { ...SDK_HTTP_UNSET, HostHeaderRewrite: true }, {}], /Opts\.HostHeaderRewrite/],
@@ -61,5 +60,54 @@ test('unsupported options refuse the Bind by name; the SDK\'s unset values pass'
   ];
   for (const [args, msg] of refused) {
     assert.throws(() => checkSupportedOptions(...args), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), msg.source);
+  }
+});
+
+/** The Authorization value a client sends for `user`:`password`, as a head buffer and its bounds. */
+function authValue(v: string): [Buffer, number, number] {
+  const b = Buffer.from(`x${v}y`, 'latin1');
+  return [b, 1, 1 + v.length];
+}
+
+test('basic auth: the credentials\' tokens are accepted (scheme in any case, spaces after it), nothing else', () => {
+  const check = parseBasicAuth({ ...SDK_HTTP_UNSET, BasicAuth: { credentials: [{ username: 'user', cleartext_password: 'password123' }, { username: 'ops', cleartext_password: 'pässwörd-2' }] } })!;
+  const token = (u: string, p: string): string => Buffer.from(`${u}:${p}`, 'utf8').toString('base64');
+  assert.equal(check.accepts(...authValue(`Basic ${token('user', 'password123')}`)), true);
+  assert.equal(check.accepts(...authValue(`basic   ${token('ops', 'pässwörd-2')}`)), true);
+  assert.equal(check.accepts(...authValue(`BASIC ${token('user', 'password123')}`)), true);
+  for (const bad of [
+    `Basic ${token('user', 'password124')}`,
+    `Basic ${token('ops', 'password123')}`,
+    `Basic${token('user', 'password123')}`,
+    `Bearer ${token('user', 'password123')}`,
+    `Basic ${token('user', 'password123')}=`,
+    'Basic ',
+    '',
+  ]) {
+    assert.equal(check.accepts(...authValue(bad)), false, bad);
+  }
+  // The older Auth "user:password" form is one more credential.
+  const legacy = parseBasicAuth({ ...SDK_HTTP_UNSET, Auth: 'admin:s3cret:with:colons' })!;
+  assert.equal(legacy.accepts(...authValue(`Basic ${token('admin', 's3cret:with:colons')}`)), true);
+  assert.equal(parseBasicAuth(SDK_HTTP_UNSET), null);
+  // Same credentials in another order: same key (pool members may stand in for each other), others differ.
+  const a = parseBasicAuth({ BasicAuth: { credentials: [{ username: 'a', cleartext_password: '1' }, { username: 'b', cleartext_password: '2' }] } })!;
+  const b = parseBasicAuth({ BasicAuth: { credentials: [{ username: 'b', cleartext_password: '2' }, { username: 'a', cleartext_password: '1' }] } })!;
+  const c = parseBasicAuth({ BasicAuth: { credentials: [{ username: 'a', cleartext_password: '1' }] } })!;
+  assert.equal(a.key, b.key);
+  assert.notEqual(a.key, c.key);
+});
+
+test('basic auth: credentials the relay cannot use refuse the Bind, naming them', () => {
+  for (const [opts, msg] of [
+    [{ BasicAuth: { credentials: [] } }, /non-empty credentials list/],
+    [{ BasicAuth: {} }, /non-empty credentials list/],
+    [{ BasicAuth: { credentials: [{ username: 'u', hashed_password: 'JDJ5JDEw' }] } }, /credentials\[0\]: the relay needs the password itself/],
+    [{ BasicAuth: { credentials: [{ username: 'u', cleartext_password: 'p' }, { username: 'a:b', cleartext_password: 'p' }] } }, /credentials\[1\]\.username/],
+    [{ BasicAuth: { credentials: [{ username: '', cleartext_password: 'p' }] } }, /credentials\[0\]\.username/],
+    [{ Auth: 'nopassword' }, /Auth must be "user:password"/],
+    [{ Auth: ':pw' }, /Auth must be "user:password"/],
+  ] as const) {
+    assert.throws(() => parseBasicAuth(opts), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), JSON.stringify(opts));
   }
 });
