@@ -103,12 +103,18 @@ export interface ForwardOptions {
   pool?: boolean;
   /** Balancing strategy for the URL's pool (random, round-robin, least-outstanding, p2c-ewma); default: the relay's. */
   lb?: string;
+  /** http: `user:password` (or several) the relay asks every request for (401 otherwise); not passed to the service. */
+  basicAuth?: string | string[];
+  /** Only clients from these networks reach the endpoint (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`). */
+  allowCidrs?: string | string[];
+  /** Clients from these networks are refused (wins over allowCidrs). */
+  denyCidrs?: string | string[];
 }
 
 /** Options of Agent.listen(); as ForwardOptions (the kind defaults to http, or the scheme of `url`). */
 export type ListenOptions = ForwardOptions;
 
-const LIBRARY_LABELS: EndpointLabels = { name: 'name', url: 'url', upstream: 'upstream' };
+const LIBRARY_LABELS: EndpointLabels = { name: 'name', url: 'url', upstream: 'upstream', lb: 'lb', basicAuth: 'basicAuth', allowCidrs: 'allowCidrs', denyCidrs: 'denyCidrs' };
 
 /** Kind from the URL's scheme, else from the upstream's, else http. */
 function defaultKind(url: string | undefined, upstream: string | number | null): EndpointKind {
@@ -172,16 +178,21 @@ function parseServer(server: AgentOptions['server']): { host: string; port: numb
 
 /** Bind.Opts for a first bind, with every key the SDK writes (PROTOCOL.md §9): the relay sees us as it sees the SDK. */
 function initialOpts(spec: EndpointSpec): Record<string, unknown> {
-  if (spec.kind === 'tcp') return { Addr: spec.addr, ProxyProto: 0, IPRestriction: null, TrafficPolicy: null };
+  // The shapes the SDK writes for allowCidr/denyCidr and basicAuth (snake_case inside, PROTOCOL.md §9).
+  const IPRestriction =
+    spec.allowCidrs.length === 0 && spec.denyCidrs.length === 0 ? null : { allow_cidrs: [...spec.allowCidrs], deny_cidrs: [...spec.denyCidrs] };
+  if (spec.kind === 'tcp') return { Addr: spec.addr, ProxyProto: 0, IPRestriction, TrafficPolicy: null };
   if (spec.kind === 'tls') {
     return {
       Domain: '', Hostname: spec.hostname, Subdomain: '', ProxyProto: 0, MutualTLSAtAgent: false, MutualTLSAtEdge: null,
-      TLSTermination: null, IPRestriction: null, TrafficPolicy: null,
+      TLSTermination: null, IPRestriction, TrafficPolicy: null,
     };
   }
+  const BasicAuth =
+    spec.basicAuth.length === 0 ? null : { credentials: spec.basicAuth.map((c) => ({ username: c.username, cleartext_password: c.password })) };
   return {
     Domain: '', Hostname: spec.hostname, Auth: '', Subdomain: '', HostHeaderRewrite: false, LocalUrlScheme: null,
-    ProxyProto: 0, Compression: null, CircuitBreaker: null, IPRestriction: null, BasicAuth: null, OAuth: null, OIDC: null,
+    ProxyProto: 0, Compression: null, CircuitBreaker: null, IPRestriction, BasicAuth, OAuth: null, OIDC: null,
     WebhookVerification: null, MutualTLSCA: null, RequestHeaders: null, ResponseHeaders: null,
     WebsocketTCPConverter: null, UserAgentFilter: null, TrafficPolicy: null,
   };

@@ -24,6 +24,11 @@ export interface EndpointSpec {
   readonly pool: boolean;
   /** Balancing strategy asked of the relay for this URL's pool (Bind.Extra.Metadata `burrow-lb=`); null = relay's. */
   readonly lb: BalanceStrategy | null;
+  /** Basic auth the relay enforces on every request (http; Bind.Opts.BasicAuth); empty for none. */
+  readonly basicAuth: ReadonlyArray<{ readonly username: string; readonly password: string }>;
+  /** Client networks the relay admits / refuses (Bind.Opts.IPRestriction); empty for no rule. */
+  readonly allowCidrs: readonly string[];
+  readonly denyCidrs: readonly string[];
 }
 
 export interface EndpointInput {
@@ -36,6 +41,12 @@ export interface EndpointInput {
   upstream?: string | number | null;
   pool?: boolean;
   lb?: string | null;
+  /** `user:password` (or several): the relay asks every request for one of them (http endpoints only). */
+  basicAuth?: string | readonly string[] | null;
+  /** Networks (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`; a string may list several, comma-separated) the relay admits. */
+  allowCidrs?: string | readonly string[] | null;
+  /** Networks the relay refuses (wins over allowCidrs). */
+  denyCidrs?: string | readonly string[] | null;
 }
 
 /** How each input is named in error messages: `--url`, `burrow.yml: endpoints[1].url`, … */
@@ -44,6 +55,9 @@ export interface EndpointLabels {
   url: string;
   upstream: string;
   lb?: string;
+  basicAuth?: string;
+  allowCidrs?: string;
+  denyCidrs?: string;
 }
 
 const KINDS: readonly EndpointKind[] = ['http', 'tcp', 'tls'];
@@ -209,5 +223,45 @@ export function endpointSpec(input: EndpointInput, labels: EndpointLabels, liste
     }
     lb = input.lb;
   }
-  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb });
+  const basicAuth = parseCredentials(input.basicAuth, labels.basicAuth ?? 'basicAuth');
+  if (basicAuth.length > 0 && kind !== 'http') {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${labels.basicAuth ?? 'basicAuth'}: basic auth needs an http endpoint; this one is ${kind}`);
+  }
+  const allowCidrs = parseNetworks(input.allowCidrs, labels.allowCidrs ?? 'allowCidrs');
+  const denyCidrs = parseNetworks(input.denyCidrs, labels.denyCidrs ?? 'denyCidrs');
+  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs });
+}
+
+function listOf(v: string | readonly string[] | null | undefined): string[] {
+  if (v === undefined || v === null) return [];
+  const items = typeof v === 'string' ? v.split(',') : [...v];
+  return items.map((x) => String(x).trim()).filter((x) => x !== '');
+}
+
+/** `user:password` items → credentials (RFC 7617: no ':' in the user name; the password may hold any). */
+function parseCredentials(v: string | readonly string[] | null | undefined, label: string): Array<{ username: string; password: string }> {
+  const out: Array<{ username: string; password: string }> = [];
+  for (const item of typeof v === 'string' ? [v] : listOf(v)) {
+    const colon = item.indexOf(':');
+    if (colon <= 0 || colon === item.length - 1 || /[\u0000-\u001f\u007f]/.test(item)) {
+      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: expects user:password (a user name without ':', a non-empty password)`);
+    }
+    out.push({ username: item.slice(0, colon), password: item.slice(colon + 1) });
+  }
+  return out;
+}
+
+/** Networks as `address[/prefix]`; the relay checks them again when it binds. */
+function parseNetworks(v: string | readonly string[] | null | undefined, label: string): string[] {
+  const nets = listOf(v);
+  for (const n of nets) {
+    const slash = n.indexOf('/');
+    const ip = slash < 0 ? n : n.slice(0, slash);
+    const family = isIP(ip);
+    const prefix = slash < 0 ? '' : n.slice(slash + 1);
+    if (family === 0 || (slash >= 0 && (!/^[0-9]{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)))) {
+      throw invalid(label, n, 'is not a network; write it as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32 (several: comma-separated)');
+    }
+  }
+  return nets;
 }

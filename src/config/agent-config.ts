@@ -99,6 +99,9 @@ interface Draft {
   caPath: string | null;
   pool: boolean;
   lb: string | null;
+  basicAuth: string | null;
+  allowCidrs: string | null;
+  denyCidrs: string | null;
   graceMs: number;
   metricsAddr: HostPort | null;
   metricsToken: string | null;
@@ -142,6 +145,14 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'lb', key: 'lb', arg: '<strategy>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: "the relay's --lb-strategy",
     help: 'balancing for a pooled URL: random, round-robin, least-outstanding or p2c-ewma (the first member sets it)',
     parse: (v) => v },
+  { name: 'basic-auth', key: 'basicAuth', arg: '<user:password>', commands: ['http'], env: null, fileKey: null, defaultText: 'none',
+    help: 'the relay asks every request for this user name and password (401 otherwise); use the https URL, the password is plain on http',
+    parse: (v) => v },
+  { name: 'allow-cidr', key: 'allowCidrs', arg: '<net[,net…]>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'any address',
+    help: 'only clients from these networks (10.0.0.0/8, 192.0.2.7, 2001:db8::/32) reach the service; others get 403 (http) or are closed',
+    parse: (v) => v },
+  { name: 'deny-cidr', key: 'denyCidrs', arg: '<net[,net…]>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'none',
+    help: 'clients from these networks are refused (wins over --allow-cidr)', parse: (v) => v },
   { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
     help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
   { name: 'metrics-addr', key: 'metricsAddr', arg: '<host:port|off>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_ADDR',
@@ -165,6 +176,9 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     caPath: null,
     pool: false,
     lb: null,
+    basicAuth: null,
+    allowCidrs: null,
+    denyCidrs: null,
     graceMs: 10_000,
     metricsAddr: null,
     metricsToken: null,
@@ -269,8 +283,14 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
   } else {
     endpoints = [
       endpointSpec(
-        { kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool, lb: draft.lb },
-        { name: '--name', url: '--url', upstream: `'burrow ${command}' upstream`, lb: '--lb' },
+        {
+          kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool, lb: draft.lb,
+          basicAuth: draft.basicAuth, allowCidrs: draft.allowCidrs, denyCidrs: draft.denyCidrs,
+        },
+        {
+          name: '--name', url: '--url', upstream: `'burrow ${command}' upstream`, lb: '--lb',
+          basicAuth: '--basic-auth', allowCidrs: '--allow-cidr', denyCidrs: '--deny-cidr',
+        },
       ),
     ];
   }
@@ -341,7 +361,7 @@ interface AgentFile {
 
 const TOP_KEYS = ['agent', 'endpoints'] as const;
 const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
-const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb'] as const;
+const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb', 'basic_auth', 'allow_cidrs', 'deny_cidrs'] as const;
 /** File keys holding secrets: taken only as YAML strings. */
 const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token']);
 
@@ -409,7 +429,7 @@ export function loadAgentFile(path: string): AgentFile {
   const names = new Map<string, string>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
-    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb)');
+    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb, basic_auth, allow_cidrs, deny_cidrs)');
     const fields = entries(item, ENDPOINT_KEYS, `${key}.`, bad);
     const scalar = (k: string, types: string[]): { value: unknown; label: string } | undefined => {
       const p = fields.get(k);
@@ -426,6 +446,9 @@ export function loadAgentFile(path: string): AgentFile {
     const upstream = scalar('upstream', ['string', 'number']);
     const pool = scalar('pool', ['boolean']);
     const lb = scalar('lb', ['string']);
+    const basicAuth = scalar('basic_auth', ['string']);
+    const allowCidrs = scalar('allow_cidrs', ['string']);
+    const denyCidrs = scalar('deny_cidrs', ['string']);
     if (upstream === undefined || upstream.value === null) throw bad(item, `${key}.upstream`, 'missing; say where connections go (example: http://127.0.0.1:3000)');
     const spec = endpointSpec(
       {
@@ -434,12 +457,18 @@ export function loadAgentFile(path: string): AgentFile {
         upstream: upstream.value as string | number,
         pool: pool?.value === true,
         lb: (lb?.value as string | null | undefined) ?? null,
+        basicAuth: (basicAuth?.value as string | null | undefined) ?? null,
+        allowCidrs: (allowCidrs?.value as string | null | undefined) ?? null,
+        denyCidrs: (denyCidrs?.value as string | null | undefined) ?? null,
       },
       {
         name: name?.label ?? where(item, `${key}.name`),
         url: url?.label ?? where(item, `${key}.url`),
         upstream: upstream.label,
         lb: lb?.label ?? where(item, `${key}.lb`),
+        basicAuth: basicAuth?.label ?? where(item, `${key}.basic_auth`),
+        allowCidrs: allowCidrs?.label ?? where(item, `${key}.allow_cidrs`),
+        denyCidrs: denyCidrs?.label ?? where(item, `${key}.deny_cidrs`),
       },
     );
     const dup = names.get(spec.name);
@@ -494,8 +523,9 @@ export function agentHelpText(command: AgentCommand): string {
         '  endpoints:\n' +
         '    - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000 }\n' +
         '    - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }\n' +
-        'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool, lb. Relative paths\n' +
-        'in the file are relative to the file.\n'
+        'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool, lb, basic_auth\n' +
+        '(user:password, http), allow_cidrs and deny_cidrs (comma-separated networks). Relative paths in the file\n' +
+        'are relative to the file.\n'
       : `Usage: burrow ${command} <port|host:port> [flags]\n\n` +
         (command === 'http'
           ? 'Forwards a public HTTP(S) URL on the relay to a local HTTP service (TLS ends at the relay).\n'

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
+import { connect } from '../../src/index.js';
 import {
   curl,
   forward,
@@ -135,4 +136,17 @@ test('a pool: a retry after one member fails never lands on a member whose IP re
   } finally {
     await f.close();
   }
+});
+
+test('burrow\'s agent sends the same options (basicAuth, denyCidrs) and the relay enforces them alike', T, async () => {
+  const a = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close our agent', () => a.close(500));
+  const GUARDED = 'agent-basic.burrow.localhost';
+  const DENIED = 'agent-denied.burrow.localhost';
+  await withTimeout('Bind with basic auth', a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${GUARDED}`, basicAuth: 'ops:hunter2hunter2' }));
+  await withTimeout('Bind with a deny rule', a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${DENIED}`, denyCidrs: ['127.0.0.0/8'] }));
+  const url = (host: string): string => `http://${host}:${fx.http.port}/`;
+  assert.equal((await curl([...resolveArgs(GUARDED, fx.http.port), url(GUARDED)])).status, 401);
+  assert.equal((await curl([...resolveArgs(GUARDED, fx.http.port), '-u', 'ops:hunter2hunter2', url(GUARDED)])).status, 200);
+  assert.equal((await curl([...resolveArgs(DENIED, fx.http.port), url(DENIED)])).status, 403);
 });

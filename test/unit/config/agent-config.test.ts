@@ -326,3 +326,34 @@ describe('endpointSpec (library inputs)', () => {
     throwsWith(() => endpointSpec({ kind: 'http', upstream: 1, name: 'has space' }, labels), ["name: 'has space' is not a valid name"]);
   });
 });
+
+describe('basic auth and IP restrictions (flags, config file, library)', () => {
+  test('flags: --basic-auth, --allow-cidr and --deny-cidr reach the endpoint spec', () => {
+    const c = parse('http', ['3000', '--basic-auth', 'admin:s3:cret', '--allow-cidr', '10.0.0.0/8, 192.0.2.7', '--deny-cidr=2001:db8::/32']);
+    const e = c.endpoints[0]!;
+    assert.deepEqual(e.basicAuth, [{ username: 'admin', password: 's3:cret' }]);
+    assert.deepEqual(e.allowCidrs, ['10.0.0.0/8', '192.0.2.7']);
+    assert.deepEqual(e.denyCidrs, ['2001:db8::/32']);
+    const t = parse('tcp', ['5432', '--allow-cidr', '127.0.0.1/32']).endpoints[0]!;
+    assert.deepEqual([t.allowCidrs, t.basicAuth], [['127.0.0.1/32'], []]);
+  });
+  test('rejects: credentials without a password or user, a network that is none, basic auth on tcp', () => {
+    throwsWith(() => parse('http', ['3000', '--basic-auth', 'admin']), ['--basic-auth: expects user:password']);
+    throwsWith(() => parse('http', ['3000', '--basic-auth', ':pw']), ['--basic-auth: expects user:password']);
+    throwsWith(() => parse('http', ['3000', '--allow-cidr', '10.0.0.0/33']), ["--allow-cidr: '10.0.0.0/33' is not a network"]);
+    throwsWith(() => parse('http', ['3000', '--deny-cidr', 'example.com']), ["--deny-cidr: 'example.com' is not a network"]);
+    throwsWith(() => parse('tcp', ['5432', '--basic-auth', 'a:b']), ['unknown flag --basic-auth']);
+    throwsWith(() => endpointSpec({ kind: 'tls', upstream: 1, basicAuth: 'a:b' }, { name: 'name', url: 'url', upstream: 'upstream' }), ['basic auth needs an http endpoint']);
+  });
+  test('config file: basic_auth, allow_cidrs, deny_cidrs per endpoint, errors name the line', (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'burrow.yml');
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - { url: http://a.burrow.localhost, upstream: 3000, basic_auth: "u:p", allow_cidrs: "10.0.0.0/8,192.0.2.0/24" }\n  - { url: "tcp://", upstream: 5432, deny_cidrs: 203.0.113.9 }\n');
+    const c = parse('start', ['--config', file]);
+    assert.deepEqual(c.endpoints[0]!.basicAuth, [{ username: 'u', password: 'p' }]);
+    assert.deepEqual(c.endpoints[0]!.allowCidrs, ['10.0.0.0/8', '192.0.2.0/24']);
+    assert.deepEqual(c.endpoints[1]!.denyCidrs, ['203.0.113.9']);
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - { url: http://a.burrow.localhost, upstream: 3000, allow_cidrs: "10.0.0.0/8,nope" }\n');
+    throwsWith(() => parse('start', ['--config', file]), [`${file}:3: endpoints[0].allow_cidrs: 'nope' is not a network`]);
+  });
+});
