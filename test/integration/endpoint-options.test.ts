@@ -151,3 +151,41 @@ test('burrow\'s agent sends the same options (basicAuth, denyCidrs) and the rela
   assert.equal((await curl([...resolveArgs(GUARDED, fx.http.port), '-u', 'ops:hunter2hunter2', url(GUARDED)])).status, 200);
   assert.equal((await curl([...resolveArgs(DENIED, fx.http.port), url(DENIED)])).status, 403);
 });
+
+test('proxyProto "1" and "2" on tcp endpoints: the service reads the PROXY header with the client\'s address, then the bytes', T, async () => {
+  // A raw TCP service that records what it reads and echoes nothing.
+  const got = new Map<number, Buffer[]>();
+  const server = net.createServer((c) => {
+    const chunks: Buffer[] = [];
+    got.set(c.remotePort!, chunks);
+    c.on('data', (d: Buffer) => chunks.push(d));
+    c.on('end', () => c.end());
+    c.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  fx.cleanup.defer('close the PROXY-reading service', () => new Promise<void>((r) => server.close(() => r())));
+  const servicePort = (server.address() as net.AddressInfo).port;
+  for (const version of ['1', '2'] as const) {
+    const l = await forward(fx.cleanup, `tcp proxyProto ${version}`, session.tcpEndpoint().proxyProto(version).listenAndForward(`tcp://127.0.0.1:${servicePort}`));
+    const relayPort = Number(new URL(l.url()!).port);
+    const before = new Set(got.keys());
+    const s = net.connect({ host: '127.0.0.1', port: relayPort });
+    await once(s, 'connect');
+    const clientPort = s.localPort!;
+    s.end('payload');
+    await withTimeout('the service to see the connection end', once(s, 'close'));
+    const key = [...got.keys()].find((k) => !before.has(k))!;
+    const bytes = Buffer.concat(got.get(key)!);
+    if (version === '1') {
+      assert.equal(bytes.toString('latin1'), `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${relayPort}\r\npayload`);
+    } else {
+      const want = Buffer.concat([
+        Buffer.from('0d0a0d0a000d0a515549540a2111000c7f0000017f000001', 'hex'),
+        Buffer.from([clientPort >> 8, clientPort & 0xff, relayPort >> 8, relayPort & 0xff]),
+        Buffer.from('payload'),
+      ]);
+      assert.equal(bytes.toString('hex'), want.toString('hex'));
+    }
+  }
+});

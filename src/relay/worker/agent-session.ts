@@ -29,7 +29,7 @@ import {
   type ProxyHeader,
 } from '../../protocol/messages.js';
 import { encodeProxyHeader } from '../../protocol/proxy-header.js';
-import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, type BasicAuthCheck, type IpPolicy } from './endpoint-options.js';
+import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto, type BasicAuthCheck, type IpPolicy } from './endpoint-options.js';
 import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
 import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
@@ -86,6 +86,8 @@ export interface Endpoint {
   ipPolicy: IpPolicy | null;
   /** Opts.BasicAuth / Opts.Auth (HTTP endpoints): the credentials every request must carry, or null for none. */
   basicAuth: BasicAuthCheck | null;
+  /** Opts.ProxyProto: the PROXY protocol version put in front of each connection's bytes (0 = none). */
+  proxyProto: 0 | 1 | 2;
 }
 
 /** How long an agent may take to authenticate after TLS is up. */
@@ -221,7 +223,7 @@ export class AgentSession {
    * Open a proxy stream for a public connection: type, ProxyHeader and any bytes already read go out in the SYN frame.
    * Returns null when the session cannot take another stream (closed, going away, or at the SDK's stream limit).
    */
-  openProxyStream(ep: Endpoint, clientAddr: string, first?: Buffer): MuxStream | null {
+  openProxyStream(ep: Endpoint, clientAddr: string, first?: Buffer, lead?: Buffer): MuxStream | null {
     const mux = this.mux;
     if (mux === null || mux.isClosed || mux.remoteGoAway !== null || mux.streamCount >= this.maxStreams) {
       return null;
@@ -240,11 +242,14 @@ export class AgentSession {
       PassthroughTLS: ep.proto === 'tls',
     };
     const hdr = encodeProxyHeader(header);
+    // `lead` (a PROXY protocol header) is the first thing the service reads, before the connection's own bytes.
+    const leadLen = lead === undefined ? 0 : lead.length;
     const firstLen = first === undefined ? 0 : first.length;
-    const buf = Buffer.allocUnsafe(4 + hdr.length + firstLen);
+    const buf = Buffer.allocUnsafe(4 + hdr.length + leadLen + firstLen);
     buf.writeUInt32BE(STREAM_TYPE_PROXY, 0);
     hdr.copy(buf, 4);
-    if (first !== undefined) first.copy(buf, 4 + hdr.length);
+    if (lead !== undefined) lead.copy(buf, 4 + hdr.length);
+    if (first !== undefined) first.copy(buf, 4 + hdr.length + leadLen);
     s.write(buf);
     return s;
   }
@@ -454,6 +459,7 @@ export class AgentSession {
     checkSupportedOptions(proto, opts, isObject(req['Extra']) ? req['Extra'] : {});
     const ipPolicy = parseIpRestriction(opts['IPRestriction']);
     const basicAuth = proto === 'http' || proto === 'https' ? parseBasicAuth(opts) : null;
+    const proxyProto = parseProxyProto(opts['ProxyProto']);
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
     if (this.endpoints.has(id) || this.binding.has(id)) {
@@ -541,6 +547,7 @@ export class AgentSession {
       available: true,
       ipPolicy,
       basicAuth,
+      proxyProto,
     };
     this.endpoints.set(id, ep);
     this.runtime.addEndpoint(ep);

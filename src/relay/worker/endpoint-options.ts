@@ -154,6 +154,17 @@ export function parseBasicAuth(opts: Record<string, unknown>): BasicAuthCheck | 
 }
 
 /**
+ * `Opts.ProxyProto`: 0 (none), 1 or 2 (the PROXY protocol version the relay puts in front of each connection's bytes,
+ * proxy-protocol.ts). The SDK sends a number; "1"/"2" are taken too.
+ */
+export function parseProxyProto(v: unknown): 0 | 1 | 2 {
+  if (v === null || v === undefined || v === 0 || v === '' || v === '0') return 0;
+  if (v === 1 || v === '1') return 1;
+  if (v === 2 || v === '2') return 2;
+  throw invalid(`ProxyProto ${JSON.stringify(v)} is not 0 (off), 1 or 2 (the PROXY protocol version)`);
+}
+
+/**
  * Options of the ngrok SDKs this relay does not implement, per endpoint kind: the Bind is refused when one of them is
  * set (PROTOCOL.md §9). `set` says what counts as set: the SDK writes every key, with null (or its zero value) for
  * options left unset.
@@ -171,17 +182,14 @@ const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', Array<{ key: string; what: str
     { key: 'CircuitBreaker', what: 'the error-rate circuit breaker', set: present },
     { key: 'WebsocketTCPConverter', what: 'the WebSocket-to-TCP converter', set: present },
     { key: 'HostHeaderRewrite', what: 'Host header rewriting', set: (v) => v === true },
-    { key: 'ProxyProto', what: 'the PROXY protocol header', set: nonZero },
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],
   tcp: [
-    { key: 'ProxyProto', what: 'the PROXY protocol header', set: nonZero },
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],
   tls: [
     { key: 'MutualTLSAtEdge', what: 'mutual TLS at the relay', set: (v) => v === true },
     { key: 'TLSTermination', what: 'TLS termination at the relay (use an https endpoint)', set: present },
-    { key: 'ProxyProto', what: 'the PROXY protocol header', set: nonZero },
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],
 };
@@ -195,7 +203,7 @@ export function checkSupportedOptions(proto: 'http' | 'https' | 'tcp' | 'tls', o
     if (o.set(opts[o.key])) {
       throw invalid(
         `Opts.${o.key}: ${o.what} is not supported by this relay, and the endpoint would go online without it; ` +
-          'remove the option (IP restrictions and basic auth are supported)',
+          'remove the option (IP restrictions, basic auth and the PROXY protocol are supported)',
       );
     }
   }
@@ -210,10 +218,6 @@ function present(v: unknown): boolean {
 
 function nonEmptyString(v: unknown): boolean {
   return typeof v === 'string' && v !== '';
-}
-
-function nonZero(v: unknown): boolean {
-  return v !== null && v !== undefined && v !== 0 && v !== '0' && v !== '';
 }
 
 /** A policy document as a JSON string (what the SDK sends) or an object; "", "{}" and {} are no policy. */

@@ -16,6 +16,7 @@ import type { WorkerRuntime } from './worker-runtime.js';
 import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '../../core/error-page.js';
 import { endWith, turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
+import { proxyProtocolHeader } from './proxy-protocol.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 
@@ -59,7 +60,7 @@ export function pumpPublic(
     return refuse(socket, task.entry, 'endpoint-limit', task.hostname, '', page);
   }
   if (task.entry === 'tcp' || task.entry === 'tls') {
-    const opened = openOnMember(runtime, ep, clientAddr, task.remoteAddress, head.length > 0 ? head : undefined, task.connId);
+    const opened = openOnMember(runtime, ep, clientAddr, socket, task, head.length > 0 ? head : undefined);
     if (opened === null) return refuse(socket, task.entry, 'stream-refused', task.hostname, '');
     runtime.recorder.streamOpened(endpointTypeIndex(task.entry), task.acceptedAt);
     return new BytePipe(runtime, socket, opened.stream, opened.ep, task, head, clientAddr, task.rerouted || opened.ep !== ep).done;
@@ -95,6 +96,15 @@ function refuse(socket: net.Socket, entry: PublicTask['entry'], outcome: string,
     // The same answers the acceptor gives when it has no route (the TLS handshake has not started here).
     turnAway(socket, entry, page ?? (() => errorPage(502, 'Bad Gateway', `No agent is serving ${host} right now. ${detail}`)));
   });
+}
+
+/**
+ * The PROXY protocol header for a stream to `ep` (Opts.ProxyProto), or undefined when it has none. The relay-side
+ * address is the client's socket's own (getsockname on this worker's descriptor), read only for such endpoints.
+ */
+function leadFor(ep: Endpoint, socket: net.Socket, task: PublicTaskMeta): Buffer | undefined {
+  if (ep.proxyProto === 0) return undefined;
+  return proxyProtocolHeader(ep.proxyProto, task.remoteAddress, task.remotePort, socket.localAddress ?? '', socket.localPort ?? 0);
 }
 
 /**
@@ -282,7 +292,7 @@ class BytePipe {
       this.socket.destroy(); // closes our descriptor only: the acceptor holds a dup
       return true;
     }
-    const s = alt.session.openProxyStream(alt, this.clientAddr, this.head.length > 0 ? this.head : undefined);
+    const s = alt.session.openProxyStream(alt, this.clientAddr, this.head.length > 0 ? this.head : undefined, leadFor(alt, this.socket, this.task));
     if (s === null) return false;
     this.detachStream();
     this.moveTo(alt);
@@ -388,17 +398,18 @@ function openOnMember(
   runtime: WorkerRuntime,
   ep: Endpoint,
   clientAddr: string,
-  clientIp: string,
+  socket: net.Socket,
+  task: PublicTaskMeta,
   first: Buffer | undefined,
-  connId: number,
 ): { stream: MuxStream; ep: Endpoint } | null {
-  const stream = ep.session.openProxyStream(ep, clientAddr, first);
+  const connId = task.connId;
+  const stream = ep.session.openProxyStream(ep, clientAddr, first, leadFor(ep, socket, task));
   if (stream !== null) return { stream, ep };
   if (connId === 0) return null;
   reportMember(runtime, connId, ep, false, 0, 'stream refused by the agent session');
-  const alt = runtime.alternateMember(ep, clientIp);
+  const alt = runtime.alternateMember(ep, task.remoteAddress);
   if (alt === null) return null;
-  const again = alt.session.openProxyStream(alt, clientAddr, first);
+  const again = alt.session.openProxyStream(alt, clientAddr, first, leadFor(alt, socket, task));
   if (again === null) reportMember(runtime, connId, alt, false, 0, 'stream refused by the agent session');
   return again === null ? null : { stream: again, ep: alt };
 }
@@ -590,7 +601,7 @@ class HttpPump implements HttpFilterSink {
     let s = this.stream;
     if (s === null) {
       // Nothing was sent yet, so any method may go to another member when this one refuses the stream.
-      const opened = openOnMember(this.runtime, this.ep, this.clientAddr, this.task.remoteAddress, undefined, this.connId);
+      const opened = openOnMember(this.runtime, this.ep, this.clientAddr, this.raw, this.task, undefined);
       if (opened === null) {
         this.onError(502, 'BURROW_ERR_UPSTREAM_UNAVAILABLE', `the agent for ${this.ep.hostname} cannot take another connection right now; retry shortly`);
         return;
@@ -771,7 +782,7 @@ class HttpPump implements HttpFilterSink {
     if (this.replay === null || this.retried || this.responseStarted || this.finished) return false;
     const alt = this.runtime.alternateMember(this.ep, this.task.remoteAddress);
     if (alt === null) return this.rerouteElsewhere();
-    const s = alt.session.openProxyStream(alt, this.clientAddr);
+    const s = alt.session.openProxyStream(alt, this.clientAddr, undefined, leadFor(alt, this.raw, this.task));
     if (s === null) return false;
     this.detachStream();
     this.moveTo(alt);

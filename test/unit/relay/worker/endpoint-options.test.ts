@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isBurrowError } from '../../../../src/core/errors.js';
-import { checkSupportedOptions, parseBasicAuth, parseIpRestriction } from '../../../../src/relay/worker/endpoint-options.js';
+import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto } from '../../../../src/relay/worker/endpoint-options.js';
+import { proxyProtocolHeader } from '../../../../src/relay/worker/proxy-protocol.js';
 
 /** The HTTP Opts the ngrok SDK writes with nothing set (PROTOCOL.md §9). */
 const SDK_HTTP_UNSET = {
@@ -53,7 +54,6 @@ test('unsupported options refuse the Bind by name; the SDK\'s unset values pass'
     [['https', { ...SDK_HTTP_UNSET, Compression: {} }, {}], /Opts\.Compression/],
     [['https', { ...SDK_HTTP_UNSET, HostHeaderRewrite: true }, {}], /Opts\.HostHeaderRewrite/],
     [['https', { ...SDK_HTTP_UNSET, TrafficPolicy: '{"inbound":[]}' }, {}], /Opts\.TrafficPolicy/],
-    [['tcp', { Addr: '', ProxyProto: 2 }, {}], /Opts\.ProxyProto: the PROXY protocol header/],
     [['tls', { Hostname: '', ProxyProto: 0, MutualTLSAtEdge: true }, {}], /Opts\.MutualTLSAtEdge/],
     [['tls', { Hostname: '', ProxyProto: 0, TLSTermination: { key: '', cert: '' } }, {}], /Opts\.TLSTermination/],
     [['https', SDK_HTTP_UNSET, { IPPolicyRef: 'ipp_123' }], /Extra\.IPPolicyRef/],
@@ -110,4 +110,31 @@ test('basic auth: credentials the relay cannot use refuse the Bind, naming them'
   ] as const) {
     assert.throws(() => parseBasicAuth(opts), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), JSON.stringify(opts));
   }
+});
+
+test('ProxyProto: 0, 1, 2 (numbers or strings) are taken; anything else refuses the Bind', () => {
+  assert.deepEqual([parseProxyProto(0), parseProxyProto(null), parseProxyProto(1), parseProxyProto('2')], [0, 0, 1, 2]);
+  for (const bad of [3, '1.0', true, -1]) {
+    assert.throws(() => parseProxyProto(bad), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && /ProxyProto .* is not 0 \(off\), 1 or 2/.test((e as Error).message));
+  }
+  checkSupportedOptions('tcp', { Addr: '', ProxyProto: 2 }, {});
+});
+
+test('PROXY protocol header: v1 and v2 for IPv4, IPv6, mapped IPv4 and mixed families', () => {
+  assert.equal(proxyProtocolHeader(1, '192.0.2.7', 56324, '198.51.100.1', 443).toString('latin1'), 'PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\n');
+  assert.equal(proxyProtocolHeader(1, '::ffff:192.0.2.7', 1, '::ffff:127.0.0.1', 2).toString('latin1'), 'PROXY TCP4 192.0.2.7 127.0.0.1 1 2\r\n');
+  assert.equal(proxyProtocolHeader(1, '2001:db8::1', 5, '::1', 6).toString('latin1'), 'PROXY TCP6 2001:db8::1 ::1 5 6\r\n');
+  assert.equal(proxyProtocolHeader(1, '192.0.2.7', 5, '::1', 6).toString('latin1'), 'PROXY UNKNOWN\r\n');
+  const sig = '0d0a0d0a000d0a515549540a';
+  // v2 PROXY, TCP over IPv4, 12 address bytes: 192.0.2.7, 198.51.100.1, ports 0x1234 and 443.
+  assert.equal(proxyProtocolHeader(2, '192.0.2.7', 0x1234, '198.51.100.1', 443).toString('hex'), `${sig}2111000c` + 'c0000207' + 'c6336401' + '1234' + '01bb');
+  assert.equal(
+    proxyProtocolHeader(2, '2001:db8::1', 1, '::ffff:10.0.0.1', 2).toString('hex'),
+    `${sig}20000000`,
+    'mixed families: LOCAL, no addresses',
+  );
+  assert.equal(
+    proxyProtocolHeader(2, '2001:db8::1', 1, 'fe80::1:2:3.4.5.6', 2).toString('hex'),
+    `${sig}21210024` + '20010db8000000000000000000000001' + 'fe800000000000000001000203040506' + '0001' + '0002',
+  );
 });
