@@ -872,6 +872,10 @@ export class HttpRequestFilter {
             for (const n of FORBIDDEN_TRAILERS) {
               if (nameIs(this.trailerName, 0, this.trailerNameLen, n)) err = `${n.toString('latin1')} is not allowed in a trailer section`;
             }
+            // With basic auth on, an Authorization trailer would carry credentials past the check to the service.
+            if (this.authorize !== null && nameIs(this.trailerName, 0, this.trailerNameLen, H_AUTHORIZATION)) {
+              err = 'authorization is not allowed in a trailer section';
+            }
             if (err !== null) break scan;
             // trailerName holds the name lowercased with '_' as '-': the check reads at most its first 12 bytes.
             if (isForwardingHeader(this.trailerName, 0, this.trailerNameLen)) {

@@ -106,6 +106,11 @@ test('options the relay does not implement: listen() fails naming the option (no
     withTimeout('Bind with an allowCidr that is no network', session.tcpEndpoint().allowCidr('not-a-net').listenAndForward(`tcp://127.0.0.1:${echoPort}`)),
     /allow_cidrs\[0\] "not-a-net" is not a network/,
   );
+  // mutualTlsca() on a tls endpoint: the SDK sends MutualTLSAtEdge as an object (a review found `=== true` let it through).
+  await assert.rejects(
+    withTimeout('Bind of a tls endpoint with mutual TLS', session.tlsEndpoint().domain('mtls.burrow.localhost').mutualTlsca(Buffer.from(fx.caPem)).listenAndForward(`tls://127.0.0.1:${echoPort}`)),
+    /Opts\.MutualTLSAtEdge: mutual TLS at the relay is not supported/,
+  );
   assert.equal(fx.relay.acceptor.routes.size, routes, 'a refused Bind left a route');
   const r = await curl([...resolveArgs('guarded.burrow.localhost', fx.http.port), `http://guarded.burrow.localhost:${fx.http.port}/`]);
   assert.equal(r.status, 404);

@@ -134,7 +134,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
    * Start-up, until every first worker is running or has failed: settle() resolves once one runs, rejects when none
    * does. null once settled.
    */
-  private starting: { failures: number; reasons: string[]; settle: (err: Error | null) => void } | null;
+  private starting: { first: Set<number>; failures: number; reasons: string[]; settle: (err: Error | null) => void } | null;
   private destroyed: boolean;
   private readonly ready: Set<number>;
   private readonly pendingStats: Map<number, { workerId: number; resolve: (s: WorkerStats | null) => void }>;
@@ -241,6 +241,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
         );
       }, START_DEADLINE_MS);
       this.starting = {
+        first: new Set(),
         failures: 0,
         reasons: [],
         settle: (err) => {
@@ -253,7 +254,10 @@ class ThreadedDispatcher implements ConnectionDispatcher {
     });
   }
 
-  /** During start-up: settle once every first worker has either come up or failed (see start()). */
+  /**
+   * During start-up: settle once every first worker has either come up or failed (see start()). A replacement that
+   * comes up counts as up; one that fails does not count, since a first worker may still be starting.
+   */
   private checkStarted(): void {
     const s = this.starting;
     if (s === null || this.ready.size + s.failures < this.opts.workers) return;
@@ -439,6 +443,9 @@ class ThreadedDispatcher implements ConnectionDispatcher {
 
   private attachControl(workerId: number): void {
     if (this.destroyed) return;
+    // The pool's first workers: start() waits for each of them, not for replacements started meanwhile.
+    const s = this.starting;
+    if (s !== null && s.first.size < this.opts.workers) s.first.add(workerId);
     const { port1, port2 } = new MessageChannel();
     this.ports.set(workerId, port1);
     port1.on('message', (msg: WorkerToAcceptor) => this.onPortMessage(workerId, port1, msg));
@@ -494,9 +501,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       const reason = this.crashReports.get(workerId) || 'it exited';
       this.crashReports.delete(workerId);
       if (this.destroyed) return;
-      if (!started && this.starting !== null) {
-        this.starting.failures++;
-        this.starting.reasons.push(reason);
+      const s = this.starting;
+      // A first worker, or one that failed before the pool announced it (it never got a control channel).
+      if (!started && s !== null && (s.first.has(workerId) || s.first.size < this.opts.workers)) {
+        s.failures++;
+        s.reasons.push(reason);
       }
       process.emitWarning(
         started

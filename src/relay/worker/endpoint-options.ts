@@ -10,24 +10,38 @@ import net from 'node:net';
 import { BurrowError } from '../../core/errors.js';
 import type { HttpAuthorizer } from '../../sniff/http-request-filter.js';
 
-/** Allowed and denied client networks of one endpoint (`IPRestriction`: `allow_cidrs`, `deny_cidrs`). */
+/**
+ * Allowed and denied client networks of one endpoint (`IPRestriction`: `allow_cidrs`, `deny_cidrs`). Each address is
+ * matched against the networks of its own family only: net.BlockList lets an IPv6 network such as ::/0 match IPv4
+ * addresses too, so a rule meant for IPv6 clients would catch every IPv4 one.
+ */
 export class IpPolicy {
-  private readonly allow: net.BlockList | null;
-  private readonly deny: net.BlockList | null;
+  private readonly allow4: net.BlockList | null;
+  private readonly allow6: net.BlockList | null;
+  private readonly deny4: net.BlockList | null;
+  private readonly deny6: net.BlockList | null;
+  /** Allowed networks are listed (of either family): an address in none of them is refused. */
+  private readonly exclusive: boolean;
   /** The rules as given, for messages. */
   readonly text: string;
 
-  constructor(allow: net.BlockList | null, deny: net.BlockList | null, text: string) {
-    this.allow = allow;
-    this.deny = deny;
+  constructor(allow: string[] | null, deny: string[] | null, text: string) {
+    this.allow4 = blockList(allow, 'ipv4');
+    this.allow6 = blockList(allow, 'ipv6');
+    this.deny4 = blockList(deny, 'ipv4');
+    this.deny6 = blockList(deny, 'ipv6');
+    this.exclusive = allow !== null;
     this.text = text;
   }
 
   /** A denied network wins; with allowed networks listed, an address in none of them is refused. */
   allows(ip: string): boolean {
-    const family = net.isIPv6(ip) ? 'ipv6' : 'ipv4';
-    if (this.deny !== null && this.deny.check(ip, family)) return false;
-    return this.allow === null || this.allow.check(ip, family);
+    const v6 = net.isIPv6(ip);
+    const deny = v6 ? this.deny6 : this.deny4;
+    if (deny !== null && deny.check(ip, v6 ? 'ipv6' : 'ipv4')) return false;
+    if (!this.exclusive) return true;
+    const allow = v6 ? this.allow6 : this.allow4;
+    return allow !== null && allow.check(ip, v6 ? 'ipv6' : 'ipv4');
   }
 }
 
@@ -43,7 +57,7 @@ export function parseIpRestriction(v: unknown): IpPolicy | null {
   const deny = cidrList(r['deny_cidrs'], 'deny_cidrs');
   if (allow === null && deny === null) return null;
   const text = [allow !== null ? `allow ${allow.join(', ')}` : '', deny !== null ? `deny ${deny.join(', ')}` : ''].filter(Boolean).join('; ');
-  return new IpPolicy(allow === null ? null : blockList(allow), deny === null ? null : blockList(deny), text);
+  return new IpPolicy(allow, deny, text);
 }
 
 function cidrList(v: unknown, key: string): string[] | null {
@@ -75,10 +89,13 @@ function parseCidr(c: string): { ip: string; prefix: number; family: 'ipv4' | 'i
   return { ip, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
-function blockList(cidrs: string[]): net.BlockList {
-  const list = new net.BlockList();
-  for (const c of cidrs) {
+/** The networks of `family` among `cidrs`, or null when there are none. */
+function blockList(cidrs: string[] | null, family: 'ipv4' | 'ipv6'): net.BlockList | null {
+  let list: net.BlockList | null = null;
+  for (const c of cidrs ?? []) {
     const n = parseCidr(c)!;
+    if (n.family !== family) continue;
+    list ??= new net.BlockList();
     list.addSubnet(n.ip, n.prefix, n.family);
   }
   return list;
@@ -169,6 +186,20 @@ export function parseProxyProto(v: unknown): 0 | 1 | 2 {
  * set (PROTOCOL.md §9). `set` says what counts as set: the SDK writes every key, with null (or its zero value) for
  * options left unset.
  */
+/**
+ * Options that exist for HTTP endpoints only. An agent that sends one with a tcp or tls Bind (not the SDKs: a custom
+ * agent) would otherwise see it ignored, basic auth included.
+ */
+const HTTP_ONLY: Array<{ key: string; what: string; set: (v: unknown) => boolean }> = [
+  { key: 'Auth', what: 'basic auth, which only http endpoints have', set: nonEmptyString },
+  { key: 'BasicAuth', what: 'basic auth, which only http endpoints have', set: present },
+  { key: 'OAuth', what: 'OAuth', set: present },
+  { key: 'OIDC', what: 'OpenID Connect', set: present },
+  { key: 'WebhookVerification', what: 'webhook verification', set: present },
+  { key: 'MutualTLSCA', what: 'mutual TLS at the relay', set: present },
+  { key: 'UserAgentFilter', what: 'user agent filtering', set: present },
+];
+
 const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', Array<{ key: string; what: string; set: (v: unknown) => boolean }>> = {
   http: [
     { key: 'OAuth', what: 'OAuth', set: present },
@@ -185,10 +216,13 @@ const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', Array<{ key: string; what: str
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],
   tcp: [
+    ...HTTP_ONLY,
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],
   tls: [
-    { key: 'MutualTLSAtEdge', what: 'mutual TLS at the relay', set: (v) => v === true },
+    ...HTTP_ONLY,
+    // The SDK sends {"mutual_tls_ca": "<base64 PEM>"} here (mutualTlsca() on a tls endpoint); unset is null or false.
+    { key: 'MutualTLSAtEdge', what: 'mutual TLS at the relay', set: (v) => v !== null && v !== undefined && v !== false },
     { key: 'TLSTermination', what: 'TLS termination at the relay (use an https endpoint)', set: present },
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],

@@ -857,6 +857,17 @@ describe('HttpRequestFilter: basic auth (authorize option)', () => {
     assert.equal(rec.error?.status, 401);
   });
 
+  test('an Authorization trailer is refused (400): it would carry credentials past the check', () => {
+    const req = `POST / HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: ${GOOD}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nAuthorization: Basic Zm9vOmJhcg==\r\n\r\n`;
+    for (const step of [0, 1, 7]) {
+      const { rec } = run(req, step, { authorize });
+      assert.equal(rec.error?.status, 400, `step ${step}`);
+      assert.match(rec.error!.reason, /authorization is not allowed in a trailer section/);
+    }
+    // Without basic auth on, it is the service's business.
+    assert.equal(run(req).rec.error, null);
+  });
+
   test('without the option an Authorization field is the service\'s: kept byte for byte', () => {
     const head = `GET / HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: Bearer abc\r\n`;
     const { rec } = run(`${head}\r\n`);

@@ -25,6 +25,13 @@ test('IPRestriction: deny wins, allow lists are exclusive, bare addresses and IP
   const denyOnly = parseIpRestriction({ deny_cidrs: ['127.0.0.0/8'] })!;
   assert.equal(denyOnly.allows('127.0.0.1'), false);
   assert.equal(denyOnly.allows('192.0.2.1'), true, 'with no allow list, anything not denied may connect');
+  // Each family matches its own networks only (net.BlockList alone lets ::/0 match IPv4 addresses).
+  const noV6 = parseIpRestriction({ deny_cidrs: ['::/0'] })!;
+  assert.equal(noV6.allows('10.1.2.3'), true, 'an IPv6 deny rule caught an IPv4 client');
+  assert.equal(noV6.allows('2001:db8::1'), false);
+  const v6Only = parseIpRestriction({ allow_cidrs: ['2001:db8::/32'] })!;
+  assert.equal(v6Only.allows('10.1.2.3'), false, 'an IPv4 client passed an allow list of IPv6 networks only');
+  assert.equal(v6Only.allows('2001:db8::5'), true);
   assert.equal(parseIpRestriction(null), null);
   assert.equal(parseIpRestriction({ allow_cidrs: [], deny_cidrs: null }), null);
 });
@@ -55,6 +62,10 @@ test('unsupported options refuse the Bind by name; the SDK\'s unset values pass'
     [['https', { ...SDK_HTTP_UNSET, HostHeaderRewrite: true }, {}], /Opts\.HostHeaderRewrite/],
     [['https', { ...SDK_HTTP_UNSET, TrafficPolicy: '{"inbound":[]}' }, {}], /Opts\.TrafficPolicy/],
     [['tls', { Hostname: '', ProxyProto: 0, MutualTLSAtEdge: true }, {}], /Opts\.MutualTLSAtEdge/],
+    // What the SDK's mutualTlsca() on a tls endpoint sends (review finding: `=== true` let it through).
+    [['tls', { Hostname: '', ProxyProto: 0, MutualTLSAtEdge: { mutual_tls_ca: 'LS0tLS1CRUdJTg==' } }, {}], /Opts\.MutualTLSAtEdge/],
+    [['tcp', { Addr: '', ProxyProto: 0, BasicAuth: { credentials: [{ username: 'u', cleartext_password: 'p' }] } }, {}], /Opts\.BasicAuth: basic auth, which only http endpoints have/],
+    [['tls', { Hostname: '', ProxyProto: 0, Auth: 'u:p' }, {}], /Opts\.Auth/],
     [['tls', { Hostname: '', ProxyProto: 0, TLSTermination: { key: '', cert: '' } }, {}], /Opts\.TLSTermination/],
     [['https', SDK_HTTP_UNSET, { IPPolicyRef: 'ipp_123' }], /Extra\.IPPolicyRef/],
   ];
