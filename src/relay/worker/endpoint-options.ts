@@ -181,18 +181,10 @@ export function parseProxyProto(v: unknown): 0 | 1 | 2 {
   throw invalid(`ProxyProto ${JSON.stringify(v)} is not 0 (off), 1 or 2 (the PROXY protocol version)`);
 }
 
-/**
- * Options of the ngrok SDKs this relay does not implement, per endpoint kind: the Bind is refused when one of them is
- * set (PROTOCOL.md §9). `set` says what counts as set: the SDK writes every key, with null (or its zero value) for
- * options left unset.
- */
-/**
- * Options that exist for HTTP endpoints only. An agent that sends one with a tcp or tls Bind (not the SDKs: a custom
- * agent) would otherwise see it ignored, basic auth included.
- */
-const HTTP_ONLY: Array<{ key: string; what: string; set: (v: unknown) => boolean }> = [
-  { key: 'Auth', what: 'basic auth, which only http endpoints have', set: nonEmptyString },
-  { key: 'BasicAuth', what: 'basic auth, which only http endpoints have', set: present },
+type OptionRule = { key: string; what: string; set: (v: unknown) => boolean };
+
+/** Access controls of HTTP endpoints this relay does not implement. */
+const HTTP_ACCESS: OptionRule[] = [
   { key: 'OAuth', what: 'OAuth', set: present },
   { key: 'OIDC', what: 'OpenID Connect', set: present },
   { key: 'WebhookVerification', what: 'webhook verification', set: present },
@@ -200,13 +192,24 @@ const HTTP_ONLY: Array<{ key: string; what: string; set: (v: unknown) => boolean
   { key: 'UserAgentFilter', what: 'user agent filtering', set: present },
 ];
 
-const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', Array<{ key: string; what: string; set: (v: unknown) => boolean }>> = {
+/**
+ * HTTP-only options on a tcp or tls Bind (never from the SDKs; a custom agent could send them): refused, since they
+ * would otherwise be ignored, basic auth included.
+ */
+const NOT_FOR_OPAQUE: OptionRule[] = [
+  { key: 'Auth', what: 'basic auth, which only http endpoints have', set: nonEmptyString },
+  { key: 'BasicAuth', what: 'basic auth, which only http endpoints have', set: present },
+  ...HTTP_ACCESS,
+];
+
+/**
+ * Options of the ngrok SDKs this relay does not implement, per endpoint kind: the Bind is refused when one of them is
+ * set (PROTOCOL.md §9). `set` says what counts as set: the SDK writes every key, with null (or its zero value) for
+ * options left unset.
+ */
+const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', OptionRule[]> = {
   http: [
-    { key: 'OAuth', what: 'OAuth', set: present },
-    { key: 'OIDC', what: 'OpenID Connect', set: present },
-    { key: 'WebhookVerification', what: 'webhook verification', set: present },
-    { key: 'MutualTLSCA', what: 'mutual TLS at the relay', set: present },
-    { key: 'UserAgentFilter', what: 'user agent filtering', set: present },
+    ...HTTP_ACCESS,
     { key: 'RequestHeaders', what: 'request header rules', set: present },
     { key: 'ResponseHeaders', what: 'response header rules', set: present },
     { key: 'Compression', what: 'response compression', set: present },
@@ -215,12 +218,9 @@ const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', Array<{ key: string; what: str
     { key: 'HostHeaderRewrite', what: 'Host header rewriting', set: (v) => v === true },
     { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
   ],
-  tcp: [
-    ...HTTP_ONLY,
-    { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy },
-  ],
+  tcp: [...NOT_FOR_OPAQUE, { key: 'TrafficPolicy', what: 'traffic policies', set: nonEmptyPolicy }],
   tls: [
-    ...HTTP_ONLY,
+    ...NOT_FOR_OPAQUE,
     // The SDK sends {"mutual_tls_ca": "<base64 PEM>"} here (mutualTlsca() on a tls endpoint); unset is null or false.
     { key: 'MutualTLSAtEdge', what: 'mutual TLS at the relay', set: (v) => v !== null && v !== undefined && v !== false },
     { key: 'TLSTermination', what: 'TLS termination at the relay (use an https endpoint)', set: present },
