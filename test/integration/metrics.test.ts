@@ -96,10 +96,13 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
     const r = await curl([...resolveArgs(host, fx.http.port), `http://${host}:${fx.http.port}/n/${i}`]);
     assert.equal(r.status, 200, r.stderr);
   }
-  // Requests are recorded when their connection ends on the worker, a moment after curl has its answer.
-  const text = await waitFor('the N requests to be counted', async () => {
+  // A request is recorded when its response is complete, its connection when it ends on the worker: both a moment
+  // after curl has its answer, and the connection after the request.
+  const text = await waitFor('the N requests and their connections to be counted', async () => {
     const m = await get('/metrics');
-    return sample(m.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}') === before + N ? m.body : undefined;
+    const requests = sample(m.body, 'burrow_request_duration_seconds_count{endpoint_type="http"}');
+    const conns = sample(m.body, 'burrow_connections_total{endpoint_type="http",outcome="ok"}');
+    return requests === before + N && conns === before + N ? m.body : undefined;
   });
   assert.equal(sample(text, 'burrow_ttfb_seconds_count{endpoint_type="http"}'), before + N);
   assert.equal(sample(text, 'burrow_stream_open_seconds_count{endpoint_type="http"}'), before + N);
