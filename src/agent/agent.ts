@@ -109,12 +109,16 @@ export interface ForwardOptions {
   allowCidrs?: string | string[];
   /** Clients from these networks are refused (wins over allowCidrs). */
   denyCidrs?: string | string[];
+  /** 1 or 2: the relay sends the service a PROXY protocol header (v1 text, v2 binary) with the client's address. */
+  proxyProto?: 0 | 1 | 2;
 }
 
 /** Options of Agent.listen(); as ForwardOptions (the kind defaults to http, or the scheme of `url`). */
 export type ListenOptions = ForwardOptions;
 
-const LIBRARY_LABELS: EndpointLabels = { name: 'name', url: 'url', upstream: 'upstream', lb: 'lb', basicAuth: 'basicAuth', allowCidrs: 'allowCidrs', denyCidrs: 'denyCidrs' };
+const LIBRARY_LABELS: EndpointLabels = {
+  name: 'name', url: 'url', upstream: 'upstream', lb: 'lb', basicAuth: 'basicAuth', allowCidrs: 'allowCidrs', denyCidrs: 'denyCidrs', proxyProto: 'proxyProto',
+};
 
 /** Kind from the URL's scheme, else from the upstream's, else http. */
 function defaultKind(url: string | undefined, upstream: string | number | null): EndpointKind {
@@ -181,10 +185,11 @@ function initialOpts(spec: EndpointSpec): Record<string, unknown> {
   // The shapes the SDK writes for allowCidr/denyCidr and basicAuth (snake_case inside, PROTOCOL.md §9).
   const IPRestriction =
     spec.allowCidrs.length === 0 && spec.denyCidrs.length === 0 ? null : { allow_cidrs: [...spec.allowCidrs], deny_cidrs: [...spec.denyCidrs] };
-  if (spec.kind === 'tcp') return { Addr: spec.addr, ProxyProto: 0, IPRestriction, TrafficPolicy: null };
+  const ProxyProto = spec.proxyProto;
+  if (spec.kind === 'tcp') return { Addr: spec.addr, ProxyProto, IPRestriction, TrafficPolicy: null };
   if (spec.kind === 'tls') {
     return {
-      Domain: '', Hostname: spec.hostname, Subdomain: '', ProxyProto: 0, MutualTLSAtAgent: false, MutualTLSAtEdge: null,
+      Domain: '', Hostname: spec.hostname, Subdomain: '', ProxyProto, MutualTLSAtAgent: false, MutualTLSAtEdge: null,
       TLSTermination: null, IPRestriction, TrafficPolicy: null,
     };
   }
@@ -192,7 +197,7 @@ function initialOpts(spec: EndpointSpec): Record<string, unknown> {
     spec.basicAuth.length === 0 ? null : { credentials: spec.basicAuth.map((c) => ({ username: c.username, cleartext_password: c.password })) };
   return {
     Domain: '', Hostname: spec.hostname, Auth: '', Subdomain: '', HostHeaderRewrite: false, LocalUrlScheme: null,
-    ProxyProto: 0, Compression: null, CircuitBreaker: null, IPRestriction, BasicAuth, OAuth: null, OIDC: null,
+    ProxyProto, Compression: null, CircuitBreaker: null, IPRestriction, BasicAuth, OAuth: null, OIDC: null,
     WebhookVerification: null, MutualTLSCA: null, RequestHeaders: null, ResponseHeaders: null,
     WebsocketTCPConverter: null, UserAgentFilter: null, TrafficPolicy: null,
   };

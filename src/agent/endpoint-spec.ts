@@ -29,6 +29,8 @@ export interface EndpointSpec {
   /** Client networks the relay admits / refuses (Bind.Opts.IPRestriction); empty for no rule. */
   readonly allowCidrs: readonly string[];
   readonly denyCidrs: readonly string[];
+  /** PROXY protocol version the relay puts in front of each connection for the service (Bind.Opts.ProxyProto); 0 = none. */
+  readonly proxyProto: 0 | 1 | 2;
 }
 
 export interface EndpointInput {
@@ -47,6 +49,8 @@ export interface EndpointInput {
   allowCidrs?: string | readonly string[] | null;
   /** Networks the relay refuses (wins over allowCidrs). */
   denyCidrs?: string | readonly string[] | null;
+  /** 1 or 2: the service reads a PROXY protocol header (v1 text, v2 binary) with the client's address first. */
+  proxyProto?: 0 | 1 | 2 | '0' | '1' | '2' | null;
 }
 
 /** How each input is named in error messages: `--url`, `burrow.yml: endpoints[1].url`, … */
@@ -58,6 +62,7 @@ export interface EndpointLabels {
   basicAuth?: string;
   allowCidrs?: string;
   denyCidrs?: string;
+  proxyProto?: string;
 }
 
 const KINDS: readonly EndpointKind[] = ['http', 'tcp', 'tls'];
@@ -229,7 +234,12 @@ export function endpointSpec(input: EndpointInput, labels: EndpointLabels, liste
   }
   const allowCidrs = parseNetworks(input.allowCidrs, labels.allowCidrs ?? 'allowCidrs');
   const denyCidrs = parseNetworks(input.denyCidrs, labels.denyCidrs ?? 'denyCidrs');
-  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs });
+  const pp = input.proxyProto ?? 0;
+  if (pp !== 0 && pp !== 1 && pp !== 2 && pp !== '0' && pp !== '1' && pp !== '2') {
+    throw invalid(labels.proxyProto ?? 'proxyProto', String(pp), 'is not a PROXY protocol version; use 1 (text) or 2 (binary)');
+  }
+  const proxyProto = Number(pp) as 0 | 1 | 2;
+  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs, proxyProto });
 }
 
 function listOf(v: string | readonly string[] | null | undefined): string[] {

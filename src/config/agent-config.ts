@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
-import { endpointSpec, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
+import { endpointSpec, type EndpointInput, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
 import { intParser, parseBearerToken, parseListenerOrOff, requireTokenOffLoopback, type HostPort } from './relay-config.js';
@@ -102,6 +102,7 @@ interface Draft {
   basicAuth: string | null;
   allowCidrs: string | null;
   denyCidrs: string | null;
+  proxyProto: string | null;
   graceMs: number;
   metricsAddr: HostPort | null;
   metricsToken: string | null;
@@ -153,6 +154,9 @@ const FLAGS: readonly FlagSpec[] = [
     parse: (v) => v },
   { name: 'deny-cidr', key: 'denyCidrs', arg: '<net[,net…]>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'none',
     help: 'clients from these networks are refused (wins over --allow-cidr)', parse: (v) => v },
+  { name: 'proxy-proto', key: 'proxyProto', arg: '<1|2>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'off',
+    help: 'the service reads a PROXY protocol header (1: text, 2: binary) with the client address before each connection\'s bytes',
+    parse: (v) => v },
   { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
     help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
   { name: 'metrics-addr', key: 'metricsAddr', arg: '<host:port|off>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_ADDR',
@@ -179,6 +183,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     basicAuth: null,
     allowCidrs: null,
     denyCidrs: null,
+    proxyProto: null,
     graceMs: 10_000,
     metricsAddr: null,
     metricsToken: null,
@@ -286,10 +291,11 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
         {
           kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool, lb: draft.lb,
           basicAuth: draft.basicAuth, allowCidrs: draft.allowCidrs, denyCidrs: draft.denyCidrs,
+          proxyProto: draft.proxyProto as EndpointInput['proxyProto'],
         },
         {
           name: '--name', url: '--url', upstream: `'burrow ${command}' upstream`, lb: '--lb',
-          basicAuth: '--basic-auth', allowCidrs: '--allow-cidr', denyCidrs: '--deny-cidr',
+          basicAuth: '--basic-auth', allowCidrs: '--allow-cidr', denyCidrs: '--deny-cidr', proxyProto: '--proxy-proto',
         },
       ),
     ];
@@ -361,7 +367,7 @@ interface AgentFile {
 
 const TOP_KEYS = ['agent', 'endpoints'] as const;
 const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
-const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb', 'basic_auth', 'allow_cidrs', 'deny_cidrs'] as const;
+const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb', 'basic_auth', 'allow_cidrs', 'deny_cidrs', 'proxy_proto'] as const;
 /** File keys holding secrets: taken only as YAML strings. */
 const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token']);
 
@@ -429,7 +435,7 @@ export function loadAgentFile(path: string): AgentFile {
   const names = new Map<string, string>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
-    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb, basic_auth, allow_cidrs, deny_cidrs)');
+    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb, basic_auth, allow_cidrs, deny_cidrs, proxy_proto)');
     const fields = entries(item, ENDPOINT_KEYS, `${key}.`, bad);
     const scalar = (k: string, types: string[]): { value: unknown; label: string } | undefined => {
       const p = fields.get(k);
@@ -449,6 +455,7 @@ export function loadAgentFile(path: string): AgentFile {
     const basicAuth = scalar('basic_auth', ['string']);
     const allowCidrs = scalar('allow_cidrs', ['string']);
     const denyCidrs = scalar('deny_cidrs', ['string']);
+    const proxyProto = scalar('proxy_proto', ['number', 'string']);
     if (upstream === undefined || upstream.value === null) throw bad(item, `${key}.upstream`, 'missing; say where connections go (example: http://127.0.0.1:3000)');
     const spec = endpointSpec(
       {
@@ -460,6 +467,7 @@ export function loadAgentFile(path: string): AgentFile {
         basicAuth: (basicAuth?.value as string | null | undefined) ?? null,
         allowCidrs: (allowCidrs?.value as string | null | undefined) ?? null,
         denyCidrs: (denyCidrs?.value as string | null | undefined) ?? null,
+        proxyProto: (proxyProto?.value as EndpointInput['proxyProto']) ?? null,
       },
       {
         name: name?.label ?? where(item, `${key}.name`),
@@ -469,6 +477,7 @@ export function loadAgentFile(path: string): AgentFile {
         basicAuth: basicAuth?.label ?? where(item, `${key}.basic_auth`),
         allowCidrs: allowCidrs?.label ?? where(item, `${key}.allow_cidrs`),
         denyCidrs: denyCidrs?.label ?? where(item, `${key}.deny_cidrs`),
+        proxyProto: proxyProto?.label ?? where(item, `${key}.proxy_proto`),
       },
     );
     const dup = names.get(spec.name);
@@ -524,8 +533,8 @@ export function agentHelpText(command: AgentCommand): string {
         '    - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000 }\n' +
         '    - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }\n' +
         'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool, lb, basic_auth\n' +
-        '(user:password, http), allow_cidrs and deny_cidrs (comma-separated networks). Relative paths in the file\n' +
-        'are relative to the file.\n'
+        '(user:password, http), allow_cidrs and deny_cidrs (comma-separated networks), proxy_proto (1 or 2).\n' +
+        'Relative paths in the file are relative to the file.\n'
       : `Usage: burrow ${command} <port|host:port> [flags]\n\n` +
         (command === 'http'
           ? 'Forwards a public HTTP(S) URL on the relay to a local HTTP service (TLS ends at the relay).\n'

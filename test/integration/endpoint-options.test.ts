@@ -157,8 +157,8 @@ test('burrow\'s agent sends the same options (basicAuth, denyCidrs) and the rela
   assert.equal((await curl([...resolveArgs(DENIED, fx.http.port), url(DENIED)])).status, 403);
 });
 
-test('proxyProto "1" and "2" on tcp endpoints: the service reads the PROXY header with the client\'s address, then the bytes', T, async () => {
-  // A raw TCP service that records what it reads and echoes nothing.
+/** A raw TCP service that records what each connection sends (by the agent's source port) and echoes nothing. */
+async function recordingService(): Promise<{ port: number; got: Map<number, Buffer[]> }> {
   const got = new Map<number, Buffer[]>();
   const server = net.createServer((c) => {
     const chunks: Buffer[] = [];
@@ -169,19 +169,28 @@ test('proxyProto "1" and "2" on tcp endpoints: the service reads the PROXY heade
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  fx.cleanup.defer('close the PROXY-reading service', () => new Promise<void>((r) => server.close(() => r())));
-  const servicePort = (server.address() as net.AddressInfo).port;
+  fx.cleanup.defer('close the recording service', () => new Promise<void>((r) => server.close(() => r())));
+  return { port: (server.address() as net.AddressInfo).port, got };
+}
+
+/** Connects to a tcp endpoint's public URL, sends `payload`, waits for the close; what the service read, and the client's port. */
+async function sendThrough(url: string, svc: { got: Map<number, Buffer[]> }, payload: string): Promise<{ bytes: Buffer; clientPort: number; relayPort: number }> {
+  const relayPort = Number(new URL(url).port);
+  const before = new Set(svc.got.keys());
+  const s = net.connect({ host: '127.0.0.1', port: relayPort });
+  await once(s, 'connect');
+  const clientPort = s.localPort!;
+  s.end(payload);
+  await withTimeout('the service to see the connection end', once(s, 'close'));
+  const key = [...svc.got.keys()].find((k) => !before.has(k))!;
+  return { bytes: Buffer.concat(svc.got.get(key)!), clientPort, relayPort };
+}
+
+test('proxyProto "1" and "2" on tcp endpoints: the service reads the PROXY header with the client\'s address, then the bytes', T, async () => {
+  const svc = await recordingService();
   for (const version of ['1', '2'] as const) {
-    const l = await forward(fx.cleanup, `tcp proxyProto ${version}`, session.tcpEndpoint().proxyProto(version).listenAndForward(`tcp://127.0.0.1:${servicePort}`));
-    const relayPort = Number(new URL(l.url()!).port);
-    const before = new Set(got.keys());
-    const s = net.connect({ host: '127.0.0.1', port: relayPort });
-    await once(s, 'connect');
-    const clientPort = s.localPort!;
-    s.end('payload');
-    await withTimeout('the service to see the connection end', once(s, 'close'));
-    const key = [...got.keys()].find((k) => !before.has(k))!;
-    const bytes = Buffer.concat(got.get(key)!);
+    const l = await forward(fx.cleanup, `tcp proxyProto ${version}`, session.tcpEndpoint().proxyProto(version).listenAndForward(`tcp://127.0.0.1:${svc.port}`));
+    const { bytes, clientPort, relayPort } = await sendThrough(l.url()!, svc, 'payload');
     if (version === '1') {
       assert.equal(bytes.toString('latin1'), `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${relayPort}\r\npayload`);
     } else {
@@ -193,4 +202,13 @@ test('proxyProto "1" and "2" on tcp endpoints: the service reads the PROXY heade
       assert.equal(bytes.toString('hex'), want.toString('hex'));
     }
   }
+});
+
+test('burrow\'s agent: --proxy-proto (proxyProto: 1) gives the service the same PROXY header', T, async () => {
+  const svc = await recordingService();
+  const a = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close our agent (proxy)', () => a.close(500));
+  const ep = await withTimeout('Bind with proxyProto', a.forward(`tcp://127.0.0.1:${svc.port}`, { proxyProto: 1 }));
+  const { bytes, clientPort, relayPort } = await sendThrough(ep.url, svc, 'x');
+  assert.equal(bytes.toString('latin1'), `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${relayPort}\r\nx`);
 });

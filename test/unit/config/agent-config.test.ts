@@ -357,3 +357,15 @@ describe('basic auth and IP restrictions (flags, config file, library)', () => {
     throwsWith(() => parse('start', ['--config', file]), [`${file}:3: endpoints[0].allow_cidrs: 'nope' is not a network`]);
   });
 });
+
+describe('--proxy-proto / proxy_proto', () => {
+  test('1 or 2 from the flag or the file; anything else names the input', (t) => {
+    assert.equal(parse('tcp', ['5432', '--proxy-proto', '2']).endpoints[0]!.proxyProto, 2);
+    assert.equal(parse('http', ['3000']).endpoints[0]!.proxyProto, 0);
+    throwsWith(() => parse('tcp', ['5432', '--proxy-proto', '3']), ["--proxy-proto: '3' is not a PROXY protocol version"]);
+    const dir = tempDir(t);
+    const file = join(dir, 'burrow.yml');
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - { url: "tcp://", upstream: 5432, proxy_proto: 1 }\n');
+    assert.equal(parse('start', ['--config', file]).endpoints[0]!.proxyProto, 1);
+  });
+});
