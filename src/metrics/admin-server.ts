@@ -15,6 +15,7 @@ type UwsRes = {
   writeStatus(s: string): UwsRes;
   writeHeader(k: string, v: string): UwsRes;
   end(body?: string, closeConnection?: boolean): UwsRes;
+  endWithoutBody(reportedContentLength?: number, closeConnection?: boolean): UwsRes;
 };
 type UwsReq = { getHeader(k: string): string; getUrl(): string; getMethod(): string };
 type UwsApp = {
@@ -37,6 +38,8 @@ export interface AdminResponse {
   status: number;
   contentType: string;
   body: string;
+  /** Extra header lines (name → value). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export type AdminRoute = () => Promise<AdminResponse>;
@@ -73,21 +76,25 @@ export class AdminServer {
     app.any('/*', (res, req) => {
       let aborted = false;
       res.onAborted(() => (aborted = true));
+      // Headers and URL are valid only inside this callback: read them before any await.
+      const method = req.getMethod().toUpperCase();
       const send = (r: AdminResponse): void => {
         if (aborted) return;
         // One request per connection: uWS cannot enumerate and close idle keep-alive connections at shutdown, and
         // one held open by a scraper would keep the process alive after close() (one that never sends a request is
         // dropped by uWS's own 10 s idle timeout). Scrapes are rare; reconnecting is cheap.
         res.cork(() => {
-          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType).end(r.body, true);
+          res.writeStatus(STATUS_LINE[r.status] ?? `${r.status} Status`).writeHeader('Content-Type', r.contentType);
+          for (const [k, v] of Object.entries(r.headers ?? {})) res.writeHeader(k, v);
+          // HEAD: the GET answer's head, its length, no body (RFC 9110 §9.3.2).
+          if (method === 'HEAD') res.endWithoutBody(Buffer.byteLength(r.body), true);
+          else res.end(r.body, true);
         });
       };
-      // Headers and URL are valid only inside this callback: read them before any await.
-      const method = req.getMethod().toUpperCase();
       const url = req.getUrl();
       const auth = req.getHeader('authorization');
       if (tokenHash !== null && !bearerMatches(auth, tokenHash)) {
-        send(text(401, 'admin token required: send Authorization: Bearer <token>\n'));
+        send({ ...text(401, 'admin token required: send Authorization: Bearer <token>\n'), headers: { 'WWW-Authenticate': 'Bearer realm="burrow"' } });
         return;
       }
       if (tokenHash === null && !LOOPBACK_HOST.test(req.getHeader('host'))) {
@@ -98,11 +105,11 @@ export class AdminServer {
       }
       const route = o.routes[url];
       if (route === undefined) {
-        send(text(404, `no such admin path ${url}; try /metrics, /healthz, /readyz, /api/sessions, /api/endpoints\n`));
+        send(text(404, `no such path ${url}; this server answers ${Object.keys(o.routes).join(', ')}\n`));
         return;
       }
-      if (method !== 'GET') {
-        send(text(405, 'admin paths answer GET only\n'));
+      if (method !== 'GET' && method !== 'HEAD') {
+        send({ ...text(405, 'admin paths answer GET (and HEAD) only\n'), headers: { Allow: 'GET, HEAD' } });
         return;
       }
       route().then(send, (err: Error) => send(text(500, `${err.message}\n`)));

@@ -23,9 +23,10 @@ const BUCKET_EDGES_US: readonly number[] = BUCKET_EDGES_SECONDS.map((s) => Math.
 
 /** One empty histogram of the layout every slot uses (exported for the tests' reference histograms). */
 export function newHistogram(): Histogram {
-  // 3 significant digits: values are kept within 0.1 %; 32-bit counts; no resizing (memory fixed up front).
+  // 3 significant digits: values are kept within 0.1 %; no resizing (memory fixed up front). 64-bit counts (exact to
+  // 2^53): one bucket of a busy relay passes 2^32 within weeks, and 32-bit counts then wrapped, or failed the merge.
   return build({
-    bitBucketSize: 32,
+    bitBucketSize: 64,
     autoResize: false,
     lowestDiscernibleValue: 1,
     highestTrackableValue: MAX_TRACKED_US,
@@ -141,7 +142,7 @@ export function addEncodedHistograms(a: EncodedHistograms, b: EncodedHistograms)
 
 /** Decode `enc` and add it into `into` (the decoded histogram itself when `into` is null); the caller destroys it. */
 function addDecoded(into: Histogram | null, enc: string): Histogram {
-  const h = decodeFromCompressedBase64(enc, 32, false);
+  const h = decodeFromCompressedBase64(enc, 64, false);
   if (into === null) return h;
   into.add(h);
   h.destroy();

@@ -185,6 +185,15 @@ test('/healthz, /readyz, /api/sessions, /api/endpoints; unknown paths 404', T, a
     }));
   assert.match(await withHost('rebound.example:9090'), /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*--admin-token/);
   for (const ok of ['localhost', `localhost:${port}`, '127.0.0.1', '[::1]:9090']) assert.match(await withHost(ok), /^HTTP\/1\.1 200 OK\r\n/, ok);
+  // HEAD (load balancer health checks): the GET answer's status and length, no body. Another method: 405 with Allow.
+  const head = await fetch(`${admin}/healthz`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(Number(head.headers.get('content-length')), (await get('/healthz')).body.length);
+  assert.equal(await head.text(), '');
+  const post = await fetch(`${admin}/metrics`, { method: 'POST' });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  assert.match((await get('/nope')).body, /this server answers \/metrics, /);
 });
 
 test('only a /metrics scrape takes the workers\' recorder snapshots and loop samples; /readyz and /api/sessions do not', { ...T, skip: NO_THREADS_SKIP }, async () => {
@@ -247,7 +256,9 @@ test('admin off loopback: refused without a token; with one, requests need the b
   const fx2 = await startRelayFixture({ workers: 0, adminAddr: { host: '0.0.0.0', port: 0 }, adminToken: token });
   try {
     const url = `http://127.0.0.1:${fx2.relay.adminAddress()!.port}/healthz`;
-    assert.equal((await fetch(url)).status, 401);
+    const unauth = await fetch(url);
+    assert.equal(unauth.status, 401);
+    assert.equal(unauth.headers.get('www-authenticate'), 'Bearer realm="burrow"');
     assert.equal((await fetch(url, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, 401);
     assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     const m = await fetch(url.replace('/healthz', '/metrics'), { headers: { authorization: `Bearer ${token}` } });

@@ -101,3 +101,20 @@ test('record() computes HDR indexes itself and matches recordValue exactly (edge
   assert.equal(lh.count(0), ref.totalCount);
   for (const p of [0, 50, 90, 99, 99.9, 100]) assert.equal(lh.percentile(0, p), ref.getValueAtPercentile(p), `p${p}`);
 });
+
+test('a bucket past 2^32 values survives encode and merge (long uptime at high rates)', () => {
+  // Before: 32-bit counts. One worker's bucket wrapped (its _count went backwards); two workers with 2^31 each made
+  // the merge throw, and every later /metrics scrape failed until a restart.
+  const big = 2 ** 32 + 5;
+  const enc = (): { hdr: string[]; sumUs: number[]; count: number[] } => {
+    const h = newHistogram();
+    h.recordValueWithCount(1000, big);
+    h.recordValue(4000); // not on an edge: HDR's equivalence range of 5000 reaches above 5 ms
+    return { hdr: [encodeIntoCompressedBase64(h), ''], sumUs: [1000 * big + 4000, 0], count: [big + 1, 0] };
+  };
+  const [m] = mergeHistograms(SLOTS, [enc(), enc()]);
+  assert.equal(m!.count, 2 * (big + 1));
+  const le1ms = BUCKET_EDGES_SECONDS.indexOf(0.001);
+  assert.equal(m!.cumulative[le1ms], 2 * big);
+  assert.equal(m!.cumulative[BUCKET_EDGES_SECONDS.indexOf(0.005)], 2 * (big + 1));
+});
