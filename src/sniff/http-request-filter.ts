@@ -60,6 +60,8 @@
 //    the same chunk are not taken) and the caller, which holds them, reports the answer with upgradeAccepted()
 //    (opaque from then on) or upgradeDeclined() (HTTP goes on; the held bytes are pushed as the next request).
 //  * Expect: 100-continue is forwarded; the agent answers it.
+//  * Request header rules (only with the `requestHeaders` option): named fields removed, given lines added before the
+//    X-Forwarded-* lines, on every request head (not in trailers).
 //  * Basic auth (only with the `authorize` option): one Authorization field the check accepts, on every request, else
 //    401 (BURROW_ERR_HTTP_UNAUTHORIZED) after the Host checks; the field is removed before forwarding.
 import { hasPrefixCI, isDigit, isOWS, nameIs, parseDecimal } from './http-bytes.js';
@@ -113,6 +115,17 @@ export interface HttpFilterOptions {
    * it accepts, else 401 (BURROW_ERR_HTTP_UNAUTHORIZED); the field is not forwarded.
    */
   authorize?: HttpAuthorizer | null;
+  /**
+   * The endpoint's request header rules, or null for none: header fields named in `remove` (lowercase names) are
+   * dropped from every request head, and `add` (whole `Name: value\r\n` lines) is appended, before the relay's own
+   * X-Forwarded-* lines. The caller vets names and values (no framing or forwarding fields, no CR/LF).
+   */
+  requestHeaders?: RequestHeaderRules | null;
+}
+
+export interface RequestHeaderRules {
+  readonly remove: readonly Buffer[];
+  readonly add: Buffer;
 }
 
 /** Checks the value of a request's Authorization field, given as head[start, end) (OWS trimmed). */
@@ -215,6 +228,7 @@ export class HttpRequestFilter {
   private readonly sink: HttpFilterSink;
   private readonly options: HttpFilterOptions;
   private readonly authorize: HttpAuthorizer | null;
+  private readonly rules: RequestHeaderRules | null;
   private readonly maxHeadSize: number;
   private readonly maxHeaders: number;
   /** `X-Forwarded-For: <ip>\r\nX-Forwarded-Proto: <proto>\r\n`, fixed for the connection. */
@@ -265,6 +279,7 @@ export class HttpRequestFilter {
     this.sink = sink;
     this.options = options;
     this.authorize = options.authorize ?? null;
+    this.rules = options.requestHeaders ?? null;
     this.maxHeadSize = options.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
     this.maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     // Not from Node's 8 KiB buffer pool: a slice kept for the connection's life would keep its whole slab alive.
@@ -558,6 +573,8 @@ export class HttpRequestFilter {
       } else if (isForwardingHeader(head, i, nameLen) || nameIs(head, i, nameLen, H_HTTP2_SETTINGS)) {
         // HTTP2-Settings only serves an h2c upgrade, which is never honoured (below); hop-by-hop (RFC 9113 §3.2.1).
         cuts.push(i, lf + 1);
+      } else if (this.rules !== null && isNamed(head, i, nameLen, this.rules.remove)) {
+        cuts.push(i, lf + 1); // the endpoint's request header rules
       }
       i = lf + 1;
     }
@@ -642,7 +659,8 @@ export class HttpRequestFilter {
       if (!sameHost) this.setTail(head, hostStart, hostEnd);
       tail = this.tail!;
     }
-    const out = Buffer.allocUnsafe(fieldsEnd - removed + tail.length);
+    const added = this.rules === null ? EMPTY : this.rules.add;
+    const out = Buffer.allocUnsafe(fieldsEnd - removed + added.length + tail.length);
     let o = 0;
     let from = 0;
     for (let k = 0; k < dropped.length; k += 2) {
@@ -650,6 +668,7 @@ export class HttpRequestFilter {
       from = dropped[k + 1]!;
     }
     o += head.copy(out, o, from, fieldsEnd);
+    if (added.length > 0) o += added.copy(out, o);
     tail.copy(out, o);
     this.sink.forward(out);
     if (this.state === ST_DEAD) return; // the sink stopped the filter (stop())
@@ -956,6 +975,12 @@ export class HttpRequestFilter {
  * -For/-Proto/-Host), `Forwarded` and `X-Real-IP`. '_' counts as '-' anywhere in the name: nginx ($http_x_forwarded_for)
  * and CGI (HTTP_X_FORWARDED_FOR) map both spellings to one variable. Reads at most the first 12 bytes of the name.
  */
+/** Whether the field name buf[start, start + len) is one of `names` (lowercase), case-insensitively. */
+function isNamed(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
+  for (let k = 0; k < names.length; k++) if (nameIs(buf, start, len, names[k]!)) return true;
+  return false;
+}
+
 function isForwardingHeader(buf: Buffer, start: number, len: number): boolean {
   if (len >= H_XF_PREFIX.length) return foldedPrefixIs(buf, start, H_XF_PREFIX);
   return len === H_FORWARDED.length && (foldedPrefixIs(buf, start, H_FORWARDED) || foldedPrefixIs(buf, start, H_X_REAL_IP));

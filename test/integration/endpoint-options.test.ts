@@ -92,6 +92,22 @@ test('basicAuth: no or wrong credentials → 401 with a Basic challenge (http an
   for (const r of up.requests.slice(seen)) assert.equal(r.headers.authorization, undefined, 'the relay\'s credentials were forwarded');
 });
 
+test('requestHeader / removeRequestHeader: the service sees the added fields and not the removed ones', T, async () => {
+  const RULED = 'headers.burrow.localhost';
+  await forward(fx.cleanup, RULED, session.httpEndpoint().domain(RULED).requestHeader('X-Added', 'yes').removeRequestHeader('X-Secret').listenAndForward(`http://127.0.0.1:${up.port}`));
+  const seen = up.requests.length;
+  const r = await curl([...resolveArgs(RULED, fx.http.port), '-H', 'X-Secret: do-not-pass', '-H', 'X-Kept: 1', `http://${RULED}:${fx.http.port}/h`]);
+  assert.equal(r.status, 200, r.stderr);
+  const got = up.requests[seen]!;
+  assert.equal(got.headers['x-added'], 'yes');
+  assert.equal(got.headers['x-secret'], undefined);
+  assert.equal(got.headers['x-kept'], '1');
+  await assert.rejects(
+    withTimeout('Bind with a rule on Host', session.httpEndpoint().requestHeader('Host', 'evil.example').listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /RequestHeaders\.add\[0\] host: the relay keeps this field/,
+  );
+});
+
 test('options the relay does not implement: listen() fails naming the option (no endpoint goes online without it)', T, async () => {
   const routes = fx.relay.acceptor.routes.size;
   await assert.rejects(

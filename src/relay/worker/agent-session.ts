@@ -29,7 +29,16 @@ import {
   type ProxyHeader,
 } from '../../protocol/messages.js';
 import { encodeProxyHeader } from '../../protocol/proxy-header.js';
-import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto, type BasicAuthCheck, type IpPolicy } from './endpoint-options.js';
+import {
+  checkSupportedOptions,
+  parseBasicAuth,
+  parseIpRestriction,
+  parseProxyProto,
+  parseRequestHeaders,
+  type BasicAuthCheck,
+  type IpPolicy,
+  type RequestHeaders,
+} from './endpoint-options.js';
 import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
 import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
@@ -88,6 +97,8 @@ export interface Endpoint {
   basicAuth: BasicAuthCheck | null;
   /** Opts.ProxyProto: the PROXY protocol version put in front of each connection's bytes (0 = none). */
   proxyProto: 0 | 1 | 2;
+  /** Opts.RequestHeaders (HTTP endpoints): fields removed from and added to every request, or null for none. */
+  requestHeaders: RequestHeaders | null;
 }
 
 /** How long an agent may take to authenticate after TLS is up. */
@@ -460,6 +471,7 @@ export class AgentSession {
     const ipPolicy = parseIpRestriction(opts['IPRestriction']);
     const basicAuth = proto === 'http' || proto === 'https' ? parseBasicAuth(opts) : null;
     const proxyProto = parseProxyProto(opts['ProxyProto']);
+    const requestHeaders = proto === 'http' || proto === 'https' ? parseRequestHeaders(opts['RequestHeaders']) : null;
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
     if (this.endpoints.has(id) || this.binding.has(id)) {
@@ -548,6 +560,7 @@ export class AgentSession {
       ipPolicy,
       basicAuth,
       proxyProto,
+      requestHeaders,
     };
     this.endpoints.set(id, ep);
     this.runtime.addEndpoint(ep);

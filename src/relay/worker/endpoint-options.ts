@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { BurrowError } from '../../core/errors.js';
-import type { HttpAuthorizer } from '../../sniff/http-request-filter.js';
+import type { HttpAuthorizer, RequestHeaderRules } from '../../sniff/http-request-filter.js';
 
 /**
  * Allowed and denied client networks of one endpoint (`IPRestriction`: `allow_cidrs`, `deny_cidrs`). Each address is
@@ -170,6 +170,72 @@ export function parseBasicAuth(opts: Record<string, unknown>): BasicAuthCheck | 
   return creds.length === 0 ? null : new BasicAuthCheck(creds);
 }
 
+/** Request header rules of one endpoint (`Opts.RequestHeaders`), as the HTTP request filter applies them. */
+export interface RequestHeaders extends RequestHeaderRules {
+  /** Equal for equal rules: pool members may stand in for each other only with the same rules. */
+  readonly key: string;
+}
+
+/**
+ * Fields an agent's header rules may neither add nor remove: message framing, hop-by-hop and routing fields, and the
+ * forwarding fields the relay itself writes (a rule on them could smuggle a request or spoof the client address).
+ */
+const RESERVED_FIELDS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive',
+  'proxy-connection', 'http2-settings', 'expect', 'forwarded', 'x-real-ip',
+]);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
+const MAX_HEADER_RULES = 32;
+
+/**
+ * `Opts.RequestHeaders` (`add`: "name:value" entries, what the SDK's requestHeader() sends; `addParsed`: name → value;
+ * `remove`: names; camelCase keys): the rules, or null when there are none. BURROW_ERR_BIND_INVALID names an entry
+ * that is not a field name, has a value with CR, LF or other control characters, or touches a reserved field.
+ */
+export function parseRequestHeaders(v: unknown): RequestHeaders | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalid('RequestHeaders must be an object with add and/or remove');
+  const r = v as Record<string, unknown>;
+  const adds: Array<[string, string]> = [];
+  const add = r['add'] ?? [];
+  if (!Array.isArray(add)) throw invalid('RequestHeaders.add must be a list of "name:value"');
+  add.forEach((e, i) => {
+    const colon = typeof e === 'string' ? e.indexOf(':') : -1;
+    if (colon <= 0) throw invalid(`RequestHeaders.add[${i}] ${JSON.stringify(e)} is not "name:value"`);
+    adds.push([(e as string).slice(0, colon), (e as string).slice(colon + 1)]);
+  });
+  const parsed = r['addParsed'];
+  if (adds.length === 0 && parsed !== null && parsed !== undefined) {
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('RequestHeaders.addParsed must map names to values');
+    for (const [k, val] of Object.entries(parsed as Record<string, unknown>)) adds.push([k, String(val)]);
+  }
+  const remove = r['remove'] ?? [];
+  if (!Array.isArray(remove)) throw invalid('RequestHeaders.remove must be a list of field names');
+  if (adds.length + remove.length > MAX_HEADER_RULES) throw invalid(`RequestHeaders: at most ${MAX_HEADER_RULES} rules`);
+  const field = (name: unknown, where: string): string => {
+    if (typeof name !== 'string' || !TOKEN.test(name)) throw invalid(`${where} ${JSON.stringify(name)} is not a header field name`);
+    const lower = name.toLowerCase();
+    if (RESERVED_FIELDS.has(lower) || lower.startsWith('x-forwarded-')) {
+      throw invalid(`${where} ${name}: the relay keeps this field as it is (framing, routing or forwarding); it cannot be added or removed`);
+    }
+    return lower;
+  };
+  const removeNames = remove.map((n, i) => Buffer.from(field(n, `RequestHeaders.remove[${i}]`), 'latin1'));
+  const lines: string[] = [];
+  adds.forEach(([name, value], i) => {
+    const n = field(name.trim(), `RequestHeaders.add[${i}]`);
+    const val = value.trim();
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(val) || Buffer.byteLength(val) > 4096) {
+      throw invalid(`RequestHeaders.add[${i}] (${n}): the value must be at most 4 KiB without CR, LF or other control characters`);
+    }
+    lines.push(`${n}: ${val}\r\n`);
+  });
+  if (removeNames.length === 0 && lines.length === 0) return null;
+  const addBuf = Buffer.from(lines.join(''), 'latin1');
+  const key = `${removeNames.map((b) => b.toString('latin1')).sort().join(',')}|${lines.join('')}`;
+  return { remove: removeNames, add: addBuf, key };
+}
+
 /**
  * `Opts.ProxyProto`: 0 (none), 1 or 2 (the PROXY protocol version the relay puts in front of each connection's bytes,
  * proxy-protocol.ts). The SDK sends a number; "1"/"2" are taken too.
@@ -199,6 +265,7 @@ const HTTP_ACCESS: OptionRule[] = [
 const NOT_FOR_OPAQUE: OptionRule[] = [
   { key: 'Auth', what: 'basic auth, which only http endpoints have', set: nonEmptyString },
   { key: 'BasicAuth', what: 'basic auth, which only http endpoints have', set: present },
+  { key: 'RequestHeaders', what: 'request header rules, which only http endpoints have', set: present },
   ...HTTP_ACCESS,
 ];
 
@@ -210,7 +277,6 @@ const NOT_FOR_OPAQUE: OptionRule[] = [
 const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', OptionRule[]> = {
   http: [
     ...HTTP_ACCESS,
-    { key: 'RequestHeaders', what: 'request header rules', set: present },
     { key: 'ResponseHeaders', what: 'response header rules', set: present },
     { key: 'Compression', what: 'response compression', set: present },
     { key: 'CircuitBreaker', what: 'the error-rate circuit breaker', set: present },
@@ -237,7 +303,7 @@ export function checkSupportedOptions(proto: 'http' | 'https' | 'tcp' | 'tls', o
     if (o.set(opts[o.key])) {
       throw invalid(
         `Opts.${o.key}: ${o.what} is not supported by this relay, and the endpoint would go online without it; ` +
-          'remove the option (IP restrictions, basic auth and the PROXY protocol are supported)',
+          'remove the option (IP restrictions, basic auth, request header rules and the PROXY protocol are supported)',
       );
     }
   }

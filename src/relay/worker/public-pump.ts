@@ -549,6 +549,7 @@ class HttpPump implements HttpFilterSink {
       clientIp: task.remoteAddress,
       maxHeadSize: runtime.settings.limits.httpHeadMax,
       authorize: ep.basicAuth,
+      requestHeaders: ep.requestHeaders,
     });
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);

@@ -196,7 +196,8 @@ export class WorkerRuntime {
 
   /**
    * Another member of `ep`'s pool on this worker for a retry (one retry per request): available, live, admitting
-   * `clientIp` (its IP restrictions), with the same basic auth credentials as `ep`, the least busy.
+   * `clientIp` (its IP restrictions), with the same basic auth credentials and request header rules as `ep`, the
+   * least busy.
    * Null when there is none (members on other workers are out of reach once the connection is here).
    */
   alternateMember(ep: Endpoint, clientIp: string): Endpoint | null {
@@ -207,6 +208,7 @@ export class WorkerRuntime {
       if (m === ep || !m.available || m.session.mux === null || m.session.mux.isClosed) continue;
       if (m.ipPolicy !== null && !m.ipPolicy.allows(clientIp)) continue; // each member's own IP restrictions hold
       if ((m.basicAuth?.key ?? '') !== (ep.basicAuth?.key ?? '')) continue; // the request passed ep's credentials only
+      if ((m.requestHeaders?.key ?? '') !== (ep.requestHeaders?.key ?? '')) continue; // and was rewritten by ep's rules
       if (best === null || m.active < best.active) best = m;
     }
     return best;

@@ -875,3 +875,30 @@ describe('HttpRequestFilter: basic auth (authorize option)', () => {
     assert.equal(rec.output, rewritten(head));
   });
 });
+
+describe('HttpRequestFilter: request header rules (requestHeaders option)', () => {
+  const requestHeaders = { remove: [Buffer.from('x-secret'), Buffer.from('cookie')], add: Buffer.from('x-added: yes\r\nx-env: prod\r\n') };
+
+  test('named fields removed (any case), lines added before X-Forwarded-*, on every keep-alive request', () => {
+    const first = `GET /a HTTP/1.1\r\nHost: ${HOST}\r\nX-Secret: s3\r\nAccept: */*\r\nCOOKIE: a=1\r\n`;
+    const second = `GET /b HTTP/1.1\r\nx-secret: again\r\nHost: ${HOST}\r\n`;
+    for (const step of [0, 1, 5]) {
+      const { rec } = run(`${first}\r\n${second}\r\n`, step, { requestHeaders });
+      assert.equal(rec.error, null, rec.error?.reason);
+      const added = 'x-added: yes\r\nx-env: prod\r\n';
+      assert.equal(
+        rec.output,
+        rewritten(`GET /a HTTP/1.1\r\nHost: ${HOST}\r\nAccept: */*\r\n${added}`) + rewritten(`GET /b HTTP/1.1\r\nHost: ${HOST}\r\n${added}`),
+      );
+    }
+  });
+
+  test('trailers are not rewritten; without the option nothing changes', () => {
+    const req = `POST / HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-Secret: t\r\n\r\n`;
+    const { rec } = run(req, 0, { requestHeaders });
+    assert.equal(rec.error, null);
+    assert.match(rec.output, /0\r\nX-Secret: t\r\n\r\n$/);
+    const head = `GET / HTTP/1.1\r\nHost: ${HOST}\r\nX-Secret: s3\r\n`;
+    assert.equal(run(`${head}\r\n`).rec.output, rewritten(head));
+  });
+});

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isBurrowError } from '../../../../src/core/errors.js';
-import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto } from '../../../../src/relay/worker/endpoint-options.js';
+import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto, parseRequestHeaders } from '../../../../src/relay/worker/endpoint-options.js';
 import { proxyProtocolHeader } from '../../../../src/relay/worker/proxy-protocol.js';
 
 /** The HTTP Opts the ngrok SDK writes with nothing set (PROTOCOL.md §9). */
@@ -148,4 +148,29 @@ test('PROXY protocol header: v1 and v2 for IPv4, IPv6, mapped IPv4 and mixed fam
     proxyProtocolHeader(2, '2001:db8::1', 1, 'fe80::1:2:3.4.5.6', 2).toString('hex'),
     `${sig}21210024` + '20010db8000000000000000000000001' + 'fe800000000000000001000203040506' + '0001' + '0002',
   );
+});
+
+test('request header rules: the SDK\'s add ("name:value") and remove, addParsed, rendered lines, reserved fields refused', () => {
+  const r = parseRequestHeaders({ add: ['x-added: yes', 'x-env:prod'], remove: ['X-Secret'] })!;
+  assert.equal(r.add.toString('latin1'), 'x-added: yes\r\nx-env: prod\r\n');
+  assert.deepEqual(r.remove.map((b) => b.toString('latin1')), ['x-secret']);
+  assert.equal(parseRequestHeaders({ addParsed: { 'X-One': '1' } })!.add.toString('latin1'), 'x-one: 1\r\n');
+  assert.equal(parseRequestHeaders(null), null);
+  assert.equal(parseRequestHeaders({}), null);
+  assert.equal(parseRequestHeaders({ add: ['a:1'], remove: ['b'] })!.key, parseRequestHeaders({ remove: ['B'], add: ['a: 1'] })!.key);
+  for (const [v, msg] of [
+    [{ add: ['host:evil.example'] }, /add\[0\] host: the relay keeps this field/],
+    [{ remove: ['Content-Length'] }, /remove\[0\] Content-Length: the relay keeps this field/],
+    [{ add: ['X-Forwarded-For:1.2.3.4'] }, /X-Forwarded-For: the relay keeps this field/],
+    [{ remove: ['transfer-encoding'] }, /the relay keeps this field/],
+    [{ add: ['x-a:ok\r\nhost: evil'] }, /add\[0\] \(x-a\): the value must be/],
+    [{ add: ['bad name:v'] }, /add\[0\] "bad name" is not a header field name/],
+    [{ add: ['novalue'] }, /add\[0\] "novalue" is not "name:value"/],
+    [{ remove: 'x' }, /remove must be a list/],
+    [{ add: Array.from({ length: 40 }, (_, i) => `x-${i}:v`) }, /at most 32 rules/],
+  ] as const) {
+    assert.throws(() => parseRequestHeaders(v), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), JSON.stringify(v));
+  }
+  // On a tcp or tls Bind they are refused (HTTP only).
+  assert.throws(() => checkSupportedOptions('tcp', { Addr: '', ProxyProto: 0, RequestHeaders: { add: ['a:b'] } }, {}), /Opts\.RequestHeaders/);
 });
