@@ -28,6 +28,21 @@ export function hasPrefixCI(buf: Buffer, start: number, end: number, lower: Buff
   return end - start >= lower.length && nameIs(buf, start, lower.length, lower);
 }
 
+/**
+ * Copies chunk[from, to) into `buf` at `len` (a head assembled across reads) and returns the buffer that now holds
+ * the bytes: `buf` itself, or a larger copy (doubling from 1 KiB, at most `cap` unless more is needed right away).
+ */
+export function appendBytes(buf: Buffer, len: number, chunk: Buffer, from: number, to: number, cap: number): Buffer {
+  const need = len + (to - from);
+  let out = buf;
+  if (need > buf.length) {
+    out = Buffer.allocUnsafe(Math.max(need, Math.min(cap, Math.max(1024, buf.length * 2))));
+    buf.copy(out, 0, 0, len);
+  }
+  chunk.copy(out, len, from, to);
+  return out;
+}
+
 /** 1*DIGIT up to 2^53−1, else −1 (RFC 9110 §8.6: no sign, no list, no hex). */
 export function parseDecimal(buf: Buffer, start: number, end: number): number {
   if (start === end || end - start > 16) return -1;

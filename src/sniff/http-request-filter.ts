@@ -64,7 +64,7 @@
 //    X-Forwarded-* lines, on every request head (not in trailers).
 //  * Basic auth (only with the `authorize` option): one Authorization field the check accepts, on every request, else
 //    401 (BURROW_ERR_HTTP_UNAUTHORIZED) after the Host checks; the field is removed before forwarding.
-import { hasPrefixCI, isDigit, isOWS, nameIs, parseDecimal } from './http-bytes.js';
+import { appendBytes, hasPrefixCI, isDigit, isOWS, nameIs, parseDecimal } from './http-bytes.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
 import { HTTP_METHODS } from './sniff-http-head.js';
@@ -464,15 +464,8 @@ export class HttpRequestFilter {
 
   /** Copies chunk[from, to) behind the buffered head bytes (only for heads that span chunks). */
   private appendPending(chunk: Buffer, from: number, to: number): void {
-    const n = to - from;
-    const need = this.pendingLen + n;
-    if (need > this.pending.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(this.maxHeadSize, Math.max(1024, this.pending.length * 2))));
-      this.pending.copy(grown, 0, 0, this.pendingLen);
-      this.pending = grown;
-    }
-    chunk.copy(this.pending, this.pendingLen, from, to);
-    this.pendingLen = need;
+    this.pending = appendBytes(this.pending, this.pendingLen, chunk, from, to, this.maxHeadSize);
+    this.pendingLen += to - from;
   }
 
   private resetHead(): void {
@@ -969,18 +962,18 @@ export class HttpRequestFilter {
 
 // ---- byte helpers (heads only) ----
 
-/**
- * A forwarding header the client must not set: any `X-Forwarded-*` (DESIGN.md §2: client X-Forwarded-* are stripped;
- * -Port, -Prefix, -Ssl, -Scheme, -Server … steer redirects and "is this https" checks in common frameworks just like
- * -For/-Proto/-Host), `Forwarded` and `X-Real-IP`. '_' counts as '-' anywhere in the name: nginx ($http_x_forwarded_for)
- * and CGI (HTTP_X_FORWARDED_FOR) map both spellings to one variable. Reads at most the first 12 bytes of the name.
- */
 /** Whether the field name buf[start, start + len) is one of `names` (lowercase), case-insensitively. */
 function isNamed(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
   for (let k = 0; k < names.length; k++) if (nameIs(buf, start, len, names[k]!)) return true;
   return false;
 }
 
+/**
+ * A forwarding header the client must not set: any `X-Forwarded-*` (DESIGN.md §2: client X-Forwarded-* are stripped;
+ * -Port, -Prefix, -Ssl, -Scheme, -Server … steer redirects and "is this https" checks in common frameworks just like
+ * -For/-Proto/-Host), `Forwarded` and `X-Real-IP`. '_' counts as '-' anywhere in the name: nginx ($http_x_forwarded_for)
+ * and CGI (HTTP_X_FORWARDED_FOR) map both spellings to one variable. Reads at most the first 12 bytes of the name.
+ */
 function isForwardingHeader(buf: Buffer, start: number, len: number): boolean {
   if (len >= H_XF_PREFIX.length) return foldedPrefixIs(buf, start, H_XF_PREFIX);
   return len === H_FORWARDED.length && (foldedPrefixIs(buf, start, H_FORWARDED) || foldedPrefixIs(buf, start, H_X_REAL_IP));

@@ -18,7 +18,7 @@
 // API: `request(method)` for every request forwarded, in order; `push(chunk)` for every response byte, in order.
 // `settled`: every forwarded request has its whole final response, and no response is under way.
 
-import { hasPrefixCI, isDigit, isOWS, parseDecimal } from './http-bytes.js';
+import { appendBytes, hasPrefixCI, isDigit, isOWS, parseDecimal } from './http-bytes.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -183,14 +183,8 @@ export class HttpResponseTracker {
   }
 
   private appendPending(chunk: Buffer, from: number, to: number): void {
-    const need = this.pendingLen + (to - from);
-    if (need > this.pending.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(MAX_HEAD + 4, Math.max(1024, this.pending.length * 2))));
-      this.pending.copy(grown, 0, 0, this.pendingLen);
-      this.pending = grown;
-    }
-    chunk.copy(this.pending, this.pendingLen, from, to);
-    this.pendingLen = need;
+    this.pending = appendBytes(this.pending, this.pendingLen, chunk, from, to, MAX_HEAD + 4);
+    this.pendingLen += to - from;
   }
 
   /**

@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { BurrowError } from '../../core/errors.js';
+import { hasPrefixCI } from '../../sniff/http-bytes.js';
 import type { HttpAuthorizer, RequestHeaderRules } from '../../sniff/http-request-filter.js';
 
 /**
@@ -119,7 +120,7 @@ export class BasicAuthCheck implements HttpAuthorizer {
 
   accepts(head: Buffer, start: number, end: number): boolean {
     // "Basic" (any case), one or more spaces, the token.
-    if (end - start < 7 || head.toString('latin1', start, start + 5).toLowerCase() !== 'basic') return false;
+    if (end - start < 7 || !hasPrefixCI(head, start, end, BASIC)) return false;
     let i = start + 5;
     if (head[i] !== 0x20) return false;
     while (i < end && head[i] === 0x20) i++;
@@ -129,6 +130,8 @@ export class BasicAuthCheck implements HttpAuthorizer {
     return ok;
   }
 }
+
+const BASIC = Buffer.from('basic');
 
 function sha256(b: Buffer): Buffer {
   return createHash('sha256').update(b).digest();
