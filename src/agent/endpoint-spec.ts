@@ -3,6 +3,7 @@
 // Start-up only; never on the data path.
 import { isIP } from 'node:net';
 import { BurrowError } from '../core/errors.js';
+import { parseCredential, parseNetwork, proxyProtoVersion } from '../config/endpoint-rules.js';
 import { BALANCE_STRATEGIES, isBalanceStrategy, type BalanceStrategy } from '../balancer/pick-member.js';
 import type { UpstreamAddress } from './upstream-dialer.js';
 
@@ -234,11 +235,10 @@ export function endpointSpec(input: EndpointInput, labels: EndpointLabels, liste
   }
   const allowCidrs = parseNetworks(input.allowCidrs, labels.allowCidrs ?? 'allowCidrs');
   const denyCidrs = parseNetworks(input.denyCidrs, labels.denyCidrs ?? 'denyCidrs');
-  const pp = input.proxyProto ?? 0;
-  if (pp !== 0 && pp !== 1 && pp !== 2 && pp !== '0' && pp !== '1' && pp !== '2') {
-    throw invalid(labels.proxyProto ?? 'proxyProto', String(pp), 'is not a PROXY protocol version; use 1 (text) or 2 (binary)');
+  const proxyProto = proxyProtoVersion(input.proxyProto);
+  if (proxyProto === null) {
+    throw invalid(labels.proxyProto ?? 'proxyProto', String(input.proxyProto), 'is not a PROXY protocol version; use 1 (text) or 2 (binary)');
   }
-  const proxyProto = Number(pp) as 0 | 1 | 2;
   return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs, proxyProto });
 }
 
@@ -252,11 +252,11 @@ function listOf(v: string | readonly string[] | null | undefined): string[] {
 function parseCredentials(v: string | readonly string[] | null | undefined, label: string): Array<{ username: string; password: string }> {
   const out: Array<{ username: string; password: string }> = [];
   for (const item of typeof v === 'string' ? [v] : listOf(v)) {
-    const colon = item.indexOf(':');
-    if (colon <= 0 || colon === item.length - 1 || /[\u0000-\u001f\u007f]/.test(item)) {
+    const c = parseCredential(item);
+    if (c === null) {
       throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: expects user:password (a user name without ':', a non-empty password)`);
     }
-    out.push({ username: item.slice(0, colon), password: item.slice(colon + 1) });
+    out.push(c);
   }
   return out;
 }
@@ -265,11 +265,7 @@ function parseCredentials(v: string | readonly string[] | null | undefined, labe
 function parseNetworks(v: string | readonly string[] | null | undefined, label: string): string[] {
   const nets = listOf(v);
   for (const n of nets) {
-    const slash = n.indexOf('/');
-    const ip = slash < 0 ? n : n.slice(0, slash);
-    const family = isIP(ip);
-    const prefix = slash < 0 ? '' : n.slice(slash + 1);
-    if (family === 0 || (slash >= 0 && (!/^[0-9]{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)))) {
+    if (parseNetwork(n) === null) {
       throw invalid(label, n, 'is not a network; write it as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32 (several: comma-separated)');
     }
   }

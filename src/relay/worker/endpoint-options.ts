@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { BurrowError } from '../../core/errors.js';
+import { parseCredential, parseNetwork, proxyProtoVersion } from '../../config/endpoint-rules.js';
 import { hasPrefixCI } from '../../sniff/http-bytes.js';
 import type { HttpAuthorizer, RequestHeaderRules } from '../../sniff/http-request-filter.js';
 
@@ -23,16 +24,13 @@ export class IpPolicy {
   private readonly deny6: net.BlockList | null;
   /** Allowed networks are listed (of either family): an address in none of them is refused. */
   private readonly exclusive: boolean;
-  /** The rules as given, for messages. */
-  readonly text: string;
 
-  constructor(allow: string[] | null, deny: string[] | null, text: string) {
+  constructor(allow: string[] | null, deny: string[] | null) {
     this.allow4 = blockList(allow, 'ipv4');
     this.allow6 = blockList(allow, 'ipv6');
     this.deny4 = blockList(deny, 'ipv4');
     this.deny6 = blockList(deny, 'ipv6');
     this.exclusive = allow !== null;
-    this.text = text;
   }
 
   /** A denied network wins; with allowed networks listed, an address in none of them is refused. */
@@ -57,44 +55,35 @@ export function parseIpRestriction(v: unknown): IpPolicy | null {
   const allow = cidrList(r['allow_cidrs'], 'allow_cidrs');
   const deny = cidrList(r['deny_cidrs'], 'deny_cidrs');
   if (allow === null && deny === null) return null;
-  const text = [allow !== null ? `allow ${allow.join(', ')}` : '', deny !== null ? `deny ${deny.join(', ')}` : ''].filter(Boolean).join('; ');
-  return new IpPolicy(allow, deny, text);
+  return new IpPolicy(allow, deny);
 }
 
 function cidrList(v: unknown, key: string): string[] | null {
   if (v === null || v === undefined) return null;
   if (!Array.isArray(v)) throw invalid(`IPRestriction.${key} must be a list of networks such as "10.0.0.0/8"`);
   if (v.length === 0) return null;
+  if (v.length > MAX_NETWORKS) throw invalid(`IPRestriction.${key} lists ${v.length} networks; at most ${MAX_NETWORKS} (merge them into wider ones)`);
   for (let i = 0; i < v.length; i++) {
     const c = v[i];
-    if (typeof c !== 'string' || parseCidr(c) === null) {
+    if (typeof c !== 'string' || parseNetwork(c) === null) {
       throw invalid(`IPRestriction.${key}[${i}] ${JSON.stringify(c)} is not a network; write it as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`);
     }
   }
   return v as string[];
 }
 
-function parseCidr(c: string): { ip: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
-  const slash = c.indexOf('/');
-  const ip = slash < 0 ? c : c.slice(0, slash);
-  const version = net.isIP(ip);
-  if (version === 0) return null;
-  const max = version === 4 ? 32 : 128;
-  let prefix = max;
-  if (slash >= 0) {
-    const p = c.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(p)) return null;
-    prefix = Number(p);
-    if (prefix > max) return null;
-  }
-  return { ip, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
-}
+/** Networks per IPRestriction list: every public connection is checked against them. */
+const MAX_NETWORKS = 1024;
+/** Credentials per endpoint: every request is compared with each of them. */
+const MAX_CREDENTIALS = 64;
+/** Bytes the request header rules may add to each request head (upstreams commonly refuse heads over 8–16 KiB). */
+const MAX_ADDED_HEADER_BYTES = 8 * 1024;
 
 /** The networks of `family` among `cidrs`, or null when there are none. */
 function blockList(cidrs: string[] | null, family: 'ipv4' | 'ipv6'): net.BlockList | null {
   let list: net.BlockList | null = null;
   for (const c of cidrs ?? []) {
-    const n = parseCidr(c)!;
+    const n = parseNetwork(c)!;
     if (n.family !== family) continue;
     list ??= new net.BlockList();
     list.addSubnet(n.ip, n.prefix, n.family);
@@ -146,14 +135,15 @@ export function parseBasicAuth(opts: Record<string, unknown>): BasicAuthCheck | 
   const creds: Array<{ username: string; password: string }> = [];
   const legacy = opts['Auth'];
   if (typeof legacy === 'string' && legacy !== '') {
-    const colon = legacy.indexOf(':');
-    if (colon <= 0 || colon === legacy.length - 1) throw invalid('Auth must be "user:password"');
-    creds.push({ username: legacy.slice(0, colon), password: legacy.slice(colon + 1) });
+    const c = parseCredential(legacy);
+    if (c === null) throw invalid('Auth must be "user:password" (a user name without ":", a non-empty password)');
+    creds.push(c);
   }
   const v = opts['BasicAuth'];
   if (v !== null && v !== undefined) {
     const list = typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)['credentials'] : undefined;
     if (!Array.isArray(list) || list.length === 0) throw invalid('BasicAuth needs a non-empty credentials list');
+    if (list.length > MAX_CREDENTIALS) throw invalid(`BasicAuth has ${list.length} credentials; at most ${MAX_CREDENTIALS}`);
     for (let i = 0; i < list.length; i++) {
       const c = list[i] as Record<string, unknown> | null;
       const user = c?.['username'];
@@ -235,6 +225,9 @@ export function parseRequestHeaders(v: unknown): RequestHeaders | null {
   });
   if (removeNames.length === 0 && lines.length === 0) return null;
   const addBuf = Buffer.from(lines.join(''), 'latin1');
+  if (addBuf.length > MAX_ADDED_HEADER_BYTES) {
+    throw invalid(`RequestHeaders.add: the added fields come to ${addBuf.length} bytes per request; at most ${MAX_ADDED_HEADER_BYTES}`);
+  }
   const key = `${removeNames.map((b) => b.toString('latin1')).sort().join(',')}|${lines.join('')}`;
   return { remove: removeNames, add: addBuf, key };
 }
@@ -244,10 +237,9 @@ export function parseRequestHeaders(v: unknown): RequestHeaders | null {
  * proxy-protocol.ts). The SDK sends a number; "1"/"2" are taken too.
  */
 export function parseProxyProto(v: unknown): 0 | 1 | 2 {
-  if (v === null || v === undefined || v === 0 || v === '' || v === '0') return 0;
-  if (v === 1 || v === '1') return 1;
-  if (v === 2 || v === '2') return 2;
-  throw invalid(`ProxyProto ${JSON.stringify(v)} is not 0 (off), 1 or 2 (the PROXY protocol version)`);
+  const version = proxyProtoVersion(v);
+  if (version === null) throw invalid(`ProxyProto ${JSON.stringify(v)} is not 0 (off), 1 or 2 (the PROXY protocol version)`);
+  return version;
 }
 
 type OptionRule = { key: string; what: string; set: (v: unknown) => boolean };

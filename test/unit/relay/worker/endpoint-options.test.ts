@@ -174,3 +174,14 @@ test('request header rules: the SDK\'s add ("name:value") and remove, addParsed,
   // On a tcp or tls Bind they are refused (HTTP only).
   assert.throws(() => checkSupportedOptions('tcp', { Addr: '', ProxyProto: 0, RequestHeaders: { add: ['a:b'] } }, {}), /Opts\.RequestHeaders/);
 });
+
+test('rule sizes are bounded: networks per list, credentials, bytes added to each request head', () => {
+  const nets = Array.from({ length: 1025 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+  assert.throws(() => parseIpRestriction({ allow_cidrs: nets }), /allow_cidrs lists 1025 networks; at most 1024/);
+  assert.ok(parseIpRestriction({ allow_cidrs: nets.slice(0, 1024) }) !== null);
+  const creds = Array.from({ length: 65 }, (_, i) => ({ username: `u${i}`, cleartext_password: 'p' }));
+  assert.throws(() => parseBasicAuth({ BasicAuth: { credentials: creds } }), /BasicAuth has 65 credentials; at most 64/);
+  const big = Array.from({ length: 3 }, (_, i) => `x-big-${i}:${'v'.repeat(4000)}`);
+  assert.throws(() => parseRequestHeaders({ add: big }), /the added fields come to \d+ bytes per request; at most 8192/);
+  assert.throws(() => parseBasicAuth({ Auth: 'user:pa\u0001ss' }), /Auth must be "user:password"/);
+});
