@@ -134,7 +134,7 @@ class ThreadedDispatcher implements ConnectionDispatcher {
    * Start-up, until every first worker is running or has failed: settle() resolves once one runs, rejects when none
    * does. null once settled.
    */
-  private starting: { first: Set<number>; failures: number; reasons: string[]; settle: (err: Error | null) => void } | null;
+  private starting: { first: Set<number>; failures: number; reason: string; settle: (err: Error | null) => void } | null;
   private destroyed: boolean;
   private readonly ready: Set<number>;
   private readonly pendingStats: Map<number, { workerId: number; resolve: (s: WorkerStats | null) => void }>;
@@ -227,23 +227,11 @@ class ThreadedDispatcher implements ConnectionDispatcher {
    */
   start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const s = this.starting;
-        if (s === null) return;
-        if (this.ready.size > 0) return s.settle(null);
-        s.settle(
-          new BurrowError(
-            'BURROW_ERR_WORKER_CRASHED',
-            `no worker thread came up within ${START_DEADLINE_MS / 1000} s of ${this.opts.workers} started` +
-              (s.reasons.length > 0 ? ` (${s.reasons[0]})` : '') +
-              '; check the warnings above, or run single-threaded with BURROW_DISABLE_NATIVE=1',
-          ),
-        );
-      }, START_DEADLINE_MS);
+      const timer = setTimeout(() => this.settleStart(), START_DEADLINE_MS);
       this.starting = {
         first: new Set(),
         failures: 0,
-        reasons: [],
+        reason: '',
         settle: (err) => {
           clearTimeout(timer);
           this.starting = null;
@@ -260,13 +248,19 @@ class ThreadedDispatcher implements ConnectionDispatcher {
    */
   private checkStarted(): void {
     const s = this.starting;
-    if (s === null || this.ready.size + s.failures < this.opts.workers) return;
+    if (s !== null && this.ready.size + s.failures >= this.opts.workers) this.settleStart();
+  }
+
+  /** Ends start(): resolved when a worker runs, else rejected with the first failure's reason (or the deadline). */
+  private settleStart(): void {
+    const s = this.starting;
+    if (s === null) return;
     if (this.ready.size > 0) return s.settle(null);
-    const reason = s.reasons.find((r) => r !== '') ?? 'they exited';
+    const why = s.reason !== '' ? s.reason : `none came up within ${START_DEADLINE_MS / 1000} s`;
     s.settle(
       new BurrowError(
         'BURROW_ERR_WORKER_CRASHED',
-        `none of the ${this.opts.workers} worker threads could start (${reason}); ` +
+        `none of the ${this.opts.workers} worker threads could start (${why}); ` +
           'fix the cause, or run single-threaded with BURROW_DISABLE_NATIVE=1',
       ),
     );
@@ -505,14 +499,13 @@ class ThreadedDispatcher implements ConnectionDispatcher {
       // A first worker, or one that failed before the pool announced it (it never got a control channel).
       if (!started && s !== null && (s.first.has(workerId) || s.first.size < this.opts.workers)) {
         s.failures++;
-        s.reasons.push(reason);
+        if (s.reason === '') s.reason = reason;
       }
       process.emitWarning(
         started
           ? `burrow worker ${workerId} died (${reason}); its agent sessions were dropped (their agents reconnect) and a new worker takes its place`
-          : this.starting !== null
-            ? `burrow worker ${workerId} failed while starting (${reason})` // start() decides what follows
-            : `burrow worker ${workerId} failed while starting (${reason}); another is started after a pause that grows while starts keep failing`,
+          : `burrow worker ${workerId} failed while starting (${reason})` +
+              (s === null ? '; another is started after a pause that grows while starts keep failing' : ''), // else start() decides
         { code: 'BURROW_ERR_WORKER_CRASHED' },
       );
       this.checkStarted();

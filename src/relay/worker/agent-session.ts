@@ -191,7 +191,7 @@ export class AgentSession {
    */
   goAway(): void {
     this.draining = true;
-    if (this.burrowAgent) this.mux?.goAway(0, 'relay draining');
+    if (this.burrowAgent) this.mux?.goAway(MUX_NO_ERROR, 'relay draining');
     this.maybeEndDrain();
   }
 
@@ -207,7 +207,7 @@ export class AgentSession {
       if (this.mux === null) {
         this.tlsSocket.destroy();
       } else {
-        this.mux.goAway(0, 'relay draining'); // flushed by destroy(); a no-op when already sent
+        this.mux.goAway(MUX_NO_ERROR, 'relay draining'); // flushed by destroy(); a no-op when already sent
         this.mux.destroy();
       }
     }
