@@ -66,9 +66,7 @@ export function pumpPublic(
     return new BytePipe(runtime, socket, opened.stream, opened.ep, task, head, clientAddr, task.rerouted || opened.ep !== ep).done;
   }
   if (task.entry === 'https') {
-    // TLS terminated here: the ClientHello the acceptor read goes back in front of the socket for OpenSSL.
-    if (head.length > 0) socket.unshift(head);
-    const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext, ALPNProtocols: HTTPS_ALPN });
+    const t = terminateTls(runtime, socket, head);
     // Each decrypted record to the pump without an allocation + Readable push; one read buffer per thread, since
     // public connections are many and mostly idle (mux/direct-reads.ts).
     enableDirectReads(t, { shared: true });
@@ -107,18 +105,25 @@ function leadFor(ep: Endpoint, socket: net.Socket, task: PublicTaskMeta): Buffer
   return proxyProtocolHeader(ep.proxyProto, task.remoteAddress, task.remotePort, socket.localAddress ?? '', socket.localPort ?? 0);
 }
 
+/** TLS terminated here for an https endpoint: the ClientHello the acceptor read goes back in front of the socket for OpenSSL. */
+function terminateTls(runtime: WorkerRuntime, socket: net.Socket, head: Buffer): tls.TLSSocket {
+  if (head.length > 0) socket.unshift(head);
+  return new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext, ALPNProtocols: HTTPS_ALPN });
+}
+
 /**
  * An https connection refused with a page: TLS is terminated here first (the client would not read a page in clear), then
  * the page is sent and the connection closed. A handshake that does not finish in time is cut.
  */
 function refuseOverTls(runtime: WorkerRuntime, socket: net.Socket, head: Buffer, outcome: string, page: () => Buffer): Promise<TaskResult> {
   return new Promise((resolve) => {
-    socket.once('close', () => resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome }));
-    if (head.length > 0) socket.unshift(head);
-    const t = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext, ALPNProtocols: HTTPS_ALPN });
+    const t = terminateTls(runtime, socket, head);
     const timer = setTimeout(() => socket.destroy(), REFUSAL_HANDSHAKE_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, outcome });
+    });
     t.on('error', () => socket.destroy());
-    socket.once('close', () => clearTimeout(timer));
     t.once('secure', () => {
       clearTimeout(timer);
       endWith(t, page());
