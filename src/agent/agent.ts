@@ -111,6 +111,10 @@ export interface ForwardOptions {
   denyCidrs?: string | string[];
   /** 1 or 2: the relay sends the service a PROXY protocol header (v1 text, v2 binary) with the client's address. */
   proxyProto?: 0 | 1 | 2;
+  /** http: `Name: value` fields the relay adds to every request (the service sees them; the client cannot remove them). */
+  requestHeaderAdd?: string | string[];
+  /** http: field names the relay removes from every request before it reaches the service. */
+  requestHeaderRemove?: string | string[];
 }
 
 /** Options of Agent.listen(); as ForwardOptions (the kind defaults to http, or the scheme of `url`). */
@@ -118,6 +122,7 @@ export type ListenOptions = ForwardOptions;
 
 const LIBRARY_LABELS: EndpointLabels = {
   name: 'name', url: 'url', upstream: 'upstream', lb: 'lb', basicAuth: 'basicAuth', allowCidrs: 'allowCidrs', denyCidrs: 'denyCidrs', proxyProto: 'proxyProto',
+  requestHeaderAdd: 'requestHeaderAdd', requestHeaderRemove: 'requestHeaderRemove',
 };
 
 /** Kind from the URL's scheme, else from the upstream's, else http. */
@@ -193,12 +198,15 @@ function initialOpts(spec: EndpointSpec): Record<string, unknown> {
       TLSTermination: null, IPRestriction, TrafficPolicy: null,
     };
   }
+  // The SDK's requestHeader()/removeRequestHeader() shape: "name:value" entries, lowercased names (PROTOCOL.md §9).
+  const RequestHeaders =
+    spec.requestHeaderAdd.length === 0 && spec.requestHeaderRemove.length === 0 ? null : { add: [...spec.requestHeaderAdd], remove: [...spec.requestHeaderRemove] };
   const BasicAuth =
     spec.basicAuth.length === 0 ? null : { credentials: spec.basicAuth.map((c) => ({ username: c.username, cleartext_password: c.password })) };
   return {
     Domain: '', Hostname: spec.hostname, Auth: '', Subdomain: '', HostHeaderRewrite: false, LocalUrlScheme: null,
     ProxyProto, Compression: null, CircuitBreaker: null, IPRestriction, BasicAuth, OAuth: null, OIDC: null,
-    WebhookVerification: null, MutualTLSCA: null, RequestHeaders: null, ResponseHeaders: null,
+    WebhookVerification: null, MutualTLSCA: null, RequestHeaders, ResponseHeaders: null,
     WebsocketTCPConverter: null, UserAgentFilter: null, TrafficPolicy: null,
   };
 }

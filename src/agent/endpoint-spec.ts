@@ -3,7 +3,15 @@
 // Start-up only; never on the data path.
 import { isIP } from 'node:net';
 import { BurrowError } from '../core/errors.js';
-import { parseCredential, parseNetwork, proxyProtoVersion } from '../config/endpoint-rules.js';
+import {
+  MAX_ADDED_HEADER_BYTES,
+  MAX_HEADER_RULES,
+  headerFieldProblem,
+  headerValueProblem,
+  parseCredential,
+  parseNetwork,
+  proxyProtoVersion,
+} from '../config/endpoint-rules.js';
 import { BALANCE_STRATEGIES, isBalanceStrategy, type BalanceStrategy } from '../balancer/pick-member.js';
 import type { UpstreamAddress } from './upstream-dialer.js';
 
@@ -32,6 +40,12 @@ export interface EndpointSpec {
   readonly denyCidrs: readonly string[];
   /** PROXY protocol version the relay puts in front of each connection for the service (Bind.Opts.ProxyProto); 0 = none. */
   readonly proxyProto: 0 | 1 | 2;
+  /**
+   * Request header rules the relay applies to every request (http; Bind.Opts.RequestHeaders): fields added, as the
+   * SDK writes them ("name:value", the name lowercased), and names removed (lowercased). Empty for none.
+   */
+  readonly requestHeaderAdd: readonly string[];
+  readonly requestHeaderRemove: readonly string[];
 }
 
 export interface EndpointInput {
@@ -52,6 +66,10 @@ export interface EndpointInput {
   denyCidrs?: string | readonly string[] | null;
   /** 1 or 2: the service reads a PROXY protocol header (v1 text, v2 binary) with the client's address first. */
   proxyProto?: 0 | 1 | 2 | '0' | '1' | '2' | null;
+  /** http: `Name: value` fields (one per string) the relay adds to every request before it reaches the service. */
+  requestHeaderAdd?: string | readonly string[] | null;
+  /** http: field names the relay removes from every request (a string may list several, comma-separated). */
+  requestHeaderRemove?: string | readonly string[] | null;
 }
 
 /** How each input is named in error messages: `--url`, `burrow.yml: endpoints[1].url`, … */
@@ -64,6 +82,8 @@ export interface EndpointLabels {
   allowCidrs?: string;
   denyCidrs?: string;
   proxyProto?: string;
+  requestHeaderAdd?: string;
+  requestHeaderRemove?: string;
 }
 
 const KINDS: readonly EndpointKind[] = ['http', 'tcp', 'tls'];
@@ -239,7 +259,53 @@ export function endpointSpec(input: EndpointInput, labels: EndpointLabels, liste
   if (proxyProto === null) {
     throw invalid(labels.proxyProto ?? 'proxyProto', String(input.proxyProto), 'is not a PROXY protocol version; use 1 (text) or 2 (binary)');
   }
-  return Object.freeze({ name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs, proxyProto });
+  const { add: requestHeaderAdd, remove: requestHeaderRemove } = parseHeaderRules(input, labels, kind);
+  return Object.freeze({
+    name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs, proxyProto,
+    requestHeaderAdd, requestHeaderRemove,
+  });
+}
+
+/**
+ * Request header rules: `Name: value` lines to add and names to remove, checked as the relay checks them at Bind
+ * (config/endpoint-rules.ts), so a rule the relay would refuse stops the agent at start with the flag or line named.
+ */
+function parseHeaderRules(input: EndpointInput, labels: EndpointLabels, kind: EndpointKind): { add: string[]; remove: string[] } {
+  const addLabel = labels.requestHeaderAdd ?? 'requestHeaderAdd';
+  const removeLabel = labels.requestHeaderRemove ?? 'requestHeaderRemove';
+  const lines = input.requestHeaderAdd === undefined || input.requestHeaderAdd === null ? [] : typeof input.requestHeaderAdd === 'string' ? [input.requestHeaderAdd] : [...input.requestHeaderAdd];
+  // Names hold no commas, so each item may list several (a repeated flag gives a list of such items).
+  const names = listOf(input.requestHeaderRemove).flatMap((n) => listOf(n));
+  if (lines.length + names.length === 0) return { add: [], remove: [] };
+  if (kind !== 'http') {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${lines.length > 0 ? addLabel : removeLabel}: header rules need an http endpoint; this one is ${kind}`);
+  }
+  if (lines.length + names.length > MAX_HEADER_RULES) {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${addLabel}, ${removeLabel}: at most ${MAX_HEADER_RULES} header rules in all; there are ${lines.length + names.length}`);
+  }
+  const remove = names.map((n) => {
+    const problem = headerFieldProblem(n);
+    if (problem !== null) throw invalid(removeLabel, n, problem);
+    return n.toLowerCase();
+  });
+  let bytes = 0;
+  const add = lines.map((line) => {
+    const text = String(line);
+    const colon = text.indexOf(':');
+    const name = colon < 0 ? '' : text.slice(0, colon).trim();
+    const value = colon < 0 ? '' : text.slice(colon + 1).trim();
+    if (colon < 0) throw invalid(addLabel, text, "is not 'Name: value' (example: 'X-Env: staging')");
+    const fieldProblem = headerFieldProblem(name);
+    if (fieldProblem !== null) throw invalid(addLabel, text, `(field ${JSON.stringify(name)}) ${fieldProblem}`);
+    const valueProblem = headerValueProblem(value);
+    if (valueProblem !== null) throw invalid(addLabel, text, `(its value) ${valueProblem}`);
+    bytes += name.length + value.length + 4; // "name: value\r\n", as the relay writes it (one byte per character)
+    return `${name.toLowerCase()}:${value}`;
+  });
+  if (bytes > MAX_ADDED_HEADER_BYTES) {
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${addLabel}: the added fields come to ${bytes} bytes per request; at most ${MAX_ADDED_HEADER_BYTES}`);
+  }
+  return { add, remove };
 }
 
 function listOf(v: string | readonly string[] | null | undefined): string[] {

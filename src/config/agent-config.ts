@@ -103,6 +103,8 @@ interface Draft {
   allowCidrs: string | null;
   denyCidrs: string | null;
   proxyProto: string | null;
+  requestHeaderAdd: string[] | null;
+  requestHeaderRemove: string[] | null;
   graceMs: number;
   metricsAddr: HostPort | null;
   metricsToken: string | null;
@@ -122,6 +124,8 @@ interface FlagSpec {
   readonly defaultText: string;
   readonly help: string;
   readonly parse: (value: string, label: string, base?: string) => unknown;
+  /** May be given several times: the Draft key gets the list of values in order. */
+  readonly repeat?: true;
 }
 
 const ENDPOINT_COMMANDS: readonly AgentCommand[] = ['http', 'tcp', 'tls'];
@@ -157,6 +161,10 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'proxy-proto', key: 'proxyProto', arg: '<1|2>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'off',
     help: 'the service reads a PROXY protocol header (1: text, 2: binary) with the client address before each connection\'s bytes',
     parse: (v) => v },
+  { name: 'request-header-add', key: 'requestHeaderAdd', arg: "<'Name: value'>", commands: ['http'], env: null, fileKey: null, defaultText: 'none',
+    help: 'the relay adds this field to every request (repeat the flag for more)', parse: (v) => v, repeat: true },
+  { name: 'request-header-remove', key: 'requestHeaderRemove', arg: '<name>', commands: ['http'], env: null, fileKey: null, defaultText: 'none',
+    help: 'the relay removes this field from every request (repeat the flag for more)', parse: (v) => v, repeat: true },
   { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
     help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
   { name: 'metrics-addr', key: 'metricsAddr', arg: '<host:port|off>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_ADDR',
@@ -184,6 +192,8 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     allowCidrs: null,
     denyCidrs: null,
     proxyProto: null,
+    requestHeaderAdd: null,
+    requestHeaderRemove: null,
     graceMs: 10_000,
     metricsAddr: null,
     metricsToken: null,
@@ -193,7 +203,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
   const usage = `run 'burrow ${command} --help'`;
 
   // 1. Flags (collected first: they win, and --config names the file read in step 3).
-  const given = new Map<FlagSpec, string>();
+  const given = new Map<FlagSpec, string[]>();
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -221,8 +231,10 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
       value = next;
       i++;
     }
-    if (given.has(spec)) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} was given twice; give it once`);
-    given.set(spec, value);
+    const values = given.get(spec);
+    if (values === undefined) given.set(spec, [value]);
+    else if (spec.repeat === true) values.push(value);
+    else throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} was given twice; give it once`);
   }
 
   // 2. The upstream (http/tcp/tls) or the endpoint names (start).
@@ -241,7 +253,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
   let fileEndpoints: FileEndpoint[] = [];
   let configFile: string | null = null;
   if (command === 'start') {
-    const flagValue = given.get(FLAGS_BY_NAME.get('config')!);
+    const flagValue = given.get(FLAGS_BY_NAME.get('config')!)?.[0];
     configFile = parseFile(flagValue ?? DEFAULT_CONFIG_FILE, flagValue === undefined ? `--config (default ${DEFAULT_CONFIG_FILE})` : '--config', 'a burrow agent YAML file');
     const file = loadAgentFile(configFile);
     for (const f of FLAGS) {
@@ -260,7 +272,9 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     if (v === undefined || v === '') continue;
     (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v, `--${f.name} (from ${f.env})`);
   }
-  for (const [f, v] of given) (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v, `--${f.name}`);
+  for (const [f, vs] of given) {
+    (draft as unknown as Record<string, unknown>)[f.key] = f.repeat === true ? vs.map((v) => f.parse(v, `--${f.name}`)) : f.parse(vs[0]!, `--${f.name}`);
+  }
 
   if (draft.authtoken === null) {
     throw new BurrowError(
@@ -292,10 +306,12 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
           kind: command as EndpointKind, url: draft.url, upstream: positionals[0]!, pool: draft.pool, lb: draft.lb,
           basicAuth: draft.basicAuth, allowCidrs: draft.allowCidrs, denyCidrs: draft.denyCidrs,
           proxyProto: draft.proxyProto as EndpointInput['proxyProto'],
+          requestHeaderAdd: draft.requestHeaderAdd, requestHeaderRemove: draft.requestHeaderRemove,
         },
         {
           name: '--name', url: '--url', upstream: `'burrow ${command}' upstream`, lb: '--lb',
           basicAuth: '--basic-auth', allowCidrs: '--allow-cidr', denyCidrs: '--deny-cidr', proxyProto: '--proxy-proto',
+          requestHeaderAdd: '--request-header-add', requestHeaderRemove: '--request-header-remove',
         },
       ),
     ];
@@ -367,7 +383,9 @@ interface AgentFile {
 
 const TOP_KEYS = ['agent', 'endpoints'] as const;
 const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
-const ENDPOINT_KEYS = ['name', 'url', 'upstream', 'pool', 'lb', 'basic_auth', 'allow_cidrs', 'deny_cidrs', 'proxy_proto'] as const;
+const ENDPOINT_KEYS = [
+  'name', 'url', 'upstream', 'pool', 'lb', 'basic_auth', 'allow_cidrs', 'deny_cidrs', 'proxy_proto', 'request_header_add', 'request_header_remove',
+] as const;
 /** File keys holding secrets: taken only as YAML strings. */
 const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token']);
 
@@ -435,7 +453,7 @@ export function loadAgentFile(path: string): AgentFile {
   const names = new Map<string, string>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
-    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb, basic_auth, allow_cidrs, deny_cidrs, proxy_proto)');
+    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb, basic_auth, allow_cidrs, deny_cidrs, proxy_proto, request_header_add, request_header_remove)');
     const fields = entries(item, ENDPOINT_KEYS, `${key}.`, bad);
     const scalar = (k: string, types: string[]): { value: unknown; label: string } | undefined => {
       const p = fields.get(k);
@@ -456,6 +474,20 @@ export function loadAgentFile(path: string): AgentFile {
     const allowCidrs = scalar('allow_cidrs', ['string']);
     const denyCidrs = scalar('deny_cidrs', ['string']);
     const proxyProto = scalar('proxy_proto', ['number', 'string']);
+    /** A string, or a list of strings (each its own rule). */
+    const strings = (k: string): { value: string[] | null; label: string } | undefined => {
+      const p = fields.get(k);
+      if (p === undefined) return undefined;
+      const v = p.value;
+      const label = where(v ?? p.key, `${key}.${k}`);
+      if (isScalar(v) && (v.value === null || typeof v.value === 'string')) return { value: v.value === null ? null : [v.value], label };
+      if (isSeq(v) && v.items.every((x) => isScalar(x) && typeof x.value === 'string')) {
+        return { value: v.items.map((x) => (x as { value: string }).value), label };
+      }
+      throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${label}: must be a string or a list of strings`);
+    };
+    const requestHeaderAdd = strings('request_header_add');
+    const requestHeaderRemove = strings('request_header_remove');
     if (upstream === undefined || upstream.value === null) throw bad(item, `${key}.upstream`, 'missing; say where connections go (example: http://127.0.0.1:3000)');
     const spec = endpointSpec(
       {
@@ -468,6 +500,8 @@ export function loadAgentFile(path: string): AgentFile {
         allowCidrs: (allowCidrs?.value as string | null | undefined) ?? null,
         denyCidrs: (denyCidrs?.value as string | null | undefined) ?? null,
         proxyProto: (proxyProto?.value as EndpointInput['proxyProto']) ?? null,
+        requestHeaderAdd: requestHeaderAdd?.value ?? null,
+        requestHeaderRemove: requestHeaderRemove?.value ?? null,
       },
       {
         name: name?.label ?? where(item, `${key}.name`),
@@ -478,6 +512,8 @@ export function loadAgentFile(path: string): AgentFile {
         allowCidrs: allowCidrs?.label ?? where(item, `${key}.allow_cidrs`),
         denyCidrs: denyCidrs?.label ?? where(item, `${key}.deny_cidrs`),
         proxyProto: proxyProto?.label ?? where(item, `${key}.proxy_proto`),
+        requestHeaderAdd: requestHeaderAdd?.label ?? where(item, `${key}.request_header_add`),
+        requestHeaderRemove: requestHeaderRemove?.label ?? where(item, `${key}.request_header_remove`),
       },
     );
     const dup = names.get(spec.name);
@@ -533,7 +569,8 @@ export function agentHelpText(command: AgentCommand): string {
         '    - { name: web, url: http://web.burrow.localhost, upstream: http://127.0.0.1:3000 }\n' +
         '    - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }\n' +
         'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool, lb, basic_auth\n' +
-        '(user:password, http), allow_cidrs and deny_cidrs (comma-separated networks), proxy_proto (1 or 2).\n' +
+        '(user:password, http), allow_cidrs and deny_cidrs (comma-separated networks), proxy_proto (1 or 2),\n' +
+        'request_header_add ("Name: value", or a list of them; http) and request_header_remove (names; http).\n' +
         'Relative paths in the file are relative to the file.\n'
       : `Usage: burrow ${command} <port|host:port> [flags]\n\n` +
         (command === 'http'

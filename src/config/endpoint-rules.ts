@@ -1,5 +1,6 @@
 // The forms of the endpoint rules that burrow's agent (flags, burrow.yml, forward()) and the relay (Bind.Opts) both
-// read: client networks (IPRestriction), user:password credentials (basic auth), the PROXY protocol version. One
+// read: client networks (IPRestriction), user:password credentials (basic auth), the PROXY protocol version, request
+// header rules (which fields may be added or removed, and which values). One
 // reading for both sides, so the agent never accepts what the relay then refuses. Each caller words its own error.
 import net from 'node:net';
 
@@ -42,5 +43,40 @@ export function proxyProtoVersion(v: unknown): 0 | 1 | 2 | null {
   if (v === null || v === undefined || v === '' || v === 0 || v === '0') return 0;
   if (v === 1 || v === '1') return 1;
   if (v === 2 || v === '2') return 2;
+  return null;
+}
+
+/**
+ * Fields header rules may neither add nor remove: message framing, hop-by-hop and routing fields, and the forwarding
+ * fields the relay itself writes (a rule on them could smuggle a request or spoof the client address).
+ */
+const RESERVED_FIELDS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive',
+  'proxy-connection', 'http2-settings', 'expect', 'forwarded', 'x-real-ip',
+]);
+/** RFC 9110 §5.1 field name (a token), at most 128 characters. */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
+/** Longest value of an added field. */
+export const MAX_HEADER_VALUE_BYTES = 4096;
+/** Bytes the header rules may add to each head (upstreams commonly refuse heads over 8–16 KiB). */
+export const MAX_ADDED_HEADER_BYTES = 8 * 1024;
+/** Most add + remove rules one endpoint may have. */
+export const MAX_HEADER_RULES = 32;
+
+/** What is wrong with `name` as the field of a header rule, or null when it may be added or removed. */
+export function headerFieldProblem(name: string): string | null {
+  if (!FIELD_NAME.test(name)) return 'is not a header field name (letters, digits and !#$%&\'*+-.^_`|~, at most 128)';
+  const lower = name.toLowerCase();
+  if (RESERVED_FIELDS.has(lower) || lower.startsWith('x-forwarded-')) {
+    return 'is kept by the relay as it is (framing, routing or forwarding); it cannot be added or removed';
+  }
+  return null;
+}
+
+/** What is wrong with `value` as the value of an added field, or null when it is fine (RFC 9110 §5.5: no CR, LF, NUL). */
+export function headerValueProblem(value: string): string | null {
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value) || Buffer.byteLength(value) > MAX_HEADER_VALUE_BYTES) {
+    return `must be at most ${MAX_HEADER_VALUE_BYTES / 1024} KiB without CR, LF or other control characters`;
+  }
   return null;
 }

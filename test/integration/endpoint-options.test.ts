@@ -104,7 +104,7 @@ test('requestHeader / removeRequestHeader: the service sees the added fields and
   assert.equal(got.headers['x-kept'], '1');
   await assert.rejects(
     withTimeout('Bind with a rule on Host', session.httpEndpoint().requestHeader('Host', 'evil.example').listenAndForward(`http://127.0.0.1:${up.port}`)),
-    /RequestHeaders\.add\[0\] host: the relay keeps this field/,
+    /RequestHeaders\.add\[0\] "host" is kept by the relay as it is/,
   );
 });
 
@@ -171,6 +171,27 @@ test('burrow\'s agent sends the same options (basicAuth, denyCidrs) and the rela
   assert.equal((await curl([...resolveArgs(GUARDED, fx.http.port), url(GUARDED)])).status, 401);
   assert.equal((await curl([...resolveArgs(GUARDED, fx.http.port), '-u', 'ops:hunter2hunter2', url(GUARDED)])).status, 200);
   assert.equal((await curl([...resolveArgs(DENIED, fx.http.port), url(DENIED)])).status, 403);
+});
+
+test('burrow\'s agent: requestHeaderAdd / requestHeaderRemove (--request-header-add/-remove) reach the relay as the SDK sends them', T, async () => {
+  const a = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close our agent', () => a.close(500));
+  const RULED = 'agent-headers.burrow.localhost';
+  await withTimeout(
+    'Bind with header rules',
+    a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${RULED}`, requestHeaderAdd: ['X-Env: staging, eu', 'X-Team:  ops '], requestHeaderRemove: 'X-Secret, Cookie' }),
+  );
+  const seen = up.requests.length;
+  const r = await curl([...resolveArgs(RULED, fx.http.port), '-H', 'X-Secret: no', '-H', 'Cookie: a=b', '-H', 'X-Kept: 1', `http://${RULED}:${fx.http.port}/`]);
+  assert.equal(r.status, 200, r.stderr);
+  const got = up.requests[seen]!;
+  assert.equal(got.headers['x-env'], 'staging, eu');
+  assert.equal(got.headers['x-team'], 'ops');
+  assert.equal(got.headers['x-secret'], undefined);
+  assert.equal(got.headers['cookie'], undefined);
+  assert.equal(got.headers['x-kept'], '1');
+  // The agent refuses what the relay would refuse, naming the option, before anything is sent.
+  await assert.rejects(a.forward(`http://127.0.0.1:${up.port}`, { requestHeaderAdd: 'Host: evil.example' }), /requestHeaderAdd: 'Host: evil\.example' \(field "Host"\) is kept by the relay/);
 });
 
 /** A raw TCP service that records what each connection sends (by the agent's source port) and echoes nothing. */

@@ -8,7 +8,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { BurrowError } from '../../core/errors.js';
-import { parseCredential, parseNetwork, proxyProtoVersion } from '../../config/endpoint-rules.js';
+import {
+  MAX_ADDED_HEADER_BYTES,
+  MAX_HEADER_RULES,
+  headerFieldProblem,
+  headerValueProblem,
+  parseCredential,
+  parseNetwork,
+  proxyProtoVersion,
+} from '../../config/endpoint-rules.js';
 import { hasPrefixCI } from '../../sniff/http-bytes.js';
 import type { HttpAuthorizer, RequestHeaderRules } from '../../sniff/http-request-filter.js';
 
@@ -76,8 +84,6 @@ function cidrList(v: unknown, key: string): string[] | null {
 const MAX_NETWORKS = 1024;
 /** Credentials per endpoint: every request is compared with each of them. */
 const MAX_CREDENTIALS = 64;
-/** Bytes the request header rules may add to each request head (upstreams commonly refuse heads over 8–16 KiB). */
-const MAX_ADDED_HEADER_BYTES = 8 * 1024;
 
 /** The networks of `family` among `cidrs`, or null when there are none. */
 function blockList(cidrs: string[] | null, family: 'ipv4' | 'ipv6'): net.BlockList | null {
@@ -170,17 +176,6 @@ export interface RequestHeaders extends RequestHeaderRules {
 }
 
 /**
- * Fields an agent's header rules may neither add nor remove: message framing, hop-by-hop and routing fields, and the
- * forwarding fields the relay itself writes (a rule on them could smuggle a request or spoof the client address).
- */
-const RESERVED_FIELDS = new Set([
-  'host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive',
-  'proxy-connection', 'http2-settings', 'expect', 'forwarded', 'x-real-ip',
-]);
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
-const MAX_HEADER_RULES = 32;
-
-/**
  * `Opts.RequestHeaders` (`add`: "name:value" entries, what the SDK's requestHeader() sends; `addParsed`: name → value;
  * `remove`: names; camelCase keys): the rules, or null when there are none. BURROW_ERR_BIND_INVALID names an entry
  * that is not a field name, has a value with CR, LF or other control characters, or touches a reserved field.
@@ -206,21 +201,17 @@ export function parseRequestHeaders(v: unknown): RequestHeaders | null {
   if (!Array.isArray(remove)) throw invalid('RequestHeaders.remove must be a list of field names');
   if (adds.length + remove.length > MAX_HEADER_RULES) throw invalid(`RequestHeaders: at most ${MAX_HEADER_RULES} rules`);
   const field = (name: unknown, where: string): string => {
-    if (typeof name !== 'string' || !TOKEN.test(name)) throw invalid(`${where} ${JSON.stringify(name)} is not a header field name`);
-    const lower = name.toLowerCase();
-    if (RESERVED_FIELDS.has(lower) || lower.startsWith('x-forwarded-')) {
-      throw invalid(`${where} ${name}: the relay keeps this field as it is (framing, routing or forwarding); it cannot be added or removed`);
-    }
-    return lower;
+    const problem = typeof name === 'string' ? headerFieldProblem(name) : 'is not a header field name';
+    if (problem !== null) throw invalid(`${where} ${JSON.stringify(name)} ${problem}`);
+    return (name as string).toLowerCase();
   };
   const removeNames = remove.map((n, i) => Buffer.from(field(n, `RequestHeaders.remove[${i}]`), 'latin1'));
   const lines: string[] = [];
   adds.forEach(([name, value], i) => {
     const n = field(name.trim(), `RequestHeaders.add[${i}]`);
     const val = value.trim();
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(val) || Buffer.byteLength(val) > 4096) {
-      throw invalid(`RequestHeaders.add[${i}] (${n}): the value must be at most 4 KiB without CR, LF or other control characters`);
-    }
+    const problem = headerValueProblem(val);
+    if (problem !== null) throw invalid(`RequestHeaders.add[${i}] (${n}): the value ${problem}`);
     lines.push(`${n}: ${val}\r\n`);
   });
   if (removeNames.length === 0 && lines.length === 0) return null;

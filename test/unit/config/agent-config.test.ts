@@ -369,3 +369,36 @@ describe('--proxy-proto / proxy_proto', () => {
     assert.equal(parse('start', ['--config', file]).endpoints[0]!.proxyProto, 1);
   });
 });
+
+describe('--request-header-add / --request-header-remove (request_header_add / request_header_remove)', () => {
+  test('repeatable flags reach the spec in the SDK\'s form ("name:value", lowercased names)', () => {
+    const e = parse('http', ['3000', '--request-header-add', 'X-Env: staging, eu', '--request-header-add=X-Team:ops', '--request-header-remove', 'Cookie', '--request-header-remove', 'X-A,X-B']).endpoints[0]!;
+    assert.deepEqual(e.requestHeaderAdd, ['x-env:staging, eu', 'x-team:ops']);
+    assert.deepEqual(e.requestHeaderRemove, ['cookie', 'x-a', 'x-b']);
+    const none = parse('http', ['3000']).endpoints[0]!;
+    assert.deepEqual([none.requestHeaderAdd, none.requestHeaderRemove], [[], []]);
+  });
+  test('rejects what the relay would refuse, naming the flag', () => {
+    throwsWith(() => parse('http', ['3000', '--request-header-add', 'no-colon']), ["--request-header-add: 'no-colon' is not 'Name: value'"]);
+    throwsWith(() => parse('http', ['3000', '--request-header-add', 'Bad Name: v']), ['--request-header-add', 'is not a header field name']);
+    throwsWith(() => parse('http', ['3000', '--request-header-add', 'Content-Length: 5']), ['(field "Content-Length") is kept by the relay']);
+    throwsWith(() => parse('http', ['3000', '--request-header-remove', 'X-Forwarded-For']), ["--request-header-remove: 'X-Forwarded-For' is kept by the relay"]);
+    throwsWith(() => parse('http', ['3000', '--request-header-add', `X-Big: ${'v'.repeat(5000)}`]), ['(its value) must be at most 4 KiB']);
+    const many = Array.from({ length: 33 }, (_, i) => ['--request-header-remove', `X-${i}`]).flat();
+    throwsWith(() => parse('http', ['3000', ...many]), ['at most 32 header rules']);
+    throwsWith(() => parse('tcp', ['5432', '--request-header-add', 'X-A: 1']), ['unknown flag --request-header-add']);
+    throwsWith(() => parse('http', ['3000', '--url', 'http://a.burrow.localhost', '--url', 'http://b.burrow.localhost']), ['--url was given twice']);
+    throwsWith(() => endpointSpec({ kind: 'tls', upstream: 1, requestHeaderRemove: 'X-A' }, { name: 'name', url: 'url', upstream: 'upstream' }), ['header rules need an http endpoint']);
+  });
+  test('config file: a string or a list; errors name the line', (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'burrow.yml');
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_add: ["X-Env: prod", "X-Region: eu"]\n    request_header_remove: X-Secret\n');
+    const e = parse('start', ['--config', file]).endpoints[0]!;
+    assert.deepEqual([e.requestHeaderAdd, e.requestHeaderRemove], [['x-env:prod', 'x-region:eu'], ['x-secret']]);
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_add: [1, 2]\n');
+    throwsWith(() => parse('start', ['--config', file]), [`${file}:5: endpoints[0].request_header_add: must be a string or a list of strings`]);
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_remove: "Host"\n');
+    throwsWith(() => parse('start', ['--config', file]), [`${file}:5: endpoints[0].request_header_remove: 'Host' is kept by the relay`]);
+  });
+});
