@@ -115,6 +115,10 @@ export interface ForwardOptions {
   requestHeaderAdd?: string | string[];
   /** http: field names the relay removes from every request before it reaches the service. */
   requestHeaderRemove?: string | string[];
+  /** http: `Name: value` fields the relay adds to every response (final ones, 101 included; not 1xx interim ones). */
+  responseHeaderAdd?: string | string[];
+  /** http: field names the relay removes from every response before it reaches the client. */
+  responseHeaderRemove?: string | string[];
 }
 
 /** Options of Agent.listen(); as ForwardOptions (the kind defaults to http, or the scheme of `url`). */
@@ -123,6 +127,7 @@ export type ListenOptions = ForwardOptions;
 const LIBRARY_LABELS: EndpointLabels = {
   name: 'name', url: 'url', upstream: 'upstream', lb: 'lb', basicAuth: 'basicAuth', allowCidrs: 'allowCidrs', denyCidrs: 'denyCidrs', proxyProto: 'proxyProto',
   requestHeaderAdd: 'requestHeaderAdd', requestHeaderRemove: 'requestHeaderRemove',
+  responseHeaderAdd: 'responseHeaderAdd', responseHeaderRemove: 'responseHeaderRemove',
 };
 
 /** Kind from the URL's scheme, else from the upstream's, else http. */
@@ -198,15 +203,17 @@ function initialOpts(spec: EndpointSpec): Record<string, unknown> {
       TLSTermination: null, IPRestriction, TrafficPolicy: null,
     };
   }
-  // The SDK's requestHeader()/removeRequestHeader() shape: "name:value" entries, lowercased names (PROTOCOL.md §9).
-  const RequestHeaders =
-    spec.requestHeaderAdd.length === 0 && spec.requestHeaderRemove.length === 0 ? null : { add: [...spec.requestHeaderAdd], remove: [...spec.requestHeaderRemove] };
+  // The SDK's requestHeader()/responseHeader() shape: "name:value" entries, lowercased names (PROTOCOL.md §9).
+  const rules = (add: readonly string[], remove: readonly string[]): object | null =>
+    add.length === 0 && remove.length === 0 ? null : { add: [...add], remove: [...remove] };
+  const RequestHeaders = rules(spec.requestHeaderAdd, spec.requestHeaderRemove);
+  const ResponseHeaders = rules(spec.responseHeaderAdd, spec.responseHeaderRemove);
   const BasicAuth =
     spec.basicAuth.length === 0 ? null : { credentials: spec.basicAuth.map((c) => ({ username: c.username, cleartext_password: c.password })) };
   return {
     Domain: '', Hostname: spec.hostname, Auth: '', Subdomain: '', HostHeaderRewrite: false, LocalUrlScheme: null,
     ProxyProto, Compression: null, CircuitBreaker: null, IPRestriction, BasicAuth, OAuth: null, OIDC: null,
-    WebhookVerification: null, MutualTLSCA: null, RequestHeaders, ResponseHeaders: null,
+    WebhookVerification: null, MutualTLSCA: null, RequestHeaders, ResponseHeaders,
     WebsocketTCPConverter: null, UserAgentFilter: null, TrafficPolicy: null,
   };
 }

@@ -46,6 +46,9 @@ export interface EndpointSpec {
    */
   readonly requestHeaderAdd: readonly string[];
   readonly requestHeaderRemove: readonly string[];
+  /** The same for every final response the service sends (Bind.Opts.ResponseHeaders). */
+  readonly responseHeaderAdd: readonly string[];
+  readonly responseHeaderRemove: readonly string[];
 }
 
 export interface EndpointInput {
@@ -70,6 +73,9 @@ export interface EndpointInput {
   requestHeaderAdd?: string | readonly string[] | null;
   /** http: field names the relay removes from every request (a string may list several, comma-separated). */
   requestHeaderRemove?: string | readonly string[] | null;
+  /** http: the same for every response (before it reaches the client). */
+  responseHeaderAdd?: string | readonly string[] | null;
+  responseHeaderRemove?: string | readonly string[] | null;
 }
 
 /** How each input is named in error messages: `--url`, `burrow.yml: endpoints[1].url`, … */
@@ -84,6 +90,8 @@ export interface EndpointLabels {
   proxyProto?: string;
   requestHeaderAdd?: string;
   requestHeaderRemove?: string;
+  responseHeaderAdd?: string;
+  responseHeaderRemove?: string;
 }
 
 const KINDS: readonly EndpointKind[] = ['http', 'tcp', 'tls'];
@@ -259,23 +267,33 @@ export function endpointSpec(input: EndpointInput, labels: EndpointLabels, liste
   if (proxyProto === null) {
     throw invalid(labels.proxyProto ?? 'proxyProto', String(input.proxyProto), 'is not a PROXY protocol version; use 1 (text) or 2 (binary)');
   }
-  const { add: requestHeaderAdd, remove: requestHeaderRemove } = parseHeaderRules(input, labels, kind);
+  const request = parseHeaderRules(
+    input.requestHeaderAdd, input.requestHeaderRemove, labels.requestHeaderAdd ?? 'requestHeaderAdd', labels.requestHeaderRemove ?? 'requestHeaderRemove', kind,
+  );
+  const response = parseHeaderRules(
+    input.responseHeaderAdd, input.responseHeaderRemove, labels.responseHeaderAdd ?? 'responseHeaderAdd', labels.responseHeaderRemove ?? 'responseHeaderRemove', kind,
+  );
   return Object.freeze({
     name, kind, hostname, addr, upstream: address, forwardsTo, pool: input.pool === true, lb, basicAuth, allowCidrs, denyCidrs, proxyProto,
-    requestHeaderAdd, requestHeaderRemove,
+    requestHeaderAdd: request.add, requestHeaderRemove: request.remove, responseHeaderAdd: response.add, responseHeaderRemove: response.remove,
   });
 }
 
 /**
- * Request header rules: `Name: value` lines to add and names to remove, checked as the relay checks them at Bind
- * (config/endpoint-rules.ts), so a rule the relay would refuse stops the agent at start with the flag or line named.
+ * Header rules (request or response): `Name: value` lines to add and names to remove, checked as the relay checks them
+ * at Bind (config/endpoint-rules.ts), so a rule the relay would refuse stops the agent at start with the flag or line
+ * named.
  */
-function parseHeaderRules(input: EndpointInput, labels: EndpointLabels, kind: EndpointKind): { add: string[]; remove: string[] } {
-  const addLabel = labels.requestHeaderAdd ?? 'requestHeaderAdd';
-  const removeLabel = labels.requestHeaderRemove ?? 'requestHeaderRemove';
-  const lines = input.requestHeaderAdd === undefined || input.requestHeaderAdd === null ? [] : typeof input.requestHeaderAdd === 'string' ? [input.requestHeaderAdd] : [...input.requestHeaderAdd];
+function parseHeaderRules(
+  addInput: string | readonly string[] | null | undefined,
+  removeInput: string | readonly string[] | null | undefined,
+  addLabel: string,
+  removeLabel: string,
+  kind: EndpointKind,
+): { add: string[]; remove: string[] } {
+  const lines = addInput === undefined || addInput === null ? [] : typeof addInput === 'string' ? [addInput] : [...addInput];
   // Names hold no commas, so each item may list several (a repeated flag gives a list of such items).
-  const names = listOf(input.requestHeaderRemove).flatMap((n) => listOf(n));
+  const names = listOf(removeInput).flatMap((n) => listOf(n));
   if (lines.length + names.length === 0) return { add: [], remove: [] };
   if (kind !== 'http') {
     throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${lines.length > 0 ? addLabel : removeLabel}: header rules need an http endpoint; this one is ${kind}`);
@@ -303,7 +321,7 @@ function parseHeaderRules(input: EndpointInput, labels: EndpointLabels, kind: En
     return `${name.toLowerCase()}:${value}`;
   });
   if (bytes > MAX_ADDED_HEADER_BYTES) {
-    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${addLabel}: the added fields come to ${bytes} bytes per request; at most ${MAX_ADDED_HEADER_BYTES}`);
+    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${addLabel}: the added fields come to ${bytes} bytes per head; at most ${MAX_ADDED_HEADER_BYTES}`);
   }
   return { add, remove };
 }

@@ -105,6 +105,8 @@ interface Draft {
   proxyProto: string | null;
   requestHeaderAdd: string[] | null;
   requestHeaderRemove: string[] | null;
+  responseHeaderAdd: string[] | null;
+  responseHeaderRemove: string[] | null;
   graceMs: number;
   metricsAddr: HostPort | null;
   metricsToken: string | null;
@@ -165,6 +167,10 @@ const FLAGS: readonly FlagSpec[] = [
     help: 'the relay adds this field to every request (repeat the flag for more)', parse: (v) => v, repeat: true },
   { name: 'request-header-remove', key: 'requestHeaderRemove', arg: '<name>', commands: ['http'], env: null, fileKey: null, defaultText: 'none',
     help: 'the relay removes this field from every request (repeat the flag for more)', parse: (v) => v, repeat: true },
+  { name: 'response-header-add', key: 'responseHeaderAdd', arg: "<'Name: value'>", commands: ['http'], env: null, fileKey: null, defaultText: 'none',
+    help: 'the relay adds this field to every response (repeat the flag for more)', parse: (v) => v, repeat: true },
+  { name: 'response-header-remove', key: 'responseHeaderRemove', arg: '<name>', commands: ['http'], env: null, fileKey: null, defaultText: 'none',
+    help: 'the relay removes this field from every response (repeat the flag for more)', parse: (v) => v, repeat: true },
   { name: 'grace', key: 'graceMs', arg: '<ms>', commands: ALL_COMMANDS, env: null, fileKey: 'grace_ms', defaultText: '10000',
     help: 'on SIGINT/SIGTERM: stop taking connections, let open ones finish for this long, then exit', parse: parseGrace },
   { name: 'metrics-addr', key: 'metricsAddr', arg: '<host:port|off>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_ADDR',
@@ -194,6 +200,8 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     proxyProto: null,
     requestHeaderAdd: null,
     requestHeaderRemove: null,
+    responseHeaderAdd: null,
+    responseHeaderRemove: null,
     graceMs: 10_000,
     metricsAddr: null,
     metricsToken: null,
@@ -307,11 +315,13 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
           basicAuth: draft.basicAuth, allowCidrs: draft.allowCidrs, denyCidrs: draft.denyCidrs,
           proxyProto: draft.proxyProto as EndpointInput['proxyProto'],
           requestHeaderAdd: draft.requestHeaderAdd, requestHeaderRemove: draft.requestHeaderRemove,
+          responseHeaderAdd: draft.responseHeaderAdd, responseHeaderRemove: draft.responseHeaderRemove,
         },
         {
           name: '--name', url: '--url', upstream: `'burrow ${command}' upstream`, lb: '--lb',
           basicAuth: '--basic-auth', allowCidrs: '--allow-cidr', denyCidrs: '--deny-cidr', proxyProto: '--proxy-proto',
           requestHeaderAdd: '--request-header-add', requestHeaderRemove: '--request-header-remove',
+          responseHeaderAdd: '--response-header-add', responseHeaderRemove: '--response-header-remove',
         },
       ),
     ];
@@ -385,6 +395,7 @@ const TOP_KEYS = ['agent', 'endpoints'] as const;
 const AGENT_KEYS: readonly string[] = FLAGS.flatMap((f) => (f.fileKey === null ? [] : [f.fileKey]));
 const ENDPOINT_KEYS = [
   'name', 'url', 'upstream', 'pool', 'lb', 'basic_auth', 'allow_cidrs', 'deny_cidrs', 'proxy_proto', 'request_header_add', 'request_header_remove',
+  'response_header_add', 'response_header_remove',
 ] as const;
 /** File keys holding secrets: taken only as YAML strings. */
 const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token']);
@@ -453,7 +464,7 @@ export function loadAgentFile(path: string): AgentFile {
   const names = new Map<string, string>();
   seq.items.forEach((item, i) => {
     const key = `endpoints[${i}]`;
-    if (!isMap(item)) throw bad(item as YamlNode, key, 'must be a mapping with url, upstream (and name, pool, lb, basic_auth, allow_cidrs, deny_cidrs, proxy_proto, request_header_add, request_header_remove)');
+    if (!isMap(item)) throw bad(item as YamlNode, key, `must be a mapping with url, upstream (and ${ENDPOINT_KEYS.filter((k) => k !== 'url' && k !== 'upstream').join(', ')})`);
     const fields = entries(item, ENDPOINT_KEYS, `${key}.`, bad);
     const scalar = (k: string, types: string[]): { value: unknown; label: string } | undefined => {
       const p = fields.get(k);
@@ -488,6 +499,8 @@ export function loadAgentFile(path: string): AgentFile {
     };
     const requestHeaderAdd = strings('request_header_add');
     const requestHeaderRemove = strings('request_header_remove');
+    const responseHeaderAdd = strings('response_header_add');
+    const responseHeaderRemove = strings('response_header_remove');
     if (upstream === undefined || upstream.value === null) throw bad(item, `${key}.upstream`, 'missing; say where connections go (example: http://127.0.0.1:3000)');
     const spec = endpointSpec(
       {
@@ -502,6 +515,8 @@ export function loadAgentFile(path: string): AgentFile {
         proxyProto: (proxyProto?.value as EndpointInput['proxyProto']) ?? null,
         requestHeaderAdd: requestHeaderAdd?.value ?? null,
         requestHeaderRemove: requestHeaderRemove?.value ?? null,
+        responseHeaderAdd: responseHeaderAdd?.value ?? null,
+        responseHeaderRemove: responseHeaderRemove?.value ?? null,
       },
       {
         name: name?.label ?? where(item, `${key}.name`),
@@ -514,6 +529,8 @@ export function loadAgentFile(path: string): AgentFile {
         proxyProto: proxyProto?.label ?? where(item, `${key}.proxy_proto`),
         requestHeaderAdd: requestHeaderAdd?.label ?? where(item, `${key}.request_header_add`),
         requestHeaderRemove: requestHeaderRemove?.label ?? where(item, `${key}.request_header_remove`),
+        responseHeaderAdd: responseHeaderAdd?.label ?? where(item, `${key}.response_header_add`),
+        responseHeaderRemove: responseHeaderRemove?.label ?? where(item, `${key}.response_header_remove`),
       },
     );
     const dup = names.get(spec.name);
@@ -570,7 +587,8 @@ export function agentHelpText(command: AgentCommand): string {
         '    - { name: db, url: "tcp://", upstream: tcp://127.0.0.1:5432 }\n' +
         'Endpoint keys: name, url (http://, https://, tls://, tcp://), upstream (required), pool, lb, basic_auth\n' +
         '(user:password, http), allow_cidrs and deny_cidrs (comma-separated networks), proxy_proto (1 or 2),\n' +
-        'request_header_add ("Name: value", or a list of them; http) and request_header_remove (names; http).\n' +
+        'request_header_add ("Name: value", or a list of them; http), request_header_remove (names; http), and the same\n' +
+        'for responses: response_header_add, response_header_remove.\n' +
         'Relative paths in the file are relative to the file.\n'
       : `Usage: burrow ${command} <port|host:port> [flags]\n\n` +
         (command === 'http'

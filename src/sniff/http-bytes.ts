@@ -1,8 +1,11 @@
-// Byte helpers shared by the HTTP/1.1 request filter and response tracker: digits, OWS, ASCII case-insensitive names.
+// Byte helpers shared by the HTTP/1.1 request filter, response tracker and head rewriter: digits, OWS, ASCII
+// case-insensitive names, head ends.
 // Pure. HOT PATH (called per header line).
 
 const SP = 0x20;
 const HTAB = 0x09;
+const LF = 0x0a;
+const CR = 0x0d;
 
 export function isDigit(b: number): boolean {
   return b >= 0x30 && b <= 0x39;
@@ -21,6 +24,12 @@ export function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): 
     if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b) !== lower[k]) return false;
   }
   return true;
+}
+
+/** Whether buf[start, start+len) is one of `names` (lowercase ASCII), case-insensitively. */
+export function isNamed(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
+  for (let k = 0; k < names.length; k++) if (nameIs(buf, start, len, names[k]!)) return true;
+  return false;
 }
 
 /** Whether buf[start, end) begins with the lowercase ASCII `lower`, case-insensitively. */
@@ -53,4 +62,19 @@ export function parseDecimal(buf: Buffer, start: number, end: number): number {
     v = v * 10 + (b - 0x30);
   }
   return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+}
+
+/** The position after the first empty line (CRLF CRLF, or LF LF) that ends a line found at or after `from`, else -1. */
+export function findHeadEnd(b: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    if (b[i] !== LF) continue;
+    if (i + 1 >= end) return -1;
+    const n = b[i + 1];
+    if (n === LF) return i + 2;
+    if (n === CR) {
+      if (i + 2 >= end) return -1;
+      if (b[i + 2] === LF) return i + 3;
+    }
+  }
+  return -1;
 }

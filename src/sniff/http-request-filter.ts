@@ -64,7 +64,7 @@
 //    X-Forwarded-* lines, on every request head (not in trailers).
 //  * Basic auth (only with the `authorize` option): one Authorization field the check accepts, on every request, else
 //    401 (BURROW_ERR_HTTP_UNAUTHORIZED) after the Host checks; the field is removed before forwarding.
-import { appendBytes, hasPrefixCI, isDigit, isOWS, nameIs, parseDecimal } from './http-bytes.js';
+import { appendBytes, hasPrefixCI, isDigit, isNamed, isOWS, nameIs, parseDecimal } from './http-bytes.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
 import { HTTP_METHODS } from './sniff-http-head.js';
@@ -120,11 +120,14 @@ export interface HttpFilterOptions {
    * dropped from every request head, and `add` (whole `Name: value\r\n` lines) is appended, before the relay's own
    * X-Forwarded-* lines. The caller vets names and values (no framing or forwarding fields, no CR/LF).
    */
-  requestHeaders?: RequestHeaderRules | null;
+  requestHeaders?: HeaderRules | null;
 }
 
-export interface RequestHeaderRules {
+/** Header rules of an endpoint (request or response heads): fields to drop, lines to add. */
+export interface HeaderRules {
+  /** Lowercase field names. */
   readonly remove: readonly Buffer[];
+  /** Whole `name: value\r\n` lines. */
   readonly add: Buffer;
 }
 
@@ -228,7 +231,7 @@ export class HttpRequestFilter {
   private readonly sink: HttpFilterSink;
   private readonly options: HttpFilterOptions;
   private readonly authorize: HttpAuthorizer | null;
-  private readonly rules: RequestHeaderRules | null;
+  private readonly rules: HeaderRules | null;
   private readonly maxHeadSize: number;
   private readonly maxHeaders: number;
   /** `X-Forwarded-For: <ip>\r\nX-Forwarded-Proto: <proto>\r\n`, fixed for the connection. */
@@ -963,11 +966,6 @@ export class HttpRequestFilter {
 // ---- byte helpers (heads only) ----
 
 /** Whether the field name buf[start, start + len) is one of `names` (lowercase), case-insensitively. */
-function isNamed(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
-  for (let k = 0; k < names.length; k++) if (nameIs(buf, start, len, names[k]!)) return true;
-  return false;
-}
-
 /**
  * A forwarding header the client must not set: any `X-Forwarded-*` (DESIGN.md §2: client X-Forwarded-* are stripped;
  * -Port, -Prefix, -Ssl, -Scheme, -Server … steer redirects and "is this https" checks in common frameworks just like

@@ -18,7 +18,7 @@
 // API: `request(method)` for every request forwarded, in order; `push(chunk)` for every response byte, in order.
 // `settled`: every forwarded request has its whole final response, and no response is under way.
 
-import { appendBytes, hasPrefixCI, isDigit, isOWS, parseDecimal } from './http-bytes.js';
+import { appendBytes, findHeadEnd, hasPrefixCI, isDigit, isOWS, parseDecimal } from './http-bytes.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -121,18 +121,36 @@ export class HttpResponseTracker {
 
   /** Response bytes, in order. */
   push(chunk: Buffer): void {
-    let i = 0;
+    this.scan(chunk, 0, false);
+  }
+
+  /** No response head is under way: the next response byte starts one (a head rewriter takes it from here). */
+  get atHead(): boolean {
+    return this.state === R_HEAD && this.pendingLen === 0;
+  }
+
+  /**
+   * As push() of chunk[start..], but stops where a response head begins (`atHead`) and returns that offset; the
+   * length when no head begins in the rest of the chunk (or nothing more can be framed).
+   */
+  pushToHead(chunk: Buffer, start: number): number {
+    return this.scan(chunk, start, true);
+  }
+
+  private scan(chunk: Buffer, start: number, toHead: boolean): number {
+    let i = start;
     const len = chunk.length;
     while (i < len) {
       switch (this.state) {
         case R_HEAD:
+          if (toHead && this.pendingLen === 0) return i;
           i = this.scanHead(chunk, i);
           break;
         case R_LENGTH: {
           const n = len - i;
           if (n < this.remaining) {
             this.remaining -= n;
-            return;
+            return len;
           }
           i += this.remaining;
           this.remaining = 0;
@@ -143,9 +161,10 @@ export class HttpResponseTracker {
           i = this.scanChunked(chunk, i);
           break;
         default:
-          return; // CLOSE, OPAQUE, LOST: nothing more to find
+          return len; // CLOSE, OPAQUE, LOST: nothing more to find
       }
     }
+    return len;
   }
 
   // ---- heads ----
@@ -388,21 +407,6 @@ export class HttpResponseTracker {
 const CONTENT_LENGTH = Buffer.from('content-length:', 'latin1');
 const TRANSFER_ENCODING = Buffer.from('transfer-encoding:', 'latin1');
 const CHUNKED = Buffer.from('chunked', 'latin1');
-
-/** The position after the first empty line (CRLF CRLF, or LF LF) that ends a line found at or after `from`, else -1. */
-function findHeadEnd(b: Buffer, from: number, end: number): number {
-  for (let i = from; i < end; i++) {
-    if (b[i] !== LF) continue;
-    if (i + 1 >= end) return -1;
-    const n = b[i + 1];
-    if (n === LF) return i + 2;
-    if (n === CR) {
-      if (i + 2 >= end) return -1;
-      if (b[i + 2] === LF) return i + 3;
-    }
-  }
-  return -1;
-}
 
 function hexValue(b: number): number {
   if (b >= 0x30 && b <= 0x39) return b - 0x30;

@@ -108,6 +108,34 @@ test('requestHeader / removeRequestHeader: the service sees the added fields and
   );
 });
 
+test('responseHeader / removeResponseHeader: every response of a keep-alive connection, http and https, gets the rules', T, async () => {
+  const RULED = 'resp-headers.burrow.localhost';
+  await forward(
+    fx.cleanup,
+    RULED,
+    session.httpEndpoint().domain(RULED).responseHeader('X-Frame-Options', 'DENY').removeResponseHeader('X-Upstream').listenAndForward(`http://127.0.0.1:${up.port}`),
+  );
+  const heads = (out: string): string[] => out.split('HTTP/1.1 ').slice(1).map((h) => h.slice(0, h.indexOf('\r\n\r\n')).toLowerCase());
+  const plain = await curl(['-i', ...resolveArgs(RULED, fx.http.port), `http://${RULED}:${fx.http.port}/a`, `http://${RULED}:${fx.http.port}/b`]);
+  assert.deepEqual(plain.transfers.map((x) => [x['status'], x['num_connects']]), [['200', '1'], ['200', '0']], plain.stderr);
+  const secure = await curl(['-i', '--cacert', fx.caPath, ...resolveArgs(RULED, fx.https.port), `https://${RULED}:${fx.https.port}/c`]);
+  assert.equal(secure.status, 200, secure.stderr);
+  const all = [...heads(plain.body), ...heads(secure.body)];
+  assert.equal(all.length, 3, plain.body);
+  for (const h of all) {
+    assert.match(h, /\r\nx-frame-options: deny(\r\n|$)/);
+    assert.doesNotMatch(h, /x-upstream/);
+    assert.match(h, /\r\ncontent-type: application\/json/);
+  }
+  // The bodies are untouched (curl read each by its Content-Length, so a misplaced byte would show here).
+  assert.match(plain.body, /\r\n\r\n\{"method":"GET","url":"\/a"[^]*\}HTTP\/1\.1 200/);
+  assert.match(plain.body, /\r\n\r\n\{"method":"GET","url":"\/b"[^]*\}$/);
+  await assert.rejects(
+    withTimeout('Bind with a response rule on Content-Length', session.httpEndpoint().responseHeader('Content-Length', '0').listenAndForward(`http://127.0.0.1:${up.port}`)),
+    /ResponseHeaders\.add\[0\] "content-length" is kept by the relay as it is/,
+  );
+});
+
 test('options the relay does not implement: listen() fails naming the option (no endpoint goes online without it)', T, async () => {
   const routes = fx.relay.acceptor.routes.size;
   await assert.rejects(
@@ -173,17 +201,26 @@ test('burrow\'s agent sends the same options (basicAuth, denyCidrs) and the rela
   assert.equal((await curl([...resolveArgs(DENIED, fx.http.port), url(DENIED)])).status, 403);
 });
 
-test('burrow\'s agent: requestHeaderAdd / requestHeaderRemove (--request-header-add/-remove) reach the relay as the SDK sends them', T, async () => {
+test('burrow\'s agent: request and response header rules (--request-header-add/-remove, --response-header-add/-remove) reach the relay as the SDK sends them', T, async () => {
   const a = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
   fx.cleanup.defer('close our agent', () => a.close(500));
   const RULED = 'agent-headers.burrow.localhost';
   await withTimeout(
     'Bind with header rules',
-    a.forward(`http://127.0.0.1:${up.port}`, { url: `http://${RULED}`, requestHeaderAdd: ['X-Env: staging, eu', 'X-Team:  ops '], requestHeaderRemove: 'X-Secret, Cookie' }),
+    a.forward(`http://127.0.0.1:${up.port}`, {
+      url: `http://${RULED}`,
+      requestHeaderAdd: ['X-Env: staging, eu', 'X-Team:  ops '],
+      requestHeaderRemove: 'X-Secret, Cookie',
+      responseHeaderAdd: 'Strict-Transport-Security: max-age=60',
+      responseHeaderRemove: ['X-Upstream'],
+    }),
   );
   const seen = up.requests.length;
-  const r = await curl([...resolveArgs(RULED, fx.http.port), '-H', 'X-Secret: no', '-H', 'Cookie: a=b', '-H', 'X-Kept: 1', `http://${RULED}:${fx.http.port}/`]);
+  const r = await curl(['-i', ...resolveArgs(RULED, fx.http.port), '-H', 'X-Secret: no', '-H', 'Cookie: a=b', '-H', 'X-Kept: 1', `http://${RULED}:${fx.http.port}/`]);
   assert.equal(r.status, 200, r.stderr);
+  const head = r.body.slice(0, r.body.indexOf('\r\n\r\n')).toLowerCase();
+  assert.match(head, /\r\nstrict-transport-security: max-age=60/);
+  assert.doesNotMatch(head, /x-upstream/);
   const got = up.requests[seen]!;
   assert.equal(got.headers['x-env'], 'staging, eu');
   assert.equal(got.headers['x-team'], 'ops');

@@ -34,10 +34,10 @@ import {
   parseBasicAuth,
   parseIpRestriction,
   parseProxyProto,
-  parseRequestHeaders,
+  parseHeaderRules,
   type BasicAuthCheck,
   type IpPolicy,
-  type RequestHeaders,
+  type EndpointHeaderRules,
 } from './endpoint-options.js';
 import { FULL_RIGHTS, hostAllowed, hostnameForRandomBind, portAllowed, type TokenRules } from '../../config/token-rules.js';
 import { randomLabel, routeKey } from '../acceptor/route-table.js';
@@ -98,7 +98,9 @@ export interface Endpoint {
   /** Opts.ProxyProto: the PROXY protocol version put in front of each connection's bytes (0 = none). */
   proxyProto: 0 | 1 | 2;
   /** Opts.RequestHeaders (HTTP endpoints): fields removed from and added to every request, or null for none. */
-  requestHeaders: RequestHeaders | null;
+  requestHeaders: EndpointHeaderRules | null;
+  /** Opts.ResponseHeaders (HTTP endpoints): fields removed from and added to every final response, or null for none. */
+  responseHeaders: EndpointHeaderRules | null;
 }
 
 /** How long an agent may take to authenticate after TLS is up. */
@@ -471,7 +473,8 @@ export class AgentSession {
     const ipPolicy = parseIpRestriction(opts['IPRestriction']);
     const basicAuth = proto === 'http' || proto === 'https' ? parseBasicAuth(opts) : null;
     const proxyProto = parseProxyProto(opts['ProxyProto']);
-    const requestHeaders = proto === 'http' || proto === 'https' ? parseRequestHeaders(opts['RequestHeaders']) : null;
+    const requestHeaders = proto === 'http' || proto === 'https' ? parseHeaderRules('RequestHeaders', opts['RequestHeaders']) : null;
+    const responseHeaders = proto === 'http' || proto === 'https' ? parseHeaderRules('ResponseHeaders', opts['ResponseHeaders']) : null;
     const wantedId = typeof req['Id'] === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(req['Id']) ? req['Id'] : '';
     const id = wantedId !== '' ? wantedId : `ep_${randomBytes(9).toString('base64url')}`;
     if (this.endpoints.has(id) || this.binding.has(id)) {
@@ -561,6 +564,7 @@ export class AgentSession {
       basicAuth,
       proxyProto,
       requestHeaders,
+      responseHeaders,
     };
     this.endpoints.set(id, ep);
     this.runtime.addEndpoint(ep);

@@ -1,6 +1,6 @@
 // What the relay does with the options of a Bind (PROTOCOL.md §9 Bind, "What the relay does with Opts"): IP
 // restrictions are enforced per public connection (IpPolicy), basic auth per request (BasicAuthCheck, used by the
-// HTTP request filter); every other option that would protect or change the
+// HTTP request filter), header rules on every request / response head (parseHeaderRules); every other option that would protect or change the
 // traffic, and that this relay does not implement, refuses the Bind with its name, so that no endpoint goes online less
 // protected, or behaving otherwise, than its owner asked for (an ngrok SDK program moved to burrow unchanged).
 // Not on the hot path: parsed at Bind; IpPolicy.allows runs once per public connection, BasicAuthCheck.accepts once
@@ -18,7 +18,7 @@ import {
   proxyProtoVersion,
 } from '../../config/endpoint-rules.js';
 import { hasPrefixCI } from '../../sniff/http-bytes.js';
-import type { HttpAuthorizer, RequestHeaderRules } from '../../sniff/http-request-filter.js';
+import type { HttpAuthorizer, HeaderRules } from '../../sniff/http-request-filter.js';
 
 /**
  * Allowed and denied client networks of one endpoint (`IPRestriction`: `allow_cidrs`, `deny_cidrs`). Each address is
@@ -169,55 +169,56 @@ export function parseBasicAuth(opts: Record<string, unknown>): BasicAuthCheck | 
   return creds.length === 0 ? null : new BasicAuthCheck(creds);
 }
 
-/** Request header rules of one endpoint (`Opts.RequestHeaders`), as the HTTP request filter applies them. */
-export interface RequestHeaders extends RequestHeaderRules {
-  /** Equal for equal rules: pool members may stand in for each other only with the same rules. */
+/** Header rules of one endpoint (`Opts.RequestHeaders` or `Opts.ResponseHeaders`), as the relay applies them. */
+export interface EndpointHeaderRules extends HeaderRules {
+  /** Equal for equal rules: pool members may stand in for each other only with the same request rules. */
   readonly key: string;
 }
 
 /**
- * `Opts.RequestHeaders` (`add`: "name:value" entries, what the SDK's requestHeader() sends; `addParsed`: name → value;
- * `remove`: names; camelCase keys): the rules, or null when there are none. BURROW_ERR_BIND_INVALID names an entry
- * that is not a field name, has a value with CR, LF or other control characters, or touches a reserved field.
+ * `Opts.RequestHeaders` / `Opts.ResponseHeaders` (`add`: "name:value" entries, what the SDK's requestHeader() and
+ * responseHeader() send; `addParsed`: name → value; `remove`: names; camelCase keys): the rules, or null when there
+ * are none. BURROW_ERR_BIND_INVALID names an entry that is not a field name, has a value with CR, LF or other control
+ * characters, or touches a reserved field (config/endpoint-rules.ts).
  */
-export function parseRequestHeaders(v: unknown): RequestHeaders | null {
+export function parseHeaderRules(which: 'RequestHeaders' | 'ResponseHeaders', v: unknown): EndpointHeaderRules | null {
   if (v === null || v === undefined) return null;
-  if (typeof v !== 'object' || Array.isArray(v)) throw invalid('RequestHeaders must be an object with add and/or remove');
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalid(`${which} must be an object with add and/or remove`);
   const r = v as Record<string, unknown>;
   const adds: Array<[string, string]> = [];
   const add = r['add'] ?? [];
-  if (!Array.isArray(add)) throw invalid('RequestHeaders.add must be a list of "name:value"');
+  if (!Array.isArray(add)) throw invalid(`${which}.add must be a list of "name:value"`);
   add.forEach((e, i) => {
     const colon = typeof e === 'string' ? e.indexOf(':') : -1;
-    if (colon <= 0) throw invalid(`RequestHeaders.add[${i}] ${JSON.stringify(e)} is not "name:value"`);
+    if (colon <= 0) throw invalid(`${which}.add[${i}] ${JSON.stringify(e)} is not "name:value"`);
     adds.push([(e as string).slice(0, colon), (e as string).slice(colon + 1)]);
   });
   const parsed = r['addParsed'];
   if (adds.length === 0 && parsed !== null && parsed !== undefined) {
-    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('RequestHeaders.addParsed must map names to values');
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(`${which}.addParsed must map names to values`);
     for (const [k, val] of Object.entries(parsed as Record<string, unknown>)) adds.push([k, String(val)]);
   }
   const remove = r['remove'] ?? [];
-  if (!Array.isArray(remove)) throw invalid('RequestHeaders.remove must be a list of field names');
-  if (adds.length + remove.length > MAX_HEADER_RULES) throw invalid(`RequestHeaders: at most ${MAX_HEADER_RULES} rules`);
+  if (!Array.isArray(remove)) throw invalid(`${which}.remove must be a list of field names`);
+  if (adds.length + remove.length > MAX_HEADER_RULES) throw invalid(`${which}: at most ${MAX_HEADER_RULES} rules`);
   const field = (name: unknown, where: string): string => {
     const problem = typeof name === 'string' ? headerFieldProblem(name) : 'is not a header field name';
     if (problem !== null) throw invalid(`${where} ${JSON.stringify(name)} ${problem}`);
     return (name as string).toLowerCase();
   };
-  const removeNames = remove.map((n, i) => Buffer.from(field(n, `RequestHeaders.remove[${i}]`), 'latin1'));
+  const removeNames = remove.map((n, i) => Buffer.from(field(n, `${which}.remove[${i}]`), 'latin1'));
   const lines: string[] = [];
   adds.forEach(([name, value], i) => {
-    const n = field(name.trim(), `RequestHeaders.add[${i}]`);
+    const n = field(name.trim(), `${which}.add[${i}]`);
     const val = value.trim();
     const problem = headerValueProblem(val);
-    if (problem !== null) throw invalid(`RequestHeaders.add[${i}] (${n}): the value ${problem}`);
+    if (problem !== null) throw invalid(`${which}.add[${i}] (${n}): the value ${problem}`);
     lines.push(`${n}: ${val}\r\n`);
   });
   if (removeNames.length === 0 && lines.length === 0) return null;
   const addBuf = Buffer.from(lines.join(''), 'latin1');
   if (addBuf.length > MAX_ADDED_HEADER_BYTES) {
-    throw invalid(`RequestHeaders.add: the added fields come to ${addBuf.length} bytes per request; at most ${MAX_ADDED_HEADER_BYTES}`);
+    throw invalid(`${which}.add: the added fields come to ${addBuf.length} bytes per ${which === 'RequestHeaders' ? 'request' : 'response'}; at most ${MAX_ADDED_HEADER_BYTES}`);
   }
   const key = `${removeNames.map((b) => b.toString('latin1')).sort().join(',')}|${lines.join('')}`;
   return { remove: removeNames, add: addBuf, key };
@@ -252,6 +253,7 @@ const NOT_FOR_OPAQUE: OptionRule[] = [
   { key: 'Auth', what: 'basic auth, which only http endpoints have', set: nonEmptyString },
   { key: 'BasicAuth', what: 'basic auth, which only http endpoints have', set: present },
   { key: 'RequestHeaders', what: 'request header rules, which only http endpoints have', set: present },
+  { key: 'ResponseHeaders', what: 'response header rules, which only http endpoints have', set: present },
   ...HTTP_ACCESS,
 ];
 
@@ -263,7 +265,6 @@ const NOT_FOR_OPAQUE: OptionRule[] = [
 const UNSUPPORTED: Record<'http' | 'tcp' | 'tls', OptionRule[]> = {
   http: [
     ...HTTP_ACCESS,
-    { key: 'ResponseHeaders', what: 'response header rules', set: present },
     { key: 'Compression', what: 'response compression', set: present },
     { key: 'CircuitBreaker', what: 'the error-rate circuit breaker', set: present },
     { key: 'WebsocketTCPConverter', what: 'the WebSocket-to-TCP converter', set: present },
@@ -289,7 +290,7 @@ export function checkSupportedOptions(proto: 'http' | 'https' | 'tcp' | 'tls', o
     if (o.set(opts[o.key])) {
       throw invalid(
         `Opts.${o.key}: ${o.what} is not supported by this relay, and the endpoint would go online without it; ` +
-          'remove the option (IP restrictions, basic auth, request header rules and the PROXY protocol are supported)',
+          'remove the option (IP restrictions, basic auth, request and response header rules and the PROXY protocol are supported)',
       );
     }
   }

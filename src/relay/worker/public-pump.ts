@@ -9,6 +9,7 @@ import type { MuxStream } from '../../mux/mux-stream.js';
 import { enableDirectReads } from '../../mux/direct-reads.js';
 import { enableHeadroomReads } from '../../mux/headroom-reads.js';
 import { HttpResponseTracker } from '../../sniff/http-response-tracker.js';
+import { ResponseHeadRewriter } from '../../sniff/response-head-rewriter.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
 import type { Endpoint } from './agent-session.js';
@@ -449,6 +450,10 @@ class HttpPump implements HttpFilterSink {
   private readonly filter: HttpRequestFilter;
   /** Where the service's responses end: a page of ours waits until every forwarded request is answered (onError). */
   private readonly responses: HttpResponseTracker;
+  /** The endpoint's response header rules at work (it feeds `responses` then), or null when it has none. */
+  private rewriter: ResponseHeadRewriter | null;
+  /** What the rewriter gives for one response chunk (reused). */
+  private readonly rewritten: Buffer[];
   private stream: MuxStream | null;
   private responseStarted: boolean;
   /** Our answer to a request behind others still being answered: sent once they are (streamData), then close. */
@@ -518,6 +523,8 @@ class HttpPump implements HttpFilterSink {
     this.clientAddr = clientAddr;
     this.stream = null;
     this.responses = new HttpResponseTracker();
+    this.rewriter = ep.responseHeaders === null ? null : new ResponseHeadRewriter(ep.responseHeaders, this.responses);
+    this.rewritten = [];
     this.responseStarted = false;
     this.errorResponse = null;
     this.errorAllowance = 0;
@@ -834,8 +841,10 @@ class HttpPump implements HttpFilterSink {
     if (!old.destroyed) old.reset();
   }
 
+  /** Before any response byte: the member that answers decides the response header rules. */
   private moveTo(alt: Endpoint): void {
     this.ep = moveConnection(this.ep, alt);
+    this.rewriter = alt.responseHeaders === null ? null : new ResponseHeadRewriter(alt.responseHeaders, this.responses);
   }
 
   private streamData(chunk: Buffer): void {
@@ -853,8 +862,13 @@ class HttpPump implements HttpFilterSink {
         this.recorder.ttfb(this.type, this.reqStart);
       }
     }
-    if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
-    this.responses.push(chunk);
+    if (this.rewriter === null) {
+      if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
+      this.responses.push(chunk);
+    } else {
+      this.rewriter.push(chunk, this.rewritten);
+      this.writeRewritten();
+    }
     // Answered in full: record it now, not when the next request comes (a keep-alive connection can idle for minutes).
     if (this.reqOpen && this.responses.unanswered === 0) this.closeRequest();
     if (this.errorResponse !== null) {
@@ -863,6 +877,15 @@ class HttpPump implements HttpFilterSink {
     }
     if (this.draining) this.closeIfIdle();
     if (this.filter.awaitingUpgrade) this.checkUpgradeAnswer();
+  }
+
+  /** The rewriter's output for the client; the stream pauses when the client's buffer is over its mark. */
+  private writeRewritten(): void {
+    const out = this.rewritten;
+    let ok = true;
+    for (let k = 0; k < out.length; k++) ok = this.client.write(out[k]!);
+    out.length = 0;
+    if (!ok) this.stream!.pause(); // resumed by onClientDrain
   }
 
   /** Relay shutdown: a connection between requests closes now, one with a request in progress after its response. */
@@ -919,6 +942,10 @@ class HttpPump implements HttpFilterSink {
 
   private streamEnd(): void {
     if (!this.responseStarted && !this.reported && this.retry('stream ended before a response')) return;
+    if (this.rewriter !== null) {
+      this.rewriter.flush(this.rewritten); // a head cut short by the service goes as it came
+      this.writeRewritten();
+    }
     // A held page goes out only after complete responses: behind a close-delimited one (or responses that could not
     // be framed) it would read as part of the body, so the connection just ends.
     const page = this.errorResponse;

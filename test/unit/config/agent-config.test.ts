@@ -376,7 +376,10 @@ describe('--request-header-add / --request-header-remove (request_header_add / r
     assert.deepEqual(e.requestHeaderAdd, ['x-env:staging, eu', 'x-team:ops']);
     assert.deepEqual(e.requestHeaderRemove, ['cookie', 'x-a', 'x-b']);
     const none = parse('http', ['3000']).endpoints[0]!;
-    assert.deepEqual([none.requestHeaderAdd, none.requestHeaderRemove], [[], []]);
+    assert.deepEqual([none.requestHeaderAdd, none.requestHeaderRemove, none.responseHeaderAdd, none.responseHeaderRemove], [[], [], [], []]);
+    const resp = parse('http', ['3000', '--response-header-add', 'X-Frame-Options: DENY', '--response-header-remove', 'Server']).endpoints[0]!;
+    assert.deepEqual([resp.responseHeaderAdd, resp.responseHeaderRemove, resp.requestHeaderAdd], [['x-frame-options:DENY'], ['server'], []]);
+    throwsWith(() => parse('http', ['3000', '--response-header-remove', 'Content-Length']), ["--response-header-remove: 'Content-Length' is kept by the relay"]);
   });
   test('rejects what the relay would refuse, naming the flag', () => {
     throwsWith(() => parse('http', ['3000', '--request-header-add', 'no-colon']), ["--request-header-add: 'no-colon' is not 'Name: value'"]);
@@ -393,9 +396,10 @@ describe('--request-header-add / --request-header-remove (request_header_add / r
   test('config file: a string or a list; errors name the line', (t) => {
     const dir = tempDir(t);
     const file = join(dir, 'burrow.yml');
-    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_add: ["X-Env: prod", "X-Region: eu"]\n    request_header_remove: X-Secret\n');
+    writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_add: ["X-Env: prod", "X-Region: eu"]\n    request_header_remove: X-Secret\n    response_header_add: "Cache-Control: no-store"\n    response_header_remove: [Server, X-Powered-By]\n');
     const e = parse('start', ['--config', file]).endpoints[0]!;
     assert.deepEqual([e.requestHeaderAdd, e.requestHeaderRemove], [['x-env:prod', 'x-region:eu'], ['x-secret']]);
+    assert.deepEqual([e.responseHeaderAdd, e.responseHeaderRemove], [['cache-control:no-store'], ['server', 'x-powered-by']]);
     writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_add: [1, 2]\n');
     throwsWith(() => parse('start', ['--config', file]), [`${file}:5: endpoints[0].request_header_add: must be a string or a list of strings`]);
     writeFileSync(file, 'agent: { authtoken: "tok-0123456789" }\nendpoints:\n  - url: http://a.burrow.localhost\n    upstream: 3000\n    request_header_remove: "Host"\n');

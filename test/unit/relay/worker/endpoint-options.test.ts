@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isBurrowError } from '../../../../src/core/errors.js';
-import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto, parseRequestHeaders } from '../../../../src/relay/worker/endpoint-options.js';
+import { checkSupportedOptions, parseBasicAuth, parseIpRestriction, parseProxyProto, parseHeaderRules } from '../../../../src/relay/worker/endpoint-options.js';
 import { proxyProtocolHeader } from '../../../../src/relay/worker/proxy-protocol.js';
 
 /** The HTTP Opts the ngrok SDK writes with nothing set (PROTOCOL.md §9). */
@@ -151,13 +151,13 @@ test('PROXY protocol header: v1 and v2 for IPv4, IPv6, mapped IPv4 and mixed fam
 });
 
 test('request header rules: the SDK\'s add ("name:value") and remove, addParsed, rendered lines, reserved fields refused', () => {
-  const r = parseRequestHeaders({ add: ['x-added: yes', 'x-env:prod'], remove: ['X-Secret'] })!;
+  const r = parseHeaderRules('RequestHeaders', { add: ['x-added: yes', 'x-env:prod'], remove: ['X-Secret'] })!;
   assert.equal(r.add.toString('latin1'), 'x-added: yes\r\nx-env: prod\r\n');
   assert.deepEqual(r.remove.map((b) => b.toString('latin1')), ['x-secret']);
-  assert.equal(parseRequestHeaders({ addParsed: { 'X-One': '1' } })!.add.toString('latin1'), 'x-one: 1\r\n');
-  assert.equal(parseRequestHeaders(null), null);
-  assert.equal(parseRequestHeaders({}), null);
-  assert.equal(parseRequestHeaders({ add: ['a:1'], remove: ['b'] })!.key, parseRequestHeaders({ remove: ['B'], add: ['a: 1'] })!.key);
+  assert.equal(parseHeaderRules('RequestHeaders', { addParsed: { 'X-One': '1' } })!.add.toString('latin1'), 'x-one: 1\r\n');
+  assert.equal(parseHeaderRules('RequestHeaders', null), null);
+  assert.equal(parseHeaderRules('RequestHeaders', {}), null);
+  assert.equal(parseHeaderRules('RequestHeaders', { add: ['a:1'], remove: ['b'] })!.key, parseHeaderRules('RequestHeaders', { remove: ['B'], add: ['a: 1'] })!.key);
   for (const [v, msg] of [
     [{ add: ['host:evil.example'] }, /add\[0\] "host" is kept by the relay as it is/],
     [{ remove: ['Content-Length'] }, /remove\[0\] "Content-Length" is kept by the relay as it is/],
@@ -169,10 +169,21 @@ test('request header rules: the SDK\'s add ("name:value") and remove, addParsed,
     [{ remove: 'x' }, /remove must be a list/],
     [{ add: Array.from({ length: 40 }, (_, i) => `x-${i}:v`) }, /at most 32 rules/],
   ] as const) {
-    assert.throws(() => parseRequestHeaders(v), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), JSON.stringify(v));
+    assert.throws(() => parseHeaderRules('RequestHeaders', v), (e: unknown) => isBurrowError(e, 'BURROW_ERR_BIND_INVALID') && msg.test((e as Error).message), JSON.stringify(v));
   }
   // On a tcp or tls Bind they are refused (HTTP only).
   assert.throws(() => checkSupportedOptions('tcp', { Addr: '', ProxyProto: 0, RequestHeaders: { add: ['a:b'] } }, {}), /Opts\.RequestHeaders/);
+});
+
+test('response header rules: the same forms and checks, named ResponseHeaders; http only', () => {
+  const r = parseHeaderRules('ResponseHeaders', { add: ['x-frame-options:DENY'], remove: ['Server'] })!;
+  assert.equal(r.add.toString('latin1'), 'x-frame-options: DENY\r\n');
+  assert.deepEqual(r.remove.map((b) => b.toString('latin1')), ['server']);
+  assert.throws(() => parseHeaderRules('ResponseHeaders', { remove: ['Transfer-Encoding'] }), /ResponseHeaders\.remove\[0\] "Transfer-Encoding" is kept by the relay/);
+  const big = Array.from({ length: 3 }, (_, i) => `x-big-${i}:${'v'.repeat(4000)}`);
+  assert.throws(() => parseHeaderRules('ResponseHeaders', { add: big }), /ResponseHeaders\.add: the added fields come to \d+ bytes per response/);
+  assert.doesNotThrow(() => checkSupportedOptions('http', { ...SDK_HTTP_UNSET, ResponseHeaders: { add: ['a:b'] } }, {}));
+  assert.throws(() => checkSupportedOptions('tls', { Hostname: '', ResponseHeaders: { add: ['a:b'] } }, {}), /Opts\.ResponseHeaders: response header rules, which only http endpoints have/);
 });
 
 test('rule sizes are bounded: networks per list, credentials, bytes added to each request head', () => {
@@ -182,6 +193,6 @@ test('rule sizes are bounded: networks per list, credentials, bytes added to eac
   const creds = Array.from({ length: 65 }, (_, i) => ({ username: `u${i}`, cleartext_password: 'p' }));
   assert.throws(() => parseBasicAuth({ BasicAuth: { credentials: creds } }), /BasicAuth has 65 credentials; at most 64/);
   const big = Array.from({ length: 3 }, (_, i) => `x-big-${i}:${'v'.repeat(4000)}`);
-  assert.throws(() => parseRequestHeaders({ add: big }), /the added fields come to \d+ bytes per request; at most 8192/);
+  assert.throws(() => parseHeaderRules('RequestHeaders', { add: big }), /the added fields come to \d+ bytes per request; at most 8192/);
   assert.throws(() => parseBasicAuth({ Auth: 'user:pa\u0001ss' }), /Auth must be "user:password"/);
 });
