@@ -33,6 +33,11 @@ export class RawHttp {
     return withTimeout(what, this.response());
   }
 
+  /** Resolve with the next complete response (after requests written in one go: pipelining). */
+  async next(what: string): Promise<{ status: number; head: string; body: Buffer }> {
+    return withTimeout(what, this.response());
+  }
+
   private async response(): Promise<{ status: number; head: string; body: Buffer }> {
     for (;;) {
       const end = this.buf.indexOf('\r\n\r\n');

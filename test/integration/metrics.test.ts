@@ -121,6 +121,30 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
   assert.ok(sample(text, 'burrow_received_bytes_total{endpoint_type="http"}')! > 0);
 });
 
+test('pipelined requests: each one is counted and timed, not only the last before the answers', { ...T, skip: NO_THREADS_SKIP }, async () => {
+  // Before: the pump timed one request at a time, so requests sent behind another before its answer were never counted.
+  const N = 5;
+  const m0 = (await get('/metrics')).body;
+  const before = sample(m0, 'burrow_request_duration_seconds_count{endpoint_type="http"}') ?? 0;
+  const ttfbBefore = sample(m0, 'burrow_ttfb_seconds_count{endpoint_type="http"}') ?? 0;
+  const conn = new RawHttp(fx.http.port);
+  try {
+    conn.socket.write(Array.from({ length: N }, (_, i) => `GET /piped/${i} HTTP/1.1\r\nHost: ${APP}\r\n\r\n`).join(''));
+    for (let i = 0; i < N; i++) {
+      const r = await conn.next(`pipelined response ${i}`);
+      assert.equal(r.status, 200);
+      assert.match(r.body.toString(), new RegExp(`"url":"/piped/${i}"`));
+    }
+    const text = await waitFor('the N pipelined requests to be counted', async () => {
+      const m = (await get('/metrics')).body;
+      return sample(m, 'burrow_request_duration_seconds_count{endpoint_type="http"}') === before + N ? m : undefined;
+    }, 5_000);
+    assert.equal(sample(text, 'burrow_ttfb_seconds_count{endpoint_type="http"}'), ttfbBefore + N);
+  } finally {
+    conn.destroy();
+  }
+});
+
 test('a request on a keep-alive connection is counted when its response ends, while the connection stays open', { ...T, skip: NO_THREADS_SKIP }, async () => {
   // Before: a request was recorded when the next one came or the connection closed, so a browser's last request
   // before idling reached burrow_request_duration_seconds minutes late (--idle-timeout), or never on a busy dashboard.

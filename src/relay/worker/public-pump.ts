@@ -18,6 +18,7 @@ import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '.
 import { endWith, turnAway } from '../close-with.js';
 import { ownChunk } from './shared-read.js';
 import { proxyProtocolHeader } from './proxy-protocol.js';
+import { RequestClock } from './request-clock.js';
 import { EP_REQUESTS, TYPE_HTTP, TYPE_HTTPS, endpointTypeIndex, wallMs, type RelayRecorder } from '../../metrics/relay-recorder.js';
 
 
@@ -473,17 +474,15 @@ class HttpPump implements HttpFilterSink {
   private held: Buffer | null;
   /** https: the TLS handshake finished (before that a head timeout closes without an answer). */
   private secured: boolean;
-  // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds). A request is recorded when the response
-  // tracker sees every forwarded request answered in full; a response it cannot frame (close-delimited, unparsable)
-  // ends with the last response byte before the next request, or the close.
+  // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds): each request is recorded when the response
+  // tracker sees its response complete (request-clock.ts); a close-delimited one ends with its last byte (recorded at
+  // the close), one it cannot frame with the last response byte before the next request, or the close.
   private readonly recorder: RelayRecorder;
+  /** Null when metrics are off. */
+  private readonly clock: RequestClock | null;
   private readonly type: number;
   private readonly acceptedAt: number;
   private readonly endpointRow: Float64Array | null;
-  private reqOpen: boolean;
-  private reqStart: number;
-  private reqFirstByte: boolean;
-  private reqLastByteAt: number;
   private readonly onClientData: (chunk: Buffer) => void;
   private readonly onStreamData: (chunk: Buffer) => void;
   private readonly onStreamDrain: () => void;
@@ -548,11 +547,8 @@ class HttpPump implements HttpFilterSink {
     this.type = proto === 'https' ? TYPE_HTTPS : TYPE_HTTP;
     this.acceptedAt = task.acceptedAt;
     this.endpointRow = endpointRow;
+    this.clock = this.recorder.enabled ? new RequestClock(this.recorder, this.type) : null;
     this.requests = 0;
-    this.reqOpen = false;
-    this.reqStart = 0;
-    this.reqFirstByte = false;
-    this.reqLastByteAt = 0;
     this.done = new Promise((r) => (this.resolve = r));
     const hostname = ep.hostname;
     this.filter = new HttpRequestFilter(this, {
@@ -632,24 +628,20 @@ class HttpPump implements HttpFilterSink {
 
   onRequest(method: string): void {
     this.responses.request(method);
-    this.closeRequest();
-    // The first request starts at accept (what the client waited for includes routing and handoff).
-    this.reqStart = this.requests === 0 ? this.acceptedAt : wallMs();
+    const clock = this.clock;
+    if (clock !== null) {
+      // Responses the tracker cannot frame: the one under way is taken to end where this request begins.
+      if (this.responses.lost) clock.endOldest();
+      // The first request starts at accept (what the client waited for includes routing and handoff).
+      clock.begin(this.requests === 0 ? this.acceptedAt : wallMs());
+    }
     this.requests++;
     if (this.endpointRow !== null) this.endpointRow[EP_REQUESTS]! += 1;
-    this.reqOpen = true;
-    this.reqFirstByte = false;
     if (this.connId === 0) return;
     // Only the first request of a connection, and only an idempotent one, may be replayed on another member
     // (RFC 9110 §9.2.2); a second request in flight before any answer (pipelining) ends that possibility.
     this.replay = this.requests === 1 && !this.responseStarted && !this.retried && IDEMPOTENT.has(method) ? [] : null;
     if (this.replay === null) this.rawReplay = null;
-  }
-
-  /** Record the open request if its answer has started. */
-  private closeRequest(): void {
-    if (this.reqOpen && this.reqFirstByte) this.recorder.requestDone(this.type, this.reqStart, this.reqLastByteAt);
-    this.reqOpen = false;
   }
 
   onUpgrade(): void {
@@ -855,13 +847,8 @@ class HttpPump implements HttpFilterSink {
     }
     this.replay = this.rawReplay = null;
     this.responseStarted = true;
-    if (this.reqOpen && this.recorder.enabled) {
-      this.reqLastByteAt = wallMs();
-      if (!this.reqFirstByte) {
-        this.reqFirstByte = true;
-        this.recorder.ttfb(this.type, this.reqStart);
-      }
-    }
+    const clock = this.clock;
+    if (clock !== null && clock.waiting > 0) clock.bytes(wallMs());
     if (this.rewriter === null) {
       if (!this.client.write(chunk)) this.stream!.pause(); // resumed by onClientDrain
       this.responses.push(chunk);
@@ -869,8 +856,8 @@ class HttpPump implements HttpFilterSink {
       this.rewriter.push(chunk, this.rewritten);
       this.writeRewritten();
     }
-    // Answered in full: record it now, not when the next request comes (a keep-alive connection can idle for minutes).
-    if (this.reqOpen && this.responses.unanswered === 0) this.closeRequest();
+    // Answered in full: recorded now, not when the next request comes (a keep-alive connection can idle for minutes).
+    if (clock !== null && clock.waiting > 0) clock.settle(this.responses.unanswered, !this.responses.atHead);
     if (this.errorResponse !== null) {
       if (this.responses.settledBut(this.errorAllowance)) this.sendHeldError();
       return;
@@ -927,7 +914,7 @@ class HttpPump implements HttpFilterSink {
     const r = this.responses;
     if (!r.switched && !r.lost && r.awaitingHeads > 0) return; // its final head is still to come
     if (r.switched) {
-      this.closeRequest(); // the rest is the upgraded protocol, not this request's answer
+      this.clock?.endOldest(); // the rest is the upgraded protocol, not this request's answer
       this.filter.upgradeAccepted();
     } else {
       this.filter.upgradeDeclined();
@@ -987,7 +974,7 @@ class HttpPump implements HttpFilterSink {
     this.finished = true;
     this.runtime.httpConnections.delete(this);
     this.clearHeadTimer();
-    this.closeRequest();
+    this.clock?.endOldest(); // a response that ends with the connection (the later requests got none)
     this.ep.active--;
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
