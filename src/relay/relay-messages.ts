@@ -118,6 +118,11 @@ export interface ReserveRequest {
   strategy: string;
   /** tcp with port 0: pick only within these ranges (the token's tcp= rule); absent = all of --tcp-ports. */
   portRanges?: PortRange[];
+  /**
+   * BasicAuthCheck.key of the endpoint's credentials ('' = none; a digest, never the credentials): a connection
+   * handed back (reroute) goes only to a member with the same, since its bytes carry the client's Authorization.
+   */
+  authKey: string;
 }
 
 export interface ReleaseRequest {
@@ -176,6 +181,8 @@ export interface RerouteRequest {
   poolKey: string;
   /** endpointKey() of the member that failed: the acceptor picks another one. */
   failedEndpointKey: string;
+  /** The failed member's ReserveRequest.authKey: the other one must have the same. */
+  authKey: string;
   entry: PublicEntry;
   hostname: string;
   sni: string;

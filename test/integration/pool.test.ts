@@ -350,14 +350,20 @@ test('@ngrok/ngrok sessions with poolingEnabled(true) form one pool', T, async (
 // retries across workers (a fresh relay, so the two members' placement on the two workers is known)
 
 /** A fresh 2-worker relay, one pooled round-robin member per label (one agent each), the members on both workers. */
-async function poolOnTwoWorkers(t: TestContext, host: string, labels: string[]): Promise<{ fx2: RelayFixture; ms: Member[]; route: Route }> {
+async function poolOnTwoWorkers(
+  t: TestContext,
+  host: string,
+  labels: string[],
+  basicAuth: Array<string | undefined> = [],
+): Promise<{ fx2: RelayFixture; ms: Member[]; route: Route }> {
   const fx2 = await startRelayFixture({ workers: 2 });
   t.after(() => fx2.close());
   const ms = await Promise.all(labels.map((l) => startMember(l)));
-  for (const m of ms) {
+  for (const [i, m] of ms.entries()) {
     const agent = await connect({ ...agentOptions(), server: `localhost:${fx2.agent.port}`, authtoken: fx2.token, ca: fx2.caPem });
     fx2.cleanup.defer(`close agent ${m.label}`, () => agent.close(200));
-    await agent.forward(`http://127.0.0.1:${m.port}`, { url: `http://${host}`, pool: true, lb: 'round-robin' });
+    const auth = basicAuth[i];
+    await agent.forward(`http://127.0.0.1:${m.port}`, { url: `http://${host}`, pool: true, lb: 'round-robin', ...(auth === undefined ? {} : { basicAuth: auth }) });
   }
   const route = fx2.relay.acceptor.routes.lookupHost(host)!;
   assert.equal(new Set(route.members.map((m) => m.workerId)).size, 2, 'the two members must sit on different workers');
@@ -395,6 +401,54 @@ test('retries cross workers: a GET whose member is on a dead upstream is handed 
   // The dead member's breaker opened, so new connections skip it (which is what keeps a POST, never retried, away
   // from the agent's 502).
   assert.ok(route.members.find((m) => m.breaker?.state !== 'closed'), 'the dead member\'s breaker should not be closed');
+});
+
+test('retries cross workers with basic auth: handed back only to a member with the same credentials', { ...T, skip: NO_THREADS_SKIP }, async (t) => {
+  // Before: a basic-auth connection was never handed to another worker (the acceptor's pick knew no credentials), so
+  // a GET that landed on a dead member got the agent's 502 although a member with the same credentials was healthy.
+  const same = 'auth-xw.burrow.localhost';
+  const { fx2, ms } = await poolOnTwoWorkers(t, same, ['live', 'dead'], ['ops:hunter2hunter2', 'ops:hunter2hunter2']);
+  await stopMember(ms[1]!);
+  const auth = `Basic ${Buffer.from('ops:hunter2hunter2').toString('base64')}`;
+  const get = (host: string): Promise<Reply> => new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: fx2.http.port, path: '/', headers: { host, connection: 'close', authorization: auth }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', (e) => resolve({ status: -1, body: e.message }));
+    req.end();
+  });
+  const statuses: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await get(same);
+    statuses.push(r.status);
+    if (r.status === 200) assert.equal(r.body, 'live', `request ${i}`);
+  }
+  assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every GET must be served by the live member (on the other worker)');
+  assert.ok(fx2.counter('http:rerouted') >= 1, 'no connection was handed back to the acceptor');
+});
+
+test('a basic-auth connection is not handed back to a member with other credentials: 502 from the relay, never the other service', { ...T, skip: NO_THREADS_SKIP }, async (t) => {
+  const host = 'auth-other.burrow.localhost';
+  const { fx2, ms } = await poolOnTwoWorkers(t, host, ['other', 'dead'], ['someone:else-entirely', 'ops:hunter2hunter2']);
+  await stopMember(ms[1]!);
+  const auth = `Basic ${Buffer.from('ops:hunter2hunter2').toString('base64')}`;
+  const statuses = new Set<number>();
+  for (let i = 0; i < 10 && fx2.counter('http:reroute-failed') === 0; i++) {
+    const r = await new Promise<Reply>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: fx2.http.port, path: '/', headers: { host, connection: 'close', authorization: auth }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: '' }));
+      });
+      req.on('error', (e) => resolve({ status: -1, body: e.message }));
+      req.end();
+    });
+    statuses.add(r.status);
+  }
+  assert.ok(fx2.counter('http:reroute-failed') >= 1, `a connection of the dead member should have been handed back and refused (statuses ${[...statuses]})`);
+  // The other member answers these credentials with 401 when picked first; a handed-back connection gets the relay's 502.
+  assert.deepEqual([...statuses].filter((s) => s !== 401 && s !== 502), []);
 });
 
 test('a connection handed back once is not handed back again: members failing on both workers → one reroute, then the agent\'s 502', { ...T, skip: NO_THREADS_SKIP }, async (t) => {

@@ -391,6 +391,7 @@ export class Acceptor {
       endpointKey: req.endpointKey,
       sessionId: req.sessionId,
       workerId,
+      authKey: req.authKey,
       available: true,
       outstanding: 0,
       ewmaUs: 0,
@@ -517,14 +518,16 @@ export class Acceptor {
 
   /**
    * The member for a new connection, or null when none can take it (every breaker open). A route without pooling has
-   * one member and no breaker: that path is one array read.
+   * one member and no breaker: that path is one array read. A reroute names the member that failed (`exclude`) and
+   * its credentials (`authKey`): the client's bytes carry an Authorization for them, which a member without basic
+   * auth would pass to its service and one with other credentials would refuse.
    */
-  private pick(route: Route, exclude: string | null = null): PoolMember | null {
+  private pick(route: Route, exclude: string | null = null, authKey: string | null = null): PoolMember | null {
     const members = route.members;
     if (!route.pooled) return members[0] ?? null;
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
-      m.available = m.endpointKey !== exclude && (m.breaker === null || m.breaker.admits);
+      m.available = m.endpointKey !== exclude && (authKey === null || m.authKey === authKey) && (m.breaker === null || m.breaker.admits);
     }
     const i = pickMember(route.strategy, members, route, this.rand);
     return i < 0 ? null : members[i]!;
@@ -581,7 +584,7 @@ export class Acceptor {
   private onReroute(msg: RerouteRequest): void {
     this.count(`${msg.entry}:rerouted`);
     const route = this.routes.lookupKey(msg.poolKey);
-    const member = route === undefined ? null : this.pick(route, msg.failedEndpointKey);
+    const member = route === undefined ? null : this.pick(route, msg.failedEndpointKey, msg.authKey);
     const connId = member === null ? -1 : this.beginConn(member, msg.entry === 'tcp');
     const head = Buffer.from(msg.head.buffer, msg.head.byteOffset, msg.head.byteLength);
     if (member === null || connId < 0) {
@@ -591,7 +594,7 @@ export class Acceptor {
       turnAway(socket, msg.entry, () => errorPage(502, 'Bad Gateway', `No agent serving ${msg.hostname} could take this request; try again shortly.`));
       return;
     }
-    const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointKey: _failed, ...rest } = msg;
+    const { fd: _fd, head: _head, op: _op, poolKey: _key, failedEndpointKey: _failed, authKey: _auth, ...rest } = msg;
     // The first task's end releases this client's per-IP count; the new task holds the connection now and releases it
     // again when it ends.
     this.connsByIp.set(msg.remoteAddress, (this.connsByIp.get(msg.remoteAddress) ?? 0) + 1);

@@ -14,6 +14,8 @@ export interface PoolMember extends PickCandidate {
   readonly endpointKey: string;
   readonly sessionId: string;
   readonly workerId: number;
+  /** ReserveRequest.authKey: the member's basic-auth credentials, as a digest ('' = none). */
+  readonly authKey: string;
   available: boolean;
   outstanding: number;
   ewmaUs: number;

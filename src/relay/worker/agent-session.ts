@@ -528,6 +528,7 @@ export class AgentSession {
         owner: this.tokenId,
         pooling,
         strategy,
+        authKey: basicAuth?.key ?? '',
         ...(portRanges ? { portRanges } : {}),
       });
     } finally {

@@ -809,10 +809,8 @@ class HttpPump implements HttpFilterSink {
   private rerouteElsewhere(): boolean {
     const raw = this.rawReplay;
     if (raw === null) return false;
-    // The raw bytes carry the client's Authorization for this member's basic auth, and the acceptor picks the next
-    // member without knowing credentials: one without basic auth would pass them to its service, one with others
-    // would refuse a valid request. Such connections retry only on a local member with the same credentials.
-    if (this.ep.basicAuth !== null) return false;
+    // The acceptor picks a member with this one's basic-auth credentials (the raw bytes carry the client's
+    // Authorization for them), or answers 502 itself.
     if (!this.runtime.reroute(this.raw, raw.length === 1 ? raw[0]! : Buffer.concat(raw, this.rawBytes), this.task, this.ep)) return false;
     this.rerouted = true;
     this.retried = true;

@@ -302,6 +302,7 @@ export class WorkerRuntime {
       head,
       poolKey: ep.poolKey,
       failedEndpointKey: ep.key,
+      authKey: ep.basicAuth?.key ?? '',
       entry: meta.entry,
       hostname: meta.hostname,
       sni: meta.sni,
