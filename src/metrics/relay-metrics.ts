@@ -145,10 +145,10 @@ export class RelayMetrics {
     if (this.mainLoop !== null) loops.push({ worker: 'main', loop: this.mainLoop.sample() });
     const loopGauge = (name: string, help: string, pick: (l: LoopSample) => number): void =>
       gauge(name, help, loops.map((l) => ({ labels: { worker: l.worker }, value: pick(l.loop) })));
-    loopGauge('burrow_event_loop_delay_p50_seconds', 'Event-loop delay median since the previous scrape, per thread.', (l) => l.p50Seconds);
-    loopGauge('burrow_event_loop_delay_p99_seconds', 'Event-loop delay 99th percentile since the previous scrape, per thread.', (l) => l.p99Seconds);
-    loopGauge('burrow_event_loop_delay_max_seconds', 'Event-loop delay maximum since the previous scrape, per thread.', (l) => l.maxSeconds);
-    loopGauge('burrow_event_loop_utilization_ratio', 'Share of time the event loop was busy since the previous scrape (0..1), per thread.', (l) => l.utilization);
+    loopGauge('burrow_event_loop_delay_p50_seconds', 'Event-loop delay median over the last 10 s window, per thread.', (l) => l.p50Seconds);
+    loopGauge('burrow_event_loop_delay_p99_seconds', 'Event-loop delay 99th percentile over the last 10 s window, per thread.', (l) => l.p99Seconds);
+    loopGauge('burrow_event_loop_delay_max_seconds', 'Event-loop delay maximum over the last 10 s window, per thread.', (l) => l.maxSeconds);
+    loopGauge('burrow_event_loop_utilization_ratio', 'Share of time the event loop was busy over the last 10 s window (0..1), per thread.', (l) => l.utilization);
 
     // ---- pools and breakers (acceptor: the route table and each pool member's breaker) ----
     const members = new Map<string, number>(reports.map((r) => [String(r.workerId), 0]));

@@ -214,7 +214,7 @@ export class WorkerRuntime {
     return best;
   }
 
-  /** Live gauges; with 'metrics' the recorder snapshot and the event-loop sample since the previous scrape too. */
+  /** Live gauges; with 'metrics' the recorder snapshot and the last event-loop window too. */
   stats(detail: StatsDetail): WorkerStats {
     let streams = 0;
     let list: SessionInfo[] | null = detail === 'sessions' ? [] : null;
