@@ -25,6 +25,7 @@ export const CONNECTION_OUTCOMES = [
   'stream-refused',
   'endpoint-limit',
   'ip-restricted',
+  'evicted',
   'other',
 ] as const;
 const OUTCOME_OTHER = CONNECTION_OUTCOMES.length - 1;

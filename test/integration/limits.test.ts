@@ -12,6 +12,7 @@ import { RawHttp } from '../helpers/raw-http.js';
 import { forward, rawExchange, startHttpUpstream, startRelayFixture, startTcpEcho, statusOf, waitFor, withTimeout, type HttpUpstream, type RelayFixture, type RelayFixtureOptions } from '../helpers/relay-fixture.js';
 import type { RelayLimits } from '../../src/config/relay-limits.js';
 import { MuxStream } from '../../src/mux/mux-stream.js';
+import { CONNECTION_OUTCOMES, ENDPOINT_TYPES } from '../../src/metrics/relay-recorder.js';
 
 const APP = 'app.burrow.localhost';
 const T = { timeout: 30_000 };
@@ -167,6 +168,21 @@ test('--http-head-timeout: an https client that finishes the handshake and sends
   assert.equal(Buffer.concat(got).length, 0, Buffer.concat(got).toString('latin1').slice(0, 200));
 });
 
+test('--http-head-timeout on https: empty lines before the first request do not hold the deadline off', T, async (t) => {
+  // Before: the filter skips CRLFs before a request line, and each read without a head in progress cleared the
+  // deadline, so "\r\n" every few seconds held a connection forever without a request.
+  const { fx } = await relayWithApp({ limits: { httpHeadTimeoutMs: 300 } });
+  t.after(() => fx.close());
+  const c = tls.connect({ host: '127.0.0.1', port: fx.https.port, servername: APP, ca: fx.caPem });
+  t.after(() => c.destroy());
+  await withTimeout('the TLS handshake', once(c, 'secureConnect'));
+  c.on('data', () => {});
+  c.on('error', () => {});
+  const tick = setInterval(() => c.write('\r\n'), 50);
+  t.after(() => clearInterval(tick));
+  await withTimeout('the relay to close a connection that sends only empty lines', once(c, 'close'), 5_000);
+});
+
 test('--http-head-max: a later request head over the limit on a keep-alive connection → 431 and close', T, async (t) => {
   const { fx, up } = await relayWithApp({ limits: { httpHeadMax: 2048 } });
   t.after(() => fx.close());
@@ -195,6 +211,37 @@ test('--max-streams-per-session: at the limit, another public connection gets a 
     async () => (statusOf((await rawExchange(fx.http.port, `GET /later HTTP/1.1\r\nHost: ${APP}\r\nConnection: close\r\n\r\n`)).data) === 200 ? true : undefined),
     5_000,
   );
+});
+
+test('--max-streams-per-session: at the limit, an idle keep-alive connection gives its stream to a new client', T, async (t) => {
+  // Before: idle keep-alive connections (a browser keeps several per site) held the session's streams, and every new
+  // client got 502 until they idled out; one client IP could shut a session's every endpoint that way. The limit 4
+  // leaves 3 streams beside the SDK's heartbeat (maybe 2 while its Bind stream lingers), so 4 idle connections need
+  // at least one eviction.
+  const { fx } = await relayWithApp({ limits: { maxStreamsPerSession: 4 } });
+  t.after(() => fx.close());
+  const conns = [0, 1, 2, 3].map(() => new RawHttp(fx.http.port));
+  t.after(() => conns.forEach((c) => c.destroy()));
+  for (const [i, c] of conns.entries()) {
+    const r = await c.request(GET(`/idle-${i}`), `the response on connection ${i}`);
+    assert.equal(r.status, 200, `connection ${i}: ${r.head}`);
+  }
+  const closed = await waitFor('an idle connection to be closed for the new ones', () => {
+    const gone = conns.filter((c) => c.ending !== 'open');
+    return gone.length > 0 ? gone : undefined;
+  }, 5_000);
+  // Closed like a keep-alive idle close (FIN between responses), oldest first: the newest one still serves.
+  for (const c of closed) assert.equal(c.ending, 'end');
+  assert.ok(!closed.includes(conns[3]!), 'the newest connection was evicted');
+  assert.equal((await conns[3]!.request(GET('/again'), 'a second request on the newest connection')).status, 200);
+  const evicted = async (): Promise<number> => {
+    let n = 0;
+    for (const r of await fx.relay.dispatcher.collectStats(2_000, 'metrics')) {
+      n += r.stats?.recorder?.connections[ENDPOINT_TYPES.indexOf('http') * CONNECTION_OUTCOMES.length + CONNECTION_OUTCOMES.indexOf('evicted')] ?? 0;
+    }
+    return n;
+  };
+  await waitFor('the evictions to be counted as outcome evicted', async () => ((await evicted()) === closed.length ? true : undefined), 5_000);
 });
 
 test('--rpc-max: an Auth larger than the limit is refused; the session is not admitted', T, async () => {

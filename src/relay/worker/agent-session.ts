@@ -234,13 +234,14 @@ export class AgentSession {
 
   /**
    * Open a proxy stream for a public connection: type, ProxyHeader and any bytes already read go out in the SYN frame.
-   * Returns null when the session cannot take another stream (closed, going away, or at the SDK's stream limit).
+   * Returns null when the session cannot take another stream (closed, going away, or at the SDK's stream limit with
+   * no idle keep-alive connection to close for it).
    */
   openProxyStream(ep: Endpoint, clientAddr: string, first?: Buffer, lead?: Buffer): MuxStream | null {
     const mux = this.mux;
-    if (mux === null || mux.isClosed || mux.remoteGoAway !== null || mux.streamCount >= this.maxStreams) {
-      return null;
-    }
+    if (mux === null || mux.isClosed || mux.remoteGoAway !== null) return null;
+    // At the limit, an idle keep-alive connection of this session gives its stream up for the new one.
+    if (mux.streamCount >= this.maxStreams && !this.runtime.evictIdle(this)) return null;
     let s: MuxStream;
     try {
       s = mux.openStream();

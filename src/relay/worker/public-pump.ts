@@ -12,7 +12,7 @@ import { HttpResponseTracker } from '../../sniff/http-response-tracker.js';
 import { ResponseHeadRewriter } from '../../sniff/response-head-rewriter.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
-import type { Endpoint } from './agent-session.js';
+import type { AgentSession, Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '../../core/error-page.js';
 import { endWith, turnAway } from '../close-with.js';
@@ -499,6 +499,8 @@ class HttpPump implements HttpFilterSink {
   private rawReplay: Buffer[] | null;
   private rawBytes: number;
   private rerouted: boolean;
+  /** Closed between requests to free its stream for another connection (evictIfIdle). */
+  private evicted: boolean;
   private requests: number;
   private retried: boolean;
   private reported: boolean;
@@ -540,6 +542,7 @@ class HttpPump implements HttpFilterSink {
     this.rawReplay = task.connId !== 0 && proto === 'http' ? [] : null;
     this.rawBytes = 0;
     this.rerouted = false;
+    this.evicted = false;
     this.retried = task.rerouted; // a rerouted connection's one retry is spent
     this.reported = task.connId === 0;
     this.streamOpenedAt = 0;
@@ -708,7 +711,9 @@ class HttpPump implements HttpFilterSink {
     const used = this.filter.push(chunk);
     if (used < chunk.length) this.hold(chunk.subarray(used));
     if (this.filter.inHead) this.armHeadTimer();
-    else this.clearHeadTimer();
+    // Not before the first request: the https deadline from the handshake runs until one came (empty lines before a
+    // request line are skipped by the filter and must not cancel it).
+    else if (this.requests > 0) this.clearHeadTimer();
   }
 
   /** Start the head deadline for a started head, unless it runs already or the client is paused by us. */
@@ -873,6 +878,23 @@ class HttpPump implements HttpFilterSink {
     if (!ok) this.stream!.pause(); // resumed by onClientDrain
   }
 
+  /**
+   * The session is at its stream limit and a new connection needs a stream: if this one is between requests (every
+   * forwarded request answered in full, no head arriving, nothing held), its stream is freed now and the client gets
+   * the keep-alive close it would get at the idle timeout (clients send their next request on a new connection).
+   */
+  evictIfIdle(session: AgentSession): boolean {
+    if (this.finished || this.stream === null || this.ep.session !== session) return false;
+    if (this.errorResponse !== null || this.filter.awaitingUpgrade || this.held !== null) return false;
+    if (!this.responses.settled || this.filter.inHead) return false;
+    this.client.off('data', this.onClientData);
+    this.detachStream(); // reset: the session's count drops at once
+    this.stream = null;
+    this.evicted = true;
+    (this.client as net.Socket).destroySoon(); // FIN (close_notify on https) once written, then close
+    return true;
+  }
+
   /** Relay shutdown: a connection between requests closes now, one with a request in progress after its response. */
   drain(): void {
     this.draining = true;
@@ -977,7 +999,7 @@ class HttpPump implements HttpFilterSink {
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
     if (!this.client.destroyed) this.client.destroy();
-    const outcome = this.rerouted ? 'rerouted' : this.responseStarted ? 'ok' : 'no-response';
+    const outcome = this.rerouted ? 'rerouted' : this.evicted ? 'evicted' : this.responseStarted ? 'ok' : 'no-response';
     this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
   }
 }

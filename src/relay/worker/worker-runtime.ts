@@ -65,6 +65,13 @@ export interface ControlSink {
   post(msg: WorkerToAcceptor): void;
 }
 
+/** An open HTTP(S) connection as the runtime sees it (public-pump.ts HttpPump). */
+export interface HttpConnection {
+  drain(): void;
+  /** Between requests on `session`: close it and free its stream now (true), else false. */
+  evictIfIdle(session: AgentSession): boolean;
+}
+
 /** What a reroute carries about the connection besides its bytes. */
 export type RerouteMeta = Pick<PublicTaskMeta, 'entry' | 'hostname' | 'sni' | 'remoteAddress' | 'remotePort' | 'acceptedAt'>;
 
@@ -86,8 +93,11 @@ export class WorkerRuntime {
   /** Pooled endpoints on this worker by pool key (retries pick another local member). */
   readonly pools: Map<string, Endpoint[]>;
   draining: boolean;
-  /** Open HTTP(S) connections, told when a drain begins so that idle keep-alive ones close instead of holding it. */
-  readonly httpConnections: Set<{ drain(): void }>;
+  /**
+   * Open HTTP(S) connections, oldest first: told when a drain begins so that idle keep-alive ones close instead of
+   * holding it, and asked to give up their stream when their session is at its stream limit (evictIdle).
+   */
+  readonly httpConnections: Set<HttpConnection>;
   /**
    * Connections can be handed back to the acceptor for a retry on another worker's pool member (worker threads with
    * the native addon). False in the single-threaded fallback, where every member is local anyway.
@@ -362,6 +372,18 @@ export class WorkerRuntime {
       this.recorder.endpointConnectionEnded(row, bytesIn, r.bytesOut);
       return r;
     });
+  }
+
+  /**
+   * `session` is at its stream limit: close one of its idle keep-alive HTTP connections (oldest first), whose stream
+   * is then free for a new connection. False when none is idle. Without this, idle keep-alive connections (browsers
+   * keep several per site) would hold the session's streams and new clients get 502 until those idle out.
+   */
+  evictIdle(session: AgentSession): boolean {
+    for (const c of this.httpConnections) {
+      if (c.evictIfIdle(session)) return true; // counted as outcome 'evicted' when it closes
+    }
+    return false;
   }
 
   /** Stop taking new sessions; tell agents to go away so they reconnect elsewhere once their streams finish. */
