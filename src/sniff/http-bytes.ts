@@ -26,6 +26,25 @@ export function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): 
   return true;
 }
 
+/**
+ * Whether buf[start, start+len) is one of `names` (lowercase ASCII, '-' for '_'), reading A–Z as a–z and '_' as '-':
+ * nginx ($http_x_user) and CGI (HTTP_X_USER) give both spellings of a field name to the service as one variable.
+ */
+export function isNamedFolded(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
+  for (let k = 0; k < names.length; k++) {
+    const lower = names[k]!;
+    if (lower.length !== len) continue;
+    let m = 0;
+    while (m < len) {
+      const b = buf[start + m]!;
+      if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b) !== lower[m]) break;
+      m++;
+    }
+    if (m === len) return true;
+  }
+  return false;
+}
+
 /** Whether buf[start, start+len) is one of `names` (lowercase ASCII), case-insensitively. */
 export function isNamed(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
   for (let k = 0; k < names.length; k++) if (nameIs(buf, start, len, names[k]!)) return true;

@@ -64,7 +64,7 @@
 //    X-Forwarded-* lines, on every request head (not in trailers).
 //  * Basic auth (only with the `authorize` option): one Authorization field the check accepts, on every request, else
 //    401 (BURROW_ERR_HTTP_UNAUTHORIZED) after the Host checks; the field is removed before forwarding.
-import { appendBytes, hasPrefixCI, isDigit, isNamed, isOWS, nameIs, parseDecimal } from './http-bytes.js';
+import { appendBytes, hasPrefixCI, isDigit, isNamedFolded, isOWS, nameIs, parseDecimal } from './http-bytes.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
 import { HTTP_METHODS } from './sniff-http-head.js';
@@ -116,8 +116,8 @@ export interface HttpFilterOptions {
    */
   authorize?: HttpAuthorizer | null;
   /**
-   * The endpoint's request header rules, or null for none: header fields named in `remove` (lowercase names) are
-   * dropped from every request head, and `add` (whole `Name: value\r\n` lines) is appended, before the relay's own
+   * The endpoint's request header rules, or null for none: header fields named in `remove` (lowercase names, '-' for
+   * '_'; a field is matched with its '_' read as '-') are dropped from every request head, and `add` (whole `Name: value\r\n` lines) is appended, before the relay's own
    * X-Forwarded-* lines. The caller vets names and values (no framing or forwarding fields, no CR/LF).
    */
   requestHeaders?: HeaderRules | null;
@@ -569,8 +569,8 @@ export class HttpRequestFilter {
       } else if (isForwardingHeader(head, i, nameLen) || nameIs(head, i, nameLen, H_HTTP2_SETTINGS)) {
         // HTTP2-Settings only serves an h2c upgrade, which is never honoured (below); hop-by-hop (RFC 9113 §3.2.1).
         cuts.push(i, lf + 1);
-      } else if (this.rules !== null && isNamed(head, i, nameLen, this.rules.remove)) {
-        cuts.push(i, lf + 1); // the endpoint's request header rules
+      } else if (this.rules !== null && isNamedFolded(head, i, nameLen, this.rules.remove)) {
+        cuts.push(i, lf + 1); // the endpoint's request header rules (X_User goes with X-User, as for X-Forwarded-*)
       }
       i = lf + 1;
     }

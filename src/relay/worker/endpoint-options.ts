@@ -206,7 +206,9 @@ export function parseHeaderRules(which: 'RequestHeaders' | 'ResponseHeaders', v:
     if (problem !== null) throw invalid(`${where} ${JSON.stringify(name)} ${problem}`);
     return (name as string).toLowerCase();
   };
-  const removeNames = remove.map((n, i) => Buffer.from(field(n, `${which}.remove[${i}]`), 'latin1'));
+  // Request fields are matched with '_' read as '-' (http-request-filter.ts), so the names are kept in that form.
+  const fold = (n: string): string => (which === 'RequestHeaders' ? n.replace(/_/g, '-') : n);
+  const removeNames = remove.map((n, i) => Buffer.from(fold(field(n, `${which}.remove[${i}]`)), 'latin1'));
   const lines: string[] = [];
   adds.forEach(([name, value], i) => {
     const n = field(name.trim(), `${which}.add[${i}]`);

@@ -879,9 +879,10 @@ describe('HttpRequestFilter: basic auth (authorize option)', () => {
 describe('HttpRequestFilter: request header rules (requestHeaders option)', () => {
   const requestHeaders = { remove: [Buffer.from('x-secret'), Buffer.from('cookie')], add: Buffer.from('x-added: yes\r\nx-env: prod\r\n') };
 
-  test('named fields removed (any case), lines added before X-Forwarded-*, on every keep-alive request', () => {
+  test('named fields removed (any case, \'_\' as \'-\'), lines added before X-Forwarded-*, on every keep-alive request', () => {
     const first = `GET /a HTTP/1.1\r\nHost: ${HOST}\r\nX-Secret: s3\r\nAccept: */*\r\nCOOKIE: a=1\r\n`;
-    const second = `GET /b HTTP/1.1\r\nx-secret: again\r\nHost: ${HOST}\r\n`;
+    // X_Secret too: nginx and CGI hand it to the service as the same variable as X-Secret.
+    const second = `GET /b HTTP/1.1\r\nx-secret: again\r\nX_SECRET: underscored\r\nHost: ${HOST}\r\n`;
     for (const step of [0, 1, 5]) {
       const { rec } = run(`${first}\r\n${second}\r\n`, step, { requestHeaders });
       assert.equal(rec.error, null, rec.error?.reason);

@@ -155,6 +155,9 @@ test('request header rules: the SDK\'s add ("name:value") and remove, addParsed,
   assert.equal(r.add.toString('latin1'), 'x-added: yes\r\nx-env: prod\r\n');
   assert.deepEqual(r.remove.map((b) => b.toString('latin1')), ['x-secret']);
   assert.equal(parseHeaderRules('RequestHeaders', { addParsed: { 'X-One': '1' } })!.add.toString('latin1'), 'x-one: 1\r\n');
+  // Request names are kept with '-' for '_' (the filter reads a field's '_' as '-'); response names as they are.
+  assert.deepEqual(parseHeaderRules('RequestHeaders', { remove: ['X_User'] })!.remove.map((b) => b.toString('latin1')), ['x-user']);
+  assert.deepEqual(parseHeaderRules('ResponseHeaders', { remove: ['X_User'] })!.remove.map((b) => b.toString('latin1')), ['x_user']);
   assert.equal(parseHeaderRules('RequestHeaders', null), null);
   assert.equal(parseHeaderRules('RequestHeaders', {}), null);
   assert.equal(parseHeaderRules('RequestHeaders', { add: ['a:1'], remove: ['b'] })!.key, parseHeaderRules('RequestHeaders', { remove: ['B'], add: ['a: 1'] })!.key);
