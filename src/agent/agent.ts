@@ -148,10 +148,9 @@ interface Live {
   upAt: number;
 }
 
-/** Why a session ended, and whether to reconnect without waiting (the relay's Restart command). */
+/** Why a session ended. */
 interface Lost {
   err: Error | undefined;
-  immediate: boolean;
 }
 
 const UPDATE_UNSUPPORTED = 'burrow agent does not self-update';
@@ -422,7 +421,10 @@ export class Agent extends EventEmitter implements EndpointOwner {
       if (this.stopping) break;
       for (const ep of this.endpointSet) if (ep.state === 'online') ep.state = 'rebinding';
       this.emit('offline', lost.err);
-      if (!lost.immediate) await this.pause(lost.err);
+      // Always through the backoff, the relay's Restart command included: after a healthy session that is a jittered
+      // 0–1 s (a fleet told to restart does not come back in one instant), and a relay that keeps asking gets ever
+      // longer waits instead of a reconnect loop.
+      await this.pause(lost.err);
     }
   }
 
@@ -525,13 +527,12 @@ export class Agent extends EventEmitter implements EndpointOwner {
         this.retire(live, this.graceMs);
         finish({
           err: new BurrowError('BURROW_ERR_MUX_GOAWAY', `the relay sent GOAWAY (${muxErrorName(info.code)}${info.message ? `: ${info.message}` : ''})`),
-          immediate: false,
         });
       };
-      mux.once('close', (err?: Error) => finish({ err, immediate: false }));
+      mux.once('close', (err?: Error) => finish({ err }));
       mux.once('goaway', onGoAway);
       this.lostHook = finish;
-      if (mux.isClosed) finish({ err: mux.closeError, immediate: false });
+      if (mux.isClosed) finish({ err: mux.closeError });
       // A GOAWAY read together with the AuthResp was emitted before this listener existed.
       else if (mux.remoteGoAway !== null) {
         mux.off('goaway', onGoAway);
@@ -586,7 +587,7 @@ export class Agent extends EventEmitter implements EndpointOwner {
     const live = this.live;
     if (live !== null) {
       this.live = null;
-      this.lostHook?.({ err: undefined, immediate: false });
+      this.lostHook?.({ err: undefined });
       // Unbind first: the relay sends no new connections here and frees the names at once (pool members take the
       // traffic; an agent restarted with the same URLs can bind them), while open connections finish below. One
       // deadline for both: a relay that does not answer the Unbinds must not stretch the grace period.
@@ -837,12 +838,12 @@ export class Agent extends EventEmitter implements EndpointOwner {
     );
   }
 
-  /** Restart command: drop this session (the answer is already queued; ending the transport flushes it) and reconnect now. */
+  /** Restart command: drop this session (the answer is already queued; ending the transport flushes it) and reconnect. */
   private restart(mux: MuxSession): void {
     if (this.live?.mux !== mux) return;
     const hook = this.lostHook;
     setImmediate(() => {
-      hook?.({ err: new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'the relay asked the agent to restart'), immediate: true });
+      hook?.({ err: new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'the relay asked the agent to restart') });
       mux.destroy();
     });
   }

@@ -83,8 +83,10 @@ export interface HeartbeaterOptions {
 
 /**
  * Agent role: opens the heartbeat stream and beats. When an answer is late by the tolerance and no other byte came from
- * the peer meanwhile, the session is destroyed with BURROW_ERR_MUX_HEARTBEAT_TIMEOUT. stop() ends the stream; it also
- * stops when the session closes.
+ * the peer meanwhile, the session is destroyed with BURROW_ERR_MUX_HEARTBEAT_TIMEOUT. The peer may end the stream only
+ * with the session (PROTOCOL.md §Heartbeat): ended or reset while the session is open, and not going away, liveness
+ * could no longer be checked, so the session is destroyed too (BURROW_ERR_MUX_PROTOCOL). stop() ends the stream; when
+ * the session's graceful close begins the stream is reset, since a silent peer would never end it.
  */
 export class Heartbeater {
   private readonly session: MuxSession;
@@ -93,6 +95,8 @@ export class Heartbeater {
   private readonly onRtt: ((ms: number) => void) | undefined;
   private readonly failSession: boolean;
   private stream: MuxStream | null;
+  /** stop() was called: the stream's end or reset is ours, not the peer's doing. */
+  private stopped: boolean;
   private interval: NodeJS.Timeout | null;
   private deadline: NodeJS.Timeout | null;
   private outstandingId: number;
@@ -110,6 +114,7 @@ export class Heartbeater {
     this.onRtt = options.onRtt;
     this.failSession = options.failSession ?? true;
     this.stream = null;
+    this.stopped = false;
     this.interval = null;
     this.deadline = null;
     this.outstandingId = -1;
@@ -123,22 +128,45 @@ export class Heartbeater {
     if (this.stream !== null) return;
     const s = openTypedStream(this.session, STREAM_TYPE_HEARTBEAT);
     this.stream = s;
-    s.on('error', () => this.stop());
+    s.on('error', () => this.peerEnded('reset'));
     s.on('data', (chunk: Buffer) => this.onEcho(chunk));
-    s.on('end', () => this.stop());
+    s.on('end', () => this.peerEnded('ended'));
     this.session.once('close', () => this.stop());
+    // A graceful close waits for every stream; the peer ends this one only when it sees ours end, which a stalled peer
+    // never does, so the close would wait out its whole grace period.
+    const onClosing = (): void => {
+      this.stop();
+      if (!s.destroyed) s.reset(MUX_STREAM_CANCELLED);
+    };
+    this.session.once('closing', onClosing);
+    s.once('close', () => this.session.off('closing', onClosing));
     this.beat();
     this.interval = setInterval(() => this.beat(), this.intervalMs);
     this.interval.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.interval !== null) clearInterval(this.interval);
     if (this.deadline !== null) clearTimeout(this.deadline);
     this.interval = null;
     this.deadline = null;
     const s = this.stream;
     if (s !== null && !s.destroyed) s.end();
+  }
+
+  /** The peer ended or reset the heartbeat stream. */
+  private peerEnded(how: 'ended' | 'reset'): void {
+    if (this.stopped) return;
+    this.stop();
+    const m = this.session;
+    if (!this.failSession || m.isClosed || m.isClosing || m.remoteGoAway !== null) return; // the session is ending anyway
+    m.destroy(
+      new BurrowError(
+        'BURROW_ERR_MUX_PROTOCOL',
+        `the peer ${how} the heartbeat stream while the session is open; without it a silent peer could not be detected, so the session is ended`,
+      ),
+    );
   }
 
   private beat(): void {

@@ -263,6 +263,11 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     return this.closed;
   }
 
+  /** close() began: open streams are finishing, no new ones. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
   /** Frames of this turn are waiting for the batch's write (at setImmediate), and the transport took every earlier one. */
   get batchPending(): boolean {
     return this.corked && !this.blocked;

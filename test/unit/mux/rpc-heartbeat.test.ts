@@ -334,6 +334,68 @@ for (const kind of TRANSPORT_KINDS) {
       });
     }
 
+    for (const how of ['resets', 'ends'] as const) {
+      test(`a peer that ${how} the heartbeat stream while the session is open: the agent's session ends (BURROW_ERR_MUX_PROTOCOL)`, T, async () => {
+        // Before: the heartbeater just stopped, so a peer that then went silent was never detected.
+        const p = await sessions(kind);
+        try {
+          p.server.on('stream', (s: MuxStream) => {
+            s.on('error', noop);
+            s.resume();
+            setImmediate(() => (how === 'resets' ? s.reset() : s.end()));
+          });
+          const closed = once(p.client, 'close');
+          new Heartbeater(p.client, { intervalMs: 10_000, toleranceMs: 60_000 }).start();
+          const [err] = (await within(closed, 'client session close')) as [unknown];
+          codeOf('BURROW_ERR_MUX_PROTOCOL')(err);
+        } finally {
+          await p.close();
+        }
+      });
+    }
+
+    test('a peer that sent GOAWAY may end the heartbeat stream: the session is left to close itself', T, async () => {
+      const p = await sessions(kind);
+      try {
+        const ended = new Promise<void>((resolve) => {
+          p.server.on('stream', (s: MuxStream) => {
+            s.on('error', noop);
+            s.resume();
+            p.server.goAway(0, 'draining');
+            setImmediate(() => {
+              s.reset();
+              resolve();
+            });
+          });
+        });
+        new Heartbeater(p.client, { intervalMs: 10_000, toleranceMs: 60_000 }).start();
+        await within(ended, 'the peer to reset the heartbeat stream');
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(p.client.isClosed, false);
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('a graceful close does not wait on the heartbeat stream of a peer that stopped answering', T, async () => {
+      // Before: the heartbeater's FIN was never answered by a stalled relay, so an idle agent's shutdown took its whole
+      // grace period.
+      const p = await sessions(kind);
+      try {
+        p.server.on('stream', (s: MuxStream) => {
+          s.on('error', noop);
+          s.resume(); // reads, never echoes, never ends its side
+        });
+        const hb = new Heartbeater(p.client, { intervalMs: 10_000, toleranceMs: 60_000 });
+        hb.start();
+        await waitFor('the heartbeat stream to be open at the server', () => p.server.streamCount === 1);
+        hb.stop();
+        await within(p.client.close(), 'the graceful close', 2_000);
+      } finally {
+        await p.close();
+      }
+    });
+
     test('a late answer while other bytes keep arriving (a saturated link) does not end the session; silence does', T, async () => {
       const p = await sessions(kind);
       try {
