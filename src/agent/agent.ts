@@ -700,6 +700,10 @@ export class Agent extends EventEmitter implements EndpointOwner {
     let resp: BindResp;
     try {
       resp = await callRpc<BindResp>(mux, STREAM_TYPE_BIND, this.bindRequest(ep), { timeoutMs: this.connectTimeoutMs });
+      // An answer without the endpoint's Id and URL is no bind: retried below like a Bind that got no answer.
+      if (typeof resp.Id !== 'string' || resp.Id === '' || typeof resp.URL !== 'string' || resp.URL === '') {
+        throw new BurrowError('BURROW_ERR_RPC_BAD_JSON', `the relay's BindResp has no Id or URL: ${JSON.stringify(resp).slice(0, 200)}`);
+      }
     } catch (err) {
       if (ep.bindingOn === mux) ep.bindingOn = null;
       if (ep.isClosed || mux.isClosed || this.live?.mux !== mux) return; // the next session binds again
@@ -737,8 +741,8 @@ export class Agent extends EventEmitter implements EndpointOwner {
     }
     if (mux.isClosed || this.live?.mux !== mux) return;
     if (ep.id !== '' && ep.id !== resp.Id && this.byId.get(ep.id) === ep) this.byId.delete(ep.id);
-    ep.id = typeof resp.Id === 'string' ? resp.Id : '';
-    ep.url = typeof resp.URL === 'string' ? resp.URL : '';
+    ep.id = resp.Id;
+    ep.url = resp.URL;
     ep.boundOpts = resp.Opts !== null && typeof resp.Opts === 'object' ? (resp.Opts as unknown as Record<string, unknown>) : null;
     ep.bindToken = typeof resp.Extra?.Token === 'string' ? resp.Extra.Token : '';
     ep.boundOn = mux;

@@ -92,7 +92,7 @@ export async function runAgent(
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
     if (signals > 1) {
-      view.stop();
+      void view.stop(); // lines still buffered for a slow stdout may be lost: the user asked to exit now
       process.stderr.write(`burrow: second ${sig}, exiting now\n`);
       process.exit(1);
     }
@@ -111,7 +111,7 @@ export async function runAgent(
     agent.addEndpoint(spec).catch((err: Error) => agent.destroy(err));
   }
   const err = await closed;
-  view.stop();
+  await view.stop();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   if (err !== undefined) {

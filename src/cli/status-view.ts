@@ -6,6 +6,7 @@ import type { Agent, SessionInfo } from '../agent/agent.js';
 import type { Endpoint } from '../agent/endpoint.js';
 import type { BreakerState } from '../agent/upstream-dialer.js';
 import { isBurrowError } from '../core/errors.js';
+import { LineSink } from './line-sink.js';
 
 export interface StatusViewOptions {
   /** Live screen (true) or JSON lines (false). */
@@ -19,8 +20,14 @@ export interface StatusViewOptions {
 export interface StatusView {
   /** A line for the operator ("SIGINT received, draining …"). */
   note(msg: string): void;
-  stop(): void;
+  /** Stop watching; resolves once what was logged is written out (JSON lines: or after EXIT_FLUSH_MS). */
+  stop(): Promise<void>;
 }
+
+/** JSON lines waiting for a slow stdout reader, at most (beyond: dropped, counted, and the count logged). */
+const LOG_BUFFER_MAX = 1024 * 1024;
+/** At exit, the longest wait for the buffered lines to be written. */
+const EXIT_FLUSH_MS = 2_000;
 
 type Level = 'info' | 'warn' | 'error';
 
@@ -68,17 +75,33 @@ function watch(agent: Agent, sink: (e: AgentEvent) => void): () => void {
   };
 }
 
-/** JSON lines: one per agent event, synchronous writes so nothing is lost when the process exits. */
+/**
+ * JSON lines: one per agent event, written asynchronously with a bounded buffer (line-sink.ts). A stdout that nobody
+ * reads must not stop the agent: synchronous writes to a full pipe blocked its event loop, and with it every tunnel
+ * and the heartbeat. Lines beyond LOG_BUFFER_MAX are dropped, and the count is logged.
+ */
 function jsonView(agent: Agent, opts: StatusViewOptions): StatusView {
-  const log: pino.Logger = pino(
-    { name: 'burrow-agent', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: (opts.out as { fd?: number } | undefined)?.fd ?? 1, sync: true }),
-  );
+  const sink = new LineSink((opts.out as { fd?: number } | undefined)?.fd ?? 1, LOG_BUFFER_MAX);
+  const log: pino.Logger = pino({ name: 'burrow-agent', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, sink);
+  const reportDrops = (): void => {
+    const n = sink.takeDropped();
+    if (n > 0) log.warn({ dropped: n }, 'log lines dropped: stdout was not read fast enough');
+  };
+  const dropTimer = setInterval(reportDrops, 10_000);
+  dropTimer.unref();
   log.info({ version: opts.version, server: agent.serverText }, 'agent starting');
   const stopWatch = watch(agent, (e) => log[e.level](dropUndefined(e.fields), e.msg));
+  let stopping: Promise<void> | null = null;
   return {
     note: (msg) => log.info(msg),
-    stop: stopWatch,
+    stop: () => {
+      if (stopping !== null) return stopping;
+      stopWatch();
+      clearInterval(dropTimer);
+      reportDrops();
+      stopping = sink.drained(EXIT_FLUSH_MS);
+      return stopping;
+    },
   };
 }
 
@@ -210,12 +233,13 @@ function screenView(agent: Agent, opts: StatusViewOptions): StatusView {
   return {
     note: (msg) => push('info', msg),
     stop: () => {
-      if (stopped) return;
+      if (stopped) return Promise.resolve();
       stopped = true;
       clearInterval(timer);
       render();
       stopWatch();
       out.write(`${ESC}?25h`);
+      return Promise.resolve();
     },
   };
 }

@@ -75,6 +75,8 @@ export interface SdkTestRelayOptions {
   goAwayAfterAuth?: number;
   /** Read Unbind requests but never answer them (a stalled relay). */
   ignoreUnbind?: boolean;
+  /** Answer this many first Binds with `{}` (no Error, no Id, no URL: a broken relay). */
+  emptyBindResps?: number;
 }
 
 /** AuthResp.ClientId the relay hands out. */
@@ -369,6 +371,7 @@ export class SdkTestRelay extends EventEmitter {
   }
 
   private bindResponse(req: Record<string, unknown>): object {
+    if (this.binds.length < (this.options.emptyBindResps ?? 0)) return {}; // binds answered so far
     const n = ++this.bindCount;
     const proto = typeof req['Proto'] === 'string' ? req['Proto'] : '';
     const url = urlForBind(proto, n);

@@ -137,6 +137,21 @@ test('Update is refused; Restart reconnects and rebinds with the previous Client
   assert.equal((bind2['Extra'] as Record<string, unknown>)['Token'], 'bt_1');
 });
 
+test('a BindResp without Id or URL is no bind: retried, and the endpoint goes online only with a real answer', T, async (t) => {
+  // Before: `{}` was taken as success, and the endpoint went "online" with the URL '' under the id ''.
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const { relay, agent } = await setup(cleanup, { emptyBindResps: 1 });
+  const retried = waitEvent(agent, 'endpoint-bind-error', 'the empty answer to count as a failed Bind');
+  const web = await withTimeout('the endpoint to be bound after the retry', agent.forward(`http://127.0.0.1:${up.port}`, { name: 'web' }));
+  const [, err, willRetry] = (await retried) as [Endpoint, Error, boolean];
+  assert.match(err.message, /BindResp has no Id or URL/);
+  assert.equal(willRetry, true);
+  assert.equal(relay.binds.length, 2);
+  assert.equal(web.url, 'https://t1.burrow.localhost');
+  assert.equal(web.id, 'tun_1');
+});
+
 test('StopTunnel removes the endpoint (no answer, no Unbind); later proxy streams for it are refused', T, async (t) => {
   const cleanup = new Cleanup();
   t.after(() => cleanup.run());
