@@ -2,7 +2,9 @@
  * dup(fd) -> new descriptor (F_DUPFD_CLOEXEC) so a worker thread can own a socket the acceptor thread accepted
  * (DESIGN.md §1 "Handoff mechanism"); called once per handed-off connection.
  * setQuickAck(fd) -> re-arm TCP_QUICKACK (Linux); called per read on agent connections (see src/relay), so it never
- * throws: it returns false when the option cannot be set. */
+ * throws: it returns false when the option cannot be set.
+ * peerGone(fd) -> whether a socket that nobody reads was reset by its peer (poll with a zero timeout), for public
+ * sockets paused by backpressure: libuv does not watch a socket whose reading is stopped, so its RST goes unseen. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdbool.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <node_api.h>
 
@@ -101,8 +104,32 @@ static napi_value SetQuickAck(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* poll(2) reports POLLERR once the socket has a pending error (ECONNRESET after an RST; nobody reads it while the
+ * socket is paused). Not "gone": a FIN (POLLRDHUP, a half-close after which the peer may still read), both sides'
+ * FINs (POLLHUP: bytes may still wait to be forwarded), unread data. Reads nothing. Never throws: false when the
+ * descriptor cannot be polled. */
+static napi_value PeerGone(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  bool gone = false;
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
+      napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+    struct pollfd p = {.fd = fd, .events = 0, .revents = 0};
+    int n;
+    do {
+      n = poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    gone = n == 1 && (p.revents & POLLERR) != 0;
+  }
+  napi_get_boolean(env, gone, &result);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+    {"peerGone", NULL, PeerGone, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setQuickAck", NULL, SetQuickAck, NULL, NULL, NULL, napi_enumerable, NULL},
     {"dup", NULL, Dup, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -10,6 +10,7 @@ interface NativeBinding {
   dup(fd: number): number;
   close(fd: number): void;
   setQuickAck?(fd: number): boolean;
+  peerGone?(fd: number): boolean;
 }
 
 export interface NativeAddon {
@@ -23,6 +24,11 @@ export interface NativeAddon {
   close(fd: number): void;
   /** Re-arm TCP_QUICKACK on a TCP socket; false (never a throw) when unsupported, unavailable or closed. */
   setQuickAck(fd: number): boolean;
+  /**
+   * Whether a socket nobody reads was reset by its peer (a pending error; poll, zero timeout; a FIN is not);
+   * false (never a throw) when unknown: addon unavailable, or a descriptor that cannot be polled.
+   */
+  peerGone(fd: number): boolean;
 }
 
 function findPackageRoot(): string {
@@ -57,7 +63,7 @@ function load(): NativeAddon {
     throw new BurrowError('BURROW_ERR_NATIVE_UNAVAILABLE', `native addon unavailable: ${reason}`);
   };
   if (binding === null) {
-    return { available: false, reason, path: null, dup: unavailable, close: unavailable, setQuickAck: () => false };
+    return { available: false, reason, path: null, dup: unavailable, close: unavailable, setQuickAck: () => false, peerGone: () => false };
   }
   const b = binding;
   return {
@@ -76,6 +82,7 @@ function load(): NativeAddon {
       b.close(fd);
     },
     setQuickAck: typeof b.setQuickAck === 'function' ? b.setQuickAck.bind(b) : () => false,
+    peerGone: typeof b.peerGone === 'function' ? b.peerGone.bind(b) : () => false,
   };
 }
 

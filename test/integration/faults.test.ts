@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import ngrok from '@ngrok/ngrok';
+import { connect } from '../../src/index.js';
 import { RawHttp } from '../helpers/raw-http.js';
 import { rss, startRelayProcess } from '../helpers/relay-process.js';
 import {
@@ -230,6 +231,38 @@ test('upstream refusing connections behind the SDK agent → 502 page reaches th
   // (burrow's own agent does the same with its page: test/integration/agent.test.ts "upstream down".)
   assert.equal(r.status, 502, `${r.stderr} ${r.body.slice(0, 200)}`);
   assert.match(r.body, /Connection refused/);
+});
+
+test('a client that resets a tcp connection paused by backpressure frees its stream: the agent drops the connection', T, async (t) => {
+  // Before: the relay stops reading a client whose stream is full, and libuv does not watch such a socket, so the
+  // client's RST went unseen for as long as the upstream did not read: the stream, the agent's buffers (~2 MiB) and
+  // the upstream connection were held for good. Now paused sockets are polled every 5 s.
+  const fx = await startRelayFixture();
+  t.after(() => fx.close());
+  const up = net.createServer((c) => {
+    c.pause(); // never reads: the tunnel fills up to the client
+    c.on('error', () => {});
+  });
+  const port = await listen(up);
+  t.after(() => up.close());
+  // burrow's agent: it closes the upstream connection when the relay resets the stream (the SDK, blocked writing to
+  // an upstream that does not read, keeps it).
+  const agent = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close our agent', () => agent.close(200));
+  const ep = await withTimeout('Bind of the tcp endpoint', agent.forward(`tcp://127.0.0.1:${port}`, { kind: 'tcp' }));
+  const relayPort = Number(new URL(ep.url).port);
+  const client = net.connect(relayPort, '127.0.0.1');
+  await once(client, 'connect');
+  // Write until nothing moves for 500 ms: every buffer between here and the upstream is full, the relay has paused us.
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  for (let stuck = false; !stuck; ) {
+    if (client.write(chunk)) continue;
+    stuck = await Promise.race([once(client, 'drain').then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 500))]);
+  }
+  assert.equal(ep.counters.open, 1);
+  client.resetAndDestroy();
+  // The relay resets the stream; the agent then drops the connection and its upstream socket.
+  await waitFor('the agent\'s connection to end after the client\'s reset', () => (ep.counters.open === 0 ? true : undefined), 15_000);
 });
 
 test('slow reader of a 100 MiB response: the relay process RSS stays bounded (flow control end to end)', T, async (t) => {

@@ -385,6 +385,40 @@ test('dup of a bad fd throws BurrowError BURROW_ERR_NATIVE_DUP; closed and never
   );
 });
 
+test('peerGone: a paused socket reads as gone after its peer\'s RST, not after a FIN or with unread data', { skip: NO_THREADS_SKIP, timeout: TEST_TIMEOUT }, async (t) => {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const port = (server.address() as net.AddressInfo).port;
+  const pair = async (): Promise<{ ours: net.Socket; peer: net.Socket; fd: number }> => {
+    const accepted = once(server, 'connection');
+    const peer = net.connect(port, '127.0.0.1');
+    peer.on('error', () => {});
+    const [ours] = (await accepted) as [net.Socket];
+    ours.on('error', () => {});
+    // Not read at all, as the relay's public socket under backpressure (pause() alone keeps reading into the buffer).
+    ours.pause();
+    (ours as unknown as { _handle: { readStop(): number } })._handle.readStop();
+    await once(peer, 'connect');
+    t.after(() => (ours.destroy(), peer.destroy()));
+    return { ours, peer, fd: (ours as unknown as { _handle: { fd: number } })._handle.fd };
+  };
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+  const reset = await pair();
+  reset.peer.write('unread bytes');
+  await settle();
+  assert.equal(nativeAddon.peerGone(reset.fd), false, 'alive with unread data');
+  reset.peer.resetAndDestroy();
+  await settle();
+  assert.equal(nativeAddon.peerGone(reset.fd), true, 'reset by the peer');
+  const fin = await pair();
+  fin.peer.end('last bytes'); // a half-close: the peer may still read the answer
+  await settle();
+  assert.equal(nativeAddon.peerGone(fin.fd), false, 'a FIN alone is not gone');
+  assert.equal(nativeAddon.peerGone(0x3fff_fff0), false, 'a descriptor that cannot be polled');
+});
+
 test('a TCP connection handed to a worker keeps the bytes the acceptor read', { skip: NO_THREADS_SKIP, timeout: TEST_TIMEOUT }, async (t) => {
   const h = await setup(t);
   const payload = makePayload(192 * 1024);

@@ -226,6 +226,17 @@ class BytePipe {
     stream.on('error', onStreamError);
   }
 
+  /** The stream has no room: stop reading the client (watched for a reset meanwhile, WorkerRuntime.sweepPaused). */
+  pauseClient(): void {
+    this.socket.pause();
+    this.runtime.watchPaused(this.socket);
+  }
+
+  resumeClient(): void {
+    this.runtime.unwatchPaused(this.socket);
+    this.socket.resume();
+  }
+
   /** Stream → client, corked for this event-loop turn. */
   streamData(chunk: Buffer): void {
     if (!this.gotData) this.firstData(); // TTFB (accept → first byte back), and the pool report
@@ -327,6 +338,7 @@ class BytePipe {
   finish(): void {
     this.ep.active--;
     this.ep.session.connectionEnded();
+    this.runtime.unwatchPaused(this.socket);
     const s = this.stream;
     if (s.readableEnded && s.writableEnded && !s.writableFinished && !s.destroyed) {
       // Both sides said FIN, but the client's last bytes (and our FIN) still wait for the stream's send window: let
@@ -353,7 +365,7 @@ interface PipedEmitter {
 
 function onSocketData(this: PipedEmitter, chunk: Buffer): void {
   const pipe = this[PIPE]!;
-  if (!pipe.stream.write(chunk)) pipe.socket.pause(); // resumed by onStreamDrain
+  if (!pipe.stream.write(chunk)) pipe.pauseClient(); // resumed by onStreamDrain
 }
 
 function onSocketDrain(this: PipedEmitter): void {
@@ -379,7 +391,7 @@ function onStreamData(this: PipedEmitter, chunk: Buffer): void {
 
 function onStreamDrain(this: PipedEmitter): void {
   const pipe = this[PIPE]!;
-  if (this === pipe.stream) pipe.socket.resume();
+  if (this === pipe.stream) pipe.resumeClient();
 }
 
 function onStreamEnd(this: PipedEmitter): void {
@@ -565,6 +577,7 @@ class HttpPump implements HttpFilterSink {
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
     this.onStreamDrain = () => {
+      if (this.throttled) this.runtime.unwatchPaused(this.raw);
       this.throttled = false;
       if (this.filter.awaitingUpgrade) return;
       this.client.resume();
@@ -727,6 +740,7 @@ class HttpPump implements HttpFilterSink {
   private throttle(): void {
     this.throttled = true;
     this.client.pause();
+    this.runtime.watchPaused(this.raw); // a reset while paused is seen only by polling (WorkerRuntime.sweepPaused)
     this.clearHeadTimer();
   }
 
@@ -993,6 +1007,7 @@ class HttpPump implements HttpFilterSink {
     if (this.finished) return;
     this.finished = true;
     this.runtime.httpConnections.delete(this);
+    this.runtime.unwatchPaused(this.raw);
     this.clearHeadTimer();
     this.clock?.endOldest(); // a response that ends with the connection (the later requests got none)
     this.ep.active--;

@@ -72,6 +72,9 @@ export interface HttpConnection {
   evictIfIdle(session: AgentSession): boolean;
 }
 
+/** How often sockets paused by backpressure are polled for a client that reset them. */
+const PAUSED_SWEEP_MS = 5_000;
+
 /** What a reroute carries about the connection besides its bytes. */
 export type RerouteMeta = Pick<PublicTaskMeta, 'entry' | 'hostname' | 'sni' | 'remoteAddress' | 'remotePort' | 'acceptedAt'>;
 
@@ -108,6 +111,9 @@ export class WorkerRuntime {
   /** What /metrics reads from this thread (collected on a 'stats' control message). */
   readonly recorder: RelayRecorder;
   private readonly loop: LoopMonitor;
+  /** Public sockets not read because their stream has no room: polled for a peer that reset them (sweepPaused). */
+  private readonly pausedSockets: Set<net.Socket>;
+  private readonly pausedSweep: NodeJS.Timeout | null;
   /** The token entry for an AuthToken, or null (constant time). */
   readonly lookupToken: (token: string) => TokenEntry | null;
   private control: ControlSink | null;
@@ -129,6 +135,9 @@ export class WorkerRuntime {
     this.pools = new Map();
     this.recorder = new RelayRecorder(settings.metrics, settings.metricsPerEndpoint);
     this.loop = new LoopMonitor();
+    this.pausedSockets = new Set();
+    this.pausedSweep = nativeAddon.available ? setInterval(() => this.sweepPaused(), PAUSED_SWEEP_MS) : null;
+    this.pausedSweep?.unref();
     this.draining = false;
     this.httpConnections = new Set();
     this.canReroute = false;
@@ -396,9 +405,38 @@ export class WorkerRuntime {
     for (const s of this.sessions.values()) s.goAway();
   }
 
+  /** `socket` is not read because its stream has no room (backpressure): watched for a reset meanwhile. */
+  watchPaused(socket: net.Socket): void {
+    if (this.pausedSweep !== null) this.pausedSockets.add(socket);
+  }
+
+  /** `socket` is read again, or closed. */
+  unwatchPaused(socket: net.Socket): void {
+    this.pausedSockets.delete(socket);
+  }
+
+  /**
+   * libuv does not watch a socket whose reading is stopped and that has nothing to write, so a client that resets a
+   * connection paused by backpressure (an upload to a slow upstream) was never noticed: its stream, the agent's
+   * buffers for it and its upstream connection were held for good. Each paused socket is polled (peerGone, no read);
+   * a reset one is destroyed, which resets its stream.
+   */
+  private sweepPaused(): void {
+    for (const s of this.pausedSockets) {
+      const fd = (s as unknown as { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
+      if (s.destroyed || fd < 0) {
+        this.pausedSockets.delete(s);
+      } else if (nativeAddon.peerGone(fd)) {
+        this.pausedSockets.delete(s);
+        s.destroy();
+      }
+    }
+  }
+
   async destroy(): Promise<void> {
     for (const s of this.sessions.values()) s.destroy(new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'relay shutting down'));
     this.loop.close();
+    if (this.pausedSweep !== null) clearInterval(this.pausedSweep);
     this.closedResolve?.();
   }
 }
