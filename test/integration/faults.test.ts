@@ -265,6 +265,29 @@ test('a client that resets a tcp connection paused by backpressure frees its str
   await waitFor('the agent\'s connection to end after the client\'s reset', () => (ep.counters.open === 0 ? true : undefined), 15_000);
 });
 
+test('an upstream that resets a tcp connection: the public client gets a reset too, not a FIN that reads as a clean end', T, async (t) => {
+  const fx = await startRelayFixture();
+  t.after(() => fx.close());
+  const up = net.createServer((c) => {
+    c.on('error', () => {});
+    c.write('partial answer', () => setTimeout(() => c.resetAndDestroy(), 50));
+  });
+  const port = await listen(up);
+  t.after(() => up.close());
+  const agent = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close our agent', () => agent.close(200));
+  const ep = await withTimeout('Bind of the tcp endpoint', agent.forward(`tcp://127.0.0.1:${port}`, { kind: 'tcp' }));
+  const client = net.connect(Number(new URL(ep.url).port), '127.0.0.1');
+  let got = '';
+  let ended = false;
+  client.on('data', (d: Buffer) => (got += d.toString()));
+  client.on('end', () => (ended = true));
+  const [err] = (await withTimeout('the client to see a reset', once(client, 'error'))) as [NodeJS.ErrnoException];
+  assert.equal(err.code, 'ECONNRESET');
+  assert.equal(ended, false, 'a FIN came first');
+  assert.equal(got, 'partial answer');
+});
+
 test('slow reader of a 100 MiB response: the relay process RSS stays bounded (flow control end to end)', T, async (t) => {
   const relay = await startRelayProcess(t, ['--workers', '1']);
   const httpPort = relay.httpPort;

@@ -270,7 +270,9 @@ class BytePipe {
 
   streamError(): void {
     if (this.failedBeforeData('stream reset before any byte')) return;
-    this.socket.destroy();
+    // The agent reset the stream (its upstream connection broke): the client gets a reset too, not a FIN that would
+    // read as a clean end of the byte stream.
+    this.socket.resetAndDestroy();
   }
 
   /**
