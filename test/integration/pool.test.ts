@@ -468,7 +468,7 @@ test('tcp pool: a stream refused by a member (its upstream is down) is retried o
   // Server-speaks-first upstreams (like SMTP or SSH): the client sends nothing until it is greeted, so a refused
   // stream can be retried with nothing lost.
   const greeters = await Promise.all(['g0', 'g1'].map(async (label) => {
-    const srv = net.createServer((s) => s.end(`hello from ${label}`));
+    const srv = net.createServer((s) => s.on('error', () => {}).end(`hello from ${label}`));
     srv.listen(0, '127.0.0.1');
     await once(srv, 'listening');
     fx.cleanup.defer(`close ${label}`, () => new Promise<void>((r) => srv.close(() => r())));
@@ -490,7 +490,7 @@ test('tcp pool: a stream refused by a member (its upstream is down) is retried o
 test('tcp pool: a member that fails clients who speak first counts as failing (its breaker opens)', T, async () => {
   // Such a connection cannot be retried (bytes already went to the failed member), but the failure must still reach the
   // member's breaker; before, only retryable failures were reported and the task's end settled the call as a success.
-  const echo = net.createServer((s) => s.pipe(s));
+  const echo = net.createServer((s) => s.on('error', () => {}).pipe(s));
   echo.listen(0, '127.0.0.1');
   await once(echo, 'listening');
   fx.cleanup.defer('close echo', () => new Promise<void>((r) => echo.close(() => r())));

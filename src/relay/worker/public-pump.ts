@@ -270,9 +270,11 @@ class BytePipe {
 
   streamError(): void {
     if (this.failedBeforeData('stream reset before any byte')) return;
-    // The agent reset the stream (its upstream connection broke): the client gets a reset too, not a FIN that would
-    // read as a clean end of the byte stream.
-    this.socket.resetAndDestroy();
+    // The agent reset the stream after bytes came back (its upstream connection broke mid-stream): the client gets a
+    // reset too, not a FIN that would read as a clean end of the byte stream. Before any byte (a failed dial that
+    // cannot be retried) and after the agent's FIN (our end() is under way, the data is complete) it just closes.
+    if (this.gotData && !this.socket.writableEnded) this.socket.resetAndDestroy();
+    else this.socket.destroy();
   }
 
   /**
