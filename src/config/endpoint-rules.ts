@@ -73,10 +73,15 @@ export function headerFieldProblem(name: string): string | null {
   return null;
 }
 
-/** What is wrong with `value` as the value of an added field, or null when it is fine (RFC 9110 §5.5: no CR, LF, NUL). */
+/**
+ * What is wrong with `value` as the value of an added field, or null when it is fine: RFC 9110 §5.5 field-vchar, SP
+ * and HTAB, and obs-text (0x80–0xFF). The relay writes the value one byte per character (latin1), so a character
+ * above U+00FF would lose its high byte: U+010D would reach the wire as CR, and with U+010A a whole extra field
+ * (Transfer-Encoding, Content-Length) could be smuggled past the reserved-field check. Those are refused too.
+ */
 export function headerValueProblem(value: string): string | null {
-  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value) || Buffer.byteLength(value) > MAX_HEADER_VALUE_BYTES) {
-    return `must be at most ${MAX_HEADER_VALUE_BYTES / 1024} KiB without CR, LF or other control characters`;
+  if (/[^\t\x20-\x7e\x80-\xff]/.test(value) || value.length > MAX_HEADER_VALUE_BYTES) {
+    return `must be at most ${MAX_HEADER_VALUE_BYTES / 1024} KiB of printable characters (no CR, LF or other control characters, nothing above U+00FF)`;
   }
   return null;
 }

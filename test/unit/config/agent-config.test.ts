@@ -387,6 +387,7 @@ describe('--request-header-add / --request-header-remove (request_header_add / r
     throwsWith(() => parse('http', ['3000', '--request-header-add', 'Content-Length: 5']), ['(field "Content-Length") is kept by the relay']);
     throwsWith(() => parse('http', ['3000', '--request-header-remove', 'X-Forwarded-For']), ["--request-header-remove: 'X-Forwarded-For' is kept by the relay"]);
     throwsWith(() => parse('http', ['3000', '--request-header-add', `X-Big: ${'v'.repeat(5000)}`]), ['(its value) must be at most 4 KiB']);
+    throwsWith(() => parse('http', ['3000', '--response-header-add', 'X-A: ok\u010d\u010aContent-Length: 0']), ['(its value)', 'nothing above U+00FF']);
     const many = Array.from({ length: 33 }, (_, i) => ['--request-header-remove', `X-${i}`]).flat();
     throwsWith(() => parse('http', ['3000', ...many]), ['at most 32 header rules']);
     throwsWith(() => parse('tcp', ['5432', '--request-header-add', 'X-A: 1']), ['unknown flag --request-header-add']);

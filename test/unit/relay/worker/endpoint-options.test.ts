@@ -167,6 +167,8 @@ test('request header rules: the SDK\'s add ("name:value") and remove, addParsed,
     [{ add: ['X-Forwarded-For:1.2.3.4'] }, /"X-Forwarded-For" is kept by the relay as it is/],
     [{ remove: ['transfer-encoding'] }, /is kept by the relay as it is/],
     [{ add: ['x-a:ok\r\nhost: evil'] }, /add\[0\] \(x-a\): the value must be/],
+    // Written one byte per character: U+010D U+010A would become CR LF and smuggle a framing field (review finding).
+    [{ add: ['x-a:ok\u010d\u010aTransfer-Encoding: chunked'] }, /add\[0\] \(x-a\): the value must be .*nothing above U\+00FF/],
     [{ add: ['bad name:v'] }, /add\[0\] "bad name" is not a header field name/],
     [{ add: ['novalue'] }, /add\[0\] "novalue" is not "name:value"/],
     [{ remove: 'x' }, /remove must be a list/],
@@ -187,6 +189,9 @@ test('response header rules: the same forms and checks, named ResponseHeaders; h
   assert.throws(() => parseHeaderRules('ResponseHeaders', { add: big }), /ResponseHeaders\.add: the added fields come to \d+ bytes per response/);
   assert.doesNotThrow(() => checkSupportedOptions('http', { ...SDK_HTTP_UNSET, ResponseHeaders: { add: ['a:b'] } }, {}));
   assert.throws(() => checkSupportedOptions('tls', { Hostname: '', ResponseHeaders: { add: ['a:b'] } }, {}), /Opts\.ResponseHeaders: response header rules, which only http endpoints have/);
+  assert.throws(() => parseHeaderRules('ResponseHeaders', { add: ['x-a:1\u010d\u010aContent-Length: 0'] }), /nothing above U\+00FF/);
+  // obs-text (0x80–0xFF) stays allowed: one byte each on the wire, as written.
+  assert.equal(parseHeaderRules('ResponseHeaders', { add: ['x-a:caf\u00e9'] })!.add.toString('latin1'), 'x-a: caf\u00e9\r\n');
 });
 
 test('rule sizes are bounded: networks per list, credentials, bytes added to each request head', () => {
