@@ -13,6 +13,8 @@ export class LineSink {
   private readonly maxBytes: number;
   private readonly queue: Buffer[];
   private queued: number;
+  /** Bytes of the write under way (they count against maxBytes too). */
+  private inFlight: number;
   private writing: boolean;
   /** The descriptor failed for good (EPIPE, EBADF…): lines are dropped from then on. */
   private broken: boolean;
@@ -25,6 +27,7 @@ export class LineSink {
     this.maxBytes = maxBytes;
     this.queue = [];
     this.queued = 0;
+    this.inFlight = 0;
     this.writing = false;
     this.broken = false;
     this.idleWaiters = [];
@@ -35,7 +38,7 @@ export class LineSink {
   write(text: string): boolean {
     if (this.broken) return true;
     const b = Buffer.from(text, 'utf8');
-    if (this.queued + b.length > this.maxBytes) {
+    if (this.queued + this.inFlight + b.length > this.maxBytes) {
       this.droppedLines++;
       return true;
     }
@@ -68,6 +71,7 @@ export class LineSink {
     const b = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue, this.queued);
     this.queue.length = 0;
     this.queued = 0;
+    this.inFlight = b.length;
     this.writing = true;
     this.writeOut(b, 0);
   }
@@ -86,6 +90,7 @@ export class LineSink {
         return;
       }
       if (from + n < b.length) return this.writeOut(b, from + n);
+      this.inFlight = 0;
       if (this.queue.length > 0) return this.next();
       this.idle();
     });
@@ -93,6 +98,7 @@ export class LineSink {
 
   private idle(): void {
     this.writing = false;
+    this.inFlight = 0;
     for (const w of this.idleWaiters.splice(0)) w();
   }
 }

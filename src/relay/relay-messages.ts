@@ -211,7 +211,7 @@ export interface WorkerStats {
   sessions: number;
   streams: number;
   endpoints: number;
-  /** Only for detail 'metrics': taking the sample resets the loop monitor's window, which belongs to the scrapes. */
+  /** Only for detail 'metrics': the loop monitor's last complete window (loop-monitor.ts). */
   loop: LoopSample | null;
   /** Filled only when the request asked for it (/api/sessions). */
   sessionList: SessionInfo[] | null;

@@ -317,6 +317,11 @@ export class HttpRequestFilter {
     return this.state === ST_HEAD && this.pendingLen > 0;
   }
 
+  /** Between requests: no head begun, no body under way (the connection may be closed without cutting a message). */
+  get betweenMessages(): boolean {
+    return this.state === ST_HEAD && this.pendingLen === 0;
+  }
+
   /**
    * True when the failure came in the body of a request already forwarded (a bad chunk line or trailer): the service
    * has part of that request and will likely never answer it. False for a failure in a head (nothing of it was sent).

@@ -230,7 +230,7 @@ test('--max-streams-per-session: at the limit, an idle keep-alive connection giv
     const gone = conns.filter((c) => c.ending !== 'open');
     return gone.length > 0 ? gone : undefined;
   }, 5_000);
-  // Closed like a keep-alive idle close (FIN between responses), oldest first: the newest one still serves.
+  // Closed like a keep-alive idle close (FIN between responses), the longest idle first: the newest one still serves.
   for (const c of closed) assert.equal(c.ending, 'end');
   assert.ok(!closed.includes(conns[3]!), 'the newest connection was evicted');
   assert.equal((await conns[3]!.request(GET('/again'), 'a second request on the newest connection')).status, 200);
@@ -242,6 +242,36 @@ test('--max-streams-per-session: at the limit, an idle keep-alive connection giv
     return n;
   };
   await waitFor('the evictions to be counted as outcome evicted', async () => ((await evicted()) === closed.length ? true : undefined), 5_000);
+});
+
+test('--max-streams-per-session: a connection whose stream is already gone (after the relay\'s 421) is not taken for an idle one', T, async (t) => {
+  // Review finding: eviction counted such a connection as freeing a stream, so the session went over its limit (the
+  // limit keeps below the SDK's own cap of live streams) while really idle connections kept theirs.
+  const { fx } = await relayWithApp({ limits: { maxStreamsPerSession: 4 }, workers: 1 });
+  t.after(() => fx.close());
+  const streams = async (): Promise<number> => {
+    let n = 0;
+    for (const r of await fx.relay.dispatcher.collectStats(2_000, 'sessions')) n += r.stats?.streams ?? 0;
+    return n;
+  };
+  await waitFor('the Bind stream to be gone', async () => ((await streams()) <= 1 ? true : undefined), 5_000);
+  const c0 = net.connect({ host: '127.0.0.1', port: fx.http.port, allowHalfOpen: true });
+  t.after(() => c0.destroy());
+  c0.on('error', () => {});
+  let got = '';
+  c0.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  c0.write(GET('/first'));
+  await waitFor('the first answer on c0', () => (/^HTTP\/1\.1 200/.test(got) ? true : undefined), 5_000);
+  c0.write(`GET /x HTTP/1.1\r\nHost: other.burrow.localhost\r\n\r\n`); // 421 at once; the stream is reset
+  await withTimeout('the 421 and its FIN', once(c0, 'end'));
+  assert.match(got, /HTTP\/1\.1 421/);
+  const conns = [0, 1, 2, 3].map(() => new RawHttp(fx.http.port));
+  t.after(() => conns.forEach((c) => c.destroy()));
+  for (const [i, c] of conns.entries()) {
+    assert.equal((await c.request(GET(`/idle-${i}`), `the response on connection ${i}`)).status, 200);
+    const n = await streams();
+    assert.ok(n <= 4, `after connection ${i} the session has ${n} streams, over its limit of 4`);
+  }
 });
 
 test('--rpc-max: an Auth larger than the limit is refused; the session is not admitted', T, async () => {

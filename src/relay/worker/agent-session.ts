@@ -44,7 +44,7 @@ import { randomLabel, routeKey } from '../acceptor/route-table.js';
 import { STREAMS_PER_SESSION_CEILING } from '../../config/relay-limits.js';
 import type { EndpointProto, TaskResult } from '../relay-messages.js';
 import { endpointKey } from '../relay-messages.js';
-import type { AdoptMeta, WorkerRuntime } from './worker-runtime.js';
+import type { AdoptMeta, HttpConnection, WorkerRuntime } from './worker-runtime.js';
 
 /**
  * Receive window per stream at the relay (agent → public client direction). 256 KiB in flight through two event loops
@@ -149,6 +149,7 @@ export class AgentSession {
     this.meta = meta;
     this.endpoints = new Map();
     this.binding = new Set();
+    this.httpConnections = new Set();
     this.mux = null;
     this.authed = false;
     this.authenticating = false;
@@ -225,6 +226,9 @@ export class AgentSession {
    * over its routes: end this one now instead of at the liveness timeout. Its public connections are cut as for a
    * dead link. The GOAWAY is for a peer that can still read it; it carries no error, since nothing failed here.
    */
+  /** This session's open HTTP(S) connections (public-pump.ts HttpPump), for WorkerRuntime.evictIdle. */
+  readonly httpConnections: Set<HttpConnection>;
+
   supersede(reason: string): void {
     this.finish(reason);
     if (this.mux === null) return; // finish() destroyed the socket
@@ -240,8 +244,8 @@ export class AgentSession {
   openProxyStream(ep: Endpoint, clientAddr: string, first?: Buffer, lead?: Buffer): MuxStream | null {
     const mux = this.mux;
     if (mux === null || mux.isClosed || mux.remoteGoAway !== null) return null;
-    // At the limit, an idle keep-alive connection of this session gives its stream up for the new one.
-    if (mux.streamCount >= this.maxStreams && !this.runtime.evictIdle(this)) return null;
+    // At the limit, idle keep-alive connections of this session give their streams up for the new one.
+    while (mux.streamCount >= this.maxStreams) if (!this.runtime.evictIdle(this)) return null;
     let s: MuxStream;
     try {
       s = mux.openStream();

@@ -12,7 +12,7 @@ import { HttpResponseTracker } from '../../sniff/http-response-tracker.js';
 import { ResponseHeadRewriter } from '../../sniff/response-head-rewriter.js';
 import { HttpRequestFilter, type HttpFilterSink } from '../../sniff/http-request-filter.js';
 import type { PublicTask, PublicTaskMeta, TaskResult } from '../relay-messages.js';
-import type { AgentSession, Endpoint } from './agent-session.js';
+import type { Endpoint } from './agent-session.js';
 import type { WorkerRuntime } from './worker-runtime.js';
 import { SHUTTING_DOWN_DETAIL, STATUS_TEXT, errorPage, unavailablePage } from '../../core/error-page.js';
 import { endWith, turnAway } from '../close-with.js';
@@ -515,8 +515,10 @@ class HttpPump implements HttpFilterSink {
   private rawReplay: Buffer[] | null;
   private rawBytes: number;
   private rerouted: boolean;
-  /** Closed between requests to free its stream for another connection (evictIfIdle). */
+  /** Closed between requests to free its stream for another connection (evict()). */
   private evicted: boolean;
+  /** WorkerRuntime.tick at the last byte either way (idleTicks()). */
+  private lastActive: number;
   private requests: number;
   private retried: boolean;
   private reported: boolean;
@@ -559,6 +561,7 @@ class HttpPump implements HttpFilterSink {
     this.rawBytes = 0;
     this.rerouted = false;
     this.evicted = false;
+    this.lastActive = runtime.tick;
     this.retried = task.rerouted; // a rerouted connection's one retry is spent
     this.reported = task.connId === 0;
     this.streamOpenedAt = 0;
@@ -592,6 +595,7 @@ class HttpPump implements HttpFilterSink {
     this.onStreamError = () => this.streamFailed();
     ep.active++;
     runtime.httpConnections.add(this);
+    ep.session.httpConnections.add(this);
     // Drain handlers are attached once (not per blocked write), so a burst of blocked writes adds no listeners.
     client.on('drain', this.onClientDrain);
     client.on('error', () => this.abort());
@@ -715,6 +719,7 @@ class HttpPump implements HttpFilterSink {
   }
 
   private clientData(chunk: Buffer): void {
+    this.lastActive = this.runtime.tick;
     const raw = this.rawReplay;
     if (raw !== null) {
       if (this.rawBytes + chunk.length > MAX_REPLAY_BYTES) this.rawReplay = null;
@@ -856,6 +861,8 @@ class HttpPump implements HttpFilterSink {
 
   /** Before any response byte: the member that answers decides the response header rules. */
   private moveTo(alt: Endpoint): void {
+    this.ep.session.httpConnections.delete(this);
+    alt.session.httpConnections.add(this);
     this.ep = moveConnection(this.ep, alt);
     this.rewriter = alt.responseHeaders === null ? null : new ResponseHeadRewriter(alt.responseHeaders, this.responses);
   }
@@ -868,6 +875,7 @@ class HttpPump implements HttpFilterSink {
     }
     this.replay = this.rawReplay = null;
     this.responseStarted = true;
+    this.lastActive = this.runtime.tick;
     const clock = this.clock;
     if (clock !== null && clock.waiting > 0) clock.bytes(wallMs());
     if (this.rewriter === null) {
@@ -891,26 +899,37 @@ class HttpPump implements HttpFilterSink {
   private writeRewritten(): void {
     const out = this.rewritten;
     let ok = true;
+    const several = out.length > 1;
+    if (several) this.client.cork(); // body tail, new head, body: one writev (one TLS record on https), not three
     for (let k = 0; k < out.length; k++) ok = this.client.write(out[k]!);
+    if (several) this.client.uncork();
     out.length = 0;
     if (!ok) this.stream!.pause(); // resumed by onClientDrain
   }
 
   /**
-   * The session is at its stream limit and a new connection needs a stream: if this one is between requests (every
-   * forwarded request answered in full, no head arriving, nothing held), its stream is freed now and the client gets
-   * the keep-alive close it would get at the idle timeout (clients send their next request on a new connection).
+   * Between requests (every forwarded request answered in full, no request head or body under way, nothing held) with
+   * a stream still open: ticks since its last byte either way; else -1. Read only at the session's stream limit.
    */
-  evictIfIdle(session: AgentSession): boolean {
-    if (this.finished || this.stream === null || this.ep.session !== session) return false;
-    if (this.errorResponse !== null || this.filter.awaitingUpgrade || this.held !== null) return false;
-    if (!this.responses.settled || this.filter.inHead) return false;
+  idleTicks(): number {
+    const s = this.stream;
+    if (this.finished || s === null || s.destroyed || this.errorResponse !== null || this.held !== null) return -1;
+    if (!this.responses.settled || !this.filter.betweenMessages) return -1;
+    return this.runtime.tick - this.lastActive;
+  }
+
+  /**
+   * The session is at its stream limit and this connection has been idle the longest: its stream is freed now and
+   * the client gets the keep-alive close it would get at the idle timeout (clients send their next request on a new
+   * connection).
+   */
+  evict(): void {
     this.client.off('data', this.onClientData);
     this.detachStream(); // reset: the session's count drops at once
     this.stream = null;
     this.evicted = true;
+    this.ep.session.httpConnections.delete(this);
     (this.client as net.Socket).destroySoon(); // FIN (close_notify on https) once written, then close
-    return true;
   }
 
   /** Relay shutdown: a connection between requests closes now, one with a request in progress after its response. */
@@ -1011,6 +1030,7 @@ class HttpPump implements HttpFilterSink {
     if (this.finished) return;
     this.finished = true;
     this.runtime.httpConnections.delete(this);
+    this.ep.session.httpConnections.delete(this);
     this.runtime.unwatchPaused(this.raw);
     this.clearHeadTimer();
     this.clock?.endOldest(); // a response that ends with the connection (the later requests got none)

@@ -68,10 +68,14 @@ export interface ControlSink {
 /** An open HTTP(S) connection as the runtime sees it (public-pump.ts HttpPump). */
 export interface HttpConnection {
   drain(): void;
-  /** Between requests on `session`: close it and free its stream now (true), else false. */
-  evictIfIdle(session: AgentSession): boolean;
+  /** Between requests with a live stream: how long since its last byte (in ticks, WorkerRuntime.tick), else -1. */
+  idleTicks(): number;
+  /** Close it and free its stream now (only when idleTicks() >= 0). */
+  evict(): void;
 }
 
+/** Length of one WorkerRuntime.tick. */
+const TICK_MS = 250;
 /** How often sockets paused by backpressure are polled for a client that reset them. */
 const PAUSED_SWEEP_MS = 5_000;
 
@@ -114,6 +118,9 @@ export class WorkerRuntime {
   /** Public sockets not read because their stream has no room: polled for a peer that reset them (sweepPaused). */
   private readonly pausedSockets: Set<net.Socket>;
   private readonly pausedSweep: NodeJS.Timeout | null;
+  /** A coarse clock for idle ages (TICK_MS per tick): a field read per response instead of a clock read. */
+  tick: number;
+  private readonly ticker: NodeJS.Timeout;
   /** The token entry for an AuthToken, or null (constant time). */
   readonly lookupToken: (token: string) => TokenEntry | null;
   private control: ControlSink | null;
@@ -138,6 +145,9 @@ export class WorkerRuntime {
     this.pausedSockets = new Set();
     this.pausedSweep = nativeAddon.available ? setInterval(() => this.sweepPaused(), PAUSED_SWEEP_MS) : null;
     this.pausedSweep?.unref();
+    this.tick = 0;
+    this.ticker = setInterval(() => this.tick++, TICK_MS);
+    this.ticker.unref();
     this.draining = false;
     this.httpConnections = new Set();
     this.canReroute = false;
@@ -384,15 +394,24 @@ export class WorkerRuntime {
   }
 
   /**
-   * `session` is at its stream limit: close one of its idle keep-alive HTTP connections (oldest first), whose stream
-   * is then free for a new connection. False when none is idle. Without this, idle keep-alive connections (browsers
-   * keep several per site) would hold the session's streams and new clients get 502 until those idle out.
+   * `session` is at its stream limit: close the one of its keep-alive HTTP connections that has been idle the longest
+   * (between requests, no byte either way), whose stream is then free for a new connection. False when none is idle.
+   * Without this, idle keep-alive connections (browsers keep several per site) would hold the session's streams and
+   * new clients get 502 until those idle out. Scans only that session's connections, and only at its limit.
    */
   evictIdle(session: AgentSession): boolean {
-    for (const c of this.httpConnections) {
-      if (c.evictIfIdle(session)) return true; // counted as outcome 'evicted' when it closes
+    let pick: HttpConnection | null = null;
+    let longest = -1;
+    for (const c of session.httpConnections) {
+      const idle = c.idleTicks();
+      if (idle > longest) {
+        longest = idle;
+        pick = c;
+      }
     }
-    return false;
+    if (pick === null) return false;
+    pick.evict(); // counted as outcome 'evicted' when it closes
+    return true;
   }
 
   /** Stop taking new sessions; tell agents to go away so they reconnect elsewhere once their streams finish. */
@@ -437,6 +456,7 @@ export class WorkerRuntime {
     for (const s of this.sessions.values()) s.destroy(new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'relay shutting down'));
     this.loop.close();
     if (this.pausedSweep !== null) clearInterval(this.pausedSweep);
+    clearInterval(this.ticker);
     this.closedResolve?.();
   }
 }
