@@ -63,6 +63,7 @@ export const ERROR_CODES = {
   BURROW_ERR_AGENT_BREAKER_OPEN: 'The upstream\'s circuit breaker is open; the connection was answered without dialling.',
   BURROW_ERR_AGENT_TUNNEL_STOPPED: 'The relay stopped one of the agent\'s endpoints (StopTunnel).',
   BURROW_ERR_AGENT_CLOSED: 'The agent, or the endpoint, is closed; the operation cannot run.',
+  BURROW_ERR_AGENT_METRICS_LISTEN: 'The agent\'s metrics server (--metrics-addr) could not bind its address.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { BurrowError } from '../core/errors.js';
+import { BurrowError, type ErrorCode } from '../core/errors.js';
 import { requireTokenOffLoopback } from '../config/relay-config.js';
 import { sha256 } from '../config/tokens.js';
 
@@ -50,6 +50,8 @@ export interface AdminServerOptions {
   /** Required when `host` is not a loopback address; null = none (loopback only). */
   token: string | null;
   routes: Readonly<Record<string, AdminRoute>>;
+  /** Code of the error when the address cannot be bound (default BURROW_ERR_RELAY_LISTEN; the agent has its own). */
+  listenCode?: ErrorCode;
 }
 
 const STATUS_LINE: Record<number, string> = { 200: '200 OK', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
@@ -121,7 +123,7 @@ export class AdminServer {
       // uWS says only "no": ask the kernel why with a plain listen on the same address (taken, not local, no right).
       const why = await listenError(o.host, o.port);
       throw new BurrowError(
-        'BURROW_ERR_RELAY_LISTEN',
+        o.listenCode ?? 'BURROW_ERR_RELAY_LISTEN',
         `${flagName} ${o.host}:${o.port}: cannot listen${why === '' ? '' : ` (${why})`}; free the port or pick another address`,
       );
     }

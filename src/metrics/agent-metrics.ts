@@ -54,6 +54,7 @@ export function startAgentMetricsServer(
         '/metrics': async () => ({ status: 200, contentType: CONTENT_TYPE, body: await renderAgentMetrics(agent, version) }),
         '/healthz': async () => text(200, 'ok\n'),
       },
+      listenCode: 'BURROW_ERR_AGENT_METRICS_LISTEN',
     },
     '--metrics-addr',
     '--metrics-token (or BURROW_METRICS_TOKEN)',

@@ -361,3 +361,15 @@ test('the admin server owns its port: another process cannot listen on it too', 
   ]);
   assert.match(second.stdout, new RegExp(`^BURROW_ERR_RELAY_LISTEN --admin-addr 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE\\); free the port`));
 });
+
+test('the agent\'s metrics server on a taken port fails with its own code, naming --metrics-addr', async (t) => {
+  const taken = net.createServer().listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  t.after(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  await assert.rejects(startAgentMetricsServer(agent, { host: '127.0.0.1', port }, null, 'test'), (e: unknown) => {
+    assert.ok(isBurrowError(e, 'BURROW_ERR_AGENT_METRICS_LISTEN'), String(e));
+    assert.match((e as Error).message, new RegExp(`^--metrics-addr 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE\\)`));
+    return true;
+  });
+});
