@@ -84,24 +84,34 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The first argument as a descriptor, for the calls that never throw: false when it is missing or not a number >= 0. */
+static bool fd_arg(napi_env env, napi_callback_info info, int32_t *fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  *fd = -1;
+  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
+         napi_get_value_int32(env, argv[0], fd) == napi_ok && *fd >= 0;
+}
+
+static napi_value boolean(napi_env env, bool value) {
+  napi_value result;
+  napi_get_boolean(env, value, &result);
+  return result;
+}
+
 /* TCP_QUICKACK is not sticky: the kernel falls back to delayed ACKs after a while, so callers re-arm it after
  * each read. Peers that do not set TCP_NODELAY (the ngrok SDK) otherwise wait ~40 ms for our delayed ACK before
  * sending a small segment that follows another one. */
 static napi_value SetQuickAck(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_value result;
   bool ok = false;
-  int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
-      napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+  int32_t fd;
+  if (fd_arg(env, info, &fd)) {
 #ifdef TCP_QUICKACK
     int one = 1;
     ok = setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) == 0;
 #endif
   }
-  napi_get_boolean(env, ok, &result);
-  return result;
+  return boolean(env, ok);
 }
 
 /* poll(2) reports POLLERR once the socket has a pending error (ECONNRESET after an RST; nobody reads it while the
@@ -109,13 +119,9 @@ static napi_value SetQuickAck(napi_env env, napi_callback_info info) {
  * FINs (POLLHUP: bytes may still wait to be forwarded), unread data. Reads nothing. Never throws: false when the
  * descriptor cannot be polled. */
 static napi_value PeerGone(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_value result;
   bool gone = false;
-  int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
-      napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+  int32_t fd;
+  if (fd_arg(env, info, &fd)) {
     struct pollfd p = {.fd = fd, .events = 0, .revents = 0};
     int n;
     do {
@@ -123,8 +129,7 @@ static napi_value PeerGone(napi_env env, napi_callback_info info) {
     } while (n < 0 && errno == EINTR);
     gone = n == 1 && (p.revents & POLLERR) != 0;
   }
-  napi_get_boolean(env, gone, &result);
-  return result;
+  return boolean(env, gone);
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
