@@ -31,18 +31,17 @@ export function nameIs(buf: Buffer, start: number, len: number, lower: Buffer): 
  * nginx ($http_x_user) and CGI (HTTP_X_USER) give both spellings of a field name to the service as one variable.
  */
 export function isNamedFolded(buf: Buffer, start: number, len: number, names: readonly Buffer[]): boolean {
-  for (let k = 0; k < names.length; k++) {
-    const lower = names[k]!;
-    if (lower.length !== len) continue;
-    let m = 0;
-    while (m < len) {
-      const b = buf[start + m]!;
-      if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b) !== lower[m]) break;
-      m++;
-    }
-    if (m === len) return true;
-  }
+  for (let k = 0; k < names.length; k++) if (names[k]!.length === len && foldedPrefixIs(buf, start, names[k]!)) return true;
   return false;
+}
+
+/** Whether buf[start, start + lower.length) equals `lower`, reading A–Z as a–z and '_' as '-'. */
+export function foldedPrefixIs(buf: Buffer, start: number, lower: Buffer): boolean {
+  for (let k = 0; k < lower.length; k++) {
+    const b = buf[start + k]!;
+    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b) !== lower[k]) return false;
+  }
+  return true;
 }
 
 /** Whether buf[start, start+len) is one of `names` (lowercase ASCII), case-insensitively. */

@@ -64,7 +64,7 @@
 //    X-Forwarded-* lines, on every request head (not in trailers).
 //  * Basic auth (only with the `authorize` option): one Authorization field the check accepts, on every request, else
 //    401 (BURROW_ERR_HTTP_UNAUTHORIZED) after the Host checks; the field is removed before forwarding.
-import { appendBytes, hasPrefixCI, isDigit, isNamedFolded, isOWS, nameIs, parseDecimal } from './http-bytes.js';
+import { appendBytes, foldedPrefixIs, hasPrefixCI, isDigit, isNamedFolded, isOWS, nameIs, parseDecimal } from './http-bytes.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseHost } from './parse-host.js';
 import { HTTP_METHODS } from './sniff-http-head.js';
@@ -980,15 +980,6 @@ export class HttpRequestFilter {
 function isForwardingHeader(buf: Buffer, start: number, len: number): boolean {
   if (len >= H_XF_PREFIX.length) return foldedPrefixIs(buf, start, H_XF_PREFIX);
   return len === H_FORWARDED.length && (foldedPrefixIs(buf, start, H_FORWARDED) || foldedPrefixIs(buf, start, H_X_REAL_IP));
-}
-
-/** Whether buf[start, start + lower.length) equals `lower`, reading A–Z as a–z and '_' as '-'. */
-function foldedPrefixIs(buf: Buffer, start: number, lower: Buffer): boolean {
-  for (let k = 0; k < lower.length; k++) {
-    const b = buf[start + k]!;
-    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b === 0x5f ? 0x2d : b) !== lower[k]) return false;
-  }
-  return true;
 }
 
 /** The trimmed bounds of the list element listElement() found last (a scratch record: no allocation per element). */
