@@ -48,10 +48,7 @@ export class RequestClock {
   bytes(now: number): void {
     if (this.count === 0) return;
     this.lastByteAt = now;
-    if (!this.firstByte) {
-      this.firstByte = true;
-      this.recorder.ttfb(this.type, this.starts[this.head]!);
-    }
+    this.firstByteOfOldest();
   }
 
   /**
@@ -61,17 +58,17 @@ export class RequestClock {
    */
   settle(unanswered: number, underWay: boolean): void {
     while (this.count > unanswered) {
-      // Answered in full by this chunk: a request behind another in it also had its first byte here.
-      if (!this.firstByte) {
-        this.firstByte = true;
-        this.recorder.ttfb(this.type, this.starts[this.head]!);
-      }
+      this.firstByteOfOldest(); // answered in full by this chunk: one behind another in it had its first byte here too
       this.endOldest();
     }
-    if (underWay && !this.firstByte && this.count > 0) {
-      this.firstByte = true;
-      this.recorder.ttfb(this.type, this.starts[this.head]!);
-    }
+    if (underWay && this.count > 0) this.firstByteOfOldest();
+  }
+
+  /** The oldest waiting request's first response byte is here: its TTFB, once. */
+  private firstByteOfOldest(): void {
+    if (this.firstByte) return;
+    this.firstByte = true;
+    this.recorder.ttfb(this.type, this.starts[this.head]!);
   }
 
   /**
