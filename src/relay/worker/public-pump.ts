@@ -732,6 +732,7 @@ class HttpPump implements HttpFilterSink {
     }
     const used = this.filter.push(chunk);
     if (used < chunk.length) this.hold(chunk.subarray(used));
+    if (this.draining) this.closeIfIdle(); // an upload that outlived its (early) answer ends here
     if (this.filter.inHead) this.armHeadTimer();
     // Not before the first request: the https deadline from the handshake runs until one came (empty lines before a
     // request line are skipped by the filter and must not cancel it).
@@ -913,9 +914,21 @@ class HttpPump implements HttpFilterSink {
    */
   idleTicks(): number {
     const s = this.stream;
-    if (this.finished || s === null || s.destroyed || this.errorResponse !== null || this.held !== null) return -1;
-    if (!this.responses.settled || !this.filter.betweenMessages) return -1;
-    return this.runtime.tick - this.lastActive;
+    return s !== null && !s.destroyed && this.betweenRequests ? this.runtime.tick - this.lastActive : -1;
+  }
+
+  /**
+   * No request in progress: every forwarded one answered in full, no request head or body under way (an early answer
+   * to an upload is not the end of it), no page of ours waiting, nothing held behind an Upgrade.
+   */
+  private get betweenRequests(): boolean {
+    return !this.finished && this.errorResponse === null && this.held === null && this.responses.settled && this.filter.betweenMessages;
+  }
+
+  /** Stop reading; FIN (close_notify on https) once what is queued is written, then close. */
+  private closeQuietly(): void {
+    this.client.off('data', this.onClientData);
+    (this.client as net.Socket).destroySoon();
   }
 
   /**
@@ -924,12 +937,11 @@ class HttpPump implements HttpFilterSink {
    * connection).
    */
   evict(): void {
-    this.client.off('data', this.onClientData);
     this.detachStream(); // reset: the session's count drops at once
     this.stream = null;
     this.evicted = true;
     this.ep.session.httpConnections.delete(this);
-    (this.client as net.Socket).destroySoon(); // FIN (close_notify on https) once written, then close
+    this.closeQuietly();
   }
 
   /** Relay shutdown: a connection between requests closes now, one with a request in progress after its response. */
@@ -939,14 +951,11 @@ class HttpPump implements HttpFilterSink {
   }
 
   /**
-   * Close if no request is in progress: every forwarded one answered in full, no head arriving. A client that sends
-   * its next request just now meets the close, the keep-alive race clients retry on another connection.
+   * Close if no request is in progress (betweenRequests). A client that sends its next request just now meets the
+   * close, the keep-alive race clients retry on another connection.
    */
   private closeIfIdle(): void {
-    if (this.finished || this.errorResponse !== null || this.filter.awaitingUpgrade) return;
-    if (!this.responses.settled || this.filter.inHead) return;
-    this.client.off('data', this.onClientData);
-    (this.client as net.Socket).destroySoon(); // FIN (close_notify on https) once written, then close
+    if (this.betweenRequests) this.closeQuietly();
   }
 
   /** The responses a held page of ours waited for are out: the page follows them, and the connection ends. */
