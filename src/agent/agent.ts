@@ -47,6 +47,12 @@ import { UpstreamDialer, type BreakerOptions, type BreakerState } from './upstre
  * than 2). It is also what one stream may hold in this process while its upstream reads slower than the relay sends.
  */
 const AGENT_WINDOW = 2 * 1024 * 1024;
+/**
+ * The window above the protocol's 256 KiB, summed over a session's streams: 32 streams at the full 2 MiB. Without it,
+ * uploads through the relay's 480 streams to upstreams that read and then stall could make this process hold ~1 GiB;
+ * with it at most 480 × 256 KiB + 56 MiB (~176 MiB). Streams past the budget run at 256 KiB windows.
+ */
+const AGENT_EXTRA_WINDOW_BUDGET = 32 * (AGENT_WINDOW - 256 * 1024);
 
 export interface AgentOptions {
   /** The relay's agent address: "host:port" (IPv6 as "[::1]:4443") or { host, port }. */
@@ -450,7 +456,11 @@ export class Agent extends EventEmitter implements EndpointOwner {
     // Records reach the mux without a per-read allocation, in read buffers that are reused once the upstream write
     // of their pieces is done (src/mux/direct-reads.ts, read-buffers.ts).
     enableDirectReads(socket, { recycle: true });
-    const mux = new MuxSession(socket, { role: 'client', windowSize: AGENT_WINDOW });
+    const mux = new MuxSession(socket, {
+      role: 'client',
+      windowSize: AGENT_WINDOW,
+      extraWindowBudget: AGENT_EXTRA_WINDOW_BUDGET,
+    });
     mux.on('stream', (s: MuxStream) => this.onStream(mux, s));
     // PROTOCOL.md §12: the SDK opens its heartbeat stream first, then Auth; we do the same.
     const heartbeater = new Heartbeater(mux, {

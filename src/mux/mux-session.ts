@@ -42,8 +42,17 @@ export type MuxRole = 'client' | 'server';
 export interface MuxSessionOptions {
   /** 'client' (agent, odd stream ids) or 'server' (relay, even stream ids). */
   role: MuxRole;
-  /** Receive window per stream; above the protocol's 256 KiB the extra is granted when the stream opens. */
+  /**
+   * Receive window per stream. Above the protocol's 256 KiB the extra is granted once the stream's consumer has
+   * drained its first half window (a stream nobody reads holds at most 256 KiB), from extraWindowBudget.
+   */
   windowSize?: number;
+  /**
+   * Receive window above the protocol's initial one, summed over the session's open streams (default: no limit).
+   * Bounds what streams whose consumers read and then stall can make this side hold to
+   * streams × 256 KiB + this budget; streams past it stay at 256 KiB until budget is returned.
+   */
+  extraWindowBudget?: number;
   /** Largest DATA payload written per frame (default 64 KiB). */
   maxWriteFrame?: number;
   /** Largest frame length accepted from the peer (default 1 MiB; the 24-bit field allows 16 MiB - 1). */
@@ -105,6 +114,8 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   readonly role: MuxRole;
   readonly maxWriteFrame: number;
   readonly windowSize: number;
+  /** Extra receive window (above the initial one) still free to grant, see MuxSessionOptions.extraWindowBudget. */
+  private extraWindowFree: number;
   readonly maxStreams: number;
   private maxRemote: number;
   /** Streams in the table that the peer opened. */
@@ -174,6 +185,10 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
     this.role = options.role;
     this.maxWriteFrame = clampInt(options.maxWriteFrame ?? DEFAULT_MAX_WRITE_FRAME, 1, MAX_FRAME_LENGTH, 'maxWriteFrame');
     this.windowSize = clampInt(options.windowSize ?? DEFAULT_WINDOW_SIZE, DEFAULT_WINDOW_SIZE, MAX_WINDOW, 'windowSize');
+    this.extraWindowFree =
+      options.extraWindowBudget === undefined
+        ? Number.MAX_SAFE_INTEGER
+        : clampInt(options.extraWindowBudget, 0, Number.MAX_SAFE_INTEGER, 'extraWindowBudget');
     this.maxStreams = clampInt(options.maxStreams ?? 4096, 1, MAX_STREAM_ID, 'maxStreams');
     this.maxRemote = clampInt(options.maxRemoteStreams ?? this.maxStreams, 0, MAX_STREAM_ID, 'maxRemoteStreams');
     this.remoteOpen = 0;
@@ -507,6 +522,21 @@ export class MuxSession extends EventEmitter implements FrameHandler, StreamOwne
   afterWrite(cb: (err?: Error | null) => void): void {
     if (this.blocked && !this.closed) this.drainWaiters.push(cb);
     else cb();
+  }
+
+  takeExtraWindow(want: number): number {
+    const got = want < this.extraWindowFree ? want : this.extraWindowFree;
+    this.extraWindowFree -= got;
+    return got;
+  }
+
+  returnExtraWindow(n: number): void {
+    this.extraWindowFree += n;
+  }
+
+  /** Extra receive window still free to grant (tests, diagnostics). */
+  get extraWindowAvailable(): number {
+    return this.extraWindowFree;
   }
 
   streamDone(stream: MuxStream): void {

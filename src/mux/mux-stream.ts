@@ -39,6 +39,12 @@ export interface StreamOwner {
   afterWrite(cb: (err?: Error | null) => void): void;
   /** The stream no longer needs frames routed to it. */
   streamDone(stream: MuxStream): void;
+  /**
+   * Receive window above the protocol's initial one, from the session's budget: up to `want` bytes, 0 when the
+   * budget is spent. What a stream took goes back with returnExtraWindow when it leaves the table.
+   */
+  takeExtraWindow(want: number): number;
+  returnExtraWindow(n: number): void;
 }
 
 export class MuxStream extends Duplex {
@@ -72,11 +78,15 @@ export class MuxStream extends Duplex {
   // Lifecycle.
   private detached: boolean; // removed from the session's stream table
   private resetByPeer: boolean;
+  /** Receive window above the initial one not granted yet (waits for the consumer to drain, and for budget). */
   private extraWindow: number;
+  /** Extra window taken from the session's budget; returned when the stream leaves the table. */
+  private extraHeld: number;
 
   /**
    * @param initialWindow the protocol's initial window, assumed by both sides (PROTOCOL.md §Flow control)
-   * @param recvWindow our receive window; when larger than initialWindow the difference is granted at once
+   * @param recvWindow our receive window; the difference above initialWindow is granted once the consumer has
+   *   drained a first credit's worth, as far as the session's budget allows (see maybeCredit)
    */
   constructor(owner: StreamOwner, id: number, local: boolean, initialWindow: number, recvWindow: number) {
     super({ allowHalfOpen: true, decodeStrings: true, emitClose: true, autoDestroy: true });
@@ -104,10 +114,11 @@ export class MuxStream extends Duplex {
     this.releasingWrites = false;
     this.detached = false;
     this.resetByPeer = false;
-    // A window above the protocol's initial one is granted with WNDINC: at once for an accepted stream, right after
-    // the SYN for one we open (a WNDINC must not precede the SYN).
+    // A window above the protocol's initial one is granted with the first WNDINC (maybeCredit), not at open: a
+    // stream whose consumer never reads (a stalled upstream, a client that does not read) then holds at most the
+    // initial window, and the session's budget goes to streams that move data.
     this.extraWindow = recvWindow > initialWindow ? recvWindow - initialWindow : 0;
-    if (!local && this.extraWindow > 0) this.afterSyn();
+    this.extraHeld = 0;
   }
 
   /**
@@ -162,7 +173,6 @@ export class MuxStream extends Duplex {
       const flags = this.synPending ? FLAG_FIN | FLAG_SYN : FLAG_FIN;
       this.synPending = false;
       this.owner.writeData(this.id, flags, EMPTY, null);
-      this.afterSyn();
     }
     this.localFin = true;
     this.maybeDone();
@@ -191,7 +201,6 @@ export class MuxStream extends Duplex {
       // The chunk is done with once its last piece is written: pieces of one stream reach the transport in order.
       const release = end === len && this.releasingWrites ? chunk.buffer : null;
       this.owner.writeData(this.id, flags, off === 0 && end === len ? chunk : chunk.subarray(off, end), release);
-      if (flags !== 0) this.afterSyn();
       this.sendWindow = win - n;
       off += n;
     }
@@ -199,13 +208,6 @@ export class MuxStream extends Duplex {
     this.pendingChunk = null;
     this.pendingCb = null;
     this.owner.afterWrite(cb);
-  }
-
-  private afterSyn(): void {
-    if (this.extraWindow > 0) {
-      this.grant(this.extraWindow);
-      this.extraWindow = 0;
-    }
   }
 
   private grant(n: number): void {
@@ -337,14 +339,25 @@ export class MuxStream extends Duplex {
     return chunk;
   }
 
-  /** Return window credit for what the consumer has taken out of our buffer, in batches of half a window. */
+  /**
+   * Return window credit for what the consumer has taken out of our buffer, in batches of half the initial window.
+   * The first batches also carry the extra window, as much as the session's budget has (a stream that finds it
+   * spent asks again at its next batch, so budget freed by ended streams reaches streams still open).
+   */
   private maybeCredit(): void {
     if (this.remoteFin || this.detached) return;
     const consumed = this.received - this.readableLength; // gathered bytes included (see below the class)
     const pending = consumed - this.credited;
     if (pending >= this.creditThreshold) {
       this.credited = consumed;
-      this.grant(pending);
+      let n = pending;
+      if (this.extraWindow > 0) {
+        const got = this.owner.takeExtraWindow(this.extraWindow);
+        this.extraWindow -= got;
+        this.extraHeld += got;
+        n += got;
+      }
+      this.grant(n);
     }
   }
 
@@ -375,6 +388,10 @@ export class MuxStream extends Duplex {
   private detach(): void {
     if (this.detached) return;
     this.detached = true;
+    if (this.extraHeld > 0) {
+      this.owner.returnExtraWindow(this.extraHeld);
+      this.extraHeld = 0;
+    }
     this.owner.streamDone(this);
   }
 

@@ -54,6 +54,13 @@ import type { AdoptMeta, HttpConnection, WorkerRuntime } from './worker-runtime.
  */
 const RELAY_STREAM_WINDOW = 512 * 1024;
 /**
+ * The window above the protocol's 256 KiB, summed over a session's streams: 128 streams at the full 512 KiB. A stream
+ * gets its extra only once its client has read a first half window, so public clients that never read hold 256 KiB
+ * each; with this budget, clients that read and then stall hold at most 480 × 256 KiB + 32 MiB per session (was
+ * 480 × 512 KiB).
+ */
+const RELAY_EXTRA_WINDOW_BUDGET = 128 * (RELAY_STREAM_WINDOW - 256 * 1024);
+/**
  * Streams an agent may have open towards the relay before Auth: its heartbeat and Auth (PROTOCOL.md §12), plus slack.
  * Every stream may hold up to --rpc-max bytes of a message being read, so an unauthenticated peer gets few.
  */
@@ -312,6 +319,7 @@ export class AgentSession {
     const mux = new MuxSession(this.tlsSocket, {
       role: 'server',
       windowSize: RELAY_STREAM_WINDOW,
+      extraWindowBudget: RELAY_EXTRA_WINDOW_BUDGET,
       maxRemoteStreams: PREAUTH_AGENT_STREAMS,
       onTransportChunk,
     });

@@ -49,6 +49,15 @@ async function waitClosed(s: MuxStream): Promise<void> {
   if (!s.closed) await once(s, 'close');
 }
 
+/** Waits (one macrotask at a time, at most 10 s) until `cond` holds. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** Echo every incoming stream back to its opener, ending when the opener ends. */
@@ -305,7 +314,7 @@ for (const kind of TRANSPORT_KINDS) {
       }
     });
 
-    test('larger receive window is granted at open and used', async () => {
+    test('a larger receive window is granted once the consumer drains, not at open, and is used', async () => {
       const p = await sessions(kind, { windowSize: 1024 * 1024 });
       try {
         const accepted = p.server.accept();
@@ -313,15 +322,21 @@ for (const kind of TRANSPORT_KINDS) {
         c.write('x');
         const s = await accepted;
         s.pause();
-        // The server granted 1 MiB - 256 KiB extra on accept; the client may now have ~1 MiB in flight.
         const big = randomBytes(900 * 1024);
         c.write(big);
-        while (c.writableLength > 0 && c.sendWindowAvailable > 0) await new Promise((r) => setImmediate(r));
-        assert.ok(c.sendWindowAvailable < 1024 * 1024 - 900 * 1024 + 10, `window left ${c.sendWindowAvailable}`);
+        // Nobody has read: the peer gets only the protocol's initial window.
+        await until(() => s.readableLength === DEFAULT_WINDOW_SIZE, 'initial window filled');
+        assert.equal(c.sendWindowAvailable, 0);
+        // The consumer takes 200 KiB: that credit and the 768 KiB extra go back in one WNDINC, so the rest of the
+        // upload (more than 256 KiB) fits in flight.
+        const first = s.read(200 * 1024) as Buffer;
+        assert.equal(first.length, 200 * 1024);
+        await until(() => s.readableLength === 1 + big.length - 200 * 1024, 'the rest arrived');
+        assert.ok(s.readableLength > DEFAULT_WINDOW_SIZE);
         const got = readAll(s);
         s.resume();
         c.end();
-        assert.equal((await got).length, 1 + big.length);
+        assert.equal(sha(Buffer.concat([first, await got])), sha(Buffer.concat([Buffer.from('x'), big])));
         c.resume();
         s.end();
         await Promise.all([waitClosed(s), waitClosed(c)]);
@@ -353,6 +368,60 @@ for (const kind of TRANSPORT_KINDS) {
     });
   });
 }
+
+test('extraWindowBudget: streams past it stay at the initial window until an ended stream returns its extra', async () => {
+  const extra = 1024 * 1024 - DEFAULT_WINDOW_SIZE;
+  const t = await transportPair('memory');
+  const client = new MuxSession(t.client, { role: 'client' });
+  const server = new MuxSession(t.server, { role: 'server', windowSize: 1024 * 1024, extraWindowBudget: extra });
+  try {
+    const c1 = client.openStream();
+    c1.write('x');
+    const s1 = await server.accept();
+    const c2 = client.openStream();
+    c2.write('x');
+    const s2 = await server.accept();
+    s1.pause();
+    s2.pause();
+    const d1 = randomBytes(600 * 1024);
+    const d2 = randomBytes(600 * 1024);
+    c1.write(d1);
+    c2.write(d2);
+    await until(() => s1.readableLength === DEFAULT_WINDOW_SIZE && s2.readableLength === DEFAULT_WINDOW_SIZE, 'both at the initial window');
+    assert.equal(server.extraWindowAvailable, extra, 'no extra granted before anything was read');
+
+    const a1 = s1.read(200 * 1024) as Buffer; // s1 takes the whole budget
+    assert.equal(server.extraWindowAvailable, 0);
+    const a2 = s2.read(200 * 1024) as Buffer; // s2 gets its credit back, no extra
+    await until(() => s1.readableLength === 1 + d1.length - 200 * 1024, 's1 got the rest');
+    await until(() => s2.readableLength === DEFAULT_WINDOW_SIZE && c2.sendWindowAvailable === 0, 's2 at the initial window again');
+
+    // s1 ends: its extra goes back, and s2 takes it at its next credit.
+    const rest1 = readAll(s1);
+    s1.resume();
+    c1.end();
+    c1.resume();
+    s1.end();
+    assert.equal(sha(Buffer.concat([a1, await rest1])), sha(Buffer.concat([Buffer.from('x'), d1])));
+    await Promise.all([waitClosed(s1), waitClosed(c1)]);
+    assert.equal(server.extraWindowAvailable, extra);
+    const b2 = s2.read(150 * 1024) as Buffer;
+    assert.equal(server.extraWindowAvailable, 0);
+    await until(() => s2.readableLength === 1 + d2.length - 350 * 1024, 's2 got the rest');
+    const rest2 = readAll(s2);
+    s2.resume();
+    c2.end();
+    c2.resume();
+    s2.end();
+    assert.equal(sha(Buffer.concat([a2, b2, await rest2])), sha(Buffer.concat([Buffer.from('x'), d2])));
+    await Promise.all([waitClosed(s2), waitClosed(c2)]);
+    assert.equal(server.extraWindowAvailable, extra);
+  } finally {
+    client.destroy();
+    server.destroy();
+    await t.close();
+  }
+});
 
 test('writeBatches counts one transport batch per turn that writes; batchPending lasts until that batch is written', async () => {
   const t = await transportPair('memory');
