@@ -4,6 +4,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { MuxSession, type MuxSessionOptions } from '../../../src/mux/mux-session.js';
 import type { MuxStream } from '../../../src/mux/mux-stream.js';
 import { readJsonMessage } from '../../../src/mux/rpc.js';
@@ -333,6 +335,12 @@ async function expectGoAway(
   assert.match(String(err), debug, 'the session error says why');
   assert.equal(r.server.isClosed, true);
   assert.equal(r.server.streamCount, 0);
+}
+
+/** global.gc, switched on at run time (node:test runs without --expose-gc). */
+function exposeGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
 }
 
 const hbType = Buffer.from('ffffffff', 'hex');
@@ -933,6 +941,43 @@ for (const kind of KINDS) {
           await echoCheck(r.peer, 5, echoType);
           assert.equal(r.server.isClosed, false);
           assert.equal(r.server.streamCount, 0);
+        } finally {
+          await r.close();
+        }
+      });
+
+      test('RPC messages sent as 1-byte DATA frames are held as one buffer each, not a view per frame; they parse', { timeout: 30_000 }, async () => {
+        const r = await rig(kind);
+        try {
+          const results = rpcRig(r);
+          const gc = exposeGc();
+          const ids = [3, 5, 7, 9];
+          const body = 60 * KiB; // bytes of each message sent one per frame while the message is still open
+          for (const id of ids) {
+            r.peer.open(id, u32(STREAM_TYPE_AUTH));
+            r.peer.send(encodeFrame(TYPE_DATA, 0, id, Buffer.from('{"A":"')));
+          }
+          gc();
+          const before = process.memoryUsage();
+          const wireBefore = r.server.bytesIn;
+          const one = Buffer.from('x');
+          for (const id of ids) {
+            const frames: Buffer[] = [];
+            for (let i = 0; i < body; i++) frames.push(encodeFrame(TYPE_DATA, 0, id, one));
+            r.peer.send(Buffer.concat(frames));
+          }
+          await waitFor('every frame read', () => r.server.bytesIn - wireBefore >= ids.length * body * 9);
+          await new Promise((res) => setImmediate(res));
+          gc();
+          const after = process.memoryUsage();
+          const held = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
+          // One growing buffer per message: ~4 × 64 KiB. A view per frame was ~100 bytes of heap per byte sent (~24 MiB).
+          assert.ok(held < 4 * 1024 * KiB, `held ${Math.round(held / KiB)} KiB for ${ids.length} × ${body / KiB} KiB of 1-byte frames`);
+          for (const id of ids) r.peer.send(encodeFrame(TYPE_DATA, 0, id, Buffer.from('"}')));
+          for (const id of ids) {
+            const msg = (await within(results.get(id)!, `message on ${id}`)) as { A: string };
+            assert.equal(msg.A, 'x'.repeat(body));
+          }
         } finally {
           await r.close();
         }
