@@ -11,6 +11,7 @@ import type { MuxStream } from '../../src/mux/mux-stream.js';
 import { callRpc } from '../../src/mux/rpc.js';
 import { openTypedStream } from '../../src/mux/typed-stream.js';
 import { MUX_STREAM_CANCELLED } from '../../src/protocol/error-codes.js';
+import { FLAG_SYN, TYPE_DATA, encodeFrame } from '../../src/protocol/frame.js';
 import { STREAM_TYPE_AUTH, STREAM_TYPE_BIND } from '../../src/protocol/messages.js';
 import { isBurrowError } from '../../src/core/errors.js';
 import { tokenIdOf } from '../../src/config/token-rules.js';
@@ -130,6 +131,45 @@ test('two Auths in flight on one session: one is admitted, the other refused; th
     assert.equal(fx.relay.acceptor.sessionsOf(tokenIdOf(sha256(fx.token))), 1);
     mux.destroy();
     await waitFor('the session to be counted out', () => (fx.relay.acceptor.sessionsOf(tokenIdOf(sha256(fx.token))) === 0 ? true : undefined));
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a session that dies in the read completing its Auth is not left counted under the token', { timeout: 60_000 }, async () => {
+  // Before: the worker's session-gone reached the acceptor ahead of the admission, which then counted the dead session
+  // for good; sessions= times over, the token was locked out until a restart (review finding).
+  const fx = await startRelayFixture({ workers: 1, limits: { maxSessionsPerToken: 2 } });
+  const tid = tokenIdOf(sha256(fx.token));
+  try {
+    const beat = Buffer.from('0badbeef', 'hex');
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const sock = tls.connect({ host: '127.0.0.1', port: fx.agent.port, servername: 'localhost', ca: fx.caPem });
+      sock.on('error', () => {});
+      await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+      let got = Buffer.alloc(0);
+      sock.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
+      const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+      // Heartbeat stream 3 and the Auth stream 5 with its type; a beat's echo tells us the relay read both (the echo
+      // leaves in a later turn than the one that set the Auth reader up).
+      sock.write(
+        Buffer.concat([
+          encodeFrame(TYPE_DATA, FLAG_SYN, 3, Buffer.from('ffffffff', 'hex')),
+          encodeFrame(TYPE_DATA, FLAG_SYN, 5, Buffer.from('00000000', 'hex')),
+          encodeFrame(TYPE_DATA, 0, 3, beat),
+        ]),
+      );
+      await waitFor('the heartbeat echo', () => (got.includes(Buffer.concat([encodeFrame(TYPE_DATA, 0, 3, beat)])) ? true : undefined));
+      // The whole Auth and a protocol error (a SYN with the relay's parity) in one record: the session ends in the
+      // same read that completes the Auth.
+      const auth = Buffer.from(JSON.stringify({ Version: ['3'], ClientId: '', Extra: { AuthToken: fx.token } }));
+      sock.write(Buffer.concat([encodeFrame(TYPE_DATA, 0, 5, auth), encodeFrame(TYPE_DATA, FLAG_SYN, 2, Buffer.from('zz'))]));
+      await withTimeout('the relay to end the session', closed);
+      await waitFor('the session counted out', () => (fx.relay.acceptor.sessionsOf(tid) === 0 ? true : undefined));
+    }
+    const { mux } = await rawAuth(fx, fx.token, '');
+    assert.equal(fx.relay.acceptor.sessionsOf(tid), 1);
+    mux.destroy();
   } finally {
     await fx.close();
   }

@@ -418,6 +418,9 @@ export class AgentSession {
     const token = typeof extra['AuthToken'] === 'string' ? extra['AuthToken'] : '';
     const entry = token === '' ? null : this.runtime.lookupToken(token);
     const limits = this.runtime.settings.limits;
+    // The session can end in the very read that completed this Auth (a protocol error in the same TLS record): its
+    // session-gone is already posted, so an admission now would be counted under the token for good.
+    if (this.finished) throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Auth');
     // The acceptor decides (it sees every worker): a rate-limited address is refused whatever the token, so a
     // guesser learns nothing while blocked; then the token; then the token's session count.
     const verdict = await this.runtime.admit({
@@ -439,8 +442,13 @@ export class AgentSession {
       // limit once it has been online (the relay may not have seen its old session drop yet), never a bad token.
       throw new BurrowError(code, `${verdict.error ?? 'authentication failed'} [${code}]`);
     }
-    // The acceptor's answer is asynchronous: the session may have ended meanwhile (as handleBind checks too).
-    if (this.mux === null || this.mux.isClosed) throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Auth');
+    // The acceptor's answer is asynchronous: the session may have ended meanwhile (as handleBind checks too). Its
+    // session-gone may have reached the acceptor before the admission did, so tell it again (forgetting is idempotent):
+    // else the session stays counted under the token until the relay restarts.
+    if (this.finished || this.mux === null || this.mux.isClosed) {
+      this.runtime.notify({ op: 'session-gone', sessionId: this.id });
+      throw new BurrowError('BURROW_ERR_MUX_SESSION_CLOSED', 'session closed during Auth');
+    }
     this.tokenId = entry!.id;
     this.tokenRules = entry!.rules;
     this.authed = true;
