@@ -360,6 +360,8 @@ const FLAGS: readonly AnyFlagSpec[] = [
     parse: intParser(1, 100_000, 'sessions'), help: "live agent sessions per token across the relay (a token's sessions= rule overrides it)" }),
   flag({ name: 'max-endpoints-per-session', key: 'maxEndpointsPerSession', arg: '<n>', default: String(DEFAULT_LIMITS.maxEndpointsPerSession),
     parse: intParser(1, 100_000, 'endpoints'), help: "endpoints one agent session may bind (a token's endpoints= rule overrides it)" }),
+  flag({ name: 'max-tcp-ports-per-token', key: 'maxTcpPortsPerToken', arg: '<n>', default: String(DEFAULT_LIMITS.maxTcpPortsPerToken),
+    parse: intParser(1, 65_535, 'ports'), help: 'TCP ports one token may hold across the relay, ports held for it after its agents left included' }),
   flag({ name: 'max-streams-per-session', key: 'maxStreamsPerSession', arg: '<n>', default: String(DEFAULT_LIMITS.maxStreamsPerSession),
     parse: intParser(1, STREAMS_PER_SESSION_CEILING, 'streams', ' (the ngrok SDK drops a session above 512 live streams)'),
     help: 'public connections carried at once by one agent session; more are refused (HTTP: 502 page)' }),

@@ -6,6 +6,8 @@ export interface RelayLimits {
   maxSessionsPerToken: number;
   /** Endpoints one agent session may bind (a token's `endpoints=` rule overrides it). */
   maxEndpointsPerSession: number;
+  /** TCP ports one token holds across the relay, ports in their reclaim grace included. */
+  maxTcpPortsPerToken: number;
   /** Relay-opened proxy streams per session; at most 480 (the ngrok SDK drops a session at 513 live streams). */
   maxStreamsPerSession: number;
   /** Open public connections per endpoint; more are refused (HTTP: 503 page). */
@@ -35,6 +37,7 @@ export const STREAMS_PER_SESSION_CEILING = 480;
 export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxSessionsPerToken: 20,
   maxEndpointsPerSession: 50,
+  maxTcpPortsPerToken: 100,
   maxStreamsPerSession: STREAMS_PER_SESSION_CEILING,
   maxConnsPerEndpoint: 10_000,
   maxConnsPerIp: 1_000,

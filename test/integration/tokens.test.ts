@@ -110,6 +110,48 @@ test('hostname patterns, TCP port ranges and endpoints per session, with the SDK
   assert.ok(inMine(ourPort), `our agent got ${ourPort} inside ${mine}`);
 });
 
+test('TCP ports per token across the relay (--max-tcp-ports-per-token): more are refused, other tokens unaffected, held ports taken back', T, async () => {
+  const OTHER = 'other-token-cccccccccccccccccc';
+  const fx = await startRelayFixture({ workers: 2, extraTokens: [OTHER], limits: { maxTcpPortsPerToken: 2 } });
+  try {
+    const echo = await startTcpEcho(fx.cleanup);
+    const portOf = (url: string | undefined): number => Number(new URL(url!).port);
+    const a = await withTimeout('agent A', ours(fx, fx.token));
+    fx.cleanup.defer('close agent A', () => a.close(500));
+    const held = [
+      portOf((await withTimeout('A: first TCP Bind', a.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't1' }))).url),
+      portOf((await withTimeout('A: second TCP Bind', a.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't2' }))).url),
+    ].sort();
+    // Across sessions of the same token, not per session: a second agent of A's token is refused too.
+    const a2 = await withTimeout('agent A2', ours(fx, fx.token));
+    fx.cleanup.defer('close agent A2', () => a2.close(500));
+    for (const who of [a, a2]) {
+      await assert.rejects(who.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't3' }), (err: unknown) => {
+        assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_BIND'), String(err));
+        assert.match((err as Error).message, /already holds 2 TCP ports on the relay \(--max-tcp-ports-per-token 2/);
+        assert.match((err as Error).message, /BURROW_ERR_BIND_LIMIT|stop unused TCP endpoints/);
+        return true;
+      });
+    }
+    const b = await withTimeout('agent B', ours(fx, OTHER));
+    fx.cleanup.defer('close agent B', () => b.close(500));
+    await withTimeout('B: TCP Bind', b.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't4' }));
+    await b.close(500);
+    // A leaves: its two ports are held for its token (--reclaim-grace) and still count; binding again takes them back.
+    await a.close(500);
+    await waitFor("A's endpoints gone", () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
+    const again = [
+      portOf((await withTimeout('A2: first TCP Bind', a2.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't5' }))).url),
+      portOf((await withTimeout('A2: second TCP Bind', a2.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't6' }))).url),
+    ].sort();
+    assert.deepEqual(again, held, 'the ports held for the token are the ones it gets back');
+    await assert.rejects(a2.forward(`tcp://127.0.0.1:${echo.port}`, { name: 't7' }), /already holds 2 TCP ports/);
+    await a2.close(500);
+  } finally {
+    await fx.close();
+  }
+});
+
 test('sessions per token are counted across workers; a freed slot can be used again', T, async (t) => {
   const store = await tokenStore(t, `${SOLO} sessions=2\n${RULED}\n`);
   const fx = await startRelayFixture({ tokens: [...store.entries], workers: 2 });

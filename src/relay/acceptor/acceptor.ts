@@ -448,8 +448,27 @@ export class Acceptor {
     }
     // A token's tcp= rule narrows where a random port may come from.
     const ranges = req.portRanges ?? [{ from, to }];
-    const candidates =
-      wanted !== 0 ? [wanted] : ranges.flatMap((r) => this.freePortOrder(Math.max(from, r.from), Math.min(to, r.to), now, req.owner));
+    // Relay-wide ports per token: without it, one tenant's sessions × endpoints (20 × 50 by default) cover the whole
+    // default range, and rebinding within the reclaim grace would keep it. At the limit, a token may still take back
+    // a port held for it in its grace period (an agent reconnecting), which does not raise its count.
+    const maxPorts = this.opts.limits.maxTcpPortsPerToken;
+    const atLimit = this.routes.tcpPortsHeldBy(req.owner, now) >= maxPorts;
+    let candidates: number[];
+    if (!atLimit) {
+      candidates =
+        wanted !== 0 ? [wanted] : ranges.flatMap((r) => this.freePortOrder(Math.max(from, r.from), Math.min(to, r.to), now, req.owner));
+    } else if (wanted !== 0) {
+      candidates = this.routes.reservedFor(`p:${wanted}`, now) === req.owner ? [wanted] : [];
+    } else {
+      candidates = ranges.flatMap((r) => this.routes.portsReservedFor(req.owner, Math.max(from, r.from), Math.min(to, r.to), now));
+    }
+    if (atLimit && candidates.length === 0) {
+      throw new BurrowError(
+        'BURROW_ERR_BIND_LIMIT',
+        `this token already holds ${maxPorts} TCP ports on the relay (--max-tcp-ports-per-token ${maxPorts}, ports of ` +
+          `endpoints that went offline included for --reclaim-grace); stop unused TCP endpoints or ask the operator to raise the limit`,
+      );
+    }
     for (const port of candidates) {
       if (wanted === 0 && this.routes.isPortTaken(port, now, req.owner)) continue;
       const route = this.routes.create(

@@ -128,6 +128,28 @@ export class RouteTable {
   }
 
   /**
+   * TCP ports `owner` holds: online routes it owns and ports in their grace period for it. Walks every port route
+   * and reservation (a TCP Bind is rare; the range is at most 65 535 ports).
+   */
+  tcpPortsHeldBy(owner: string, now: number): number {
+    let n = 0;
+    for (const route of this.byPort.values()) if (route.owner === owner) n++;
+    for (const [key, r] of this.reserved) if (r.owner === owner && r.until > now && key.startsWith('p:')) n++;
+    return n;
+  }
+
+  /** Ports in [from, to] held in their grace period for `owner` (what it may take back when at its port limit). */
+  portsReservedFor(owner: string, from: number, to: number, now: number): number[] {
+    const out: number[] = [];
+    for (const [key, r] of this.reserved) {
+      if (r.owner !== owner || r.until <= now || !key.startsWith('p:')) continue;
+      const port = Number(key.slice(2));
+      if (port >= from && port <= to && !this.byPort.has(port)) out.push(port);
+    }
+    return out;
+  }
+
+  /**
    * Removes one endpoint. Returns its route when that was the route's last member (callers close its TCP listener);
    * the route's name or port then stays reserved for its owner for `graceMs`.
    */

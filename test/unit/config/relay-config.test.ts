@@ -313,6 +313,7 @@ const FLAG_CASES: FlagCase[] = [
   ...([
     ['--max-sessions-per-token', (c: RelayConfig) => c.limits.maxSessionsPerToken, 1, 100_000, 'sessions'],
     ['--max-endpoints-per-session', (c: RelayConfig) => c.limits.maxEndpointsPerSession, 1, 100_000, 'endpoints'],
+    ['--max-tcp-ports-per-token', (c: RelayConfig) => c.limits.maxTcpPortsPerToken, 1, 65_535, 'ports'],
     ['--max-streams-per-session', (c: RelayConfig) => c.limits.maxStreamsPerSession, 1, 480, 'streams'],
     ['--max-conns-per-endpoint', (c: RelayConfig) => c.limits.maxConnsPerEndpoint, 1, 10_000_000, 'connections'],
     ['--max-conns-per-ip', (c: RelayConfig) => c.limits.maxConnsPerIp, 1, 10_000_000, 'connections'],
@@ -636,6 +637,7 @@ describe('relayHelpText', () => {
       BURROW_RELAY_BREAKER_TIMEOUT: ['900', (c) => c.breakerTimeoutMs, 900],
       BURROW_RELAY_MAX_SESSIONS_PER_TOKEN: ['3', (c) => c.limits.maxSessionsPerToken, 3],
       BURROW_RELAY_MAX_ENDPOINTS_PER_SESSION: ['4', (c) => c.limits.maxEndpointsPerSession, 4],
+      BURROW_RELAY_MAX_TCP_PORTS_PER_TOKEN: ['7', (c) => c.limits.maxTcpPortsPerToken, 7],
       BURROW_RELAY_MAX_STREAMS_PER_SESSION: ['5', (c) => c.limits.maxStreamsPerSession, 5],
       BURROW_RELAY_MAX_CONNS_PER_ENDPOINT: ['6', (c) => c.limits.maxConnsPerEndpoint, 6],
       BURROW_RELAY_MAX_CONNS_PER_IP: ['7', (c) => c.limits.maxConnsPerIp, 7],
