@@ -168,7 +168,7 @@ export async function startRelay(o: RelayStartOptions): Promise<Relay> {
         await acceptor.stopListening();
         dispatcher.drain();
         // Sessions end once their public connections are done; their routes drop with them.
-        await acceptor.whenNoRoutes(o.graceMs);
+        await acceptor.whenDrained(o.graceMs);
         await dispatcher.destroy();
         acceptor.destroy();
       })();

@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { startChildAgent } from '../helpers/child-sdk-agent.js';
 import { RawHttp } from '../helpers/raw-http.js';
-import { listen, startRelayFixture, statusOf, withTimeout } from '../helpers/relay-fixture.js';
+import { connect } from '../../src/index.js';
+import { listen, startRelayFixture, startTcpEcho, statusOf, waitFor, withTimeout } from '../helpers/relay-fixture.js';
 
 const APP = 'drain.burrow.localhost';
 const GRACE_MS = 8_000;
@@ -84,4 +85,49 @@ test('drain: a request head read as the drain begins gets 503 with Retry-After, 
   assert.equal(statusOf(text), 503, text.slice(0, 200));
   assert.match(text, /\r\nRetry-After: \d+\r\n/i);
   await withTimeout('close() to finish', closed);
+});
+
+test('drain: a connection of an endpoint the agent unbound keeps its --grace (the session waits for it)', { timeout: 30_000 }, async (t) => {
+  // Before: the session's drain counted connections only on endpoints still bound, so it ended at once and cut this
+  // one, and close() returned as soon as the route table was empty (review finding).
+  const fx = await startRelayFixture({ graceMs: GRACE_MS });
+  t.after(() => fx.close());
+  const echo = await startTcpEcho(fx.cleanup);
+  const agent = await connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem });
+  fx.cleanup.defer('close the agent', () => agent.close(200));
+  const ep = await withTimeout('the TCP Bind', agent.forward(`tcp://127.0.0.1:${echo.port}`));
+  const c = net.connect({ host: '127.0.0.1', port: Number(new URL(ep.url!).port) });
+  t.after(() => c.destroy());
+  c.on('error', () => {});
+  await once(c, 'connect');
+  let cut = false;
+  c.on('close', () => (cut = true));
+  const ping = async (what: string): Promise<void> => {
+    c.write(what);
+    let got = '';
+    await withTimeout(`the echo of ${what}`, new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer): void => {
+        got += d.toString();
+        if (got === what) (c.off('data', onData), resolve());
+      };
+      c.on('data', onData);
+      c.once('close', () => reject(new Error(`the connection was cut before the echo of ${what}`)));
+    }));
+  };
+  await ping('one');
+  await agent.unbind(ep);
+  await waitFor('the route to go', () => (fx.relay.acceptor.routes.size === 0 ? true : undefined));
+  await ping('two');
+
+  const offline = once(agent, 'offline'); // the worker sent its GOAWAY: it has begun draining this session
+  const closed = fx.relay.close();
+  await withTimeout('the GOAWAY to reach the agent', offline);
+  await ping('three');
+  assert.equal(cut, false);
+  let closeDone = false;
+  void closed.then(() => (closeDone = true));
+  await ping('four');
+  assert.equal(closeDone, false, 'close() waits for the connection');
+  c.end();
+  await withTimeout('close() to finish once the connection ended', closed, GRACE_MS + 2_000);
 });

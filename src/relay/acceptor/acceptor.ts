@@ -307,6 +307,7 @@ export class Acceptor {
     const n = (this.sessionsByToken.get(s.tokenId) ?? 1) - 1;
     if (n <= 0) this.sessionsByToken.delete(s.tokenId);
     else this.sessionsByToken.set(s.tokenId, n);
+    this.wakeIfDrained();
   }
 
   private async reserve(workerId: number, req: ReserveRequest): Promise<AcceptorToWorker> {
@@ -523,7 +524,6 @@ export class Acceptor {
    */
   private dropEndpoints(keys: string[]): void {
     for (const key of keys) this.forget(key, this.opts.reclaimGraceMs);
-    if (this.routes.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
   }
 
   private forget(endpointKey: string, graceMs: number): void {
@@ -531,6 +531,16 @@ export class Acceptor {
     if (gone === undefined) return;
     gone.member.breaker?.shutdown();
     if (gone.last && gone.route.proto === 'tcp') this.closeTcp(gone.route.port);
+    this.wakeIfDrained();
+  }
+
+  /** No route and no authenticated session left: what a shutdown waits for (whenDrained). */
+  private get drained(): boolean {
+    return this.routes.size === 0 && this.sessionTokens.size === 0;
+  }
+
+  private wakeIfDrained(): void {
+    if (this.emptyWaiters.length > 0 && this.drained) for (const w of this.emptyWaiters.splice(0)) w();
   }
 
   // ---- pools: picking a member, breaker outcomes ----
@@ -659,9 +669,12 @@ export class Acceptor {
     p.call?.ok();
   }
 
-  /** Resolves once no endpoint is bound (every session ended), or after `timeoutMs`. */
-  whenNoRoutes(timeoutMs: number): Promise<void> {
-    if (this.routes.size === 0) return Promise.resolve();
+  /**
+   * Resolves once no endpoint is bound and no authenticated session is left, or after `timeoutMs`. Sessions count on
+   * their own: one whose endpoints were unbound still carries their open connections until they end.
+   */
+  whenDrained(timeoutMs: number): Promise<void> {
+    if (this.drained) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       const waiters = this.emptyWaiters;

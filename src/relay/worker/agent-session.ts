@@ -145,6 +145,8 @@ export class AgentSession {
   private readonly raw: net.Socket;
   private readonly tlsSocket: tls.TLSSocket;
   private resolveDone!: (r: TaskResult) => void;
+  /** Public connections riding this session now, on any of its endpoints (bound or since unbound). */
+  private activeConnections: number;
   private finished: boolean;
   private authTimer: NodeJS.Timeout | null;
   private idleTimer: NodeJS.Timeout | null;
@@ -167,6 +169,7 @@ export class AgentSession {
     this.draining = false;
     this.burrowAgent = false;
     this.raw = socket;
+    this.activeConnections = 0;
     this.finished = false;
     this.done = new Promise((r) => (this.resolveDone = r));
     this.tlsSocket = new tls.TLSSocket(socket, { isServer: true, secureContext: runtime.secureContext });
@@ -205,15 +208,21 @@ export class AgentSession {
     this.maybeEndDrain();
   }
 
-  /** A public connection on one of our endpoints ended (called by the pumps). */
+  /** A public connection now rides this session (called by the pumps, with the endpoint's own count). */
+  connectionStarted(): void {
+    this.activeConnections++;
+  }
+
+  /** A public connection on this session ended (called by the pumps). */
   connectionEnded(): void {
+    this.activeConnections--;
     if (this.draining) this.maybeEndDrain();
   }
 
   private maybeEndDrain(): void {
-    let active = 0;
-    for (const ep of this.endpoints.values()) active += ep.active;
-    if (active === 0) {
+    // The session's own count, not the sum over its bound endpoints: an endpoint the agent unbound leaves the table
+    // while its open connections carry on (review finding: a drain then cut them at once, --grace ignored).
+    if (this.activeConnections === 0) {
       if (this.mux === null) {
         this.tlsSocket.destroy();
       } else {

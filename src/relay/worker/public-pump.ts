@@ -203,6 +203,7 @@ class BytePipe {
     this.type = endpointTypeIndex(task.entry);
     this.done = new Promise((r) => (this.resolve = r));
     ep.active++;
+    ep.session.connectionStarted();
     // Client → stream: write()/'drain' backpressure, the client's FIN becomes ours. Stream → client: the stream's end
     // is forwarded by hand (streamEnd) so a pooled stream that ends before answering can still be retried.
     (socket as PipedEmitter)[PIPE] = this;
@@ -442,6 +443,7 @@ function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
   from.active--;
   from.session.connectionEnded();
   to.active++;
+  to.session.connectionStarted();
   return to;
 }
 
@@ -594,6 +596,7 @@ class HttpPump implements HttpFilterSink {
     this.onStreamEnd = () => this.streamEnd();
     this.onStreamError = () => this.streamFailed();
     ep.active++;
+    ep.session.connectionStarted();
     runtime.httpConnections.add(this);
     ep.session.httpConnections.add(this);
     // Drain handlers are attached once (not per blocked write), so a burst of blocked writes adds no listeners.
