@@ -754,9 +754,15 @@ export class Acceptor {
   }
 
   private handAgent(socket: net.Socket, head: Buffer): void {
+    // A connection still in preread when the drain began would become a session on a draining worker, which refuses
+    // its Binds and would hold it until the pool is destroyed: refuse it now, so the agent reconnects elsewhere.
+    if (this.closing) {
+      this.count('agent:draining');
+      socket.destroy();
+      return;
+    }
     if (this.dispatcher!.dispatchAgent(socket, head, meta(socket))) this.handedOff.add(socket);
   }
-
 
   private onAgent(socket: net.Socket): void {
     this.count('agent:accepted');
