@@ -19,6 +19,7 @@ export const TYPE_HTTPS = 1;
 export const CONNECTION_OUTCOMES = [
   'ok',
   'no-response',
+  'tls-failed',
   'closed',
   'endpoint-gone',
   'draining',

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect, type Agent } from '../../src/index.js';
@@ -119,6 +120,26 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
   assert.equal(sample(text, 'burrow_workers_expected'), 2);
   assert.equal([...text.matchAll(/^burrow_worker_up\{worker="\d+"\} 1$/gm)].length, 2);
   assert.ok(sample(text, 'burrow_received_bytes_total{endpoint_type="http"}')! > 0);
+});
+
+test('https connections without a response: a failed handshake counts tls-failed, one that sent no request closed (not no-response)', { ...T, skip: NO_THREADS_SKIP }, async () => {
+  const series = (o: string): string => `burrow_connections_total{endpoint_type="https",outcome="${o}"}`;
+  const base = (await get('/metrics')).body;
+  const was = (o: string): number => sample(base, series(o)) ?? 0;
+  // curl without --cacert: the system roots refuse the dev certificate, curl aborts the handshake.
+  const r = await curl([...resolveArgs(APP, fx.https.port), `https://${APP}:${fx.https.port}/`]);
+  assert.equal(r.status, 0, 'curl gave up at the handshake');
+  // A handshake, then a close before any request (a browser's preconnect).
+  const s = tls.connect({ host: '127.0.0.1', port: fx.https.port, servername: APP, ca: fx.caPem });
+  s.on('error', () => {});
+  await withTimeout('the handshake', once(s, 'secureConnect'));
+  s.end();
+  await withTimeout('the close', once(s, 'close'));
+  const text = await waitFor('both connections counted', async () => {
+    const m = (await get('/metrics')).body;
+    return (sample(m, series('tls-failed')) ?? 0) === was('tls-failed') + 1 && (sample(m, series('closed')) ?? 0) === was('closed') + 1 ? m : undefined;
+  });
+  assert.equal(sample(text, series('no-response')) ?? 0, was('no-response'));
 });
 
 test('pipelined requests: each one is counted and timed, not only the last before the answers', { ...T, skip: NO_THREADS_SKIP }, async () => {

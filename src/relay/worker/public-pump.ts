@@ -1050,7 +1050,19 @@ class HttpPump implements HttpFilterSink {
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
     if (!this.client.destroyed) this.client.destroy();
-    const outcome = this.rerouted ? 'rerouted' : this.evicted ? 'evicted' : this.responseStarted ? 'ok' : 'no-response';
+    // Without a response: a client that failed its TLS handshake (no CA, wrong name) or left before its first request
+    // is not an agent failure, which is what no-response reports (review finding: a curl without --cacert read as one).
+    const outcome = this.rerouted
+      ? 'rerouted'
+      : this.evicted
+        ? 'evicted'
+        : this.responseStarted
+          ? 'ok'
+          : this.type === TYPE_HTTPS && !this.secured
+            ? 'tls-failed'
+            : this.requests === 0
+              ? 'closed'
+              : 'no-response';
     this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
   }
 }
