@@ -126,8 +126,11 @@ interface FlagSpec {
   readonly defaultText: string;
   readonly help: string;
   readonly parse: (value: string, label: string, base?: string) => unknown;
-  /** May be given several times: the Draft key gets the list of values in order. */
-  readonly repeat?: true;
+  /**
+   * May be given several times: the Draft key gets the list of values in order (true), or one comma-separated list
+   * of them all ('join': --allow-cidr A --allow-cidr B is --allow-cidr A,B, as ngrok's --cidr-allow repeats).
+   */
+  readonly repeat?: true | 'join';
 }
 
 const ENDPOINT_COMMANDS: readonly AgentCommand[] = ['http', 'tcp', 'tls'];
@@ -156,10 +159,10 @@ const FLAGS: readonly FlagSpec[] = [
     help: 'the relay asks every request for this user name and password (401 otherwise); use the https URL, the password is plain on http',
     parse: (v) => v },
   { name: 'allow-cidr', key: 'allowCidrs', arg: '<net[,net…]>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'any address',
-    help: 'only clients from these networks (10.0.0.0/8, 192.0.2.7, 2001:db8::/32) reach the service; others get 403 (http) or are closed',
-    parse: (v) => v },
+    help: 'only clients from these networks (10.0.0.0/8, 192.0.2.7, 2001:db8::/32) reach the service; others get 403 (http) or are closed; repeatable',
+    parse: (v) => v, repeat: 'join' },
   { name: 'deny-cidr', key: 'denyCidrs', arg: '<net[,net…]>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'none',
-    help: 'clients from these networks are refused (wins over --allow-cidr)', parse: (v) => v },
+    help: 'clients from these networks are refused (wins over --allow-cidr); repeatable', parse: (v) => v, repeat: 'join' },
   { name: 'proxy-proto', key: 'proxyProto', arg: '<1|2>', commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'off',
     help: 'the service reads a PROXY protocol header (1: text, 2: binary) with the client address before each connection\'s bytes',
     parse: (v) => v },
@@ -179,7 +182,7 @@ const FLAGS: readonly FlagSpec[] = [
     parse: parseListenerOrOff },
   { name: 'metrics-token', key: 'metricsToken', arg: '<token>', commands: ALL_COMMANDS, env: 'BURROW_METRICS_TOKEN',
     fileKey: 'metrics_token', defaultText: 'none', help: 'bearer token the --metrics-addr server requires (16 to 256 printable characters)', parse: parseBearerToken },
-  { name: 'config', key: 'configFile', arg: '<file>', commands: ['start'], env: null, fileKey: null, defaultText: DEFAULT_CONFIG_FILE,
+  { name: 'config', key: 'configFile', arg: '<file>', commands: ['start', 'http', 'tcp', 'tls'], env: null, fileKey: null, defaultText: DEFAULT_CONFIG_FILE,
     help: 'YAML file with an agent: section and an endpoints: list (see README "Agent")', parse: (v) => v },
 ];
 
@@ -241,7 +244,7 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     }
     const values = given.get(spec);
     if (values === undefined) given.set(spec, [value]);
-    else if (spec.repeat === true) values.push(value);
+    else if (spec.repeat !== undefined) values.push(value);
     else throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--${name} was given twice; give it once`);
   }
 
@@ -257,13 +260,15 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     }
   }
 
-  // 3. The config file (start): its agent: section sits below the environment and flags.
+  // 3. The config file (start: --config or burrow.yml; http/tcp/tls: only a --config given, for its agent: section,
+  // so `burrow http 3000 --config burrow.yml` takes the relay address and token from the file, as ngrok's agent takes
+  // its authtoken from its config): it sits below the environment and flags.
   let fileEndpoints: FileEndpoint[] = [];
   let configFile: string | null = null;
-  if (command === 'start') {
-    const flagValue = given.get(FLAGS_BY_NAME.get('config')!)?.[0];
+  const flagValue = given.get(FLAGS_BY_NAME.get('config')!)?.[0];
+  if (command === 'start' || flagValue !== undefined) {
     configFile = parseFile(flagValue ?? DEFAULT_CONFIG_FILE, flagValue === undefined ? `--config (default ${DEFAULT_CONFIG_FILE})` : '--config', 'a burrow agent YAML file');
-    const file = loadAgentFile(configFile);
+    const file = loadAgentFile(configFile, command === 'start');
     for (const f of FLAGS) {
       const v = f.fileKey === null ? undefined : file.agent.get(f.fileKey);
       // A value the environment or a flag overrides is not used, so not judged either (step 4 parses the winner).
@@ -281,13 +286,14 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v, `--${f.name} (from ${f.env})`);
   }
   for (const [f, vs] of given) {
-    (draft as unknown as Record<string, unknown>)[f.key] = f.repeat === true ? vs.map((v) => f.parse(v, `--${f.name}`)) : f.parse(vs[0]!, `--${f.name}`);
+    (draft as unknown as Record<string, unknown>)[f.key] =
+      f.repeat === true ? vs.map((v) => f.parse(v, `--${f.name}`)) : f.parse(f.repeat === 'join' ? vs.join(',') : vs[0]!, `--${f.name}`);
   }
 
   if (draft.authtoken === null) {
     throw new BurrowError(
       'BURROW_ERR_CONFIG_INVALID',
-      `no auth token: pass --authtoken <token>, set BURROW_AUTHTOKEN${command === 'start' ? ', or put authtoken: under agent: in the config file' : ''} (a dev relay prints its token at start-up)`,
+      `no auth token: pass --authtoken <token>, set BURROW_AUTHTOKEN, or put authtoken: under agent: in ${configFile !== null ? configFile : 'a config file (--config)'} (a dev relay prints its token at start-up)`,
     );
   }
 
@@ -411,7 +417,7 @@ const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token'])
  * Unknown keys, wrong types and bad values throw BURROW_ERR_CONFIG_INVALID naming the file, line and key; a file that
  * cannot be read or is not YAML throws BURROW_ERR_CONFIG_FILE.
  */
-export function loadAgentFile(path: string): AgentFile {
+export function loadAgentFile(path: string, needEndpoints = true): AgentFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -434,7 +440,12 @@ export function loadAgentFile(path: string): AgentFile {
 
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
-    throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `${path}: the file is empty; it needs an endpoints: list (and usually an agent: section)`);
+    throw new BurrowError(
+      'BURROW_ERR_CONFIG_INVALID',
+      needEndpoints
+        ? `${path}: the file is empty; it needs an endpoints: list (and usually an agent: section)`
+        : `${path}: the file is empty; it needs an agent: section (server_addr, authtoken, ca, ...)`,
+    );
   }
   if (!isMap(root)) throw bad(root, '(top level)', 'must be a mapping with agent: and endpoints:');
   const top = entries(root, TOP_KEYS, '', bad);
@@ -457,6 +468,9 @@ export function loadAgentFile(path: string): AgentFile {
   }
 
   const epsNode = top.get('endpoints');
+  // burrow http|tcp|tls read only the agent: section; endpoints: there is still checked when present (one file serves
+  // both), but may be left out.
+  if (epsNode === undefined && !needEndpoints) return { agent, endpoints: [] };
   if (epsNode === undefined) throw bad(root, 'endpoints', 'missing; list the endpoints to serve (each with url and upstream)');
   const seq = epsNode.value;
   if (!isSeq(seq) || seq.items.length === 0) throw bad(seq ?? epsNode.key, 'endpoints', 'must be a non-empty list of endpoints');
@@ -564,11 +578,12 @@ function entries(
 
 /** Help for `burrow <command> --help`, generated from the flag table. */
 export function agentHelpText(command: AgentCommand): string {
+  const onlyAgentSection = (f: FlagSpec): boolean => f.name === 'config' && command !== 'start';
   const rows = FLAGS.filter((f) => f.commands.includes(command)).map((f) => ({
     left: `  --${f.name}${f.arg === null ? '' : ` ${f.arg}`}`,
     lines: [
-      f.help,
-      `default: ${f.defaultText}`,
+      onlyAgentSection(f) ? "YAML file whose agent: section (server_addr, authtoken, ca, ...) supplies defaults; its endpoints: are not served (that is 'burrow start')" : f.help,
+      `default: ${onlyAgentSection(f) ? 'none (no file is read)' : f.defaultText}`,
       ...(f.env !== null ? [`env: ${f.env}`] : []),
       ...(f.fileKey !== null ? [`config file: agent.${f.fileKey}`] : []),
     ],

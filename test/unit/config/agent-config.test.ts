@@ -117,7 +117,7 @@ describe('burrow http|tcp|tls', () => {
     ['no upstream', 'http', [], ["'burrow http' needs the local service", 'burrow http 3000']],
     ['two upstreams', 'tcp', ['1', '2'], ['takes one upstream']],
     ['unknown flag', 'http', ['3000', '--nope'], ['unknown flag --nope', "burrow http --help"]],
-    ['flag of another command', 'http', ['3000', '--config', 'x.yml'], ['unknown flag --config']],
+    ['flag of another command', 'start', ['--url', 'http://x.burrow.localhost'], ["unknown flag --url for 'burrow start'"]],
     ['missing value', 'http', ['3000', '--url'], ['--url needs a value <url>']],
     ['twice', 'http', ['3000', '--pool', '--pool'], ['--pool was given twice']],
     ['--pool=value', 'http', ['3000', '--pool=yes'], ['--pool takes no value']],
@@ -174,6 +174,26 @@ describe('burrow http|tcp|tls', () => {
   test('rejects: a CA file with no PEM certificate', (t) => {
     const ca = file(t, 'ca.pem', 'not a certificate');
     throwsWith(() => parse('http', ['3000', '--ca', ca]), ['holds no PEM certificate', ca], 'BURROW_ERR_CONFIG_FILE');
+  });
+
+  test('--config FILE: its agent: section supplies server, token and ca; its endpoints: (optional) are not served', (t) => {
+    const dir = tempDir(t);
+    file(t, 'ca.pem', CA, dir);
+    const f = file(t, 'agent.yml', `agent: { server_addr: "relay.example.com:4443", authtoken: ${TOKEN}, ca: ca.pem }\n`, dir);
+    const c = parse('http', ['3000', '--config', f], {});
+    assert.equal(c.configFile, f);
+    assert.deepEqual(c.server, { host: 'relay.example.com', port: 4443 });
+    assert.equal(c.authtoken, TOKEN);
+    assert.equal(c.caPath, join(dir, 'ca.pem'));
+    assert.deepEqual(c.endpoints.map((e) => [e.kind, e.forwardsTo]), [['http', 'http://localhost:3000']]);
+    // A file made for burrow start serves too: only the positional upstream is forwarded.
+    const both = file(t, 'burrow.yml', `agent: { authtoken: ${TOKEN} }\nendpoints:\n  - { name: db, url: "tcp://", upstream: 5432 }\n`, dir);
+    assert.deepEqual(parse('tcp', ['6379', '--config', both], {}).endpoints.map((e) => [e.kind, e.forwardsTo]), [['tcp', 'tcp://localhost:6379']]);
+    // Flags and the environment still win; without --config no file is read (not even burrow.yml).
+    assert.deepEqual(parse('http', ['3000', '--config', f], { BURROW_SERVER: 'env.example.com:1' }).server, { host: 'env.example.com', port: 1 });
+    assert.equal(parse('http', ['3000'], { BURROW_AUTHTOKEN: TOKEN }).configFile, null);
+    throwsWith(() => parse('http', ['3000', '--config', file(t, 'empty.yml', '', dir)], {}), ['empty.yml', 'agent: section']);
+    throwsWith(() => parse('http', ['3000', '--config', file(t, 'notoken.yml', 'agent: { server_addr: "a:1" }\n', dir)], {}), ['no auth token', 'notoken.yml']);
   });
 
   test('--help wins and reads nothing else', () => {
@@ -337,6 +357,13 @@ describe('basic auth and IP restrictions (flags, config file, library)', () => {
     const t = parse('tcp', ['5432', '--allow-cidr', '127.0.0.1/32']).endpoints[0]!;
     assert.deepEqual([t.allowCidrs, t.basicAuth], [['127.0.0.1/32'], []]);
   });
+  test('--allow-cidr and --deny-cidr are repeatable (ngrok repeats --cidr-allow): the lists are joined', () => {
+    const e = parse('http', ['3000', '--allow-cidr', '10.0.0.0/8', '--allow-cidr=192.0.2.7,198.51.100.0/24', '--deny-cidr', '10.1.0.0/16', '--deny-cidr', '10.2.0.0/16']).endpoints[0]!;
+    assert.deepEqual(e.allowCidrs, ['10.0.0.0/8', '192.0.2.7', '198.51.100.0/24']);
+    assert.deepEqual(e.denyCidrs, ['10.1.0.0/16', '10.2.0.0/16']);
+    throwsWith(() => parse('tcp', ['5432', '--allow-cidr', '10.0.0.0/8', '--allow-cidr', 'nope']), ['--allow-cidr', 'nope']);
+  });
+
   test('rejects: credentials without a password or user, a network that is none, basic auth on tcp', () => {
     throwsWith(() => parse('http', ['3000', '--basic-auth', 'admin']), ['--basic-auth: expects user:password']);
     throwsWith(() => parse('http', ['3000', '--basic-auth', ':pw']), ['--basic-auth: expects user:password']);
