@@ -337,7 +337,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
     defaultText: 'none', help: 'private key (PEM) for --cert' }),
   flag({ name: 'tokens', key: 'tokensFile', arg: '<file>', default: null, parse: fileParser('a tokens file (one token or sha256: hash per line, optionally with rules)'),
     defaultText: 'none: a dev token is generated in --data-dir and printed',
-    help: 'agent auth tokens, one per line: a token or sha256:<hex>, optionally with rules (docs/security.md); # starts a comment line' }),
+    help: 'agent auth tokens, one per line: a token (16-256 characters) or sha256:<hex>, optionally with rules (docs/security.md); # starts a comment line' }),
   flag({ name: 'preread-timeout', key: 'prereadTimeoutMs', arg: '<ms>', default: '5000',
     parse: intParser(1, 600_000, 'milliseconds'),
     help: 'deadline for a public client to send its TLS ClientHello or HTTP request head' }),
