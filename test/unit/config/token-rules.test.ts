@@ -18,7 +18,7 @@ import {
   type TokenEntry,
 } from '../../../src/config/token-rules.js';
 import { loadTokens, tokenMatcher, type TokenStore } from '../../../src/config/tokens.js';
-import { AuthLimiter } from '../../../src/relay/acceptor/auth-limiter.js';
+import { AuthLimiter, limitKey } from '../../../src/relay/acceptor/auth-limiter.js';
 
 // The workers' matcher over a store's entries (what the relay hands them), for the checks below.
 const lookup = (s: TokenStore, token: string): TokenEntry | null => tokenMatcher(s.entries)(token);
@@ -164,6 +164,19 @@ describe('AuthLimiter', () => {
     assert.ok(l.blockedFor('192.0.2.1', t0 + wait) > 0);
     assert.equal(l.blockedFor('192.0.2.1', t0 + wait + 60_000), 0);
     assert.equal(l.tracked, 0, 'a full bucket is forgotten');
+  });
+
+  test('IPv6 clients are counted by their /64: a new address in the same block gets no fresh budget', () => {
+    const l = new AuthLimiter(2);
+    l.fail('2001:db8:0:1::1', 0);
+    l.fail('2001:db8:0:1:ffff:ffff:ffff:ffff', 0);
+    assert.ok(l.blockedFor('2001:0db8:0000:0001:abcd::7', 0) > 0, 'same /64, other spelling');
+    assert.equal(l.blockedFor('2001:db8:0:2::1', 0), 0, 'the next /64 is another client');
+    assert.equal(limitKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(limitKey('::1'), '0:0:0:0::/64');
+    assert.equal(limitKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
+    assert.equal(limitKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(limitKey('192.0.2.1'), '192.0.2.1');
   });
 
   test('memory is bounded: at most 10 000 addresses are tracked', () => {
