@@ -78,6 +78,10 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
       // RFC 6066 §3: SNI carries host names only, never IP literals (the certificate's IP SAN is checked instead).
       servername: isIP(host) === 0 ? host : undefined,
       ca: options.ca,
+      // RFC 6761 §6.3: names under .localhost are loopback, as curl and browsers treat them, but getaddrinfo here
+      // does not resolve them, so `--server connect.burrow.localhost:8443` (the relay's https listener, routed by that
+      // SNI) failed with ENOTFOUND.
+      ...(isLocalhostName(host) ? { lookup: loopbackLookup } : {}),
       // Nagle is turned off by MuxSession (it batches frames per event-loop turn itself).
     });
     const timer = setTimeout(() => {
@@ -119,4 +123,19 @@ export function dialRelay(options: RelayDialOptions): Promise<tls.TLSSocket> {
       resolve(socket);
     });
   });
+}
+
+/** A name under `.localhost` (a trailing dot allowed); `localhost` itself is left to the system resolver. */
+function isLocalhostName(host: string): boolean {
+  return host.toLowerCase().replace(/\.$/, '').endsWith('.localhost');
+}
+
+/** A net.connect `lookup` that answers 127.0.0.1 (both of its callback forms: one address, or `all`). */
+function loopbackLookup(
+  _hostname: string,
+  options: { all?: boolean },
+  callback: (err: Error | null, address: string | Array<{ address: string; family: number }>, family?: number) => void,
+): void {
+  if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }]);
+  else callback(null, '127.0.0.1', 4);
 }

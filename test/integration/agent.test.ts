@@ -505,6 +505,16 @@ test('--server naming the relay\'s http or https listener: connect() fails at on
   }
 });
 
+test('--server connect.<domain>:<https port>: a .localhost name reaches loopback (RFC 6761) and the relay takes the agent by that SNI', T, async () => {
+  const a = await withTimeout('connect over the https listener', connect({ ...agentOptions(), server: `connect.burrow.localhost:${fx.https.port}` }));
+  try {
+    const ep = await withTimeout('a Bind over it', a.forward(`http://127.0.0.1:${up.port}`));
+    assert.match(ep.url!, /^https:\/\/[a-z0-9-]+\.burrow\.localhost:/);
+  } finally {
+    await a.close(200);
+  }
+});
+
 test('a name the relay certificate does not cover (a.b.<domain> under *.<domain>) gets its working http:// URL', T, async () => {
   const a = await connect(agentOptions());
   try {
