@@ -20,7 +20,7 @@ Usage:
   burrow relay [flags]        run the relay (public edge); burrow relay --help lists the flags
   burrow http <port|host:port> [--url http://name.<domain>]   forward a public HTTP(S) URL to a local HTTP service
   burrow tcp <port|host:port> [--url tcp://]                  forward a public TCP port to a local TCP service
-  burrow tls <port|host:port> --url tls://name.<domain>       pass TLS for a host name through to a local TLS service
+  burrow tls <port|host:port> [--url tls://name.<domain>]    pass TLS for a host name through to a local TLS service
   burrow start [--config burrow.yml] [names…]                 run the endpoints of a config file in one session
       agent flags: --server host:port (BURROW_SERVER), --authtoken (BURROW_AUTHTOKEN), --ca file (BURROW_CA), --pool;
       'burrow <command> --help' lists them all
@@ -30,17 +30,23 @@ Usage:
   burrow bench [--quick] [--scenario a,b] [--agent burrow|ngrok] ...   the benchmark (npm run bench; in a clone)
   burrow doctor               report what this install can do (native addon, Node version)
   burrow version              print the version
-  burrow help                 this text
+  burrow help [command]       this text, or a command's flags (the same as 'burrow <command> --help')
 `;
+
+/** Commands whose own --help `burrow help <command>` shows. */
+const HELP_COMMANDS: ReadonlySet<string> = new Set(['relay', 'http', 'tcp', 'tls', 'start', 'token', 'demo', 'bench']);
 
 async function main(argv: string[]): Promise<number> {
   const cmd = argv[0] ?? 'help';
   switch (cmd) {
     case 'help':
     case '--help':
-    case '-h':
+    case '-h': {
+      const topic = argv[1];
+      if (cmd === 'help' && topic !== undefined && HELP_COMMANDS.has(topic)) return main([topic, '--help']);
       process.stdout.write(USAGE);
       return 0;
+    }
     case 'version':
     case '--version':
     case '-v':

@@ -287,3 +287,16 @@ test('usage errors exit 2 with BURROW_ERR_CLI_USAGE: an unknown command, an unkn
     assert.match(r.stderr, /\[BURROW_ERR_CLI_USAGE\]\n$/);
   }
 });
+
+test("burrow help <command> prints that command's help; burrow help alone the command list", T, async () => {
+  for (const [args, first] of [
+    [['help', 'http'], /^Usage: burrow http </],
+    [['help', 'relay'], /burrow relay/],
+    [['help', 'token'], /^Usage: burrow token create/],
+    [['help'], /^burrow \S+ — self-hosted tunnel relay/],
+  ] as const) {
+    const r = await runCmd(process.execPath, [BIN, ...args]);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, first, args.join(' '));
+  }
+});
