@@ -148,7 +148,12 @@ const FLAGS: readonly FlagSpec[] = [
     parse: parseToken },
   { name: 'ca', key: 'caPath', arg: '<file>', commands: ALL_COMMANDS, env: 'BURROW_CA', fileKey: 'ca',
     defaultText: 'the system roots', help: "PEM CA to trust for the relay's certificate (a dev relay's .burrow/ca.pem)",
-    parse: (v, l, base) => parseFile(v, l, 'a PEM CA certificate file', base) },
+    // Checked here, where the label says where the value came from (flag, BURROW_CA, file line); finish() reads it.
+    parse: (v, l, base) => {
+      const path = parseFile(v, l, 'a PEM CA certificate file', base);
+      readCa(path, l);
+      return path;
+    } },
   { name: 'pool', key: 'pool', arg: null, commands: ENDPOINT_COMMANDS, env: null, fileKey: null, defaultText: 'off',
     help: 'share the URL with other agents that also pass --pool (same auth token): the relay balances connections between them',
     parse: () => true },

@@ -174,6 +174,10 @@ describe('burrow http|tcp|tls', () => {
   test('rejects: a CA file with no PEM certificate', (t) => {
     const ca = file(t, 'ca.pem', 'not a certificate');
     throwsWith(() => parse('http', ['3000', '--ca', ca]), ['holds no PEM certificate', ca], 'BURROW_ERR_CONFIG_FILE');
+    // The message names where the path came from.
+    throwsWith(() => parse('http', ['3000'], { BURROW_AUTHTOKEN: TOKEN, BURROW_CA: ca }), ['--ca (from BURROW_CA)', 'holds no PEM certificate'], 'BURROW_ERR_CONFIG_FILE');
+    const cfg = file(t, 'agent.yml', `agent: { authtoken: ${TOKEN}, ca: ${ca} }\n`);
+    throwsWith(() => parse('http', ['3000', '--config', cfg], {}), [`${cfg}:1: agent.ca`, 'holds no PEM certificate'], 'BURROW_ERR_CONFIG_FILE');
   });
 
   test('--config FILE: its agent: section supplies server, token and ca; its endpoints: (optional) are not served', (t) => {
