@@ -489,9 +489,13 @@ export class Agent extends EventEmitter implements EndpointOwner {
             cause: err,
           });
         }
+        // The relay's code rides at the end of its text (AuthResp has only an Error string): named as the relay's, so
+        // the line does not read as two codes of ours.
+        const code = / \[(BURROW_ERR_[A-Z_]+)\]$/.exec(text);
+        const why = code === null ? text : `${text.slice(0, code.index)} (relay: ${code[1]})`;
         throw new BurrowError(
           'BURROW_ERR_AGENT_AUTH',
-          `the relay at ${this.serverText} refused the agent: ${text} (check --authtoken / BURROW_AUTHTOKEN)`,
+          `the relay at ${this.serverText} refused the agent: ${why}; check the token given by --authtoken, BURROW_AUTHTOKEN or agent.authtoken in --config`,
           { cause: err },
         );
       }

@@ -478,6 +478,7 @@ test('a wrong token: connect() rejects with BURROW_ERR_AGENT_AUTH', T, async () 
   await assert.rejects(connect({ ...agentOptions(), authtoken: 'not-the-relay-token-at-all' }), (err: unknown) => {
     assert.ok(isBurrowError(err, 'BURROW_ERR_AGENT_AUTH'), String(err));
     assert.match((err as Error).message, /authentication failed/);
+    assert.match((err as Error).message, /\(relay: BURROW_ERR_AUTH_FAILED\); check the token given by --authtoken/);
     return true;
   });
 });
