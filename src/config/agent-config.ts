@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
 import { endpointSpec, type EndpointInput, type EndpointKind, type EndpointSpec } from '../agent/endpoint-spec.js';
 import { BurrowError } from '../core/errors.js';
-import { checkReadableFile, quote } from './config-files.js';
+import { checkReadableFile, quote, readYamlFile } from './config-files.js';
 import { intParser, parseBearerToken, parseListenerOrOff, requireTokenOffLoopback, type HostPort } from './relay-config.js';
 
 export type AgentCommand = 'http' | 'tcp' | 'tls' | 'start';
@@ -423,27 +423,10 @@ const SECRET_KEYS: ReadonlySet<string> = new Set(['authtoken', 'metrics_token'])
  * cannot be read or is not YAML throws BURROW_ERR_CONFIG_FILE.
  */
 export function loadAgentFile(path: string, needEndpoints = true): AgentFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
-  }
-  const lc = new LineCounter();
-  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const { line, col } = lc.linePos(e.pos[0]);
-    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const where = (node: YamlNode | null | undefined, key: string): string => {
-    const off = node?.range?.[0];
-    return off === undefined ? `${path}: ${key}` : `${path}:${lc.linePos(off).line}: ${key}`;
-  };
+  const { root, where } = readYamlFile(path);
   const bad = (node: YamlNode | null | undefined, key: string, what: string): BurrowError =>
     new BurrowError('BURROW_ERR_CONFIG_INVALID', `${where(node, key)}: ${what}`);
 
-  const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
     throw new BurrowError(
       'BURROW_ERR_CONFIG_INVALID',

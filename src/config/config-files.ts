@@ -1,7 +1,8 @@
 // Shared helpers of the config loaders: reading files the user named, and quoting values in error messages so every
 // BURROW_ERR_CONFIG_* message has the same shape. Not on the hot path.
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { BurrowError } from '../core/errors.js';
 
 /** A value as shown in an error message: single-quoted, control characters escaped, long values cut. */
@@ -50,4 +51,37 @@ export async function readIfExists(path: string): Promise<string | null> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path} cannot be read (${errorReason(err)}); check its permissions`, { cause: err });
   }
+}
+
+/** A parsed YAML config file: its top node, and `where(node, key)` → `path:line: key` for messages. */
+export interface YamlFile {
+  root: YamlNode | null;
+  where(node: YamlNode | null | undefined, key: string): string;
+}
+
+/**
+ * Read and parse a YAML config file (a leading BOM ignored, duplicate keys refused). A file that cannot be read or is
+ * not YAML throws BURROW_ERR_CONFIG_FILE naming the path (and line and column).
+ */
+export function readYamlFile(path: string): YamlFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, col } = lc.linePos(e.pos[0]);
+    throw new BurrowError('BURROW_ERR_CONFIG_FILE', `${path}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  return {
+    root: doc.contents as YamlNode | null,
+    where(node, key) {
+      const off = node?.range?.[0];
+      return off === undefined ? `${path}: ${key}` : `${path}:${lc.linePos(off).line}: ${key}`;
+    },
+  };
 }

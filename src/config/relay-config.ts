@@ -3,11 +3,12 @@
 import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { BurrowError } from '../core/errors.js';
 import { checkReadableFile, quote } from './config-files.js';
 import { BALANCE_STRATEGIES, isBalanceStrategy, type BalanceStrategy } from '../balancer/pick-member.js';
 import { DEFAULT_LIMITS, STREAMS_PER_SESSION_CEILING, type RelayLimits } from './relay-limits.js';
+import { loadRelayFile, relayFileKey } from './relay-file.js';
 
 /** A listen address. `host` is bare (an IPv6 literal has no brackets); `port` 0 asks the OS for an ephemeral port. */
 export interface HostPort {
@@ -386,6 +387,11 @@ const FLAGS: readonly AnyFlagSpec[] = [
 
 const FLAGS_BY_NAME: ReadonlyMap<string, AnyFlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
 
+/** Settings that are paths: in a config file, relative to the file's directory. */
+const PATH_KEYS: ReadonlySet<keyof Draft> = new Set<keyof Draft>(['dataDir', 'certPath', 'keyPath', 'tokensFile']);
+/** The config file: `--config FILE` or this variable (not a setting itself, so not in FLAGS). */
+const CONFIG_ENV = `${ENV_PREFIX}CONFIG`;
+
 /** `http-addr` → `BURROW_RELAY_HTTP_ADDR`. */
 function envName(name: string): string {
   return ENV_PREFIX + name.toUpperCase().replace(/-/g, '_');
@@ -412,6 +418,26 @@ export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.
 
   const draft = builtInDraft();
   const set = new Map<keyof Draft, string>(); // key → label of the source that set it (for cross-field messages)
+
+  // 0. The config file (--config FILE or BURROW_RELAY_CONFIG): below the environment and the flags. A value either of
+  // them overrides is not used, so not judged (a file shared by several relays may hold one that is wrong here).
+  const { configFile, args } = takeConfigArg(argv, env, command);
+  argv = args;
+  if (configFile !== null) {
+    const named = new Set(argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2, a.includes('=') ? a.indexOf('=') : undefined)));
+    const file = loadRelayFile(
+      configFile.path,
+      FLAGS.map((f) => relayFileKey(f.name)),
+      new Set(FLAGS.filter((f) => f.secret === true).map((f) => relayFileKey(f.name))),
+    );
+    for (const f of FLAGS) {
+      const v = file.get(relayFileKey(f.name));
+      if (v === undefined || named.has(f.name) || (env[envName(f.name)] ?? '') !== '') continue;
+      const value = PATH_KEYS.has(f.key) && v.value.trim() !== '' && !isAbsolute(v.value) ? resolve(dirname(configFile.path), v.value) : v.value;
+      (draft as unknown as Record<string, unknown>)[f.key] = f.parse(value, v.label);
+      set.set(f.key, v.label);
+    }
+  }
 
   // 1. Environment: defaults that flags override. An empty variable counts as unset.
   for (const f of FLAGS) {
@@ -479,6 +505,42 @@ export function parseRelayArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   checkListenerConflicts(draft, (key) => set.get(key));
   requireTokenOffLoopback(draft.adminAddr, draft.adminToken, '--admin-addr', '--admin-token (or BURROW_RELAY_ADMIN_TOKEN)');
   return finish(draft, false);
+}
+
+/**
+ * The config file named by `--config FILE` / `--config=FILE` (at most once) or BURROW_RELAY_CONFIG, checked to be a
+ * readable file, and the arguments without it.
+ */
+function takeConfigArg(argv: string[], env: NodeJS.ProcessEnv, command: string): { configFile: { path: string } | null; args: string[] } {
+  const args: string[] = [];
+  let value: string | null = null;
+  let label = '';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a !== '--config' && !a.startsWith('--config=')) {
+      args.push(a);
+      continue;
+    }
+    if (value !== null) throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--config was given twice; give it once`);
+    if (a === '--config') {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) {
+        throw new BurrowError('BURROW_ERR_CONFIG_INVALID', `--config needs a value <file>; write --config relay.yml (run '${command} --help')`);
+      }
+      value = next;
+      i++;
+    } else {
+      value = a.slice('--config='.length);
+    }
+    label = '--config';
+  }
+  if (value === null && (env[CONFIG_ENV] ?? '') !== '') {
+    value = env[CONFIG_ENV]!;
+    label = `--config (from ${CONFIG_ENV})`;
+  }
+  if (value === null) return { configFile: null, args };
+  if (value.trim() === '') throw invalid(label, value, 'is empty; give the path of a relay YAML file');
+  return { configFile: { path: checkReadableFile(resolve(value), label, 'a relay YAML file') }, args };
 }
 
 const LISTENERS: ReadonlyArray<{ key: 'httpAddr' | 'httpsAddr' | 'agentAddr' | 'adminAddr'; flag: string }> = [
@@ -567,10 +629,21 @@ function finish(d: Draft, help: boolean): RelayConfig {
 
 /** Help for `burrow relay --help`: every flag with its default and env var, generated from the flag table. */
 export function relayHelpText(): string {
-  const rows = FLAGS.map((f) => ({
-    left: `  --${f.name} ${f.arg}`,
-    lines: [f.help, `default: ${f.defaultText ?? f.default}`, `env: ${envName(f.name)}`],
-  }));
+  const rows = [
+    {
+      left: '  --config <file>',
+      lines: [
+        'YAML file of settings: the flags below as keys with _ for - (http_addr: 127.0.0.1:8080, max_conns_per_ip: 500);',
+        'relative paths in it are relative to the file',
+        'default: none',
+        `env: ${CONFIG_ENV}`,
+      ],
+    },
+    ...FLAGS.map((f) => ({
+      left: `  --${f.name} ${f.arg}`,
+      lines: [f.help, `default: ${f.defaultText ?? f.default}`, `env: ${envName(f.name)}`, `config file: ${relayFileKey(f.name)}`],
+    })),
+  ];
   rows.push({ left: '  --help, -h', lines: ['show this text'] });
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
   const body = rows
@@ -579,8 +652,9 @@ export function relayHelpText(): string {
   return (
     `Usage: ${COMMAND} [flags]\n\n` +
     'Runs the relay: the public edge that agents connect to.\n' +
-    'Flags take a value as --flag value or --flag=value. Each flag can also be set by its environment variable;\n' +
-    'a flag on the command line wins. Listeners marked |off can be disabled with the value off.\n\n' +
+    'Flags take a value as --flag value or --flag=value. Each flag can also be set by its environment variable or\n' +
+    'a --config file key. Precedence: flag, then environment variable, then config file, then default. Listeners\n' +
+    'marked |off can be disabled with the value off.\n\n' +
     `Flags:\n${body}\n`
   );
 }

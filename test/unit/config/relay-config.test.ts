@@ -358,9 +358,9 @@ describe('every flag', () => {
     });
   }
 
-  test('the table above covers every flag listed in the help text (cert, key, tokens are tested below)', () => {
+  test('the table above covers every flag listed in the help text (cert, key, tokens, config are tested below)', () => {
     const inHelp = [...relayHelpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
-    const covered = new Set([...FLAG_CASES.map((f) => f.flag), '--cert', '--key', '--tokens', '--help']);
+    const covered = new Set([...FLAG_CASES.map((f) => f.flag), '--cert', '--key', '--tokens', '--config', '--help']);
     assert.deepEqual(inHelp.filter((f) => !covered.has(f)), []);
     assert.equal(inHelp.length, covered.size);
   });
@@ -648,11 +648,69 @@ describe('relayHelpText', () => {
       BURROW_RELAY_RPC_MAX: ['8192', (c) => c.limits.rpcMax, 8192],
       BURROW_RELAY_AUTH_FAIL_LIMIT: ['2', (c) => c.limits.authFailuresPerMinute, 2],
     };
-    const vars = [...relayHelpText().matchAll(/env: (BURROW_RELAY_[A-Z_]+)/g)].map((m) => m[1]!);
+    // BURROW_RELAY_CONFIG names the config file, not a setting: 'config file (--config)' below.
+    const vars = [...relayHelpText().matchAll(/env: (BURROW_RELAY_[A-Z_]+)/g)].map((m) => m[1]!).filter((v) => v !== 'BURROW_RELAY_CONFIG');
     assert.deepEqual([...vars].sort(), Object.keys(cases).sort());
     const env = Object.fromEntries(Object.entries(cases).map(([k, [v]]) => [k, v]));
     const c = parse([], env);
     for (const [name, [, get, want]] of Object.entries(cases)) assert.deepEqual(get(c), want, name);
+  });
+});
+
+describe('config file (--config)', () => {
+  test('keys are the flags with _ for -; precedence flag > environment > file > default; paths relative to the file', (t) => {
+    const dir = tempDir(t);
+    const tokens = join(dir, 'tokens');
+    writeFileSync(tokens, 'token-aaaaaaaaaaaaaaaa\n');
+    const f = join(dir, 'relay.yml');
+    writeFileSync(
+      f,
+      [
+        'domain: tunnels.example.com',
+        'http_addr: 127.0.0.5:8081',
+        'max_conns_per_ip: 500',
+        'metrics_per_endpoint: true',
+        'tokens: tokens',
+        'data_dir: state',
+        'grace: 2500',
+        '',
+      ].join('\n'),
+    );
+    const c = parse(['--config', f]);
+    assert.equal(c.domain, 'tunnels.example.com');
+    assert.deepEqual(c.httpAddr, { host: '127.0.0.5', port: 8081 });
+    assert.equal(c.limits.maxConnsPerIp, 500);
+    assert.equal(c.metricsPerEndpoint, true);
+    assert.equal(c.tokensFile, tokens);
+    assert.equal(c.dataDir, join(dir, 'state'));
+    assert.equal(c.graceMs, 2500);
+    assert.equal(c.limits.maxSessionsPerToken, DEFAULT_LIMITS.maxSessionsPerToken, 'what the file leaves out keeps its default');
+    // The environment beats the file, a flag beats both; BURROW_RELAY_CONFIG names the file too.
+    const e = parse([`--config=${f}`, '--grace', '700'], { BURROW_RELAY_DOMAIN: 'env.example.com', BURROW_RELAY_GRACE: '900' });
+    assert.equal(e.domain, 'env.example.com');
+    assert.equal(e.graceMs, 700);
+    assert.equal(parse([], { BURROW_RELAY_CONFIG: f }).domain, 'tunnels.example.com');
+  });
+
+  test('errors name the file, the line and the key; an overridden bad value is not judged', (t) => {
+    const dir = tempDir(t);
+    const write = (name: string, text: string): string => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    throwsWith(() => parse(['--config', write('a.yml', 'domain: ok.example\nmax-conns-per-ip: 5\n')]), ['a.yml:2: max-conns-per-ip', "unknown key 'max-conns-per-ip'", 'write max_conns_per_ip']);
+    throwsWith(() => parse(['--config', write('b.yml', 'grace: 2500\nworkers: lots\n')]), ['b.yml:2: workers', "'lots'"]);
+    throwsWith(() => parse(['--config', write('c.yml', 'http_addr: [1, 2]\n')]), ['c.yml:1: http_addr', 'a single value']);
+    throwsWith(() => parse(['--config', write('d.yml', 'admin_token: 12345678901234567890\n')]), ['d.yml:1: admin_token', 'put it in quotes']);
+    throwsWith(() => parse(['--config', write('e.yml', '- a\n- b\n')]), ['e.yml:1', 'must be a mapping']);
+    throwsWith(() => parse(['--config', write('f.yml', 'domain: [\n')]), ['f.yml:', 'not valid YAML'], 'BURROW_ERR_CONFIG_FILE');
+    throwsWith(() => parse(['--config', join(dir, 'missing.yml')]), ['--config', 'missing.yml', 'does not exist'], 'BURROW_ERR_CONFIG_FILE');
+    throwsWith(() => parse(['--config', write('g.yml', ''), '--config', write('h.yml', '')]), ['--config was given twice']);
+    // A bad value the command line overrides does not stop the start.
+    assert.equal(parse(['--config', write('i.yml', 'workers: lots\n'), '--workers', '3']).workers, 3);
+    // Empty file: nothing set.
+    assert.equal(parse(['--config', write('j.yml', '')]).domain, parse([]).domain);
   });
 });
 
