@@ -396,12 +396,15 @@ test('extraWindowBudget: streams past it stay at the initial window until an end
     await until(() => s1.readableLength === 1 + d1.length - 200 * 1024, 's1 got the rest');
     await until(() => s2.readableLength === DEFAULT_WINDOW_SIZE && c2.sendWindowAvailable === 0, 's2 at the initial window again');
 
-    // s1 ends: its extra goes back, and s2 takes it at its next credit.
-    const rest1 = readAll(s1);
-    s1.resume();
+    // Both FINs while s1 still holds its unread bytes: the stream leaves the table, but its extra stays taken (its buffer
+    // still holds what the extra let in) until it is read to the end.
+    s1.end();
     c1.end();
     c1.resume();
-    s1.end();
+    await until(() => server.streamCount === 1, 's1 out of the table after both FINs');
+    assert.equal(server.extraWindowAvailable, 0, 'not returned while the bytes are unread');
+    const rest1 = readAll(s1);
+    s1.resume();
     assert.equal(sha(Buffer.concat([a1, await rest1])), sha(Buffer.concat([Buffer.from('x'), d1])));
     await Promise.all([waitClosed(s1), waitClosed(c1)]);
     assert.equal(server.extraWindowAvailable, extra);
