@@ -850,6 +850,15 @@ test('slowloris: an incomplete head → 408 and close, at the acceptor and on a 
   assert.ok(Date.now() - started >= 250, 'the 408 came before the deadline');
   assert.deepEqual(slow.delta(snap), { 'http:timeout': 1 });
 
+  // A bad header line in a later read, with no blank line after it: the acceptor re-sniffs only on a blank line, but
+  // the deadline still answers the line's 400, not 408 (the answer does not depend on how the bytes were split).
+  snap = slow.counters();
+  const split = await rawExchange(slow.http.port, (sock) => {
+    sock.write(`GET /slow HTTP/1.1\r\nHost: ${APP}\r\n`, () => setTimeout(() => sock.write('bad line\r\n'), 20));
+  });
+  assert.equal(statusOf(split.data), 400, split.data.toString('latin1').slice(0, 200));
+  assert.equal(slow.delta(snap)['http:timeout'], undefined);
+
   // A connection that sends nothing (a browser's preconnect) is closed at the deadline without an answer.
   snap = slow.counters();
   const silent = await rawExchange(slow.http.port, Buffer.alloc(0));

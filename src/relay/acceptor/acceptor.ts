@@ -793,12 +793,15 @@ export class Acceptor {
     if (!this.admitConnection(socket, 'http')) return;
     preread(socket, this.opts.prereadMax, this.opts.prereadTimeoutMs, (how) => this.count(`http:${how}`), (buf, timedOut, chunk) => {
       // A head ends with a blank line: after the first read (which catches non-HTTP early), re-sniff only when a read
-      // brings one, or at the size limit. Re-sniffing on every LF cost O(n²) for a client sending one header line per
-      // read (~170 ms of this thread per 16 KiB head, review finding); the sniff's prefix rule (sniff-http-head.ts)
-      // means skipping reads changes no answer, only how early an error in a header line shows.
+      // brings one, or at the size limit or the deadline. Re-sniffing on every LF cost O(n²) for a client sending one
+      // header line per read (~170 ms of this thread per 16 KiB head, review finding); by the sniff's prefix rule
+      // (sniff-http-head.ts) skipping reads changes no answer, only how early an error in a header line shows.
       if (!timedOut && buf !== chunk && buf.length < this.opts.prereadMax && !mayEndHead(buf, buf.length - chunk.length)) {
         return false;
       }
+      // At the deadline a head with a bad line already read gets its 400 (or 505), as it would have at that line.
+      const early = timedOut && buf.length > 0 ? sniffHttpHead(buf, this.opts.prereadMax) : null;
+      if (early !== null && (early.kind === 'invalid' || early.kind === 'not-http')) timedOut = false;
       if (timedOut) {
         this.count('http:timeout');
         // Nothing sent at all (a browser's preconnect, a port scan): close without an answer to no request, as nginx
