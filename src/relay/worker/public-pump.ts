@@ -438,12 +438,16 @@ function openOnMember(
   return again === null ? null : { stream: again, ep: alt };
 }
 
-/** A retried connection now counts on `to` instead of `from` (drain waits on per-endpoint counts). Returns `to`. */
+/**
+ * A retried connection now counts on `to` instead of `from` (a drain waits on each session's count). Counted on `to`
+ * first: with both on one session, a draining session would otherwise see 0 for a moment and end under the stream
+ * just opened on it. Returns `to`.
+ */
 function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
-  from.active--;
-  from.session.connectionEnded();
   to.active++;
   to.session.connectionStarted();
+  from.active--;
+  from.session.connectionEnded();
   return to;
 }
 

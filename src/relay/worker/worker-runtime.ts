@@ -348,6 +348,9 @@ export class WorkerRuntime {
     prepareSocket(socket, this.settings.tcpKeepaliveMs);
     const session = new AgentSession(this, socket, meta);
     this.sessions.set(session.id, session);
+    // Handed off before the acceptor stopped listening but arrived after the drain (the task and the drain message
+    // travel on different channels): drain it too, else it would authenticate and hold close() for the whole grace.
+    if (this.draining) session.goAway();
     return session.done.then((r) => {
       this.sessions.delete(session.id);
       this.recorder.agentConnectionEnded(r.bytesIn, r.bytesOut);
