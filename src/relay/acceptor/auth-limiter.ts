@@ -59,11 +59,23 @@ export class AuthLimiter {
   }
 }
 
-/** What a client's failures are counted under: the address itself (IPv4), or its /64 (IPv6, `2001:db8:0:1::/64`). */
+/**
+ * What a client's failures are counted under: the address itself (IPv4), or its /64 (IPv6, `2001:db8:0:1::/64`).
+ * Except where a /64 holds many unrelated clients, which are counted by their whole address: NAT64 (64:ff9b::/96,
+ * every IPv4 client of a translated network), Teredo (2001::/32, every client of one Teredo server) and link-local
+ * (fe80::/10, with its zone).
+ */
 export function limitKey(ip: string): string {
   if (!net.isIPv6(ip)) return ip;
   const groups = ipv6Groups(ip);
-  return groups === null ? ip : `${groups.slice(0, 4).join(':')}::/64`;
+  if (groups === null) return ip;
+  const [g0, g1, g2, g3, g4, g5] = groups as [string, string, string, string, string, string];
+  const nat64 = g0 === '64' && g1 === 'ff9b' && g2 === '0' && g3 === '0' && g4 === '0' && g5 === '0';
+  const teredo = g0 === '2001' && g1 === '0';
+  const linkLocal = (parseInt(g0, 16) & 0xffc0) === 0xfe80;
+  if (nat64 || teredo) return groups.join(':');
+  if (linkLocal) return `${groups.join(':')}${ip.includes('%') ? ip.slice(ip.indexOf('%')) : ''}`;
+  return `${groups.slice(0, 4).join(':')}::/64`;
 }
 
 /** The eight 16-bit groups of an IPv6 address, in lowercase hex without leading zeros; null if it is none. */

@@ -174,8 +174,12 @@ describe('AuthLimiter', () => {
     assert.equal(l.blockedFor('2001:db8:0:2::1', 0), 0, 'the next /64 is another client');
     assert.equal(limitKey('2001:db8::1'), '2001:db8:0:0::/64');
     assert.equal(limitKey('::1'), '0:0:0:0::/64');
-    assert.equal(limitKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
-    assert.equal(limitKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    // Where one /64 holds many unrelated clients, each address is its own: NAT64, Teredo, link-local.
+    assert.equal(limitKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0:0:0:c000:201');
+    assert.notEqual(limitKey('64:ff9b::192.0.2.1'), limitKey('64:ff9b::198.51.100.9'));
+    assert.notEqual(limitKey('2001:0:4136:e378:8000:63bf:3fff:fdd2'), limitKey('2001:0:4136:e378:8000:63bf:3fff:fdd3'));
+    assert.equal(limitKey('fe80::1%eth0'), 'fe80:0:0:0:0:0:0:1%eth0');
+    assert.notEqual(limitKey('fe80::1%eth0'), limitKey('fe80::2%eth0'));
     assert.equal(limitKey('192.0.2.1'), '192.0.2.1');
   });
 
