@@ -20,6 +20,7 @@ export const CONNECTION_OUTCOMES = [
   'ok',
   'no-response',
   'tls-failed',
+  'rejected',
   'closed',
   'endpoint-gone',
   'draining',

@@ -122,7 +122,7 @@ test('exactly N requests → request_duration count N, ttfb and connections N, b
   assert.ok(sample(text, 'burrow_received_bytes_total{endpoint_type="http"}')! > 0);
 });
 
-test('https connections without a response: a failed handshake counts tls-failed, one that sent no request closed (not no-response)', { ...T, skip: NO_THREADS_SKIP }, async () => {
+test('https connections without an agent response: failed handshake tls-failed, refused by the relay rejected, no request closed (not no-response)', { ...T, skip: NO_THREADS_SKIP }, async () => {
   const series = (o: string): string => `burrow_connections_total{endpoint_type="https",outcome="${o}"}`;
   const base = (await get('/metrics')).body;
   const was = (o: string): number => sample(base, series(o)) ?? 0;
@@ -135,9 +135,19 @@ test('https connections without a response: a failed handshake counts tls-failed
   await withTimeout('the handshake', once(s, 'secureConnect'));
   s.end();
   await withTimeout('the close', once(s, 'close'));
-  const text = await waitFor('both connections counted', async () => {
+  // A request the relay refuses itself (two Content-Lengths: 400), nothing from the agent.
+  const bad = tls.connect({ host: '127.0.0.1', port: fx.https.port, servername: APP, ca: fx.caPem });
+  bad.on('error', () => {});
+  let answer = '';
+  bad.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+  await withTimeout('the handshake', once(bad, 'secureConnect'));
+  bad.write(`GET / HTTP/1.1\r\nHost: ${APP}\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n`);
+  await withTimeout('the relay to close', once(bad, 'close'));
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  const text = await waitFor('the three connections counted', async () => {
     const m = (await get('/metrics')).body;
-    return (sample(m, series('tls-failed')) ?? 0) === was('tls-failed') + 1 && (sample(m, series('closed')) ?? 0) === was('closed') + 1 ? m : undefined;
+    const n = (o: string): number => (sample(m, series(o)) ?? 0) - was(o);
+    return n('tls-failed') === 1 && n('closed') === 1 && n('rejected') === 1 ? m : undefined;
   });
   assert.equal(sample(text, series('no-response')) ?? 0, was('no-response'));
 });

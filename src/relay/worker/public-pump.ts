@@ -496,6 +496,8 @@ class HttpPump implements HttpFilterSink {
   private held: Buffer | null;
   /** https: the TLS handshake finished (before that a head timeout closes without an answer). */
   private secured: boolean;
+  /** The relay answered a request itself with an error page (onError, a 421 for the TLS name): outcome `rejected`. */
+  private rejected: boolean;
   // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds): each request is recorded when the response
   // tracker sees its response complete (request-clock.ts); a close-delimited one ends with its last byte (recorded at
   // the close), one it cannot frame with the last response byte before the next request, or the close.
@@ -559,6 +561,7 @@ class HttpPump implements HttpFilterSink {
     this.throttled = false;
     this.held = null;
     this.secured = false;
+    this.rejected = false;
     this.connId = task.connId;
     this.task = task;
     this.replay = null;
@@ -688,6 +691,7 @@ class HttpPump implements HttpFilterSink {
     // end() would cut the error page short with ERR_STREAM_WRITE_AFTER_END).
     this.filter.stop();
     this.recorder.error(code);
+    this.rejected = true;
     this.clearHeadTimer();
     // A 401 names the scheme and realm (RFC 7235 §4.1), so that a browser asks for the user name and password.
     const challenge = status === 401 ? `WWW-Authenticate: Basic realm="${this.ep.hostname}", charset="UTF-8"\r\n` : '';
@@ -719,6 +723,7 @@ class HttpPump implements HttpFilterSink {
     const sniNow = typeof t.servername === 'string' ? t.servername.toLowerCase() : '';
     if (sniNow !== this.ep.hostname) {
       // The acceptor routed by this SNI; a mismatch would mean the handshake changed it — refuse (no fronting).
+      this.rejected = true;
       this.client.end(errorPage(421, 'Misdirected Request', `TLS server name ${sniNow || '(none)'} does not match ${this.ep.hostname}`));
       return;
     }
@@ -1054,8 +1059,9 @@ class HttpPump implements HttpFilterSink {
     this.ep.session.connectionEnded();
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
     if (!this.client.destroyed) this.client.destroy();
-    // Without a response: a client that failed its TLS handshake (no CA, wrong name) or left before its first request
-    // is not an agent failure, which is what no-response reports (review finding: a curl without --cacert read as one).
+    // Without a response from the agent: a client that failed its TLS handshake (no CA, wrong name), one the relay
+    // answered itself (400, 401, 421, ...) or one that left before its first request is not an agent failure, which
+    // is what no-response reports (review finding: a curl without --cacert read as one).
     const outcome = this.rerouted
       ? 'rerouted'
       : this.evicted
@@ -1064,9 +1070,11 @@ class HttpPump implements HttpFilterSink {
           ? 'ok'
           : this.type === TYPE_HTTPS && !this.secured
             ? 'tls-failed'
-            : this.requests === 0
-              ? 'closed'
-              : 'no-response';
+            : this.rejected
+              ? 'rejected'
+              : this.requests === 0
+                ? 'closed'
+                : 'no-response';
     this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
   }
 }
