@@ -283,9 +283,10 @@ export function parseAgentArgs(command: AgentCommand, argv: string[], env: NodeJ
     fileEndpoints = file.endpoints;
   }
 
-  // 4. Environment, then flags.
+  // 4. Environment, then flags. A variable a flag overrides is not used, so not judged (a stale BURROW_CA must not
+  // fail a command that gives --ca).
   for (const f of FLAGS) {
-    if (f.env === null || !f.commands.includes(command)) continue;
+    if (f.env === null || !f.commands.includes(command) || given.has(f)) continue;
     const v = env[f.env];
     if (v === undefined || v === '') continue;
     (draft as unknown as Record<string, unknown>)[f.key] = f.parse(v, `--${f.name} (from ${f.env})`);

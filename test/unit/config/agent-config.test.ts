@@ -176,6 +176,9 @@ describe('burrow http|tcp|tls', () => {
     throwsWith(() => parse('http', ['3000', '--ca', ca]), ['holds no PEM certificate', ca], 'BURROW_ERR_CONFIG_FILE');
     // The message names where the path came from.
     throwsWith(() => parse('http', ['3000'], { BURROW_AUTHTOKEN: TOKEN, BURROW_CA: ca }), ['--ca (from BURROW_CA)', 'holds no PEM certificate'], 'BURROW_ERR_CONFIG_FILE');
+    // A flag overriding it: the variable is not judged.
+    const good = file(t, 'good.pem', CA);
+    assert.equal(parse('http', ['3000', '--ca', good], { BURROW_AUTHTOKEN: TOKEN, BURROW_CA: ca }).caPath, good);
     const cfg = file(t, 'agent.yml', `agent: { authtoken: ${TOKEN}, ca: ${ca} }\n`);
     throwsWith(() => parse('http', ['3000', '--config', cfg], {}), [`${cfg}:1: agent.ca`, 'holds no PEM certificate'], 'BURROW_ERR_CONFIG_FILE');
   });
