@@ -265,6 +265,37 @@ test('a client that resets a tcp connection paused by backpressure frees its str
   await waitFor('the agent\'s connection to end after the client\'s reset', () => (ep.counters.open === 0 ? true : undefined), 15_000);
 });
 
+test('a client that resets while its WebSocket Upgrade waits for the answer frees its stream and the upstream connection', T, async (t) => {
+  // Before: the relay pauses the client until the Upgrade is answered and did not watch it, so with a service that
+  // takes its time the client's RST went unseen until the idle timeout (5 min): stream, session slot and upstream
+  // connection held (review finding).
+  const fx = await startRelayFixture();
+  t.after(() => fx.close());
+  const upstreamSockets = new Set<net.Socket>();
+  const up = http.createServer(() => {}); // never answers
+  up.on('connection', (c) => {
+    upstreamSockets.add(c);
+    c.on('close', () => upstreamSockets.delete(c));
+  });
+  const port = await listen(up);
+  t.after(() => (up.closeAllConnections(), up.close()));
+  const agent = await withTimeout('our agent to connect', connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem }));
+  fx.cleanup.defer('close our agent', () => agent.close(200));
+  const ep = await withTimeout('Bind of the http endpoint', agent.forward(`http://127.0.0.1:${port}`, { url: 'http://ws-wait.burrow.localhost' }));
+  const client = net.connect(fx.http.port, '127.0.0.1');
+  client.on('error', () => {});
+  await once(client, 'connect');
+  client.write(
+    'GET /socket HTTP/1.1\r\nHost: ws-wait.burrow.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
+  await waitFor('the request to reach the service', () => (upstreamSockets.size === 1 ? true : undefined));
+  assert.equal(ep.counters.open, 1);
+  client.resetAndDestroy();
+  await waitFor("the agent's connection to end after the client's reset", () => (ep.counters.open === 0 ? true : undefined), 15_000);
+  await waitFor('the upstream connection to close', () => (upstreamSockets.size === 0 ? true : undefined), 15_000);
+});
+
 test('an upstream that resets a tcp connection: the public client gets a reset too, not a FIN that reads as a clean end', T, async (t) => {
   const fx = await startRelayFixture();
   t.after(() => fx.close());

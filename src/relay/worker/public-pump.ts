@@ -593,9 +593,9 @@ class HttpPump implements HttpFilterSink {
     this.onClientData = (chunk: Buffer) => this.clientData(chunk);
     this.onStreamData = (chunk: Buffer) => this.streamData(chunk);
     this.onStreamDrain = () => {
-      if (this.throttled) this.runtime.unwatchPaused(this.raw);
       this.throttled = false;
-      if (this.filter.awaitingUpgrade) return;
+      if (this.filter.awaitingUpgrade) return; // still paused for the Upgrade's answer: still watched
+      this.runtime.unwatchPaused(this.raw);
       this.client.resume();
       this.armHeadTimer();
     };
@@ -682,7 +682,10 @@ class HttpPump implements HttpFilterSink {
     // The filter stopped at the end of the Upgrade request. Whether what follows is WebSocket (forwarded untouched) or
     // the next HTTP request (filtered) depends on the answer: read nothing more until its status line shows which
     // (checkUpgradeAnswer). What this read already holds behind the request is kept in `held` (clientData).
+    // Paused, the socket is not watched by libuv: a client that resets while the service takes its time would hold the
+    // stream, the upstream connection and a slot of the session's streams until the idle timeout (review finding).
     this.client.pause();
+    this.runtime.watchPaused(this.raw);
   }
 
   onError(status: number, code: string, reason: string): void {
@@ -1000,8 +1003,11 @@ class HttpPump implements HttpFilterSink {
     const held = this.held;
     this.held = null;
     // Resume first: a pause for backpressure while the held bytes are forwarded still wins (see the constructor). Not
-    // while the stream is over its high-water mark: its 'drain' resumes the client then.
-    if (!this.throttled) this.client.resume();
+    // while the stream is over its high-water mark: its 'drain' resumes the client then (and ends the watch).
+    if (!this.throttled) {
+      this.runtime.unwatchPaused(this.raw);
+      this.client.resume();
+    }
     if (held !== null) this.clientData(held);
   }
 
