@@ -498,6 +498,8 @@ class HttpPump implements HttpFilterSink {
   private secured: boolean;
   /** The relay answered a request itself with an error page (onError, a 421 for the TLS name): outcome `rejected`. */
   private rejected: boolean;
+  /** https: the SNI the acceptor routed by (from the same ClientHello the handshake read). */
+  private readonly routedSni: string;
   // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds): each request is recorded when the response
   // tracker sees its response complete (request-clock.ts); a close-delimited one ends with its last byte (recorded at
   // the close), one it cannot frame with the last response byte before the next request, or the close.
@@ -562,6 +564,7 @@ class HttpPump implements HttpFilterSink {
     this.held = null;
     this.secured = false;
     this.rejected = false;
+    this.routedSni = task.sni;
     this.connId = task.connId;
     this.task = task;
     this.replay = null;
@@ -723,7 +726,10 @@ class HttpPump implements HttpFilterSink {
   private onSecure(): void {
     this.secured = true;
     const t = this.client as tls.TLSSocket;
-    const sniNow = typeof t.servername === 'string' ? t.servername.toLowerCase() : '';
+    // A resumed TLS 1.2 session has no server name on the server side (OpenSSL keeps none in the session), though the
+    // ClientHello the acceptor routed by carried one: use that (review finding: every resumed connection got 421).
+    const named = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : '';
+    const sniNow = named !== '' ? named : t.isSessionReused() ? this.routedSni : '';
     if (sniNow !== this.ep.hostname) {
       // The acceptor routed by this SNI; a mismatch would mean the handshake changed it — refuse (no fronting).
       this.rejected = true;
