@@ -131,3 +131,42 @@ test('drain: a connection of an endpoint the agent unbound keeps its --grace (th
   c.end();
   await withTimeout('close() to finish once the connection ended', closed, GRACE_MS + 2_000);
 });
+
+test('an endpoint the agent unbinds: its idle keep-alive connections close at once, a response under way completes first', { timeout: 30_000 }, async (t) => {
+  // Before: they kept carrying requests to the agent that had unbound the name, even after another agent bound it
+  // (review finding: a second owner's cookies reached the first owner's service).
+  const fx = await startRelayFixture({ graceMs: GRACE_MS });
+  t.after(() => fx.close());
+  let release: (() => void) | null = null;
+  const up = http.createServer((req, res) => {
+    if (req.url === '/slow') {
+      res.writeHead(200, { 'content-length': 4 });
+      res.write('sl');
+      release = () => res.end('ow');
+      return;
+    }
+    res.end('ok');
+  });
+  const upPort = await listen(up);
+  t.after(() => new Promise<void>((r) => (up.closeAllConnections(), up.close(() => r()))));
+  const agent = await connect({ server: `localhost:${fx.agent.port}`, authtoken: fx.token, ca: fx.caPem });
+  fx.cleanup.defer('close the agent', () => agent.close(200));
+  const host = 'unbound.burrow.localhost';
+  const ep = await withTimeout('the Bind', agent.forward(`http://127.0.0.1:${upPort}`, { url: `http://${host}` }));
+
+  const idle = new RawHttp(fx.http.port);
+  t.after(() => idle.destroy());
+  assert.equal((await idle.request(`GET /a HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 'the first response')).status, 200);
+  const busy = new RawHttp(fx.http.port);
+  t.after(() => busy.destroy());
+  const slow = busy.request(`GET /slow HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 'the slow response');
+  await waitFor('the slow response to be under way', () => (release !== null ? true : undefined));
+
+  await agent.unbind(ep);
+  await withTimeout('the idle connection to close after the Unbind', idle.closed, 5_000);
+  release!();
+  const r = await slow;
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'slow', 'the response under way completed');
+  await withTimeout('the busy connection to close after its response', busy.closed, 5_000);
+});

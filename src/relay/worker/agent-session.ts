@@ -639,6 +639,9 @@ export class AgentSession {
     this.endpoints.delete(ep.id);
     this.runtime.removeEndpoint(ep);
     this.runtime.notify({ op: 'release', endpointKey: ep.key });
+    // Its open HTTP(S) connections stop carrying requests (their Host no longer routes here); TCP and TLS ones are
+    // opaque and carry on until they end.
+    for (const c of [...this.httpConnections]) c.endpointDropped(ep);
   }
 
   private fail(reason: string): void {

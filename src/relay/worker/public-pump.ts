@@ -646,6 +646,13 @@ class HttpPump implements HttpFilterSink {
     }
     let s = this.stream;
     if (s === null) {
+      // The endpoint this connection was routed to may have been unbound since (its name may even belong to another
+      // agent by now): the connection no longer routes anywhere. 421 lets the client retry on a new connection,
+      // which the acceptor routes afresh (RFC 9110 §15.5.20).
+      if (this.runtime.endpoints.get(this.ep.key) !== this.ep) {
+        this.onError(421, 'BURROW_ERR_HTTP_MISDIRECTED', `${this.ep.hostname} is no longer served on this connection; retry on a new connection`);
+        return;
+      }
       // Nothing was sent yet, so any method may go to another member when this one refuses the stream.
       const opened = openOnMember(this.runtime, this.ep, this.clientAddr, this.raw, this.task, undefined);
       if (opened === null) {
@@ -969,6 +976,12 @@ class HttpPump implements HttpFilterSink {
   drain(): void {
     this.draining = true;
     this.closeIfIdle();
+  }
+
+  endpointDropped(ep: Endpoint): void {
+    // As a drain, for this endpoint only: idle now, the others after the response under way. Without it a keep-alive
+    // connection kept reaching the agent that unbound the name, even after another agent had bound it (review finding).
+    if (ep === this.ep) this.drain();
   }
 
   /**

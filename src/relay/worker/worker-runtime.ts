@@ -68,6 +68,8 @@ export interface ControlSink {
 /** An open HTTP(S) connection as the runtime sees it (public-pump.ts HttpPump). */
 export interface HttpConnection {
   drain(): void;
+  /** `ep` was unbound: if it is this connection's, close it as drain() does. */
+  endpointDropped(ep: Endpoint): void;
   /** Between requests with a live stream: how long since its last byte (in ticks, WorkerRuntime.tick), else -1. */
   idleTicks(): number;
   /** Close it and free its stream now (only when idleTicks() >= 0). */
