@@ -355,7 +355,7 @@ const FLAGS: readonly AnyFlagSpec[] = [
   flag({ name: 'breaker-reset', key: 'breakerResetMs', arg: '<ms>', default: '5000', parse: intParser(100, 600_000, 'milliseconds'),
     help: 'a pool member whose breaker opened gets a probe connection after this long' }),
   flag({ name: 'breaker-timeout', key: 'breakerTimeoutMs', arg: '<ms>', default: '15000', parse: intParser(100, 600_000, 'milliseconds'),
-    help: 'a pooled HTTP(S) or TLS connection without a first response byte after this long counts as a failure of its member (not TCP)' }),
+    help: 'a pooled HTTP(S) or TLS connection without a first response byte this long after its first request was sent whole (TLS: after the handoff) counts as a failure of its member (not TCP)' }),
   // ── limits (docs/security.md §Limits) ──
   flag({ name: 'max-sessions-per-token', key: 'maxSessionsPerToken', arg: '<n>', default: String(DEFAULT_LIMITS.maxSessionsPerToken),
     parse: intParser(1, 100_000, 'sessions'), help: "live agent sessions per token across the relay (a token's sessions= rule overrides it)" }),

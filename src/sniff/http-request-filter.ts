@@ -317,6 +317,11 @@ export class HttpRequestFilter {
     return this.state === ST_HEAD && this.pendingLen > 0;
   }
 
+  /** A request body is under way (Content-Length or chunked): the request is not complete yet. */
+  get inBody(): boolean {
+    return this.state === ST_BODY_LENGTH || this.state === ST_BODY_CHUNKED;
+  }
+
   /** Between requests: no head begun, no body under way (the connection may be closed without cutting a message). */
   get betweenMessages(): boolean {
     return this.state === ST_HEAD && this.pendingLen === 0;

@@ -645,3 +645,60 @@ test('tcp pool: an upstream that closes idle connections after --breaker-timeout
   assert.equal(accepted, 6, 'no connection was retried on another member');
   assert.deepEqual(route.members.map((m) => m.breaker?.transitions.open), [0, 0]);
 });
+
+test('http pool: a slow upload is not the member\'s failure; no answer within --breaker-timeout of a complete request is', T, async (t) => {
+  // Before: the first-byte deadline ran from the handoff, so clients trickling a body for longer than
+  // --breaker-timeout opened every breaker of a healthy pool and everybody got 503 (review finding).
+  const f = await startRelayFixture({ workers: 1, breakerTimeoutMs: 400, breakerResetMs: 60_000 });
+  t.after(() => f.close());
+  const healthy = [await startMember('H1'), await startMember('H2')];
+  const mute = await startMember('M');
+  mute.server.removeAllListeners('request');
+  mute.server.on('request', (req: http.IncomingMessage) => req.resume()); // reads the request, never answers
+  t.after(async () => {
+    for (const m of [...healthy, mute]) await stopMember(m);
+  });
+  const join = async (url: string, m: Member): Promise<void> => {
+    const agent = await withTimeout(`agent for ${m.label}`, connect({ server: `localhost:${f.agent.port}`, authtoken: f.token, ca: f.caPem }));
+    f.cleanup.defer(`close agent ${m.label}`, () => agent.close(200));
+    await withTimeout(`Bind by ${m.label}`, agent.forward(`http://127.0.0.1:${m.port}`, { url, pool: true }));
+  };
+  for (const m of healthy) await join('http://uploads.burrow.localhost', m);
+  await join('http://mute.burrow.localhost', mute);
+
+  // Six uploads of 10 bytes, one byte every 100 ms: each takes ~1 s, more than twice the deadline.
+  const upload = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect(f.http.port, '127.0.0.1');
+      let got = '';
+      let sent = 0;
+      let timer: NodeJS.Timeout | null = null;
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.on('error', reject);
+      s.on('close', () => {
+        if (timer !== null) clearInterval(timer);
+        resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0));
+      });
+      s.write('POST /up HTTP/1.1\r\nHost: uploads.burrow.localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\n');
+      timer = setInterval(() => {
+        s.write('x');
+        if (++sent === 10) (clearInterval(timer!), (timer = null));
+      }, 100);
+    });
+  const statuses = await withTimeout('the slow uploads', Promise.all(Array.from({ length: 6 }, upload)), 20_000);
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
+  const route = f.relay.acceptor.routes.lookupHost('uploads.burrow.localhost')!;
+  assert.deepEqual(route.members.map((m) => m.breaker?.state), ['closed', 'closed'], 'slow clients did not open the breakers');
+
+  // Complete requests the member never answers: each counts once the deadline passes; the breaker opens.
+  const muteMember = f.relay.acceptor.routes.lookupHost('mute.burrow.localhost')!.members[0]!;
+  const waiting: net.Socket[] = [];
+  t.after(() => waiting.forEach((s) => s.destroy()));
+  for (let i = 0; i < 4 && muteMember.breaker?.state === 'closed'; i++) {
+    const s = net.connect(f.http.port, '127.0.0.1');
+    s.on('error', () => {});
+    waiting.push(s);
+    s.write('GET /wait HTTP/1.1\r\nHost: mute.burrow.localhost\r\n\r\n');
+  }
+  await waitFor('the mute member\'s breaker to open', () => (muteMember.breaker?.state === 'open' ? true : undefined), 5_000);
+});

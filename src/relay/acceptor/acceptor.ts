@@ -402,8 +402,10 @@ export class Acceptor {
       // TCP: silence is not a failure. Client-speaks-first protocols (a database pool's idle connections) and
       // push-only ones get no first byte back for as long as they like; a broken member shows as a stream that ends
       // or is reset before any byte while the client is still there (public-pump.ts BytePipe), and a connection that
-      // stands the deadline without that counts as a success (beginConn).
-      const settings = req.proto === 'tcp' ? { ...this.opts.breaker, openTimeoutMs: 0 } : this.opts.breaker;
+      // stands the deadline without that counts as a success (beginConn). HTTP(S): the worker keeps the first-byte
+      // deadline itself, from when the first request has been sent whole (public-pump.ts firstRequestSent), so a
+      // client's slow upload is not the member's failure. TLS passthrough: from the handoff (the ClientHello is in).
+      const settings = req.proto === 'tls' ? this.opts.breaker : { ...this.opts.breaker, openTimeoutMs: 0 };
       member.breaker = new MemberBreaker(`${what}/${req.endpointKey}`, settings, (to) => {
         this.breakerTransitions[to]++;
         // `available` itself is recomputed from the breaker by pick(); the member's worker needs it for its retries.

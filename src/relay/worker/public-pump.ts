@@ -500,6 +500,13 @@ class HttpPump implements HttpFilterSink {
   private rejected: boolean;
   /** https: the SNI the acceptor routed by (from the same ClientHello the handshake read). */
   private readonly routedSni: string;
+  /**
+   * Pooled connections: when the first request had been sent whole (performance.now(); 0 = not yet), and the member's
+   * first-byte deadline that starts then. The time a client takes to send its body is not the member's: counting it
+   * let slow uploads open every breaker of a healthy pool and skewed p2c-ewma (review finding).
+   */
+  private firstSentAt: number;
+  private firstByteTimer: NodeJS.Timeout | null;
   // Request timing (burrow_ttfb_seconds, burrow_request_duration_seconds): each request is recorded when the response
   // tracker sees its response complete (request-clock.ts); a close-delimited one ends with its last byte (recorded at
   // the close), one it cannot frame with the last response byte before the next request, or the close.
@@ -565,6 +572,8 @@ class HttpPump implements HttpFilterSink {
     this.secured = false;
     this.rejected = false;
     this.routedSni = task.sni;
+    this.firstSentAt = 0;
+    this.firstByteTimer = null;
     this.connId = task.connId;
     this.task = task;
     this.replay = null;
@@ -760,6 +769,7 @@ class HttpPump implements HttpFilterSink {
     }
     const used = this.filter.push(chunk);
     if (used < chunk.length) this.hold(chunk.subarray(used));
+    if (this.connId !== 0 && this.firstSentAt === 0 && this.requests > 0 && !this.filter.inBody) this.firstRequestSent();
     if (this.draining) this.closeIfIdle(); // an upload that outlived its (early) answer ends here
     if (this.filter.inHead) this.armHeadTimer();
     // Not before the first request: the https deadline from the handshake runs until one came (empty lines before a
@@ -826,11 +836,32 @@ class HttpPump implements HttpFilterSink {
     s.on('error', this.onStreamError);
   }
 
+  /**
+   * Pooled: the first request is out whole. Time to first byte counts from here, and without one within
+   * --breaker-timeout the member is reported as failing (the acceptor's breaker call has no deadline of its own for
+   * HTTP members). A connection that never completes its request reports nothing on this account.
+   */
+  private firstRequestSent(): void {
+    this.firstSentAt = performance.now();
+    if (this.reported || this.responseStarted) return;
+    this.firstByteTimer = setTimeout(() => {
+      this.firstByteTimer = null;
+      if (!this.reported && !this.responseStarted && !this.finished) {
+        this.report(false, `no response within ${this.runtime.settings.breakerTimeoutMs} ms of the request`);
+      }
+    }, this.runtime.settings.breakerTimeoutMs);
+  }
+
   /** Report this connection's first outcome on its member (pooled endpoints; once per member). */
   private report(ok: boolean, reason: string): void {
     if (this.reported) return;
     this.reported = true;
-    const ttfbUs = ok ? Math.round((performance.now() - this.streamOpenedAt) * 1000) : 0;
+    if (this.firstByteTimer !== null) {
+      clearTimeout(this.firstByteTimer);
+      this.firstByteTimer = null;
+    }
+    const from = this.firstSentAt !== 0 ? this.firstSentAt : this.streamOpenedAt;
+    const ttfbUs = ok ? Math.max(0, Math.round((performance.now() - from) * 1000)) : 0;
     reportMember(this.runtime, this.connId, this.ep, ok, ttfbUs, reason);
   }
 
@@ -859,6 +890,7 @@ class HttpPump implements HttpFilterSink {
     if (!ok) this.throttle();
     else if (this.throttled) this.onStreamDrain();
     if (this.client.readableEnded) s.end(); // the client's FIN went to the failed stream only
+    if (this.firstSentAt !== 0) this.firstRequestSent(); // the new member's deadline, from the replay
     return true;
   }
 
@@ -1079,6 +1111,10 @@ class HttpPump implements HttpFilterSink {
     this.ep.session.httpConnections.delete(this);
     this.runtime.unwatchPaused(this.raw);
     this.clearHeadTimer();
+    if (this.firstByteTimer !== null) {
+      clearTimeout(this.firstByteTimer);
+      this.firstByteTimer = null;
+    }
     this.clock?.endOldest(); // a response that ends with the connection (the later requests got none)
     this.ep.active--;
     this.ep.session.connectionEnded();
