@@ -409,7 +409,9 @@ export class Acceptor {
       member.breaker = new MemberBreaker(`${what}/${req.endpointKey}`, settings, (to) => {
         this.breakerTransitions[to]++;
         // `available` itself is recomputed from the breaker by pick(); the member's worker needs it for its retries.
-        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointKey: req.endpointKey, available: to !== 'open' });
+        // Half-open is not available to them: its one probe is the acceptor's to send (a retry's outcome there would
+        // not count, and the client's one retry would be spent on a member that may still be broken).
+        this.dispatcher?.postControl(workerId, { op: 'member-state', endpointKey: req.endpointKey, available: to === 'closed' });
       });
     }
     return member;
