@@ -224,6 +224,21 @@ test('p2c-ewma: a member with 50 ms of added latency gets under 10 % of the traf
   assert.ok(!([...counts.keys()].some((k) => k.startsWith('status'))), show(counts));
 });
 
+test('p2c-ewma: a member whose estimate went bad once gets traffic again once the estimate is stale', { timeout: 60_000 }, async () => {
+  // Before: p2c only samples the members it picks, so one slow answer kept a healthy member out for good (review
+  // finding). An idle member's estimate is now forgotten after 10 s without a sample.
+  const host = 'p2cstale.burrow.localhost';
+  const a = await startMember('a');
+  const b = await startMember('b', 800);
+  await member(`http://${host}`, a, { lb: 'p2c-ewma' });
+  await member(`http://${host}`, b, { lb: 'p2c-ewma' });
+  await waitFor('b to answer once (slowly)', async () => ((await getOnce(host)).body === 'b' ? true : undefined), 20_000);
+  b.delayMs = 0; // healthy from now on
+  const right = countBy(await hit(host, 50, 1));
+  assert.equal(right.get('b') ?? 0, 0, `b is avoided while its estimate is fresh: ${show(right)}`);
+  await waitFor('b to be picked again', async () => ((await getOnce(host)).body === 'b' ? true : undefined), 25_000);
+});
+
 test('a strategy the relay does not know is refused at Bind with the list of strategies', T, async () => {
   const a = await startMember('a');
   const agent = await connect(agentOptions());

@@ -78,6 +78,12 @@ const EWMA_ALPHA = 0.3;
 const CLIENT_ID_RE = /^[\x21-\x7e]{1,128}$/;
 /** A failure counts as this slow in the EWMA (µs), so P2C moves away from a failing member even before its breaker opens. */
 const FAILURE_PENALTY_US = 1_000_000;
+/**
+ * An idle member's latency estimate is forgotten after this long without a sample (it is then "unknown" and gets the
+ * next tie): p2c only samples the members it picks, so one slow answer or one failure would otherwise keep a healthy
+ * member out of the pool for good (review finding).
+ */
+const EWMA_STALE_MS = 10_000;
 
 /** Counters the acceptor keeps (read by metrics at scrape time). Keys are bounded: listener:outcome. */
 export type AcceptorCounters = Map<string, number>;
@@ -396,6 +402,7 @@ export class Acceptor {
       available: true,
       outstanding: 0,
       ewmaUs: 0,
+      ewmaAt: 0,
       breaker: null,
     };
     if (pooled) {
@@ -558,9 +565,11 @@ export class Acceptor {
   private pick(route: Route, exclude: string | null = null, authKey: string | null = null): PoolMember | null {
     const members = route.members;
     if (!route.pooled) return members[0] ?? null;
+    const now = route.strategy === 'p2c-ewma' ? Date.now() : 0;
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
       m.available = m.endpointKey !== exclude && (authKey === null || m.authKey === authKey) && (m.breaker === null || m.breaker.admits);
+      if (now !== 0 && m.ewmaUs !== 0 && m.outstanding === 0 && now - m.ewmaAt > EWMA_STALE_MS) m.ewmaUs = 0;
     }
     const i = pickMember(route.strategy, members, route, this.rand);
     return i < 0 ? null : members[i]!;
@@ -650,6 +659,7 @@ export class Acceptor {
     // idle connection without a byte) is not the member's failure, nor a time to first byte.
     if (member === p.member && p.stood) return;
     member.ewmaUs = updateEwma(member.ewmaUs, r.ok ? r.ttfbUs : Math.max(r.ttfbUs, FAILURE_PENALTY_US), EWMA_ALPHA);
+    member.ewmaAt = Date.now();
     if (p.member === member && p.call !== null) {
       if (r.ok) p.call.ok();
       else p.call.fail(r.reason);

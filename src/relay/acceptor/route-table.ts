@@ -19,6 +19,8 @@ export interface PoolMember extends PickCandidate {
   available: boolean;
   outstanding: number;
   ewmaUs: number;
+  /** When ewmaUs last took a sample (Date.now() ms; 0 = never). */
+  ewmaAt: number;
   /** Only pooled endpoints have breakers (a lone member has no one to fail over to). */
   breaker: MemberBreaker | null;
 }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { RouteTable, type PoolMember } from '../../../src/relay/acceptor/route-table.js';
 
 function member(endpointKey: string, workerId = 1): PoolMember {
-  return { endpointKey, sessionId: `s-${endpointKey}`, workerId, authKey: '', available: true, outstanding: 0, ewmaUs: 0, breaker: null };
+  return { endpointKey, sessionId: `s-${endpointKey}`, workerId, authKey: '', available: true, outstanding: 0, ewmaUs: 0, ewmaAt: 0, breaker: null };
 }
 
 test('a pool gains and loses members; the route goes with the last one', () => {
