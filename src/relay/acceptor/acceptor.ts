@@ -813,18 +813,17 @@ export class Acceptor {
       if (!timedOut && buf !== chunk && buf.length < this.opts.prereadMax && !mayEndHead(buf, buf.length - chunk.length)) {
         return false;
       }
-      // At the deadline a head with a bad line already read gets its 400 (or 505), as it would have at that line.
-      const early = timedOut && buf.length > 0 ? sniffHttpHead(buf, this.opts.prereadMax) : null;
-      if (early !== null && (early.kind === 'invalid' || early.kind === 'not-http')) timedOut = false;
-      if (timedOut) {
+      // Sniffed at the deadline too: a head with a bad line already read gets its 400 (or 505), as it would have at that
+      // line; only one still incomplete gets the 408.
+      const r = sniffHttpHead(buf, this.opts.prereadMax);
+      if (r.kind === 'need-more') {
+        if (!timedOut) return false;
         this.count('http:timeout');
         // Nothing sent at all (a browser's preconnect, a port scan): close without an answer to no request, as nginx
         // and haproxy do. A started head gets its 408.
         if (buf.length === 0) return () => endWith(socket, EMPTY_PREREAD);
         return () => endWith(socket, errorPage(408, 'Request Timeout', `No complete request head within ${this.opts.prereadTimeoutMs} ms.`));
       }
-      const r = sniffHttpHead(buf, this.opts.prereadMax);
-      if (r.kind === 'need-more') return false;
       this.count(`http:${headOutcome(r)}`);
       if (r.kind === 'head') {
         if (this.closing) {
