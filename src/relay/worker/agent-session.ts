@@ -208,13 +208,18 @@ export class AgentSession {
     this.maybeEndDrain();
   }
 
-  /** A public connection now rides this session (called by the pumps, with the endpoint's own count). */
-  connectionStarted(): void {
+  /**
+   * A public connection now rides endpoint `ep` of this session (called by the pumps): counted on the endpoint (its
+   * --max-conns-per-endpoint limit, least-active picks) and on the session (its drain).
+   */
+  connectionStarted(ep: Endpoint): void {
+    ep.active++;
     this.activeConnections++;
   }
 
-  /** A public connection on this session ended (called by the pumps). */
-  connectionEnded(): void {
+  /** A public connection on endpoint `ep` of this session ended, or moved to another member (called by the pumps). */
+  connectionEnded(ep: Endpoint): void {
+    ep.active--;
     this.activeConnections--;
     if (this.draining) this.maybeEndDrain();
   }
@@ -242,7 +247,10 @@ export class AgentSession {
    * over its routes: end this one now instead of at the liveness timeout. Its public connections are cut as for a
    * dead link. The GOAWAY is for a peer that can still read it; it carries no error, since nothing failed here.
    */
-  /** This session's open HTTP(S) connections (public-pump.ts HttpPump), for WorkerRuntime.evictIdle. */
+  /**
+   * This session's open HTTP(S) connections (public-pump.ts HttpPump): asked to give up their stream at the session's
+   * stream limit (WorkerRuntime.evictIdle), closed as in a drain when their endpoint is unbound or the relay drains.
+   */
   readonly httpConnections: Set<HttpConnection>;
 
   supersede(reason: string): void {

@@ -202,8 +202,7 @@ class BytePipe {
     this.baseRead = socket.bytesRead;
     this.type = endpointTypeIndex(task.entry);
     this.done = new Promise((r) => (this.resolve = r));
-    ep.active++;
-    ep.session.connectionStarted();
+    ep.session.connectionStarted(ep);
     // Client → stream: write()/'drain' backpressure, the client's FIN becomes ours. Stream → client: the stream's end
     // is forwarded by hand (streamEnd) so a pooled stream that ends before answering can still be retried.
     (socket as PipedEmitter)[PIPE] = this;
@@ -341,8 +340,7 @@ class BytePipe {
   }
 
   finish(): void {
-    this.ep.active--;
-    this.ep.session.connectionEnded();
+    this.ep.session.connectionEnded(this.ep);
     this.runtime.unwatchPaused(this.socket);
     const s = this.stream;
     if (s.readableEnded && s.writableEnded && !s.writableFinished && !s.destroyed) {
@@ -444,10 +442,8 @@ function openOnMember(
  * just opened on it. Returns `to`.
  */
 function moveConnection(from: Endpoint, to: Endpoint): Endpoint {
-  to.active++;
-  to.session.connectionStarted();
-  from.active--;
-  from.session.connectionEnded();
+  to.session.connectionStarted(to);
+  from.session.connectionEnded(from);
   return to;
 }
 
@@ -614,9 +610,7 @@ class HttpPump implements HttpFilterSink {
     this.onClientDrain = () => this.stream?.resume();
     this.onStreamEnd = () => this.streamEnd();
     this.onStreamError = () => this.streamFailed();
-    ep.active++;
-    ep.session.connectionStarted();
-    runtime.httpConnections.add(this);
+    ep.session.connectionStarted(ep);
     ep.session.httpConnections.add(this);
     // Drain handlers are attached once (not per blocked write), so a burst of blocked writes adds no listeners.
     client.on('drain', this.onClientDrain);
@@ -852,14 +846,18 @@ class HttpPump implements HttpFilterSink {
     }, this.runtime.settings.breakerTimeoutMs);
   }
 
-  /** Report this connection's first outcome on its member (pooled endpoints; once per member). */
-  private report(ok: boolean, reason: string): void {
-    if (this.reported) return;
-    this.reported = true;
+  private clearFirstByteTimer(): void {
     if (this.firstByteTimer !== null) {
       clearTimeout(this.firstByteTimer);
       this.firstByteTimer = null;
     }
+  }
+
+  /** Report this connection's first outcome on its member (pooled endpoints; once per member). */
+  private report(ok: boolean, reason: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.clearFirstByteTimer();
     const from = this.firstSentAt !== 0 ? this.firstSentAt : this.streamOpenedAt;
     const ttfbUs = ok ? Math.max(0, Math.round((performance.now() - from) * 1000)) : 0;
     reportMember(this.runtime, this.connId, this.ep, ok, ttfbUs, reason);
@@ -1107,36 +1105,28 @@ class HttpPump implements HttpFilterSink {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.runtime.httpConnections.delete(this);
     this.ep.session.httpConnections.delete(this);
     this.runtime.unwatchPaused(this.raw);
     this.clearHeadTimer();
-    if (this.firstByteTimer !== null) {
-      clearTimeout(this.firstByteTimer);
-      this.firstByteTimer = null;
-    }
+    this.clearFirstByteTimer();
     this.clock?.endOldest(); // a response that ends with the connection (the later requests got none)
-    this.ep.active--;
-    this.ep.session.connectionEnded();
+    this.ep.session.connectionEnded(this.ep);
     if (this.stream !== null && !this.stream.destroyed) this.stream.reset();
     if (!this.client.destroyed) this.client.destroy();
+    this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome: this.outcome() });
+  }
+
+  /** burrow_connections_total's outcome for this connection, read once at its end. */
+  private outcome(): string {
+    if (this.rerouted) return 'rerouted';
+    if (this.evicted) return 'evicted';
+    if (this.responseStarted) return 'ok';
     // Without a response from the agent: a client that failed its TLS handshake (no CA, wrong name), one the relay
     // answered itself (400, 401, 421, ...) or one that left before its first request is not an agent failure, which
     // is what no-response reports (review finding: a curl without --cacert read as one).
-    const outcome = this.rerouted
-      ? 'rerouted'
-      : this.evicted
-        ? 'evicted'
-        : this.responseStarted
-          ? 'ok'
-          : this.type === TYPE_HTTPS && !this.secured
-            ? 'tls-failed'
-            : this.rejected
-              ? 'rejected'
-              : this.requests === 0
-                ? 'closed'
-                : 'no-response';
-    this.resolve({ bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten, outcome });
+    if (this.type === TYPE_HTTPS && !this.secured) return 'tls-failed';
+    if (this.rejected) return 'rejected';
+    return this.requests === 0 ? 'closed' : 'no-response';
   }
 }
 

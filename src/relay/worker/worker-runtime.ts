@@ -103,11 +103,6 @@ export class WorkerRuntime {
   readonly pools: Map<string, Endpoint[]>;
   draining: boolean;
   /**
-   * Open HTTP(S) connections, oldest first: told when a drain begins so that idle keep-alive ones close instead of
-   * holding it, and asked to give up their stream when their session is at its stream limit (evictIdle).
-   */
-  readonly httpConnections: Set<HttpConnection>;
-  /**
    * Connections can be handed back to the acceptor for a retry on another worker's pool member (worker threads with
    * the native addon). False in the single-threaded fallback, where every member is local anyway.
    */
@@ -151,7 +146,6 @@ export class WorkerRuntime {
     this.ticker = setInterval(() => this.tick++, TICK_MS);
     this.ticker.unref();
     this.draining = false;
-    this.httpConnections = new Set();
     this.canReroute = false;
     this.crashOnNextConnection = false;
     this.lookupToken = tokenMatcher(settings.tokens);
@@ -425,7 +419,8 @@ export class WorkerRuntime {
     this.draining = true;
     // Connections between requests close now, the others after their response: the sessions then end as soon as
     // the requests in flight are answered, not when the grace period runs out.
-    for (const c of [...this.httpConnections]) c.drain();
+    // Each session keeps its own HTTP(S) connections (AgentSession.httpConnections).
+    for (const s of this.sessions.values()) for (const c of [...s.httpConnections]) c.drain();
     for (const s of this.sessions.values()) s.goAway();
   }
 
